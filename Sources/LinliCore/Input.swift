@@ -1,0 +1,50 @@
+import Foundation
+
+/// Parsing of request fields into domain values; every failure names the field.
+public enum Input {
+    /// A required identifier in `field`.
+    public static func id<Tag>(_ raw: String, field: String, as: Tag.Type = Tag.self) throws(LinliError) -> TypedID<Tag> {
+        if raw.isEmpty { throw .invalid(field, "is required") }
+        guard let uuid = UUID(uuidString: raw) else { throw .invalid(field, "is not a valid id") }
+        return TypedID(uuid)
+    }
+
+    /// A list of identifiers in `field`, without duplicates.
+    public static func ids<Tag>(_ raws: [String], field: String, as: Tag.Type = Tag.self) throws(LinliError) -> [TypedID<Tag>] {
+        var seen = Set<TypedID<Tag>>()
+        var result: [TypedID<Tag>] = []
+        for (index, raw) in raws.enumerated() {
+            let id: TypedID<Tag> = try Self.id(raw, field: "\(field)[\(index)]")
+            if seen.insert(id).inserted { result.append(id) }
+        }
+        return result
+    }
+
+    /// A required text of `min...max` characters, trimmed.
+    public static func text(_ raw: String, field: String, min: Int = 1, max: Int) throws(LinliError) -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        if trimmed.isEmpty && min > 0 { throw .invalid(field, "is required") }
+        if trimmed.count < min { throw .invalid(field, "must be at least \(min) characters") }
+        if trimmed.count > max { throw .invalid(field, "must be at most \(max) characters") }
+        if trimmed.unicodeScalars.contains(where: { $0.value == 0 }) { throw .invalid(field, "must not contain NUL") }
+        return trimmed
+    }
+
+    /// The idempotency key every mutating RPC carries.
+    public static func requestID(_ raw: String) throws(LinliError) -> String {
+        if raw.isEmpty { throw .invalid("request_id", "is required for this call") }
+        if raw.count > 64 { throw .invalid("request_id", "must be at most 64 characters") }
+        guard raw.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 32 && $0.value < 127 }) else {
+            throw .invalid("request_id", "must be printable ASCII")
+        }
+        return raw
+    }
+
+    /// A page size: 0 means the default; more than `max` is an error.
+    public static func pageSize(_ raw: Int32, field: String = "page.page_size", default def: Int = 20, max: Int = 100) throws(LinliError) -> Int {
+        if raw < 0 { throw .invalid(field, "must not be negative") }
+        if raw == 0 { return def }
+        if Int(raw) > max { throw .invalid(field, "must be at most \(max)") }
+        return Int(raw)
+    }
+}

@@ -1,0 +1,36 @@
+/// What an RPC needs the caller to be allowed to do.
+public enum Permission: String, Sendable, CaseIterable {
+    /// Anyone, without credentials (health, login).
+    case `public`
+    /// Any authenticated principal.
+    case authenticated
+    case userManage = "user.manage"
+    case apiKeyManage = "apikey.manage"
+    case noticePublish = "notice.publish"
+    case noticeRead = "notice.read"
+    case noticeStats = "notice.stats"
+    case tenantManage = "tenant.manage"
+    case communityCreate = "community.create"
+    case nationalRead = "national.read"
+
+    /// The permissions each role holds: the single source of truth for authorization.
+    public static let grants: [Role: Set<Permission>] = [
+        .resident: [.noticeRead],
+        .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats],
+        .cashier: [.noticeRead],
+        .technician: [.noticeRead],
+        .guardian: [.noticeRead],
+        .merchant: [.noticeRead],
+        .government: [.noticeRead, .noticeStats],
+        .operator: [.tenantManage, .communityCreate, .nationalRead],
+        .partner: [.noticeRead, .noticePublish],
+    ]
+
+    /// Whether `role` holds this permission.
+    public func isGranted(to role: Role) -> Bool {
+        switch self {
+        case .public, .authenticated: true
+        default: Permission.grants[role, default: []].contains(self)
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Logging
+
+/// Everything a domain service needs to know about the call it serves, passed explicitly.
+public struct RequestContext: Sendable {
+    /// The caller.
+    public var principal: Principal
+    /// The caller's tenant; nil for operators.
+    public var tenant: TenantRef?
+    /// The id that ties log lines of one call together.
+    public var requestID: String
+    /// A logger carrying `request.id`, `tenant.id` and `rpc.method`.
+    public var logger: Logger
+
+    /// Creates a context.
+    public init(principal: Principal, tenant: TenantRef?, requestID: String, logger: Logger) {
+        self.principal = principal
+        self.tenant = tenant
+        self.requestID = requestID
+        self.logger = logger
+    }
+
+    /// The tenant, or `permissionDenied` for a caller without one (an operator on a tenant RPC).
+    public func requireTenant() throws(LinliError) -> TenantRef {
+        guard let tenant else { throw LinliError(.permissionDenied, "this call needs a tenant user") }
+        return tenant
+    }
+}
+
+/// Log metadata keys, defined once.
+public enum LogKey {
+    public static let requestID = "request.id"
+    public static let tenantID = "tenant.id"
+    public static let method = "rpc.method"
+    public static let status = "rpc.status"
+    public static let durationMs = "rpc.duration_ms"
+    public static let principal = "principal.id"
+}
+
+/// Metric names, defined once (OpenTelemetry style).
+public enum MetricName {
+    public static let rpcDuration = "rpc.server.duration"
+    public static let rpcRequests = "rpc.server.requests"
+    public static let rateLimitFailOpen = "linli.ratelimit.fail_open"
+    public static let rollupDeltas = "linli.rollup.deltas_folded"
+}

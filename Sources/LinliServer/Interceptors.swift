@@ -1,0 +1,109 @@
+import Foundation
+import GRPCCore
+import LinliCore
+import LinliIdentity
+import Logging
+import Metrics
+
+/// First in the chain: a request id, one structured log line per call, and metrics.
+struct ObservabilityInterceptor: ServerInterceptor {
+    let logger: Logger
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        var request = request
+        let supplied = request.metadata[stringValues: "x-request-id"].first(where: { _ in true }) ?? ""
+        let requestID = (1...64).contains(supplied.count) && supplied.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+            ? supplied : UUIDv7.make().uuidString.lowercased()
+        request.metadata.removeAllValues(forKey: AdmittedCall.requestIDKey)
+        request.metadata.addString(requestID, forKey: AdmittedCall.requestIDKey)
+        let method = context.descriptor.fullyQualifiedMethod
+        let start = ContinuousClock.now
+        var status = "ok"
+        defer {
+            let elapsed = ContinuousClock.now - start
+            let dimensions = [("rpc.method", method), ("rpc.status", status)]
+            Timer(label: MetricName.rpcDuration, dimensions: dimensions).recordNanoseconds(elapsed.nanoseconds)
+            Counter(label: MetricName.rpcRequests, dimensions: dimensions).increment()
+            logger.debug("rpc", metadata: [
+                LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", LogKey.status: "\(status)",
+                LogKey.durationMs: "\(Double(elapsed.nanoseconds) / 1e6)",
+            ])
+        }
+        do {
+            let response = try await next(request, context)
+            if case .failure(let error) = response.accepted { status = "\(error.code)" }
+            return response
+        } catch let error as LinliError {
+            status = "\(error.rpcErrorCode)"
+            if error.code == .internal || error.code == .unavailable {
+                logger.error("rpc failed", metadata: [LogKey.requestID: "\(requestID)", LogKey.method: "\(method)",
+                                                      "error.cause": "\(error.cause.map { "\($0)" } ?? error.message)"])
+            }
+            throw error
+        } catch let error as RPCError {
+            status = "\(error.code)"
+            throw error
+        } catch {
+            status = "internal"
+            logger.error("rpc failed", metadata: [LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", "error.cause": "\(error)"])
+            throw RPCError(code: .internalError, message: "internal error")
+        }
+    }
+}
+
+/// Second: authenticates, rate-limits and authorizes every call by the one method table,
+/// then hands the admitted principal to the handler in internal metadata.
+struct AdmissionInterceptor: ServerInterceptor {
+    let authenticator: Authenticator
+    let limiter: RateLimiter
+
+    func intercept<Input: Sendable, Output: Sendable>(
+        request: StreamingServerRequest<Input>, context: ServerContext,
+        next: @Sendable (StreamingServerRequest<Input>, ServerContext) async throws -> StreamingServerResponse<Output>
+    ) async throws -> StreamingServerResponse<Output> {
+        var request = request
+        let method = context.descriptor.fullyQualifiedMethod
+        guard let rule = MethodPolicy.rules[method] else {
+            throw LinliError(.permissionDenied, "method is not open to callers")
+        }
+        // Only this interceptor may speak in internal metadata; what a client sent is dropped.
+        let requestID = request.metadata[stringValues: AdmittedCall.requestIDKey].first(where: { _ in true }) ?? ""
+        let clientKeys = request.metadata.compactMap { $0.key.hasPrefix(AdmittedCall.internalPrefix) ? $0.key : nil }
+        for key in Set(clientKeys) { request.metadata.removeAllValues(forKey: key) }
+        request.metadata.addString(requestID, forKey: AdmittedCall.requestIDKey)
+
+        if rule.permission == .public {
+            if let rateClass = rule.rateClass {
+                try await limiter.check(rateClass, tenant: "anon", subject: Self.peerHost(context.remotePeer))
+            }
+            return try await next(request, context)
+        }
+        let (principal, tenant) = try await authenticator.authenticate(request.metadata)
+        if let rateClass = rule.rateClass {
+            try await limiter.check(rateClass, tenant: tenant?.id.description ?? "platform", subject: principal.subjectID.description)
+        }
+        guard rule.permission.isGranted(to: principal.role) else {
+            throw LinliError(.permissionDenied, "your role may not call \(context.descriptor.method)")
+        }
+        request.metadata.addString(PrincipalCodec.encode(principal, issuedAt: Date()), forKey: AdmittedCall.principalKey)
+        if let tenant { request.metadata.addString(tenant.slug, forKey: AdmittedCall.tenantKey) }
+        return try await next(request, context)
+    }
+
+    /// `ipv4:127.0.0.1:5000` → `127.0.0.1`.
+    static func peerHost(_ peer: String) -> String {
+        let parts = peer.split(separator: ":")
+        guard parts.count >= 3 else { return peer }
+        return parts.dropFirst().dropLast().joined(separator: ":")
+    }
+}
+
+extension Duration {
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}

@@ -1,0 +1,134 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LinliCore
+import LinliIdentity
+import LinliNotices
+import LinliPlatform
+import LinliRedis
+import LinliTenancy
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+
+/// The whole server, wired in one place.
+///
+/// Every long-lived part is a `Service` in one `ServiceGroup`, started in dependency order
+/// (PostgreSQL, Redis, the rollup, then the gRPC server) and shut down in reverse on
+/// SIGTERM or SIGINT: the gRPC server first stops accepting and drains in-flight calls.
+public struct LinliApplication: Sendable {
+    /// The configuration it was built from.
+    public let configuration: ServerConfiguration
+    /// PostgreSQL access.
+    public let database: Database
+    /// The Redis client.
+    public let redis: RedisClient
+    /// The tenant registry.
+    public let tenants: TenantRegistry
+    /// Tenant users and operators.
+    public let users: UserDirectory
+    /// Tenant provisioning.
+    public let provisioner: TenantProvisioner
+    /// The national rollup.
+    public let rollup: NationalRollup
+    /// The gRPC server.
+    public let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let logger: Logger
+
+    /// Builds every component; nothing runs until `run` or `serviceGroup`.
+    public init(configuration: ServerConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+        let pg = configuration.postgres
+        var pgConfig = PostgresClient.Configuration(host: pg.host, port: pg.port, username: pg.user,
+                                                    password: pg.password, database: pg.database, tls: .disable)
+        pgConfig.options.maximumConnections = pg.maxConnections
+        pgConfig.options.minimumConnections = min(4, pg.maxConnections)
+        pgConfig.options.connectTimeout = .seconds(3)
+        let client = PostgresClient(configuration: pgConfig, backgroundLogger: logger)
+        database = Database(client: client, logger: logger)
+        redis = RedisClient(configuration: configuration.redis, logger: logger)
+        tenants = TenantRegistry(database: database)
+        users = UserDirectory(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))
+        let catalog = try MigrationCatalog.bundled()
+        provisioner = TenantProvisioner(runner: MigrationRunner(database: database, catalog: catalog,
+                                                                parallelism: configuration.migrationParallelism))
+        rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
+
+        let sessions = SessionStore(redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
+                                    maxLifetime: .seconds(configuration.sessionMaxSeconds))
+        let apiKeys = ApiKeyStore(database: database)
+        let authenticator = Authenticator(sessions: sessions, apiKeys: apiKeys, tenants: tenants)
+        let limiter = RateLimiter(redis: redis, limits: configuration.rateLimits, logger: logger)
+
+        let services: [any RegistrableRPCService] = [
+            HealthService(),
+            IdentityService(database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys, logger: logger),
+            PlatformService(database: database, provisioner: provisioner, tenants: tenants, logger: logger),
+            NoticeService(database: database, logger: logger),
+        ]
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: configuration.host, port: configuration.port),
+            transportSecurity: .tls(
+                certificateChain: [.file(path: configuration.tlsCertificatePath, format: .pem)],
+                privateKey: .file(path: configuration.tlsKeyPath, format: .pem)),
+            config: .defaults { config in
+                config.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
+                config.rpc.maxRequestPayloadSize = configuration.maxRequestBytes
+            })
+        server = GRPCServer(transport: transport, services: services, interceptors: [
+            ObservabilityInterceptor(logger: logger),
+            AdmissionInterceptor(authenticator: authenticator, limiter: limiter),
+        ])
+    }
+
+    /// The migration runner over the bundled migrations.
+    public var migrations: MigrationRunner { provisioner.runner }
+
+    /// The services to run, in start order.
+    public var services: [any Service] {
+        [PostgresService(client: database.client), redis, rollup, GRPCServerService(server: server, logger: logger)]
+    }
+
+    /// A group running every service, shut down gracefully on SIGTERM and SIGINT.
+    public func serviceGroup() -> ServiceGroup {
+        ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+    }
+
+    /// Only the storage clients, for CLI commands that need no server.
+    public func withStorage<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
+        try await withThrowingTaskGroup(of: R?.self) { group in
+            group.addTask { await database.client.run(); return nil }
+            defer { group.cancelAll(); redis.close() }
+            let result = try await body()
+            return result
+        }
+    }
+}
+
+/// Runs the PostgreSQL pool until graceful shutdown.
+struct PostgresService: Service {
+    let client: PostgresClient
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await client.run() }
+    }
+}
+
+/// Serves gRPC until graceful shutdown, then drains in-flight calls before returning.
+struct GRPCServerService: Service {
+    let server: GRPCServer<HTTP2ServerTransport.Posix>
+    let logger: Logger
+    func run() async throws {
+        try await withGracefulShutdownHandler {
+            try await server.serve()
+        } onGracefulShutdown: {
+            logger.info("draining gRPC calls")
+            server.beginGracefulShutdown()
+        }
+    }
+}

@@ -1,0 +1,54 @@
+import LinliCore
+
+/// How often a principal may call a class of methods.
+public enum RateClass: String, Sendable, CaseIterable {
+    case read, write, login
+
+    var defaultLimit: RateLimit {
+        switch self {
+        case .read: RateLimit(perSecond: 100, burst: 200)
+        case .write: RateLimit(perSecond: 20, burst: 40)
+        case .login: RateLimit(perSecond: 2, burst: 10)
+        }
+    }
+}
+
+/// A GCRA limit: a sustained rate and how many calls may come at once.
+public struct RateLimit: Sendable, Equatable {
+    public var perSecond: Double
+    public var burst: Int
+}
+
+/// The one table of every RPC: the permission it needs and its rate class (nil: not limited).
+/// A method missing here is refused, so a new RPC cannot ship without a decision.
+public enum MethodPolicy {
+    public struct Rule: Sendable {
+        public var permission: Permission
+        public var rateClass: RateClass?
+    }
+
+    public static let rules: [String: Rule] = [
+        "grpc.health.v1.Health/Check": Rule(permission: .public, rateClass: nil),
+        "grpc.health.v1.Health/Watch": Rule(permission: .public, rateClass: nil),
+
+        "linli.identity.v1.IdentityService/Login": Rule(permission: .public, rateClass: .login),
+        "linli.identity.v1.IdentityService/Logout": Rule(permission: .authenticated, rateClass: .write),
+        "linli.identity.v1.IdentityService/WhoAmI": Rule(permission: .authenticated, rateClass: .read),
+        "linli.identity.v1.IdentityService/CreateUser": Rule(permission: .userManage, rateClass: .write),
+        "linli.identity.v1.IdentityService/RevokeUserSessions": Rule(permission: .userManage, rateClass: .write),
+        "linli.identity.v1.IdentityService/CreateApiKey": Rule(permission: .apiKeyManage, rateClass: .write),
+        "linli.identity.v1.IdentityService/ListApiKeys": Rule(permission: .apiKeyManage, rateClass: .read),
+        "linli.identity.v1.IdentityService/RevokeApiKey": Rule(permission: .apiKeyManage, rateClass: .write),
+
+        "linli.platform.v1.PlatformService/CreateTenant": Rule(permission: .tenantManage, rateClass: .write),
+        "linli.platform.v1.PlatformService/ListTenants": Rule(permission: .tenantManage, rateClass: .read),
+        "linli.platform.v1.PlatformService/SuspendTenant": Rule(permission: .tenantManage, rateClass: .write),
+        "linli.platform.v1.PlatformService/CreateCommunity": Rule(permission: .communityCreate, rateClass: .write),
+        "linli.platform.v1.PlatformService/GetNationalOverview": Rule(permission: .nationalRead, rateClass: .read),
+
+        "linli.property.v1.NoticeService/PublishNotice": Rule(permission: .noticePublish, rateClass: .write),
+        "linli.property.v1.NoticeService/ListNotices": Rule(permission: .noticeRead, rateClass: .read),
+        "linli.property.v1.NoticeService/MarkNoticeRead": Rule(permission: .noticeRead, rateClass: .write),
+        "linli.property.v1.NoticeService/GetNoticeReadStats": Rule(permission: .noticeStats, rateClass: .read),
+    ]
+}

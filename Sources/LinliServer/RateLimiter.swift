@@ -1,0 +1,53 @@
+import LinliCore
+import LinliRedis
+import Logging
+import Metrics
+
+/// GCRA rate limiting in one Lua script, so the check and the update are atomic in Redis.
+///
+/// When Redis is unavailable the limiter fails open: the call goes through and a line is
+/// logged, because refusing every call would turn a cache outage into a full outage.
+public struct RateLimiter: Sendable {
+    let redis: RedisClient
+    let limits: [RateClass: RateLimit]
+    let logger: Logger
+
+    /// Creates a limiter.
+    public init(redis: RedisClient, limits: [RateClass: RateLimit], logger: Logger) {
+        self.redis = redis
+        self.limits = limits
+        self.logger = logger
+    }
+
+    // KEYS[1]: the bucket. ARGV[1]: emission interval (µs). ARGV[2]: burst.
+    // Returns 0 when allowed, else the microseconds to wait.
+    static let script = RedisScript("""
+        local t = redis.call('TIME')
+        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        local interval = tonumber(ARGV[1])
+        local tolerance = interval * tonumber(ARGV[2])
+        local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+        if tat < now then tat = now end
+        local new_tat = tat + interval
+        local wait = new_tat - now - tolerance
+        if wait > 0 then return wait end
+        redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
+        return 0
+        """)
+
+    /// Throws `resourceExhausted` with the retry delay when `subject` is over its limit.
+    public func check(_ rateClass: RateClass, tenant: String, subject: String) async throws(LinliError) {
+        guard let limit = limits[rateClass] else { return }
+        let interval = Int((1_000_000 / limit.perSecond).rounded(.up))
+        let key = RedisKey.tenant(tenant, "rl", rateClass.rawValue, subject)
+        let wait: Int64
+        do {
+            wait = try await redis.run(Self.script, keys: [key], arguments: [String(interval), String(limit.burst)]).integer ?? 0
+        } catch {
+            logger.warning("rate limit skipped: Redis unavailable", metadata: ["error": "\(error)"])
+            Counter(label: MetricName.rateLimitFailOpen).increment()
+            return
+        }
+        if wait > 0 { throw LinliError.rateLimited(retryAfterMilliseconds: max(1, (wait + 999) / 1000)) }
+    }
+}

@@ -1,0 +1,104 @@
+import Configuration
+import LinliRedis
+import NIOCore
+
+/// Everything the server reads at start-up, from environment variables (`LINLI_*`), with
+/// defaults that run the local stack of `Deploy/run`.
+///
+/// | key (env var)                         | default                 |
+/// |---------------------------------------|-------------------------|
+/// | `LINLI_GRPC_HOST` / `LINLI_GRPC_PORT` | 127.0.0.1 / 8443        |
+/// | `LINLI_TLS_CERTIFICATE` / `LINLI_TLS_KEY` | .data/tls/server.crt / .data/tls/server.key |
+/// | `LINLI_GRPC_MAX_CONCURRENT_STREAMS`   | 256                     |
+/// | `LINLI_GRPC_MAX_REQUEST_BYTES`        | 1048576                 |
+/// | `LINLI_POSTGRES_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE` | 127.0.0.1 / 55432 / linli / linli / linli |
+/// | `LINLI_POSTGRES_MAX_CONNECTIONS`      | 20                      |
+/// | `LINLI_REDIS_HOST` / `LINLI_REDIS_PORT` / `LINLI_REDIS_CONNECTIONS` | 127.0.0.1 / 56379 / 4 |
+/// | `LINLI_SESSION_IDLE_SECONDS` / `LINLI_SESSION_MAX_SECONDS` | 1800 / 604800 |
+/// | `LINLI_RATELIMIT_<CLASS>_PER_SECOND` / `_BURST` (class: read, write, login) | 100/200, 20/40, 2/10 |
+/// | `LINLI_SCRYPT_LOG_ROUNDS`             | 15                      |
+/// | `LINLI_ROLLUP_INTERVAL_SECONDS`       | 5                       |
+/// | `LINLI_MIGRATION_PARALLELISM`         | 4                       |
+public struct ServerConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    public var tlsCertificatePath: String
+    public var tlsKeyPath: String
+    public var maxConcurrentStreams: Int
+    public var maxRequestBytes: Int
+    public var postgres: PostgresSettings
+    public var redis: RedisClient.Configuration
+    public var sessionIdleSeconds: Int
+    public var sessionMaxSeconds: Int
+    public var rateLimits: [RateClass: RateLimit]
+    public var scryptLogRounds: Int
+    public var rollupIntervalSeconds: Int
+    public var migrationParallelism: Int
+
+    /// PostgreSQL connection settings.
+    public struct PostgresSettings: Sendable {
+        public var host: String
+        public var port: Int
+        public var user: String
+        public var password: String
+        public var database: String
+        public var maxConnections: Int
+    }
+
+    /// Reads the configuration; throws naming every key whose value is unusable.
+    public init(reader root: ConfigReader) throws {
+        let config = root.scoped(to: "linli")
+        var problems: [String] = []
+        func positive(_ key: ConfigKey, _ value: Int, env: String) -> Int {
+            if value <= 0 { problems.append("\(env) must be a positive number") }
+            return value
+        }
+        host = config.string(forKey: "grpc.host", default: "127.0.0.1")
+        port = config.int(forKey: "grpc.port", default: 8443)
+        if !(0...65535).contains(port) { problems.append("LINLI_GRPC_PORT must be 0...65535") }
+        tlsCertificatePath = config.string(forKey: "tls.certificate", default: ".data/tls/server.crt")
+        tlsKeyPath = config.string(forKey: "tls.key", default: ".data/tls/server.key")
+        maxConcurrentStreams = positive("grpc.maxConcurrentStreams", config.int(forKey: "grpc.max.concurrent.streams", default: 256), env: "LINLI_GRPC_MAX_CONCURRENT_STREAMS")
+        maxRequestBytes = positive("grpc.maxRequestBytes", config.int(forKey: "grpc.max.request.bytes", default: 1 << 20), env: "LINLI_GRPC_MAX_REQUEST_BYTES")
+        postgres = PostgresSettings(
+            host: config.string(forKey: "postgres.host", default: "127.0.0.1"),
+            port: config.int(forKey: "postgres.port", default: 55432),
+            user: config.string(forKey: "postgres.user", default: "linli"),
+            password: config.string(forKey: "postgres.password", isSecret: true, default: "linli"),
+            database: config.string(forKey: "postgres.database", default: "linli"),
+            maxConnections: positive("postgres.max", config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"))
+        redis = RedisClient.Configuration(
+            host: config.string(forKey: "redis.host", default: "127.0.0.1"),
+            port: config.int(forKey: "redis.port", default: 56379),
+            connections: positive("redis.connections", config.int(forKey: "redis.connections", default: 4), env: "LINLI_REDIS_CONNECTIONS"))
+        sessionIdleSeconds = positive("s", config.int(forKey: "session.idle.seconds", default: 1800), env: "LINLI_SESSION_IDLE_SECONDS")
+        sessionMaxSeconds = positive("s", config.int(forKey: "session.max.seconds", default: 7 * 86400), env: "LINLI_SESSION_MAX_SECONDS")
+        var limits: [RateClass: RateLimit] = [:]
+        for rateClass in RateClass.allCases {
+            let scope = "ratelimit.\(rateClass.rawValue)"
+            let perSecond = config.double(forKey: ConfigKey(stringLiteral: scope + ".per.second"), default: rateClass.defaultLimit.perSecond)
+            let burst = config.int(forKey: ConfigKey(stringLiteral: scope + ".burst"), default: rateClass.defaultLimit.burst)
+            if perSecond <= 0 { problems.append("LINLI_RATELIMIT_\(rateClass.rawValue.uppercased())_PER_SECOND must be positive") }
+            if burst <= 0 { problems.append("LINLI_RATELIMIT_\(rateClass.rawValue.uppercased())_BURST must be positive") }
+            limits[rateClass] = RateLimit(perSecond: perSecond, burst: burst)
+        }
+        rateLimits = limits
+        scryptLogRounds = config.int(forKey: "scrypt.log.rounds", default: 15)
+        if !(10...20).contains(scryptLogRounds) { problems.append("LINLI_SCRYPT_LOG_ROUNDS must be 10...20") }
+        rollupIntervalSeconds = positive("r", config.int(forKey: "rollup.interval.seconds", default: 5), env: "LINLI_ROLLUP_INTERVAL_SECONDS")
+        migrationParallelism = positive("m", config.int(forKey: "migration.parallelism", default: 4), env: "LINLI_MIGRATION_PARALLELISM")
+        if !problems.isEmpty { throw ConfigurationProblem(problems: problems) }
+    }
+
+    /// The configuration from the process environment.
+    public static func fromEnvironment() throws -> ServerConfiguration {
+        try ServerConfiguration(reader: ConfigReader(provider: EnvironmentVariablesProvider()))
+    }
+}
+
+/// Start-up configuration errors, all of them at once.
+public struct ConfigurationProblem: Error, CustomStringConvertible {
+    /// One line per bad key.
+    public let problems: [String]
+    public var description: String { "configuration: " + problems.joined(separator: "; ") }
+}

@@ -1,0 +1,199 @@
+import ArgumentParser
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Histogram
+import LinliAPI
+import LinliServer
+import LinliTenancy
+
+/// `linli bench`: load generators whose figures `Deploy/bench` prints.
+struct Bench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
+        subcommands: [RPC.self, Tenants.self])
+}
+
+extension Bench {
+    /// Closed-loop load over TLS: `concurrency` callers share `connections` HTTP/2 connections.
+    struct RPC: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rpc",
+            abstract: "Call one RPC in a closed loop and print QPS and latency percentiles.")
+
+        enum Target: String, ExpressibleByArgument, CaseIterable {
+            case health, whoami = "whoami", listNotices = "list-notices", publishNotice = "publish-notice"
+        }
+
+        @Option(help: "health, whoami, list-notices or publish-notice.") var rpc: Target
+        @Option var host = "127.0.0.1"
+        @Option var port = 8443
+        @Option(help: "CA certificate that signed the server's.") var ca = ".data/tls/ca.crt"
+        @Option(help: "HTTP/2 connections.") var connections = 4
+        @Option(help: "Callers in flight.") var concurrency = 64
+        @Option(help: "Measured seconds.") var duration = 10.0
+        @Option(help: "Unmeasured warm-up seconds.") var warmup = 2.0
+        @Option var tenant = "demo"
+        @Option var username = "manager"
+        @Option var password = "linli-demo-2026"
+
+        func validate() throws {
+            guard connections > 0 else { throw ValidationError("--connections must be positive") }
+            guard concurrency > 0 else { throw ValidationError("--concurrency must be positive") }
+            guard duration > 0, warmup >= 0 else { throw ValidationError("--duration must be positive, --warmup not negative") }
+        }
+
+        func run() async throws {
+            let clients = try (0..<connections).map { _ in
+                GRPCClient(transport: try LinliClientTransport.tls(host: host, port: port, caPath: ca))
+            }
+            let result = try await withThrowingTaskGroup(of: Void.self) { group in
+                for client in clients { group.addTask { try await client.runConnections() } }
+                defer { clients.forEach { $0.beginGracefulShutdown() } }
+                return try await measure(clients)
+            }
+            print(result)
+        }
+
+        private func measure(_ clients: [GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> String {
+            var login = Linli_Identity_V1_LoginRequest()
+            login.tenantSlug = tenant
+            login.username = username
+            login.password = password
+            let identity = Linli_Identity_V1_IdentityService.Client(wrapping: clients[0])
+            let session = try await identity.login(login)
+            let auth = LinliClientTransport.bearer(session.sessionToken)
+            let community = session.principal.communityIds.first ?? ""
+            let call = makeCall(auth: auth, community: community)
+
+            let start = ContinuousClock.now
+            let measureFrom = start + .milliseconds(Int(warmup * 1000))
+            let end = measureFrom + .milliseconds(Int(duration * 1000))
+            let partials = try await withThrowingTaskGroup(of: (Histogram<UInt64>, Int).self) { group in
+                for worker in 0..<concurrency {
+                    let client = clients[worker % clients.count]
+                    group.addTask {
+                        var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                        var errors = 0
+                        while true {
+                            let began = ContinuousClock.now
+                            if began >= end { break }
+                            let ok = (try? await call(client)) != nil
+                            guard began >= measureFrom else { continue }
+                            if ok {
+                                let micros = (ContinuousClock.now - began).components
+                                _ = histogram.record(UInt64(micros.seconds) * 1_000_000 + UInt64(micros.attoseconds / 1_000_000_000_000))
+                            } else {
+                                errors += 1
+                            }
+                        }
+                        return (histogram, errors)
+                    }
+                }
+                var total = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+                var errors = 0
+                for try await (histogram, failed) in group {
+                    total.add(histogram)
+                    errors += failed
+                }
+                return (total, errors)
+            }
+            let (histogram, errors) = partials
+            func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }
+            return [
+                "rpc=\(rpc.rawValue)", "concurrency=\(concurrency)", "connections=\(clients.count)",
+                "calls=\(histogram.totalCount)", "errors=\(errors)",
+                "qps=" + String(format: "%.0f", Double(histogram.totalCount) / duration),
+                "p50_ms=\(ms(histogram.valueAtPercentile(50)))", "p90_ms=\(ms(histogram.valueAtPercentile(90)))",
+                "p99_ms=\(ms(histogram.valueAtPercentile(99)))", "max_ms=\(ms(histogram.max))",
+            ].joined(separator: " ")
+        }
+
+        private func makeCall(auth: Metadata, community: String)
+            -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void {
+            switch rpc {
+            case .health:
+                return { client in _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init()) }
+            case .whoami:
+                return { client in
+                    _ = try await Linli_Identity_V1_IdentityService.Client(wrapping: client).whoAmI(.init(), metadata: auth)
+                }
+            case .listNotices:
+                var request = Linli_Property_V1_ListNoticesRequest()
+                request.communityID = community
+                request.page.pageSize = 20
+                return { [request] client in
+                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).listNotices(request, metadata: auth)
+                }
+            case .publishNotice:
+                return { client in
+                    var request = Linli_Property_V1_PublishNoticeRequest()
+                    request.requestID = UUID().uuidString.lowercased()
+                    request.communityID = community
+                    request.title = "压测通知"
+                    request.body = "benchmark notice body"
+                    request.category = .general
+                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).publishNotice(request, metadata: auth)
+                }
+            }
+        }
+    }
+
+    /// Provisions tenants, then times one extra one-table migration over all of them.
+    struct Tenants: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "tenants",
+            abstract: "Provision N tenants (timing each), then apply a one-table migration to every tenant schema.")
+
+        @Option(help: "Tenants to provision.") var count = 1000
+        @Option(help: "Provisioning calls in flight.") var concurrency = 2
+
+        func run() async throws {
+            let app = try Runtime.application()
+            let count = count, concurrency = max(1, concurrency)
+            let line: String = try await app.withStorage {
+                try await app.migrations.migratePlatform()
+                let prefix = "bench_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
+                let clock = ContinuousClock()
+                var durations: [Duration] = []
+                let began = clock.now
+                try await withThrowingTaskGroup(of: Duration.self) { group in
+                    var next = 0
+                    func add() {
+                        let slug = "\(prefix)_\(next)"
+                        next += 1
+                        group.addTask { try await clock.measure { _ = try await app.provisioner.create(slug: slug, name: slug) } }
+                    }
+                    for _ in 0..<min(concurrency, count) { add() }
+                    while let duration = try await group.next() {
+                        durations.append(duration)
+                        if next < count { add() }
+                    }
+                }
+                let provisionWall = clock.now - began
+                durations.sort()
+                guard let probe = Migration(fileName: "9001_bench_probe.sql",
+                                            sql: "CREATE TABLE bench_probe (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
+                else { throw ValidationError("bench probe migration name") }
+                let bundled = app.migrations.catalog
+                let runner = MigrationRunner(database: app.database,
+                                             catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + [probe]),
+                                             parallelism: app.configuration.migrationParallelism)
+                let migrateStart = clock.now
+                let report = try await runner.migrateTenants()
+                let migrateTime = clock.now - migrateStart
+                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+                func ms(_ d: Duration) -> String { String(format: "%.1f", seconds(d) * 1000) }
+                return [
+                    "tenants=\(count)", "provision_concurrency=\(concurrency)",
+                    "provision_p50_ms=\(ms(durations[durations.count / 2]))",
+                    "provision_p99_ms=\(ms(durations[min(durations.count - 1, durations.count * 99 / 100)]))",
+                    "provision_total_s=" + String(format: "%.1f", seconds(provisionWall)),
+                    "migrated_tenants=\(report.tenantsMigrated)",
+                    "migrate_one_table_s=" + String(format: "%.1f", seconds(migrateTime)),
+                ].joined(separator: " ")
+            }
+            print(line)
+        }
+    }
+}

@@ -1,0 +1,28 @@
+import ArgumentParser
+import LinliServer
+
+/// `linli serve`: runs the gRPC server until SIGTERM or SIGINT.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve gRPC over TLS until SIGTERM/SIGINT, then drain in-flight calls and exit.")
+
+    func run() async throws {
+        let app = try Runtime.application()
+        try await app.serviceGroup().run()
+    }
+}
+
+/// `linli migrate`: brings the platform schema and every tenant schema up to date.
+struct Migrate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending migrations to the platform schema and every tenant schema.")
+
+    func run() async throws {
+        let app = try Runtime.application()
+        let report = try await app.withStorage {
+            try await app.migrations.migratePlatform()
+            return try await app.migrations.migrateTenants()
+        }
+        print("platform schema up to date; \(report.migrationsApplied) tenant migrations applied to \(report.tenantsMigrated) tenants")
+    }
+}

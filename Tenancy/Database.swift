@@ -1,0 +1,97 @@
+import LinliCore
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL access every domain goes through: platform transactions as the application
+/// role, and tenant transactions confined to one tenant's role and schema.
+public struct Database: Sendable {
+    /// The pooled client.
+    public let client: PostgresClient
+    /// The logger for storage events.
+    public let logger: Logger
+
+    /// Wraps a pooled client.
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    /// Runs `body` in a transaction as the application role, for `platform` tables.
+    public func platformTransaction<R: Sendable>(
+        _ body: (PostgresConnection) async throws -> R
+    ) async throws(LinliError) -> R {
+        try await transaction(setUp: nil, body)
+    }
+
+    /// Runs `body` in a transaction confined to `tenant`: the first statement switches to the
+    /// tenant's role and schema for this transaction only (`set_config(..., true)` is
+    /// `SET LOCAL`), so pooled connections keep no state and SQL naming another tenant's
+    /// schema is refused by PostgreSQL itself.
+    public func tenantTransaction<R: Sendable>(
+        _ tenant: TenantRef,
+        _ body: (PostgresConnection) async throws -> R
+    ) async throws(LinliError) -> R {
+        try await transaction(setUp: tenant.schema, body)
+    }
+
+    private func transaction<R: Sendable>(
+        setUp schema: String?,
+        _ body: (PostgresConnection) async throws -> R
+    ) async throws(LinliError) -> R {
+        do {
+            return try await client.withConnection { connection in
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    if let schema {
+                        try await connection.query(
+                            "SELECT set_config('role', \(schema), true), set_config('search_path', \(schema), true)",
+                            logger: logger)
+                    }
+                    let result = try await body(connection)
+                    try await connection.query("COMMIT", logger: logger)
+                    return result
+                } catch {
+                    // A failed ROLLBACK means the connection is broken; the pool drops it.
+                    _ = try? await connection.query("ROLLBACK", logger: logger)
+                    throw error
+                }
+            }
+        } catch {
+            throw Database.map(error)
+        }
+    }
+
+    /// Turns a storage error into a domain error that leaks nothing.
+    public static func map(_ error: any Error) -> LinliError {
+        if let error = error as? LinliError { return error }
+        if let psql = error as? PSQLError {
+            switch psql.code {
+            case .server:
+                let state = psql.serverInfo?[.sqlState] ?? ""
+                if state == "42501" { return LinliError(.permissionDenied, "permission denied", cause: error) }
+                if state == "40001" || state == "40P01" {
+                    return LinliError(.unavailable, "conflicting concurrent change; retry", cause: error)
+                }
+                if state.hasPrefix("57") || state.hasPrefix("53") || state.hasPrefix("08") {
+                    return LinliError(.unavailable, "database unavailable", cause: error)
+                }
+                return .internal(error)
+            case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed,
+                 .connectionClosed, .sslUnsupported:
+                return LinliError(.unavailable, "database unavailable", cause: error)
+            default:
+                return .internal(error)
+            }
+        }
+        if error is CancellationError { return LinliError(.unavailable, "cancelled", cause: error) }
+        return .internal(error)
+    }
+
+    /// The SQLSTATE of a server error, if `error` is one.
+    public static func sqlState(_ error: any Error) -> String? {
+        var current: (any Error)? = error
+        if let linli = error as? LinliError { current = linli.cause }
+        guard let psql = current as? PSQLError, psql.code == .server else { return nil }
+        return psql.serverInfo?[.sqlState]
+    }
+}

@@ -1,0 +1,23 @@
+import Foundation
+import LinliCore
+import Logging
+import PostgresNIO
+
+/// A national figure that changed: recorded in the tenant schema in the same transaction as
+/// the change, and folded into `platform` later by the rollup.
+public struct MetricDelta: Sendable {
+    /// Metric names, defined once.
+    public enum Metric: String, Sendable, CaseIterable {
+        case communities
+        case noticesPublished = "notices_published"
+    }
+
+    /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.
+    public static func record(_ metric: Metric, delta: Int64, community: CommunityID,
+                              on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("""
+            INSERT INTO metric_deltas (community_id, day, metric, delta)
+            VALUES (\(community.uuid), (now() AT TIME ZONE 'Asia/Shanghai')::date, \(metric.rawValue), \(delta))
+            """, logger: logger)
+    }
+}

@@ -1,0 +1,59 @@
+import Foundation
+import LinliCore
+import PostgresNIO
+import Synchronization
+
+/// Looks tenants up by id or slug, with a short-lived in-process cache.
+///
+/// The cache only saves a round trip: entries live `ttl` seconds, so a suspension made by
+/// any server process takes effect everywhere within that time.
+public final class TenantRegistry: Sendable {
+    private let database: Database
+    private let ttl: Duration
+    private let cache = Mutex<[String: (TenantRef, ContinuousClock.Instant)]>([:])
+
+    /// Creates a registry.
+    public init(database: Database, ttl: Duration = .seconds(2)) {
+        self.database = database
+        self.ttl = ttl
+    }
+
+    /// The tenant with `id`, or `notFound`.
+    public func tenant(id: TenantID) async throws(LinliError) -> TenantRef {
+        try await lookup(key: "id:\(id)", query: "SELECT id, slug, status FROM platform.tenants WHERE id = \(id.uuid)")
+    }
+
+    /// The tenant with `slug`, or `notFound`.
+    public func tenant(slug: String) async throws(LinliError) -> TenantRef {
+        guard TenantRef.isValidSlug(slug) else { throw LinliError.notFound("tenant") }
+        return try await lookup(key: "slug:\(slug)", query: "SELECT id, slug, status FROM platform.tenants WHERE slug = \(slug)")
+    }
+
+    /// The tenant with `slug`, or nil when there is none.
+    public func find(slug: String) async throws(LinliError) -> TenantRef? {
+        do {
+            return try await tenant(slug: slug)
+        } catch {
+            if error.code == .notFound { return nil }
+            throw error
+        }
+    }
+
+    /// Forgets cached entries, after a change made by this process.
+    public func invalidate() { cache.withLock { $0.removeAll() } }
+
+    private func lookup(key: String, query: PostgresQuery) async throws(LinliError) -> TenantRef {
+        let now = ContinuousClock.now
+        if let hit = cache.withLock({ $0[key] }), now - hit.1 < ttl { return hit.0 }
+        let found: TenantRef? = try await database.platformTransaction { connection in
+            let rows = try await connection.query(query, logger: database.logger)
+            for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
+                return try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active")
+            }
+            return nil
+        }
+        guard let found else { throw LinliError.notFound("tenant") }
+        cache.withLock { $0[key] = (found, now) }
+        return found
+    }
+}
