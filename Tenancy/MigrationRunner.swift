@@ -22,6 +22,11 @@ public struct MigrationRunner: Sendable {
         public var tenantsMigrated = 0
         /// Migrations applied over all tenants.
         public var migrationsApplied = 0
+
+        public init(tenantsMigrated: Int = 0, migrationsApplied: Int = 0) {
+            self.tenantsMigrated = tenantsMigrated
+            self.migrationsApplied = migrationsApplied
+        }
     }
 
     /// Creates a runner.
@@ -63,16 +68,28 @@ public struct MigrationRunner: Sendable {
             }
             return result
         }
-        let latest = catalog.tenant.last?.version ?? 0
-        let current: [String: Int] = try await database.platformTransaction { connection in
-            var result: [String: Int] = [:]
+        // One query for the whole ledger: a tenant is up to date when its applied
+        // migrations are exactly the catalog's; an edited one fails fast here.
+        let applied: [String: [Int: String]] = try await database.platformTransaction { connection in
+            var result: [String: [Int: String]] = [:]
             let rows = try await connection.query(
-                "SELECT scope, max(version) FROM platform.schema_migrations WHERE scope <> 'platform' GROUP BY scope",
+                "SELECT scope, version, checksum FROM platform.schema_migrations WHERE scope <> 'platform'",
                 logger: database.logger)
-            for try await (scope, version) in rows.decode((String, Int).self) { result[scope] = version }
+            for try await (scope, version, checksum) in rows.decode((String, Int, String).self) {
+                result[scope, default: [:]][version] = checksum
+            }
             return result
         }
-        let behind = tenants.filter { (current[$0.schema] ?? 0) < latest }
+        var behind: [TenantRef] = []
+        do {
+            for tenant in tenants {
+                let ledger = applied[tenant.schema] ?? [:]
+                let pending = try catalog.tenant.filter { try !Self.verify($0, against: ledger, scope: tenant.schema) }
+                if !pending.isEmpty { behind.append(tenant) }
+            }
+        } catch {
+            throw LinliError(.failedPrecondition, "\(error)", cause: error)
+        }
         let counts: [Int]
         do {
             counts = try await withThrowingTaskGroup(of: Int.self) { group in

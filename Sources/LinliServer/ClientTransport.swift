@@ -17,4 +17,11 @@ public enum LinliClientTransport {
     public static func bearer(_ token: String) -> Metadata {
         ["authorization": "Bearer \(token)"]
     }
+
+    /// Call metadata carrying a partner app's API key.
+    public static func apiKey(_ secret: String) -> Metadata {
+        var metadata = Metadata()
+        metadata.addString(secret, forKey: "x-api-key")
+        return metadata
+    }
 }

@@ -17,6 +17,11 @@ public enum RateClass: String, Sendable, CaseIterable {
 public struct RateLimit: Sendable, Equatable {
     public var perSecond: Double
     public var burst: Int
+
+    public init(perSecond: Double, burst: Int) {
+        self.perSecond = perSecond
+        self.burst = burst
+    }
 }
 
 /// The one table of every RPC: the permission it needs and its rate class (nil: not limited).

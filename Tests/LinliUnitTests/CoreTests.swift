@@ -1,0 +1,68 @@
+import Foundation
+import LinliCore
+import Testing
+
+@Suite("Identifiers, input and principals")
+struct CoreTests {
+    @Test("UUIDv7 carries version 7, the RFC variant and the time, so later ids sort after earlier ones")
+    func uuidv7() {
+        let early = UUIDv7.make(now: Date(timeIntervalSince1970: 1_700_000_000))
+        let late = UUIDv7.make(now: Date(timeIntervalSince1970: 1_700_000_001))
+        let bytes = early.uuid
+        #expect(bytes.6 >> 4 == 7)
+        #expect(bytes.8 >> 6 == 0b10)
+        #expect(early.uuidString.lowercased() < late.uuidString.lowercased())
+        #expect(Set((0..<1000).map { _ in UUIDv7.make() }).count == 1000)
+    }
+
+    @Test("bad input names the field")
+    func input() throws {
+        #expect(throws: LinliError.self) { try Input.text("   ", field: "title", max: 10) }
+        do {
+            let _: CommunityID = try Input.id("not-a-uuid", field: "community_id")
+            Issue.record("accepted a bad id")
+        } catch {
+            #expect(error.code == .invalidArgument)
+            #expect(error.field == "community_id")
+            #expect(error.message.hasPrefix("community_id"))
+        }
+        #expect(try Input.text("  标题  ", field: "title", max: 10) == "标题")
+        #expect(throws: LinliError.self) { try Input.text(String(repeating: "a", count: 11), field: "title", max: 10) }
+        #expect(throws: LinliError.self) { try Input.requestID("") }
+        #expect(throws: LinliError.self) { try Input.requestID("has space") }
+        #expect(try Input.pageSize(0) == 20)
+        #expect(throws: LinliError.self) { try Input.pageSize(101) }
+        #expect(throws: LinliError.self) { try Input.pageSize(-1) }
+    }
+
+    @Test("a principal survives its session encoding, and garbage decodes to nil")
+    func principalCodec() {
+        let principal = Principal(tenantID: .make(), subjectID: .make(), displayName: "住户|1,二", role: .resident,
+                                  communityIDs: [.make()], buildingIDs: [.make(), .make()])
+        let issued = Date(timeIntervalSince1970: 1_750_000_000)
+        let decoded = PrincipalCodec.decode(PrincipalCodec.encode(principal, issuedAt: issued))
+        #expect(decoded?.principal == principal)
+        #expect(decoded?.issuedAt == issued)
+        #expect(PrincipalCodec.decode("v1|x|y") == nil)
+        #expect(PrincipalCodec.decode("v2" + PrincipalCodec.encode(principal, issuedAt: issued).dropFirst(2)) == nil)
+    }
+
+    @Test("tenant slugs are schema-safe")
+    func slugs() {
+        #expect(TenantRef.isValidSlug("demo_1"))
+        for bad in ["", "Demo", "a-b", "a;drop", String(repeating: "a", count: 41), "x y"] {
+            #expect(!TenantRef.isValidSlug(bad), "\(bad)")
+        }
+    }
+
+    @Test("only staff managers publish; residents read; operators hold no tenant permission")
+    func grants() {
+        #expect(Permission.noticePublish.isGranted(to: .manager))
+        #expect(!Permission.noticePublish.isGranted(to: .resident))
+        #expect(Permission.noticeRead.isGranted(to: .resident))
+        #expect(!Permission.noticeRead.isGranted(to: .operator))
+        #expect(Permission.nationalRead.isGranted(to: .operator))
+        #expect(Permission.authenticated.isGranted(to: .guardian))
+        for role in Role.allCases { #expect(Permission.grants[role] != nil, "\(role) has no grants entry") }
+    }
+}
