@@ -30,6 +30,7 @@ ensure_packages() {
 pg_start() {
   local dir="$1" port="$2"; shift 2
   mkdir -p "$dir"
+  chmod 755 "$dir"  # the postgres user must reach the data directory inside it
   local data="$dir/pg"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
@@ -37,7 +38,6 @@ pg_start() {
     chmod 700 "$data"
     runuser -u postgres -- "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
   fi
-  chown postgres:postgres "$dir"
   local opts="-c listen_addresses=127.0.0.1 -p $port -k $data -c max_connections=200 -c shared_buffers=256MB"
   for setting in "$@"; do opts="$opts -c $setting"; done
   if ! runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$data" status >/dev/null 2>&1; then

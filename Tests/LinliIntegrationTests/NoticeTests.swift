@@ -148,7 +148,7 @@ struct NoticeTests {
         let error = await rpcError { try await server.notices.publishNotice(request, metadata: try await server.login(demo, "manager")) }
         #expect(error?.code == .invalidArgument)
         #expect(error?.message.hasPrefix(field) == true, "\(error?.message ?? "")")
-        #expect(error?.metadata[stringValues: "invalid-field"].first { _ in true } == field)
+        #expect(error?.metadata[stringValues: "invalid-field"].first { _ in true }?.hasPrefix(field) == true)
     }
 
     @Test("list, mark read and read stats name their bad fields")

@@ -22,6 +22,10 @@ struct ShutdownTests {
         var environment = ProcessInfo.processInfo.environment
         environment["LINLI_GRPC_PORT"] = String(port)
         environment["LINLI_LOG_LEVEL"] = "error"
+        for name in ["WRITE", "READ", "LOGIN"] {
+            environment["LINLI_RATELIMIT_\(name)_PER_SECOND"] = "100000"
+            environment["LINLI_RATELIMIT_\(name)_BURST"] = "100000"
+        }
         process.environment = environment
         try process.run()
         defer { if process.isRunning { process.terminate() } }
