@@ -45,6 +45,9 @@ pg_start() {
   fi
   psql_admin "$dir" "$port" -tAc "SELECT 1 FROM pg_roles WHERE rolname = 'linli'" | grep -q 1 ||
     psql_admin "$dir" "$port" -c "CREATE ROLE linli LOGIN CREATEROLE PASSWORD 'linli'" >/dev/null
+  # The application role reaches tenant tables only by switching to a tenant role
+  # (SET LOCAL ROLE); it holds no rights on them itself.
+  psql_admin "$dir" "$port" -c "ALTER ROLE linli NOINHERIT" >/dev/null
   psql_admin "$dir" "$port" -tAc "SELECT 1 FROM pg_database WHERE datname = 'linli'" | grep -q 1 ||
     psql_admin "$dir" "$port" -c "CREATE DATABASE linli OWNER linli" >/dev/null
 }

@@ -37,10 +37,11 @@ public struct TenantProvisioner: Sendable {
         var createdAt = Date()
         for try await (at) in rows.decode(Date.self) { createdAt = at }
         // Identifier interpolation: `ref.schema` is `t_` + a slug validated by TenantRef.
+        // PUBLIC has no rights on a new schema, and the application role (NOINHERIT) gets
+        // none either: it reaches tenant tables only through SET LOCAL ROLE.
         try await connection.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(ref.schema) NOLOGIN"), logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "GRANT \(ref.schema) TO CURRENT_USER"), logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(ref.schema) AUTHORIZATION \(ref.schema)"), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "REVOKE ALL ON SCHEMA \(ref.schema) FROM PUBLIC"), logger: logger)
         _ = try await runner.applyTenantMigrations(ref, connection)
         try await connection.query("""
             INSERT INTO platform.rollup_state (tenant_id, folded_through) VALUES (\(ref.id.uuid), now())

@@ -25,15 +25,19 @@ public struct NationalRollup: Service, Sendable {
         self.logger = logger
     }
 
-    /// Runs until shutdown.
+    /// Runs a pass every `interval` until shutdown. Shutdown cancels a pass in progress:
+    /// its transaction rolls back and the next start folds those deltas.
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                _ = try await foldAll()
-            } catch {
-                logger.warning("rollup pass failed", metadata: ["error": "\(error)"])
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: interval)
+                if Task.isCancelled { break }
+                do {
+                    _ = try await foldAll()
+                } catch {
+                    logger.warning("rollup pass failed", metadata: ["error": "\(error)"])
+                }
             }
-            try? await Task.sleep(for: interval)
         }
     }
 

@@ -105,6 +105,8 @@ public struct LinliApplication: Sendable {
         try await withThrowingTaskGroup(of: R?.self) { group in
             group.addTask { await database.client.run(); return nil }
             defer { group.cancelAll(); redis.close() }
+            // Let the pool's run loop start before the first lease, which it would log as early.
+            try await Task.sleep(for: .milliseconds(20))
             let result = try await body()
             return result
         }

@@ -29,7 +29,13 @@ struct IsolationTests {
             #expect(error.code == .permissionDenied)
             #expect(Database.sqlState(error) == "42501")
         }
-        // The platform schema is out of reach too.
+        // The application role itself holds no rights on tenant tables.
+        await #expect(throws: LinliError.self) {
+            try await server.app.database.platformTransaction { connection in
+                try await connection.query(PostgresQuery(unsafeSQL: sql), logger: server.app.database.logger)
+            }
+        }
+        // The platform schema is out of reach from a tenant transaction.
         await #expect(throws: LinliError.self) {
             try await server.app.database.tenantTransaction(a.tenant) { connection in
                 try await connection.query("SELECT count(*) FROM platform.tenants", logger: server.app.database.logger)

@@ -69,9 +69,11 @@ struct MigrationTests {
 
     func tablesPresent(_ table: String, in slugs: [String], _ database: Database) async throws -> Int {
         try await database.platformTransaction { connection in
-            let names = slugs.map { "t_\($0).\(table)" }
-            let rows = try await connection.query(
-                "SELECT count(*) FROM unnest(\(names)::text[]) AS n WHERE to_regclass(n) IS NOT NULL", logger: database.logger)
+            let schemas = slugs.map { "t_\($0)" }
+            let rows = try await connection.query("""
+                SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE c.relname = \(table) AND n.nspname = ANY(\(schemas))
+                """, logger: database.logger)
             for try await count in rows.decode(Int.self) { return count }
             return -1
         }
