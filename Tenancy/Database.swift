@@ -77,7 +77,7 @@ public struct Database: Sendable {
                 }
                 return .internal(error)
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed,
-                 .connectionClosed, .sslUnsupported:
+                 .sslUnsupported:
                 return LinliError(.unavailable, "database unavailable", cause: error)
             default:
                 return .internal(error)

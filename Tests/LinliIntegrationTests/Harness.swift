@@ -87,6 +87,22 @@ final class TestServer: Sendable {
     }
 }
 
+extension DemoTenant {
+    /// A valid PublishNotice request for this tenant's community, with a fresh request id.
+    func publishRequest(title: String = "电梯年检", buildings: [BuildingID] = [], pinned: Bool = false,
+                        requestID: String = UUID().uuidString) -> Linli_Property_V1_PublishNoticeRequest {
+        var request = Linli_Property_V1_PublishNoticeRequest()
+        request.requestID = requestID
+        request.communityID = community.description
+        request.title = title
+        request.body = "周五 9:00 起电梯年检，请走楼梯。"
+        request.category = .maintenance
+        request.pinned = pinned
+        request.buildingIds = buildings.map(\.description)
+        return request
+    }
+}
+
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }

@@ -55,12 +55,7 @@ struct IsolationTests {
         list.communityID = b.community.description
         #expect(await rpcCode { try await server.notices.listNotices(list, metadata: managerA) } == .permissionDenied)
 
-        var publish = Linli_Property_V1_PublishNoticeRequest()
-        publish.requestID = UUID().uuidString
-        publish.communityID = b.community.description
-        publish.title = "越权"
-        publish.body = "x"
-        publish.category = .general
+        let publish = b.publishRequest(title: "越权")
         #expect(await rpcCode { try await server.notices.publishNotice(publish, metadata: managerA) } == .permissionDenied)
 
         var mark = Linli_Property_V1_MarkNoticeReadRequest()

@@ -12,13 +12,7 @@ struct NationalTests {
     func overview() async throws {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
-        var publish = Linli_Property_V1_PublishNoticeRequest()
-        publish.requestID = UUID().uuidString
-        publish.communityID = demo.community.description
-        publish.title = "垃圾分类宣传周"
-        publish.body = "本周六上午在中心广场。"
-        publish.category = .event
-        _ = try await server.notices.publishNotice(publish, metadata: try await server.login(demo, "manager"))
+        _ = try await server.notices.publishNotice(demo.publishRequest(title: "垃圾分类宣传周"), metadata: try await server.login(demo, "manager"))
         #expect(try await pendingDeltas(server, demo) == 4)  // 1 community, 3 notices
 
         try await server.app.rollup.foldAll()

@@ -11,18 +11,6 @@ import Testing
 struct NoticeTests {
     typealias Publish = Linli_Property_V1_PublishNoticeRequest
 
-    func publishRequest(_ demo: DemoTenant, title: String = "电梯年检", buildings: [BuildingID] = [], pinned: Bool = false) -> Publish {
-        var request = Publish()
-        request.requestID = UUID().uuidString
-        request.communityID = demo.community.description
-        request.title = title
-        request.body = "周五 9:00 起电梯年检，请走楼梯。"
-        request.category = .maintenance
-        request.pinned = pinned
-        request.buildingIds = buildings.map(\.description)
-        return request
-    }
-
     func list(_ server: TestServer, _ demo: DemoTenant, as session: Metadata, pageSize: Int32 = 0, token: String = "")
         async throws -> Linli_Property_V1_ListNoticesResponse {
         var request = Linli_Property_V1_ListNoticesRequest()
@@ -37,8 +25,8 @@ struct NoticeTests {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let manager = try await server.login(demo, "manager")
-        _ = try await server.notices.publishNotice(publishRequest(demo, title: "2栋专属", buildings: [demo.buildings[1]]), metadata: manager)
-        _ = try await server.notices.publishNotice(publishRequest(demo, title: "全体最新"), metadata: manager)
+        _ = try await server.notices.publishNotice(demo.publishRequest(title: "2栋专属", buildings: [demo.buildings[1]]), metadata: manager)
+        _ = try await server.notices.publishNotice(demo.publishRequest(title: "全体最新"), metadata: manager)
 
         let one = try await list(server, demo, as: try await server.login(demo, "resident1"))
         #expect(one.notices.map(\.title) == ["欢迎使用邻里", "全体最新", "1栋周三停水"])
@@ -53,7 +41,7 @@ struct NoticeTests {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let manager = try await server.login(demo, "manager")
-        var request = publishRequest(demo, title: "马上过期")
+        var request = demo.publishRequest(title: "马上过期")
         request.expiresAt = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(1))
         _ = try await server.notices.publishNotice(request, metadata: manager)
         let resident = try await server.login(demo, "resident1")
@@ -68,7 +56,7 @@ struct NoticeTests {
         let demo = try await server.newTenant()
         let manager = try await server.login(demo, "manager")
         for index in 0..<7 {
-            _ = try await server.notices.publishNotice(publishRequest(demo, title: "通知 \(index)", pinned: index == 3), metadata: manager)
+            _ = try await server.notices.publishNotice(demo.publishRequest(title: "通知 \(index)", pinned: index == 3), metadata: manager)
         }
         var titles: [String] = []
         var token = ""
@@ -113,7 +101,7 @@ struct NoticeTests {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let manager = try await server.login(demo, "manager")
-        let request = publishRequest(demo)
+        let request = demo.publishRequest()
         let first = try await server.notices.publishNotice(request, metadata: manager)
         let retry = try await server.notices.publishNotice(request, metadata: manager)
         #expect(first.notice == retry.notice)
@@ -143,7 +131,7 @@ struct NoticeTests {
     func badPublish(field: String, mutate: @Sendable (inout Publish) -> Void) async throws {
         let server = try await TestServer.shared.value
         let demo = try await Self.sharedTenant.value
-        var request = publishRequest(demo)
+        var request = demo.publishRequest()
         mutate(&request)
         let error = await rpcError { try await server.notices.publishNotice(request, metadata: try await server.login(demo, "manager")) }
         #expect(error?.code == .invalidArgument)

@@ -50,12 +50,8 @@ struct ShutdownTests {
                     var sequence = 0
                     while true {
                         sequence += 1
-                        var request = Linli_Property_V1_PublishNoticeRequest()
-                        request.requestID = "sigterm-\(worker)-\(sequence)"
-                        request.communityID = demo.community.description
-                        request.title = "停机测试 \(worker)-\(sequence)"
-                        request.body = "graceful shutdown"
-                        request.category = .general
+                        let request = demo.publishRequest(title: "停机测试 \(worker)-\(sequence)",
+                                                          requestID: "sigterm-\(worker)-\(sequence)")
                         do {
                             let reply = try await notices.publishNotice(request, metadata: session)
                             load.acknowledged.withLock { $0.append(reply.notice.id) }
