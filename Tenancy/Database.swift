@@ -43,9 +43,7 @@ public struct Database: Sendable {
                 try await connection.query("BEGIN", logger: logger)
                 do {
                     if let schema {
-                        try await connection.query(
-                            "SELECT set_config('role', \(schema), true), set_config('search_path', \(schema), true)",
-                            logger: logger)
+                        for try await _ in try await connection.execute(TenantSwitch(schema: schema), logger: logger) {}
                     }
                     let result = try await body(connection)
                     try await connection.query("COMMIT", logger: logger)
@@ -94,4 +92,20 @@ public struct Database: Sendable {
         guard let psql = current as? PSQLError, psql.code == .server else { return nil }
         return psql.serverInfo?[.sqlState]
     }
+}
+
+/// The first statement of every tenant transaction, prepared once per connection.
+struct TenantSwitch: PostgresPreparedStatement {
+    static let sql = "SELECT set_config('role', $1, true), set_config('search_path', $1, true)"
+    typealias Row = (String, String)
+
+    let schema: String
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 1)
+        bindings.append(schema)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

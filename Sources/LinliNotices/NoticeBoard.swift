@@ -125,29 +125,12 @@ public struct NoticeBoard: Sendable {
         let cPinned = cursor?.pinned ?? true
         let cAt = cursor?.publishedAt ?? Date.distantFuture
         let cID = cursor?.id.uuid ?? UUID()
+        let query = FeedQuery(user: principal.subjectID.uuid, community: community.uuid, audienceOnly: audienceOnly,
+                              buildings: buildings, hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
+                              cursorID: cID, limit: limit + 1)
         let notices: [Notice] = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
-                SELECT n.id, n.community_id, n.title, n.body, n.category, n.pinned, n.published_at, n.expires_at,
-                       n.published_by,
-                       ARRAY(SELECT nb.building_id FROM notice_buildings nb WHERE nb.notice_id = n.id),
-                       EXISTS (SELECT 1 FROM notice_reads r WHERE r.notice_id = n.id AND r.user_id = \(principal.subjectID.uuid))
-                FROM notices n
-                WHERE n.community_id = \(community.uuid)
-                  AND (NOT \(audienceOnly) OR (
-                        (n.expires_at IS NULL OR n.expires_at > now())
-                        AND (n.audience_all OR EXISTS (SELECT 1 FROM notice_buildings nb
-                             WHERE nb.notice_id = n.id AND nb.building_id = ANY(\(buildings))))))
-                  AND (NOT \(hasCursor) OR (n.pinned, n.published_at, n.id) < (\(cPinned), \(cAt), \(cID)))
-                ORDER BY n.pinned DESC, n.published_at DESC, n.id DESC
-                LIMIT \(limit + 1)
-                """, logger: logger)
             var result: [Notice] = []
-            for try await (id, communityID, title, body, category, pinned, publishedAt, expiresAt, by, buildingIDs, read) in
-                rows.decode((UUID, UUID, String, String, Int16, Bool, Date, Date?, UUID, [UUID], Bool).self) {
-                result.append(Notice(id: NoticeID(id), communityID: CommunityID(communityID), title: title, body: body,
-                                     category: Int(category), pinned: pinned, buildingIDs: buildingIDs.map(BuildingID.init),
-                                     publishedAt: publishedAt, expiresAt: expiresAt, publishedBy: UserID(by), read: read))
-            }
+            for try await notice in try await connection.execute(query, logger: logger) { result.append(notice) }
             return result
         }
         if notices.count > limit {
@@ -208,5 +191,58 @@ public struct NoticeBoard: Sendable {
         }
         guard let stats else { throw LinliError.notFound("notice") }
         return stats
+    }
+}
+
+/// The resident feed query, prepared once per connection: pinned first, newest first,
+/// keyset-paged. `Deploy/bench` runs this very SQL under pgbench as the reference.
+struct FeedQuery: PostgresPreparedStatement {
+    static let sql = """
+        SELECT n.id, n.community_id, n.title, n.body, n.category, n.pinned, n.published_at, n.expires_at,
+               n.published_by,
+               ARRAY(SELECT nb.building_id FROM notice_buildings nb WHERE nb.notice_id = n.id),
+               EXISTS (SELECT 1 FROM notice_reads r WHERE r.notice_id = n.id AND r.user_id = $1)
+        FROM notices n
+        WHERE n.community_id = $2
+          AND (NOT $3 OR (
+                (n.expires_at IS NULL OR n.expires_at > now())
+                AND (n.audience_all OR EXISTS (SELECT 1 FROM notice_buildings nb
+                     WHERE nb.notice_id = n.id AND nb.building_id = ANY($4)))))
+          AND (NOT $5 OR (n.pinned, n.published_at, n.id) < ($6, $7, $8))
+        ORDER BY n.pinned DESC, n.published_at DESC, n.id DESC
+        LIMIT $9
+        """
+    typealias Row = NoticeBoard.Notice
+
+    var user: UUID
+    var community: UUID
+    var audienceOnly: Bool
+    var buildings: [UUID]
+    var hasCursor: Bool
+    var cursorPinned: Bool
+    var cursorAt: Date
+    var cursorID: UUID
+    var limit: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var bindings = PostgresBindings(capacity: 9)
+        bindings.append(user)
+        bindings.append(community)
+        bindings.append(audienceOnly)
+        bindings.append(buildings)
+        bindings.append(hasCursor)
+        bindings.append(cursorPinned)
+        bindings.append(cursorAt)
+        bindings.append(cursorID)
+        bindings.append(limit)
+        return bindings
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row {
+        let (id, communityID, title, body, category, pinned, publishedAt, expiresAt, by, buildingIDs, read) =
+            try row.decode((UUID, UUID, String, String, Int16, Bool, Date, Date?, UUID, [UUID], Bool).self)
+        return NoticeBoard.Notice(id: NoticeID(id), communityID: CommunityID(communityID), title: title, body: body,
+                                  category: Int(category), pinned: pinned, buildingIDs: buildingIDs.map(BuildingID.init),
+                                  publishedAt: publishedAt, expiresAt: expiresAt, publishedBy: UserID(by), read: read)
     }
 }
