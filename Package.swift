@@ -138,7 +138,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LinliUnitTests",
-            dependencies: ["LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer"],
+            dependencies: [
+                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Configuration", package: "swift-configuration"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(

@@ -49,7 +49,7 @@ public struct ServerConfiguration: Sendable {
     public init(reader root: ConfigReader) throws {
         let config = root.scoped(to: "linli")
         var problems: [String] = []
-        func positive(_ key: ConfigKey, _ value: Int, env: String) -> Int {
+        func positive(_ value: Int, env: String) -> Int {
             if value <= 0 { problems.append("\(env) must be a positive number") }
             return value
         }
@@ -58,21 +58,21 @@ public struct ServerConfiguration: Sendable {
         if !(0...65535).contains(port) { problems.append("LINLI_GRPC_PORT must be 0...65535") }
         tlsCertificatePath = config.string(forKey: "tls.certificate", default: ".data/tls/server.crt")
         tlsKeyPath = config.string(forKey: "tls.key", default: ".data/tls/server.key")
-        maxConcurrentStreams = positive("grpc.maxConcurrentStreams", config.int(forKey: "grpc.max.concurrent.streams", default: 256), env: "LINLI_GRPC_MAX_CONCURRENT_STREAMS")
-        maxRequestBytes = positive("grpc.maxRequestBytes", config.int(forKey: "grpc.max.request.bytes", default: 1 << 20), env: "LINLI_GRPC_MAX_REQUEST_BYTES")
+        maxConcurrentStreams = positive(config.int(forKey: "grpc.max.concurrent.streams", default: 256), env: "LINLI_GRPC_MAX_CONCURRENT_STREAMS")
+        maxRequestBytes = positive(config.int(forKey: "grpc.max.request.bytes", default: 1 << 20), env: "LINLI_GRPC_MAX_REQUEST_BYTES")
         postgres = PostgresSettings(
             host: config.string(forKey: "postgres.host", default: "127.0.0.1"),
             port: config.int(forKey: "postgres.port", default: 55432),
             user: config.string(forKey: "postgres.user", default: "linli"),
             password: config.string(forKey: "postgres.password", isSecret: true, default: "linli"),
             database: config.string(forKey: "postgres.database", default: "linli"),
-            maxConnections: positive("postgres.max", config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"))
+            maxConnections: positive(config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"))
         redis = RedisClient.Configuration(
             host: config.string(forKey: "redis.host", default: "127.0.0.1"),
             port: config.int(forKey: "redis.port", default: 56379),
-            connections: positive("redis.connections", config.int(forKey: "redis.connections", default: 4), env: "LINLI_REDIS_CONNECTIONS"))
-        sessionIdleSeconds = positive("s", config.int(forKey: "session.idle.seconds", default: 1800), env: "LINLI_SESSION_IDLE_SECONDS")
-        sessionMaxSeconds = positive("s", config.int(forKey: "session.max.seconds", default: 7 * 86400), env: "LINLI_SESSION_MAX_SECONDS")
+            connections: positive(config.int(forKey: "redis.connections", default: 4), env: "LINLI_REDIS_CONNECTIONS"))
+        sessionIdleSeconds = positive(config.int(forKey: "session.idle.seconds", default: 1800), env: "LINLI_SESSION_IDLE_SECONDS")
+        sessionMaxSeconds = positive(config.int(forKey: "session.max.seconds", default: 7 * 86400), env: "LINLI_SESSION_MAX_SECONDS")
         var limits: [RateClass: RateLimit] = [:]
         for rateClass in RateClass.allCases {
             let scope = "ratelimit.\(rateClass.rawValue)"
@@ -85,8 +85,8 @@ public struct ServerConfiguration: Sendable {
         rateLimits = limits
         scryptLogRounds = config.int(forKey: "scrypt.log.rounds", default: 15)
         if !(10...20).contains(scryptLogRounds) { problems.append("LINLI_SCRYPT_LOG_ROUNDS must be 10...20") }
-        rollupIntervalSeconds = positive("r", config.int(forKey: "rollup.interval.seconds", default: 5), env: "LINLI_ROLLUP_INTERVAL_SECONDS")
-        migrationParallelism = positive("m", config.int(forKey: "migration.parallelism", default: 4), env: "LINLI_MIGRATION_PARALLELISM")
+        rollupIntervalSeconds = positive(config.int(forKey: "rollup.interval.seconds", default: 5), env: "LINLI_ROLLUP_INTERVAL_SECONDS")
+        migrationParallelism = positive(config.int(forKey: "migration.parallelism", default: 4), env: "LINLI_MIGRATION_PARALLELISM")
         if !problems.isEmpty { throw ConfigurationProblem(problems: problems) }
     }
 
