@@ -55,7 +55,12 @@ public struct Database: Sendable {
                 }
             }
         } catch {
-            throw Database.map(error)
+            let mapped = Database.map(error)
+            // The gRPC layer keeps only the safe message, so the cause is logged here.
+            if mapped.code == .internal || mapped.code == .unavailable {
+                logger.error("transaction failed", metadata: ["error.code": "\(mapped.code)", "error.cause": "\(String(reflecting: error))"])
+            }
+            throw mapped
         }
     }
 

@@ -10,6 +10,8 @@ public struct MetricDelta: Sendable {
     public enum Metric: String, Sendable, CaseIterable {
         case communities
         case noticesPublished = "notices_published"
+        case workOrdersFiled = "work_orders_filed"
+        case workOrdersCompleted = "work_orders_completed"
     }
 
     /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.

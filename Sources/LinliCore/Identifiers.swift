@@ -39,6 +39,7 @@ public enum IDTag {
     public enum User {}
     public enum Notice {}
     public enum ApiKey {}
+    public enum WorkOrder {}
 }
 
 /// A tenant's identifier.
@@ -53,3 +54,5 @@ public typealias UserID = TypedID<IDTag.User>
 public typealias NoticeID = TypedID<IDTag.Notice>
 /// An API key's identifier.
 public typealias ApiKeyID = TypedID<IDTag.ApiKey>
+/// A work order's identifier.
+public typealias WorkOrderID = TypedID<IDTag.WorkOrder>

@@ -12,16 +12,23 @@ public enum Permission: String, Sendable, CaseIterable {
     case tenantManage = "tenant.manage"
     case communityCreate = "community.create"
     case nationalRead = "national.read"
+    case repairFile = "repair.file"
+    case workOrderRead = "workorder.read"
+    case workOrderAct = "workorder.act"
+    case workOrderConfigure = "workorder.configure"
+    case workOrderStats = "workorder.stats"
+    case dutySelf = "duty.self"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
-        .resident: [.noticeRead],
-        .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats],
-        .cashier: [.noticeRead],
-        .technician: [.noticeRead],
-        .guardian: [.noticeRead],
+        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct],
+        .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
+                   .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats],
+        .cashier: [.noticeRead, .repairFile, .workOrderRead],
+        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf],
+        .guardian: [.noticeRead, .repairFile, .workOrderRead],
         .merchant: [.noticeRead],
-        .government: [.noticeRead, .noticeStats],
+        .government: [.noticeRead, .noticeStats, .workOrderStats],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
         .partner: [.noticeRead, .noticePublish],
     ]

@@ -34,7 +34,12 @@ struct ObservabilityInterceptor: ServerInterceptor {
         }
         do {
             let response = try await next(request, context)
-            if case .failure(let error) = response.accepted { status = "\(error.code)" }
+            if case .failure(let error) = response.accepted {
+                status = "\(error.code)"
+                if error.code == .internalError || error.code == .unknown {
+                    logger.error("rpc failed", metadata: [LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", "error": "\(error)"])
+                }
+            }
             return response
         } catch let error as LinliError {
             status = "\(error.rpcErrorCode)"

@@ -7,6 +7,7 @@ import LinliNotices
 import LinliPlatform
 import LinliRedis
 import LinliTenancy
+import LinliWorkOrders
 import Logging
 import NIOCore
 import NIOPosix
@@ -68,6 +69,7 @@ public struct LinliApplication: Sendable {
             IdentityService(database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys, logger: logger),
             PlatformService(database: database, provisioner: provisioner, tenants: tenants, logger: logger),
             NoticeService(database: database, logger: logger),
+            WorkOrderService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

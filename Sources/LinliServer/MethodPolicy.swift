@@ -55,5 +55,14 @@ public enum MethodPolicy {
         "linli.property.v1.NoticeService/ListNotices": Rule(permission: .noticeRead, rateClass: .read),
         "linli.property.v1.NoticeService/MarkNoticeRead": Rule(permission: .noticeRead, rateClass: .write),
         "linli.property.v1.NoticeService/GetNoticeReadStats": Rule(permission: .noticeStats, rateClass: .read),
+
+        "linli.property.v1.WorkOrderService/ConfigureCategory": Rule(permission: .workOrderConfigure, rateClass: .write),
+        "linli.property.v1.WorkOrderService/SetTechnician": Rule(permission: .workOrderConfigure, rateClass: .write),
+        "linli.property.v1.WorkOrderService/SetMyDuty": Rule(permission: .dutySelf, rateClass: .write),
+        "linli.property.v1.WorkOrderService/FileRepair": Rule(permission: .repairFile, rateClass: .write),
+        "linli.property.v1.WorkOrderService/GetWorkOrder": Rule(permission: .workOrderRead, rateClass: .read),
+        "linli.property.v1.WorkOrderService/ListWorkOrders": Rule(permission: .workOrderRead, rateClass: .read),
+        "linli.property.v1.WorkOrderService/TransitionWorkOrder": Rule(permission: .workOrderAct, rateClass: .write),
+        "linli.property.v1.WorkOrderService/GetWorkloadStats": Rule(permission: .workOrderStats, rateClass: .read),
     ]
 }

@@ -28,7 +28,7 @@ final class TestServer: Sendable {
         for rateClass in RateClass.allCases { configuration.rateLimits[rateClass] = RateLimit(perSecond: 10_000, burst: 10_000) }
         adjust(&configuration)
         var logger = Logger(label: "linli.test")
-        logger.logLevel = .critical
+        logger.logLevel = ProcessInfo.processInfo.environment["LINLI_TEST_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
         let app = try LinliApplication(configuration: configuration, logger: logger)
         let group = ServiceGroup(configuration: .init(services: app.services, logger: logger))
         let running = Task { try await group.run() }

@@ -63,6 +63,7 @@ struct InfrastructureTests {
             Linli_Identity_V1_IdentityService.Method.descriptors,
             Linli_Platform_V1_PlatformService.Method.descriptors,
             Linli_Property_V1_NoticeService.Method.descriptors,
+            Linli_Property_V1_WorkOrderService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()

@@ -1,0 +1,247 @@
+import Foundation
+import GRPCCore
+import LinliAPI
+import LinliCore
+import LinliTenancy
+import Logging
+import PostgresNIO
+import SwiftProtobuf
+
+/// The `linli.property.v1.WorkOrderService` RPCs.
+public struct WorkOrderService: Sendable {
+    let desk = WorkOrderDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    /// Runs a mutating call once per request id, in one tenant transaction.
+    func once<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+        _ ctx: RequestContext, _ method: String, requestID: String, request: Request,
+        _ effect: (PostgresConnection) async throws -> Response
+    ) async throws -> Response {
+        let tenant = try ctx.requireTenant()
+        return try await database.tenantTransaction(tenant) { connection in
+            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
+                                       fingerprint: request, on: connection, logger: ctx.logger) {
+                try await effect(connection)
+            }
+        }
+    }
+}
+
+extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
+    public func configureCategory(request: ServerRequest<Linli_Property_V1_ConfigureCategoryRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ConfigureCategoryResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let requestID = try Input.requestID(m.requestID)
+        let c = m.category
+        let community: CommunityID = try Input.id(c.communityID, field: "category.community_id")
+        try ctx.principal.requireScope(community)
+        let code = try Input.text(c.code, field: "category.code", max: 40)
+        guard code.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
+            throw LinliError.invalid("category.code", "must be a-z, 0-9 and _")
+        }
+        let mode: WorkOrderDesk.DispatchMode
+        switch c.dispatchMode {
+        case .manual: mode = .manual
+        case .grab: mode = .grab
+        case .roundRobin: mode = .roundRobin
+        default: throw LinliError.invalid("category.dispatch_mode", "is required")
+        }
+        let minutes = 1...(365 * 24 * 60)
+        guard minutes.contains(Int(c.normalDeadlineMinutes)) else { throw LinliError.invalid("category.normal_deadline_minutes", "must be 1 to 525600") }
+        guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else { throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600") }
+        let category = WorkOrderDesk.Category(community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
+                                              mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
+        var fingerprint = m
+        fingerprint.requestID = ""
+        let response = try await once(ctx, "ConfigureCategory", requestID: requestID, request: fingerprint) { [desk] connection in
+            try await desk.configure(category, on: connection, logger: ctx.logger)
+            var response = Linli_Property_V1_ConfigureCategoryResponse()
+            response.category = c
+            response.category.code = code
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func setTechnician(request: ServerRequest<Linli_Property_V1_SetTechnicianRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_SetTechnicianResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let requestID = try Input.requestID(m.requestID)
+        let user: UserID = try Input.id(m.userID, field: "user_id")
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        try ctx.principal.requireScope(community)
+        var fingerprint = m
+        fingerprint.requestID = ""
+        let response = try await once(ctx, "SetTechnician", requestID: requestID, request: fingerprint) { [desk] connection in
+            try await desk.setTechnician(user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
+                                         on: connection, logger: ctx.logger)
+            return Linli_Property_V1_SetTechnicianResponse()
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func setMyDuty(request: ServerRequest<Linli_Property_V1_SetMyDutyRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_SetMyDutyResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        _ = try Input.requestID(request.message.requestID)
+        let onDuty = request.message.onDuty
+        // Setting a duty flag twice has the same effect as once: naturally idempotent.
+        try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.setDuty(ctx.principal.subjectID, onDuty: onDuty, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .init())
+    }
+
+    public func fileRepair(request: ServerRequest<Linli_Property_V1_FileRepairRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_FileRepairResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let requestID = try Input.requestID(m.requestID)
+        let channel: String
+        switch m.channel {
+        case .app: channel = "app"
+        case .phone: channel = "phone"
+        case .frontDesk: channel = "front_desk"
+        default: throw LinliError.invalid("channel", "is required")
+        }
+        guard m.priority == .normal || m.priority == .emergency else { throw LinliError.invalid("priority", "is required") }
+        if m.photoRefs.count > 9 { throw LinliError.invalid("photo_refs", "at most 9 photos") }
+        for (index, ref) in m.photoRefs.enumerated() { _ = try Input.text(ref, field: "photo_refs[\(index)]", max: 500) }
+        let repair = WorkOrderDesk.Repair(
+            community: try Input.id(m.communityID, field: "community_id"),
+            category: try Input.text(m.category, field: "category", max: 40),
+            emergency: m.priority == .emergency, channel: channel,
+            building: m.buildingID.isEmpty ? nil : try Input.id(m.buildingID, field: "building_id"),
+            location: try Input.text(m.location, field: "location", max: 200),
+            description: try Input.text(m.description_p, field: "description", max: 2000),
+            photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
+            onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"))
+        var fingerprint = m
+        fingerprint.requestID = ""
+        let response = try await once(ctx, "FileRepair", requestID: requestID, request: fingerprint) { [desk] connection in
+            var response = Linli_Property_V1_FileRepairResponse()
+            response.workOrder = .init(try await desk.file(repair, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getWorkOrder(request: ServerRequest<Linli_Property_V1_GetWorkOrderRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_GetWorkOrderResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let id: WorkOrderID = try Input.id(request.message.workOrderID, field: "work_order_id")
+        let order = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_GetWorkOrderResponse()
+        response.workOrder = .init(order)
+        return ServerResponse(message: response)
+    }
+
+    public func listWorkOrders(request: ServerRequest<Linli_Property_V1_ListWorkOrdersRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListWorkOrdersResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let limit = try Input.pageSize(m.page.pageSize)
+        var after: (Date, UUID)?
+        if !m.page.pageToken.isEmpty {
+            let parts = String(decoding: Data(base64Encoded: m.page.pageToken) ?? Data(), as: UTF8.self).split(separator: "|")
+            guard parts.count == 2, let micros = Int64(parts[0]), let uuid = UUID(uuidString: String(parts[1])) else {
+                throw LinliError.invalid("page.page_token", "is not a valid page token")
+            }
+            after = (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
+        }
+        let state = m.state == .unspecified ? nil : try WorkOrderFlow.State(m.state)
+        let filter = WorkOrderDesk.Filter(community: try Input.id(m.communityID, field: "community_id"), state: state,
+                                          assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
+                                          after: after, limit: limit + 1)
+        let orders = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.list(filter, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListWorkOrdersResponse()
+        response.workOrders = orders.prefix(limit).map(Linli_Property_V1_WorkOrder.init)
+        if orders.count > limit, let last = orders.prefix(limit).last {
+            let micros = Int64((last.createdAt.timeIntervalSince1970 * 1_000_000).rounded())
+            response.nextPageToken = Data("\(micros)|\(last.id)".utf8).base64EncodedString()
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func transitionWorkOrder(request: ServerRequest<Linli_Property_V1_TransitionWorkOrderRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_TransitionWorkOrderResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let requestID = try Input.requestID(m.requestID)
+        let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
+        guard let action = WorkOrderFlow.Action(m.action) else { throw LinliError.invalid("action", "is required") }
+        let transition = WorkOrderDesk.Transition(
+            action: action,
+            assignee: m.assigneeID.isEmpty ? nil : try Input.id(m.assigneeID, field: "assignee_id"),
+            note: try Input.text(m.note, field: "note", min: 0, max: 1000),
+            completion: m.hasCompletion ? WorkOrderDesk.Completion(
+                labourMinutes: Int(m.completion.labourMinutes),
+                materials: try Input.text(m.completion.materials, field: "completion.materials", min: 0, max: 2000),
+                chargeFen: m.completion.chargeFen) : nil,
+            rating: m.hasRating ? WorkOrderDesk.Rating(
+                speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
+                comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
+        var fingerprint = m
+        fingerprint.requestID = ""
+        let response = try await once(ctx, "TransitionWorkOrder", requestID: requestID, request: fingerprint) { [desk] connection in
+            var response = Linli_Property_V1_TransitionWorkOrderResponse()
+            response.workOrder = .init(try await desk.transition(id, transition, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getWorkloadStats(request: ServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        try ctx.principal.requireScope(community)
+        guard m.hasFrom else { throw LinliError.invalid("from", "is required") }
+        guard m.hasTo else { throw LinliError.invalid("to", "is required") }
+        guard m.to.date > m.from.date else { throw LinliError.invalid("to", "must be after from") }
+        let stats = try await database.tenantTransaction(try ctx.requireTenant()) { connection in
+            try await WorkloadStats.read(community: community, from: m.from.date, to: m.to.date, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_GetWorkloadStatsResponse()
+        response.technicians = stats.technicians.map { t in
+            var row = Linli_Property_V1_TechnicianWorkload()
+            row.userID = t.user.description
+            row.displayName = t.name
+            row.assigned = t.assigned
+            row.accepted = t.accepted
+            row.completed = t.completed
+            row.labourMinutes = t.labourMinutes
+            row.averageResponseMinutes = t.averageResponseMinutes
+            row.averageCompletionMinutes = t.averageCompletionMinutes
+            row.overdue = t.overdue
+            row.averageRating = t.averageRating
+            return row
+        }
+        response.categories = stats.categories.map { c in
+            var row = Linli_Property_V1_CategoryVolume()
+            row.category = c.code
+            row.filed = c.filed
+            row.completed = c.completed
+            return row
+        }
+        response.filed = stats.filed
+        response.completed = stats.completed
+        response.completionRate = stats.filed == 0 ? 0 : Double(stats.completed) / Double(stats.filed)
+        response.slaRate = stats.completed == 0 ? 0 : Double(stats.completedOnTime) / Double(stats.completed)
+        response.overdueOpen = stats.overdueOpen
+        return ServerResponse(message: response)
+    }
+}
