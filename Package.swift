@@ -100,6 +100,7 @@ let package = Package(
             name: "LinliWorkOrders",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -137,6 +138,7 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
+                "LinliWorkOrders", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

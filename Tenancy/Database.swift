@@ -16,6 +16,9 @@ public struct Database: Sendable {
         self.logger = logger
     }
 
+    /// The first statement of a tenant transaction; $1 is the tenant's schema (and role).
+    public static let tenantSwitchSQL = "SELECT set_config('role', $1, true), set_config('search_path', $1, true)"
+
     /// Runs `body` in a transaction as the application role, for `platform` tables.
     public func platformTransaction<R: Sendable>(
         _ body: (PostgresConnection) async throws -> R
@@ -101,7 +104,7 @@ public struct Database: Sendable {
 
 /// The first statement of every tenant transaction, prepared once per connection.
 struct TenantSwitch: PostgresPreparedStatement {
-    static let sql = "SELECT set_config('role', $1, true), set_config('search_path', $1, true)"
+    static let sql = Database.tenantSwitchSQL
     typealias Row = (String, String)
 
     let schema: String

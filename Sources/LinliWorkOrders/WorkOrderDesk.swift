@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import LinliCore
 import LinliTenancy
@@ -21,6 +22,12 @@ public struct WorkOrderDesk: Sendable {
         public var mode: DispatchMode
         public var normalMinutes: Int
         public var emergencyMinutes: Int
+
+        /// The sequence that deals round-robin turns in this category.
+        public var rotationSequence: String {
+            let digest = Insecure.MD5.hash(data: Data("\(community):\(code)".utf8))
+            return "rotation_" + digest.map { String(format: "%02x", $0) }.joined().prefix(20)
+        }
 
         public init(community: CommunityID, code: String, name: String, mode: DispatchMode, normalMinutes: Int, emergencyMinutes: Int) {
             self.community = community
@@ -146,6 +153,9 @@ public struct WorkOrderDesk: Sendable {
             ON CONFLICT (community_id, code) DO UPDATE SET name = EXCLUDED.name, dispatch_mode = EXCLUDED.dispatch_mode,
                 normal_minutes = EXCLUDED.normal_minutes, emergency_minutes = EXCLUDED.emergency_minutes
             """, logger: logger)
+        // The name is "rotation_" + 20 hex digits: safe to interpolate.
+        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SEQUENCE IF NOT EXISTS \(category.rotationSequence) AS bigint CYCLE"),
+                                   logger: logger)
     }
 
     /// Sets a technician's categories in `community` and their duty.
@@ -184,7 +194,7 @@ public struct WorkOrderDesk: Sendable {
     /// Files a repair for `principal`; dispatches at once in a round-robin category.
     public func file(_ repair: Repair, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
         try principal.requireScope(repair.community)
-        let category = try await category(repair.community, repair.category, lock: true, connection, logger)
+        let category = try await category(repair.community, repair.category, connection, logger)
         let requester: UserID
         if principal.role == .resident {
             if repair.onBehalfOf != nil { throw LinliError.invalid("on_behalf_of", "only staff file on a resident's behalf") }
@@ -220,16 +230,21 @@ public struct WorkOrderDesk: Sendable {
         try await record(id, action: "file", from: nil, to: .pending, actor: principal.subjectID, assignee: nil,
                          note: "", connection, logger)
         try await MetricDelta.record(.workOrdersFiled, delta: 1, community: repair.community, on: connection, logger: logger)
-        if category.mode == .roundRobin, let technician = try await nextInRotation(category, connection, logger) {
-            try await apply(.dispatch, to: id, from: .pending, to: .dispatched, actor: principal.subjectID,
-                            transition: Transition(action: .dispatch, assignee: technician, note: "round robin"), connection, logger)
+        var order = try await load(id, connection, logger, events: false)
+        if category.mode == .roundRobin, let technician = try await dispatchInTurn(id, category, actor: principal.subjectID, connection, logger) {
+            order.state = .dispatched
+            order.assignee = technician
         }
-        return try await load(id, connection, logger, events: false)
+        return order
     }
 
-    /// The next on-duty technician of the category, advancing the rotation kept in PostgreSQL
-    /// under the category's row lock (taken by `file`): fair across restarts and servers.
-    private func nextInRotation(_ category: Category, _ connection: PostgresConnection, _ logger: Logger) async throws -> UserID? {
+    /// Dispatches a new order to the next on-duty technician of its category, in one statement.
+    /// Turns come from the category's sequence: concurrent filings on any server take
+    /// consecutive turns without waiting on a lock, and the rotation survives restarts. A
+    /// filing that rolls back still spends its turn, so a technician may rarely be skipped once.
+    /// Returns nil when nobody is on duty; the order then waits for a manager.
+    private func dispatchInTurn(_ id: WorkOrderID, _ category: Category, actor: UserID,
+                                _ connection: PostgresConnection, _ logger: Logger) async throws -> UserID? {
         let rows = try await connection.query("""
             WITH pool AS (
                 SELECT ts.user_id, row_number() OVER (ORDER BY ts.user_id) - 1 AS slot, count(*) OVER () AS size
@@ -237,11 +252,18 @@ public struct WorkOrderDesk: Sendable {
                 JOIN staff_duty d ON d.user_id = ts.user_id AND d.on_duty
                 JOIN users u ON u.id = ts.user_id AND u.status = 'active'
                 WHERE ts.community_id = \(category.community.uuid) AND ts.code = \(category.code)),
-            turn AS (
-                UPDATE repair_categories SET rotation = rotation + 1
-                WHERE community_id = \(category.community.uuid) AND code = \(category.code) AND EXISTS (SELECT 1 FROM pool)
-                RETURNING rotation - 1 AS taken)
-            SELECT pool.user_id FROM pool, turn WHERE pool.slot = turn.taken % pool.size
+            turn AS (SELECT nextval(\(category.rotationSequence)::regclass) - 1 AS taken WHERE EXISTS (SELECT 1 FROM pool)),
+            pick AS (SELECT pool.user_id FROM pool, turn WHERE pool.slot = turn.taken % pool.size),
+            dispatched AS (
+                UPDATE work_orders SET state = 'dispatched', assignee_id = pick.user_id, dispatched_at = now()
+                FROM pick WHERE work_orders.id = \(id.uuid) RETURNING pick.user_id),
+            event AS (
+                INSERT INTO work_order_events (work_order_id, action, from_state, to_state, actor_id, assignee_id, note)
+                SELECT \(id.uuid), 'dispatch', 'pending', 'dispatched', \(actor.uuid), user_id, 'round robin' FROM dispatched),
+            message AS (
+                INSERT INTO outbox (topic, recipient_id, payload)
+                SELECT 'work_order.assigned', user_id, jsonb_build_object('work_order_id', \(id.description)) FROM dispatched)
+            SELECT user_id FROM dispatched
             """, logger: logger)
         for try await user in rows.decode(UUID.self) { return UserID(user) }
         return nil
@@ -259,7 +281,7 @@ public struct WorkOrderDesk: Sendable {
         if order.assignee == principal.subjectID { actors.insert(.assignee) }
         if order.requester == principal.subjectID { actors.insert(.requester) }
         if principal.role == .technician, transition.action == .claim {
-            let category = try await category(order.community, order.category, lock: false, connection, logger)
+            let category = try await category(order.community, order.category, connection, logger)
             if category.mode == .grab, try await skilled(principal.subjectID, category, connection, logger) {
                 actors.insert(.skilledTechnician)
             }
@@ -270,7 +292,7 @@ public struct WorkOrderDesk: Sendable {
         case .dispatch, .transfer:
             guard let assignee = transition.assignee else { throw LinliError.invalid("assignee_id", "is required for \(transition.action.rawValue)") }
             if assignee == order.assignee { throw LinliError.invalid("assignee_id", "already holds this work order") }
-            let category = try await category(order.community, order.category, lock: false, connection, logger)
+            let category = try await category(order.community, order.category, connection, logger)
             guard try await skilled(assignee, category, connection, logger) else {
                 throw LinliError.invalid("assignee_id", "is not a technician of this category in this community")
             }
@@ -420,11 +442,11 @@ public struct WorkOrderDesk: Sendable {
 
     // MARK: Helpers
 
-    private func category(_ community: CommunityID, _ code: String, lock: Bool, _ connection: PostgresConnection,
+    private func category(_ community: CommunityID, _ code: String, _ connection: PostgresConnection,
                           _ logger: Logger) async throws -> Category {
         let rows = try await connection.query("""
             SELECT name, dispatch_mode, normal_minutes, emergency_minutes FROM repair_categories
-            WHERE community_id = \(community.uuid) AND code = \(code) \(unescaped: lock ? "FOR UPDATE" : "")
+            WHERE community_id = \(community.uuid) AND code = \(code)
             """, logger: logger)
         for try await (name, mode, normal, emergency) in rows.decode((String, String, Int, Int).self) {
             return Category(community: community, code: code, name: name, mode: DispatchMode(rawValue: mode) ?? .manual,

@@ -6,12 +6,14 @@ import Histogram
 import LinliAPI
 import LinliServer
 import LinliTenancy
+import LinliWorkOrders
+import SwiftProtobuf
 
 /// `linli bench`: load generators whose figures `Deploy/bench` prints.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
-        subcommands: [RPC.self, Tenants.self])
+        subcommands: [RPC.self, Tenants.self, Script.self])
 }
 
 extension Bench {
@@ -23,9 +25,11 @@ extension Bench {
 
         enum Target: String, ExpressibleByArgument, CaseIterable {
             case health, whoami = "whoami", listNotices = "list-notices", publishNotice = "publish-notice"
+            case fileRepair = "file-repair", workloadStats = "workload-stats"
         }
 
-        @Option(help: "health, whoami, list-notices or publish-notice.") var rpc: Target
+        @Option(help: "health, whoami, list-notices, publish-notice, file-repair or workload-stats.") var rpc: Target
+        @Option(help: "Repair category for file-repair.") var category = "plumbing"
         @Option var host = "127.0.0.1"
         @Option var port = 8443
         @Option(help: "CA certificate that signed the server's.") var ca = ".data/tls/ca.crt"
@@ -125,6 +129,27 @@ extension Bench {
                 return { [request] client in
                     _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).listNotices(request, metadata: auth)
                 }
+            case .fileRepair:
+                let category = category
+                return { client in
+                    var request = Linli_Property_V1_FileRepairRequest()
+                    request.requestID = UUID().uuidString.lowercased()
+                    request.communityID = community
+                    request.category = category
+                    request.priority = .normal
+                    request.channel = .app
+                    request.location = "压测 302 室"
+                    request.description_p = "benchmark repair"
+                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).fileRepair(request, metadata: auth)
+                }
+            case .workloadStats:
+                var request = Linli_Property_V1_GetWorkloadStatsRequest()
+                request.communityID = community
+                request.from = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(-30 * 86400))
+                request.to = Google_Protobuf_Timestamp(date: Date())
+                return { [request] client in
+                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).getWorkloadStats(request, metadata: auth)
+                }
             case .publishNotice:
                 return { client in
                     var request = Linli_Property_V1_PublishNoticeRequest()
@@ -194,6 +219,34 @@ extension Bench {
                 ].joined(separator: " ")
             }
             print(line)
+        }
+    }
+}
+
+extension Bench {
+    /// Prints a pgbench script that runs, transaction for transaction, the SQL the server runs
+    /// for an RPC, with the server's $n parameters as pgbench variables.
+    struct Script: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the pgbench script of the server's SQL for an RPC (variables: schema, community, from, to).")
+
+        enum Query: String, ExpressibleByArgument { case workloadStats = "workload-stats" }
+        @Option var rpc: Query
+
+        func run() throws {
+            func variables(_ sql: String, _ names: [String]) -> String {
+                names.enumerated().reversed().reduce(sql) { text, item in
+                    text.replacingOccurrences(of: "$\(item.offset + 1)", with: ":\(item.element)")
+                }
+            }
+            let statements = [
+                "BEGIN",
+                variables(Database.tenantSwitchSQL, ["schema"]),
+                variables(WorkloadStats.perTechnicianSQL, ["community", "from", "to"]),
+                variables(WorkloadStats.perCategorySQL, ["community", "from", "to"]),
+                "COMMIT",
+            ]
+            print(statements.map { $0 + ";" }.joined(separator: "\n"))
         }
     }
 }

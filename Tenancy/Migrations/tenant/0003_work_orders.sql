@@ -7,8 +7,8 @@ CREATE TABLE repair_categories (
     dispatch_mode text NOT NULL CHECK (dispatch_mode IN ('manual', 'grab', 'round_robin')),
     normal_minutes integer NOT NULL CHECK (normal_minutes > 0),
     emergency_minutes integer NOT NULL CHECK (emergency_minutes > 0),
-    -- Round-robin rotation: advanced under the row lock, so fair across restarts and servers.
-    rotation bigint NOT NULL DEFAULT 0,
+    -- Round-robin turns come from a sequence per category, rotation_<md5(community:code)[0:20]>,
+    -- created with the category: lock-free, shared by every server, kept across restarts.
     PRIMARY KEY (community_id, code)
 );
 
