@@ -59,14 +59,22 @@ public enum Idempotency {
     }
 }
 
+/// A mutating protobuf request: it carries the caller's `request_id`.
+public protocol IdempotentRequest: SwiftProtobuf.Message {
+    var requestID: String { get set }
+}
+
 extension Idempotency {
-    /// `once` for protobuf calls: the fingerprint is the request with its request id cleared,
-    /// the stored result is the encoded response.
-    public static func once<Request: SwiftProtobuf.Message, Response: SwiftProtobuf.Message>(
+    /// `once` for protobuf calls: the fingerprint is the request with its request id cleared
+    /// (clear secrets such as passwords before passing it), the stored result is the encoded
+    /// response.
+    public static func once<Request: IdempotentRequest, Response: SwiftProtobuf.Message>(
         _ table: Table, principal: UserID, requestID: String, method: String, fingerprint: Request,
         on connection: PostgresConnection, logger: Logger,
         _ effect: () async throws -> Response
     ) async throws -> Response {
+        var fingerprint = fingerprint
+        fingerprint.requestID = ""
         let bytes: Data = try fingerprint.serializedBytes()
         let stored = try await once(table, principal: principal, requestID: requestID, method: method,
                                     fingerprint: bytes, on: connection, logger: logger) {

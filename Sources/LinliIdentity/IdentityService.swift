@@ -89,8 +89,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
             buildingIDs: Input.ids(m.buildingIds, field: "building_ids")).validated()
         for community in user.communityIDs { try ctx.principal.requireScope(community) }
         var fingerprint = m
-        fingerprint.requestID = ""
-        fingerprint.password = ""
+        fingerprint.password = ""  // never stored, not even hashed into the key
         let response = try await database.tenantTransaction(tenant) { connection in
             try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
                                        method: "CreateUser", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
@@ -180,3 +179,5 @@ extension Linli_Identity_V1_ApiKey {
         if let revoked = key.revokedAt { revokedAt = Google_Protobuf_Timestamp(date: revoked) }
     }
 }
+
+extension Linli_Identity_V1_CreateUserRequest: IdempotentRequest {}

@@ -31,11 +31,9 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
             communityID: m.communityID, title: m.title, body: m.body, category: m.category.rawValue, pinned: m.pinned,
             buildingIDs: m.buildingIds, expiresAt: m.hasExpiresAt ? m.expiresAt.date : nil)
         try ctx.principal.requireScope(draft.communityID)
-        var fingerprint = m
-        fingerprint.requestID = ""
         let response = try await database.tenantTransaction(tenant) { connection in
             try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "PublishNotice", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
+                                       method: "PublishNotice", fingerprint: m, on: connection, logger: ctx.logger) {
                 let notice = try await board.publish(draft, by: ctx.principal.subjectID, on: connection, logger: ctx.logger)
                 var response = Linli_Property_V1_PublishNoticeResponse()
                 response.notice = .init(notice)
@@ -103,3 +101,5 @@ extension Linli_Property_V1_Notice {
         read = notice.read
     }
 }
+
+extension Linli_Property_V1_PublishNoticeRequest: IdempotentRequest {}

@@ -58,11 +58,9 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         guard TenantRef.isValidSlug(m.slug) else { throw LinliError.invalid("slug", "must be 1 to 40 of a-z, 0-9 and _") }
         let name = try Input.text(m.name, field: "name", max: 200)
         let plan = m.plan.isEmpty ? "standard" : try Input.text(m.plan, field: "plan", max: 40)
-        var fingerprint = m
-        fingerprint.requestID = ""
         let response = try await database.platformTransaction { connection in
             try await Idempotency.once(.platform, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "CreateTenant", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
+                                       method: "CreateTenant", fingerprint: m, on: connection, logger: ctx.logger) {
                 let tenant = try await provisioner.create(slug: m.slug, name: name, plan: plan, on: connection)
                 var response = Linli_Platform_V1_CreateTenantResponse()
                 response.tenant = .init(id: tenant.ref.id, slug: tenant.ref.slug, name: name, status: "active", plan: plan,
@@ -104,11 +102,9 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let requestID = try Input.requestID(m.requestID)
         let id: TenantID = try Input.id(m.tenantID, field: "tenant_id")
         let reason = try Input.text(m.reason, field: "reason", max: 500)
-        var fingerprint = m
-        fingerprint.requestID = ""
         let response = try await database.platformTransaction { connection in
             try await Idempotency.once(.platform, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "SuspendTenant", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
+                                       method: "SuspendTenant", fingerprint: m, on: connection, logger: ctx.logger) {
                 let rows = try await connection.query("""
                     UPDATE platform.tenants SET status = 'suspended', suspended_reason = \(reason), updated_at = now()
                     WHERE id = \(id.uuid) RETURNING id, slug, name, status, plan, created_at
@@ -144,11 +140,9 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         }
         let tenant = try await tenants.tenant(id: tenantID)
         guard tenant.isActive else { throw LinliError(.failedPrecondition, "tenant_id: tenant is suspended", field: "tenant_id") }
-        var fingerprint = m
-        fingerprint.requestID = ""
         let response = try await database.tenantTransaction(tenant) { connection in
             try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "CreateCommunity", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
+                                       method: "CreateCommunity", fingerprint: m, on: connection, logger: ctx.logger) {
                 var community = try await Self.createCommunity(name: name, address: address, timeZone: zone,
                                                                buildings: buildings, on: connection, logger: ctx.logger)
                 community.tenantID = tenant.id.description
@@ -206,3 +200,7 @@ extension Linli_Platform_V1_Tenant {
         self.createdAt = Google_Protobuf_Timestamp(date: createdAt)
     }
 }
+
+extension Linli_Platform_V1_CreateTenantRequest: IdempotentRequest {}
+extension Linli_Platform_V1_SuspendTenantRequest: IdempotentRequest {}
+extension Linli_Platform_V1_CreateCommunityRequest: IdempotentRequest {}

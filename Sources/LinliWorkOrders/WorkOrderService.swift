@@ -19,7 +19,7 @@ public struct WorkOrderService: Sendable {
     }
 
     /// Runs a mutating call once per request id, in one tenant transaction.
-    func once<Request: SwiftProtobuf.Message & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+    func once<Request: IdempotentRequest & Sendable, Response: SwiftProtobuf.Message & Sendable>(
         _ ctx: RequestContext, _ method: String, requestID: String, request: Request,
         _ effect: (PostgresConnection) async throws -> Response
     ) async throws -> Response {
@@ -58,9 +58,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else { throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600") }
         let category = WorkOrderDesk.Category(community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
                                               mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
-        var fingerprint = m
-        fingerprint.requestID = ""
-        let response = try await once(ctx, "ConfigureCategory", requestID: requestID, request: fingerprint) { [desk] connection in
+        let response = try await once(ctx, "ConfigureCategory", requestID: requestID, request: m) { [desk] connection in
             try await desk.configure(category, on: connection, logger: ctx.logger)
             var response = Linli_Property_V1_ConfigureCategoryResponse()
             response.category = c
@@ -78,9 +76,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         try ctx.principal.requireScope(community)
-        var fingerprint = m
-        fingerprint.requestID = ""
-        let response = try await once(ctx, "SetTechnician", requestID: requestID, request: fingerprint) { [desk] connection in
+        let response = try await once(ctx, "SetTechnician", requestID: requestID, request: m) { [desk] connection in
             try await desk.setTechnician(user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
                                          on: connection, logger: ctx.logger)
             return Linli_Property_V1_SetTechnicianResponse()
@@ -124,9 +120,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             description: try Input.text(m.description_p, field: "description", max: 2000),
             photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
             onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"))
-        var fingerprint = m
-        fingerprint.requestID = ""
-        let response = try await once(ctx, "FileRepair", requestID: requestID, request: fingerprint) { [desk] connection in
+        let response = try await once(ctx, "FileRepair", requestID: requestID, request: m) { [desk] connection in
             var response = Linli_Property_V1_FileRepairResponse()
             response.workOrder = .init(try await desk.file(repair, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -193,9 +187,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             rating: m.hasRating ? WorkOrderDesk.Rating(
                 speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
                 comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
-        var fingerprint = m
-        fingerprint.requestID = ""
-        let response = try await once(ctx, "TransitionWorkOrder", requestID: requestID, request: fingerprint) { [desk] connection in
+        let response = try await once(ctx, "TransitionWorkOrder", requestID: requestID, request: m) { [desk] connection in
             var response = Linli_Property_V1_TransitionWorkOrderResponse()
             response.workOrder = .init(try await desk.transition(id, transition, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -245,3 +237,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         return ServerResponse(message: response)
     }
 }
+
+extension Linli_Property_V1_ConfigureCategoryRequest: IdempotentRequest {}
+extension Linli_Property_V1_SetTechnicianRequest: IdempotentRequest {}
+extension Linli_Property_V1_FileRepairRequest: IdempotentRequest {}
+extension Linli_Property_V1_TransitionWorkOrderRequest: IdempotentRequest {}
