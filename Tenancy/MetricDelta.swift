@@ -12,6 +12,8 @@ public struct MetricDelta: Sendable {
         case noticesPublished = "notices_published"
         case workOrdersFiled = "work_orders_filed"
         case workOrdersCompleted = "work_orders_completed"
+        case complaintsFiled = "complaints_filed"
+        case hotlineTickets = "hotline_tickets"
     }
 
     /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.

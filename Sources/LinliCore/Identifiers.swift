@@ -40,6 +40,8 @@ public enum IDTag {
     public enum Notice {}
     public enum ApiKey {}
     public enum WorkOrder {}
+    public enum Complaint {}
+    public enum HotlineTicket {}
 }
 
 /// A tenant's identifier.

@@ -18,19 +18,26 @@ public enum Permission: String, Sendable, CaseIterable {
     case workOrderConfigure = "workorder.configure"
     case workOrderStats = "workorder.stats"
     case dutySelf = "duty.self"
+    case complaintFile = "complaint.file"
+    case complaintRead = "complaint.read"
+    case complaintHandle = "complaint.handle"
+    case hotlineImport = "hotline.import"
+    case hotlineRead = "hotline.read"
+    case hotlineHandle = "hotline.handle"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
-        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct],
+        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead],
         .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
-                   .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats],
-        .cashier: [.noticeRead, .repairFile, .workOrderRead],
+                   .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
+                   .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle],
+        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf],
         .guardian: [.noticeRead, .repairFile, .workOrderRead],
         .merchant: [.noticeRead],
-        .government: [.noticeRead, .noticeStats, .workOrderStats],
+        .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
-        .partner: [.noticeRead, .noticePublish],
+        .partner: [.noticeRead, .noticePublish, .hotlineImport],
     ]
 
     /// Whether `role` holds this permission.

@@ -8,6 +8,7 @@ import LinliPlatform
 import LinliRedis
 import LinliTenancy
 import LinliWorkOrders
+import LinliCases
 import Logging
 import NIOCore
 import NIOPosix
@@ -70,6 +71,8 @@ public struct LinliApplication: Sendable {
             PlatformService(database: database, provisioner: provisioner, tenants: tenants, logger: logger),
             NoticeService(database: database, logger: logger),
             WorkOrderService(database: database, logger: logger),
+            ComplaintService(database: database, logger: logger),
+            HotlineService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

@@ -64,5 +64,20 @@ public enum MethodPolicy {
         "linli.property.v1.WorkOrderService/ListWorkOrders": Rule(permission: .workOrderRead, rateClass: .read),
         "linli.property.v1.WorkOrderService/TransitionWorkOrder": Rule(permission: .workOrderAct, rateClass: .write),
         "linli.property.v1.WorkOrderService/GetWorkloadStats": Rule(permission: .workOrderStats, rateClass: .read),
+
+        "linli.property.v1.ComplaintService/FileComplaint": Rule(permission: .complaintFile, rateClass: .write),
+        "linli.property.v1.ComplaintService/ReplyComplaint": Rule(permission: .complaintRead, rateClass: .write),
+        "linli.property.v1.ComplaintService/ResolveComplaint": Rule(permission: .complaintHandle, rateClass: .write),
+        "linli.property.v1.ComplaintService/RateComplaint": Rule(permission: .complaintFile, rateClass: .write),
+        "linli.property.v1.ComplaintService/WithdrawComplaint": Rule(permission: .complaintFile, rateClass: .write),
+        "linli.property.v1.ComplaintService/GetComplaint": Rule(permission: .complaintRead, rateClass: .read),
+        "linli.property.v1.ComplaintService/ListComplaints": Rule(permission: .complaintRead, rateClass: .read),
+
+        "linli.property.v1.HotlineService/ImportHotlineTicket": Rule(permission: .hotlineImport, rateClass: .write),
+        "linli.property.v1.HotlineService/AddHotlineStep": Rule(permission: .hotlineHandle, rateClass: .write),
+        "linli.property.v1.HotlineService/ReplyHotlineTicket": Rule(permission: .hotlineHandle, rateClass: .write),
+        "linli.property.v1.HotlineService/CloseHotlineTicket": Rule(permission: .hotlineHandle, rateClass: .write),
+        "linli.property.v1.HotlineService/GetHotlineTicket": Rule(permission: .hotlineRead, rateClass: .read),
+        "linli.property.v1.HotlineService/ListHotlineTickets": Rule(permission: .hotlineRead, rateClass: .read),
     ]
 }

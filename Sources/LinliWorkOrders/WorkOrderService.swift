@@ -145,14 +145,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let limit = try Input.pageSize(m.page.pageSize)
-        var after: (Date, UUID)?
-        if !m.page.pageToken.isEmpty {
-            let parts = String(decoding: Data(base64Encoded: m.page.pageToken) ?? Data(), as: UTF8.self).split(separator: "|")
-            guard parts.count == 2, let micros = Int64(parts[0]), let uuid = UUID(uuidString: String(parts[1])) else {
-                throw LinliError.invalid("page.page_token", "is not a valid page token")
-            }
-            after = (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
-        }
+        let after = try PageToken.decode(m.page.pageToken)
         let state = m.state == .unspecified ? nil : try WorkOrderFlow.State(m.state)
         let filter = WorkOrderDesk.Filter(community: try Input.id(m.communityID, field: "community_id"), state: state,
                                           assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
@@ -163,8 +156,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         var response = Linli_Property_V1_ListWorkOrdersResponse()
         response.workOrders = orders.prefix(limit).map(Linli_Property_V1_WorkOrder.init)
         if orders.count > limit, let last = orders.prefix(limit).last {
-            let micros = Int64((last.createdAt.timeIntervalSince1970 * 1_000_000).rounded())
-            response.nextPageToken = Data("\(micros)|\(last.id)".utf8).base64EncodedString()
+            response.nextPageToken = PageToken.encode(last.createdAt, last.id.uuid)
         }
         return ServerResponse(message: response)
     }

@@ -66,3 +66,17 @@ struct CoreTests {
         for role in Role.allCases { #expect(Permission.grants[role] != nil, "\(role) has no grants entry") }
     }
 }
+
+@Suite("Page tokens")
+struct PageTokenTests {
+    @Test("a token round-trips to the microsecond; garbage names the field")
+    func roundTrip() throws {
+        let id = UUIDv7.make()
+        let time = Date(timeIntervalSince1970: 1_764_000_000.123456)
+        let decoded = try #require(try PageToken.decode(PageToken.encode(time, id)))
+        #expect(decoded.1 == id)
+        #expect(abs(decoded.0.timeIntervalSince(time)) < 0.000001)
+        #expect(try PageToken.decode("") == nil)
+        #expect(throws: LinliError.self) { try PageToken.decode("not a token") }
+    }
+}

@@ -1,0 +1,324 @@
+import Foundation
+import GRPCCore
+import LinliAPI
+import LinliCore
+import LinliTenancy
+import Logging
+import PostgresNIO
+import SwiftProtobuf
+
+/// Runs a mutating call once per request id in one tenant transaction.
+func once<Request: IdempotentRequest & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+    _ database: Database, _ ctx: RequestContext, _ method: String, _ request: Request,
+    _ effect: (PostgresConnection) async throws -> Response
+) async throws -> Response {
+    let requestID = try Input.requestID(request.requestID)
+    return try await database.tenantTransaction(try ctx.requireTenant()) { connection in
+        try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
+                                   fingerprint: request, on: connection, logger: ctx.logger) {
+            try await effect(connection)
+        }
+    }
+}
+
+func photoRefs(_ refs: [String]) throws(LinliError) -> [String] {
+    if refs.count > 9 { throw .invalid("photo_refs", "at most 9 photos") }
+    for (index, ref) in refs.enumerated() { _ = try Input.text(ref, field: "photo_refs[\(index)]", max: 500) }
+    return refs
+}
+
+/// The `linli.property.v1.ComplaintService` RPCs.
+public struct ComplaintService: Sendable {
+    let desk = ComplaintDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+}
+
+extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
+    public func fileComplaint(request: ServerRequest<Linli_Property_V1_FileComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_FileComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        guard m.kind == .complaint || m.kind == .suggestion else { throw LinliError.invalid("kind", "is required") }
+        let subject = try Input.text(m.subject, field: "subject", max: 200)
+        let content = try Input.text(m.content, field: "content", max: 5000)
+        let photos = try photoRefs(m.photoRefs)
+        let response = try await once(database, ctx, "FileComplaint", m) { [desk] connection in
+            var response = Linli_Property_V1_FileComplaintResponse()
+            response.complaint = .init(try await desk.file(community: community, suggestion: m.kind == .suggestion, subject: subject,
+                                                           content: content, photoRefs: photos, by: ctx.principal, on: connection,
+                                                           logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func replyComplaint(request: ServerRequest<Linli_Property_V1_ReplyComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ReplyComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
+        let body = try Input.text(m.body, field: "body", max: 5000)
+        let response = try await once(database, ctx, "ReplyComplaint", m) { [desk] connection in
+            var response = Linli_Property_V1_ReplyComplaintResponse()
+            response.complaint = .init(try await desk.reply(id, body: body, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func resolveComplaint(request: ServerRequest<Linli_Property_V1_ResolveComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ResolveComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
+        let resolution = try Input.text(m.resolution, field: "resolution", max: 5000)
+        let response = try await once(database, ctx, "ResolveComplaint", m) { [desk] connection in
+            var response = Linli_Property_V1_ResolveComplaintResponse()
+            response.complaint = .init(try await desk.resolve(id, resolution: resolution, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func rateComplaint(request: ServerRequest<Linli_Property_V1_RateComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_RateComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
+        guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be 1 to 5") }
+        let comment = try Input.text(m.comment, field: "comment", min: 0, max: 1000)
+        let response = try await once(database, ctx, "RateComplaint", m) { [desk] connection in
+            var response = Linli_Property_V1_RateComplaintResponse()
+            response.complaint = .init(try await desk.rate(id, satisfaction: Int(m.satisfaction), comment: comment, by: ctx.principal,
+                                                           on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func withdrawComplaint(request: ServerRequest<Linli_Property_V1_WithdrawComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_WithdrawComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
+        let response = try await once(database, ctx, "WithdrawComplaint", m) { [desk] connection in
+            var response = Linli_Property_V1_WithdrawComplaintResponse()
+            response.complaint = .init(try await desk.withdraw(id, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getComplaint(request: ServerRequest<Linli_Property_V1_GetComplaintRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_GetComplaintResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let id = try Input.id(request.message.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
+        let complaint = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_GetComplaintResponse()
+        response.complaint = .init(complaint)
+        return ServerResponse(message: response)
+    }
+
+    public func listComplaints(request: ServerRequest<Linli_Property_V1_ListComplaintsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListComplaintsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let limit = try Input.pageSize(m.page.pageSize)
+        let after = try PageToken.decode(m.page.pageToken)
+        let state: ComplaintDesk.State?
+        switch m.state {
+        case .unspecified: state = nil
+        case .UNRECOGNIZED: throw LinliError.invalid("state", "is not a complaint state")
+        default: state = ComplaintDesk.State.allCases[m.state.rawValue - 1]
+        }
+        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.list(community: community, state: state, after: after, limit: limit + 1, for: ctx.principal,
+                                on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListComplaintsResponse()
+        response.complaints = rows.prefix(limit).map(Linli_Property_V1_Complaint.init)
+        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        return ServerResponse(message: response)
+    }
+}
+
+/// The `linli.property.v1.HotlineService` RPCs.
+public struct HotlineService: Sendable {
+    let desk = HotlineDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+}
+
+extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
+    public func importHotlineTicket(request: ServerRequest<Linli_Property_V1_ImportHotlineTicketRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ImportHotlineTicketResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        guard m.hasReceivedAt else { throw LinliError.invalid("received_at", "is required") }
+        guard m.hasDeadline else { throw LinliError.invalid("deadline", "is required") }
+        guard m.deadline.date > m.receivedAt.date else { throw LinliError.invalid("deadline", "must be after received_at") }
+        let incoming = HotlineDesk.Incoming(
+            community: try Input.id(m.communityID, field: "community_id"),
+            externalID: try Input.text(m.externalID, field: "external_id", max: 64),
+            receivedAt: m.receivedAt.date, deadline: m.deadline.date,
+            category: try Input.text(m.category, field: "category", min: 0, max: 100),
+            content: try Input.text(m.content, field: "content", max: 10_000),
+            callerName: try Input.text(m.callerName, field: "caller_name", min: 0, max: 100),
+            callerPhone: try Input.text(m.callerPhone, field: "caller_phone", min: 0, max: 30))
+        // The external id is the idempotency key: a re-import returns the stored ticket.
+        let (ticket, created) = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.importTicket(incoming, by: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ImportHotlineTicketResponse()
+        response.ticket = .init(ticket)
+        response.created = created
+        return ServerResponse(message: response)
+    }
+
+    public func addHotlineStep(request: ServerRequest<Linli_Property_V1_AddHotlineStepRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_AddHotlineStepResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
+        let note = try Input.text(m.note, field: "note", max: 2000)
+        let response = try await once(database, ctx, "AddHotlineStep", m) { [desk] connection in
+            var response = Linli_Property_V1_AddHotlineStepResponse()
+            response.ticket = .init(try await desk.step(id, note: note, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func replyHotlineTicket(request: ServerRequest<Linli_Property_V1_ReplyHotlineTicketRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ReplyHotlineTicketResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
+        let reply = try Input.text(m.reply, field: "reply", max: 5000)
+        let response = try await once(database, ctx, "ReplyHotlineTicket", m) { [desk] connection in
+            var response = Linli_Property_V1_ReplyHotlineTicketResponse()
+            response.ticket = .init(try await desk.reply(id, reply: reply, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func closeHotlineTicket(request: ServerRequest<Linli_Property_V1_CloseHotlineTicketRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_CloseHotlineTicketResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
+        let response = try await once(database, ctx, "CloseHotlineTicket", m) { [desk] connection in
+            var response = Linli_Property_V1_CloseHotlineTicketResponse()
+            response.ticket = .init(try await desk.close(id, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getHotlineTicket(request: ServerRequest<Linli_Property_V1_GetHotlineTicketRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_GetHotlineTicketResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let id = try Input.id(request.message.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
+        let ticket = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_GetHotlineTicketResponse()
+        response.ticket = .init(ticket)
+        return ServerResponse(message: response)
+    }
+
+    public func listHotlineTickets(request: ServerRequest<Linli_Property_V1_ListHotlineTicketsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListHotlineTicketsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let limit = try Input.pageSize(m.page.pageSize)
+        let after = try PageToken.decode(m.page.pageToken)
+        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.list(community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: ctx.principal,
+                                on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListHotlineTicketsResponse()
+        response.tickets = rows.prefix(limit).map(Linli_Property_V1_HotlineTicket.init)
+        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.receivedAt, last.id) }
+        return ServerResponse(message: response)
+    }
+}
+
+extension Linli_Property_V1_FileComplaintRequest: IdempotentRequest {}
+extension Linli_Property_V1_ReplyComplaintRequest: IdempotentRequest {}
+extension Linli_Property_V1_ResolveComplaintRequest: IdempotentRequest {}
+extension Linli_Property_V1_RateComplaintRequest: IdempotentRequest {}
+extension Linli_Property_V1_WithdrawComplaintRequest: IdempotentRequest {}
+extension Linli_Property_V1_AddHotlineStepRequest: IdempotentRequest {}
+extension Linli_Property_V1_ReplyHotlineTicketRequest: IdempotentRequest {}
+extension Linli_Property_V1_CloseHotlineTicketRequest: IdempotentRequest {}
+
+extension Linli_Property_V1_Complaint {
+    init(_ c: ComplaintDesk.Complaint) {
+        self.init()
+        id = c.id.uuidString.lowercased()
+        communityID = c.community.description
+        kind = c.suggestion ? .suggestion : .complaint
+        subject = c.subject
+        content = c.content
+        photoRefs = c.photoRefs
+        filedBy = c.filedBy.description
+        state = Linli_Property_V1_ComplaintState(rawValue: (ComplaintDesk.State.allCases.firstIndex(of: c.state) ?? -1) + 1) ?? .unspecified
+        resolution = c.resolution
+        satisfaction = Int32(c.satisfaction ?? 0)
+        satisfactionComment = c.satisfactionComment
+        createdAt = Google_Protobuf_Timestamp(date: c.createdAt)
+        if let resolved = c.resolvedAt { resolvedAt = Google_Protobuf_Timestamp(date: resolved) }
+        messages = c.messages.map { message in
+            var row = Linli_Property_V1_CaseMessage()
+            row.authorID = message.author.description
+            row.body = message.body
+            row.at = Google_Protobuf_Timestamp(date: message.at)
+            row.fromStaff = message.fromStaff
+            return row
+        }
+    }
+}
+
+extension Linli_Property_V1_HotlineTicket {
+    init(_ t: HotlineDesk.Ticket) {
+        self.init()
+        id = t.id.uuidString.lowercased()
+        communityID = t.community.description
+        externalID = t.externalID
+        receivedAt = Google_Protobuf_Timestamp(date: t.receivedAt)
+        deadline = Google_Protobuf_Timestamp(date: t.deadline)
+        category = t.category
+        content = t.content
+        callerName = t.callerName
+        callerPhone = HotlineDesk.mask(t.callerPhone)
+        state = Linli_Property_V1_HotlineState(rawValue: (HotlineDesk.State.allCases.firstIndex(of: t.state) ?? -1) + 1) ?? .unspecified
+        reply = t.reply
+        if let replied = t.repliedAt { repliedAt = Google_Protobuf_Timestamp(date: replied) }
+        overdue = t.overdue
+        steps = t.steps.map { step in
+            var row = Linli_Property_V1_HotlineStep()
+            row.actorID = step.actor.uuidString.lowercased()
+            row.note = step.note
+            row.at = Google_Protobuf_Timestamp(date: step.at)
+            return row
+        }
+    }
+}
