@@ -118,6 +118,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliFrontDesk",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliPlatform",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliIdentity", "LinliAPI",
@@ -132,7 +142,7 @@ let package = Package(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
-                "LinliWorkOrders", "LinliCases", "LinliPlatform", "LinliAPI",
+                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliPlatform", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),

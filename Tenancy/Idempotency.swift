@@ -83,3 +83,20 @@ extension Idempotency {
         return try Response(serializedBytes: stored)
     }
 }
+
+extension Database {
+    /// Runs a mutating call once per request id, in one transaction of the caller's tenant:
+    /// a retry returns the first response, the same id with other content is refused.
+    public func once<Request: IdempotentRequest & Sendable, Response: SwiftProtobuf.Message & Sendable>(
+        _ ctx: RequestContext, _ method: String, _ request: Request,
+        _ effect: (PostgresConnection) async throws -> Response
+    ) async throws -> Response {
+        let requestID = try Input.requestID(request.requestID)
+        return try await tenantTransaction(try ctx.requireTenant()) { connection in
+            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
+                                       fingerprint: request, on: connection, logger: ctx.logger) {
+                try await effect(connection)
+            }
+        }
+    }
+}

@@ -7,20 +7,6 @@ import Logging
 import PostgresNIO
 import SwiftProtobuf
 
-/// Runs a mutating call once per request id in one tenant transaction.
-func once<Request: IdempotentRequest & Sendable, Response: SwiftProtobuf.Message & Sendable>(
-    _ database: Database, _ ctx: RequestContext, _ method: String, _ request: Request,
-    _ effect: (PostgresConnection) async throws -> Response
-) async throws -> Response {
-    let requestID = try Input.requestID(request.requestID)
-    return try await database.tenantTransaction(try ctx.requireTenant()) { connection in
-        try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
-                                   fingerprint: request, on: connection, logger: ctx.logger) {
-            try await effect(connection)
-        }
-    }
-}
-
 func photoRefs(_ refs: [String]) throws(LinliError) -> [String] {
     if refs.count > 9 { throw .invalid("photo_refs", "at most 9 photos") }
     for (index, ref) in refs.enumerated() { _ = try Input.text(ref, field: "photo_refs[\(index)]", max: 500) }
@@ -49,7 +35,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let subject = try Input.text(m.subject, field: "subject", max: 200)
         let content = try Input.text(m.content, field: "content", max: 5000)
         let photos = try photoRefs(m.photoRefs)
-        let response = try await once(database, ctx, "FileComplaint", m) { [desk] connection in
+        let response = try await database.once(ctx, "FileComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_FileComplaintResponse()
             response.complaint = .init(try await desk.file(community: community, suggestion: m.kind == .suggestion, subject: subject,
                                                            content: content, photoRefs: photos, by: ctx.principal, on: connection,
@@ -65,7 +51,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let body = try Input.text(m.body, field: "body", max: 5000)
-        let response = try await once(database, ctx, "ReplyComplaint", m) { [desk] connection in
+        let response = try await database.once(ctx, "ReplyComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_ReplyComplaintResponse()
             response.complaint = .init(try await desk.reply(id, body: body, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -79,7 +65,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let resolution = try Input.text(m.resolution, field: "resolution", max: 5000)
-        let response = try await once(database, ctx, "ResolveComplaint", m) { [desk] connection in
+        let response = try await database.once(ctx, "ResolveComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_ResolveComplaintResponse()
             response.complaint = .init(try await desk.resolve(id, resolution: resolution, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -94,7 +80,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be 1 to 5") }
         let comment = try Input.text(m.comment, field: "comment", min: 0, max: 1000)
-        let response = try await once(database, ctx, "RateComplaint", m) { [desk] connection in
+        let response = try await database.once(ctx, "RateComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_RateComplaintResponse()
             response.complaint = .init(try await desk.rate(id, satisfaction: Int(m.satisfaction), comment: comment, by: ctx.principal,
                                                            on: connection, logger: ctx.logger))
@@ -108,7 +94,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
-        let response = try await once(database, ctx, "WithdrawComplaint", m) { [desk] connection in
+        let response = try await database.once(ctx, "WithdrawComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_WithdrawComplaintResponse()
             response.complaint = .init(try await desk.withdraw(id, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -196,7 +182,7 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let note = try Input.text(m.note, field: "note", max: 2000)
-        let response = try await once(database, ctx, "AddHotlineStep", m) { [desk] connection in
+        let response = try await database.once(ctx, "AddHotlineStep", m) { [desk] connection in
             var response = Linli_Property_V1_AddHotlineStepResponse()
             response.ticket = .init(try await desk.step(id, note: note, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -210,7 +196,7 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let reply = try Input.text(m.reply, field: "reply", max: 5000)
-        let response = try await once(database, ctx, "ReplyHotlineTicket", m) { [desk] connection in
+        let response = try await database.once(ctx, "ReplyHotlineTicket", m) { [desk] connection in
             var response = Linli_Property_V1_ReplyHotlineTicketResponse()
             response.ticket = .init(try await desk.reply(id, reply: reply, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -223,7 +209,7 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
-        let response = try await once(database, ctx, "CloseHotlineTicket", m) { [desk] connection in
+        let response = try await database.once(ctx, "CloseHotlineTicket", m) { [desk] connection in
             var response = Linli_Property_V1_CloseHotlineTicketResponse()
             response.ticket = .init(try await desk.close(id, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -308,7 +294,7 @@ extension Linli_Property_V1_HotlineTicket {
         category = t.category
         content = t.content
         callerName = t.callerName
-        callerPhone = HotlineDesk.mask(t.callerPhone)
+        callerPhone = PersonalData.maskPhone(t.callerPhone)
         state = Linli_Property_V1_HotlineState(rawValue: (HotlineDesk.State.allCases.firstIndex(of: t.state) ?? -1) + 1) ?? .unspecified
         reply = t.reply
         if let replied = t.repliedAt { repliedAt = Google_Protobuf_Timestamp(date: replied) }

@@ -185,11 +185,4 @@ public struct HotlineDesk: Sendable {
                       category: category, content: content, callerName: name, callerPhone: phone,
                       state: State(rawValue: state) ?? .received, reply: reply, repliedAt: replied, overdue: overdue ?? false)
     }
-
-    /// A phone number as staff lists show it: 138****5678.
-    public static func mask(_ phone: String) -> String {
-        let digits = Array(phone)
-        guard digits.count >= 7 else { return String(repeating: "*", count: digits.count) }
-        return String(digits.prefix(3)) + "****" + String(digits.suffix(4))
-    }
 }

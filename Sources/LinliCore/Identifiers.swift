@@ -42,6 +42,7 @@ public enum IDTag {
     public enum WorkOrder {}
     public enum Complaint {}
     public enum HotlineTicket {}
+    public enum VisitorPass {}
 }
 
 /// A tenant's identifier.

@@ -24,16 +24,23 @@ public enum Permission: String, Sendable, CaseIterable {
     case hotlineImport = "hotline.import"
     case hotlineRead = "hotline.read"
     case hotlineHandle = "hotline.handle"
+    case visitorRegister = "visitor.register"
+    case visitorGate = "visitor.gate"
+    case visitorRead = "visitor.read"
+    case parcelDesk = "parcel.desk"
+    case parcelRead = "parcel.read"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
-        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead],
+        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
+                    .visitorRegister, .visitorRead, .parcelRead],
         .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
                    .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
-                   .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle],
-        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead],
+                   .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
+                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead],
+        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf],
-        .guardian: [.noticeRead, .repairFile, .workOrderRead],
+        .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],

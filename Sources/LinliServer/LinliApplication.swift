@@ -9,6 +9,7 @@ import LinliRedis
 import LinliTenancy
 import LinliWorkOrders
 import LinliCases
+import LinliFrontDesk
 import Logging
 import NIOCore
 import NIOPosix
@@ -73,6 +74,8 @@ public struct LinliApplication: Sendable {
             WorkOrderService(database: database, logger: logger),
             ComplaintService(database: database, logger: logger),
             HotlineService(database: database, logger: logger),
+            VisitorService(database: database, logger: logger),
+            ParcelService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

@@ -79,5 +79,15 @@ public enum MethodPolicy {
         "linli.property.v1.HotlineService/CloseHotlineTicket": Rule(permission: .hotlineHandle, rateClass: .write),
         "linli.property.v1.HotlineService/GetHotlineTicket": Rule(permission: .hotlineRead, rateClass: .read),
         "linli.property.v1.HotlineService/ListHotlineTickets": Rule(permission: .hotlineRead, rateClass: .read),
+
+        "linli.property.v1.VisitorService/RegisterVisitor": Rule(permission: .visitorRegister, rateClass: .write),
+        "linli.property.v1.VisitorService/VerifyVisitorPass": Rule(permission: .visitorGate, rateClass: .write),
+        "linli.property.v1.VisitorService/RecordVisitorExit": Rule(permission: .visitorGate, rateClass: .write),
+        "linli.property.v1.VisitorService/RevokeVisitorPass": Rule(permission: .visitorRegister, rateClass: .write),
+        "linli.property.v1.VisitorService/ListVisitorPasses": Rule(permission: .visitorRead, rateClass: .read),
+
+        "linli.property.v1.ParcelService/LogParcel": Rule(permission: .parcelDesk, rateClass: .write),
+        "linli.property.v1.ParcelService/PickUpParcel": Rule(permission: .parcelDesk, rateClass: .write),
+        "linli.property.v1.ParcelService/ListWaitingParcels": Rule(permission: .parcelRead, rateClass: .read),
     ]
 }

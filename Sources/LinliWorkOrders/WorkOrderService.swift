@@ -17,20 +17,6 @@ public struct WorkOrderService: Sendable {
         self.database = database
         self.logger = logger
     }
-
-    /// Runs a mutating call once per request id, in one tenant transaction.
-    func once<Request: IdempotentRequest & Sendable, Response: SwiftProtobuf.Message & Sendable>(
-        _ ctx: RequestContext, _ method: String, requestID: String, request: Request,
-        _ effect: (PostgresConnection) async throws -> Response
-    ) async throws -> Response {
-        let tenant = try ctx.requireTenant()
-        return try await database.tenantTransaction(tenant) { connection in
-            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
-                                       fingerprint: request, on: connection, logger: ctx.logger) {
-                try await effect(connection)
-            }
-        }
-    }
 }
 
 extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
@@ -38,7 +24,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_ConfigureCategoryResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let requestID = try Input.requestID(m.requestID)
+        _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let c = m.category
         let community: CommunityID = try Input.id(c.communityID, field: "category.community_id")
         try ctx.principal.requireScope(community)
@@ -58,7 +44,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else { throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600") }
         let category = WorkOrderDesk.Category(community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
                                               mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
-        let response = try await once(ctx, "ConfigureCategory", requestID: requestID, request: m) { [desk] connection in
+        let response = try await database.once(ctx, "ConfigureCategory", m) { [desk] connection in
             try await desk.configure(category, on: connection, logger: ctx.logger)
             var response = Linli_Property_V1_ConfigureCategoryResponse()
             response.category = c
@@ -72,11 +58,11 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_SetTechnicianResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let requestID = try Input.requestID(m.requestID)
+        _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         try ctx.principal.requireScope(community)
-        let response = try await once(ctx, "SetTechnician", requestID: requestID, request: m) { [desk] connection in
+        let response = try await database.once(ctx, "SetTechnician", m) { [desk] connection in
             try await desk.setTechnician(user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
                                          on: connection, logger: ctx.logger)
             return Linli_Property_V1_SetTechnicianResponse()
@@ -100,7 +86,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_FileRepairResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let requestID = try Input.requestID(m.requestID)
+        _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let channel: String
         switch m.channel {
         case .app: channel = "app"
@@ -120,7 +106,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             description: try Input.text(m.description_p, field: "description", max: 2000),
             photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
             onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"))
-        let response = try await once(ctx, "FileRepair", requestID: requestID, request: m) { [desk] connection in
+        let response = try await database.once(ctx, "FileRepair", m) { [desk] connection in
             var response = Linli_Property_V1_FileRepairResponse()
             response.workOrder = .init(try await desk.file(repair, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
@@ -165,7 +151,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_TransitionWorkOrderResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let requestID = try Input.requestID(m.requestID)
+        _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
         guard let action = WorkOrderFlow.Action(m.action) else { throw LinliError.invalid("action", "is required") }
         let transition = WorkOrderDesk.Transition(
@@ -179,7 +165,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             rating: m.hasRating ? WorkOrderDesk.Rating(
                 speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
                 comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
-        let response = try await once(ctx, "TransitionWorkOrder", requestID: requestID, request: m) { [desk] connection in
+        let response = try await database.once(ctx, "TransitionWorkOrder", m) { [desk] connection in
             var response = Linli_Property_V1_TransitionWorkOrderResponse()
             response.workOrder = .init(try await desk.transition(id, transition, by: ctx.principal, on: connection, logger: ctx.logger))
             return response

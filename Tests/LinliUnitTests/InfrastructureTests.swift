@@ -66,6 +66,8 @@ struct InfrastructureTests {
             Linli_Property_V1_WorkOrderService.Method.descriptors,
             Linli_Property_V1_ComplaintService.Method.descriptors,
             Linli_Property_V1_HotlineService.Method.descriptors,
+            Linli_Property_V1_VisitorService.Method.descriptors,
+            Linli_Property_V1_ParcelService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()

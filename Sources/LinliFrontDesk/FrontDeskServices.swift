@@ -1,0 +1,212 @@
+import Foundation
+import GRPCCore
+import LinliAPI
+import LinliCore
+import LinliTenancy
+import Logging
+import PostgresNIO
+import SwiftProtobuf
+
+/// The `linli.property.v1.VisitorService` RPCs.
+public struct VisitorService: Sendable {
+    let desk = VisitorDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+}
+
+extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
+    public func registerVisitor(request: ServerRequest<Linli_Property_V1_RegisterVisitorRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_RegisterVisitorResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let from = m.hasValidFrom ? m.validFrom.date : Date()
+        guard m.hasValidUntil else { throw LinliError.invalid("valid_until", "is required") }
+        let until = m.validUntil.date
+        guard until > from else { throw LinliError.invalid("valid_until", "must be after valid_from") }
+        guard until.timeIntervalSince(from) <= 7 * 86400 else { throw LinliError.invalid("valid_until", "at most 7 days after valid_from") }
+        guard until > Date() else { throw LinliError.invalid("valid_until", "must be in the future") }
+        let phone = try Input.text(m.visitorPhone, field: "visitor_phone", min: 0, max: 20)
+        guard phone.allSatisfy({ $0.isNumber || $0 == "+" || $0 == "-" }) else { throw LinliError.invalid("visitor_phone", "is not a phone number") }
+        let registration = VisitorDesk.Registration(
+            community: try Input.id(m.communityID, field: "community_id"),
+            visitorName: try Input.text(m.visitorName, field: "visitor_name", max: 50),
+            visitorPhone: phone, plate: try Input.text(m.plate, field: "plate", min: 0, max: 12).uppercased(),
+            validFrom: from, validUntil: until, singleUse: m.singleUse,
+            host: m.hostID.isEmpty ? nil : try Input.id(m.hostID, field: "host_id"))
+        let response = try await database.once(ctx, "RegisterVisitor", m) { [desk] connection in
+            var response = Linli_Property_V1_RegisterVisitorResponse()
+            response.pass = .init(try await desk.register(registration, by: ctx.principal, on: connection, logger: ctx.logger), showCode: true)
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func verifyVisitorPass(request: ServerRequest<Linli_Property_V1_VerifyVisitorPassRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_VerifyVisitorPassResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let code = try Input.text(m.code, field: "code", max: 6)
+        let response = try await database.once(ctx, "VerifyVisitorPass", m) { [desk] connection in
+            var response = Linli_Property_V1_VerifyVisitorPassResponse()
+            response.pass = .init(try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger),
+                                  showCode: false)
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func recordVisitorExit(request: ServerRequest<Linli_Property_V1_RecordVisitorExitRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_RecordVisitorExitResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
+        let response = try await database.once(ctx, "RecordVisitorExit", m) { [desk] connection in
+            var response = Linli_Property_V1_RecordVisitorExitResponse()
+            response.pass = .init(try await desk.exit(id, by: ctx.principal, on: connection, logger: ctx.logger), showCode: false)
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func revokeVisitorPass(request: ServerRequest<Linli_Property_V1_RevokeVisitorPassRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_RevokeVisitorPassResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
+        let response = try await database.once(ctx, "RevokeVisitorPass", m) { [desk] connection in
+            var response = Linli_Property_V1_RevokeVisitorPassResponse()
+            response.pass = .init(try await desk.revoke(id, by: ctx.principal, on: connection, logger: ctx.logger), showCode: false)
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func listVisitorPasses(request: ServerRequest<Linli_Property_V1_ListVisitorPassesRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListVisitorPassesResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let limit = try Input.pageSize(m.page.pageSize)
+        let after = try PageToken.decode(m.page.pageToken)
+        let passes = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.list(community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: ctx.principal,
+                                on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListVisitorPassesResponse()
+        // Hosts see their own codes; a guard's list never shows codes.
+        response.passes = passes.prefix(limit).map { .init($0, showCode: $0.host == ctx.principal.subjectID) }
+        if passes.count > limit, let last = passes.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        return ServerResponse(message: response)
+    }
+}
+
+/// The `linli.property.v1.ParcelService` RPCs.
+public struct ParcelService: Sendable {
+    let desk = ParcelDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+}
+
+extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
+    public func logParcel(request: ServerRequest<Linli_Property_V1_LogParcelRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_LogParcelResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let resident: UserID = try Input.id(m.residentID, field: "resident_id")
+        let carrier = try Input.text(m.carrier, field: "carrier", max: 40)
+        let tracking = try Input.text(m.trackingNumber, field: "tracking_number", max: 64)
+        let shelf = try Input.text(m.shelf, field: "shelf", min: 0, max: 20)
+        let response = try await database.once(ctx, "LogParcel", m) { [desk] connection in
+            var response = Linli_Property_V1_LogParcelResponse()
+            response.parcel = .init(try await desk.log(community: community, resident: resident, carrier: carrier, trackingNumber: tracking,
+                                                       shelf: shelf, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func pickUpParcel(request: ServerRequest<Linli_Property_V1_PickUpParcelRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_PickUpParcelResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let code = try Input.text(m.pickupCode, field: "pickup_code", max: 6)
+        let response = try await database.once(ctx, "PickUpParcel", m) { [desk] connection in
+            var response = Linli_Property_V1_PickUpParcelResponse()
+            response.parcel = .init(try await desk.pickUp(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func listWaitingParcels(request: ServerRequest<Linli_Property_V1_ListWaitingParcelsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListWaitingParcelsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        guard (0...365).contains(m.minAgeDays) else { throw LinliError.invalid("min_age_days", "must be 0 to 365") }
+        let parcels = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.waiting(community: community, minAgeDays: Int(m.minAgeDays), for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListWaitingParcelsResponse()
+        response.parcels = parcels.map(Linli_Property_V1_Parcel.init)
+        return ServerResponse(message: response)
+    }
+}
+
+extension Linli_Property_V1_RegisterVisitorRequest: IdempotentRequest {}
+extension Linli_Property_V1_VerifyVisitorPassRequest: IdempotentRequest {}
+extension Linli_Property_V1_RecordVisitorExitRequest: IdempotentRequest {}
+extension Linli_Property_V1_RevokeVisitorPassRequest: IdempotentRequest {}
+extension Linli_Property_V1_LogParcelRequest: IdempotentRequest {}
+extension Linli_Property_V1_PickUpParcelRequest: IdempotentRequest {}
+
+extension Linli_Property_V1_VisitorPass {
+    init(_ p: VisitorDesk.Pass, showCode: Bool) {
+        self.init()
+        id = p.id.uuidString.lowercased()
+        communityID = p.community.description
+        hostID = p.host.description
+        visitorName = p.visitorName
+        visitorPhone = PersonalData.maskPhone(p.visitorPhone)
+        plate = p.plate
+        validFrom = Google_Protobuf_Timestamp(date: p.validFrom)
+        validUntil = Google_Protobuf_Timestamp(date: p.validUntil)
+        singleUse = p.singleUse
+        code = showCode ? p.code : ""
+        state = Linli_Property_V1_VisitorPassState(rawValue: (VisitorDesk.State.allCases.firstIndex(of: p.state) ?? -1) + 1) ?? .unspecified
+        walkIn = p.walkIn
+        entries = Int32(p.entries)
+        if let at = p.lastEntryAt { lastEntryAt = Google_Protobuf_Timestamp(date: at) }
+        if let at = p.lastExitAt { lastExitAt = Google_Protobuf_Timestamp(date: at) }
+    }
+}
+
+extension Linli_Property_V1_Parcel {
+    init(_ p: ParcelDesk.Parcel) {
+        self.init()
+        id = p.id.uuidString.lowercased()
+        communityID = p.community.description
+        residentID = p.resident.description
+        carrier = p.carrier
+        trackingNumber = p.trackingNumber
+        shelf = p.shelf
+        pickupCode = p.pickupCode
+        pickedUp = p.pickedUpAt != nil
+        loggedAt = Google_Protobuf_Timestamp(date: p.loggedAt)
+        if let at = p.pickedUpAt { pickedUpAt = Google_Protobuf_Timestamp(date: at) }
+        ageDays = Int32(p.ageDays)
+    }
+}
