@@ -1976,3 +1976,938 @@ extension Linli_Property_V1_ParcelService.ClientProtocol {
         )
     }
 }
+
+// MARK: - linli.property.v1.ItemReleaseService
+
+/// Namespace containing generated types for the "linli.property.v1.ItemReleaseService" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Linli_Property_V1_ItemReleaseService: Sendable {
+    /// Service descriptor for the "linli.property.v1.ItemReleaseService" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "ApplyItemRelease" metadata.
+        public enum ApplyItemRelease: Sendable {
+            /// Request type for "ApplyItemRelease".
+            public typealias Input = Linli_Property_V1_ApplyItemReleaseRequest
+            /// Response type for "ApplyItemRelease".
+            public typealias Output = Linli_Property_V1_ApplyItemReleaseResponse
+            /// Descriptor for "ApplyItemRelease".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService"),
+                method: "ApplyItemRelease",
+                type: .unary
+            )
+        }
+        /// Namespace for "ReviewItemRelease" metadata.
+        public enum ReviewItemRelease: Sendable {
+            /// Request type for "ReviewItemRelease".
+            public typealias Input = Linli_Property_V1_ReviewItemReleaseRequest
+            /// Response type for "ReviewItemRelease".
+            public typealias Output = Linli_Property_V1_ReviewItemReleaseResponse
+            /// Descriptor for "ReviewItemRelease".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService"),
+                method: "ReviewItemRelease",
+                type: .unary
+            )
+        }
+        /// Namespace for "VerifyItemRelease" metadata.
+        public enum VerifyItemRelease: Sendable {
+            /// Request type for "VerifyItemRelease".
+            public typealias Input = Linli_Property_V1_VerifyItemReleaseRequest
+            /// Response type for "VerifyItemRelease".
+            public typealias Output = Linli_Property_V1_VerifyItemReleaseResponse
+            /// Descriptor for "VerifyItemRelease".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService"),
+                method: "VerifyItemRelease",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListItemReleases" metadata.
+        public enum ListItemReleases: Sendable {
+            /// Request type for "ListItemReleases".
+            public typealias Input = Linli_Property_V1_ListItemReleasesRequest
+            /// Response type for "ListItemReleases".
+            public typealias Output = Linli_Property_V1_ListItemReleasesResponse
+            /// Descriptor for "ListItemReleases".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService"),
+                method: "ListItemReleases",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "linli.property.v1.ItemReleaseService" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            ApplyItemRelease.descriptor,
+            ReviewItemRelease.descriptor,
+            VerifyItemRelease.descriptor,
+            ListItemReleases.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "linli.property.v1.ItemReleaseService" service.
+    public static let linli_property_v1_ItemReleaseService = GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.ItemReleaseService")
+}
+
+// MARK: linli.property.v1.ItemReleaseService (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService {
+    /// Streaming variant of the service protocol for the "linli.property.v1.ItemReleaseService" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moving items out (物品放行): a resident applies, a manager approves or rejects, a guard
+    /// > checks the release code at the gate once. PENDING → APPROVED | REJECTED; APPROVED → RELEASED.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "ApplyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Property_V1_ApplyItemReleaseRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Property_V1_ApplyItemReleaseResponse` messages.
+        func applyItemRelease(
+            request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ApplyItemReleaseResponse>
+
+        /// Handle the "ReviewItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Property_V1_ReviewItemReleaseRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Property_V1_ReviewItemReleaseResponse` messages.
+        func reviewItemRelease(
+            request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ReviewItemReleaseResponse>
+
+        /// Handle the "VerifyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Property_V1_VerifyItemReleaseRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Property_V1_VerifyItemReleaseResponse` messages.
+        func verifyItemRelease(
+            request: GRPCCore.StreamingServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_VerifyItemReleaseResponse>
+
+        /// Handle the "ListItemReleases" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: their own; staff: the community's, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Property_V1_ListItemReleasesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Property_V1_ListItemReleasesResponse` messages.
+        func listItemReleases(
+            request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ListItemReleasesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ListItemReleasesResponse>
+    }
+
+    /// Service protocol for the "linli.property.v1.ItemReleaseService" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moving items out (物品放行): a resident applies, a manager approves or rejects, a guard
+    /// > checks the release code at the gate once. PENDING → APPROVED | REJECTED; APPROVED → RELEASED.
+    public protocol ServiceProtocol: Linli_Property_V1_ItemReleaseService.StreamingServiceProtocol {
+        /// Handle the "ApplyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ApplyItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Property_V1_ApplyItemReleaseResponse` message.
+        func applyItemRelease(
+            request: GRPCCore.ServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse>
+
+        /// Handle the "ReviewItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ReviewItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Property_V1_ReviewItemReleaseResponse` message.
+        func reviewItemRelease(
+            request: GRPCCore.ServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse>
+
+        /// Handle the "VerifyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_VerifyItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Property_V1_VerifyItemReleaseResponse` message.
+        func verifyItemRelease(
+            request: GRPCCore.ServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse>
+
+        /// Handle the "ListItemReleases" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: their own; staff: the community's, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ListItemReleasesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Property_V1_ListItemReleasesResponse` message.
+        func listItemReleases(
+            request: GRPCCore.ServerRequest<Linli_Property_V1_ListItemReleasesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ListItemReleasesResponse>
+    }
+
+    /// Simple service protocol for the "linli.property.v1.ItemReleaseService" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moving items out (物品放行): a resident applies, a manager approves or rejects, a guard
+    /// > checks the release code at the gate once. PENDING → APPROVED | REJECTED; APPROVED → RELEASED.
+    public protocol SimpleServiceProtocol: Linli_Property_V1_ItemReleaseService.ServiceProtocol {
+        /// Handle the "ApplyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Property_V1_ApplyItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Property_V1_ApplyItemReleaseResponse` to respond with.
+        func applyItemRelease(
+            request: Linli_Property_V1_ApplyItemReleaseRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Property_V1_ApplyItemReleaseResponse
+
+        /// Handle the "ReviewItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Property_V1_ReviewItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Property_V1_ReviewItemReleaseResponse` to respond with.
+        func reviewItemRelease(
+            request: Linli_Property_V1_ReviewItemReleaseRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Property_V1_ReviewItemReleaseResponse
+
+        /// Handle the "VerifyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Property_V1_VerifyItemReleaseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Property_V1_VerifyItemReleaseResponse` to respond with.
+        func verifyItemRelease(
+            request: Linli_Property_V1_VerifyItemReleaseRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Property_V1_VerifyItemReleaseResponse
+
+        /// Handle the "ListItemReleases" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: their own; staff: the community's, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Property_V1_ListItemReleasesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Property_V1_ListItemReleasesResponse` to respond with.
+        func listItemReleases(
+            request: Linli_Property_V1_ListItemReleasesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Property_V1_ListItemReleasesResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Linli_Property_V1_ItemReleaseService.Method.ApplyItemRelease.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ApplyItemReleaseRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ApplyItemReleaseResponse>(),
+            handler: { request, context in
+                try await self.applyItemRelease(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Property_V1_ItemReleaseService.Method.ReviewItemRelease.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ReviewItemReleaseRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ReviewItemReleaseResponse>(),
+            handler: { request, context in
+                try await self.reviewItemRelease(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Property_V1_ItemReleaseService.Method.VerifyItemRelease.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_VerifyItemReleaseRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_VerifyItemReleaseResponse>(),
+            handler: { request, context in
+                try await self.verifyItemRelease(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Property_V1_ItemReleaseService.Method.ListItemReleases.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ListItemReleasesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ListItemReleasesResponse>(),
+            handler: { request, context in
+                try await self.listItemReleases(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService.ServiceProtocol {
+    public func applyItemRelease(
+        request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ApplyItemReleaseResponse> {
+        let response = try await self.applyItemRelease(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func reviewItemRelease(
+        request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ReviewItemReleaseResponse> {
+        let response = try await self.reviewItemRelease(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func verifyItemRelease(
+        request: GRPCCore.StreamingServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_VerifyItemReleaseResponse> {
+        let response = try await self.verifyItemRelease(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listItemReleases(
+        request: GRPCCore.StreamingServerRequest<Linli_Property_V1_ListItemReleasesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_ListItemReleasesResponse> {
+        let response = try await self.listItemReleases(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService.SimpleServiceProtocol {
+    public func applyItemRelease(
+        request: GRPCCore.ServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse> {
+        return GRPCCore.ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse>(
+            message: try await self.applyItemRelease(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func reviewItemRelease(
+        request: GRPCCore.ServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse> {
+        return GRPCCore.ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse>(
+            message: try await self.reviewItemRelease(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func verifyItemRelease(
+        request: GRPCCore.ServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse> {
+        return GRPCCore.ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse>(
+            message: try await self.verifyItemRelease(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listItemReleases(
+        request: GRPCCore.ServerRequest<Linli_Property_V1_ListItemReleasesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_ListItemReleasesResponse> {
+        return GRPCCore.ServerResponse<Linli_Property_V1_ListItemReleasesResponse>(
+            message: try await self.listItemReleases(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: linli.property.v1.ItemReleaseService (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService {
+    /// Generated client protocol for the "linli.property.v1.ItemReleaseService" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moving items out (物品放行): a resident applies, a manager approves or rejects, a guard
+    /// > checks the release code at the gate once. PENDING → APPROVED | REJECTED; APPROVED → RELEASED.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "ApplyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ApplyItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ApplyItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ApplyItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func applyItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ApplyItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ApplyItemReleaseResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ApplyItemReleaseResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ReviewItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ReviewItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ReviewItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ReviewItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func reviewItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ReviewItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ReviewItemReleaseResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ReviewItemReleaseResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "VerifyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_VerifyItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_VerifyItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_VerifyItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func verifyItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_VerifyItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_VerifyItemReleaseResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_VerifyItemReleaseResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListItemReleases" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: their own; staff: the community's, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ListItemReleasesRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ListItemReleasesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ListItemReleasesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listItemReleases<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ListItemReleasesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ListItemReleasesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ListItemReleasesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ListItemReleasesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "linli.property.v1.ItemReleaseService" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Moving items out (物品放行): a resident applies, a manager approves or rejects, a guard
+    /// > checks the release code at the gate once. PENDING → APPROVED | REJECTED; APPROVED → RELEASED.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "ApplyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ApplyItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ApplyItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ApplyItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func applyItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ApplyItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ApplyItemReleaseResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ApplyItemReleaseResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Property_V1_ItemReleaseService.Method.ApplyItemRelease.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ReviewItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ReviewItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ReviewItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ReviewItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func reviewItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ReviewItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ReviewItemReleaseResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ReviewItemReleaseResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Property_V1_ItemReleaseService.Method.ReviewItemRelease.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "VerifyItemRelease" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_VerifyItemReleaseRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_VerifyItemReleaseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_VerifyItemReleaseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func verifyItemRelease<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_VerifyItemReleaseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_VerifyItemReleaseResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_VerifyItemReleaseResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Property_V1_ItemReleaseService.Method.VerifyItemRelease.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListItemReleases" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: their own; staff: the community's, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_ListItemReleasesRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_ListItemReleasesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_ListItemReleasesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listItemReleases<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_ListItemReleasesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_ListItemReleasesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_ListItemReleasesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ListItemReleasesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Property_V1_ItemReleaseService.Method.ListItemReleases.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService.ClientProtocol {
+    /// Call the "ApplyItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Property_V1_ApplyItemReleaseRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyItemRelease<Result>(
+        request: GRPCCore.ClientRequest<Linli_Property_V1_ApplyItemReleaseRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ApplyItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.applyItemRelease(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ApplyItemReleaseRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ApplyItemReleaseResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReviewItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Property_V1_ReviewItemReleaseRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func reviewItemRelease<Result>(
+        request: GRPCCore.ClientRequest<Linli_Property_V1_ReviewItemReleaseRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ReviewItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.reviewItemRelease(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ReviewItemReleaseRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ReviewItemReleaseResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Property_V1_VerifyItemReleaseRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyItemRelease<Result>(
+        request: GRPCCore.ClientRequest<Linli_Property_V1_VerifyItemReleaseRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_VerifyItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.verifyItemRelease(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_VerifyItemReleaseRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_VerifyItemReleaseResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListItemReleases" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Residents: their own; staff: the community's, newest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Property_V1_ListItemReleasesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listItemReleases<Result>(
+        request: GRPCCore.ClientRequest<Linli_Property_V1_ListItemReleasesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ListItemReleasesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listItemReleases(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_ListItemReleasesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_ListItemReleasesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Property_V1_ItemReleaseService.ClientProtocol {
+    /// Call the "ApplyItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func applyItemRelease<Result>(
+        _ message: Linli_Property_V1_ApplyItemReleaseRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ApplyItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Property_V1_ApplyItemReleaseRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.applyItemRelease(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReviewItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func reviewItemRelease<Result>(
+        _ message: Linli_Property_V1_ReviewItemReleaseRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ReviewItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Property_V1_ReviewItemReleaseRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.reviewItemRelease(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VerifyItemRelease" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func verifyItemRelease<Result>(
+        _ message: Linli_Property_V1_VerifyItemReleaseRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_VerifyItemReleaseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Property_V1_VerifyItemReleaseRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.verifyItemRelease(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListItemReleases" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Residents: their own; staff: the community's, newest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listItemReleases<Result>(
+        _ message: Linli_Property_V1_ListItemReleasesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_ListItemReleasesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Property_V1_ListItemReleasesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listItemReleases(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}

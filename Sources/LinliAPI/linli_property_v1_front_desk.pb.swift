@@ -20,6 +20,52 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Linli_Property_V1_ItemReleaseState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case pending // = 1
+  case approved // = 2
+  case rejected // = 3
+  case released // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .pending
+    case 2: self = .approved
+    case 3: self = .rejected
+    case 4: self = .released
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .pending: return 1
+    case .approved: return 2
+    case .rejected: return 3
+    case .released: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Property_V1_ItemReleaseState] = [
+    .unspecified,
+    .pending,
+    .approved,
+    .rejected,
+    .released,
+  ]
+
+}
+
 public nonisolated enum Linli_Property_V1_VisitorPassState: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -62,6 +108,214 @@ public nonisolated enum Linli_Property_V1_VisitorPassState: SwiftProtobuf.Enum, 
     .revoked,
   ]
 
+}
+
+public nonisolated struct Linli_Property_V1_ItemRelease: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var communityID: String = String()
+
+  public var residentID: String = String()
+
+  /// what leaves, e.g. "旧沙发 1 张、纸箱 6 个"
+  public var items: String = String()
+
+  /// who carries it out
+  public var mover: String = String()
+
+  /// YYYY-MM-DD, the community's local date
+  public var plannedDate: String = String()
+
+  public var state: Linli_Property_V1_ItemReleaseState = .unspecified
+
+  /// once approved; shown to the resident
+  public var code: String = String()
+
+  public var reviewNote: String = String()
+
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
+  public var releasedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_releasedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_releasedAt = newValue}
+  }
+  /// Returns true if `releasedAt` has been explicitly set.
+  public var hasReleasedAt: Bool {self._releasedAt != nil}
+  /// Clears the value of `releasedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearReleasedAt() {self._releasedAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _releasedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Property_V1_ApplyItemReleaseRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var communityID: String = String()
+
+  public var items: String = String()
+
+  public var mover: String = String()
+
+  public var plannedDate: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Property_V1_ApplyItemReleaseResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var release: Linli_Property_V1_ItemRelease {
+    get {_release ?? Linli_Property_V1_ItemRelease()}
+    set {_release = newValue}
+  }
+  /// Returns true if `release` has been explicitly set.
+  public var hasRelease: Bool {self._release != nil}
+  /// Clears the value of `release`. Subsequent reads from it will return its default value.
+  public mutating func clearRelease() {self._release = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _release: Linli_Property_V1_ItemRelease? = nil
+}
+
+public nonisolated struct Linli_Property_V1_ReviewItemReleaseRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var releaseID: String = String()
+
+  public var approve: Bool = false
+
+  /// required when rejecting
+  public var note: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Property_V1_ReviewItemReleaseResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var release: Linli_Property_V1_ItemRelease {
+    get {_release ?? Linli_Property_V1_ItemRelease()}
+    set {_release = newValue}
+  }
+  /// Returns true if `release` has been explicitly set.
+  public var hasRelease: Bool {self._release != nil}
+  /// Clears the value of `release`. Subsequent reads from it will return its default value.
+  public mutating func clearRelease() {self._release = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _release: Linli_Property_V1_ItemRelease? = nil
+}
+
+public nonisolated struct Linli_Property_V1_VerifyItemReleaseRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var communityID: String = String()
+
+  public var code: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Property_V1_VerifyItemReleaseResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var release: Linli_Property_V1_ItemRelease {
+    get {_release ?? Linli_Property_V1_ItemRelease()}
+    set {_release = newValue}
+  }
+  /// Returns true if `release` has been explicitly set.
+  public var hasRelease: Bool {self._release != nil}
+  /// Clears the value of `release`. Subsequent reads from it will return its default value.
+  public mutating func clearRelease() {self._release = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _release: Linli_Property_V1_ItemRelease? = nil
+}
+
+public nonisolated struct Linli_Property_V1_ListItemReleasesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var page: Linli_Common_V1_PageRequest {
+    get {_page ?? Linli_Common_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Linli_Common_V1_PageRequest? = nil
+}
+
+public nonisolated struct Linli_Property_V1_ListItemReleasesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var releases: [Linli_Property_V1_ItemRelease] = []
+
+  public var nextPageToken: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Property_V1_VisitorPass: @unchecked Sendable {
@@ -550,8 +804,407 @@ public nonisolated struct Linli_Property_V1_ListWaitingParcelsResponse: Sendable
 
 fileprivate nonisolated let _protobuf_package = "linli.property.v1"
 
+nonisolated extension Linli_Property_V1_ItemReleaseState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ITEM_RELEASE_STATE_UNSPECIFIED\0\u{1}ITEM_RELEASE_STATE_PENDING\0\u{1}ITEM_RELEASE_STATE_APPROVED\0\u{1}ITEM_RELEASE_STATE_REJECTED\0\u{1}ITEM_RELEASE_STATE_RELEASED\0")
+}
+
 nonisolated extension Linli_Property_V1_VisitorPassState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0VISITOR_PASS_STATE_UNSPECIFIED\0\u{1}VISITOR_PASS_STATE_ACTIVE\0\u{1}VISITOR_PASS_STATE_USED\0\u{1}VISITOR_PASS_STATE_REVOKED\0")
+}
+
+nonisolated extension Linli_Property_V1_ItemRelease: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ItemRelease"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{3}resident_id\0\u{1}items\0\u{1}mover\0\u{3}planned_date\0\u{1}state\0\u{1}code\0\u{3}review_note\0\u{3}created_at\0\u{3}released_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.items) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.mover) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.plannedDate) }()
+      case 7: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.reviewNote) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._releasedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 3)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitSingularStringField(value: self.items, fieldNumber: 4)
+    }
+    if !self.mover.isEmpty {
+      try visitor.visitSingularStringField(value: self.mover, fieldNumber: 5)
+    }
+    if !self.plannedDate.isEmpty {
+      try visitor.visitSingularStringField(value: self.plannedDate, fieldNumber: 6)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 7)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 8)
+    }
+    if !self.reviewNote.isEmpty {
+      try visitor.visitSingularStringField(value: self.reviewNote, fieldNumber: 9)
+    }
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._releasedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ItemRelease, rhs: Linli_Property_V1_ItemRelease) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.residentID != rhs.residentID {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.mover != rhs.mover {return false}
+    if lhs.plannedDate != rhs.plannedDate {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.reviewNote != rhs.reviewNote {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
+    if lhs._releasedAt != rhs._releasedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ApplyItemReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyItemReleaseRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}items\0\u{1}mover\0\u{3}planned_date\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.items) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.mover) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.plannedDate) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitSingularStringField(value: self.items, fieldNumber: 3)
+    }
+    if !self.mover.isEmpty {
+      try visitor.visitSingularStringField(value: self.mover, fieldNumber: 4)
+    }
+    if !self.plannedDate.isEmpty {
+      try visitor.visitSingularStringField(value: self.plannedDate, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ApplyItemReleaseRequest, rhs: Linli_Property_V1_ApplyItemReleaseRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.mover != rhs.mover {return false}
+    if lhs.plannedDate != rhs.plannedDate {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ApplyItemReleaseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ApplyItemReleaseResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}release\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._release) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._release {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ApplyItemReleaseResponse, rhs: Linli_Property_V1_ApplyItemReleaseResponse) -> Bool {
+    if lhs._release != rhs._release {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ReviewItemReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewItemReleaseRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}release_id\0\u{1}approve\0\u{1}note\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.releaseID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.approve) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.releaseID.isEmpty {
+      try visitor.visitSingularStringField(value: self.releaseID, fieldNumber: 2)
+    }
+    if self.approve != false {
+      try visitor.visitSingularBoolField(value: self.approve, fieldNumber: 3)
+    }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ReviewItemReleaseRequest, rhs: Linli_Property_V1_ReviewItemReleaseRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.releaseID != rhs.releaseID {return false}
+    if lhs.approve != rhs.approve {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ReviewItemReleaseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReviewItemReleaseResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}release\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._release) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._release {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ReviewItemReleaseResponse, rhs: Linli_Property_V1_ReviewItemReleaseResponse) -> Bool {
+    if lhs._release != rhs._release {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_VerifyItemReleaseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerifyItemReleaseRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}code\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_VerifyItemReleaseRequest, rhs: Linli_Property_V1_VerifyItemReleaseRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.code != rhs.code {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_VerifyItemReleaseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".VerifyItemReleaseResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}release\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._release) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._release {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_VerifyItemReleaseResponse, rhs: Linli_Property_V1_VerifyItemReleaseResponse) -> Bool {
+    if lhs._release != rhs._release {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ListItemReleasesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListItemReleasesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}page\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ListItemReleasesRequest, rhs: Linli_Property_V1_ListItemReleasesRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ListItemReleasesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListItemReleasesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}releases\0\u{3}next_page_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.releases) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.releases.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.releases, fieldNumber: 1)
+    }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ListItemReleasesResponse, rhs: Linli_Property_V1_ListItemReleasesResponse) -> Bool {
+    if lhs.releases != rhs.releases {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Linli_Property_V1_VisitorPass: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -43,6 +43,7 @@ public enum IDTag {
     public enum Complaint {}
     public enum HotlineTicket {}
     public enum VisitorPass {}
+    public enum ItemRelease {}
 }
 
 /// A tenant's identifier.

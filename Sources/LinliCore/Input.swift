@@ -40,6 +40,22 @@ public enum Input {
         return raw
     }
 
+    /// A calendar date `YYYY-MM-DD` (a local business date), checked to exist.
+    public static func localDate(_ raw: String, field: String) throws(LinliError) -> String {
+        let parts = raw.split(separator: "-", omittingEmptySubsequences: false)
+        guard raw.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
+              (2000...2100).contains(year), (1...12).contains(month) else {
+            throw .invalid(field, "must be a date YYYY-MM-DD")
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
+        guard let range = calendar.range(of: .day, in: .month, for: calendar.date(from: DateComponents(year: year, month: month)) ?? Date()),
+              range.contains(day) else {
+            throw .invalid(field, "is not a day of the calendar")
+        }
+        return raw
+    }
+
     /// A page size: 0 means the default; more than `max` is an error.
     public static func pageSize(_ raw: Int32, field: String = "page.page_size", default def: Int = 20, max: Int = 100) throws(LinliError) -> Int {
         if raw < 0 { throw .invalid(field, "must not be negative") }

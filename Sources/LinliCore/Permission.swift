@@ -29,18 +29,23 @@ public enum Permission: String, Sendable, CaseIterable {
     case visitorRead = "visitor.read"
     case parcelDesk = "parcel.desk"
     case parcelRead = "parcel.read"
+    case itemApply = "item.apply"
+    case itemReview = "item.review"
+    case itemGate = "item.gate"
+    case itemRead = "item.read"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
-                    .visitorRegister, .visitorRead, .parcelRead],
+                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead],
         .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
                    .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
-                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead],
+                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf],
-        .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead],
+        .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
+                    .itemGate, .itemRead],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],

@@ -210,3 +210,99 @@ extension Linli_Property_V1_Parcel {
         ageDays = Int32(p.ageDays)
     }
 }
+
+/// The `linli.property.v1.ItemReleaseService` RPCs.
+public struct ItemReleaseService: Sendable {
+    let desk = ItemReleaseDesk()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+}
+
+extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtocol {
+    public func applyItemRelease(request: ServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let items = try Input.text(m.items, field: "items", max: 1000)
+        let mover = try Input.text(m.mover, field: "mover", min: 0, max: 100)
+        let date = try Input.localDate(m.plannedDate, field: "planned_date")
+        let response = try await database.once(ctx, "ApplyItemRelease", m) { [desk] connection in
+            var response = Linli_Property_V1_ApplyItemReleaseResponse()
+            response.release = .init(try await desk.apply(community: community, items: items, mover: mover, plannedDate: date,
+                                                          by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func reviewItemRelease(request: ServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id = try Input.id(m.releaseID, field: "release_id", as: IDTag.ItemRelease.self).uuid
+        let note = try Input.text(m.note, field: "note", min: m.approve ? 0 : 1, max: 500)
+        let response = try await database.once(ctx, "ReviewItemRelease", m) { [desk] connection in
+            var response = Linli_Property_V1_ReviewItemReleaseResponse()
+            response.release = .init(try await desk.review(id, approve: m.approve, note: note, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func verifyItemRelease(request: ServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let code = try Input.text(m.code, field: "code", max: 6)
+        let response = try await database.once(ctx, "VerifyItemRelease", m) { [desk] connection in
+            var response = Linli_Property_V1_VerifyItemReleaseResponse()
+            response.release = .init(try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func listItemReleases(request: ServerRequest<Linli_Property_V1_ListItemReleasesRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_ListItemReleasesResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let limit = try Input.pageSize(m.page.pageSize)
+        let after = try PageToken.decode(m.page.pageToken)
+        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+            try await desk.list(community: community, after: after, limit: limit + 1, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Property_V1_ListItemReleasesResponse()
+        response.releases = rows.prefix(limit).map(Linli_Property_V1_ItemRelease.init)
+        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        return ServerResponse(message: response)
+    }
+}
+
+extension Linli_Property_V1_ApplyItemReleaseRequest: IdempotentRequest {}
+extension Linli_Property_V1_ReviewItemReleaseRequest: IdempotentRequest {}
+extension Linli_Property_V1_VerifyItemReleaseRequest: IdempotentRequest {}
+
+extension Linli_Property_V1_ItemRelease {
+    init(_ r: ItemReleaseDesk.Release) {
+        self.init()
+        id = r.id.uuidString.lowercased()
+        communityID = r.community.description
+        residentID = r.resident.description
+        items = r.items
+        mover = r.mover
+        plannedDate = r.plannedDate
+        state = Linli_Property_V1_ItemReleaseState(rawValue: (ItemReleaseDesk.State.allCases.firstIndex(of: r.state) ?? -1) + 1) ?? .unspecified
+        code = r.code ?? ""
+        reviewNote = r.reviewNote
+        createdAt = Google_Protobuf_Timestamp(date: r.createdAt)
+        if let at = r.releasedAt { releasedAt = Google_Protobuf_Timestamp(date: at) }
+    }
+}

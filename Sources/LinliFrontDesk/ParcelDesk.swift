@@ -34,7 +34,7 @@ public struct ParcelDesk: Sendable {
             throw LinliError(.alreadyExists, "tracking_number: this parcel is already logged", field: "tracking_number")
         }
         let id = UUIDv7.make()
-        try await FrontDeskSQL.insertWithFreshCode(connection, logger) { code in
+        try await FrontDeskSQL.writeWithFreshCode(connection, logger) { code in
             """
             INSERT INTO parcels (id, community_id, resident_id, carrier, tracking_number, shelf, pickup_code, logged_by)
             VALUES (\(id), \(community.uuid), \(resident.uuid), \(carrier), \(trackingNumber), \(shelf), \(code), \(principal.subjectID.uuid))

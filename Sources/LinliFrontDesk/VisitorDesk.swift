@@ -68,7 +68,7 @@ public struct VisitorDesk: Sendable {
             walkIn = true
         }
         let id = UUIDv7.make()
-        try await FrontDeskSQL.insertWithFreshCode(connection, logger) { code in
+        try await FrontDeskSQL.writeWithFreshCode(connection, logger) { code in
             """
             INSERT INTO visitor_passes (id, community_id, host_id, visitor_name, visitor_phone, plate, valid_from, valid_until,
                                         single_use, code, state, walk_in, created_by)
@@ -184,9 +184,10 @@ enum FrontDeskSQL {
         return false
     }
 
-    /// Runs an `INSERT … ON CONFLICT DO NOTHING RETURNING 1` built around a fresh random
-    /// 6-digit code until a code is free (a partial unique index keeps live codes unique).
-    static func insertWithFreshCode(_ connection: PostgresConnection, _ logger: Logger,
+    /// Runs a write that returns a row only when its fresh random 6-digit code was free (an
+    /// `INSERT … ON CONFLICT DO NOTHING RETURNING 1`, or a guarded UPDATE), with new codes until one
+    /// is free; partial unique indexes keep live codes unique.
+    static func writeWithFreshCode(_ connection: PostgresConnection, _ logger: Logger,
                                     _ insert: (String) -> PostgresQuery) async throws {
         for _ in 0..<8 {
             let code = String(format: "%06d", Int.random(in: 0..<1_000_000))

@@ -76,6 +76,7 @@ public struct LinliApplication: Sendable {
             HotlineService(database: database, logger: logger),
             VisitorService(database: database, logger: logger),
             ParcelService(database: database, logger: logger),
+            ItemReleaseService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

@@ -89,5 +89,10 @@ public enum MethodPolicy {
         "linli.property.v1.ParcelService/LogParcel": Rule(permission: .parcelDesk, rateClass: .write),
         "linli.property.v1.ParcelService/PickUpParcel": Rule(permission: .parcelDesk, rateClass: .write),
         "linli.property.v1.ParcelService/ListWaitingParcels": Rule(permission: .parcelRead, rateClass: .read),
+
+        "linli.property.v1.ItemReleaseService/ApplyItemRelease": Rule(permission: .itemApply, rateClass: .write),
+        "linli.property.v1.ItemReleaseService/ReviewItemRelease": Rule(permission: .itemReview, rateClass: .write),
+        "linli.property.v1.ItemReleaseService/VerifyItemRelease": Rule(permission: .itemGate, rateClass: .write),
+        "linli.property.v1.ItemReleaseService/ListItemReleases": Rule(permission: .itemRead, rateClass: .read),
     ]
 }

@@ -153,3 +153,56 @@ struct FrontDeskTests {
         #expect(told == [parcel.pickupCode])
     }
 }
+
+@Suite("Item release")
+struct ItemReleaseTests {
+    @Test("a resident applies, a manager approves with a code, a guard releases once; rejections need a note")
+    func release() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let items = Linli_Property_V1_ItemReleaseService.Client(wrapping: server.client)
+        let resident = try await server.login(demo, "resident1")
+        let manager = try await server.login(demo, "manager")
+        let guardSession = try await server.login(demo, "guard")
+
+        var apply = Linli_Property_V1_ApplyItemReleaseRequest()
+        apply.requestID = UUID().uuidString
+        apply.communityID = demo.community.description
+        apply.items = "旧沙发 1 张、纸箱 6 个"
+        apply.mover = "蚂蚁搬家 王师傅"
+        apply.plannedDate = "2026-02-30"
+        #expect(await rpcError { try await items.applyItemRelease(apply, metadata: resident) }?.message.hasPrefix("planned_date") == true)
+        apply.plannedDate = "2026-12-01"
+        let applied = try await items.applyItemRelease(apply, metadata: resident).release
+        #expect(applied.state == .pending && applied.code.isEmpty && applied.plannedDate == "2026-12-01")
+
+        var review = Linli_Property_V1_ReviewItemReleaseRequest()
+        review.requestID = UUID().uuidString
+        review.releaseID = applied.id
+        review.approve = true
+        #expect(await rpcCode { try await items.reviewItemRelease(review, metadata: resident) } == .permissionDenied)
+        let approved = try await items.reviewItemRelease(review, metadata: manager).release
+        #expect(approved.state == .approved && approved.code.count == 6)
+
+        var verify = Linli_Property_V1_VerifyItemReleaseRequest()
+        verify.requestID = UUID().uuidString
+        verify.communityID = demo.community.description
+        verify.code = approved.code
+        #expect(try await items.verifyItemRelease(verify, metadata: guardSession).release.state == .released)
+        verify.requestID = UUID().uuidString
+        #expect(await rpcCode { try await items.verifyItemRelease(verify, metadata: guardSession) } == .notFound)
+
+        apply.requestID = UUID().uuidString
+        let second = try await items.applyItemRelease(apply, metadata: resident).release
+        review.requestID = UUID().uuidString
+        review.releaseID = second.id
+        review.approve = false
+        #expect(await rpcError { try await items.reviewItemRelease(review, metadata: manager) }?.message.hasPrefix("note") == true)
+        review.requestID = UUID().uuidString
+        review.note = "搬运时段不在允许范围"
+        #expect(try await items.reviewItemRelease(review, metadata: manager).release.state == .rejected)
+        review.requestID = UUID().uuidString
+        review.approve = true
+        #expect(await rpcCode { try await items.reviewItemRelease(review, metadata: manager) } == .failedPrecondition)
+    }
+}

@@ -68,6 +68,7 @@ struct InfrastructureTests {
             Linli_Property_V1_HotlineService.Method.descriptors,
             Linli_Property_V1_VisitorService.Method.descriptors,
             Linli_Property_V1_ParcelService.Method.descriptors,
+            Linli_Property_V1_ItemReleaseService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()
