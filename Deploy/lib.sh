@@ -106,9 +106,10 @@ python_env() {
   echo "$venv/bin/python"
 }
 
-# linli_build [swift build args...]: builds the `linli` binary and prints its path.
+# linli_build [swift build args...]: builds the `linli` binary and prints its path; fails when
+# the build fails (callers use `linli=$(linli_build) || exit 1`: set -e does not reach into $(...)).
 linli_build() {
-  (cd "$LINLI_ROOT" && swift build --product linli "$@" >&2)
+  (cd "$LINLI_ROOT" && swift build --product linli "$@" >&2) || return 1
   echo "$(cd "$LINLI_ROOT" && swift build --show-bin-path "$@")/linli"
 }
 

@@ -132,8 +132,9 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
                                 on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListComplaintsResponse()
-        response.complaints = rows.prefix(limit).map(Linli_Property_V1_Complaint.init)
-        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
+        response.complaints = page.rows.map(Linli_Property_V1_Complaint.init)
+        response.nextPageToken = page.next
         return ServerResponse(message: response)
     }
 }
@@ -241,8 +242,9 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
                                 on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListHotlineTicketsResponse()
-        response.tickets = rows.prefix(limit).map(Linli_Property_V1_HotlineTicket.init)
-        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.receivedAt, last.id) }
+        let page = PageToken.page(rows, limit: limit) { ($0.receivedAt, $0.id) }
+        response.tickets = page.rows.map(Linli_Property_V1_HotlineTicket.init)
+        response.nextPageToken = page.next
         return ServerResponse(message: response)
     }
 }

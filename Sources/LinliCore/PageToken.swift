@@ -18,3 +18,13 @@ public enum PageToken {
         return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
     }
 }
+
+extension PageToken {
+    /// Splits rows fetched with `limit + 1` into the page and the token of the next page
+    /// (empty on the last page).
+    public static func page<Row>(_ rows: [Row], limit: Int, position: (Row) -> (Date, UUID)) -> (rows: [Row], next: String) {
+        guard rows.count > limit, let last = rows.prefix(limit).last else { return (rows, "") }
+        let (time, id) = position(last)
+        return (Array(rows.prefix(limit)), encode(time, id))
+    }
+}

@@ -100,8 +100,9 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
         }
         var response = Linli_Property_V1_ListVisitorPassesResponse()
         // Hosts see their own codes; a guard's list never shows codes.
-        response.passes = passes.prefix(limit).map { .init($0, showCode: $0.host == ctx.principal.subjectID) }
-        if passes.count > limit, let last = passes.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        let page = PageToken.page(passes, limit: limit) { ($0.createdAt, $0.id) }
+        response.passes = page.rows.map { .init($0, showCode: $0.host == ctx.principal.subjectID) }
+        response.nextPageToken = page.next
         return ServerResponse(message: response)
     }
 }
@@ -280,8 +281,9 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
             try await desk.list(community: community, after: after, limit: limit + 1, for: ctx.principal, on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListItemReleasesResponse()
-        response.releases = rows.prefix(limit).map(Linli_Property_V1_ItemRelease.init)
-        if rows.count > limit, let last = rows.prefix(limit).last { response.nextPageToken = PageToken.encode(last.createdAt, last.id) }
+        let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
+        response.releases = page.rows.map(Linli_Property_V1_ItemRelease.init)
+        response.nextPageToken = page.next
         return ServerResponse(message: response)
     }
 }

@@ -140,10 +140,9 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             try await desk.list(filter, for: ctx.principal, on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListWorkOrdersResponse()
-        response.workOrders = orders.prefix(limit).map(Linli_Property_V1_WorkOrder.init)
-        if orders.count > limit, let last = orders.prefix(limit).last {
-            response.nextPageToken = PageToken.encode(last.createdAt, last.id.uuid)
-        }
+        let page = PageToken.page(orders, limit: limit) { ($0.createdAt, $0.id.uuid) }
+        response.workOrders = page.rows.map(Linli_Property_V1_WorkOrder.init)
+        response.nextPageToken = page.next
         return ServerResponse(message: response)
     }
 

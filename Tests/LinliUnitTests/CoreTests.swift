@@ -79,4 +79,13 @@ struct PageTokenTests {
         #expect(try PageToken.decode("") == nil)
         #expect(throws: LinliError.self) { try PageToken.decode("not a token") }
     }
+
+    @Test("a page of limit + 1 rows keeps limit and points after the last kept row")
+    func split() throws {
+        let rows = (0..<4).map { (Date(timeIntervalSince1970: Double(100 - $0)), UUIDv7.make()) }
+        let page = PageToken.page(rows, limit: 3) { $0 }
+        #expect(page.rows.count == 3)
+        #expect(try PageToken.decode(page.next)?.1 == rows[2].1)
+        #expect(PageToken.page(Array(rows.prefix(3)), limit: 3) { $0 }.next.isEmpty)
+    }
 }
