@@ -128,6 +128,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliBaseData",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliPlatform",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliIdentity", "LinliAPI",
@@ -142,7 +152,7 @@ let package = Package(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
-                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliPlatform", "LinliAPI",
+                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPlatform", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -171,7 +181,7 @@ let package = Package(
         .testTarget(
             name: "LinliUnitTests",
             dependencies: [
-                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders",
+                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -44,6 +44,11 @@ public enum IDTag {
     public enum HotlineTicket {}
     public enum VisitorPass {}
     public enum ItemRelease {}
+    public enum Room {}
+    public enum Resident {}
+    public enum Residency {}
+    public enum ParkingSpace {}
+    public enum Pet {}
 }
 
 /// A tenant's identifier.
@@ -60,3 +65,7 @@ public typealias NoticeID = TypedID<IDTag.Notice>
 public typealias ApiKeyID = TypedID<IDTag.ApiKey>
 /// A work order's identifier.
 public typealias WorkOrderID = TypedID<IDTag.WorkOrder>
+/// A room's identifier.
+public typealias RoomID = TypedID<IDTag.Room>
+/// A resident record's identifier (a person living in the community, with or without an app account).
+public typealias ResidentID = TypedID<IDTag.Resident>

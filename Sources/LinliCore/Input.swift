@@ -64,3 +64,52 @@ public enum Input {
         return Int(raw)
     }
 }
+
+extension Input {
+    /// An optional mainland mobile number: 11 digits starting with 1; empty stays empty.
+    public static func mobile(_ raw: String, field: String) throws(LinliError) -> String {
+        let trimmed = raw.filter { !$0.isWhitespace && $0 != "-" }
+        if trimmed.isEmpty { return "" }
+        guard trimmed.count == 11, trimmed.first == "1", trimmed.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+            throw .invalid(field, "must be an 11-digit mobile number")
+        }
+        return trimmed
+    }
+
+    /// An optional 18-character resident ID number with a valid check character; empty stays empty.
+    public static func idNumber(_ raw: String, field: String) throws(LinliError) -> String {
+        let trimmed = raw.trimmingCharacters(in: .whitespaces).uppercased()
+        if trimmed.isEmpty { return "" }
+        guard PersonalData.isValidIDNumber(trimmed) else { throw .invalid(field, "is not a valid 18-character ID number") }
+        return trimmed
+    }
+
+    /// A vehicle plate: a province character then 6 (or 7 for new-energy) letters and digits, upper-cased.
+    public static func plate(_ raw: String, field: String) throws(LinliError) -> String {
+        let plate = raw.filter { !$0.isWhitespace && $0 != "·" && $0 != "-" }.uppercased()
+        if plate.isEmpty { throw .invalid(field, "is required") }
+        guard let first = plate.first, !first.isASCII, (7...8).contains(plate.count),
+              plate.dropFirst().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            throw .invalid(field, "is not a plate like 沪A12345")
+        }
+        return plate
+    }
+
+    /// A decimal with at most two places, as hundredths: "89.5" → 8950. No floating point.
+    public static func hundredths(_ raw: String, field: String, max: Int64) throws(LinliError) -> Int64 {
+        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), !parts[0].isEmpty, parts[0].count <= 12,
+              parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+              parts.count == 1 || (1...2).contains(parts[1].count),
+              let whole = Int64(parts[0]) else {
+            throw .invalid(field, "must be a number with at most two decimals")
+        }
+        var fraction: Int64 = 0
+        if parts.count == 2 { fraction = Int64(parts[1].count == 1 ? parts[1] + "0" : String(parts[1]))! }
+        let value = whole * 100 + fraction
+        guard value > 0 else { throw .invalid(field, "must be greater than 0") }
+        guard value <= max else { throw .invalid(field, "must be at most \(max / 100)") }
+        return value
+    }
+}

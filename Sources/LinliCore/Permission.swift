@@ -33,19 +33,27 @@ public enum Permission: String, Sendable, CaseIterable {
     case itemReview = "item.review"
     case itemGate = "item.gate"
     case itemRead = "item.read"
+    case baseDataManage = "basedata.manage"
+    case baseDataRead = "basedata.read"
+    case personalReveal = "personal.reveal"
+    case personalAudit = "personal.audit"
+    case petRegister = "pet.register"
+    case petRead = "pet.read"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
-                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead],
+                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead],
         .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
                    .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
-                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead],
-        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead],
-        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf],
+                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
+                   .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead],
+        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
+                   .baseDataRead, .petRead],
+        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead],
         .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
-                    .itemGate, .itemRead],
+                    .itemGate, .itemRead, .baseDataRead, .petRead],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],

@@ -9,6 +9,7 @@ import LinliRedis
 import LinliTenancy
 import LinliWorkOrders
 import LinliCases
+import LinliBaseData
 import LinliFrontDesk
 import Logging
 import NIOCore
@@ -77,6 +78,8 @@ public struct LinliApplication: Sendable {
             VisitorService(database: database, logger: logger),
             ParcelService(database: database, logger: logger),
             ItemReleaseService(database: database, logger: logger),
+            BaseDataService(database: database, logger: logger),
+            PetService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

@@ -94,5 +94,26 @@ public enum MethodPolicy {
         "linli.property.v1.ItemReleaseService/ReviewItemRelease": Rule(permission: .itemReview, rateClass: .write),
         "linli.property.v1.ItemReleaseService/VerifyItemRelease": Rule(permission: .itemGate, rateClass: .write),
         "linli.property.v1.ItemReleaseService/ListItemReleases": Rule(permission: .itemRead, rateClass: .read),
+
+        "linli.property.v1.BaseDataService/CreateBuilding": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/CreateRoom": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/SetRoomState": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/ListRooms": Rule(permission: .baseDataRead, rateClass: .read),
+        "linli.property.v1.BaseDataService/RegisterResident": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/MoveIn": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/MoveOut": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/VerifyResident": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/GetResident": Rule(permission: .baseDataRead, rateClass: .read),
+        "linli.property.v1.BaseDataService/Search": Rule(permission: .baseDataRead, rateClass: .read),
+        "linli.property.v1.BaseDataService/CreateParkingSpace": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/RegisterVehicle": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/ListStaff": Rule(permission: .baseDataRead, rateClass: .read),
+        "linli.property.v1.BaseDataService/ImportBaseData": Rule(permission: .baseDataManage, rateClass: .write),
+        "linli.property.v1.BaseDataService/ListPersonalDataReads": Rule(permission: .personalAudit, rateClass: .read),
+
+        "linli.property.v1.PetService/RegisterPet": Rule(permission: .petRegister, rateClass: .write),
+        "linli.property.v1.PetService/RecordVaccination": Rule(permission: .petRegister, rateClass: .write),
+        "linli.property.v1.PetService/ListPets": Rule(permission: .petRead, rateClass: .read),
+        "linli.property.v1.PetService/ListDueVaccinations": Rule(permission: .petRead, rateClass: .read),
     ]
 }

@@ -1,0 +1,142 @@
+import Foundation
+import LinliCore
+import Logging
+import PostgresNIO
+
+/// Pets per room and their vaccinations, in the caller's tenant transaction. Residents act
+/// for the rooms they live in now; staff for any room of their communities.
+public struct PetRegistry: Sendable {
+    let rooms = RoomRegistry()
+    public init() {}
+
+    public enum Species: String, Sendable, CaseIterable { case dog, cat, other }
+
+    public struct Vaccination: Sendable, Equatable {
+        public var vaccine: String
+        public var givenOn: String
+        public var nextDueOn: String
+    }
+
+    public struct Pet: Sendable, Equatable {
+        public var id: UUID
+        public var room: RoomID
+        public var roomLabel: String
+        public var name: String
+        public var species: Species
+        public var breed: String
+        /// The latest of each vaccine.
+        public var vaccinations: [Vaccination]
+    }
+
+    public struct Due: Sendable, Equatable {
+        public var pet: Pet
+        /// Empty for a pet with no vaccination recorded at all.
+        public var vaccine: String
+        public var nextDueOn: String
+        public var overdue: Bool
+    }
+
+    public func register(room id: RoomID, name: String, species: Species, breed: String, by principal: Principal,
+                         on connection: PostgresConnection, logger: Logger) async throws -> Pet {
+        let room = try await rooms.load(id, connection, logger)
+        try await requireRoom(room, principal, connection, logger)
+        let pet = UUIDv7.make()
+        try await connection.query("""
+            INSERT INTO pets (id, community_id, room_id, name, species, breed, registered_by)
+            VALUES (\(pet), \(room.community.uuid), \(id.uuid), \(name), \(species.rawValue), \(breed), \(principal.subjectID.uuid))
+            """, logger: logger)
+        return try await load(pet, connection, logger)
+    }
+
+    public func vaccinate(pet id: UUID, vaccine: String, givenOn: String, nextDueOn: String, by principal: Principal,
+                          on connection: PostgresConnection, logger: Logger) async throws -> Pet {
+        let pet = try await load(id, connection, logger)
+        try await requireRoom(try await rooms.load(pet.room, connection, logger), principal, connection, logger)
+        guard nextDueOn > givenOn else { throw LinliError.invalid("next_due_on", "must be after given_on") }
+        try await connection.query("""
+            INSERT INTO pet_vaccinations (id, pet_id, vaccine, given_on, next_due_on, recorded_by)
+            VALUES (\(UUIDv7.make()), \(id), \(vaccine), \(givenOn)::date, \(nextDueOn)::date, \(principal.subjectID.uuid))
+            """, logger: logger)
+        return try await load(id, connection, logger)
+    }
+
+    public func list(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Pet] {
+        try principal.requireScope(community)
+        let rows = try await connection.query("""
+            SELECT p.id FROM pets p WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
+              AND (NOT \(principal.role == .resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
+            ORDER BY p.id LIMIT 1000
+            """, logger: logger)
+        var ids: [UUID] = []
+        for try await id in rows.decode(UUID.self) { ids.append(id) }
+        var pets: [Pet] = []
+        for id in ids { pets.append(try await load(id, connection, logger)) }
+        return pets
+    }
+
+    /// The latest dose of each vaccine that falls due by `dueBy`, and pets never vaccinated; soonest first.
+    public func due(community: CommunityID, by dueBy: String, for principal: Principal, on connection: PostgresConnection,
+                    logger: Logger) async throws -> [Due] {
+        try principal.requireScope(community)
+        let rows = try await connection.query("""
+            WITH latest AS (
+                SELECT DISTINCT ON (v.pet_id, v.vaccine) v.pet_id, v.vaccine, v.next_due_on
+                FROM pet_vaccinations v JOIN pets p ON p.id = v.pet_id
+                WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
+                ORDER BY v.pet_id, v.vaccine, v.given_on DESC, v.id DESC)
+            SELECT pet_id, vaccine, next_due_on::text, next_due_on < current_date FROM latest WHERE next_due_on <= \(dueBy)::date
+            UNION ALL
+            SELECT p.id, '', p.created_at::date::text, true FROM pets p
+            WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
+              AND NOT EXISTS (SELECT 1 FROM pet_vaccinations v WHERE v.pet_id = p.id)
+            ORDER BY 3, 1 LIMIT 1000
+            """, logger: logger)
+        var found: [(UUID, String, String, Bool)] = []
+        for try await row in rows.decode((UUID, String, String, Bool).self) { found.append(row) }
+        var result: [Due] = []
+        for (pet, vaccine, dueOn, overdue) in found {
+            result.append(Due(pet: try await load(pet, connection, logger), vaccine: vaccine, nextDueOn: dueOn, overdue: overdue))
+        }
+        return result
+    }
+
+    /// Residents may act for rooms they live in now; staff within their communities.
+    private func requireRoom(_ room: RoomRegistry.Room, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try principal.requireScope(room.community)
+        guard principal.role == .resident else { return }
+        let rows = try await connection.query("""
+            SELECT 1 WHERE \(room.id.uuid) IN (\(unescaped: Self.ownRooms(principal)))
+            """, logger: logger)
+        for try await _ in rows { return }
+        throw LinliError(.permissionDenied, "room_id: you do not live in this room", field: "room_id")
+    }
+
+    /// The rooms a resident account lives in now, as a subquery. The id is a UUID, not caller text.
+    static func ownRooms(_ principal: Principal) -> String {
+        """
+        SELECT h.room_id FROM residencies h JOIN residents r ON r.id = h.resident_id
+        WHERE r.user_id = '\(principal.subjectID.uuid.uuidString)' AND h.move_out IS NULL
+        """
+    }
+
+    func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Pet {
+        let rows = try await connection.query("""
+            SELECT p.room_id, b.name || r.unit || r.number, p.name, p.species, p.breed FROM pets p
+            JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = \(id)
+            """, logger: logger)
+        var found: Pet?
+        for try await (room, label, name, species, breed) in rows.decode((UUID, String, String, String, String).self) {
+            found = Pet(id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
+                        breed: breed, vaccinations: [])
+        }
+        guard var pet = found else { throw LinliError.notFound("pet") }
+        let doses = try await connection.query("""
+            SELECT DISTINCT ON (vaccine) vaccine, given_on::text, next_due_on::text FROM pet_vaccinations
+            WHERE pet_id = \(id) ORDER BY vaccine, given_on DESC, id DESC
+            """, logger: logger)
+        for try await (vaccine, given, next) in doses.decode((String, String, String).self) {
+            pet.vaccinations.append(Vaccination(vaccine: vaccine, givenOn: given, nextDueOn: next))
+        }
+        return pet
+    }
+}
