@@ -57,6 +57,7 @@ let package = Package(
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strict
         ),
@@ -138,6 +139,17 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliPatrol",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliPlatform",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliIdentity", "LinliAPI",
@@ -152,7 +164,7 @@ let package = Package(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
-                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPlatform", "LinliAPI",
+                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliPlatform", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -181,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "LinliUnitTests",
             dependencies: [
-                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
+                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData", "LinliPatrol",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),

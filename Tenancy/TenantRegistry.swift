@@ -57,3 +57,17 @@ public final class TenantRegistry: Sendable {
         return found
     }
 }
+
+extension Database {
+    /// Every tenant, active or not, in id order: what background jobs walk over.
+    public func allTenants() async throws(LinliError) -> [TenantRef] {
+        try await platformTransaction { connection in
+            var result: [TenantRef] = []
+            let rows = try await connection.query("SELECT id, slug, status FROM platform.tenants ORDER BY id", logger: logger)
+            for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
+                result.append(try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active"))
+            }
+            return result
+        }
+    }
+}

@@ -49,7 +49,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
             unit: try Input.text(m.unit, field: "unit", min: 0, max: 20),
             number: try Input.text(m.number, field: "number", max: 20),
             floor: m.floor == 0 ? nil : Int(m.floor), areaCentiM2: m.areaCentiM2,
-            kind: try Proto.decode(m.kind, RoomRegistry.Kind.self, field: "kind"))
+            kind: try ProtoEnum.decode(m.kind, RoomRegistry.Kind.self, field: "kind"))
         let response = try await database.once(ctx, "CreateRoom", m) { [rooms] connection in
             var response = Linli_Property_V1_CreateRoomResponse()
             response.room = .init(try await rooms.create(room, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -101,7 +101,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
             idNumber: try Input.idNumber(m.idNumber, field: "id_number"),
             user: m.userID.isEmpty ? nil : try Input.id(m.userID, field: "user_id"),
             room: try Input.id(m.roomID, field: "room_id"),
-            relation: try Proto.decode(m.relation, ResidentRegistry.Relation.self, field: "relation"),
+            relation: try ProtoEnum.decode(m.relation, ResidentRegistry.Relation.self, field: "relation"),
             moveIn: try Input.localDate(m.moveIn, field: "move_in"))
         let response = try await database.once(ctx, "RegisterResident", m) { [residents] connection in
             var response = Linli_Property_V1_RegisterResidentResponse()
@@ -117,7 +117,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let m = request.message
         let resident: ResidentID = try Input.id(m.residentID, field: "resident_id")
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
-        let relation = try Proto.decode(m.relation, ResidentRegistry.Relation.self, field: "relation")
+        let relation = try ProtoEnum.decode(m.relation, ResidentRegistry.Relation.self, field: "relation")
         let date = try Input.localDate(m.moveIn, field: "move_in")
         let response = try await database.once(ctx, "MoveIn", m) { [residents] connection in
             var response = Linli_Property_V1_MoveInResponse()
@@ -197,7 +197,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 20).uppercased()
-        let kind = try Proto.decode(m.kind, ResidentRegistry.ParkingKind.self, field: "kind")
+        let kind = try ProtoEnum.decode(m.kind, ResidentRegistry.ParkingKind.self, field: "kind")
         let room: RoomID? = m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id")
         let response = try await database.once(ctx, "CreateParkingSpace", m) { [residents] connection in
             var response = Linli_Property_V1_CreateParkingSpaceResponse()
@@ -207,7 +207,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
                 $0.id = space.id.uuidString.lowercased()
                 $0.communityID = space.community.description
                 $0.code = space.code
-                $0.kind = Proto.encode(space.kind)
+                $0.kind = ProtoEnum.encode(space.kind)
                 $0.roomID = space.room?.description ?? ""
             }
             return response
@@ -274,7 +274,7 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         }
         if first { throw LinliError.invalid("request_id", "the stream is empty; the first message names the import") }
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
-        let kind = try Proto.decode(whole.kind, BaseDataImport.Kind.self, field: "kind")
+        let kind = try ProtoEnum.decode(whole.kind, BaseDataImport.Kind.self, field: "kind")
         let lines = whole.lines.flatMap { chunk in chunk.split(separator: "\n", omittingEmptySubsequences: false).map {
             $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
         } }
@@ -332,23 +332,6 @@ extension Linli_Property_V1_CreateParkingSpaceRequest: IdempotentRequest {}
 extension Linli_Property_V1_RegisterVehicleRequest: IdempotentRequest {}
 extension Linli_Property_V1_ImportBaseDataRequest: IdempotentRequest {}
 
-/// Domain enums to and from their protobuf twins, which list the same cases in the same order after UNSPECIFIED.
-enum Proto {
-    static func encode<E: CaseIterable & Equatable, P: SwiftProtobuf.Enum>(_ value: E) -> P {
-        P(rawValue: (E.allCases.firstIndex(of: value).map { E.allCases.distance(from: E.allCases.startIndex, to: $0) } ?? -1) + 1)
-            ?? P(rawValue: 0)!
-    }
-
-    static func decode<E: CaseIterable & RawRepresentable, P: SwiftProtobuf.Enum>(_ value: P, _: E.Type, field: String) throws(LinliError) -> E
-        where E.RawValue == String {
-        let cases = Array(E.allCases)
-        guard value.rawValue >= 1, value.rawValue <= cases.count else {
-            throw .invalid(field, "must be one of \(cases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return cases[value.rawValue - 1]
-    }
-}
-
 extension Linli_Property_V1_Room {
     init(_ r: RoomRegistry.Room) {
         self.init()
@@ -360,8 +343,8 @@ extension Linli_Property_V1_Room {
         number = r.number
         floor = Int32(r.floor ?? 0)
         areaCentiM2 = r.areaCentiM2
-        kind = Proto.encode(r.kind)
-        state = Proto.encode(r.state)
+        kind = ProtoEnum.encode(r.kind)
+        state = ProtoEnum.encode(r.state)
         label = r.label
     }
 }
@@ -392,7 +375,7 @@ extension Linli_Property_V1_Resident {
             .with {
                 $0.id = h.id.uuidString.lowercased()
                 $0.room = .init(h.room)
-                $0.relation = Proto.encode(h.relation)
+                $0.relation = ProtoEnum.encode(h.relation)
                 $0.moveIn = h.moveIn
                 $0.moveOut = h.moveOut ?? ""
             }

@@ -24,7 +24,7 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let name = try Input.text(m.name, field: "name", max: 30)
-        let species = try Proto.decode(m.species, PetRegistry.Species.self, field: "species")
+        let species = try ProtoEnum.decode(m.species, PetRegistry.Species.self, field: "species")
         let breed = try Input.text(m.breed, field: "breed", min: 0, max: 30)
         let response = try await database.once(ctx, "RegisterPet", m) { [pets] connection in
             var response = Linli_Property_V1_RegisterPetResponse()
@@ -69,7 +69,7 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let dueBy = m.dueBy.isEmpty ? Self.day(Date().addingTimeInterval(30 * 86400)) : try Input.localDate(m.dueBy, field: "due_by")
+        let dueBy = m.dueBy.isEmpty ? BusinessDay.string(Date().addingTimeInterval(30 * 86400)) : try Input.localDate(m.dueBy, field: "due_by")
         let found = try await database.tenantTransaction(try ctx.requireTenant()) { [pets] connection in
             try await pets.due(community: community, by: dueBy, for: ctx.principal, on: connection, logger: ctx.logger)
         }
@@ -84,15 +84,6 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         }
         return ServerResponse(message: response)
     }
-
-    /// A date as `YYYY-MM-DD` in China Standard Time, the zone every community uses today.
-    static func day(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "Asia/Shanghai")
-        formatter.dateFormat = "yyyy-MM-dd"
-        return formatter.string(from: date)
-    }
 }
 
 extension Linli_Property_V1_RegisterPetRequest: IdempotentRequest {}
@@ -105,7 +96,7 @@ extension Linli_Property_V1_Pet {
         roomID = p.room.description
         roomLabel = p.roomLabel
         name = p.name
-        species = Proto.encode(p.species)
+        species = ProtoEnum.encode(p.species)
         breed = p.breed
         vaccinations = p.vaccinations.map { v in .with { $0.vaccine = v.vaccine; $0.givenOn = v.givenOn; $0.nextDueOn = v.nextDueOn } }
     }

@@ -39,6 +39,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case personalAudit = "personal.audit"
     case petRegister = "pet.register"
     case petRead = "pet.read"
+    case patrolManage = "patrol.manage"
+    case patrolWork = "patrol.work"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -48,12 +50,13 @@ public enum Permission: String, Sendable, CaseIterable {
                    .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
-                   .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead],
+                   .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
+                   .patrolManage, .patrolWork],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
                    .baseDataRead, .petRead],
-        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead],
+        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork],
         .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
-                    .itemGate, .itemRead, .baseDataRead, .petRead],
+                    .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],

@@ -44,14 +44,7 @@ public struct NationalRollup: Service, Sendable {
     /// One pass over every tenant; returns how many deltas were folded.
     @discardableResult
     public func foldAll() async throws(LinliError) -> Int {
-        let tenants: [TenantRef] = try await database.platformTransaction { connection in
-            var result: [TenantRef] = []
-            let rows = try await connection.query("SELECT id, slug, status FROM platform.tenants ORDER BY id", logger: logger)
-            for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
-                result.append(try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active"))
-            }
-            return result
-        }
+        let tenants = try await database.allTenants()
         var total = 0
         for tenant in tenants {
             while true {

@@ -11,6 +11,7 @@ import LinliWorkOrders
 import LinliCases
 import LinliBaseData
 import LinliFrontDesk
+import LinliPatrol
 import Logging
 import NIOCore
 import NIOPosix
@@ -37,6 +38,8 @@ public struct LinliApplication: Sendable {
     public let provisioner: TenantProvisioner
     /// The national rollup.
     public let rollup: NationalRollup
+    /// The patrol scheduler: plans into tasks ahead of time.
+    public let patrolScheduler: PatrolScheduler
     /// The gRPC server.
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     let logger: Logger
@@ -60,6 +63,7 @@ public struct LinliApplication: Sendable {
         provisioner = TenantProvisioner(runner: MigrationRunner(database: database, catalog: catalog,
                                                                 parallelism: configuration.migrationParallelism))
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
+        patrolScheduler = PatrolScheduler(database: database, logger: logger)
 
         let sessions = SessionStore(redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
                                     maxLifetime: .seconds(configuration.sessionMaxSeconds))
@@ -80,6 +84,7 @@ public struct LinliApplication: Sendable {
             ItemReleaseService(database: database, logger: logger),
             BaseDataService(database: database, logger: logger),
             PetService(database: database, logger: logger),
+            PatrolService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -101,7 +106,7 @@ public struct LinliApplication: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [PostgresService(client: database.client), redis, rollup, GRPCServerService(server: server, logger: logger)]
+        [PostgresService(client: database.client), redis, rollup, patrolScheduler, GRPCServerService(server: server, logger: logger)]
     }
 
     /// A group running every service, shut down gracefully on SIGTERM and SIGINT.

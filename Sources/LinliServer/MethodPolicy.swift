@@ -115,5 +115,16 @@ public enum MethodPolicy {
         "linli.property.v1.PetService/RecordVaccination": Rule(permission: .petRegister, rateClass: .write),
         "linli.property.v1.PetService/ListPets": Rule(permission: .petRead, rateClass: .read),
         "linli.property.v1.PetService/ListDueVaccinations": Rule(permission: .petRead, rateClass: .read),
+
+        "linli.property.v1.PatrolService/CreateCheckpoint": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/CreateRoute": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/CreatePlan": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/StopPlan": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/CreateTemporaryTask": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/ReviewPatrolTask": Rule(permission: .patrolManage, rateClass: .write),
+        "linli.property.v1.PatrolService/ListPatrolTasks": Rule(permission: .patrolWork, rateClass: .read),
+        "linli.property.v1.PatrolService/GetPatrolTask": Rule(permission: .patrolWork, rateClass: .read),
+        "linli.property.v1.PatrolService/CheckIn": Rule(permission: .patrolWork, rateClass: .write),
+        "linli.property.v1.PatrolService/FinishPatrolTask": Rule(permission: .patrolWork, rateClass: .write),
     ]
 }
