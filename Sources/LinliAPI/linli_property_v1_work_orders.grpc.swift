@@ -124,6 +124,19 @@ public enum Linli_Property_V1_WorkOrderService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RecordReturnVisit" metadata.
+        public enum RecordReturnVisit: Sendable {
+            /// Request type for "RecordReturnVisit".
+            public typealias Input = Linli_Property_V1_RecordReturnVisitRequest
+            /// Response type for "RecordReturnVisit".
+            public typealias Output = Linli_Property_V1_RecordReturnVisitResponse
+            /// Descriptor for "RecordReturnVisit".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.property.v1.WorkOrderService"),
+                method: "RecordReturnVisit",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.property.v1.WorkOrderService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ConfigureCategory.descriptor,
@@ -133,7 +146,8 @@ public enum Linli_Property_V1_WorkOrderService: Sendable {
             GetWorkOrder.descriptor,
             ListWorkOrders.descriptor,
             TransitionWorkOrder.descriptor,
-            GetWorkloadStats.descriptor
+            GetWorkloadStats.descriptor,
+            RecordReturnVisit.descriptor
         ]
     }
 }
@@ -311,6 +325,24 @@ extension Linli_Property_V1_WorkOrderService {
             request: GRPCCore.StreamingServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_GetWorkloadStatsResponse>
+
+        /// Handle the "RecordReturnVisit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Property_V1_RecordReturnVisitRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Property_V1_RecordReturnVisitResponse` messages.
+        func recordReturnVisit(
+            request: GRPCCore.StreamingServerRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_RecordReturnVisitResponse>
     }
 
     /// Service protocol for the "linli.property.v1.WorkOrderService" service.
@@ -472,6 +504,24 @@ extension Linli_Property_V1_WorkOrderService {
             request: GRPCCore.ServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse>
+
+        /// Handle the "RecordReturnVisit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_RecordReturnVisitRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Property_V1_RecordReturnVisitResponse` message.
+        func recordReturnVisit(
+            request: GRPCCore.ServerRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_RecordReturnVisitResponse>
     }
 
     /// Simple service protocol for the "linli.property.v1.WorkOrderService" service.
@@ -631,6 +681,24 @@ extension Linli_Property_V1_WorkOrderService {
             request: Linli_Property_V1_GetWorkloadStatsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Property_V1_GetWorkloadStatsResponse
+
+        /// Handle the "RecordReturnVisit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Property_V1_RecordReturnVisitRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Property_V1_RecordReturnVisitResponse` to respond with.
+        func recordReturnVisit(
+            request: Linli_Property_V1_RecordReturnVisitRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Property_V1_RecordReturnVisitResponse
     }
 }
 
@@ -726,6 +794,17 @@ extension Linli_Property_V1_WorkOrderService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Linli_Property_V1_WorkOrderService.Method.RecordReturnVisit.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_RecordReturnVisitRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_RecordReturnVisitResponse>(),
+            handler: { request, context in
+                try await self.recordReturnVisit(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -814,6 +893,17 @@ extension Linli_Property_V1_WorkOrderService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_GetWorkloadStatsResponse> {
         let response = try await self.getWorkloadStats(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func recordReturnVisit(
+        request: GRPCCore.StreamingServerRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Property_V1_RecordReturnVisitResponse> {
+        let response = try await self.recordReturnVisit(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -921,6 +1011,19 @@ extension Linli_Property_V1_WorkOrderService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse> {
         return GRPCCore.ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse>(
             message: try await self.getWorkloadStats(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func recordReturnVisit(
+        request: GRPCCore.ServerRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Property_V1_RecordReturnVisitResponse> {
+        return GRPCCore.ServerResponse<Linli_Property_V1_RecordReturnVisitResponse>(
+            message: try await self.recordReturnVisit(
                 request: request.message,
                 context: context
             ),
@@ -1128,6 +1231,29 @@ extension Linli_Property_V1_WorkOrderService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_GetWorkloadStatsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_GetWorkloadStatsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RecordReturnVisit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_RecordReturnVisitRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_RecordReturnVisitRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_RecordReturnVisitResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func recordReturnVisit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_RecordReturnVisitRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_RecordReturnVisitResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_RecordReturnVisitResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1426,6 +1552,40 @@ extension Linli_Property_V1_WorkOrderService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "RecordReturnVisit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Property_V1_RecordReturnVisitRequest` message.
+        ///   - serializer: A serializer for `Linli_Property_V1_RecordReturnVisitRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Property_V1_RecordReturnVisitResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func recordReturnVisit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Property_V1_RecordReturnVisitRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Property_V1_RecordReturnVisitResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_RecordReturnVisitResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Property_V1_WorkOrderService.Method.RecordReturnVisit.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1657,6 +1817,35 @@ extension Linli_Property_V1_WorkOrderService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_GetWorkloadStatsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_GetWorkloadStatsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RecordReturnVisit" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Property_V1_RecordReturnVisitRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func recordReturnVisit<Result>(
+        request: GRPCCore.ClientRequest<Linli_Property_V1_RecordReturnVisitRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_RecordReturnVisitResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.recordReturnVisit(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Property_V1_RecordReturnVisitRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Property_V1_RecordReturnVisitResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1922,6 +2111,39 @@ extension Linli_Property_V1_WorkOrderService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getWorkloadStats(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RecordReturnVisit" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Staff call the resident back after completion; only for completed, rated or closed orders.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func recordReturnVisit<Result>(
+        _ message: Linli_Property_V1_RecordReturnVisitRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Property_V1_RecordReturnVisitResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Property_V1_RecordReturnVisitRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.recordReturnVisit(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -550,11 +550,102 @@ public nonisolated struct Linli_Property_V1_WorkOrder: @unchecked Sendable {
     set {_uniqueStorage()._events = newValue}
   }
 
+  public var roomID: String {
+    get {_storage._roomID}
+    set {_uniqueStorage()._roomID = newValue}
+  }
+
+  /// "1栋2单元1201"
+  public var roomLabel: String {
+    get {_storage._roomLabel}
+    set {_uniqueStorage()._roomLabel = newValue}
+  }
+
+  /// GetWorkOrder only
+  public var returnVisits: [Linli_Property_V1_ReturnVisit] {
+    get {_storage._returnVisits}
+    set {_uniqueStorage()._returnVisits = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A call back to the resident after the work (回访).
+public nonisolated struct Linli_Property_V1_ReturnVisit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var visitedBy: String = String()
+
+  public var reached: Bool = false
+
+  /// 1..5; 0 when not reached
+  public var satisfaction: Int32 = 0
+
+  public var note: String = String()
+
+  public var at: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_at ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_at = newValue}
+  }
+  /// Returns true if `at` has been explicitly set.
+  public var hasAt: Bool {self._at != nil}
+  /// Clears the value of `at`. Subsequent reads from it will return its default value.
+  public mutating func clearAt() {self._at = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _at: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Property_V1_RecordReturnVisitRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var workOrderID: String = String()
+
+  public var reached: Bool = false
+
+  /// 1..5 when reached
+  public var satisfaction: Int32 = 0
+
+  /// required when not reached (e.g. "无人接听")
+  public var note: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Property_V1_RecordReturnVisitResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var workOrder: Linli_Property_V1_WorkOrder {
+    get {_workOrder ?? Linli_Property_V1_WorkOrder()}
+    set {_workOrder = newValue}
+  }
+  /// Returns true if `workOrder` has been explicitly set.
+  public var hasWorkOrder: Bool {self._workOrder != nil}
+  /// Clears the value of `workOrder`. Subsequent reads from it will return its default value.
+  public mutating func clearWorkOrder() {self._workOrder = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _workOrder: Linli_Property_V1_WorkOrder? = nil
 }
 
 public nonisolated struct Linli_Property_V1_ConfigureCategoryRequest: Sendable {
@@ -691,6 +782,10 @@ public nonisolated struct Linli_Property_V1_FileRepairRequest: Sendable {
 
   /// Staff filing for a resident (phone, front desk): the resident's user id.
   public var onBehalfOf: String = String()
+
+  /// The room the repair is for (optional for public areas). Residents: a room they live in;
+  /// the building follows from the room.
+  public var roomID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1207,7 +1302,7 @@ nonisolated extension Linli_Property_V1_WorkOrderEvent: SwiftProtobuf.Message, S
 
 nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WorkOrder"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}category\0\u{1}priority\0\u{1}channel\0\u{1}state\0\u{3}building_id\0\u{1}location\0\u{1}description\0\u{3}photo_refs\0\u{3}preferred_at\0\u{3}requester_id\0\u{3}filed_by\0\u{3}assignee_id\0\u{3}created_at\0\u{3}due_at\0\u{1}overdue\0\u{3}reopen_count\0\u{1}completion\0\u{1}rating\0\u{1}events\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}category\0\u{1}priority\0\u{1}channel\0\u{1}state\0\u{3}building_id\0\u{1}location\0\u{1}description\0\u{3}photo_refs\0\u{3}preferred_at\0\u{3}requester_id\0\u{3}filed_by\0\u{3}assignee_id\0\u{3}created_at\0\u{3}due_at\0\u{1}overdue\0\u{3}reopen_count\0\u{1}completion\0\u{1}rating\0\u{1}events\0\u{3}room_id\0\u{3}room_label\0\u{3}return_visits\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -1231,6 +1326,9 @@ nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftP
     var _completion: Linli_Property_V1_Completion? = nil
     var _rating: Linli_Property_V1_Rating? = nil
     var _events: [Linli_Property_V1_WorkOrderEvent] = []
+    var _roomID: String = String()
+    var _roomLabel: String = String()
+    var _returnVisits: [Linli_Property_V1_ReturnVisit] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1262,6 +1360,9 @@ nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftP
       _completion = source._completion
       _rating = source._rating
       _events = source._events
+      _roomID = source._roomID
+      _roomLabel = source._roomLabel
+      _returnVisits = source._returnVisits
     }
   }
 
@@ -1301,6 +1402,9 @@ nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftP
         case 19: try { try decoder.decodeSingularMessageField(value: &_storage._completion) }()
         case 20: try { try decoder.decodeSingularMessageField(value: &_storage._rating) }()
         case 21: try { try decoder.decodeRepeatedMessageField(value: &_storage._events) }()
+        case 22: try { try decoder.decodeSingularStringField(value: &_storage._roomID) }()
+        case 23: try { try decoder.decodeSingularStringField(value: &_storage._roomLabel) }()
+        case 24: try { try decoder.decodeRepeatedMessageField(value: &_storage._returnVisits) }()
         default: break
         }
       }
@@ -1376,6 +1480,15 @@ nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftP
       if !_storage._events.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._events, fieldNumber: 21)
       }
+      if !_storage._roomID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._roomID, fieldNumber: 22)
+      }
+      if !_storage._roomLabel.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._roomLabel, fieldNumber: 23)
+      }
+      if !_storage._returnVisits.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._returnVisits, fieldNumber: 24)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1406,10 +1519,151 @@ nonisolated extension Linli_Property_V1_WorkOrder: SwiftProtobuf.Message, SwiftP
         if _storage._completion != rhs_storage._completion {return false}
         if _storage._rating != rhs_storage._rating {return false}
         if _storage._events != rhs_storage._events {return false}
+        if _storage._roomID != rhs_storage._roomID {return false}
+        if _storage._roomLabel != rhs_storage._roomLabel {return false}
+        if _storage._returnVisits != rhs_storage._returnVisits {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_ReturnVisit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReturnVisit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}visited_by\0\u{1}reached\0\u{1}satisfaction\0\u{1}note\0\u{1}at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.visitedBy) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.reached) }()
+      case 3: try { try decoder.decodeSingularInt32Field(value: &self.satisfaction) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._at) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.visitedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.visitedBy, fieldNumber: 1)
+    }
+    if self.reached != false {
+      try visitor.visitSingularBoolField(value: self.reached, fieldNumber: 2)
+    }
+    if self.satisfaction != 0 {
+      try visitor.visitSingularInt32Field(value: self.satisfaction, fieldNumber: 3)
+    }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 4)
+    }
+    try { if let v = self._at {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_ReturnVisit, rhs: Linli_Property_V1_ReturnVisit) -> Bool {
+    if lhs.visitedBy != rhs.visitedBy {return false}
+    if lhs.reached != rhs.reached {return false}
+    if lhs.satisfaction != rhs.satisfaction {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs._at != rhs._at {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_RecordReturnVisitRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordReturnVisitRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}work_order_id\0\u{1}reached\0\u{1}satisfaction\0\u{1}note\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.workOrderID) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.reached) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.satisfaction) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.workOrderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.workOrderID, fieldNumber: 2)
+    }
+    if self.reached != false {
+      try visitor.visitSingularBoolField(value: self.reached, fieldNumber: 3)
+    }
+    if self.satisfaction != 0 {
+      try visitor.visitSingularInt32Field(value: self.satisfaction, fieldNumber: 4)
+    }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_RecordReturnVisitRequest, rhs: Linli_Property_V1_RecordReturnVisitRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.workOrderID != rhs.workOrderID {return false}
+    if lhs.reached != rhs.reached {return false}
+    if lhs.satisfaction != rhs.satisfaction {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Property_V1_RecordReturnVisitResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordReturnVisitResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}work_order\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._workOrder) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._workOrder {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Property_V1_RecordReturnVisitResponse, rhs: Linli_Property_V1_RecordReturnVisitResponse) -> Bool {
+    if lhs._workOrder != rhs._workOrder {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1613,7 +1867,7 @@ nonisolated extension Linli_Property_V1_SetMyDutyResponse: SwiftProtobuf.Message
 
 nonisolated extension Linli_Property_V1_FileRepairRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FileRepairRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}category\0\u{1}priority\0\u{1}channel\0\u{3}building_id\0\u{1}location\0\u{1}description\0\u{3}photo_refs\0\u{3}preferred_at\0\u{3}on_behalf_of\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}category\0\u{1}priority\0\u{1}channel\0\u{3}building_id\0\u{1}location\0\u{1}description\0\u{3}photo_refs\0\u{3}preferred_at\0\u{3}on_behalf_of\0\u{3}room_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1632,6 +1886,7 @@ nonisolated extension Linli_Property_V1_FileRepairRequest: SwiftProtobuf.Message
       case 9: try { try decoder.decodeRepeatedStringField(value: &self.photoRefs) }()
       case 10: try { try decoder.decodeSingularMessageField(value: &self._preferredAt) }()
       case 11: try { try decoder.decodeSingularStringField(value: &self.onBehalfOf) }()
+      case 12: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       default: break
       }
     }
@@ -1675,6 +1930,9 @@ nonisolated extension Linli_Property_V1_FileRepairRequest: SwiftProtobuf.Message
     if !self.onBehalfOf.isEmpty {
       try visitor.visitSingularStringField(value: self.onBehalfOf, fieldNumber: 11)
     }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1690,6 +1948,7 @@ nonisolated extension Linli_Property_V1_FileRepairRequest: SwiftProtobuf.Message
     if lhs.photoRefs != rhs.photoRefs {return false}
     if lhs._preferredAt != rhs._preferredAt {return false}
     if lhs.onBehalfOf != rhs.onBehalfOf {return false}
+    if lhs.roomID != rhs.roomID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

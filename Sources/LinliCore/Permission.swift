@@ -41,6 +41,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case petRead = "pet.read"
     case patrolManage = "patrol.manage"
     case patrolWork = "patrol.work"
+    case workOrderVisit = "workorder.visit"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -51,9 +52,9 @@ public enum Permission: String, Sendable, CaseIterable {
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
                    .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork],
+                   .patrolManage, .patrolWork, .workOrderVisit],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-                   .baseDataRead, .petRead],
+                   .baseDataRead, .petRead, .workOrderVisit],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork],
         .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
                     .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork],

@@ -64,6 +64,7 @@ public enum MethodPolicy {
         "linli.property.v1.WorkOrderService/ListWorkOrders": Rule(permission: .workOrderRead, rateClass: .read),
         "linli.property.v1.WorkOrderService/TransitionWorkOrder": Rule(permission: .workOrderAct, rateClass: .write),
         "linli.property.v1.WorkOrderService/GetWorkloadStats": Rule(permission: .workOrderStats, rateClass: .read),
+        "linli.property.v1.WorkOrderService/RecordReturnVisit": Rule(permission: .workOrderVisit, rateClass: .write),
 
         "linli.property.v1.ComplaintService/FileComplaint": Rule(permission: .complaintFile, rateClass: .write),
         "linli.property.v1.ComplaintService/ReplyComplaint": Rule(permission: .complaintRead, rateClass: .write),

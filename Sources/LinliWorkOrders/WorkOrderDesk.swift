@@ -50,9 +50,12 @@ public struct WorkOrderDesk: Sendable {
         public var photoRefs: [String]
         public var preferredAt: Date?
         public var onBehalfOf: UserID?
+        public var room: RoomID?
 
         public init(community: CommunityID, category: String, emergency: Bool, channel: String, building: BuildingID?,
-                    location: String, description: String, photoRefs: [String], preferredAt: Date?, onBehalfOf: UserID?) {
+                    location: String, description: String, photoRefs: [String], preferredAt: Date?, onBehalfOf: UserID?,
+                    room: RoomID? = nil) {
+            self.room = room
             self.community = community
             self.category = category
             self.emergency = emergency
@@ -121,7 +124,18 @@ public struct WorkOrderDesk: Sendable {
         public var reopenCount: Int
         public var completion: Completion?
         public var rating: Rating?
+        public var room: RoomID?
+        public var roomLabel: String
         public var events: [Event] = []
+        public var returnVisits: [ReturnVisit] = []
+    }
+
+    public struct ReturnVisit: Sendable, Equatable {
+        public var visitedBy: UserID
+        public var reached: Bool
+        public var satisfaction: Int?
+        public var note: String
+        public var at: Date
     }
 
     public struct Transition: Sendable {
@@ -195,10 +209,31 @@ public struct WorkOrderDesk: Sendable {
     public func file(_ repair: Repair, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
         try principal.requireScope(repair.community)
         let category = try await category(repair.community, repair.category, connection, logger)
+        var repair = repair
+        if let room = repair.room {
+            // The room decides the building; a resident files only for a room they live in.
+            var roomBuilding: BuildingID?
+            for try await (community, building) in try await connection.query(
+                "SELECT community_id, building_id FROM rooms WHERE id = \(room.uuid)", logger: logger).decode((UUID, UUID).self)
+                where CommunityID(community) == repair.community {
+                roomBuilding = BuildingID(building)
+            }
+            guard let roomBuilding else { throw LinliError.invalid("room_id", "is not a room of this community") }
+            if let building = repair.building, building != roomBuilding {
+                throw LinliError.invalid("building_id", "is not the building of room_id")
+            }
+            repair.building = roomBuilding
+            if let resident = principal.role == .resident ? principal.subjectID : repair.onBehalfOf, try await !exists("""
+                SELECT 1 FROM residencies h JOIN residents r ON r.id = h.resident_id
+                WHERE r.user_id = \(resident.uuid) AND h.room_id = \(room.uuid) AND h.move_out IS NULL
+                """, connection, logger) {
+                throw LinliError.invalid("room_id", principal.role == .resident ? "is not a room you live in" : "is not a room the resident lives in")
+            }
+        }
         let requester: UserID
         if principal.role == .resident {
             if repair.onBehalfOf != nil { throw LinliError.invalid("on_behalf_of", "only staff file on a resident's behalf") }
-            if let building = repair.building, !principal.buildingIDs.contains(building) {
+            if repair.room == nil, let building = repair.building, !principal.buildingIDs.contains(building) {
                 throw LinliError.invalid("building_id", "is not one of your buildings")
             }
             requester = principal.subjectID
@@ -221,11 +256,11 @@ public struct WorkOrderDesk: Sendable {
         let minutes = repair.emergency ? category.emergencyMinutes : category.normalMinutes
         try await connection.query("""
             INSERT INTO work_orders (id, community_id, category, priority, channel, state, building_id, location, description,
-                                     photo_refs, preferred_at, requester_id, filed_by, due_at)
+                                     photo_refs, preferred_at, requester_id, filed_by, due_at, room_id)
             VALUES (\(id.uuid), \(repair.community.uuid), \(repair.category), \(repair.emergency ? "emergency" : "normal"),
                     \(repair.channel), 'pending', \(repair.building?.uuid), \(repair.location), \(repair.description),
                     \(repair.photoRefs), \(repair.preferredAt), \(requester.uuid), \(principal.subjectID.uuid),
-                    now() + \(minutes) * interval '1 minute')
+                    now() + \(minutes) * interval '1 minute', \(repair.room?.uuid))
             """, logger: logger)
         try await record(id, action: "file", from: nil, to: .pending, actor: principal.subjectID, assignee: nil,
                          note: "", connection, logger)
@@ -378,6 +413,24 @@ public struct WorkOrderDesk: Sendable {
             """, logger: logger)
     }
 
+    // MARK: Return visits
+
+    /// Staff record a call back to the resident after the work is done.
+    public func recordReturnVisit(_ id: WorkOrderID, reached: Bool, satisfaction: Int?, note: String, by principal: Principal,
+                                  on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
+        let order = try await load(id, connection, logger, events: false)
+        try principal.requireScope(order.community)
+        guard [.completed, .rated, .closed].contains(order.state) else {
+            throw LinliError(.failedPrecondition, "work_order_id: return visits follow completion; the order is \(order.state.rawValue)",
+                             field: "work_order_id")
+        }
+        try await connection.query("""
+            INSERT INTO work_order_return_visits (id, work_order_id, visited_by, reached, satisfaction, note)
+            VALUES (\(UUIDv7.make()), \(id.uuid), \(principal.subjectID.uuid), \(reached), \(satisfaction.map { Int16($0) }), \(note))
+            """, logger: logger)
+        return try await load(id, connection, logger, events: true)
+    }
+
     // MARK: Reading
 
     /// A work order `principal` may see, with its history.
@@ -472,7 +525,8 @@ public struct WorkOrderDesk: Sendable {
         w.photo_refs, w.preferred_at, w.requester_id, w.filed_by, w.assignee_id, w.created_at, w.due_at,
         w.due_at < now() AND w.state IN ('pending', 'dispatched', 'accepted', 'in_progress', 'paused'),
         w.reopen_count, w.labour_minutes, w.materials, w.charge_fen,
-        w.rating_speed, w.rating_attitude, w.rating_quality, w.rating_comment
+        w.rating_speed, w.rating_attitude, w.rating_quality, w.rating_comment, w.room_id,
+        coalesce((SELECT b.name || r.unit || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.id = w.room_id), '')
         """
 
     private func load(_ id: WorkOrderID, _ connection: PostgresConnection, _ logger: Logger, events: Bool,
@@ -492,6 +546,13 @@ public struct WorkOrderDesk: Sendable {
                 order.events.append(Event(action: action, from: from.flatMap(WorkOrderFlow.State.init(rawValue:)),
                                           to: WorkOrderFlow.State(rawValue: to) ?? .pending, actor: UserID(actor),
                                           assignee: assignee.map(UserID.init), note: note, at: at))
+            }
+            let visits = try await connection.query("""
+                SELECT visited_by, reached, satisfaction, note, at FROM work_order_return_visits WHERE work_order_id = \(id.uuid) ORDER BY at
+                """, logger: logger)
+            for try await (by, reached, satisfaction, note, at) in visits.decode((UUID, Bool, Int16?, String, Date).self) {
+                order.returnVisits.append(ReturnVisit(visitedBy: UserID(by), reached: reached, satisfaction: satisfaction.map(Int.init),
+                                                      note: note, at: at))
             }
         }
         return order
@@ -514,6 +575,7 @@ public struct WorkOrderDesk: Sendable {
             building: try at(6, as: UUID?.self).map(BuildingID.init), location: try at(7), description: try at(8),
             photoRefs: try at(9), preferredAt: try at(10), requester: UserID(try at(11)), filedBy: UserID(try at(12)),
             assignee: try at(13, as: UUID?.self).map(UserID.init), createdAt: try at(14), dueAt: try at(15),
-            overdue: try at(16), reopenCount: try at(17), completion: completion, rating: rating)
+            overdue: try at(16), reopenCount: try at(17), completion: completion, rating: rating,
+            room: try at(25, as: UUID?.self).map(RoomID.init), roomLabel: try at(26))
     }
 }

@@ -77,5 +77,16 @@ extension Linli_Property_V1_WorkOrder {
             row.at = Google_Protobuf_Timestamp(date: event.at)
             return row
         }
+        roomID = order.room?.description ?? ""
+        roomLabel = order.roomLabel
+        returnVisits = order.returnVisits.map { visit in
+            var row = Linli_Property_V1_ReturnVisit()
+            row.visitedBy = visit.visitedBy.description
+            row.reached = visit.reached
+            row.satisfaction = Int32(visit.satisfaction ?? 0)
+            row.note = visit.note
+            row.at = Google_Protobuf_Timestamp(date: visit.at)
+            return row
+        }
     }
 }

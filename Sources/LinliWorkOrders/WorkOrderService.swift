@@ -105,7 +105,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             location: try Input.text(m.location, field: "location", max: 200),
             description: try Input.text(m.description_p, field: "description", max: 2000),
             photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
-            onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"))
+            onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"),
+            room: m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id"))
         let response = try await database.once(ctx, "FileRepair", m) { [desk] connection in
             var response = Linli_Property_V1_FileRepairResponse()
             response.workOrder = .init(try await desk.file(repair, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -172,6 +173,28 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         return ServerResponse(message: response)
     }
 
+    public func recordReturnVisit(request: ServerRequest<Linli_Property_V1_RecordReturnVisitRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Property_V1_RecordReturnVisitResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
+        var satisfaction: Int?
+        if m.reached {
+            guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be from 1 to 5 when the resident was reached") }
+            satisfaction = Int(m.satisfaction)
+        } else if m.satisfaction != 0 {
+            throw LinliError.invalid("satisfaction", "must be 0 when the resident was not reached")
+        }
+        let note = try Input.text(m.note, field: "note", min: m.reached ? 0 : 2, max: 500)
+        let response = try await database.once(ctx, "RecordReturnVisit", m) { [desk] connection in
+            var response = Linli_Property_V1_RecordReturnVisitResponse()
+            response.workOrder = .init(try await desk.recordReturnVisit(id, reached: m.reached, satisfaction: satisfaction, note: note,
+                                                                        by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
     public func getWorkloadStats(request: ServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
@@ -218,4 +241,5 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
 extension Linli_Property_V1_ConfigureCategoryRequest: IdempotentRequest {}
 extension Linli_Property_V1_SetTechnicianRequest: IdempotentRequest {}
 extension Linli_Property_V1_FileRepairRequest: IdempotentRequest {}
+extension Linli_Property_V1_RecordReturnVisitRequest: IdempotentRequest {}
 extension Linli_Property_V1_TransitionWorkOrderRequest: IdempotentRequest {}

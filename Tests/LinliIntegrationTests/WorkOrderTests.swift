@@ -282,3 +282,76 @@ struct WorkOrderTests {
         #expect(try await shop.service.listWorkOrders(mine, metadata: resident).workOrders.count == 2)
     }
 }
+
+@Suite("Repairs for rooms, and return visits")
+struct RoomRepairTests {
+    @Test("a resident files for a room they live in (the building follows); staff call back after completion")
+    func roomsAndVisits() async throws {
+        let shop = try await Workshop.open()
+        let base = BaseDataClient(wrapping: shop.server.client)
+        let resident = try await shop.login("resident1")
+        var rooms: [String] = []
+        for number in ["601", "602"] {
+            var room = Linli_Property_V1_CreateRoomRequest()
+            room.requestID = UUID().uuidString
+            room.buildingID = shop.demo.buildings[1].description
+            room.number = number
+            room.areaCentiM2 = 10_000
+            room.kind = .residence
+            rooms.append(try await base.createRoom(room, metadata: shop.manager).room.id)
+        }
+        var register = Linli_Property_V1_RegisterResidentRequest()
+        register.requestID = UUID().uuidString
+        register.communityID = shop.demo.community.description
+        register.name = "住户1"
+        register.userID = try #require(shop.demo.users["resident1"]).description
+        register.roomID = rooms[0]
+        register.relation = .owner
+        register.moveIn = "2024-05-01"
+        _ = try await base.registerResident(register, metadata: shop.manager)
+
+        func file(room: String, building: Int?, as session: Metadata) async throws -> Linli_Property_V1_WorkOrder {
+            var request = Linli_Property_V1_FileRepairRequest()
+            request.requestID = UUID().uuidString
+            request.communityID = shop.demo.community.description
+            request.category = "plumbing"
+            request.priority = .normal
+            request.channel = .app
+            request.roomID = room
+            if let building { request.buildingID = shop.demo.buildings[building].description }
+            request.location = "厨房"
+            request.description_p = "水槽堵塞"
+            return try await shop.service.fileRepair(request, metadata: session).workOrder
+        }
+        var order = try await file(room: rooms[0], building: nil, as: resident)
+        #expect(order.roomLabel == "2栋601" && order.buildingID == shop.demo.buildings[1].description)
+        #expect(await rpcError { try await file(room: rooms[1], building: nil, as: resident) }?.message == "room_id: is not a room you live in")
+        #expect(await rpcError { try await file(room: rooms[0], building: 0, as: resident) }?.message.hasPrefix("building_id:") == true)
+
+        var visit = Linli_Property_V1_RecordReturnVisitRequest()
+        visit.requestID = UUID().uuidString
+        visit.workOrderID = order.id
+        visit.reached = true
+        visit.satisfaction = 5
+        #expect(await rpcCode { try await shop.service.recordReturnVisit(visit, metadata: shop.manager) } == .failedPrecondition)
+
+        let tech1 = try await shop.login("tech1")
+        order = try await shop.act(order, .dispatch, as: shop.manager) { $0.assigneeID = shop.technicians[0].description }
+        order = try await shop.act(order, .accept, as: tech1)
+        order = try await shop.act(order, .start, as: tech1)
+        order = try await shop.act(order, .complete, as: tech1) { $0.completion.labourMinutes = 20 }
+
+        var missed = visit
+        missed.requestID = UUID().uuidString
+        missed.reached = false
+        missed.satisfaction = 0
+        #expect(await rpcError { try await shop.service.recordReturnVisit(missed, metadata: shop.manager) }?.message.hasPrefix("note:") == true)
+        missed.note = "无人接听"
+        _ = try await shop.service.recordReturnVisit(missed, metadata: shop.manager)
+        visit.requestID = UUID().uuidString
+        let cashier = try await shop.login("cashier")
+        let visited = try await shop.service.recordReturnVisit(visit, metadata: cashier).workOrder
+        #expect(visited.returnVisits.map(\.reached) == [false, true] && visited.returnVisits.last?.satisfaction == 5)
+        #expect(await rpcCode { try await shop.service.recordReturnVisit(visit, metadata: tech1) } == .permissionDenied)
+    }
+}
