@@ -49,6 +49,11 @@ public enum IDTag {
     public enum Residency {}
     public enum ParkingSpace {}
     public enum Pet {}
+    public enum PatrolPoint {}
+    public enum PatrolRoute {}
+    public enum PatrolPlan {}
+    public enum PatrolTask {}
+    public enum Notification {}
 }
 
 /// A tenant's identifier.

@@ -45,7 +45,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let kind = try ProtoEnum.decode(m.kind, PatrolDesk.RouteKind.self, field: "kind")
         guard !m.pointIds.isEmpty else { throw LinliError.invalid("point_ids", "a route needs at least one checkpoint") }
         guard m.pointIds.count <= 100 else { throw LinliError.invalid("point_ids", "at most 100 checkpoints") }
-        let points = try Input.ids(m.pointIds, field: "point_ids", as: IDTag.Community.self).map(\.uuid)
+        let points = try Input.ids(m.pointIds, field: "point_ids", as: IDTag.PatrolPoint.self).map(\.uuid)
         guard points.count == m.pointIds.count else { throw LinliError.invalid("point_ids", "each checkpoint may appear once") }
         let response = try await database.once(ctx, "CreateRoute", m) { [desk] connection in
             var response = Linli_Property_V1_CreateRouteResponse()
@@ -78,7 +78,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let endsOn = m.endsOn.isEmpty ? nil : try Input.localDate(m.endsOn, field: "ends_on")
         if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
         let plan = PatrolDesk.Plan(
-            route: try Input.id(m.routeID, field: "route_id", as: IDTag.Community.self).uuid,
+            route: try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid,
             staff: try Input.id(m.staffID, field: "staff_id"), times: m.times, weekdays: m.weekdays.map(Int.init),
             everyDays: max(1, Int(m.everyDays)), startsOn: startsOn, endsOn: endsOn, windowMinutes: Int(m.windowMinutes))
         let response = try await database.once(ctx, "CreatePlan", m) { [desk] connection in
@@ -95,7 +95,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_StopPlanResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let plan = try Input.id(m.planID, field: "plan_id", as: IDTag.Community.self).uuid
+        let plan = try Input.id(m.planID, field: "plan_id", as: IDTag.PatrolPlan.self).uuid
         let response = try await database.once(ctx, "StopPlan", m) { [desk] connection in
             try await desk.stopPlan(plan, by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Property_V1_StopPlanResponse()
@@ -107,7 +107,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_CreateTemporaryTaskResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let route = try Input.id(m.routeID, field: "route_id", as: IDTag.Community.self).uuid
+        let route = try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid
         let staff: UserID = try Input.id(m.staffID, field: "staff_id")
         guard (5...1440).contains(m.windowMinutes) else { throw LinliError.invalid("window_minutes", "must be from 5 to 1440") }
         let startsAt = m.hasStartsAt ? m.startsAt.date : Date()
@@ -142,7 +142,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     public func getPatrolTask(request: ServerRequest<Linli_Property_V1_GetPatrolTaskRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetPatrolTaskResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let id = try Input.id(request.message.taskID, field: "task_id", as: IDTag.Community.self).uuid
+        let id = try Input.id(request.message.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let task = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
             try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
         }
@@ -155,7 +155,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_CheckInResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.Community.self).uuid
+        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let code = try Input.text(m.pointCode, field: "point_code", max: 64)
         let result = try ProtoEnum.decode(m.result, PatrolDesk.CheckResult.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .abnormal ? 2 : 0, max: 500)
@@ -174,7 +174,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_FinishPatrolTaskResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.Community.self).uuid
+        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let response = try await database.once(ctx, "FinishPatrolTask", m) { [desk] connection in
             var response = Linli_Property_V1_FinishPatrolTaskResponse()
             response.task = .init(try await desk.finish(task: task, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -187,7 +187,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_ReviewPatrolTaskResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.Community.self).uuid
+        let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let result = try ProtoEnum.decode(m.result, PatrolDesk.Review.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .failed ? 2 : 0, max: 500)
         let response = try await database.once(ctx, "ReviewPatrolTask", m) { [desk] connection in

@@ -11,6 +11,7 @@ import LinliWorkOrders
 import LinliCases
 import LinliBaseData
 import LinliFrontDesk
+import LinliInbox
 import LinliPatrol
 import Logging
 import NIOCore
@@ -40,6 +41,8 @@ public struct LinliApplication: Sendable {
     public let rollup: NationalRollup
     /// The patrol scheduler: plans into tasks ahead of time.
     public let patrolScheduler: PatrolScheduler
+    /// The outbox relay: committed messages into the in-app inbox.
+    public let outboxRelay: OutboxRelay
     /// The gRPC server.
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     let logger: Logger
@@ -64,6 +67,7 @@ public struct LinliApplication: Sendable {
                                                                 parallelism: configuration.migrationParallelism))
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolScheduler(database: database, logger: logger)
+        outboxRelay = OutboxRelay(database: database, tenants: tenants, logger: logger)
 
         let sessions = SessionStore(redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
                                     maxLifetime: .seconds(configuration.sessionMaxSeconds))
@@ -85,6 +89,7 @@ public struct LinliApplication: Sendable {
             BaseDataService(database: database, logger: logger),
             PetService(database: database, logger: logger),
             PatrolService(database: database, logger: logger),
+            InboxService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -106,7 +111,7 @@ public struct LinliApplication: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [PostgresService(client: database.client), redis, rollup, patrolScheduler, GRPCServerService(server: server, logger: logger)]
+        [PostgresService(client: database.client), redis, rollup, patrolScheduler, outboxRelay, GRPCServerService(server: server, logger: logger)]
     }
 
     /// A group running every service, shut down gracefully on SIGTERM and SIGINT.

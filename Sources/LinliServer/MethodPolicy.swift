@@ -127,5 +127,8 @@ public enum MethodPolicy {
         "linli.property.v1.PatrolService/GetPatrolTask": Rule(permission: .patrolWork, rateClass: .read),
         "linli.property.v1.PatrolService/CheckIn": Rule(permission: .patrolWork, rateClass: .write),
         "linli.property.v1.PatrolService/FinishPatrolTask": Rule(permission: .patrolWork, rateClass: .write),
+
+        "linli.property.v1.InboxService/ListNotifications": Rule(permission: .authenticated, rateClass: .read),
+        "linli.property.v1.InboxService/MarkNotificationsRead": Rule(permission: .authenticated, rateClass: .write),
     ]
 }

@@ -76,6 +76,19 @@ class GrpcioPartnerTest(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("title", caught.exception.details())
 
+    def test_client_streamed_import_reports_bad_lines_then_commits(self):
+        principal = self.client.login("demo", "manager", PASSWORD)
+        community = principal.community_ids[0]
+        suffix = uuid.uuid4().hex[:6]
+        bad = ["building", f"py{suffix}", "", f"py{suffix}", "x" * 41]
+        report = self.client.import_csv(community, "buildings", bad, str(uuid.uuid4()), chunk=2)
+        self.assertFalse(report.committed)
+        self.assertEqual([(e.line, e.column) for e in report.errors], [(4, "building"), (5, "building")])
+        good = ["building", f"py{suffix}-A", f"py{suffix}-B"]
+        report = self.client.import_csv(community, "buildings", good, str(uuid.uuid4()), chunk=1)
+        self.assertTrue(report.committed)
+        self.assertEqual(report.created, 2)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
