@@ -14,6 +14,8 @@ public struct MetricDelta: Sendable {
         case workOrdersCompleted = "work_orders_completed"
         case complaintsFiled = "complaints_filed"
         case hotlineTickets = "hotline_tickets"
+        case rooms
+        case residents
     }
 
     /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.

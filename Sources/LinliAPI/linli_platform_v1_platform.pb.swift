@@ -315,11 +315,49 @@ public nonisolated struct Linli_Platform_V1_TenantFigures: Sendable {
   /// Clears the value of `foldedThrough`. Subsequent reads from it will return its default value.
   public mutating func clearFoldedThrough() {self._foldedThrough = nil}
 
+  public var workOrdersFiled: Int64 = 0
+
+  public var workOrdersCompleted: Int64 = 0
+
+  public var complaintsFiled: Int64 = 0
+
+  public var hotlineTickets: Int64 = 0
+
+  public var rooms: Int64 = 0
+
+  public var residents: Int64 = 0
+
+  /// Complaints filed per 1,000 rooms; 0 without rooms.
+  public var complaintsPerThousandRooms: Double = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _foldedThrough: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+/// A community's complaint rate, for the operators' watch list.
+public nonisolated struct Linli_Platform_V1_CommunityComplaintRate: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var tenantID: String = String()
+
+  public var tenantSlug: String = String()
+
+  public var communityID: String = String()
+
+  public var complaintsFiled: Int64 = 0
+
+  public var rooms: Int64 = 0
+
+  public var complaintsPerThousandRooms: Double = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Platform_V1_GetNationalOverviewResponse: Sendable {
@@ -345,6 +383,23 @@ public nonisolated struct Linli_Platform_V1_GetNationalOverviewResponse: Sendabl
   public var hasGeneratedAt: Bool {self._generatedAt != nil}
   /// Clears the value of `generatedAt`. Subsequent reads from it will return its default value.
   public mutating func clearGeneratedAt() {self._generatedAt = nil}
+
+  public var workOrdersFiled: Int64 = 0
+
+  public var workOrdersCompleted: Int64 = 0
+
+  public var complaintsFiled: Int64 = 0
+
+  public var hotlineTickets: Int64 = 0
+
+  public var rooms: Int64 = 0
+
+  public var residents: Int64 = 0
+
+  public var complaintsPerThousandRooms: Double = 0
+
+  /// The ten communities (with rooms) with the most complaints per 1,000 rooms.
+  public var highestComplaintRates: [Linli_Platform_V1_CommunityComplaintRate] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -842,7 +897,7 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewRequest: SwiftProtobu
 
 nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TenantFigures"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{3}tenant_slug\0\u{1}communities\0\u{3}notices_published\0\u{3}folded_through\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{3}tenant_slug\0\u{1}communities\0\u{3}notices_published\0\u{3}folded_through\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -855,6 +910,13 @@ nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, Sw
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.communities) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.noticesPublished) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._foldedThrough) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersFiled) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersCompleted) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.complaintsFiled) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.hotlineTickets) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.rooms) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.residents) }()
+      case 12: try { try decoder.decodeSingularDoubleField(value: &self.complaintsPerThousandRooms) }()
       default: break
       }
     }
@@ -880,6 +942,27 @@ nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, Sw
     try { if let v = self._foldedThrough {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if self.workOrdersFiled != 0 {
+      try visitor.visitSingularInt64Field(value: self.workOrdersFiled, fieldNumber: 6)
+    }
+    if self.workOrdersCompleted != 0 {
+      try visitor.visitSingularInt64Field(value: self.workOrdersCompleted, fieldNumber: 7)
+    }
+    if self.complaintsFiled != 0 {
+      try visitor.visitSingularInt64Field(value: self.complaintsFiled, fieldNumber: 8)
+    }
+    if self.hotlineTickets != 0 {
+      try visitor.visitSingularInt64Field(value: self.hotlineTickets, fieldNumber: 9)
+    }
+    if self.rooms != 0 {
+      try visitor.visitSingularInt64Field(value: self.rooms, fieldNumber: 10)
+    }
+    if self.residents != 0 {
+      try visitor.visitSingularInt64Field(value: self.residents, fieldNumber: 11)
+    }
+    if self.complaintsPerThousandRooms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.complaintsPerThousandRooms, fieldNumber: 12)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -889,6 +972,68 @@ nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, Sw
     if lhs.communities != rhs.communities {return false}
     if lhs.noticesPublished != rhs.noticesPublished {return false}
     if lhs._foldedThrough != rhs._foldedThrough {return false}
+    if lhs.workOrdersFiled != rhs.workOrdersFiled {return false}
+    if lhs.workOrdersCompleted != rhs.workOrdersCompleted {return false}
+    if lhs.complaintsFiled != rhs.complaintsFiled {return false}
+    if lhs.hotlineTickets != rhs.hotlineTickets {return false}
+    if lhs.rooms != rhs.rooms {return false}
+    if lhs.residents != rhs.residents {return false}
+    if lhs.complaintsPerThousandRooms != rhs.complaintsPerThousandRooms {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Platform_V1_CommunityComplaintRate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CommunityComplaintRate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{3}tenant_slug\0\u{3}community_id\0\u{3}complaints_filed\0\u{1}rooms\0\u{3}complaints_per_thousand_rooms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.tenantSlug) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.complaintsFiled) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.rooms) }()
+      case 6: try { try decoder.decodeSingularDoubleField(value: &self.complaintsPerThousandRooms) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.tenantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 1)
+    }
+    if !self.tenantSlug.isEmpty {
+      try visitor.visitSingularStringField(value: self.tenantSlug, fieldNumber: 2)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 3)
+    }
+    if self.complaintsFiled != 0 {
+      try visitor.visitSingularInt64Field(value: self.complaintsFiled, fieldNumber: 4)
+    }
+    if self.rooms != 0 {
+      try visitor.visitSingularInt64Field(value: self.rooms, fieldNumber: 5)
+    }
+    if self.complaintsPerThousandRooms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.complaintsPerThousandRooms, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Platform_V1_CommunityComplaintRate, rhs: Linli_Platform_V1_CommunityComplaintRate) -> Bool {
+    if lhs.tenantID != rhs.tenantID {return false}
+    if lhs.tenantSlug != rhs.tenantSlug {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.complaintsFiled != rhs.complaintsFiled {return false}
+    if lhs.rooms != rhs.rooms {return false}
+    if lhs.complaintsPerThousandRooms != rhs.complaintsPerThousandRooms {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -896,7 +1041,7 @@ nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, Sw
 
 nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetNationalOverviewResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenants\0\u{3}active_tenants\0\u{1}communities\0\u{3}notices_published\0\u{3}per_tenant\0\u{3}generated_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenants\0\u{3}active_tenants\0\u{1}communities\0\u{3}notices_published\0\u{3}per_tenant\0\u{3}generated_at\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0\u{3}highest_complaint_rates\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -910,6 +1055,14 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.noticesPublished) }()
       case 5: try { try decoder.decodeRepeatedMessageField(value: &self.perTenant) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._generatedAt) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersFiled) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersCompleted) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.complaintsFiled) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.hotlineTickets) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.rooms) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.residents) }()
+      case 13: try { try decoder.decodeSingularDoubleField(value: &self.complaintsPerThousandRooms) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.highestComplaintRates) }()
       default: break
       }
     }
@@ -938,6 +1091,30 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
     try { if let v = self._generatedAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.workOrdersFiled != 0 {
+      try visitor.visitSingularInt64Field(value: self.workOrdersFiled, fieldNumber: 7)
+    }
+    if self.workOrdersCompleted != 0 {
+      try visitor.visitSingularInt64Field(value: self.workOrdersCompleted, fieldNumber: 8)
+    }
+    if self.complaintsFiled != 0 {
+      try visitor.visitSingularInt64Field(value: self.complaintsFiled, fieldNumber: 9)
+    }
+    if self.hotlineTickets != 0 {
+      try visitor.visitSingularInt64Field(value: self.hotlineTickets, fieldNumber: 10)
+    }
+    if self.rooms != 0 {
+      try visitor.visitSingularInt64Field(value: self.rooms, fieldNumber: 11)
+    }
+    if self.residents != 0 {
+      try visitor.visitSingularInt64Field(value: self.residents, fieldNumber: 12)
+    }
+    if self.complaintsPerThousandRooms.bitPattern != 0 {
+      try visitor.visitSingularDoubleField(value: self.complaintsPerThousandRooms, fieldNumber: 13)
+    }
+    if !self.highestComplaintRates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.highestComplaintRates, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -948,6 +1125,14 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
     if lhs.noticesPublished != rhs.noticesPublished {return false}
     if lhs.perTenant != rhs.perTenant {return false}
     if lhs._generatedAt != rhs._generatedAt {return false}
+    if lhs.workOrdersFiled != rhs.workOrdersFiled {return false}
+    if lhs.workOrdersCompleted != rhs.workOrdersCompleted {return false}
+    if lhs.complaintsFiled != rhs.complaintsFiled {return false}
+    if lhs.hotlineTickets != rhs.hotlineTickets {return false}
+    if lhs.rooms != rhs.rooms {return false}
+    if lhs.residents != rhs.residents {return false}
+    if lhs.complaintsPerThousandRooms != rhs.complaintsPerThousandRooms {return false}
+    if lhs.highestComplaintRates != rhs.highestComplaintRates {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

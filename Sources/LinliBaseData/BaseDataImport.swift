@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -169,6 +170,12 @@ public struct BaseDataImport: Sendable {
                     UPDATE rooms SET state = \(unescaped: BaseDataSQL.occupancy)
                     WHERE id = ANY(\(Array(Set(stayRooms)))::uuid[]) AND state <> 'renovating'
                     """, logger: logger)
+            }
+            if !roomIDs.isEmpty {
+                try await MetricDelta.record(.rooms, delta: Int64(roomIDs.count), community: community, on: connection, logger: logger)
+            }
+            if !residentIDs.isEmpty {
+                try await MetricDelta.record(.residents, delta: Int64(residentIDs.count), community: community, on: connection, logger: logger)
             }
             return buildingIDs.count + roomIDs.count + residentIDs.count
         }

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -125,6 +126,7 @@ public struct ResidentRegistry: Sendable {
             throw LinliError(.alreadyExists, "phone: a resident of this community already has this phone number", field: "phone")
         }
         try await BaseDataSQL.addResidency(resident: id, room: new.room, relation: new.relation, moveIn: new.moveIn, connection, logger)
+        try await MetricDelta.record(.residents, delta: 1, community: new.community, on: connection, logger: logger)
         return try await load(id, connection, logger)
     }
 

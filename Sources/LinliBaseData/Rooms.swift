@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -65,7 +66,10 @@ public struct RoomRegistry: Sendable {
                     \(Int32(new.areaCentiM2)), \(new.kind.rawValue))
             ON CONFLICT (building_id, unit, number) DO NOTHING RETURNING 1
             """, logger: logger)
-        for try await _ in rows { return try await load(id, connection, logger) }
+        for try await _ in rows {
+            try await MetricDelta.record(.rooms, delta: 1, community: community, on: connection, logger: logger)
+            return try await load(id, connection, logger)
+        }
         throw LinliError(.alreadyExists, "number: this building already has this room in this unit", field: "number")
     }
 

@@ -160,32 +160,74 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let response: Linli_Platform_V1_GetNationalOverviewResponse = try await database.platformTransaction { connection in
             var response = Linli_Platform_V1_GetNationalOverviewResponse()
             let rows = try await connection.query("""
-                SELECT t.id, t.slug, t.status,
-                       coalesce(sum(d.value) FILTER (WHERE d.metric = 'communities'), 0)::bigint,
-                       coalesce(sum(d.value) FILTER (WHERE d.metric = 'notices_published'), 0)::bigint,
-                       r.folded_through
+                SELECT t.id, t.slug, t.status, r.folded_through,
+                       coalesce(jsonb_object_agg(d.metric, d.total) FILTER (WHERE d.metric IS NOT NULL), '{}')::text
                 FROM platform.tenants t
-                LEFT JOIN platform.national_daily d ON d.tenant_id = t.id
+                LEFT JOIN (SELECT tenant_id, metric, sum(value)::bigint AS total FROM platform.national_daily GROUP BY 1, 2) d
+                       ON d.tenant_id = t.id
                 LEFT JOIN platform.rollup_state r ON r.tenant_id = t.id
                 GROUP BY t.id, t.slug, t.status, r.folded_through ORDER BY t.slug
                 """, logger: logger)
-            for try await (id, slug, status, communities, notices, folded) in rows.decode((UUID, String, String, Int64, Int64, Date?).self) {
+            for try await (id, slug, status, folded, json) in rows.decode((UUID, String, String, Date?, String).self) {
+                let totals = (try? JSONDecoder().decode([String: Int64].self, from: Data(json.utf8))) ?? [:]
+                func total(_ metric: MetricDelta.Metric) -> Int64 { totals[metric.rawValue] ?? 0 }
                 var figures = Linli_Platform_V1_TenantFigures()
                 figures.tenantID = id.uuidString.lowercased()
                 figures.tenantSlug = slug
-                figures.communities = communities
-                figures.noticesPublished = notices
+                figures.communities = total(.communities)
+                figures.noticesPublished = total(.noticesPublished)
+                figures.workOrdersFiled = total(.workOrdersFiled)
+                figures.workOrdersCompleted = total(.workOrdersCompleted)
+                figures.complaintsFiled = total(.complaintsFiled)
+                figures.hotlineTickets = total(.hotlineTickets)
+                figures.rooms = total(.rooms)
+                figures.residents = total(.residents)
+                figures.complaintsPerThousandRooms = Self.perThousand(figures.complaintsFiled, figures.rooms)
                 if let folded { figures.foldedThrough = Google_Protobuf_Timestamp(date: folded) }
                 response.perTenant.append(figures)
                 response.tenants += 1
                 if status == "active" { response.activeTenants += 1 }
-                response.communities += communities
-                response.noticesPublished += notices
+                response.communities += figures.communities
+                response.noticesPublished += figures.noticesPublished
+                response.workOrdersFiled += figures.workOrdersFiled
+                response.workOrdersCompleted += figures.workOrdersCompleted
+                response.complaintsFiled += figures.complaintsFiled
+                response.hotlineTickets += figures.hotlineTickets
+                response.rooms += figures.rooms
+                response.residents += figures.residents
+            }
+            response.complaintsPerThousandRooms = Self.perThousand(response.complaintsFiled, response.rooms)
+            let watch = try await connection.query("""
+                SELECT d.tenant_id, t.slug, d.community_id,
+                       coalesce(sum(d.value) FILTER (WHERE d.metric = 'complaints_filed'), 0)::bigint AS complaints,
+                       coalesce(sum(d.value) FILTER (WHERE d.metric = 'rooms'), 0)::bigint AS rooms
+                FROM platform.national_daily d JOIN platform.tenants t ON t.id = d.tenant_id
+                WHERE d.metric IN ('complaints_filed', 'rooms')
+                GROUP BY 1, 2, 3
+                HAVING coalesce(sum(d.value) FILTER (WHERE d.metric = 'rooms'), 0) > 0
+                ORDER BY 4::float8 / 5 DESC, 3 LIMIT 10
+                """, logger: logger)
+            for try await (tenant, slug, community, complaints, rooms) in watch.decode((UUID, String, UUID, Int64, Int64).self) {
+                response.highestComplaintRates.append(.with {
+                    $0.tenantID = tenant.uuidString.lowercased()
+                    $0.tenantSlug = slug
+                    $0.communityID = community.uuidString.lowercased()
+                    $0.complaintsFiled = complaints
+                    $0.rooms = rooms
+                    $0.complaintsPerThousandRooms = Self.perThousand(complaints, rooms)
+                })
             }
             response.generatedAt = Google_Protobuf_Timestamp(date: Date())
             return response
         }
         return ServerResponse(message: response)
+    }
+}
+
+extension PlatformService {
+    /// `count` per 1,000 of `base`, to one decimal; 0 without a base.
+    static func perThousand(_ count: Int64, _ base: Int64) -> Double {
+        base > 0 ? (Double(count) * 10_000 / Double(base)).rounded() / 10 : 0
     }
 }
 

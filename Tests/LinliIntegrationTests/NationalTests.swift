@@ -27,6 +27,34 @@ struct NationalTests {
         #expect(overview.tenants >= Int64(overview.perTenant.count))
     }
 
+    @Test("rooms, residents and complaints reach the operators as a complaint rate per 1,000 rooms, per tenant and per community")
+    func complaintRate() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try await server.login(demo, "manager")
+        let rooms = try await importCSV(BaseDataClient(wrapping: server.client), demo, .rooms,
+                                        ["building,number,area_m2,kind", "1栋,101,80,residence", "1栋,102,80,residence",
+                                         "2栋,101,80,residence", "2栋,102,80,residence"], metadata: manager)
+        #expect(rooms.committed)
+        let complaints = Linli_Property_V1_ComplaintService.Client(wrapping: server.client)
+        for subject in ["楼道堆物", "夜间噪音"] {
+            var file = Linli_Property_V1_FileComplaintRequest()
+            file.requestID = UUID().uuidString
+            file.communityID = demo.community.description
+            file.kind = .complaint
+            file.subject = subject
+            file.content = "请物业尽快处理。"
+            _ = try await complaints.fileComplaint(file, metadata: try await server.login(demo, "resident1"))
+        }
+        try await server.app.rollup.foldAll()
+        let overview = try await server.platform.getNationalOverview(.init(), metadata: try await server.operatorLogin())
+        let mine = try #require(overview.perTenant.first { $0.tenantSlug == demo.tenant.slug })
+        #expect(mine.rooms == 4 && mine.complaintsFiled == 2 && mine.complaintsPerThousandRooms == 500)
+        let watched = try #require(overview.highestComplaintRates.first { $0.communityID == demo.community.description })
+        #expect(watched.complaintsFiled == 2 && watched.rooms == 4 && watched.complaintsPerThousandRooms == 500)
+        #expect(overview.rooms == overview.perTenant.reduce(0) { $0 + $1.rooms })
+    }
+
     func pendingDeltas(_ server: TestServer, _ demo: DemoTenant) async throws -> Int {
         try await server.app.database.tenantTransaction(demo.tenant) { connection in
             let rows = try await connection.query("SELECT coalesce(sum(delta), 0)::int8 FROM metric_deltas", logger: server.app.database.logger)
