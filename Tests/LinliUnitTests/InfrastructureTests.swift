@@ -69,6 +69,10 @@ struct InfrastructureTests {
             Linli_Property_V1_VisitorService.Method.descriptors,
             Linli_Property_V1_ParcelService.Method.descriptors,
             Linli_Property_V1_ItemReleaseService.Method.descriptors,
+            Linli_Property_V1_BaseDataService.Method.descriptors,
+            Linli_Property_V1_PetService.Method.descriptors,
+            Linli_Property_V1_PatrolService.Method.descriptors,
+            Linli_Property_V1_InboxService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()
