@@ -54,6 +54,8 @@ public enum IDTag {
     public enum PatrolPlan {}
     public enum PatrolTask {}
     public enum Notification {}
+    public enum FeeItem {}
+    public enum Bill {}
 }
 
 /// A tenant's identifier.

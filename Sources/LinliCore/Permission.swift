@@ -42,6 +42,9 @@ public enum Permission: String, Sendable, CaseIterable {
     case patrolManage = "patrol.manage"
     case patrolWork = "patrol.work"
     case workOrderVisit = "workorder.visit"
+    case billingConfigure = "billing.configure"
+    case billingCashier = "billing.cashier"
+    case billingRead = "billing.read"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -52,9 +55,9 @@ public enum Permission: String, Sendable, CaseIterable {
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
                    .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork, .workOrderVisit],
+                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-                   .baseDataRead, .petRead, .workOrderVisit],
+                   .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork],
         .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
                     .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork],

@@ -10,6 +10,7 @@ import LinliTenancy
 import LinliWorkOrders
 import LinliCases
 import LinliBaseData
+import LinliBilling
 import LinliFrontDesk
 import LinliInbox
 import LinliPatrol
@@ -90,6 +91,7 @@ public struct LinliApplication: Sendable {
             PetService(database: database, logger: logger),
             PatrolService(database: database, logger: logger),
             InboxService(database: database, logger: logger),
+            BillingService(database: database, logger: logger),
         ]
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

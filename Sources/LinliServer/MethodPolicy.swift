@@ -130,5 +130,14 @@ public enum MethodPolicy {
 
         "linli.property.v1.InboxService/ListNotifications": Rule(permission: .authenticated, rateClass: .read),
         "linli.property.v1.InboxService/MarkNotificationsRead": Rule(permission: .authenticated, rateClass: .write),
+
+        "linli.billing.v1.BillingService/CreateFeeItem": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/BindFeeItem": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/GenerateBills": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/ListBills": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/Pay": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.billing.v1.BillingService/TopUpPrepaid": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.billing.v1.BillingService/GetPrepaidBalance": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/CheckLedger": Rule(permission: .billingConfigure, rateClass: .read),
     ]
 }

@@ -73,6 +73,7 @@ struct InfrastructureTests {
             Linli_Property_V1_PetService.Method.descriptors,
             Linli_Property_V1_PatrolService.Method.descriptors,
             Linli_Property_V1_InboxService.Method.descriptors,
+            Linli_Billing_V1_BillingService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()

@@ -1,0 +1,219 @@
+import Foundation
+import GRPCCore
+import LinliAPI
+import LinliCore
+import LinliTenancy
+import Logging
+import SwiftProtobuf
+
+/// The `linli.billing.v1.BillingService` RPCs.
+public struct BillingService: Sendable {
+    let fees = FeeDesk()
+    let cashier = Cashier()
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    /// The largest amount one call may carry: 10 million 元.
+    static let maxFen: Int64 = 1_000_000_000
+}
+
+extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
+    public func createFeeItem(request: ServerRequest<Linli_Billing_V1_CreateFeeItemRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_CreateFeeItemResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let kind = try ProtoEnum.decode(m.kind, FeeDesk.Kind.self, field: "kind")
+        guard kind == .monthly else { throw LinliError.invalid("kind", "only monthly items are billed so far") }
+        guard (0...Self.maxFen).contains(m.unitPriceFen) else { throw LinliError.invalid("unit_price_fen", "must be from 0 to \(Self.maxFen)") }
+        guard (0...Self.maxFen).contains(m.surchargeFen) else { throw LinliError.invalid("surcharge_fen", "must be from 0 to \(Self.maxFen)") }
+        guard m.unitPriceFen + m.surchargeFen > 0 else { throw LinliError.invalid("unit_price_fen", "the item must charge something") }
+        guard (0...28).contains(m.dueDay) else { throw LinliError.invalid("due_day", "must be from 1 to 28") }
+        let item = FeeDesk.Item(
+            id: UUIDv7.make(), community: try Input.id(m.communityID, field: "community_id"),
+            name: try Input.text(m.name, field: "name", max: 40), kind: kind,
+            rule: try ProtoEnum.decode(m.rule, FeeDesk.Rule.self, field: "rule"),
+            unitPriceFen: m.unitPriceFen, surchargeFen: m.surchargeFen, dueDay: max(1, Int(m.dueDay)))
+        let response = try await database.once(ctx, "CreateFeeItem", m) { [fees] connection in
+            var response = Linli_Billing_V1_CreateFeeItemResponse()
+            response.feeItem = .init(try await fees.createItem(item, by: ctx.principal, on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func bindFeeItem(request: ServerRequest<Linli_Billing_V1_BindFeeItemRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_BindFeeItemResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let item = try Input.id(m.feeItemID, field: "fee_item_id", as: IDTag.FeeItem.self).uuid
+        let rooms: [RoomID] = try Input.ids(m.roomIds, field: "room_ids")
+        let startsOn = try Input.localDate(m.startsOn, field: "starts_on")
+        let endsOn = m.endsOn.isEmpty ? nil : try Input.localDate(m.endsOn, field: "ends_on")
+        if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
+        let response = try await database.once(ctx, "BindFeeItem", m) { [fees] connection in
+            var response = Linli_Billing_V1_BindFeeItemResponse()
+            response.bound = Int32(try await fees.bind(item: item, rooms: rooms, from: startsOn, until: endsOn, by: ctx.principal,
+                                                       on: connection, logger: ctx.logger))
+            return response
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func generateBills(request: ServerRequest<Linli_Billing_V1_GenerateBillsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GenerateBillsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let month = String(try Input.localDate(m.month + "-01", field: "month").prefix(7))
+        let response = try await database.once(ctx, "GenerateBills", m) { [fees] connection in
+            let run = try await fees.generate(community: community, month: month, by: ctx.principal, on: connection, logger: ctx.logger)
+            ctx.logger.info("bills generated", metadata: ["billing.month": "\(month)", "billing.created": "\(run.created)",
+                                                          "billing.charged_fen": "\(run.chargedFen)"])
+            return Linli_Billing_V1_GenerateBillsResponse.with {
+                $0.created = Int32(run.created)
+                $0.alreadyBilled = Int32(run.alreadyBilled)
+                $0.chargedFen = run.chargedFen
+            }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func listBills(request: ServerRequest<Linli_Billing_V1_ListBillsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_ListBillsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let bills = try await database.tenantTransaction(try ctx.requireTenant()) { [fees] connection in
+            try await fees.bills(room: room, openOnly: m.openOnly, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        var response = Linli_Billing_V1_ListBillsResponse()
+        response.bills = bills.map { b in
+            .with {
+                $0.id = b.id.uuidString.lowercased()
+                $0.roomID = b.room.description
+                $0.feeItemID = b.item.uuidString.lowercased()
+                $0.feeItemName = b.itemName
+                $0.periodStart = b.periodStart
+                $0.periodEnd = b.periodEnd
+                $0.billedDays = Int32(b.billedDays)
+                $0.periodDays = Int32(b.periodDays)
+                $0.amountFen = b.amountFen
+                $0.settledFen = b.settledFen
+                $0.openFen = b.openFen
+                $0.dueOn = b.dueOn
+            }
+        }
+        response.openFen = bills.reduce(0) { $0 + $1.openFen }
+        return ServerResponse(message: response)
+    }
+
+    public func pay(request: ServerRequest<Linli_Billing_V1_PayRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_PayResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let bills = try Input.ids(m.billIds, field: "bill_ids", as: IDTag.Bill.self).map(\.uuid)
+        guard !m.methods.isEmpty, m.methods.count <= 6 else { throw LinliError.invalid("methods", "give 1 to 6 payment methods") }
+        var methods: [(Cashier.Method, Int64)] = []
+        for (index, line) in m.methods.enumerated() {
+            let method = try ProtoEnum.decode(line.method, Cashier.Method.self, field: "methods[\(index)].method")
+            guard !methods.contains(where: { $0.0 == method }) else { throw LinliError.invalid("methods[\(index)].method", "appears twice") }
+            guard (1...Self.maxFen).contains(line.amountFen) else {
+                throw LinliError.invalid("methods[\(index)].amount_fen", "must be from 1 to \(Self.maxFen)")
+            }
+            methods.append((method, line.amountFen))
+        }
+        let response = try await database.once(ctx, "Pay", m) { [cashier] connection in
+            let payment = try await cashier.pay(room: room, bills: bills, methods: methods, by: ctx.principal, on: connection, logger: ctx.logger)
+            return Linli_Billing_V1_PayResponse.with {
+                $0.paymentID = payment.id.uuidString.lowercased()
+                $0.receiptNo = payment.receiptNo
+                $0.totalFen = payment.totalFen
+                $0.settledFen = payment.settledFen
+                $0.toPrepaidFen = payment.toPrepaidFen
+                $0.allocations = payment.allocations.map { a in
+                    .with {
+                        $0.billID = a.bill.uuidString.lowercased()
+                        $0.method = ProtoEnum.encode(a.method)
+                        $0.amountFen = a.amountFen
+                    }
+                }
+                $0.paidAt = Google_Protobuf_Timestamp(date: payment.paidAt)
+            }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func topUpPrepaid(request: ServerRequest<Linli_Billing_V1_TopUpPrepaidRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let method = try ProtoEnum.decode(m.method, Cashier.Method.self, field: "method")
+        guard method != .prepaid else { throw LinliError.invalid("method", "a top-up comes from cash or a payment channel") }
+        guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
+        let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
+            let balance = try await cashier.topUp(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+                                                  logger: ctx.logger)
+            return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getPrepaidBalance(request: ServerRequest<Linli_Billing_V1_GetPrepaidBalanceRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
+        let (balance, frozen) = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.prepaidBalance(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.balanceFen = balance
+            $0.frozen = frozen
+        })
+    }
+
+    public func checkLedger(request: ServerRequest<Linli_Billing_V1_CheckLedgerRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_CheckLedgerResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
+        let check = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.check(community: community, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.balanced = check.balanced
+            $0.debitsFen = check.debitsFen
+            $0.creditsFen = check.creditsFen
+            $0.accountsOff = Int32(check.accountsOff)
+            $0.billsOff = Int32(check.billsOff)
+            $0.receivablesOff = Int32(check.receivablesOff)
+            $0.transfers = Int32(check.transfers)
+            $0.bills = Int32(check.bills)
+        })
+    }
+}
+
+extension Linli_Billing_V1_CreateFeeItemRequest: IdempotentRequest {}
+extension Linli_Billing_V1_BindFeeItemRequest: IdempotentRequest {}
+extension Linli_Billing_V1_GenerateBillsRequest: IdempotentRequest {}
+extension Linli_Billing_V1_PayRequest: IdempotentRequest {}
+extension Linli_Billing_V1_TopUpPrepaidRequest: IdempotentRequest {}
+
+extension Linli_Billing_V1_FeeItem {
+    init(_ item: FeeDesk.Item) {
+        self.init()
+        id = item.id.uuidString.lowercased()
+        communityID = item.community.description
+        name = item.name
+        kind = ProtoEnum.encode(item.kind)
+        rule = ProtoEnum.encode(item.rule)
+        unitPriceFen = item.unitPriceFen
+        surchargeFen = item.surchargeFen
+        dueDay = Int32(item.dueDay)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+import LinliCore
+import Logging
+import PostgresNIO
+
+/// The double-entry ledger of a tenant: accounts found or opened on first use, and transfers
+/// posted in one statement; the `ledger_post` trigger moves the accounts' posted figures.
+enum Ledger {
+    enum Kind: String { case receivable, revenue, prepaid, deposit, channel }
+
+    /// One transfer: `amount` from the credit account to the debit account.
+    struct Leg {
+        var debit: UUID
+        var credit: UUID
+        var amount: Int64
+        var kind: String
+        var bill: UUID?
+        var memo: String = ""
+    }
+
+    /// The account for (kind, subtype, room, fee item) in `community`, opened when missing.
+    static func account(_ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, feeItem: UUID? = nil,
+                        _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
+        let normal = kind == .receivable || kind == .channel ? "debit" : "credit"
+        let guarded = kind == .prepaid || kind == .deposit
+        let id = UUIDv7.make()
+        let rows = try await connection.query("""
+            WITH opened AS (
+                INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, fee_item_id, normal, guarded)
+                VALUES (\(id), \(community.uuid), \(kind.rawValue), \(subtype), \(room?.uuid), \(feeItem), \(normal), \(guarded))
+                ON CONFLICT DO NOTHING RETURNING id)
+            SELECT id FROM opened
+            UNION ALL
+            SELECT id FROM ledger_accounts
+            WHERE community_id = \(community.uuid) AND kind = \(kind.rawValue) AND subtype = \(subtype)
+              AND room_id IS NOT DISTINCT FROM \(room?.uuid)::uuid AND resident_id IS NULL
+              AND fee_item_id IS NOT DISTINCT FROM \(feeItem)::uuid
+            """, logger: logger)
+        for try await found in rows.decode(UUID.self) { return found }
+        throw LinliError(.unavailable, "ledger account was opened concurrently; retry")
+    }
+
+    /// Posts `legs` as one business entry.
+    static func post(entry: UUID, _ legs: [Leg], by user: UserID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard !legs.isEmpty else { return }
+        try await connection.query("""
+            INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo, created_by)
+            SELECT \(entry), debit, credit, amount, kind, NULLIF(bill, '')::uuid, memo, \(user.uuid)
+            FROM unnest(\(legs.map(\.debit))::uuid[], \(legs.map(\.credit))::uuid[], \(legs.map(\.amount))::int8[],
+                        \(legs.map(\.kind))::text[], \(legs.map { $0.bill?.uuidString ?? "" })::text[], \(legs.map(\.memo))::text[])
+                 AS t (debit, credit, amount, kind, bill, memo)
+            """, logger: logger)
+    }
+
+    /// A guarded account's balance on its normal side, locked for the rest of the transaction.
+    static func lockBalance(_ account: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (balance: Int64, frozen: Bool) {
+        let rows = try await connection.query("""
+            SELECT CASE normal WHEN 'debit' THEN debits_fen - credits_fen ELSE credits_fen - debits_fen END, frozen
+            FROM ledger_accounts WHERE id = \(account) FOR UPDATE
+            """, logger: logger)
+        for try await row in rows.decode((Int64, Bool).self) { return row }
+        throw LinliError.notFound("ledger account")
+    }
+}

@@ -1,0 +1,202 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LinliAPI
+import LinliCore
+import LinliServer
+import PostgresNIO
+import SwiftProtobuf
+import Testing
+
+@Suite("Billing on the ledger")
+struct BillingTests {
+    typealias Client = Linli_Billing_V1_BillingService.Client<HTTP2ClientTransport.Posix>
+
+    struct Books {
+        let server: TestServer
+        let demo: DemoTenant
+        let manager: Metadata
+        let cashier: Metadata
+        let billing: Client
+        let rooms: [String]          // 1栋101 (89.50 m²), 1栋102 (120.05 m²), 1栋103 (60 m², from Jan 16)
+        let propertyFee: String
+        let garbageFee: String
+
+        func generate(_ month: String) async throws -> Linli_Billing_V1_GenerateBillsResponse {
+            var request = Linli_Billing_V1_GenerateBillsRequest()
+            request.requestID = UUID().uuidString
+            request.communityID = demo.community.description
+            request.month = month
+            return try await billing.generateBills(request, metadata: manager)
+        }
+
+        func pay(_ room: Int, _ methods: [(Linli_Billing_V1_PaymentMethod, Int64)], bills: [String] = [],
+                 requestID: String = UUID().uuidString) async throws -> Linli_Billing_V1_PayResponse {
+            var request = Linli_Billing_V1_PayRequest()
+            request.requestID = requestID
+            request.roomID = rooms[room]
+            request.billIds = bills
+            request.methods = methods.map { method, amount in .with { $0.method = method; $0.amountFen = amount } }
+            return try await billing.pay(request, metadata: cashier)
+        }
+
+        func bills(_ room: Int, openOnly: Bool = false) async throws -> Linli_Billing_V1_ListBillsResponse {
+            var request = Linli_Billing_V1_ListBillsRequest()
+            request.roomID = rooms[room]
+            request.openOnly = openOnly
+            return try await billing.listBills(request, metadata: cashier)
+        }
+
+        func check() async throws -> Linli_Billing_V1_CheckLedgerResponse {
+            var request = Linli_Billing_V1_CheckLedgerRequest()
+            request.communityID = demo.community.description
+            return try await billing.checkLedger(request, metadata: manager)
+        }
+
+        func sql(_ query: PostgresQuery) async throws {
+            try await server.app.database.tenantTransaction(demo.tenant) { connection in
+                try await connection.query(query, logger: server.app.database.logger)
+            }
+        }
+
+        static func open() async throws -> Books {
+            let server = try await TestServer.shared.value
+            let demo = try await server.newTenant()
+            let manager = try await server.login(demo, "manager")
+            let base = BaseDataClient(wrapping: server.client)
+            let imported = try await importCSV(base, demo, .rooms, ["building,number,area_m2,kind", "1栋,101,89.50,residence",
+                                                                  "1栋,102,120.05,residence", "1栋,103,60,residence"], metadata: manager)
+            #expect(imported.committed)
+            var list = Linli_Property_V1_ListRoomsRequest()
+            list.communityID = demo.community.description
+            let rooms = try await base.listRooms(list, metadata: manager).rooms.sorted { $0.number < $1.number }.map(\.id)
+            let billing = Client(wrapping: server.client)
+            var item = Linli_Billing_V1_CreateFeeItemRequest()
+            item.requestID = UUID().uuidString
+            item.communityID = demo.community.description
+            item.name = "物业费"
+            item.kind = .monthly
+            item.rule = .area
+            item.unitPriceFen = 235  // 2.35 元 per m² per month
+            item.dueDay = 10
+            let propertyFee = try await billing.createFeeItem(item, metadata: manager).feeItem.id
+            item.requestID = UUID().uuidString
+            item.name = "垃圾清运费"
+            item.rule = .fixed
+            item.unitPriceFen = 1_000
+            let garbageFee = try await billing.createFeeItem(item, metadata: manager).feeItem.id
+
+            func bind(_ item: String, _ rooms: [String], from: String) async throws -> Int32 {
+                var request = Linli_Billing_V1_BindFeeItemRequest()
+                request.requestID = UUID().uuidString
+                request.feeItemID = item
+                request.roomIds = rooms
+                request.startsOn = from
+                return try await billing.bindFeeItem(request, metadata: manager).bound
+            }
+            #expect(try await bind(propertyFee, [rooms[0], rooms[1]], from: "2026-01-01") == 2)
+            #expect(try await bind(propertyFee, [rooms[2]], from: "2026-01-16") == 1)
+            #expect(try await bind(garbageFee, [rooms[0]], from: "2026-01-01") == 1)
+            #expect(await rpcCode { try await bind(propertyFee, [rooms[0]], from: "2026-03-01") } == .alreadyExists)
+            return Books(server: server, demo: demo, manager: manager, cashier: try await server.login(demo, "cashier"), billing: billing,
+                         rooms: rooms, propertyFee: propertyFee, garbageFee: garbageFee)
+        }
+    }
+
+    @Test("a month's bills are generated once, by area with proration rounded half up once; the books check out")
+    func generation() async throws {
+        let books = try await Books.open()
+        let january = try await books.generate("2026-01")
+        // 8950 × 235 / 100 = 21032.5 → 21033; 12005 × 2.35 = 28211.75 → 28212; 6000 × 2.35 × 16/31 = 7277.4 → 7277; 1000.
+        #expect(january.created == 4 && january.alreadyBilled == 0 && january.chargedFen == 21_033 + 28_212 + 7_277 + 1_000)
+        let again = try await books.generate("2026-01")
+        #expect(again.created == 0 && again.alreadyBilled == 4 && again.chargedFen == 0)
+        let prorated = try await books.bills(2).bills
+        #expect(prorated.map(\.amountFen) == [7_277] && prorated.first?.billedDays == 16 && prorated.first?.periodDays == 31
+                && prorated.first?.dueOn == "2026-01-10")
+        let check = try await books.check()
+        #expect(check.balanced && check.debitsFen == 57_522 && check.creditsFen == 57_522 && check.transfers == 4 && check.bills == 4)
+
+        var bad = Linli_Billing_V1_GenerateBillsRequest()
+        bad.requestID = UUID().uuidString
+        bad.communityID = books.demo.community.description
+        bad.month = "2026-13"
+        #expect(await rpcError { try await books.billing.generateBills(bad, metadata: books.manager) }?.message.hasPrefix("month:") == true)
+        #expect(await rpcCode { try await books.billing.generateBills(bad, metadata: books.cashier) } == .permissionDenied)
+    }
+
+    @Test("one payment settles several bills with several methods; overpayment goes to prepaid, which pays later; receipts have no gaps")
+    func payments() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        let payID = UUID().uuidString
+        let first = try await books.pay(0, [(.wechat, 20_000), (.cash, 5_000)], requestID: payID)
+        #expect(first.settledFen == 22_033 && first.toPrepaidFen == 2_967 && first.totalFen == 25_000)
+        #expect(first.allocations.map(\.amountFen).reduce(0, +) == 22_033 && Set(first.allocations.map(\.method)) == [.wechat, .cash])
+        #expect(first.receiptNo.hasSuffix("-000001"))
+        // A retry replays the receipt and moves no money.
+        #expect(try await books.pay(0, [(.wechat, 20_000), (.cash, 5_000)], requestID: payID).receiptNo == first.receiptNo)
+        #expect(try await books.bills(0, openOnly: true).bills.isEmpty)
+        var balance = Linli_Billing_V1_GetPrepaidBalanceRequest()
+        balance.roomID = books.rooms[0]
+        #expect(try await books.billing.getPrepaidBalance(balance, metadata: books.cashier).balanceFen == 2_967)
+
+        _ = try await books.generate("2026-02")
+        #expect(try await books.bills(0, openOnly: true).openFen == 22_033)
+        #expect(await rpcCode { try await books.pay(0, [(.prepaid, 5_000)]) } == .failedPrecondition)
+        #expect(await rpcError { try await books.pay(0, [(.cash, 30_000), (.prepaid, 100)]) }?.message.hasPrefix("methods:") == true)
+        let second = try await books.pay(0, [(.prepaid, 2_967), (.alipay, 19_066)])
+        #expect(second.settledFen == 22_033 && second.toPrepaidFen == 0 && second.receiptNo.hasSuffix("-000002"))
+        #expect(try await books.billing.getPrepaidBalance(balance, metadata: books.cashier).balanceFen == 0)
+
+        // Partial payment of one chosen bill; two cashiers paying it in full at once: one wins.
+        let open = try await books.bills(1, openOnly: true).bills
+        let partial = try await books.pay(1, [(.cash, 10_000)], bills: [open[0].id])
+        #expect(partial.settledFen == 10_000 && partial.toPrepaidFen == 0)
+        let rest = open[0].amountFen - 10_000
+        let outcomes = await withTaskGroup(of: RPCError.Code?.self) { group in
+            for _ in 0..<2 {
+                group.addTask {
+                    do { _ = try await books.pay(1, [(.bankCard, rest)], bills: [open[0].id]); return nil }
+                    catch let error as RPCError { return error.code } catch { return .unknown }
+                }
+            }
+            var all: [RPCError.Code?] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes.filter { $0 == nil }.count == 1 && outcomes.contains(.failedPrecondition))
+        let receipts = try await books.server.app.database.tenantTransaction(books.demo.tenant) { connection in
+            var numbers: [String] = []
+            for try await number in try await connection.query("SELECT receipt_no FROM payments ORDER BY receipt_no",
+                                                               logger: books.server.app.database.logger).decode(String.self) {
+                numbers.append(String(number.suffix(6)))
+            }
+            return numbers
+        }
+        #expect(receipts == ["000001", "000002", "000003", "000004"])
+        let check = try await books.check()
+        #expect(check.balanced && check.billsOff == 0 && check.receivablesOff == 0)
+    }
+
+    @Test("the ledger is append-only, a prepaid balance cannot go negative, and the check catches books changed behind its back")
+    func guards() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        _ = try await books.pay(0, [(.cash, 30_000)])
+        await #expect(throws: (any Error).self) { try await books.sql("UPDATE ledger_transfers SET amount_fen = 1") }
+        await #expect(throws: (any Error).self) { try await books.sql("DELETE FROM ledger_transfers") }
+        // Taking 10,000 fen out of a 7,967 fen prepaid balance fails the whole transaction.
+        await #expect(throws: (any Error).self) {
+            try await books.sql("""
+                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind)
+                SELECT gen_random_uuid(), p.id, c.id, 10000, 'withdraw'
+                FROM ledger_accounts p, ledger_accounts c WHERE p.kind = 'prepaid' AND c.kind = 'channel' AND c.subtype = 'cash'
+                """)
+        }
+        #expect(try await books.check().balanced)
+        try await books.sql("UPDATE ledger_accounts SET debits_fen = debits_fen + 1 WHERE kind = 'channel'")
+        let tampered = try await books.check()
+        #expect(!tampered.balanced && tampered.accountsOff == 1 && tampered.debitsFen == tampered.creditsFen + 1)
+    }
+}
