@@ -111,6 +111,84 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetPrepaidFrozen" metadata.
+        public enum SetPrepaidFrozen: Sendable {
+            /// Request type for "SetPrepaidFrozen".
+            public typealias Input = Linli_Billing_V1_SetPrepaidFrozenRequest
+            /// Response type for "SetPrepaidFrozen".
+            public typealias Output = Linli_Billing_V1_SetPrepaidFrozenResponse
+            /// Descriptor for "SetPrepaidFrozen".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "SetPrepaidFrozen",
+                type: .unary
+            )
+        }
+        /// Namespace for "WithdrawPrepaid" metadata.
+        public enum WithdrawPrepaid: Sendable {
+            /// Request type for "WithdrawPrepaid".
+            public typealias Input = Linli_Billing_V1_WithdrawPrepaidRequest
+            /// Response type for "WithdrawPrepaid".
+            public typealias Output = Linli_Billing_V1_WithdrawPrepaidResponse
+            /// Descriptor for "WithdrawPrepaid".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "WithdrawPrepaid",
+                type: .unary
+            )
+        }
+        /// Namespace for "RunPrepaidOffset" metadata.
+        public enum RunPrepaidOffset: Sendable {
+            /// Request type for "RunPrepaidOffset".
+            public typealias Input = Linli_Billing_V1_RunPrepaidOffsetRequest
+            /// Response type for "RunPrepaidOffset".
+            public typealias Output = Linli_Billing_V1_RunPrepaidOffsetResponse
+            /// Descriptor for "RunPrepaidOffset".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "RunPrepaidOffset",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetReceipt" metadata.
+        public enum GetReceipt: Sendable {
+            /// Request type for "GetReceipt".
+            public typealias Input = Linli_Billing_V1_GetReceiptRequest
+            /// Response type for "GetReceipt".
+            public typealias Output = Linli_Billing_V1_GetReceiptResponse
+            /// Descriptor for "GetReceipt".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetReceipt",
+                type: .unary
+            )
+        }
+        /// Namespace for "VoidReceipt" metadata.
+        public enum VoidReceipt: Sendable {
+            /// Request type for "VoidReceipt".
+            public typealias Input = Linli_Billing_V1_VoidReceiptRequest
+            /// Response type for "VoidReceipt".
+            public typealias Output = Linli_Billing_V1_VoidReceiptResponse
+            /// Descriptor for "VoidReceipt".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "VoidReceipt",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetArrears" metadata.
+        public enum GetArrears: Sendable {
+            /// Request type for "GetArrears".
+            public typealias Input = Linli_Billing_V1_GetArrearsRequest
+            /// Response type for "GetArrears".
+            public typealias Output = Linli_Billing_V1_GetArrearsResponse
+            /// Descriptor for "GetArrears".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetArrears",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckLedger" metadata.
         public enum CheckLedger: Sendable {
             /// Request type for "CheckLedger".
@@ -133,6 +211,12 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             Pay.descriptor,
             TopUpPrepaid.descriptor,
             GetPrepaidBalance.descriptor,
+            SetPrepaidFrozen.descriptor,
+            WithdrawPrepaid.descriptor,
+            RunPrepaidOffset.descriptor,
+            GetReceipt.descriptor,
+            VoidReceipt.descriptor,
+            GetArrears.descriptor,
             CheckLedger.descriptor
         ]
     }
@@ -289,6 +373,111 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetPrepaidBalanceRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>
+
+        /// Handle the "SetPrepaidFrozen" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A frozen prepaid account neither offsets bills nor pays out.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_SetPrepaidFrozenRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_SetPrepaidFrozenResponse` messages.
+        func setPrepaidFrozen(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>
+
+        /// Handle the "WithdrawPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_WithdrawPrepaidRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_WithdrawPrepaidResponse` messages.
+        func withdrawPrepaid(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>
+
+        /// Handle the "RunPrepaidOffset" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+        /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_RunPrepaidOffsetRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_RunPrepaidOffsetResponse` messages.
+        func runPrepaidOffset(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>
+
+        /// Handle the "GetReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A receipt's data, for reprinting.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetReceiptResponse` messages.
+        func getReceipt(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetReceiptResponse>
+
+        /// Handle the "VoidReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_VoidReceiptRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_VoidReceiptResponse` messages.
+        func voidReceipt(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_VoidReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_VoidReceiptResponse>
+
+        /// Handle the "GetArrears" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Open amounts past due (欠收) by room or building, in age buckets.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetArrearsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetArrearsResponse` messages.
+        func getArrears(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetArrearsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetArrearsResponse>
 
         /// Handle the "CheckLedger" method.
         ///
@@ -449,6 +638,111 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>
 
+        /// Handle the "SetPrepaidFrozen" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A frozen prepaid account neither offsets bills nor pays out.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetPrepaidFrozenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_SetPrepaidFrozenResponse` message.
+        func setPrepaidFrozen(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>
+
+        /// Handle the "WithdrawPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WithdrawPrepaidRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_WithdrawPrepaidResponse` message.
+        func withdrawPrepaid(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>
+
+        /// Handle the "RunPrepaidOffset" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+        /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RunPrepaidOffsetRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_RunPrepaidOffsetResponse` message.
+        func runPrepaidOffset(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>
+
+        /// Handle the "GetReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A receipt's data, for reprinting.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetReceiptResponse` message.
+        func getReceipt(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse>
+
+        /// Handle the "VoidReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_VoidReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_VoidReceiptResponse` message.
+        func voidReceipt(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_VoidReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_VoidReceiptResponse>
+
+        /// Handle the "GetArrears" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Open amounts past due (欠收) by room or building, in age buckets.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetArrearsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetArrearsResponse` message.
+        func getArrears(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetArrearsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse>
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -606,6 +900,111 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_GetPrepaidBalanceResponse
 
+        /// Handle the "SetPrepaidFrozen" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A frozen prepaid account neither offsets bills nor pays out.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_SetPrepaidFrozenRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_SetPrepaidFrozenResponse` to respond with.
+        func setPrepaidFrozen(
+            request: Linli_Billing_V1_SetPrepaidFrozenRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_SetPrepaidFrozenResponse
+
+        /// Handle the "WithdrawPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_WithdrawPrepaidRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_WithdrawPrepaidResponse` to respond with.
+        func withdrawPrepaid(
+            request: Linli_Billing_V1_WithdrawPrepaidRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_WithdrawPrepaidResponse
+
+        /// Handle the "RunPrepaidOffset" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+        /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_RunPrepaidOffsetRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_RunPrepaidOffsetResponse` to respond with.
+        func runPrepaidOffset(
+            request: Linli_Billing_V1_RunPrepaidOffsetRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_RunPrepaidOffsetResponse
+
+        /// Handle the "GetReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A receipt's data, for reprinting.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetReceiptResponse` to respond with.
+        func getReceipt(
+            request: Linli_Billing_V1_GetReceiptRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetReceiptResponse
+
+        /// Handle the "VoidReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_VoidReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_VoidReceiptResponse` to respond with.
+        func voidReceipt(
+            request: Linli_Billing_V1_VoidReceiptRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_VoidReceiptResponse
+
+        /// Handle the "GetArrears" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Open amounts past due (欠收) by room or building, in age buckets.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetArrearsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetArrearsResponse` to respond with.
+        func getArrears(
+            request: Linli_Billing_V1_GetArrearsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetArrearsResponse
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -710,6 +1109,72 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.SetPrepaidFrozen.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_SetPrepaidFrozenRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_SetPrepaidFrozenResponse>(),
+            handler: { request, context in
+                try await self.setPrepaidFrozen(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.WithdrawPrepaid.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_WithdrawPrepaidRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_WithdrawPrepaidResponse>(),
+            handler: { request, context in
+                try await self.withdrawPrepaid(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.RunPrepaidOffset.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RunPrepaidOffsetRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RunPrepaidOffsetResponse>(),
+            handler: { request, context in
+                try await self.runPrepaidOffset(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetReceipt.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetReceiptRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetReceiptResponse>(),
+            handler: { request, context in
+                try await self.getReceipt(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.VoidReceipt.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_VoidReceiptRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_VoidReceiptResponse>(),
+            handler: { request, context in
+                try await self.voidReceipt(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetArrears.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetArrearsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetArrearsResponse>(),
+            handler: { request, context in
+                try await self.getArrears(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Billing_V1_BillingService.Method.CheckLedger.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CheckLedgerRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CheckLedgerResponse>(),
@@ -797,6 +1262,72 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
         let response = try await self.getPrepaidBalance(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setPrepaidFrozen(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse> {
+        let response = try await self.setPrepaidFrozen(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func withdrawPrepaid(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse> {
+        let response = try await self.withdrawPrepaid(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func runPrepaidOffset(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse> {
+        let response = try await self.runPrepaidOffset(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getReceipt(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        let response = try await self.getReceipt(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func voidReceipt(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_VoidReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_VoidReceiptResponse> {
+        let response = try await self.voidReceipt(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getArrears(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetArrearsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetArrearsResponse> {
+        let response = try await self.getArrears(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -902,6 +1433,84 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
         return GRPCCore.ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>(
             message: try await self.getPrepaidBalance(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setPrepaidFrozen(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>(
+            message: try await self.setPrepaidFrozen(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func withdrawPrepaid(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>(
+            message: try await self.withdrawPrepaid(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func runPrepaidOffset(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>(
+            message: try await self.runPrepaidOffset(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getReceipt(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse>(
+            message: try await self.getReceipt(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func voidReceipt(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_VoidReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_VoidReceiptResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_VoidReceiptResponse>(
+            message: try await self.voidReceipt(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getArrears(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetArrearsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse>(
+            message: try await self.getArrears(
                 request: request.message,
                 context: context
             ),
@@ -1095,6 +1704,141 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetPrepaidBalanceResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetPrepaidFrozen" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A frozen prepaid account neither offsets bills nor pays out.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetPrepaidFrozenRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_SetPrepaidFrozenRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_SetPrepaidFrozenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setPrepaidFrozen<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_SetPrepaidFrozenResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WithdrawPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WithdrawPrepaidRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_WithdrawPrepaidRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_WithdrawPrepaidResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func withdrawPrepaid<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_WithdrawPrepaidResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WithdrawPrepaidResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RunPrepaidOffset" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+        /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RunPrepaidOffsetRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RunPrepaidOffsetRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RunPrepaidOffsetResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func runPrepaidOffset<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RunPrepaidOffsetResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A receipt's data, for reprinting.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetReceiptResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "VoidReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_VoidReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_VoidReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_VoidReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func voidReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_VoidReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_VoidReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_VoidReceiptResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_VoidReceiptResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetArrears" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Open amounts past due (欠收) by room or building, in age buckets.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetArrearsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetArrearsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetArrearsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getArrears<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetArrearsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetArrearsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetArrearsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetArrearsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckLedger" method.
@@ -1381,6 +2125,207 @@ extension Linli_Billing_V1_BillingService {
             )
         }
 
+        /// Call the "SetPrepaidFrozen" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A frozen prepaid account neither offsets bills nor pays out.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetPrepaidFrozenRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_SetPrepaidFrozenRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_SetPrepaidFrozenResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setPrepaidFrozen<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_SetPrepaidFrozenResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.SetPrepaidFrozen.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "WithdrawPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WithdrawPrepaidRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_WithdrawPrepaidRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_WithdrawPrepaidResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func withdrawPrepaid<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_WithdrawPrepaidRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_WithdrawPrepaidResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WithdrawPrepaidResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.WithdrawPrepaid.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RunPrepaidOffset" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+        /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RunPrepaidOffsetRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RunPrepaidOffsetRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RunPrepaidOffsetResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func runPrepaidOffset<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RunPrepaidOffsetResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.RunPrepaidOffset.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A receipt's data, for reprinting.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetReceiptResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetReceipt.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "VoidReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_VoidReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_VoidReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_VoidReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func voidReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_VoidReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_VoidReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_VoidReceiptResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_VoidReceiptResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.VoidReceipt.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetArrears" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Open amounts past due (欠收) by room or building, in age buckets.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetArrearsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetArrearsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetArrearsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getArrears<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetArrearsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetArrearsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetArrearsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetArrearsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetArrears.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1615,6 +2560,177 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetPrepaidBalanceRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetPrepaidBalanceResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPrepaidFrozen" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A frozen prepaid account neither offsets bills nor pays out.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_SetPrepaidFrozenRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPrepaidFrozen<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setPrepaidFrozen(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_SetPrepaidFrozenRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_SetPrepaidFrozenResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WithdrawPrepaid" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_WithdrawPrepaidRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func withdrawPrepaid<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_WithdrawPrepaidRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WithdrawPrepaidResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.withdrawPrepaid(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_WithdrawPrepaidRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_WithdrawPrepaidResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunPrepaidOffset" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+    /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_RunPrepaidOffsetRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runPrepaidOffset<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.runPrepaidOffset(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RunPrepaidOffsetRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RunPrepaidOffsetResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A receipt's data, for reprinting.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getReceipt<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getReceipt(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetReceiptRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetReceiptResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VoidReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_VoidReceiptRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func voidReceipt<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_VoidReceiptRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_VoidReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.voidReceipt(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_VoidReceiptRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_VoidReceiptResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetArrears" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Open amounts past due (欠收) by room or building, in age buckets.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetArrearsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getArrears<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetArrearsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetArrearsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getArrears(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetArrearsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetArrearsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1875,6 +2991,201 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getPrepaidBalance(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetPrepaidFrozen" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A frozen prepaid account neither offsets bills nor pays out.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setPrepaidFrozen<Result>(
+        _ message: Linli_Billing_V1_SetPrepaidFrozenRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setPrepaidFrozen(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WithdrawPrepaid" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func withdrawPrepaid<Result>(
+        _ message: Linli_Billing_V1_WithdrawPrepaidRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WithdrawPrepaidResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_WithdrawPrepaidRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.withdrawPrepaid(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RunPrepaidOffset" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Runs the automatic offset (also scheduled hourly) for the caller's tenant now: bills
+    /// > fallen due are paid from their rooms' prepaid balances, oldest first, partially if need be.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func runPrepaidOffset<Result>(
+        _ message: Linli_Billing_V1_RunPrepaidOffsetRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.runPrepaidOffset(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A receipt's data, for reprinting.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getReceipt<Result>(
+        _ message: Linli_Billing_V1_GetReceiptRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getReceipt(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "VoidReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Voids a receipt with a reason: its transfers are reversed and its bills open again.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func voidReceipt<Result>(
+        _ message: Linli_Billing_V1_VoidReceiptRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_VoidReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_VoidReceiptRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.voidReceipt(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetArrears" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Open amounts past due (欠收) by room or building, in age buckets.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getArrears<Result>(
+        _ message: Linli_Billing_V1_GetArrearsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetArrearsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetArrearsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getArrears(
             request: request,
             options: options,
             onResponse: handleResponse

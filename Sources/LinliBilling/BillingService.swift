@@ -196,6 +196,120 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             $0.bills = Int32(check.bills)
         })
     }
+    public func setPrepaidFrozen(request: ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let response = try await database.once(ctx, "SetPrepaidFrozen", m) { [cashier] connection in
+            try await cashier.setFrozen(room: room, frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
+            return Linli_Billing_V1_SetPrepaidFrozenResponse()
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func withdrawPrepaid(request: ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let method = try ProtoEnum.decode(m.method, Cashier.Method.self, field: "method")
+        guard method != .prepaid else { throw LinliError.invalid("method", "money leaves by cash or a payment channel") }
+        guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
+        let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
+            let balance = try await cashier.withdraw(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+                                                     logger: ctx.logger)
+            return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func runPrepaidOffset(request: ServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        _ = try Input.requestID(request.message.requestID)
+        // Not replayed by request id: each run offsets what has fallen due since, and a rerun finds nothing twice.
+        let done = try await PrepaidOffset(database: database, logger: ctx.logger).run(try ctx.requireTenant())
+        return ServerResponse(message: .with {
+            $0.offsets = Int32(done.count)
+            $0.offsetFen = done.fen
+        })
+    }
+
+    public func getReceipt(request: ServerRequest<Linli_Billing_V1_GetReceiptRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let payment = try Input.id(request.message.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
+        let receipt = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.receipt(payment, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with { $0.receipt = .init(receipt) })
+    }
+
+    public func voidReceipt(request: ServerRequest<Linli_Billing_V1_VoidReceiptRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_VoidReceiptResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let payment = try Input.id(m.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
+        let reason = try Input.text(m.reason, field: "reason", min: 2, max: 200)
+        let response = try await database.once(ctx, "VoidReceipt", m) { [cashier] connection in
+            let receipt = try await cashier.void(payment, reason: reason, by: ctx.principal, on: connection, logger: ctx.logger)
+            return Linli_Billing_V1_VoidReceiptResponse.with { $0.receipt = .init(receipt) }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func getArrears(request: ServerRequest<Linli_Billing_V1_GetArrearsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GetArrearsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.arrears(community: community, byBuilding: m.byBuilding, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.rows = rows.map { row in
+                .with {
+                    $0.id = row.id.uuidString.lowercased()
+                    $0.label = row.key
+                    $0.bucketsFen = row.bucketsFen
+                    $0.totalFen = row.totalFen
+                }
+            }
+            $0.totalFen = rows.reduce(0) { $0 + $1.totalFen }
+        })
+    }
+}
+
+extension Linli_Billing_V1_SetPrepaidFrozenRequest: IdempotentRequest {}
+extension Linli_Billing_V1_WithdrawPrepaidRequest: IdempotentRequest {}
+extension Linli_Billing_V1_VoidReceiptRequest: IdempotentRequest {}
+
+extension Linli_Billing_V1_Receipt {
+    init(_ r: Cashier.Receipt) {
+        self.init()
+        paymentID = r.payment.uuidString.lowercased()
+        receiptNo = r.receiptNo
+        roomID = r.room.description
+        roomLabel = r.roomLabel
+        cashierID = r.cashier.description
+        totalFen = r.totalFen
+        settledFen = r.settledFen
+        toPrepaidFen = r.toPrepaidFen
+        paidAt = Google_Protobuf_Timestamp(date: r.paidAt)
+        void = r.voidedAt != nil
+        voidReason = r.voidReason
+        if let at = r.voidedAt { voidedAt = Google_Protobuf_Timestamp(date: at) }
+        lines = r.lines.map { line in
+            .with {
+                $0.billID = line.bill?.uuidString.lowercased() ?? ""
+                $0.feeItemName = line.itemName
+                $0.period = line.period
+                $0.method = line.method
+                $0.amountFen = line.amountFen
+            }
+        }
+    }
 }
 
 extension Linli_Billing_V1_CreateFeeItemRequest: IdempotentRequest {}

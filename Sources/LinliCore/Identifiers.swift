@@ -56,6 +56,7 @@ public enum IDTag {
     public enum Notification {}
     public enum FeeItem {}
     public enum Bill {}
+    public enum Payment {}
 }
 
 /// A tenant's identifier.

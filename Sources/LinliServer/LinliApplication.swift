@@ -44,6 +44,8 @@ public struct LinliApplication: Sendable {
     public let patrolScheduler: PatrolScheduler
     /// The outbox relay: committed messages into the in-app inbox.
     public let outboxRelay: OutboxRelay
+    /// The hourly prepaid offset of bills fallen due.
+    public let prepaidOffset: PrepaidOffset
     /// The gRPC server.
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     let logger: Logger
@@ -69,6 +71,7 @@ public struct LinliApplication: Sendable {
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolScheduler(database: database, logger: logger)
         outboxRelay = OutboxRelay(database: database, tenants: tenants, logger: logger)
+        prepaidOffset = PrepaidOffset(database: database, logger: logger)
 
         let sessions = SessionStore(redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
                                     maxLifetime: .seconds(configuration.sessionMaxSeconds))
@@ -113,7 +116,7 @@ public struct LinliApplication: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [PostgresService(client: database.client), redis, rollup, patrolScheduler, outboxRelay, GRPCServerService(server: server, logger: logger)]
+        [PostgresService(client: database.client), redis, rollup, patrolScheduler, outboxRelay, prepaidOffset, GRPCServerService(server: server, logger: logger)]
     }
 
     /// A group running every service, shut down gracefully on SIGTERM and SIGINT.

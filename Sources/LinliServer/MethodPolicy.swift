@@ -139,5 +139,11 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/TopUpPrepaid": Rule(permission: .billingCashier, rateClass: .write),
         "linli.billing.v1.BillingService/GetPrepaidBalance": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/CheckLedger": Rule(permission: .billingConfigure, rateClass: .read),
+        "linli.billing.v1.BillingService/SetPrepaidFrozen": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/WithdrawPrepaid": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.billing.v1.BillingService/RunPrepaidOffset": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/GetReceipt": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/VoidReceipt": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/GetArrears": Rule(permission: .billingRead, rateClass: .read),
     ]
 }

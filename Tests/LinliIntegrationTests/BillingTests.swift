@@ -199,4 +199,107 @@ struct BillingTests {
         let tampered = try await books.check()
         #expect(!tampered.balanced && tampered.accountsOff == 1 && tampered.debitsFen == tampered.creditsFen + 1)
     }
+    @Test("prepaid balances pay bills fallen due, oldest first and partly if need be, never twice even with three runs at once; frozen accounts wait")
+    func prepaidOffsets() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        func topUp(_ room: Int, _ fen: Int64) async throws -> Int64 {
+            var request = Linli_Billing_V1_TopUpPrepaidRequest()
+            request.requestID = UUID().uuidString
+            request.roomID = books.rooms[room]
+            request.method = .wechat
+            request.amountFen = fen
+            return try await books.billing.topUpPrepaid(request, metadata: books.cashier).balanceFen
+        }
+        func frozen(_ room: Int, _ frozen: Bool) async throws {
+            var request = Linli_Billing_V1_SetPrepaidFrozenRequest()
+            request.requestID = UUID().uuidString
+            request.roomID = books.rooms[room]
+            request.frozen = frozen
+            _ = try await books.billing.setPrepaidFrozen(request, metadata: books.manager)
+        }
+        func offset() async throws -> Linli_Billing_V1_RunPrepaidOffsetResponse {
+            var request = Linli_Billing_V1_RunPrepaidOffsetRequest()
+            request.requestID = UUID().uuidString
+            return try await books.billing.runPrepaidOffset(request, metadata: books.manager)
+        }
+        func withdraw(_ room: Int, _ fen: Int64) async throws -> Int64 {
+            var request = Linli_Billing_V1_WithdrawPrepaidRequest()
+            request.requestID = UUID().uuidString
+            request.roomID = books.rooms[room]
+            request.method = .cash
+            request.amountFen = fen
+            return try await books.billing.withdrawPrepaid(request, metadata: books.cashier).balanceFen
+        }
+        #expect(try await topUp(0, 10_000) == 10_000)
+        #expect(try await topUp(1, 30_000) == 30_000)
+        #expect(try await topUp(2, 5_000) == 5_000)
+        try await frozen(0, true)
+        #expect(await rpcCode { try await withdraw(0, 1) } == .failedPrecondition)
+
+        // Three runs at once: room 102 pays 28,212 in full, room 103 pays 5,000 of 7,277; frozen 101 waits.
+        let runs = try await withThrowingTaskGroup(of: Linli_Billing_V1_RunPrepaidOffsetResponse.self) { group in
+            for _ in 0..<3 { group.addTask { try await offset() } }
+            return try await group.reduce(into: [Linli_Billing_V1_RunPrepaidOffsetResponse]()) { $0.append($1) }
+        }
+        #expect(runs.map(\.offsetFen).reduce(0, +) == 28_212 + 5_000 && runs.map(\.offsets).reduce(0, +) == 2)
+        #expect(try await offset().offsets == 0)
+        #expect(try await books.bills(1, openOnly: true).bills.isEmpty)
+        #expect(try await books.bills(2, openOnly: true).openFen == 2_277)
+        #expect(try await books.bills(0, openOnly: true).openFen == 22_033)
+
+        #expect(try await withdraw(1, 1_788) == 0)
+        #expect(await rpcCode { try await withdraw(1, 1) } == .failedPrecondition)
+        try await frozen(0, false)
+        let thawed = try await offset()
+        #expect(thawed.offsetFen == 10_000)
+        // Oldest due first within the room: both January bills fall due on the 10th; 10,000 covers one in part.
+        #expect(try await books.bills(0, openOnly: true).openFen == 12_033)
+
+        var arrears = Linli_Billing_V1_GetArrearsRequest()
+        arrears.communityID = books.demo.community.description
+        let byRoom = try await books.billing.getArrears(arrears, metadata: books.cashier)
+        #expect(byRoom.totalFen == 12_033 + 2_277 && byRoom.rows.map(\.label) == ["1栋101", "1栋103"])
+        #expect(byRoom.rows.allSatisfy { $0.bucketsFen.count == 5 && $0.bucketsFen.reduce(0, +) == $0.totalFen })
+        arrears.byBuilding = true
+        #expect(try await books.billing.getArrears(arrears, metadata: books.cashier).rows.map(\.label) == ["1栋"])
+        #expect(try await books.check().balanced)
+    }
+
+    @Test("a voided receipt reverses its transfers and opens its bills again; a spent overpayment cannot be voided; reprints show both")
+    func voids() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        let paid = try await books.pay(1, [(.cash, 28_212)])
+        var void = Linli_Billing_V1_VoidReceiptRequest()
+        void.requestID = UUID().uuidString
+        void.paymentID = paid.paymentID
+        #expect(await rpcError { try await books.billing.voidReceipt(void, metadata: books.manager) }?.message.hasPrefix("reason:") == true)
+        void.reason = "收款方式录错"
+        #expect(await rpcCode { try await books.billing.voidReceipt(void, metadata: books.cashier) } == .permissionDenied)
+        let voided = try await books.billing.voidReceipt(void, metadata: books.manager).receipt
+        #expect(voided.void && voided.lines.map(\.amountFen) == [28_212, -28_212] && voided.lines.allSatisfy { $0.method == "cash" })
+        #expect(try await books.bills(1, openOnly: true).openFen == 28_212)
+        void.requestID = UUID().uuidString
+        #expect(await rpcCode { try await books.billing.voidReceipt(void, metadata: books.manager) } == .failedPrecondition)
+
+        // 40,000 paid for 28,212 puts 11,788 on prepaid; once that is withdrawn the receipt cannot be voided.
+        let over = try await books.pay(1, [(.cash, 40_000)])
+        #expect(over.toPrepaidFen == 11_788)
+        var withdraw = Linli_Billing_V1_WithdrawPrepaidRequest()
+        withdraw.requestID = UUID().uuidString
+        withdraw.roomID = books.rooms[1]
+        withdraw.method = .cash
+        withdraw.amountFen = 11_788
+        _ = try await books.billing.withdrawPrepaid(withdraw, metadata: books.cashier)
+        void.requestID = UUID().uuidString
+        void.paymentID = over.paymentID
+        #expect(await rpcCode { try await books.billing.voidReceipt(void, metadata: books.manager) } == .failedPrecondition)
+        var get = Linli_Billing_V1_GetReceiptRequest()
+        get.paymentID = over.paymentID
+        let reprint = try await books.billing.getReceipt(get, metadata: books.cashier).receipt
+        #expect(!reprint.void && reprint.roomLabel == "1栋102" && reprint.lines.map(\.amountFen).reduce(0, +) == 40_000
+                && reprint.lines.contains { $0.billID.isEmpty && $0.feeItemName == "预存款" })
+        #expect(try await books.check().balanced)
+    }
 }

@@ -1,0 +1,161 @@
+import Foundation
+import LinliCore
+import LinliTenancy
+import Logging
+import PostgresNIO
+
+/// Receipts (reprint and void), prepaid freeze and withdrawal, and arrears, in the caller's tenant transaction.
+extension Cashier {
+    public struct Receipt: Sendable, Equatable {
+        public struct Line: Sendable, Equatable {
+            public var bill: UUID?
+            public var itemName: String
+            public var period: String
+            public var method: String
+            public var amountFen: Int64
+        }
+        public var payment: UUID
+        public var receiptNo: String
+        public var room: RoomID
+        public var roomLabel: String
+        public var cashier: UserID
+        public var totalFen: Int64
+        public var settledFen: Int64
+        public var toPrepaidFen: Int64
+        public var paidAt: Date
+        public var voidedAt: Date?
+        public var voidReason: String
+        public var lines: [Line]
+    }
+
+    public struct Arrears: Sendable, Equatable {
+        public var key: String         // a room label or a building name
+        public var id: UUID            // the room or the building
+        public var bucketsFen: [Int64] // days overdue 1–30, 31–90, 91–180, 181–365, over 365
+        public var totalFen: Int64 { bucketsFen.reduce(0, +) }
+    }
+
+    /// A receipt's data, for reprinting; lines are what each method settled (and put on prepaid).
+    public func receipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Receipt {
+        let rows = try await connection.query("""
+            SELECT p.receipt_no, p.community_id, p.room_id, bd.name || r.unit || r.number, p.cashier_id, p.total_fen, p.settled_fen,
+                   p.to_prepaid_fen, p.created_at, p.voided_at, coalesce(p.void_reason, ''), p.entry_id,
+                   coalesce(p.reversal_entry_id, p.entry_id)
+            FROM payments p JOIN rooms r ON r.id = p.room_id JOIN buildings bd ON bd.id = r.building_id WHERE p.id = \(payment)
+            """, logger: logger)
+        var found: (Receipt, CommunityID, UUID, UUID)?
+        for try await (number, community, room, label, cashier, total, settled, toPrepaid, at, voided, reason, entry, reversal) in rows.decode(
+            (String, UUID, UUID, String, UUID, Int64, Int64, Int64, Date, Date?, String, UUID, UUID).self) {
+            found = (Receipt(payment: payment, receiptNo: number, room: RoomID(room), roomLabel: label, cashier: UserID(cashier), totalFen: total,
+                             settledFen: settled, toPrepaidFen: toPrepaid, paidAt: at, voidedAt: voided, voidReason: reason, lines: []),
+                     CommunityID(community), entry, reversal)
+        }
+        guard let found else { throw LinliError.notFound("payment") }
+        var receipt = found.0
+        let (community, entry, reversal) = (found.1, found.2, found.3)
+        try principal.requireScope(community)
+        let lines = try await connection.query("""
+            SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
+                   CASE m.kind WHEN 'prepaid' THEN 'prepaid' ELSE m.subtype END,
+                   CASE t.kind WHEN 'reversal' THEN -t.amount_fen ELSE t.amount_fen END
+            FROM ledger_transfers t
+            JOIN ledger_accounts m ON m.id = CASE t.kind WHEN 'reversal' THEN t.credit_account ELSE t.debit_account END
+            LEFT JOIN bills b ON b.id = t.bill_id LEFT JOIN fee_items i ON i.id = b.fee_item_id
+            WHERE t.entry_id IN (\(entry), \(reversal)) ORDER BY t.id
+            """, logger: logger)
+        for try await (bill, item, period, method, amount) in lines.decode((UUID?, String, String, String, Int64).self) {
+            receipt.lines.append(.init(bill: bill, itemName: item, period: period, method: method, amountFen: amount))
+        }
+        return receipt
+    }
+
+    /// Voids a receipt: every transfer of its payment is reversed by a new one, so the bills are
+    /// open again and an overpayment leaves the prepaid account (refused if it has been spent).
+    public func void(_ payment: UUID, reason: String, by principal: Principal, on connection: PostgresConnection,
+                     logger: Logger) async throws -> Receipt {
+        let rows = try await connection.query("""
+            SELECT community_id, entry_id, voided_at IS NOT NULL FROM payments WHERE id = \(payment) FOR UPDATE
+            """, logger: logger)
+        var found: (UUID, UUID, Bool)?
+        for try await row in rows.decode((UUID, UUID, Bool).self) { found = row }
+        guard let (community, entry, voided) = found else { throw LinliError.notFound("payment") }
+        try principal.requireScope(CommunityID(community))
+        if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is already void", field: "payment_id") }
+        let reversal = UUIDv7.make()
+        do {
+            try await connection.query("""
+                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, reverses, memo, created_by)
+                SELECT \(reversal), credit_account, debit_account, amount_fen, 'reversal', bill_id, id, \("void: " + reason),
+                       \(principal.subjectID.uuid)
+                FROM ledger_transfers WHERE entry_id = \(entry) ORDER BY id
+                """, logger: logger)
+        } catch {
+            if Database.sqlState(error) == "23514" {
+                throw LinliError(.failedPrecondition, "payment_id: the prepaid money this payment added has been spent; it cannot be voided",
+                                 field: "payment_id")
+            }
+            throw error
+        }
+        try await connection.query("""
+            UPDATE payments SET voided_at = now(), voided_by = \(principal.subjectID.uuid), void_reason = \(reason),
+                                reversal_entry_id = \(reversal)
+            WHERE id = \(payment)
+            """, logger: logger)
+        return try await receipt(payment, for: principal, on: connection, logger: logger)
+    }
+
+    public func setFrozen(room: RoomID, frozen: Bool, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws {
+        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        try principal.requireScope(community)
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+        try await connection.query("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
+    }
+
+    /// Money out of a room's prepaid account through `method`; returns the new balance.
+    public func withdraw(room: RoomID, method: Method, amountFen: Int64, by principal: Principal, on connection: PostgresConnection,
+                         logger: Logger) async throws -> Int64 {
+        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        try principal.requireScope(community)
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+        let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
+        if frozen { throw LinliError(.failedPrecondition, "room_id: the prepaid account is frozen", field: "room_id") }
+        guard amountFen <= balance else {
+            throw LinliError(.failedPrecondition, "amount_fen: the prepaid balance is \(balance) fen", field: "amount_fen")
+        }
+        let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+        try await Ledger.post(entry: UUIDv7.make(), [.init(debit: prepaid, credit: channel, amount: amountFen, kind: "withdraw", bill: nil)],
+                              by: principal.subjectID, connection, logger)
+        return balance - amountFen
+    }
+
+    /// Open amounts past due, by room or by building, in age buckets as of today (Asia/Shanghai).
+    public func arrears(community: CommunityID, byBuilding: Bool, for principal: Principal, on connection: PostgresConnection,
+                        logger: Logger) async throws -> [Arrears] {
+        try principal.requireScope(community)
+        let rows = try await connection.query("""
+            WITH open_bills AS (
+                SELECT b.room_id, (now() AT TIME ZONE 'Asia/Shanghai')::date - b.due_on AS late,
+                       b.amount_fen - coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
+                                                WHERE t.bill_id = b.id AND t.kind IN ('settle', 'offset')), 0)
+                                    + coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
+                                                WHERE t.bill_id = b.id AND t.kind = 'reversal'), 0) AS open
+                FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < (now() AT TIME ZONE 'Asia/Shanghai')::date),
+            keyed AS (
+                SELECT CASE WHEN \(byBuilding) THEN bd.id ELSE r.id END AS id,
+                       CASE WHEN \(byBuilding) THEN bd.name ELSE bd.name || r.unit || r.number END AS key, o.late, o.open
+                FROM open_bills o JOIN rooms r ON r.id = o.room_id JOIN buildings bd ON bd.id = r.building_id WHERE o.open > 0)
+            SELECT id, key,
+                   coalesce(sum(open) FILTER (WHERE late <= 30), 0)::int8,
+                   coalesce(sum(open) FILTER (WHERE late BETWEEN 31 AND 90), 0)::int8,
+                   coalesce(sum(open) FILTER (WHERE late BETWEEN 91 AND 180), 0)::int8,
+                   coalesce(sum(open) FILTER (WHERE late BETWEEN 181 AND 365), 0)::int8,
+                   coalesce(sum(open) FILTER (WHERE late > 365), 0)::int8
+            FROM keyed GROUP BY id, key ORDER BY sum(open) DESC, key LIMIT 1000
+            """, logger: logger)
+        var result: [Arrears] = []
+        for try await (id, key, a, b, c, d, e) in rows.decode((UUID, String, Int64, Int64, Int64, Int64, Int64).self) {
+            result.append(Arrears(key: key, id: id, bucketsFen: [a, b, c, d, e]))
+        }
+        return result
+    }
+}
