@@ -16,6 +16,9 @@ public struct MetricDelta: Sendable {
         case hotlineTickets = "hotline_tickets"
         case rooms
         case residents
+        /// Fen charged on bills, and fen settled on them (payments and prepaid offsets, less voids).
+        case billingChargedFen = "billing_charged_fen"
+        case billingCollectedFen = "billing_collected_fen"
     }
 
     /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.

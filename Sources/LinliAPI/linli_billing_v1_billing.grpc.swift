@@ -189,6 +189,32 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetBillingSummary" metadata.
+        public enum GetBillingSummary: Sendable {
+            /// Request type for "GetBillingSummary".
+            public typealias Input = Linli_Billing_V1_GetBillingSummaryRequest
+            /// Response type for "GetBillingSummary".
+            public typealias Output = Linli_Billing_V1_GetBillingSummaryResponse
+            /// Descriptor for "GetBillingSummary".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetBillingSummary",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetDailyClose" metadata.
+        public enum GetDailyClose: Sendable {
+            /// Request type for "GetDailyClose".
+            public typealias Input = Linli_Billing_V1_GetDailyCloseRequest
+            /// Response type for "GetDailyClose".
+            public typealias Output = Linli_Billing_V1_GetDailyCloseResponse
+            /// Descriptor for "GetDailyClose".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetDailyClose",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckLedger" metadata.
         public enum CheckLedger: Sendable {
             /// Request type for "CheckLedger".
@@ -217,6 +243,8 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             GetReceipt.descriptor,
             VoidReceipt.descriptor,
             GetArrears.descriptor,
+            GetBillingSummary.descriptor,
+            GetDailyClose.descriptor,
             CheckLedger.descriptor
         ]
     }
@@ -478,6 +506,42 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetArrearsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetArrearsResponse>
+
+        /// Handle the "GetBillingSummary" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A community's figures for a month, quarter or year, all from the ledger.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetBillingSummaryRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetBillingSummaryResponse` messages.
+        func getBillingSummary(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetBillingSummaryResponse>
+
+        /// Handle the "GetDailyClose" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetDailyCloseRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetDailyCloseResponse` messages.
+        func getDailyClose(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
 
         /// Handle the "CheckLedger" method.
         ///
@@ -743,6 +807,42 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse>
 
+        /// Handle the "GetBillingSummary" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A community's figures for a month, quarter or year, all from the ledger.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSummaryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetBillingSummaryResponse` message.
+        func getBillingSummary(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse>
+
+        /// Handle the "GetDailyClose" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetDailyCloseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetDailyCloseResponse` message.
+        func getDailyClose(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1005,6 +1105,42 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_GetArrearsResponse
 
+        /// Handle the "GetBillingSummary" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A community's figures for a month, quarter or year, all from the ledger.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetBillingSummaryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetBillingSummaryResponse` to respond with.
+        func getBillingSummary(
+            request: Linli_Billing_V1_GetBillingSummaryRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetBillingSummaryResponse
+
+        /// Handle the "GetDailyClose" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetDailyCloseRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetDailyCloseResponse` to respond with.
+        func getDailyClose(
+            request: Linli_Billing_V1_GetDailyCloseRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetDailyCloseResponse
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1175,6 +1311,28 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetBillingSummary.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetBillingSummaryRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetBillingSummaryResponse>(),
+            handler: { request, context in
+                try await self.getBillingSummary(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetDailyClose.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetDailyCloseRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetDailyCloseResponse>(),
+            handler: { request, context in
+                try await self.getDailyClose(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Billing_V1_BillingService.Method.CheckLedger.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CheckLedgerRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CheckLedgerResponse>(),
@@ -1328,6 +1486,28 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetArrearsResponse> {
         let response = try await self.getArrears(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getBillingSummary(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetBillingSummaryResponse> {
+        let response = try await self.getBillingSummary(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getDailyClose(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
+        let response = try await self.getDailyClose(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1511,6 +1691,32 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse> {
         return GRPCCore.ServerResponse<Linli_Billing_V1_GetArrearsResponse>(
             message: try await self.getArrears(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getBillingSummary(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse>(
+            message: try await self.getBillingSummary(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getDailyClose(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>(
+            message: try await self.getDailyClose(
                 request: request.message,
                 context: context
             ),
@@ -1839,6 +2045,52 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetArrearsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetArrearsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetBillingSummary" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A community's figures for a month, quarter or year, all from the ledger.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSummaryRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetBillingSummaryRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetBillingSummaryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getBillingSummary<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetBillingSummaryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetBillingSummaryResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetBillingSummaryResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetDailyClose" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetDailyCloseRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetDailyCloseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetDailyCloseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getDailyClose<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetDailyCloseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetDailyCloseResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetDailyCloseResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckLedger" method.
@@ -2326,6 +2578,74 @@ extension Linli_Billing_V1_BillingService {
             )
         }
 
+        /// Call the "GetBillingSummary" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A community's figures for a month, quarter or year, all from the ledger.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSummaryRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetBillingSummaryRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetBillingSummaryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getBillingSummary<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetBillingSummaryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetBillingSummaryResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetBillingSummaryResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetBillingSummary.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetDailyClose" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetDailyCloseRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetDailyCloseRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetDailyCloseResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getDailyClose<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetDailyCloseRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetDailyCloseResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetDailyCloseResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetDailyClose.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -2731,6 +3051,64 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetArrearsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetArrearsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBillingSummary" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A community's figures for a month, quarter or year, all from the ledger.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSummaryRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBillingSummary<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSummaryRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetBillingSummaryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getBillingSummary(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetBillingSummaryRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetBillingSummaryResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetDailyClose" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetDailyCloseRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getDailyClose<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetDailyCloseRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetDailyCloseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getDailyClose(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetDailyCloseRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetDailyCloseResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3186,6 +3564,72 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getArrears(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBillingSummary" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A community's figures for a month, quarter or year, all from the ledger.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBillingSummary<Result>(
+        _ message: Linli_Billing_V1_GetBillingSummaryRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetBillingSummaryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSummaryRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getBillingSummary(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetDailyClose" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The cashiers' daily close (日结): what each cashier took by each method on a day.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getDailyClose<Result>(
+        _ message: Linli_Billing_V1_GetDailyCloseRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetDailyCloseResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetDailyCloseRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getDailyClose(
             request: request,
             options: options,
             onResponse: handleResponse

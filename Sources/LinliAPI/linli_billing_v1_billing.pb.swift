@@ -831,6 +831,119 @@ public nonisolated struct Linli_Billing_V1_GetArrearsResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Linli_Billing_V1_GetBillingSummaryRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  /// "2026-03", "2026-Q1" or "2026"
+  public var period: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_GetBillingSummaryResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// YYYY-MM-DD, first day
+  public var from: String = String()
+
+  /// YYYY-MM-DD, last day
+  public var to: String = String()
+
+  /// charged for bills of periods in the range
+  public var receivableFen: Int64 = 0
+
+  /// of that, settled so far (payments and offsets, less voids)
+  public var collectedForPeriodFen: Int64 = 0
+
+  /// collected_for_period / receivable; 9734 = 97.34%
+  public var collectionRateBasisPoints: Int32 = 0
+
+  /// settled during the range, whatever the period (less voids in the range)
+  public var receivedFen: Int64 = 0
+
+  /// put on prepaid accounts during the range
+  public var prepaidInFen: Int64 = 0
+
+  /// on prepaid accounts now
+  public var prepaidBalanceFen: Int64 = 0
+
+  /// withdrawn from prepaid accounts during the range
+  public var paidOutFen: Int64 = 0
+
+  /// open now on bills due by the end of the range
+  public var arrearsFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_GetDailyCloseRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  /// YYYY-MM-DD, Asia/Shanghai
+  public var day: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_DailyCloseRow: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var cashierID: String = String()
+
+  public var cashierName: String = String()
+
+  /// cash, wechat, alipay, bank_card
+  public var method: String = String()
+
+  /// payments and top-ups in
+  public var takenFen: Int64 = 0
+
+  /// withdrawals out
+  public var paidOutFen: Int64 = 0
+
+  /// voids made that day
+  public var voidedFen: Int64 = 0
+
+  public var receipts: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_GetDailyCloseResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rows: [Linli_Billing_V1_DailyCloseRow] = []
+
+  /// taken − paid out − voided
+  public var netFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
@@ -2336,6 +2449,246 @@ nonisolated extension Linli_Billing_V1_GetArrearsResponse: SwiftProtobuf.Message
   public static func ==(lhs: Linli_Billing_V1_GetArrearsResponse, rhs: Linli_Billing_V1_GetArrearsResponse) -> Bool {
     if lhs.rows != rhs.rows {return false}
     if lhs.totalFen != rhs.totalFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetBillingSummaryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetBillingSummaryRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}period\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.period) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if !self.period.isEmpty {
+      try visitor.visitSingularStringField(value: self.period, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetBillingSummaryRequest, rhs: Linli_Billing_V1_GetBillingSummaryRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.period != rhs.period {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetBillingSummaryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetBillingSummaryResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}receivable_fen\0\u{3}collected_for_period_fen\0\u{3}collection_rate_basis_points\0\u{3}received_fen\0\u{3}prepaid_in_fen\0\u{3}prepaid_balance_fen\0\u{3}paid_out_fen\0\u{3}arrears_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.receivableFen) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.collectedForPeriodFen) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.collectionRateBasisPoints) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.receivedFen) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.prepaidInFen) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.prepaidBalanceFen) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.paidOutFen) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.arrearsFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 1)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 2)
+    }
+    if self.receivableFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.receivableFen, fieldNumber: 3)
+    }
+    if self.collectedForPeriodFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.collectedForPeriodFen, fieldNumber: 4)
+    }
+    if self.collectionRateBasisPoints != 0 {
+      try visitor.visitSingularInt32Field(value: self.collectionRateBasisPoints, fieldNumber: 5)
+    }
+    if self.receivedFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.receivedFen, fieldNumber: 6)
+    }
+    if self.prepaidInFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.prepaidInFen, fieldNumber: 7)
+    }
+    if self.prepaidBalanceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.prepaidBalanceFen, fieldNumber: 8)
+    }
+    if self.paidOutFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidOutFen, fieldNumber: 9)
+    }
+    if self.arrearsFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.arrearsFen, fieldNumber: 10)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetBillingSummaryResponse, rhs: Linli_Billing_V1_GetBillingSummaryResponse) -> Bool {
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.receivableFen != rhs.receivableFen {return false}
+    if lhs.collectedForPeriodFen != rhs.collectedForPeriodFen {return false}
+    if lhs.collectionRateBasisPoints != rhs.collectionRateBasisPoints {return false}
+    if lhs.receivedFen != rhs.receivedFen {return false}
+    if lhs.prepaidInFen != rhs.prepaidInFen {return false}
+    if lhs.prepaidBalanceFen != rhs.prepaidBalanceFen {return false}
+    if lhs.paidOutFen != rhs.paidOutFen {return false}
+    if lhs.arrearsFen != rhs.arrearsFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetDailyCloseRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetDailyCloseRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}day\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.day) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if !self.day.isEmpty {
+      try visitor.visitSingularStringField(value: self.day, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetDailyCloseRequest, rhs: Linli_Billing_V1_GetDailyCloseRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.day != rhs.day {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_DailyCloseRow: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DailyCloseRow"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}cashier_id\0\u{3}cashier_name\0\u{1}method\0\u{3}taken_fen\0\u{3}paid_out_fen\0\u{3}voided_fen\0\u{1}receipts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.cashierID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.cashierName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.method) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.takenFen) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.paidOutFen) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.voidedFen) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.receipts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.cashierID.isEmpty {
+      try visitor.visitSingularStringField(value: self.cashierID, fieldNumber: 1)
+    }
+    if !self.cashierName.isEmpty {
+      try visitor.visitSingularStringField(value: self.cashierName, fieldNumber: 2)
+    }
+    if !self.method.isEmpty {
+      try visitor.visitSingularStringField(value: self.method, fieldNumber: 3)
+    }
+    if self.takenFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.takenFen, fieldNumber: 4)
+    }
+    if self.paidOutFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidOutFen, fieldNumber: 5)
+    }
+    if self.voidedFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.voidedFen, fieldNumber: 6)
+    }
+    if self.receipts != 0 {
+      try visitor.visitSingularInt32Field(value: self.receipts, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_DailyCloseRow, rhs: Linli_Billing_V1_DailyCloseRow) -> Bool {
+    if lhs.cashierID != rhs.cashierID {return false}
+    if lhs.cashierName != rhs.cashierName {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.takenFen != rhs.takenFen {return false}
+    if lhs.paidOutFen != rhs.paidOutFen {return false}
+    if lhs.voidedFen != rhs.voidedFen {return false}
+    if lhs.receipts != rhs.receipts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetDailyCloseResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetDailyCloseResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rows\0\u{3}net_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rows) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.netFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rows.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rows, fieldNumber: 1)
+    }
+    if self.netFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.netFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetDailyCloseResponse, rhs: Linli_Billing_V1_GetDailyCloseResponse) -> Bool {
+    if lhs.rows != rhs.rows {return false}
+    if lhs.netFen != rhs.netFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -10,6 +10,7 @@ import SwiftProtobuf
 public struct BillingService: Sendable {
     let fees = FeeDesk()
     let cashier = Cashier()
+    let reports = BillingReports()
     let database: Database
     let logger: Logger
 
@@ -277,6 +278,54 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 }
             }
             $0.totalFen = rows.reduce(0) { $0 + $1.totalFen }
+        })
+    }
+
+    public func getBillingSummary(request: ServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let (first, months) = try BillingReports.period(m.period, field: "period")
+        let summary = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
+            try await reports.summary(community: community, first: first, months: months, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.from = summary.from
+            $0.to = summary.to
+            $0.receivableFen = summary.receivableFen
+            $0.collectedForPeriodFen = summary.collectedForPeriodFen
+            $0.collectionRateBasisPoints = Int32(summary.collectionRateBasisPoints)
+            $0.receivedFen = summary.receivedFen
+            $0.prepaidInFen = summary.prepaidInFen
+            $0.prepaidBalanceFen = summary.prepaidBalanceFen
+            $0.paidOutFen = summary.paidOutFen
+            $0.arrearsFen = summary.arrearsFen
+        })
+    }
+
+    public func getDailyClose(request: ServerRequest<Linli_Billing_V1_GetDailyCloseRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let day = try Input.localDate(m.day, field: "day")
+        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
+            try await reports.dailyClose(community: community, day: day, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.rows = rows.map { row in
+                .with {
+                    $0.cashierID = row.cashier.description
+                    $0.cashierName = row.cashierName
+                    $0.method = row.method
+                    $0.takenFen = row.takenFen
+                    $0.paidOutFen = row.paidOutFen
+                    $0.voidedFen = row.voidedFen
+                    $0.receipts = Int32(row.receipts)
+                }
+            }
+            $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
         })
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -111,6 +112,9 @@ public struct Cashier: Sendable {
             """, logger: logger)
         var paidAt = Date()
         for try await at in stored.decode(Date.self) { paidAt = at }
+        if settled > 0 {
+            try await MetricDelta.record(.billingCollectedFen, delta: settled, community: community, on: connection, logger: logger)
+        }
         return Payment(id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
                        paidAt: paidAt)
     }

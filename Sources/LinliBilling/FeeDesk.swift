@@ -157,6 +157,9 @@ public struct FeeDesk: Sendable {
                    (SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid) AND period_start = \(first)::date)
             """, logger: logger)
         for try await (created, charged, all) in counts.decode((Int32, Int64, Int32).self) {
+            if charged > 0 {
+                try await MetricDelta.record(.billingChargedFen, delta: charged, community: community, on: connection, logger: logger)
+            }
             return Run(created: Int(created), alreadyBilled: Int(all - created), chargedFen: charged)
         }
         return Run(created: 0, alreadyBilled: 0, chargedFen: 0)

@@ -90,6 +90,7 @@ public struct PrepaidOffset: Service, Sendable {
         var bills: [UUID] = []
         for try await id in locked.decode(UUID.self) { bills.append(id) }
         guard !bills.isEmpty else { return (0, 0, last) }
+        let entry = UUIDv7.make()
         // What is open now, running totals per room oldest due first, and each bill's share of the balance.
         let rows = try await connection.query("""
             WITH open_bills AS (
@@ -110,7 +111,7 @@ public struct PrepaidOffset: Service, Sendable {
                 JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
                      AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id)
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-            SELECT \(UUIDv7.make()), prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
+            SELECT \(entry), prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
             RETURNING amount_fen
             """, logger: logger)
         var count = 0
@@ -118,6 +119,15 @@ public struct PrepaidOffset: Service, Sendable {
         for try await amount in rows.decode(Int64.self) {
             count += 1
             fen += amount
+        }
+        if count > 0 {
+            let perCommunity = try await connection.query("""
+                SELECT a.community_id, sum(t.amount_fen)::int8 FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account
+                WHERE t.entry_id = \(entry) GROUP BY 1
+                """, logger: logger)
+            for try await (community, sum) in perCommunity.decode((UUID, Int64).self) {
+                try await MetricDelta.record(.billingCollectedFen, delta: sum, community: CommunityID(community), on: connection, logger: logger)
+            }
         }
         return (count, fen, last)
     }

@@ -96,6 +96,10 @@ extension Cashier {
             }
             throw error
         }
+        let settled = try await connection.query("SELECT settled_fen FROM payments WHERE id = \(payment)", logger: logger)
+        for try await fen in settled.decode(Int64.self) where fen > 0 {
+            try await MetricDelta.record(.billingCollectedFen, delta: -fen, community: CommunityID(community), on: connection, logger: logger)
+        }
         try await connection.query("""
             UPDATE payments SET voided_at = now(), voided_by = \(principal.subjectID.uuid), void_reason = \(reason),
                                 reversal_entry_id = \(reversal)

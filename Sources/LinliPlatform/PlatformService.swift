@@ -183,6 +183,9 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 figures.rooms = total(.rooms)
                 figures.residents = total(.residents)
                 figures.complaintsPerThousandRooms = Self.perThousand(figures.complaintsFiled, figures.rooms)
+                figures.billingChargedFen = total(.billingChargedFen)
+                figures.billingCollectedFen = total(.billingCollectedFen)
+                figures.collectionRateBasisPoints = Self.basisPoints(figures.billingCollectedFen, figures.billingChargedFen)
                 if let folded { figures.foldedThrough = Google_Protobuf_Timestamp(date: folded) }
                 response.perTenant.append(figures)
                 response.tenants += 1
@@ -195,7 +198,10 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 response.hotlineTickets += figures.hotlineTickets
                 response.rooms += figures.rooms
                 response.residents += figures.residents
+                response.billingChargedFen += figures.billingChargedFen
+                response.billingCollectedFen += figures.billingCollectedFen
             }
+            response.collectionRateBasisPoints = Self.basisPoints(response.billingCollectedFen, response.billingChargedFen)
             response.complaintsPerThousandRooms = Self.perThousand(response.complaintsFiled, response.rooms)
             let watch = try await connection.query("""
                 SELECT d.tenant_id, t.slug, d.community_id,
@@ -228,6 +234,11 @@ extension PlatformService {
     /// `count` per 1,000 of `base`, to one decimal; 0 without a base.
     static func perThousand(_ count: Int64, _ base: Int64) -> Double {
         base > 0 ? (Double(count) * 10_000 / Double(base)).rounded() / 10 : 0
+    }
+
+    /// `part` ÷ `whole` in basis points, rounded down; 0 without a whole.
+    static func basisPoints(_ part: Int64, _ whole: Int64) -> Int32 {
+        whole > 0 ? Int32(clamping: part * 10_000 / whole) : 0
     }
 }
 

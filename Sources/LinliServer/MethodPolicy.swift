@@ -145,5 +145,7 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/GetReceipt": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/VoidReceipt": Rule(permission: .billingConfigure, rateClass: .write),
         "linli.billing.v1.BillingService/GetArrears": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/GetBillingSummary": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/GetDailyClose": Rule(permission: .billingRead, rateClass: .read),
     ]
 }

@@ -302,4 +302,51 @@ struct BillingTests {
                 && reprint.lines.contains { $0.billID.isEmpty && $0.feeItemName == "预存款" })
         #expect(try await books.check().balanced)
     }
+    @Test("summaries for a month, quarter and year, the cashiers' daily close and the national collection rate all come from the ledger")
+    func reports() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        #expect(try await books.generate("2026-02").chargedFen == 64_345)
+        let both = try await books.pay(0, [(.cash, 50_000)])
+        #expect(both.settledFen == 44_066 && both.toPrepaidFen == 5_934)
+        let january = try #require(try await books.bills(1).bills.first { $0.periodStart == "2026-01-01" })
+        let wechat = try await books.pay(1, [(.wechat, 28_212)], bills: [january.id])
+
+        func summary(_ period: String) async throws -> Linli_Billing_V1_GetBillingSummaryResponse {
+            var request = Linli_Billing_V1_GetBillingSummaryRequest()
+            request.communityID = books.demo.community.description
+            request.period = period
+            return try await books.billing.getBillingSummary(request, metadata: books.manager)
+        }
+        let month = try await summary("2026-01")
+        #expect(month.from == "2026-01-01" && month.to == "2026-01-31" && month.receivableFen == 57_522)
+        #expect(month.collectedForPeriodFen == 22_033 + 28_212 && month.collectionRateBasisPoints == 8_734 && month.receivedFen == 0)
+        let year = try await summary("2026")
+        #expect(year.receivableFen == 121_867 && year.receivedFen == 72_278 && year.prepaidInFen == 5_934
+                && year.prepaidBalanceFen == 5_934 && year.arrearsFen == 49_589)
+        #expect(try await summary("2026-Q1").receivableFen == 121_867)
+        #expect(await rpcError { try await summary("2026-Q5") }?.message.hasPrefix("period:") == true)
+
+        var void = Linli_Billing_V1_VoidReceiptRequest()
+        void.requestID = UUID().uuidString
+        void.paymentID = wechat.paymentID
+        void.reason = "重复收款"
+        _ = try await books.billing.voidReceipt(void, metadata: books.manager)
+        var close = Linli_Billing_V1_GetDailyCloseRequest()
+        close.communityID = books.demo.community.description
+        close.day = BusinessDay.string(Date())
+        let day = try await books.billing.getDailyClose(close, metadata: books.cashier)
+        let cashierID = try #require(books.demo.users["cashier"]).description
+        let cash = try #require(day.rows.first { $0.cashierID == cashierID && $0.method == "cash" })
+        #expect(cash.takenFen == 50_000 && cash.receipts == 1)
+        #expect(day.rows.first { $0.cashierID == cashierID && $0.method == "wechat" }?.takenFen == 28_212)
+        #expect(day.rows.first { $0.cashierID == books.demo.users["manager"]?.description }?.voidedFen == 28_212)
+        #expect(day.netFen == 50_000)
+
+        try await books.server.app.rollup.foldAll()
+        let overview = try await books.server.platform.getNationalOverview(.init(), metadata: try await books.server.operatorLogin())
+        let mine = try #require(overview.perTenant.first { $0.tenantSlug == books.demo.tenant.slug })
+        #expect(mine.billingChargedFen == 121_867 && mine.billingCollectedFen == 44_066 && mine.collectionRateBasisPoints == 3_615)
+        #expect(try await books.check().balanced)
+    }
 }
