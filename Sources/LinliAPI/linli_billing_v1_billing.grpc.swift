@@ -215,6 +215,58 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "CollectDeposit" metadata.
+        public enum CollectDeposit: Sendable {
+            /// Request type for "CollectDeposit".
+            public typealias Input = Linli_Billing_V1_CollectDepositRequest
+            /// Response type for "CollectDeposit".
+            public typealias Output = Linli_Billing_V1_DepositResponse
+            /// Descriptor for "CollectDeposit".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "CollectDeposit",
+                type: .unary
+            )
+        }
+        /// Namespace for "ConvertDepositToPrepaid" metadata.
+        public enum ConvertDepositToPrepaid: Sendable {
+            /// Request type for "ConvertDepositToPrepaid".
+            public typealias Input = Linli_Billing_V1_ConvertDepositToPrepaidRequest
+            /// Response type for "ConvertDepositToPrepaid".
+            public typealias Output = Linli_Billing_V1_DepositResponse
+            /// Descriptor for "ConvertDepositToPrepaid".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ConvertDepositToPrepaid",
+                type: .unary
+            )
+        }
+        /// Namespace for "RefundDeposit" metadata.
+        public enum RefundDeposit: Sendable {
+            /// Request type for "RefundDeposit".
+            public typealias Input = Linli_Billing_V1_RefundDepositRequest
+            /// Response type for "RefundDeposit".
+            public typealias Output = Linli_Billing_V1_DepositResponse
+            /// Descriptor for "RefundDeposit".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "RefundDeposit",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListDeposits" metadata.
+        public enum ListDeposits: Sendable {
+            /// Request type for "ListDeposits".
+            public typealias Input = Linli_Billing_V1_ListDepositsRequest
+            /// Response type for "ListDeposits".
+            public typealias Output = Linli_Billing_V1_ListDepositsResponse
+            /// Descriptor for "ListDeposits".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ListDeposits",
+                type: .unary
+            )
+        }
         /// Namespace for "CheckLedger" metadata.
         public enum CheckLedger: Sendable {
             /// Request type for "CheckLedger".
@@ -245,6 +297,10 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             GetArrears.descriptor,
             GetBillingSummary.descriptor,
             GetDailyClose.descriptor,
+            CollectDeposit.descriptor,
+            ConvertDepositToPrepaid.descriptor,
+            RefundDeposit.descriptor,
+            ListDeposits.descriptor,
             CheckLedger.descriptor
         ]
     }
@@ -542,6 +598,67 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetDailyCloseRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
+
+        /// Handle the "CollectDeposit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+        /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_CollectDepositRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_DepositResponse` messages.
+        func collectDeposit(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_CollectDepositRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "ConvertDepositToPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ConvertDepositToPrepaidRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_DepositResponse` messages.
+        func convertDepositToPrepaid(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "RefundDeposit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_RefundDepositRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_DepositResponse` messages.
+        func refundDeposit(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RefundDepositRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "ListDeposits" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ListDepositsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_ListDepositsResponse` messages.
+        func listDeposits(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListDepositsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListDepositsResponse>
 
         /// Handle the "CheckLedger" method.
         ///
@@ -843,6 +960,67 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
 
+        /// Handle the "CollectDeposit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+        /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_CollectDepositRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_DepositResponse` message.
+        func collectDeposit(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_CollectDepositRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "ConvertDepositToPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ConvertDepositToPrepaidRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_DepositResponse` message.
+        func convertDepositToPrepaid(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "RefundDeposit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RefundDepositRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_DepositResponse` message.
+        func refundDeposit(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_RefundDepositRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>
+
+        /// Handle the "ListDeposits" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListDepositsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_ListDepositsResponse` message.
+        func listDeposits(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_ListDepositsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListDepositsResponse>
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1141,6 +1319,67 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_GetDailyCloseResponse
 
+        /// Handle the "CollectDeposit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+        /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_CollectDepositRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_DepositResponse` to respond with.
+        func collectDeposit(
+            request: Linli_Billing_V1_CollectDepositRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_DepositResponse
+
+        /// Handle the "ConvertDepositToPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_ConvertDepositToPrepaidRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_DepositResponse` to respond with.
+        func convertDepositToPrepaid(
+            request: Linli_Billing_V1_ConvertDepositToPrepaidRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_DepositResponse
+
+        /// Handle the "RefundDeposit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_RefundDepositRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_DepositResponse` to respond with.
+        func refundDeposit(
+            request: Linli_Billing_V1_RefundDepositRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_DepositResponse
+
+        /// Handle the "ListDeposits" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_ListDepositsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_ListDepositsResponse` to respond with.
+        func listDeposits(
+            request: Linli_Billing_V1_ListDepositsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_ListDepositsResponse
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1333,6 +1572,50 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.CollectDeposit.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CollectDepositRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_DepositResponse>(),
+            handler: { request, context in
+                try await self.collectDeposit(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ConvertDepositToPrepaid.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ConvertDepositToPrepaidRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_DepositResponse>(),
+            handler: { request, context in
+                try await self.convertDepositToPrepaid(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.RefundDeposit.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RefundDepositRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_DepositResponse>(),
+            handler: { request, context in
+                try await self.refundDeposit(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ListDeposits.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListDepositsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListDepositsResponse>(),
+            handler: { request, context in
+                try await self.listDeposits(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Billing_V1_BillingService.Method.CheckLedger.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CheckLedgerRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CheckLedgerResponse>(),
@@ -1508,6 +1791,50 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
         let response = try await self.getDailyClose(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func collectDeposit(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_CollectDepositRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse> {
+        let response = try await self.collectDeposit(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func convertDepositToPrepaid(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse> {
+        let response = try await self.convertDepositToPrepaid(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func refundDeposit(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RefundDepositRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_DepositResponse> {
+        let response = try await self.refundDeposit(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listDeposits(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListDepositsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListDepositsResponse> {
+        let response = try await self.listDeposits(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1717,6 +2044,58 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
         return GRPCCore.ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>(
             message: try await self.getDailyClose(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func collectDeposit(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_CollectDepositRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>(
+            message: try await self.collectDeposit(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func convertDepositToPrepaid(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>(
+            message: try await self.convertDepositToPrepaid(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func refundDeposit(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_RefundDepositRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_DepositResponse>(
+            message: try await self.refundDeposit(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listDeposits(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_ListDepositsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListDepositsResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_ListDepositsResponse>(
+            message: try await self.listDeposits(
                 request: request.message,
                 context: context
             ),
@@ -2091,6 +2470,87 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetDailyCloseResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetDailyCloseResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CollectDeposit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+        /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_CollectDepositRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_CollectDepositRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func collectDeposit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_CollectDepositRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_CollectDepositRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ConvertDepositToPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ConvertDepositToPrepaidRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ConvertDepositToPrepaidRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func convertDepositToPrepaid<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RefundDeposit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RefundDepositRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RefundDepositRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func refundDeposit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RefundDepositRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RefundDepositRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListDeposits" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListDepositsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListDepositsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListDepositsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listDeposits<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListDepositsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListDepositsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListDepositsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListDepositsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckLedger" method.
@@ -2646,6 +3106,131 @@ extension Linli_Billing_V1_BillingService {
             )
         }
 
+        /// Call the "CollectDeposit" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+        /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_CollectDepositRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_CollectDepositRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func collectDeposit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_CollectDepositRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_CollectDepositRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.CollectDeposit.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ConvertDepositToPrepaid" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ConvertDepositToPrepaidRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ConvertDepositToPrepaidRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func convertDepositToPrepaid<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ConvertDepositToPrepaid.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RefundDeposit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RefundDepositRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RefundDepositRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_DepositResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func refundDeposit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RefundDepositRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RefundDepositRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_DepositResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.RefundDeposit.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListDeposits" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListDepositsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListDepositsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListDepositsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listDeposits<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListDepositsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListDepositsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListDepositsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListDepositsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ListDeposits.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -3109,6 +3694,111 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetDailyCloseRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetDailyCloseResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CollectDeposit" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+    /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_CollectDepositRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func collectDeposit<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_CollectDepositRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.collectDeposit(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CollectDepositRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_DepositResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ConvertDepositToPrepaid" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_ConvertDepositToPrepaidRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func convertDepositToPrepaid<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.convertDepositToPrepaid(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ConvertDepositToPrepaidRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_DepositResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RefundDeposit" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_RefundDepositRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func refundDeposit<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_RefundDepositRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.refundDeposit(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RefundDepositRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_DepositResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListDeposits" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_ListDepositsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listDeposits<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_ListDepositsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListDepositsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listDeposits(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListDepositsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListDepositsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3630,6 +4320,127 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getDailyClose(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CollectDeposit" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Deposits (押金) of a room by kind ("renovation", "key", …): collect, turn into prepaid
+    /// > (押金转预交), refund; offsets against bills go through Pay with PAYMENT_METHOD_DEPOSIT.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func collectDeposit<Result>(
+        _ message: Linli_Billing_V1_CollectDepositRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_CollectDepositRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.collectDeposit(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ConvertDepositToPrepaid" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func convertDepositToPrepaid<Result>(
+        _ message: Linli_Billing_V1_ConvertDepositToPrepaidRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.convertDepositToPrepaid(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RefundDeposit" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func refundDeposit<Result>(
+        _ message: Linli_Billing_V1_RefundDepositRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_DepositResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_RefundDepositRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.refundDeposit(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListDeposits" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listDeposits<Result>(
+        _ message: Linli_Billing_V1_ListDepositsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListDepositsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_ListDepositsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listDeposits(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -118,6 +118,9 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
 
   /// from the room's prepaid balance
   case prepaid // = 5
+
+  /// offset from a deposit of the room (押金冲应收); name it in deposit_kind
+  case deposit // = 6
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -132,6 +135,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     case 3: self = .alipay
     case 4: self = .bankCard
     case 5: self = .prepaid
+    case 6: self = .deposit
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -144,6 +148,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     case .alipay: return 3
     case .bankCard: return 4
     case .prepaid: return 5
+    case .deposit: return 6
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -156,6 +161,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     .alipay,
     .bankCard,
     .prepaid,
+    .deposit,
   ]
 
 }
@@ -412,6 +418,9 @@ public nonisolated struct Linli_Billing_V1_PayRequest: Sendable {
 
   /// used in this order; each method once
   public var methods: [Linli_Billing_V1_MethodAmount] = []
+
+  /// with PAYMENT_METHOD_DEPOSIT: which deposit, e.g. "renovation"
+  public var depositKind: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -913,10 +922,10 @@ public nonisolated struct Linli_Billing_V1_DailyCloseRow: Sendable {
   /// cash, wechat, alipay, bank_card
   public var method: String = String()
 
-  /// payments and top-ups in
+  /// payments, top-ups and deposits in
   public var takenFen: Int64 = 0
 
-  /// withdrawals out
+  /// prepaid withdrawals and deposit refunds out
   public var paidOutFen: Int64 = 0
 
   /// voids made that day
@@ -944,6 +953,118 @@ public nonisolated struct Linli_Billing_V1_GetDailyCloseResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Linli_Billing_V1_CollectDepositRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var roomID: String = String()
+
+  /// "renovation", "key", … (letters, digits, _)
+  public var kind: String = String()
+
+  /// cash or a channel
+  public var method: Linli_Billing_V1_PaymentMethod = .unspecified
+
+  public var amountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ConvertDepositToPrepaidRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var roomID: String = String()
+
+  public var kind: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_RefundDepositRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var roomID: String = String()
+
+  public var kind: String = String()
+
+  /// how the money goes back
+  public var method: Linli_Billing_V1_PaymentMethod = .unspecified
+
+  public var amountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_DepositResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// of that deposit, afterwards
+  public var balanceFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ListDepositsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var roomID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_Deposit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var kind: String = String()
+
+  public var balanceFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ListDepositsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var deposits: [Linli_Billing_V1_Deposit] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
@@ -957,7 +1078,7 @@ nonisolated extension Linli_Billing_V1_AmountRule: SwiftProtobuf._ProtoNameProvi
 }
 
 nonisolated extension Linli_Billing_V1_PaymentMethod: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_METHOD_UNSPECIFIED\0\u{1}PAYMENT_METHOD_CASH\0\u{1}PAYMENT_METHOD_WECHAT\0\u{1}PAYMENT_METHOD_ALIPAY\0\u{1}PAYMENT_METHOD_BANK_CARD\0\u{1}PAYMENT_METHOD_PREPAID\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_METHOD_UNSPECIFIED\0\u{1}PAYMENT_METHOD_CASH\0\u{1}PAYMENT_METHOD_WECHAT\0\u{1}PAYMENT_METHOD_ALIPAY\0\u{1}PAYMENT_METHOD_BANK_CARD\0\u{1}PAYMENT_METHOD_PREPAID\0\u{1}PAYMENT_METHOD_DEPOSIT\0")
 }
 
 nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -1516,7 +1637,7 @@ nonisolated extension Linli_Billing_V1_Allocation: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0\u{3}deposit_kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1528,6 +1649,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
       case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.billIds) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.methods) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.depositKind) }()
       default: break
       }
     }
@@ -1546,6 +1668,9 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if !self.methods.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.methods, fieldNumber: 4)
     }
+    if !self.depositKind.isEmpty {
+      try visitor.visitSingularStringField(value: self.depositKind, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1554,6 +1679,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if lhs.roomID != rhs.roomID {return false}
     if lhs.billIds != rhs.billIds {return false}
     if lhs.methods != rhs.methods {return false}
+    if lhs.depositKind != rhs.depositKind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2689,6 +2815,276 @@ nonisolated extension Linli_Billing_V1_GetDailyCloseResponse: SwiftProtobuf.Mess
   public static func ==(lhs: Linli_Billing_V1_GetDailyCloseResponse, rhs: Linli_Billing_V1_GetDailyCloseResponse) -> Bool {
     if lhs.rows != rhs.rows {return false}
     if lhs.netFen != rhs.netFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_CollectDepositRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CollectDepositRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}kind\0\u{1}method\0\u{3}amount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.method) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if self.method != .unspecified {
+      try visitor.visitSingularEnumField(value: self.method, fieldNumber: 4)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_CollectDepositRequest, rhs: Linli_Billing_V1_CollectDepositRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ConvertDepositToPrepaidRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ConvertDepositToPrepaidRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}kind\0\u{3}amount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ConvertDepositToPrepaidRequest, rhs: Linli_Billing_V1_ConvertDepositToPrepaidRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RefundDepositRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RefundDepositRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}kind\0\u{1}method\0\u{3}amount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.method) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
+    }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 3)
+    }
+    if self.method != .unspecified {
+      try visitor.visitSingularEnumField(value: self.method, fieldNumber: 4)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RefundDepositRequest, rhs: Linli_Billing_V1_RefundDepositRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_DepositResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DepositResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}balance_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.balanceFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.balanceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.balanceFen, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_DepositResponse, rhs: Linli_Billing_V1_DepositResponse) -> Bool {
+    if lhs.balanceFen != rhs.balanceFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListDepositsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListDepositsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListDepositsRequest, rhs: Linli_Billing_V1_ListDepositsRequest) -> Bool {
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_Deposit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Deposit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}kind\0\u{3}balance_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.kind) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.balanceFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 1)
+    }
+    if self.balanceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.balanceFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_Deposit, rhs: Linli_Billing_V1_Deposit) -> Bool {
+    if lhs.kind != rhs.kind {return false}
+    if lhs.balanceFen != rhs.balanceFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListDepositsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListDepositsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}deposits\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.deposits) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.deposits.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.deposits, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListDepositsResponse, rhs: Linli_Billing_V1_ListDepositsResponse) -> Bool {
+    if lhs.deposits != rhs.deposits {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

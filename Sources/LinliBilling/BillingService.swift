@@ -129,8 +129,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             }
             methods.append((method, line.amountFen))
         }
+        let depositKind = methods.contains(where: { $0.0 == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
         let response = try await database.once(ctx, "Pay", m) { [cashier] connection in
-            let payment = try await cashier.pay(room: room, bills: bills, methods: methods, by: ctx.principal, on: connection, logger: ctx.logger)
+            let payment = try await cashier.pay(room: room, bills: bills, methods: methods, depositKind: depositKind, by: ctx.principal,
+                                                on: connection, logger: ctx.logger)
             return Linli_Billing_V1_PayResponse.with {
                 $0.paymentID = payment.id.uuidString.lowercased()
                 $0.receiptNo = payment.receiptNo
@@ -155,8 +157,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
-        let method = try ProtoEnum.decode(m.method, Cashier.Method.self, field: "method")
-        guard method != .prepaid else { throw LinliError.invalid("method", "a top-up comes from cash or a payment channel") }
+        let method = try Self.channel(m.method, field: "method")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
             let balance = try await cashier.topUp(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
@@ -214,8 +215,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
-        let method = try ProtoEnum.decode(m.method, Cashier.Method.self, field: "method")
-        guard method != .prepaid else { throw LinliError.invalid("method", "money leaves by cash or a payment channel") }
+        let method = try Self.channel(m.method, field: "method")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
             let balance = try await cashier.withdraw(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
@@ -328,8 +328,74 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
         })
     }
+
+    public func collectDeposit(request: ServerRequest<Linli_Billing_V1_CollectDepositRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        let m = request.message
+        let method = try Self.channel(m.method, field: "method")
+        return try await moveDeposit(request.metadata, "CollectDeposit", m, .collect(method), room: m.roomID, kind: m.kind, amount: m.amountFen)
+    }
+
+    public func convertDepositToPrepaid(request: ServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        let m = request.message
+        return try await moveDeposit(request.metadata, "ConvertDepositToPrepaid", m, .convert, room: m.roomID, kind: m.kind, amount: m.amountFen)
+    }
+
+    public func refundDeposit(request: ServerRequest<Linli_Billing_V1_RefundDepositRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        let m = request.message
+        let method = try Self.channel(m.method, field: "method")
+        return try await moveDeposit(request.metadata, "RefundDeposit", m, .refund(method), room: m.roomID, kind: m.kind, amount: m.amountFen)
+    }
+
+    public func listDeposits(request: ServerRequest<Linli_Billing_V1_ListDepositsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_ListDepositsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
+        let deposits = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.deposits(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
+        }
+        return ServerResponse(message: .with {
+            $0.deposits = deposits.map { deposit in .with { $0.kind = deposit.kind; $0.balanceFen = deposit.balanceFen } }
+        })
+    }
+
+    private func moveDeposit<Request: IdempotentRequest & Sendable>(
+        _ metadata: Metadata, _ method: String, _ m: Request, _ move: Cashier.DepositMove, room rawRoom: String, kind rawKind: String,
+        amount: Int64
+    ) async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        let ctx = try RequestContext(admitted: metadata, logger: logger)
+        let room: RoomID = try Input.id(rawRoom, field: "room_id")
+        let kind = try Self.depositKind(rawKind, field: "kind")
+        guard (1...Self.maxFen).contains(amount) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
+        let response = try await database.once(ctx, method, m) { [cashier] connection in
+            let balance = try await cashier.deposit(move, room: room, kind: kind, amountFen: amount, by: ctx.principal, on: connection,
+                                                    logger: ctx.logger)
+            return Linli_Billing_V1_DepositResponse.with { $0.balanceFen = balance }
+        }
+        return ServerResponse(message: response)
+    }
+
+    /// A deposit's kind: 1 to 20 lowercase letters, digits or underscores.
+    static func depositKind(_ raw: String, field: String) throws(LinliError) -> String {
+        guard (1...20).contains(raw.count), raw.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "_") }) else {
+            throw .invalid(field, "must be 1 to 20 lowercase letters, digits or _ (e.g. renovation)")
+        }
+        return raw
+    }
+
+    /// Cash or a payment channel: not a stored balance.
+    static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> Cashier.Method {
+        let method = try ProtoEnum.decode(raw, Cashier.Method.self, field: field)
+        guard method != .prepaid, method != .deposit else { throw .invalid(field, "must be cash or a payment channel") }
+        return method
+    }
 }
 
+extension Linli_Billing_V1_CollectDepositRequest: IdempotentRequest {}
+extension Linli_Billing_V1_ConvertDepositToPrepaidRequest: IdempotentRequest {}
+extension Linli_Billing_V1_RefundDepositRequest: IdempotentRequest {}
 extension Linli_Billing_V1_SetPrepaidFrozenRequest: IdempotentRequest {}
 extension Linli_Billing_V1_WithdrawPrepaidRequest: IdempotentRequest {}
 extension Linli_Billing_V1_VoidReceiptRequest: IdempotentRequest {}

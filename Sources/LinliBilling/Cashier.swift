@@ -8,7 +8,7 @@ import PostgresNIO
 public struct Cashier: Sendable {
     public init() {}
 
-    public enum Method: String, Sendable, CaseIterable { case cash, wechat, alipay, bankCard = "bank_card", prepaid }
+    public enum Method: String, Sendable, CaseIterable { case cash, wechat, alipay, bankCard = "bank_card", prepaid, deposit }
 
     public struct Allocation: Sendable, Equatable {
         public var bill: UUID
@@ -42,7 +42,7 @@ public struct Cashier: Sendable {
 
     /// Settles the room's open bills (or the chosen ones) oldest due first with the methods in
     /// their order; an overpayment goes to the room's prepaid account.
-    public func pay(room: RoomID, bills chosen: [UUID], methods: [(Method, Int64)], by principal: Principal,
+    public func pay(room: RoomID, bills chosen: [UUID], methods: [(Method, Int64)], depositKind: String = "", by principal: Principal,
                     on connection: PostgresConnection, logger: Logger) async throws -> Payment {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
@@ -64,13 +64,26 @@ public struct Cashier: Sendable {
                 throw LinliError(.failedPrecondition, "methods: the prepaid balance is \(balance) fen, less than \(fromPrepaid)", field: "methods")
             }
         }
+        var deposit: UUID?
+        if let fromDeposit = methods.first(where: { $0.0 == .deposit })?.1 {
+            let account = try await Ledger.account(community, .deposit, subtype: depositKind, room: room, connection, logger)
+            let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
+            if fromDeposit > balance {
+                throw LinliError(.failedPrecondition, "methods: the \(depositKind) deposit is \(balance) fen, less than \(fromDeposit)", field: "methods")
+            }
+            deposit = account
+        }
         // Allocation: bills oldest due first, methods in the caller's order.
         var remaining = methods.map { (method: $0.0, left: $0.1) }
         var legs: [Ledger.Leg] = []
         var allocations: [Allocation] = []
         var methodAccounts: [Method: UUID] = [:]
         for method in Set(methods.map(\.0)) {
-            methodAccounts[method] = method == .prepaid ? prepaid : try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+            switch method {
+            case .prepaid: methodAccounts[method] = prepaid
+            case .deposit: methodAccounts[method] = deposit
+            default: methodAccounts[method] = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+            }
         }
         var receivables: [UUID: UUID] = [:]
         for bill in open {
@@ -82,23 +95,22 @@ public struct Cashier: Sendable {
                 if receivables[bill.item] == nil {
                     receivables[bill.item] = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
                 }
-                legs.append(.init(debit: methodAccounts[remaining[index].method]!, credit: receivables[bill.item]!, amount: take, kind: "settle",
-                                  bill: bill.id))
+                legs.append(.init(debit: methodAccounts[remaining[index].method]!, credit: receivables[bill.item]!, amount: take,
+                                  kind: remaining[index].method == .deposit ? "offset" : "settle", bill: bill.id))
                 allocations.append(Allocation(bill: bill.id, method: remaining[index].method, amountFen: take))
             }
         }
         let settled = allocations.reduce(0) { $0 + $1.amountFen }
         var toPrepaid: Int64 = 0
         for left in remaining where left.left > 0 {
-            if left.method == .prepaid { continue }  // unused prepaid money simply stays
+            if left.method == .prepaid || left.method == .deposit { continue }  // checked below: stored money never turns into change
             legs.append(.init(debit: methodAccounts[left.method]!, credit: prepaid, amount: left.left, kind: "topup", bill: nil,
                               memo: "overpayment"))
             toPrepaid += left.left
         }
-        let unusedPrepaid = remaining.filter { $0.method == .prepaid }.reduce(0) { $0 + $1.left }
-        if unusedPrepaid > 0 {
-            // Prepaid money never turns into change: it may cover only what the methods before it leave open.
-            throw LinliError.invalid("methods", "\(unusedPrepaid) fen of the prepaid amount would be left over; open is \(openTotal) fen")
+        for left in remaining where (left.method == .prepaid || left.method == .deposit) && left.left > 0 {
+            // Stored money never turns into change: it may cover only what the methods before it leave open.
+            throw LinliError.invalid("methods", "\(left.left) fen of the \(left.method.rawValue) amount would be left over; open is \(openTotal) fen")
         }
         guard settled > 0 || toPrepaid > 0 else { throw LinliError(.failedPrecondition, "bill_ids: nothing is open to pay", field: "bill_ids") }
         let entry = UUIDv7.make()

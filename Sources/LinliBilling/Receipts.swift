@@ -163,3 +163,48 @@ extension Cashier {
         return result
     }
 }
+
+extension Cashier {
+    public enum DepositMove: Sendable { case collect(Method), convert, refund(Method) }
+
+    /// Moves money into or out of a room's deposit of `kind`; returns that deposit's balance afterwards.
+    public func deposit(_ move: DepositMove, room: RoomID, kind: String, amountFen: Int64, by principal: Principal,
+                        on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        try principal.requireScope(community)
+        let account = try await Ledger.account(community, .deposit, subtype: kind, room: room, connection, logger)
+        let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
+        let leg: Ledger.Leg
+        switch move {
+        case .collect(let method):
+            let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+            leg = .init(debit: channel, credit: account, amount: amountFen, kind: "collect", bill: nil)
+        case .convert, .refund:
+            guard amountFen <= balance else {
+                throw LinliError(.failedPrecondition, "amount_fen: the \(kind) deposit is \(balance) fen", field: "amount_fen")
+            }
+            if case .refund(let method) = move {
+                let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+                leg = .init(debit: account, credit: channel, amount: amountFen, kind: "refund", bill: nil)
+            } else {
+                let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+                leg = .init(debit: account, credit: prepaid, amount: amountFen, kind: "convert", bill: nil)
+            }
+        }
+        try await Ledger.post(entry: UUIDv7.make(), [leg], by: principal.subjectID, connection, logger)
+        return try await Ledger.lockBalance(account, connection, logger).balance
+    }
+
+    public func deposits(room: RoomID, for principal: Principal, on connection: PostgresConnection,
+                         logger: Logger) async throws -> [(kind: String, balanceFen: Int64)] {
+        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        try principal.requireScope(community)
+        let rows = try await connection.query("""
+            SELECT subtype, credits_fen - debits_fen FROM ledger_accounts
+            WHERE community_id = \(community.uuid) AND kind = 'deposit' AND room_id = \(room.uuid) ORDER BY subtype
+            """, logger: logger)
+        var result: [(kind: String, balanceFen: Int64)] = []
+        for try await (kind, balance) in rows.decode((String, Int64).self) { result.append((kind, balance)) }
+        return result
+    }
+}

@@ -102,8 +102,8 @@ public struct BillingReports: Sendable {
             channel AS (SELECT id, subtype FROM ledger_accounts WHERE community_id = \(community.uuid) AND kind = 'channel'),
             legs AS (
                 SELECT t.created_by, ch.subtype, t.kind, t.entry_id,
-                       CASE WHEN t.debit_account = ch.id AND t.kind IN ('settle', 'topup') THEN t.amount_fen ELSE 0 END AS taken,
-                       CASE WHEN t.credit_account = ch.id AND t.kind = 'withdraw' THEN t.amount_fen ELSE 0 END AS paid_out,
+                       CASE WHEN t.debit_account = ch.id AND t.kind IN ('settle', 'topup', 'collect') THEN t.amount_fen ELSE 0 END AS taken,
+                       CASE WHEN t.credit_account = ch.id AND t.kind IN ('withdraw', 'refund') THEN t.amount_fen ELSE 0 END AS paid_out,
                        CASE WHEN t.credit_account = ch.id AND t.kind = 'reversal' THEN t.amount_fen ELSE 0 END AS voided
                 FROM ledger_transfers t JOIN channel ch ON ch.id IN (t.debit_account, t.credit_account), day
                 WHERE t.created_at >= day.start_at AND t.created_at < day.end_at AND t.created_by IS NOT NULL)

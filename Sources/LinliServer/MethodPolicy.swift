@@ -147,5 +147,9 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/GetArrears": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/GetBillingSummary": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/GetDailyClose": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/CollectDeposit": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.billing.v1.BillingService/ConvertDepositToPrepaid": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.billing.v1.BillingService/RefundDeposit": Rule(permission: .billingConfigure, rateClass: .write),
+        "linli.billing.v1.BillingService/ListDeposits": Rule(permission: .billingRead, rateClass: .read),
     ]
 }

@@ -349,4 +349,55 @@ struct BillingTests {
         #expect(mine.billingChargedFen == 121_867 && mine.billingCollectedFen == 44_066 && mine.collectionRateBasisPoints == 3_615)
         #expect(try await books.check().balanced)
     }
+    @Test("a renovation deposit offsets a bill inside a payment, turns partly into prepaid and is refunded; it never goes below zero")
+    func deposits() async throws {
+        let books = try await Books.open()
+        _ = try await books.generate("2026-01")
+        var collect = Linli_Billing_V1_CollectDepositRequest()
+        collect.requestID = UUID().uuidString
+        collect.roomID = books.rooms[1]
+        collect.kind = "renovation"
+        collect.method = .cash
+        collect.amountFen = 200_000
+        #expect(try await books.billing.collectDeposit(collect, metadata: books.cashier).balanceFen == 200_000)
+        collect.requestID = UUID().uuidString
+        collect.kind = "Renovation!"
+        #expect(await rpcError { try await books.billing.collectDeposit(collect, metadata: books.cashier) }?.message.hasPrefix("kind:") == true)
+
+        // 押金冲应收: the deposit settles the bill together with cash; no change comes out of a deposit.
+        var pay = Linli_Billing_V1_PayRequest()
+        pay.requestID = UUID().uuidString
+        pay.roomID = books.rooms[1]
+        pay.methods = [.with { $0.method = .deposit; $0.amountFen = 20_000 }, .with { $0.method = .cash; $0.amountFen = 8_212 }]
+        #expect(await rpcError { try await books.billing.pay(pay, metadata: books.cashier) }?.message.hasPrefix("deposit_kind:") == true)
+        pay.depositKind = "renovation"
+        let paid = try await books.billing.pay(pay, metadata: books.cashier)
+        #expect(paid.settledFen == 28_212 && paid.toPrepaidFen == 0 && Set(paid.allocations.map(\.method)) == [.deposit, .cash])
+
+        var convert = Linli_Billing_V1_ConvertDepositToPrepaidRequest()
+        convert.requestID = UUID().uuidString
+        convert.roomID = books.rooms[1]
+        convert.kind = "renovation"
+        convert.amountFen = 30_000
+        #expect(try await books.billing.convertDepositToPrepaid(convert, metadata: books.cashier).balanceFen == 150_000)
+        var balance = Linli_Billing_V1_GetPrepaidBalanceRequest()
+        balance.roomID = books.rooms[1]
+        #expect(try await books.billing.getPrepaidBalance(balance, metadata: books.cashier).balanceFen == 30_000)
+
+        var refund = Linli_Billing_V1_RefundDepositRequest()
+        refund.requestID = UUID().uuidString
+        refund.roomID = books.rooms[1]
+        refund.kind = "renovation"
+        refund.method = .bankCard
+        refund.amountFen = 150_001
+        #expect(await rpcCode { try await books.billing.refundDeposit(refund, metadata: books.cashier) } == .permissionDenied)
+        #expect(await rpcCode { try await books.billing.refundDeposit(refund, metadata: books.manager) } == .failedPrecondition)
+        refund.requestID = UUID().uuidString
+        refund.amountFen = 150_000
+        #expect(try await books.billing.refundDeposit(refund, metadata: books.manager).balanceFen == 0)
+        var list = Linli_Billing_V1_ListDepositsRequest()
+        list.roomID = books.rooms[1]
+        #expect(try await books.billing.listDeposits(list, metadata: books.cashier).deposits.map(\.balanceFen) == [0])
+        #expect(try await books.check().balanced)
+    }
 }
