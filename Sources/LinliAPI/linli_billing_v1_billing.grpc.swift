@@ -267,6 +267,32 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "RecordMeterReading" metadata.
+        public enum RecordMeterReading: Sendable {
+            /// Request type for "RecordMeterReading".
+            public typealias Input = Linli_Billing_V1_RecordMeterReadingRequest
+            /// Response type for "RecordMeterReading".
+            public typealias Output = Linli_Billing_V1_RecordMeterReadingResponse
+            /// Descriptor for "RecordMeterReading".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "RecordMeterReading",
+                type: .unary
+            )
+        }
+        /// Namespace for "ImportMeterReadings" metadata.
+        public enum ImportMeterReadings: Sendable {
+            /// Request type for "ImportMeterReadings".
+            public typealias Input = Linli_Billing_V1_ImportMeterReadingsRequest
+            /// Response type for "ImportMeterReadings".
+            public typealias Output = Linli_Billing_V1_ImportMeterReadingsResponse
+            /// Descriptor for "ImportMeterReadings".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ImportMeterReadings",
+                type: .clientStreaming
+            )
+        }
         /// Namespace for "CheckLedger" metadata.
         public enum CheckLedger: Sendable {
             /// Request type for "CheckLedger".
@@ -301,6 +327,8 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             ConvertDepositToPrepaid.descriptor,
             RefundDeposit.descriptor,
             ListDeposits.descriptor,
+            RecordMeterReading.descriptor,
+            ImportMeterReadings.descriptor,
             CheckLedger.descriptor
         ]
     }
@@ -659,6 +687,44 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListDepositsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListDepositsResponse>
+
+        /// Handle the "RecordMeterReading" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+        /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_RecordMeterReadingRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_RecordMeterReadingResponse` messages.
+        func recordMeterReading(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RecordMeterReadingResponse>
+
+        /// Handle the "ImportMeterReadings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+        /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_ImportMeterReadingsResponse` messages.
+        func importMeterReadings(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse>
 
         /// Handle the "CheckLedger" method.
         ///
@@ -1021,6 +1087,44 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListDepositsResponse>
 
+        /// Handle the "RecordMeterReading" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+        /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RecordMeterReadingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_RecordMeterReadingResponse` message.
+        func recordMeterReading(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse>
+
+        /// Handle the "ImportMeterReadings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+        /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_ImportMeterReadingsResponse` message.
+        func importMeterReadings(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse>
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1380,6 +1484,44 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_ListDepositsResponse
 
+        /// Handle the "RecordMeterReading" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+        /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_RecordMeterReadingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_RecordMeterReadingResponse` to respond with.
+        func recordMeterReading(
+            request: Linli_Billing_V1_RecordMeterReadingRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_RecordMeterReadingResponse
+
+        /// Handle the "ImportMeterReadings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+        /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+        ///
+        /// - Parameters:
+        ///   - request: A stream of `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_ImportMeterReadingsResponse` to respond with.
+        func importMeterReadings(
+            request: GRPCCore.RPCAsyncSequence<Linli_Billing_V1_ImportMeterReadingsRequest, any Swift.Error>,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_ImportMeterReadingsResponse
+
         /// Handle the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -1616,6 +1758,28 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.RecordMeterReading.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RecordMeterReadingRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RecordMeterReadingResponse>(),
+            handler: { request, context in
+                try await self.recordMeterReading(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ImportMeterReadings.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ImportMeterReadingsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ImportMeterReadingsResponse>(),
+            handler: { request, context in
+                try await self.importMeterReadings(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Billing_V1_BillingService.Method.CheckLedger.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CheckLedgerRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CheckLedgerResponse>(),
@@ -1836,6 +2000,28 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListDepositsResponse> {
         let response = try await self.listDeposits(
             request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func recordMeterReading(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RecordMeterReadingResponse> {
+        let response = try await self.recordMeterReading(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func importMeterReadings(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse> {
+        let response = try await self.importMeterReadings(
+            request: request,
             context: context
         )
         return GRPCCore.StreamingServerResponse(single: response)
@@ -2097,6 +2283,32 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
         return GRPCCore.ServerResponse<Linli_Billing_V1_ListDepositsResponse>(
             message: try await self.listDeposits(
                 request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func recordMeterReading(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse>(
+            message: try await self.recordMeterReading(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func importMeterReadings(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse>(
+            message: try await self.importMeterReadings(
+                request: request.messages,
                 context: context
             ),
             metadata: [:]
@@ -2551,6 +2763,54 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListDepositsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListDepositsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RecordMeterReading" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+        /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RecordMeterReadingRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RecordMeterReadingRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RecordMeterReadingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func recordMeterReading<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RecordMeterReadingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RecordMeterReadingResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RecordMeterReadingResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ImportMeterReadings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+        /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ImportMeterReadingsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func importMeterReadings<Result>(
+            request: GRPCCore.StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ImportMeterReadingsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ImportMeterReadingsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "CheckLedger" method.
@@ -3231,6 +3491,76 @@ extension Linli_Billing_V1_BillingService {
             )
         }
 
+        /// Call the "RecordMeterReading" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+        /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RecordMeterReadingRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RecordMeterReadingRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RecordMeterReadingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func recordMeterReading<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RecordMeterReadingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RecordMeterReadingResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RecordMeterReadingResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.RecordMeterReading.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ImportMeterReadings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+        /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request producing `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ImportMeterReadingsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func importMeterReadings<Result>(
+            request: GRPCCore.StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ImportMeterReadingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ImportMeterReadingsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ImportMeterReadingsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.clientStreaming(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ImportMeterReadings.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CheckLedger" method.
         ///
         /// > Source IDL Documentation:
@@ -3799,6 +4129,66 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListDepositsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListDepositsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RecordMeterReading" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+    /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_RecordMeterReadingRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func recordMeterReading<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_RecordMeterReadingRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RecordMeterReadingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.recordMeterReading(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RecordMeterReadingRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RecordMeterReadingResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImportMeterReadings" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+    /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+    ///
+    /// - Parameters:
+    ///   - request: A streaming request producing `Linli_Billing_V1_ImportMeterReadingsRequest` messages.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func importMeterReadings<Result>(
+        request: GRPCCore.StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ImportMeterReadingsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.importMeterReadings(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ImportMeterReadingsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ImportMeterReadingsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4441,6 +4831,75 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.listDeposits(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RecordMeterReading" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A meter reading for a room. Lower than the last reading is FAILED_PRECONDITION unless it
+    /// > is a meter replacement; a metered item bills the usage of readings taken in the month.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func recordMeterReading<Result>(
+        _ message: Linli_Billing_V1_RecordMeterReadingRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RecordMeterReadingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_RecordMeterReadingRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.recordMeterReading(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ImportMeterReadings" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Readings in bulk from CSV lines, streamed like ImportBaseData: all or nothing, every bad
+    /// > line reported. Columns: building, unit, number, kind, read_on, value, replacement, old_final.
+    ///
+    /// - Parameters:
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - producer: A closure producing request messages to send to the server. Returning
+    ///       from the closure closes the request stream.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func importMeterReadings<Result>(
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        requestProducer producer: @Sendable @escaping (GRPCCore.RPCWriter<Linli_Billing_V1_ImportMeterReadingsRequest>) async throws -> Void,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ImportMeterReadingsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>(
+            metadata: metadata,
+            producer: producer
+        )
+        return try await self.importMeterReadings(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -75,6 +75,9 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
 
   /// unit price + surcharge
   case fixed // = 2
+
+  /// the month's usage × unit price per m³ or kWh + surcharge
+  case metered // = 3
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -86,6 +89,7 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     case 0: self = .unspecified
     case 1: self = .area
     case 2: self = .fixed
+    case 3: self = .metered
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -95,6 +99,7 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     case .unspecified: return 0
     case .area: return 1
     case .fixed: return 2
+    case .metered: return 3
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -104,6 +109,49 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     .unspecified,
     .area,
     .fixed,
+    .metered,
+  ]
+
+}
+
+public nonisolated enum Linli_Billing_V1_MeterKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case water // = 1
+  case electricity // = 2
+  case gas // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .water
+    case 2: self = .electricity
+    case 3: self = .gas
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .water: return 1
+    case .electricity: return 2
+    case .gas: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Billing_V1_MeterKind] = [
+    .unspecified,
+    .water,
+    .electricity,
+    .gas,
   ]
 
 }
@@ -188,6 +236,9 @@ public nonisolated struct Linli_Billing_V1_FeeItem: Sendable {
   /// day of the month bills fall due, 1..28
   public var dueDay: Int32 = 0
 
+  /// metered items
+  public var meterKind: Linli_Billing_V1_MeterKind = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -215,6 +266,9 @@ public nonisolated struct Linli_Billing_V1_CreateFeeItemRequest: Sendable {
 
   /// 0 means 1
   public var dueDay: Int32 = 0
+
+  /// required for metered items
+  public var meterKind: Linli_Billing_V1_MeterKind = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1065,6 +1119,134 @@ public nonisolated struct Linli_Billing_V1_ListDepositsResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Linli_Billing_V1_MeterReading: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var roomID: String = String()
+
+  public var kind: Linli_Billing_V1_MeterKind = .unspecified
+
+  /// YYYY-MM-DD
+  public var readOn: String = String()
+
+  /// hundredths of a unit: 1234.56 kWh is 123456
+  public var valueCenti: Int64 = 0
+
+  public var previousCenti: Int64 = 0
+
+  public var usageCenti: Int64 = 0
+
+  public var replacement: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_RecordMeterReadingRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var roomID: String = String()
+
+  public var kind: Linli_Billing_V1_MeterKind = .unspecified
+
+  public var readOn: String = String()
+
+  public var valueCenti: Int64 = 0
+
+  /// a new meter; value_centi is its starting reading
+  public var replacement: Bool = false
+
+  /// with replacement: the old meter's last reading
+  public var oldFinalCenti: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_RecordMeterReadingResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var reading: Linli_Billing_V1_MeterReading {
+    get {_reading ?? Linli_Billing_V1_MeterReading()}
+    set {_reading = newValue}
+  }
+  /// Returns true if `reading` has been explicitly set.
+  public var hasReading: Bool {self._reading != nil}
+  /// Clears the value of `reading`. Subsequent reads from it will return its default value.
+  public mutating func clearReading() {self._reading = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _reading: Linli_Billing_V1_MeterReading? = nil
+}
+
+public nonisolated struct Linli_Billing_V1_ImportMeterReadingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// first message
+  public var requestID: String = String()
+
+  /// first message
+  public var communityID: String = String()
+
+  public var lines: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ImportLineError: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var line: Int32 = 0
+
+  public var column: String = String()
+
+  public var message: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ImportMeterReadingsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var committed: Bool = false
+
+  public var rows: Int32 = 0
+
+  /// at most 1,000
+  public var errors: [Linli_Billing_V1_ImportLineError] = []
+
+  public var errorCount: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
@@ -1074,7 +1256,11 @@ nonisolated extension Linli_Billing_V1_FeeKind: SwiftProtobuf._ProtoNameProvidin
 }
 
 nonisolated extension Linli_Billing_V1_AmountRule: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AMOUNT_RULE_UNSPECIFIED\0\u{1}AMOUNT_RULE_AREA\0\u{1}AMOUNT_RULE_FIXED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AMOUNT_RULE_UNSPECIFIED\0\u{1}AMOUNT_RULE_AREA\0\u{1}AMOUNT_RULE_FIXED\0\u{1}AMOUNT_RULE_METERED\0")
+}
+
+nonisolated extension Linli_Billing_V1_MeterKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0METER_KIND_UNSPECIFIED\0\u{1}METER_KIND_WATER\0\u{1}METER_KIND_ELECTRICITY\0\u{1}METER_KIND_GAS\0")
 }
 
 nonisolated extension Linli_Billing_V1_PaymentMethod: SwiftProtobuf._ProtoNameProviding {
@@ -1083,7 +1269,7 @@ nonisolated extension Linli_Billing_V1_PaymentMethod: SwiftProtobuf._ProtoNamePr
 
 nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeeItem"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1099,6 +1285,7 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.unitPriceFen) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.surchargeFen) }()
       case 8: try { try decoder.decodeSingularInt32Field(value: &self.dueDay) }()
+      case 9: try { try decoder.decodeSingularEnumField(value: &self.meterKind) }()
       default: break
       }
     }
@@ -1129,6 +1316,9 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
     if self.dueDay != 0 {
       try visitor.visitSingularInt32Field(value: self.dueDay, fieldNumber: 8)
     }
+    if self.meterKind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.meterKind, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1141,6 +1331,7 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
     if lhs.unitPriceFen != rhs.unitPriceFen {return false}
     if lhs.surchargeFen != rhs.surchargeFen {return false}
     if lhs.dueDay != rhs.dueDay {return false}
+    if lhs.meterKind != rhs.meterKind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1148,7 +1339,7 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateFeeItemRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1164,6 +1355,7 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.unitPriceFen) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.surchargeFen) }()
       case 8: try { try decoder.decodeSingularInt32Field(value: &self.dueDay) }()
+      case 9: try { try decoder.decodeSingularEnumField(value: &self.meterKind) }()
       default: break
       }
     }
@@ -1194,6 +1386,9 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
     if self.dueDay != 0 {
       try visitor.visitSingularInt32Field(value: self.dueDay, fieldNumber: 8)
     }
+    if self.meterKind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.meterKind, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1206,6 +1401,7 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
     if lhs.unitPriceFen != rhs.unitPriceFen {return false}
     if lhs.surchargeFen != rhs.surchargeFen {return false}
     if lhs.dueDay != rhs.dueDay {return false}
+    if lhs.meterKind != rhs.meterKind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3085,6 +3281,290 @@ nonisolated extension Linli_Billing_V1_ListDepositsResponse: SwiftProtobuf.Messa
 
   public static func ==(lhs: Linli_Billing_V1_ListDepositsResponse, rhs: Linli_Billing_V1_ListDepositsResponse) -> Bool {
     if lhs.deposits != rhs.deposits {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_MeterReading: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MeterReading"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}room_id\0\u{1}kind\0\u{3}read_on\0\u{3}value_centi\0\u{3}previous_centi\0\u{3}usage_centi\0\u{1}replacement\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.readOn) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.valueCenti) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.previousCenti) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.usageCenti) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.replacement) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.readOn.isEmpty {
+      try visitor.visitSingularStringField(value: self.readOn, fieldNumber: 4)
+    }
+    if self.valueCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.valueCenti, fieldNumber: 5)
+    }
+    if self.previousCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.previousCenti, fieldNumber: 6)
+    }
+    if self.usageCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.usageCenti, fieldNumber: 7)
+    }
+    if self.replacement != false {
+      try visitor.visitSingularBoolField(value: self.replacement, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_MeterReading, rhs: Linli_Billing_V1_MeterReading) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.readOn != rhs.readOn {return false}
+    if lhs.valueCenti != rhs.valueCenti {return false}
+    if lhs.previousCenti != rhs.previousCenti {return false}
+    if lhs.usageCenti != rhs.usageCenti {return false}
+    if lhs.replacement != rhs.replacement {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RecordMeterReadingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordMeterReadingRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}kind\0\u{3}read_on\0\u{3}value_centi\0\u{1}replacement\0\u{3}old_final_centi\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.readOn) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.valueCenti) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.replacement) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.oldFinalCenti) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.readOn.isEmpty {
+      try visitor.visitSingularStringField(value: self.readOn, fieldNumber: 4)
+    }
+    if self.valueCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.valueCenti, fieldNumber: 5)
+    }
+    if self.replacement != false {
+      try visitor.visitSingularBoolField(value: self.replacement, fieldNumber: 6)
+    }
+    if self.oldFinalCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.oldFinalCenti, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RecordMeterReadingRequest, rhs: Linli_Billing_V1_RecordMeterReadingRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.readOn != rhs.readOn {return false}
+    if lhs.valueCenti != rhs.valueCenti {return false}
+    if lhs.replacement != rhs.replacement {return false}
+    if lhs.oldFinalCenti != rhs.oldFinalCenti {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RecordMeterReadingResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RecordMeterReadingResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reading\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._reading) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._reading {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RecordMeterReadingResponse, rhs: Linli_Billing_V1_RecordMeterReadingResponse) -> Bool {
+    if lhs._reading != rhs._reading {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ImportMeterReadingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ImportMeterReadingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}lines\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.lines) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.lines.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.lines, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ImportMeterReadingsRequest, rhs: Linli_Billing_V1_ImportMeterReadingsRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.lines != rhs.lines {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ImportLineError: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ImportLineError"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}line\0\u{1}column\0\u{1}message\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt32Field(value: &self.line) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.column) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.message) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.line != 0 {
+      try visitor.visitSingularInt32Field(value: self.line, fieldNumber: 1)
+    }
+    if !self.column.isEmpty {
+      try visitor.visitSingularStringField(value: self.column, fieldNumber: 2)
+    }
+    if !self.message.isEmpty {
+      try visitor.visitSingularStringField(value: self.message, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ImportLineError, rhs: Linli_Billing_V1_ImportLineError) -> Bool {
+    if lhs.line != rhs.line {return false}
+    if lhs.column != rhs.column {return false}
+    if lhs.message != rhs.message {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ImportMeterReadingsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ImportMeterReadingsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}committed\0\u{1}rows\0\u{1}errors\0\u{3}error_count\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.committed) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.rows) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.errors) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.errorCount) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.committed != false {
+      try visitor.visitSingularBoolField(value: self.committed, fieldNumber: 1)
+    }
+    if self.rows != 0 {
+      try visitor.visitSingularInt32Field(value: self.rows, fieldNumber: 2)
+    }
+    if !self.errors.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.errors, fieldNumber: 3)
+    }
+    if self.errorCount != 0 {
+      try visitor.visitSingularInt32Field(value: self.errorCount, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ImportMeterReadingsResponse, rhs: Linli_Billing_V1_ImportMeterReadingsResponse) -> Bool {
+    if lhs.committed != rhs.committed {return false}
+    if lhs.rows != rhs.rows {return false}
+    if lhs.errors != rhs.errors {return false}
+    if lhs.errorCount != rhs.errorCount {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

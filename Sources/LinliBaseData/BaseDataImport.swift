@@ -12,11 +12,7 @@ public struct BaseDataImport: Sendable {
 
     public enum Kind: String, Sendable, CaseIterable { case buildings, rooms, residents }
 
-    public struct LineError: Sendable, Equatable {
-        public var line: Int
-        public var column: String
-        public var message: String
-    }
+    public typealias LineError = CSVSheet.LineError
 
     public struct Report: Sendable, Equatable {
         public var committed = false
@@ -27,8 +23,6 @@ public struct BaseDataImport: Sendable {
     }
 
     public static let maxLines = 100_000
-    public static let maxLineLength = 2_000
-    public static let maxReportedErrors = 1_000
 
     /// The columns of each kind; the ones that may be left empty are in `optional`.
     static let columns: [Kind: [String]] = [
@@ -38,63 +32,27 @@ public struct BaseDataImport: Sendable {
     ]
     static let optional: Set<String> = ["unit", "floor", "phone", "id_number", "move_in"]
 
-    /// Splits one CSV line into fields (RFC 4180 quoting); nil when a quote is left open.
-    public static func fields(_ line: String) -> [String]? {
-        var fields: [String] = []
-        var field = ""
-        var quoted = false
-        var iterator = Array(line).makeIterator()
-        var pending: Character? = nil
-        while let c = pending ?? iterator.next() {
-            pending = nil
-            if quoted {
-                if c == "\"" {
-                    let next = iterator.next()
-                    if next == "\"" { field.append("\"") } else { quoted = false; pending = next }
-                } else {
-                    field.append(c)
-                }
-            } else if c == "\"" && field.isEmpty {
-                quoted = true
-            } else if c == "," {
-                fields.append(field)
-                field = ""
-            } else {
-                field.append(c)
-            }
-        }
-        if quoted { return nil }
-        fields.append(field)
-        return fields
-    }
-
     /// Checks every line and, when all are good, writes them in one go.
     public func run(kind: Kind, community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
                     logger: Logger) async throws -> Report {
         try principal.requireScope(community)
         try await BaseDataSQL.requireCommunity(community, connection, logger)
         var check = Check(kind: kind)
-        guard let header = lines.first else {
-            check.fail(1, "", "the file is empty: line 1 must be the header")
-            return check.report
-        }
-        check.readHeader(header)
-        guard check.report.errorCount == 0 else { return check.report }
+        check.sheet.readHeader(lines.first)
+        guard check.sheet.errorCount == 0 else { return check.report }
         let known = try await Known.load(community, connection, logger)
         var plan = Plan()
         for (index, line) in lines.enumerated().dropFirst() where !line.trimmingCharacters(in: .whitespaces).isEmpty {
-            check.report.rows += 1
-            guard let values = check.values(line, number: index + 1) else { continue }
+            check.sheet.rows += 1
+            guard let values = check.sheet.values(line, number: index + 1) else { continue }
             check.row(values, line: index + 1, known: known, into: &plan)
         }
-        guard check.report.errorCount == 0 else { return check.report }
-        if check.report.rows == 0 {
-            check.fail(2, "", "the file has a header but no rows")
-            return check.report
-        }
-        check.report.created = try await plan.write(community: community, connection, logger)
-        check.report.committed = true
-        return check.report
+        if check.sheet.errorCount == 0 && check.sheet.rows == 0 { check.fail(2, "", "the file has a header but no rows") }
+        guard check.sheet.errorCount == 0 else { return check.report }
+        var report = check.report
+        report.created = try await plan.write(community: community, connection, logger)
+        report.committed = true
+        return report
     }
 
     /// What the community already holds, keyed the way the file names it.
@@ -184,65 +142,18 @@ public struct BaseDataImport: Sendable {
     /// The checks of one file, with the report they build.
     struct Check {
         let kind: Kind
-        var report = Report()
-        var positions: [String: Int] = [:]
+        var sheet: CSVSheet
 
-        init(kind: Kind) { self.kind = kind }
-
-        mutating func fail(_ line: Int, _ column: String, _ message: String) {
-            report.errorCount += 1
-            if report.errors.count < BaseDataImport.maxReportedErrors {
-                report.errors.append(LineError(line: line, column: column, message: message))
-            }
+        init(kind: Kind) {
+            self.kind = kind
+            sheet = CSVSheet(name: kind.rawValue, columns: BaseDataImport.columns[kind] ?? [], optional: BaseDataImport.optional)
         }
 
-        mutating func readHeader(_ line: String) {
-            let expected = BaseDataImport.columns[kind] ?? []
-            guard let names = BaseDataImport.fields(line.hasPrefix("\u{FEFF}") ? String(line.dropFirst()) : line) else {
-                return fail(1, "", "an opening quote is not closed")
-            }
-            for (index, raw) in names.enumerated() {
-                let name = raw.trimmingCharacters(in: .whitespaces).lowercased()
-                if !expected.contains(name) {
-                    fail(1, name, "is not a column of a \(kind.rawValue) import (columns: \(expected.joined(separator: ", ")))")
-                } else if positions[name] != nil {
-                    fail(1, name, "appears twice")
-                } else {
-                    positions[name] = index
-                }
-            }
-            for name in expected where positions[name] == nil && !BaseDataImport.optional.contains(name) {
-                fail(1, name, "is missing from the header")
-            }
-        }
+        var report: Report { Report(rows: sheet.rows, errors: sheet.errors, errorCount: sheet.errorCount) }
 
-        /// The line's fields by column name, or nil (and an error) when it cannot be split.
-        mutating func values(_ line: String, number: Int) -> [String: String]? {
-            guard line.count <= BaseDataImport.maxLineLength else {
-                fail(number, "", "is longer than \(BaseDataImport.maxLineLength) characters")
-                return nil
-            }
-            guard let fields = BaseDataImport.fields(line) else {
-                fail(number, "", "an opening quote is not closed")
-                return nil
-            }
-            guard fields.count == positions.count else {
-                fail(number, "", "has \(fields.count) fields; the header has \(positions.count)")
-                return nil
-            }
-            return positions.mapValues { fields[$0].trimmingCharacters(in: .whitespaces) }
-        }
+        mutating func fail(_ line: Int, _ column: String, _ message: String) { sheet.fail(line, column, message) }
 
-        /// Runs `parse`, turning a field error into a line error; nil when it failed.
-        mutating func field<T>(_ line: Int, _ column: String, _ parse: () throws(LinliError) -> T) -> T? {
-            do {
-                return try parse()
-            } catch {
-                let prefix = (error.field ?? column) + ": "
-                fail(line, column, error.message.hasPrefix(prefix) ? String(error.message.dropFirst(prefix.count)) : error.message)
-                return nil
-            }
-        }
+        mutating func field<T>(_ line: Int, _ column: String, _ parse: () throws(LinliError) -> T) -> T? { sheet.field(line, column, parse) }
 
         mutating func row(_ v: [String: String], line: Int, known: Known, into plan: inout Plan) {
             switch kind {

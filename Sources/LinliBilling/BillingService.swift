@@ -11,6 +11,7 @@ public struct BillingService: Sendable {
     let fees = FeeDesk()
     let cashier = Cashier()
     let reports = BillingReports()
+    let meters = MeterDesk()
     let database: Database
     let logger: Logger
 
@@ -38,7 +39,11 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             id: UUIDv7.make(), community: try Input.id(m.communityID, field: "community_id"),
             name: try Input.text(m.name, field: "name", max: 40), kind: kind,
             rule: try ProtoEnum.decode(m.rule, FeeDesk.Rule.self, field: "rule"),
-            unitPriceFen: m.unitPriceFen, surchargeFen: m.surchargeFen, dueDay: max(1, Int(m.dueDay)))
+            unitPriceFen: m.unitPriceFen, surchargeFen: m.surchargeFen, dueDay: max(1, Int(m.dueDay)),
+            meterKind: m.meterKind == .unspecified ? nil : try ProtoEnum.decode(m.meterKind, MeterDesk.Kind.self, field: "meter_kind"))
+        guard (item.rule == .metered) == (item.meterKind != nil) else {
+            throw LinliError.invalid("meter_kind", item.rule == .metered ? "is required for a metered item" : "is only for metered items")
+        }
         let response = try await database.once(ctx, "CreateFeeItem", m) { [fees] connection in
             var response = Linli_Billing_V1_CreateFeeItemResponse()
             response.feeItem = .init(try await fees.createItem(item, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -329,6 +334,66 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         })
     }
 
+    public func recordMeterReading(request: ServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        guard (0...10_000_000_000_000).contains(m.valueCenti) else { throw LinliError.invalid("value_centi", "must be from 0 to 10^13") }
+        guard m.replacement || m.oldFinalCenti == 0 else { throw LinliError.invalid("old_final_centi", "is only for a meter replacement") }
+        guard m.oldFinalCenti >= 0 else { throw LinliError.invalid("old_final_centi", "must not be negative") }
+        let new = MeterDesk.NewReading(
+            room: try Input.id(m.roomID, field: "room_id"), kind: try ProtoEnum.decode(m.kind, MeterDesk.Kind.self, field: "kind"),
+            readOn: try Input.localDate(m.readOn, field: "read_on"), valueCenti: m.valueCenti, replacement: m.replacement,
+            oldFinalCenti: m.oldFinalCenti)
+        let response = try await database.once(ctx, "RecordMeterReading", m) { [meters] connection in
+            let reading = try await meters.record(new, by: ctx.principal, on: connection, logger: ctx.logger)
+            return Linli_Billing_V1_RecordMeterReadingResponse.with {
+                $0.reading = .with {
+                    $0.id = reading.id.uuidString.lowercased()
+                    $0.roomID = reading.room.description
+                    $0.kind = ProtoEnum.encode(reading.kind)
+                    $0.readOn = reading.readOn
+                    $0.valueCenti = reading.valueCenti
+                    $0.previousCenti = reading.previousCenti ?? 0
+                    $0.usageCenti = reading.usageCenti
+                    $0.replacement = reading.replacement
+                }
+            }
+        }
+        return ServerResponse(message: response)
+    }
+
+    public func importMeterReadings(request: StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        var whole = Linli_Billing_V1_ImportMeterReadingsRequest()
+        var first = true
+        for try await message in request.messages {
+            if first {
+                whole.requestID = message.requestID
+                whole.communityID = message.communityID
+                first = false
+            } else if !message.requestID.isEmpty || !message.communityID.isEmpty {
+                throw LinliError.invalid("request_id", "request_id and community_id belong in the first message only")
+            }
+            whole.lines.append(contentsOf: message.lines)
+            guard whole.lines.count <= 100_000 else { throw LinliError.invalid("lines", "at most 100000 lines per import") }
+        }
+        if first { throw LinliError.invalid("request_id", "the stream is empty; the first message names the import") }
+        let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
+        let response = try await database.once(ctx, "ImportMeterReadings", whole) { [meters] connection in
+            let sheet = try await meters.importReadings(community: community, lines: whole.lines, by: ctx.principal, on: connection,
+                                                        logger: ctx.logger)
+            return Linli_Billing_V1_ImportMeterReadingsResponse.with {
+                $0.committed = sheet.errorCount == 0
+                $0.rows = Int32(sheet.rows)
+                $0.errorCount = Int32(sheet.errorCount)
+                $0.errors = sheet.errors.map { e in .with { $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message } }
+            }
+        }
+        return ServerResponse(message: response)
+    }
+
     public func collectDeposit(request: ServerRequest<Linli_Billing_V1_CollectDepositRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
         let m = request.message
@@ -394,6 +459,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
 }
 
 extension Linli_Billing_V1_CollectDepositRequest: IdempotentRequest {}
+extension Linli_Billing_V1_RecordMeterReadingRequest: IdempotentRequest {}
+extension Linli_Billing_V1_ImportMeterReadingsRequest: IdempotentRequest {}
 extension Linli_Billing_V1_ConvertDepositToPrepaidRequest: IdempotentRequest {}
 extension Linli_Billing_V1_RefundDepositRequest: IdempotentRequest {}
 extension Linli_Billing_V1_SetPrepaidFrozenRequest: IdempotentRequest {}
@@ -444,5 +511,6 @@ extension Linli_Billing_V1_FeeItem {
         unitPriceFen = item.unitPriceFen
         surchargeFen = item.surchargeFen
         dueDay = Int32(item.dueDay)
+        if let kind = item.meterKind { meterKind = ProtoEnum.encode(kind) }
     }
 }

@@ -9,7 +9,7 @@ public struct FeeDesk: Sendable {
     public init() {}
 
     public enum Kind: String, Sendable, CaseIterable { case monthly, quarterly, yearly, oneTime = "one_time" }
-    public enum Rule: String, Sendable, CaseIterable { case area, fixed }
+    public enum Rule: String, Sendable, CaseIterable { case area, fixed, metered }
 
     public struct Item: Sendable, Equatable {
         public var id: UUID
@@ -20,8 +20,11 @@ public struct FeeDesk: Sendable {
         public var unitPriceFen: Int64
         public var surchargeFen: Int64
         public var dueDay: Int
+        /// For metered items: water, electricity or gas.
+        public var meterKind: MeterDesk.Kind?
         public init(id: UUID, community: CommunityID, name: String, kind: Kind, rule: Rule, unitPriceFen: Int64, surchargeFen: Int64,
-                    dueDay: Int) {
+                    dueDay: Int, meterKind: MeterDesk.Kind? = nil) {
+            self.meterKind = meterKind
             self.id = id
             self.community = community
             self.name = name
@@ -57,9 +60,9 @@ public struct FeeDesk: Sendable {
     public func createItem(_ item: Item, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Item {
         try principal.requireScope(item.community)
         let rows = try await connection.query("""
-            INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day)
+            INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind)
             SELECT \(item.id), id, \(item.name), \(item.kind.rawValue), \(item.rule.rawValue), \(item.unitPriceFen), \(item.surchargeFen),
-                   \(Int16(item.dueDay))
+                   \(Int16(item.dueDay)), \(item.meterKind?.rawValue)
             FROM communities WHERE id = \(item.community.uuid)
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
             """, logger: logger)
@@ -112,9 +115,15 @@ public struct FeeDesk: Sendable {
             WITH period AS (SELECT \(first)::date AS s, (\(first)::date + interval '1 month' - interval '1 day')::date AS e),
             slots AS (
                 SELECT b.room_id, i.id AS item, p.s, p.e,
-                       least(coalesce(b.ends_on, p.e), p.e) - greatest(b.starts_on, p.s) + 1 AS days,
+                       CASE i.rule WHEN 'metered' THEN p.e - p.s + 1
+                            ELSE least(coalesce(b.ends_on, p.e), p.e) - greatest(b.starts_on, p.s) + 1 END AS days,
                        p.e - p.s + 1 AS period_days,
-                       CASE i.rule WHEN 'area' THEN r.area_centi_m2::numeric * i.unit_price_fen / 100 ELSE i.unit_price_fen END
+                       CASE i.rule WHEN 'area' THEN r.area_centi_m2::numeric * i.unit_price_fen / 100
+                                   WHEN 'fixed' THEN i.unit_price_fen
+                                   -- metered: the usage of the readings taken in the month
+                                   ELSE coalesce((SELECT sum(mr.usage_centi) FROM meters m JOIN meter_readings mr ON mr.meter_id = m.id
+                                                  WHERE m.room_id = b.room_id AND m.kind = i.meter_kind
+                                                    AND mr.read_on BETWEEN p.s AND p.e), 0)::numeric * i.unit_price_fen / 100 END
                          + i.surcharge_fen AS full_amount,
                        p.s + (i.due_day - 1) AS due
                 FROM fee_items i JOIN fee_bindings b ON b.fee_item_id = i.id JOIN rooms r ON r.id = b.room_id CROSS JOIN period p

@@ -45,6 +45,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingConfigure = "billing.configure"
     case billingCashier = "billing.cashier"
     case billingRead = "billing.read"
+    case meterRecord = "meter.record"
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -55,10 +56,10 @@ public enum Permission: String, Sendable, CaseIterable {
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
                    .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead],
+                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .meterRecord],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
                    .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead],
-        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork],
+        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord],
         .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
                     .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork],
         .merchant: [.noticeRead],

@@ -151,5 +151,7 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/ConvertDepositToPrepaid": Rule(permission: .billingCashier, rateClass: .write),
         "linli.billing.v1.BillingService/RefundDeposit": Rule(permission: .billingConfigure, rateClass: .write),
         "linli.billing.v1.BillingService/ListDeposits": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/RecordMeterReading": Rule(permission: .meterRecord, rateClass: .write),
+        "linli.billing.v1.BillingService/ImportMeterReadings": Rule(permission: .billingConfigure, rateClass: .write),
     ]
 }

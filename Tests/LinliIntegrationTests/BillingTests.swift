@@ -400,4 +400,72 @@ struct BillingTests {
         #expect(try await books.billing.listDeposits(list, metadata: books.cashier).deposits.map(\.balanceFen) == [0])
         #expect(try await books.check().balanced)
     }
+    @Test("meter readings: usage is the rise, a lower reading needs a replacement, imports report every bad line, metered bills follow usage")
+    func meters() async throws {
+        let books = try await Books.open()
+        var item = Linli_Billing_V1_CreateFeeItemRequest()
+        item.requestID = UUID().uuidString
+        item.communityID = books.demo.community.description
+        item.name = "电费"
+        item.kind = .monthly
+        item.rule = .metered
+        item.unitPriceFen = 62  // 0.62 元 per kWh
+        #expect(await rpcError { try await books.billing.createFeeItem(item, metadata: books.manager) }?.message.hasPrefix("meter_kind:") == true)
+        item.meterKind = .electricity
+        let power = try await books.billing.createFeeItem(item, metadata: books.manager).feeItem
+        var bind = Linli_Billing_V1_BindFeeItemRequest()
+        bind.requestID = UUID().uuidString
+        bind.feeItemID = power.id
+        bind.roomIds = [books.rooms[0], books.rooms[1]]
+        bind.startsOn = "2026-01-01"
+        _ = try await books.billing.bindFeeItem(bind, metadata: books.manager)
+
+        func read(_ room: Int, _ on: String, _ value: Int64, replacement: Bool = false, oldFinal: Int64 = 0) async throws -> Linli_Billing_V1_MeterReading {
+            var request = Linli_Billing_V1_RecordMeterReadingRequest()
+            request.requestID = UUID().uuidString
+            request.roomID = books.rooms[room]
+            request.kind = .electricity
+            request.readOn = on
+            request.valueCenti = value
+            request.replacement = replacement
+            request.oldFinalCenti = oldFinal
+            return try await books.billing.recordMeterReading(request, metadata: try await books.server.login(books.demo, "technician")).reading
+        }
+        #expect(try await read(0, "2025-12-31", 100_000).usageCenti == 0)
+        #expect(try await read(0, "2026-01-20", 130_050).usageCenti == 30_050)
+        #expect(await rpcCode { try await read(0, "2026-01-25", 120_000) } == .failedPrecondition)
+        #expect(await rpcError { try await read(0, "2026-01-10", 140_000) }?.message.hasPrefix("read_on:") == true)
+        // A new meter starting at 0: usage is what the old one ran up to its final reading.
+        let swap = try await read(0, "2026-01-28", 500, replacement: true, oldFinal: 131_000)
+        #expect(swap.usageCenti == 950 && swap.previousCenti == 130_050)
+
+        let csv = ["building,number,kind,read_on,value",
+                   "1栋,102,electricity,2025-12-31,5000",
+                   "1栋,102,electricity,2026-01-31,5200.5",
+                   "1栋,102,electricity,2026-01-15,5300",
+                   "1栋,999,electricity,2026-01-31,1",
+                   "1栋,102,steam,2026-01-31,1"]
+        let bad = try await importReadings(books, csv)
+        #expect(!bad.committed && bad.errors.map(\.line) == [4, 5, 6] && bad.errors.map(\.column) == ["read_on", "number", "kind"])
+        let good = try await importReadings(books, Array(csv.prefix(3)))
+        #expect(good.committed && good.rows == 2)
+
+        // January: room 101 used 300.50 + 9.50 kWh × 0.62 = 192.20 元; room 102 200.50 kWh → 124.31 元.
+        _ = try await books.generate("2026-01")
+        let bills0 = try await books.bills(0).bills.filter { $0.feeItemID == power.id }
+        let bills1 = try await books.bills(1).bills.filter { $0.feeItemID == power.id }
+        #expect(bills0.map(\.amountFen) == [19_220] && bills1.map(\.amountFen) == [12_431])
+        #expect(try await books.check().balanced)
+    }
+
+    func importReadings(_ books: Books, _ lines: [String]) async throws -> Linli_Billing_V1_ImportMeterReadingsResponse {
+        let request = StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>(metadata: books.manager) { writer in
+            try await writer.write(.with {
+                $0.requestID = UUID().uuidString
+                $0.communityID = books.demo.community.description
+            })
+            for line in lines { try await writer.write(.with { $0.lines = [line] }) }
+        }
+        return try await books.billing.importMeterReadings(request: request) { try $0.message }
+    }
 }
