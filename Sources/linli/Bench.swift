@@ -13,7 +13,7 @@ import SwiftProtobuf
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
-        subcommands: [RPC.self, Tenants.self, Script.self])
+        subcommands: [RPC.self, Tenants.self, Script.self, Billing.self])
 }
 
 extension Bench {
@@ -25,10 +25,11 @@ extension Bench {
 
         enum Target: String, ExpressibleByArgument, CaseIterable {
             case health, whoami = "whoami", listNotices = "list-notices", publishNotice = "publish-notice"
-            case fileRepair = "file-repair", workloadStats = "workload-stats"
+            case fileRepair = "file-repair", workloadStats = "workload-stats", pay
         }
 
-        @Option(help: "health, whoami, list-notices, publish-notice, file-repair or workload-stats.") var rpc: Target
+        @Option(help: "health, whoami, list-notices, publish-notice, file-repair, workload-stats or pay.") var rpc: Target
+        @Option(help: "For pay: a file of room ids, one per line; each call pays a random one's open bills in cash.") var roomsFile: String?
         @Option(help: "Repair category for file-repair.") var category = "plumbing"
         @Option var host = "127.0.0.1"
         @Option var port = 8443
@@ -68,7 +69,9 @@ extension Bench {
             let session = try await identity.login(login)
             let auth = LinliClientTransport.bearer(session.sessionToken)
             let community = session.principal.communityIds.first ?? ""
-            let call = makeCall(auth: auth, community: community)
+            let rooms = try roomsFile.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) } ?? []
+            if rpc == .pay && rooms.isEmpty { throw ValidationError("pay needs --rooms-file with room ids") }
+            let call = makeCall(auth: auth, community: community, rooms: rooms)
 
             let start = ContinuousClock.now
             let measureFrom = start + .milliseconds(Int(warmup * 1000))
@@ -113,9 +116,17 @@ extension Bench {
             ].joined(separator: " ")
         }
 
-        private func makeCall(auth: Metadata, community: String)
+        private func makeCall(auth: Metadata, community: String, rooms: [String])
             -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void {
             switch rpc {
+            case .pay:
+                return { client in
+                    var request = Linli_Billing_V1_PayRequest()
+                    request.requestID = UUID().uuidString.lowercased()
+                    request.roomID = rooms.randomElement() ?? ""
+                    request.methods = [.with { $0.method = .cash; $0.amountFen = 100_000 }]
+                    _ = try await Linli_Billing_V1_BillingService.Client(wrapping: client).pay(request, metadata: auth)
+                }
             case .health:
                 return { client in _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init()) }
             case .whoami:
