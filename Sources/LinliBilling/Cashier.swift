@@ -41,7 +41,9 @@ public struct Cashier: Sendable {
     static let prepaidSubtype = "general"
 
     /// Settles the room's open bills (or the chosen ones) oldest due first with the methods in
-    /// their order; an overpayment goes to the room's prepaid account.
+    /// their order; an overpayment goes to the room's prepaid account. The receipt number is the
+    /// community's next of the year, gap-free: the counter moves inside this transaction, so a
+    /// failed payment rolls it back.
     public func pay(room: RoomID, bills chosen: [UUID], methods: [(Method, Int64)], depositKind: String = "", by principal: Principal,
                     on connection: PostgresConnection, logger: Logger) async throws -> Payment {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
@@ -113,20 +115,29 @@ public struct Cashier: Sendable {
             throw LinliError.invalid("methods", "\(left.left) fen of the \(left.method.rawValue) amount would be left over; open is \(openTotal) fen")
         }
         guard settled > 0 || toPrepaid > 0 else { throw LinliError(.failedPrecondition, "bill_ids: nothing is open to pay", field: "bill_ids") }
-        let entry = UUIDv7.make()
-        try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
-        let receipt = try await nextReceipt(community, connection, logger)
-        let id = UUIDv7.make()
-        let stored = try await connection.query("""
-            INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no)
-            VALUES (\(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid), \(receipt))
-            RETURNING created_at
-            """, logger: logger)
-        var paidAt = Date()
-        for try await at in stored.decode(Date.self) { paidAt = at }
+        // The hot rows (the channel account the transfers post to, and the community's receipt
+        // counter) are taken last, so their locks are held for as few statements as possible.
         if settled > 0 {
             try await MetricDelta.record(.billingCollectedFen, delta: settled, community: community, on: connection, logger: logger)
         }
+        let entry = UUIDv7.make()
+        try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
+        let id = UUIDv7.make()
+        let stored = try await connection.query("""
+            WITH counter AS (
+                INSERT INTO receipt_counters (community_id, year, last_number)
+                VALUES (\(community.uuid), extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int4, 1)
+                ON CONFLICT (community_id, year) DO UPDATE SET last_number = receipt_counters.last_number + 1
+                RETURNING year, last_number)
+            INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no)
+            SELECT \(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
+                   to_char(year, 'FM0000') || '-' || to_char(last_number, 'FM000000')
+            FROM counter
+            RETURNING receipt_no, created_at
+            """, logger: logger)
+        var receipt = ""
+        var paidAt = Date()
+        for try await (number, at) in stored.decode((String, Date).self) { (receipt, paidAt) = (number, at) }
         return Payment(id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
                        paidAt: paidAt)
     }
@@ -154,19 +165,6 @@ public struct Cashier: Sendable {
             """, logger: logger)
         for try await row in rows.decode((Int64, Bool).self) { return row }
         return (0, false)
-    }
-
-    /// The next receipt number of the community's current year: gap-free, because the counter
-    /// moves inside the payment's transaction and a failed payment rolls it back.
-    func nextReceipt(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> String {
-        let rows = try await connection.query("""
-            INSERT INTO receipt_counters (community_id, year, last_number)
-            VALUES (\(community.uuid), extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int4, 1)
-            ON CONFLICT (community_id, year) DO UPDATE SET last_number = receipt_counters.last_number + 1
-            RETURNING year, last_number
-            """, logger: logger)
-        for try await (year, number) in rows.decode((Int32, Int32).self) { return String(format: "%04d-%06d", year, number) }
-        throw LinliError(.internal, "receipt counter returned nothing")
     }
 
     /// Proves the community's books from the transfers themselves.
