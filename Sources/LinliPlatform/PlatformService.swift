@@ -211,7 +211,9 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 WHERE d.metric IN ('complaints_filed', 'rooms')
                 GROUP BY 1, 2, 3
                 HAVING coalesce(sum(d.value) FILTER (WHERE d.metric = 'rooms'), 0) > 0
-                ORDER BY 4::float8 / 5 DESC, 3 LIMIT 10
+                ORDER BY coalesce(sum(d.value) FILTER (WHERE d.metric = 'complaints_filed'), 0)::float8
+                         / sum(d.value) FILTER (WHERE d.metric = 'rooms') DESC, d.community_id
+                LIMIT 10
                 """, logger: logger)
             for try await (tenant, slug, community, complaints, rooms) in watch.decode((UUID, String, UUID, Int64, Int64).self) {
                 response.highestComplaintRates.append(.with {

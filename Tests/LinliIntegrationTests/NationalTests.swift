@@ -50,8 +50,15 @@ struct NationalTests {
         let overview = try await server.platform.getNationalOverview(.init(), metadata: try await server.operatorLogin())
         let mine = try #require(overview.perTenant.first { $0.tenantSlug == demo.tenant.slug })
         #expect(mine.rooms == 4 && mine.complaintsFiled == 2 && mine.complaintsPerThousandRooms == 500)
-        let watched = try #require(overview.highestComplaintRates.first { $0.communityID == demo.community.description })
-        #expect(watched.complaintsFiled == 2 && watched.rooms == 4 && watched.complaintsPerThousandRooms == 500)
+        // The watch list spans every tenant of the shared test server: highest rate first, and ours is
+        // on it unless ten communities rate at least as high.
+        let rates = overview.highestComplaintRates.map(\.complaintsPerThousandRooms)
+        #expect(rates == rates.sorted(by: >) && rates.count <= 10)
+        if let watched = overview.highestComplaintRates.first(where: { $0.communityID == demo.community.description }) {
+            #expect(watched.complaintsFiled == 2 && watched.rooms == 4 && watched.complaintsPerThousandRooms == 500)
+        } else {
+            #expect(rates.count == 10 && rates.allSatisfy { $0 >= 500 })
+        }
         #expect(overview.rooms == overview.perTenant.reduce(0) { $0 + $1.rooms })
     }
 
