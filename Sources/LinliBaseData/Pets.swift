@@ -69,9 +69,8 @@ public struct PetRegistry: Sendable {
             """, logger: logger)
         var ids: [UUID] = []
         for try await id in rows.decode(UUID.self) { ids.append(id) }
-        var pets: [Pet] = []
-        for id in ids { pets.append(try await load(id, connection, logger)) }
-        return pets
+        let pets = try await load(ids, connection, logger)
+        return ids.compactMap { pets[$0] }
     }
 
     /// The latest dose of each vaccine that falls due by `dueBy`, and pets never vaccinated; soonest first.
@@ -93,11 +92,10 @@ public struct PetRegistry: Sendable {
             """, logger: logger)
         var found: [(UUID, String, String, Bool)] = []
         for try await row in rows.decode((UUID, String, String, Bool).self) { found.append(row) }
-        var result: [Due] = []
-        for (pet, vaccine, dueOn, overdue) in found {
-            result.append(Due(pet: try await load(pet, connection, logger), vaccine: vaccine, nextDueOn: dueOn, overdue: overdue))
+        let pets = try await load(found.map(\.0), connection, logger)
+        return found.compactMap { pet, vaccine, dueOn, overdue in
+            pets[pet].map { Due(pet: $0, vaccine: vaccine, nextDueOn: dueOn, overdue: overdue) }
         }
-        return result
     }
 
     /// Residents may act for rooms they live in now; staff within their communities.
@@ -120,23 +118,29 @@ public struct PetRegistry: Sendable {
     }
 
     func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Pet {
-        let rows = try await connection.query("""
-            SELECT p.room_id, b.name || r.unit || r.number, p.name, p.species, p.breed FROM pets p
-            JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = \(id)
-            """, logger: logger)
-        var found: Pet?
-        for try await (room, label, name, species, breed) in rows.decode((UUID, String, String, String, String).self) {
-            found = Pet(id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
-                        breed: breed, vaccinations: [])
-        }
-        guard var pet = found else { throw LinliError.notFound("pet") }
-        let doses = try await connection.query("""
-            SELECT DISTINCT ON (vaccine) vaccine, given_on::text, next_due_on::text FROM pet_vaccinations
-            WHERE pet_id = \(id) ORDER BY vaccine, given_on DESC, id DESC
-            """, logger: logger)
-        for try await (vaccine, given, next) in doses.decode((String, String, String).self) {
-            pet.vaccinations.append(Vaccination(vaccine: vaccine, givenOn: given, nextDueOn: next))
-        }
+        guard let pet = try await load([id], connection, logger)[id] else { throw LinliError.notFound("pet") }
         return pet
+    }
+
+    /// Pets with the latest dose of each vaccine, in two queries however many.
+    func load(_ ids: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws -> [UUID: Pet] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await connection.query("""
+            SELECT p.id, p.room_id, b.name || r.unit || r.number, p.name, p.species, p.breed FROM pets p
+            JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = ANY(\(ids)::uuid[])
+            """, logger: logger)
+        var pets: [UUID: Pet] = [:]
+        for try await (id, room, label, name, species, breed) in rows.decode((UUID, UUID, String, String, String, String).self) {
+            pets[id] = Pet(id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
+                           breed: breed, vaccinations: [])
+        }
+        let doses = try await connection.query("""
+            SELECT DISTINCT ON (pet_id, vaccine) pet_id, vaccine, given_on::text, next_due_on::text FROM pet_vaccinations
+            WHERE pet_id = ANY(\(ids)::uuid[]) ORDER BY pet_id, vaccine, given_on DESC, id DESC
+            """, logger: logger)
+        for try await (pet, vaccine, given, next) in doses.decode((UUID, String, String, String).self) {
+            pets[pet]?.vaccinations.append(Vaccination(vaccine: vaccine, givenOn: given, nextDueOn: next))
+        }
+        return pets
     }
 }
