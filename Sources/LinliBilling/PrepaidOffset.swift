@@ -26,18 +26,10 @@ public struct PrepaidOffset: Service, Sendable {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                if Task.isCancelled { break }
-                do {
-                    let offset = try await runAll()
-                    if offset.count > 0 {
-                        logger.info("prepaid offsets", metadata: ["billing.offsets": "\(offset.count)", "billing.offset_fen": "\(offset.fen)"])
-                    }
-                } catch {
-                    logger.warning("prepaid offset pass failed", metadata: ["error": "\(error)"])
-                }
+        await PeriodicJob.run(every: interval, first: .afterInterval, name: "prepaid offset", logger: logger) {
+            let offset = try await runAll()
+            if offset.count > 0 {
+                logger.info("prepaid offsets", metadata: ["billing.offsets": "\(offset.count)", "billing.offset_fen": "\(offset.fen)"])
             }
         }
     }

@@ -26,16 +26,9 @@ public struct PatrolScheduler: Service, Sendable {
     }
 
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    let generated = try await runAll()
-                    if generated > 0 { logger.info("patrol tasks generated", metadata: ["patrol.tasks": "\(generated)"]) }
-                } catch {
-                    logger.warning("patrol scheduler pass failed", metadata: ["error": "\(error)"])
-                }
-                try? await Task.sleep(for: interval)
-            }
+        await PeriodicJob.run(every: interval, first: .atStart, name: "patrol scheduler", logger: logger) {
+            let generated = try await runAll()
+            if generated > 0 { logger.info("patrol tasks generated", metadata: ["patrol.tasks": "\(generated)"]) }
         }
     }
 

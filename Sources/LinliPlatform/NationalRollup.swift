@@ -28,16 +28,8 @@ public struct NationalRollup: Service, Sendable {
     /// Runs a pass every `interval` until shutdown. Shutdown cancels a pass in progress:
     /// its transaction rolls back and the next start folds those deltas.
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: interval)
-                if Task.isCancelled { break }
-                do {
-                    _ = try await foldAll()
-                } catch {
-                    logger.warning("rollup pass failed", metadata: ["error": "\(error)"])
-                }
-            }
+        await PeriodicJob.run(every: interval, first: .afterInterval, name: "rollup", logger: logger) {
+            _ = try await foldAll()
         }
     }
 
