@@ -22,7 +22,6 @@ public struct BaseDataImport: Sendable {
         public var errorCount = 0
     }
 
-    public static let maxLines = 100_000
 
     /// The columns of each kind; the ones that may be left empty are in `optional`.
     static let columns: [Kind: [String]] = [

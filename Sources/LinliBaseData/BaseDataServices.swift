@@ -255,29 +255,10 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     public func importBaseData(request: StreamingServerRequest<Linli_Property_V1_ImportBaseDataRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ImportBaseDataResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        // The whole file, as one request: its fingerprint makes a retried import replay the first report.
-        var whole = Linli_Property_V1_ImportBaseDataRequest()
-        var first = true
-        for try await message in request.messages {
-            if first {
-                whole.requestID = message.requestID
-                whole.communityID = message.communityID
-                whole.kind = message.kind
-                first = false
-            } else if !message.requestID.isEmpty || !message.communityID.isEmpty || message.kind != .unspecified {
-                throw LinliError.invalid("request_id", "request_id, community_id and kind belong in the first message only")
-            }
-            whole.lines.append(contentsOf: message.lines)
-            guard whole.lines.count <= BaseDataImport.maxLines else {
-                throw LinliError.invalid("lines", "at most \(BaseDataImport.maxLines) lines per import")
-            }
-        }
-        if first { throw LinliError.invalid("request_id", "the stream is empty; the first message names the import") }
+        let whole = try await LineStream.collect(request.messages)
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
         let kind = try ProtoEnum.decode(whole.kind, BaseDataImport.Kind.self, field: "kind")
-        let lines = whole.lines.flatMap { chunk in chunk.split(separator: "\n", omittingEmptySubsequences: false).map {
-            $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
-        } }
+        let lines = whole.lines
         let response = try await database.once(ctx, "ImportBaseData", whole) { [importer] connection in
             let report = try await importer.run(kind: kind, community: community, lines: lines, by: ctx.principal, on: connection,
                                                 logger: ctx.logger)
@@ -330,7 +311,9 @@ extension Linli_Property_V1_MoveOutRequest: IdempotentRequest {}
 extension Linli_Property_V1_VerifyResidentRequest: IdempotentRequest {}
 extension Linli_Property_V1_CreateParkingSpaceRequest: IdempotentRequest {}
 extension Linli_Property_V1_RegisterVehicleRequest: IdempotentRequest {}
-extension Linli_Property_V1_ImportBaseDataRequest: IdempotentRequest {}
+extension Linli_Property_V1_ImportBaseDataRequest: IdempotentRequest, LineStreamMessage {
+    public var namesTheImport: Bool { !requestID.isEmpty || !communityID.isEmpty || kind != .unspecified }
+}
 
 extension Linli_Property_V1_Room {
     init(_ r: RoomRegistry.Room) {

@@ -366,20 +366,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func importMeterReadings(request: StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        var whole = Linli_Billing_V1_ImportMeterReadingsRequest()
-        var first = true
-        for try await message in request.messages {
-            if first {
-                whole.requestID = message.requestID
-                whole.communityID = message.communityID
-                first = false
-            } else if !message.requestID.isEmpty || !message.communityID.isEmpty {
-                throw LinliError.invalid("request_id", "request_id and community_id belong in the first message only")
-            }
-            whole.lines.append(contentsOf: message.lines)
-            guard whole.lines.count <= 100_000 else { throw LinliError.invalid("lines", "at most 100000 lines per import") }
-        }
-        if first { throw LinliError.invalid("request_id", "the stream is empty; the first message names the import") }
+        let whole = try await LineStream.collect(request.messages)
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
         let response = try await database.once(ctx, "ImportMeterReadings", whole) { [meters] connection in
             let sheet = try await meters.importReadings(community: community, lines: whole.lines, by: ctx.principal, on: connection,
@@ -460,7 +447,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
 
 extension Linli_Billing_V1_CollectDepositRequest: IdempotentRequest {}
 extension Linli_Billing_V1_RecordMeterReadingRequest: IdempotentRequest {}
-extension Linli_Billing_V1_ImportMeterReadingsRequest: IdempotentRequest {}
+extension Linli_Billing_V1_ImportMeterReadingsRequest: IdempotentRequest, LineStreamMessage {
+    public var namesTheImport: Bool { !requestID.isEmpty || !communityID.isEmpty }
+}
 extension Linli_Billing_V1_ConvertDepositToPrepaidRequest: IdempotentRequest {}
 extension Linli_Billing_V1_RefundDepositRequest: IdempotentRequest {}
 extension Linli_Billing_V1_SetPrepaidFrozenRequest: IdempotentRequest {}
