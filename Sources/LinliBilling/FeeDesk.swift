@@ -193,8 +193,7 @@ public struct FeeDesk: Sendable {
         }
         let rows = try await connection.query("""
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
-                   coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t WHERE t.bill_id = b.id AND t.kind IN ('settle', 'offset')), 0)::int8
-                   - coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t WHERE t.bill_id = b.id AND t.kind = 'reversal'), 0)::int8,
+                   bill_settled_fen(b.id),
                    b.due_on::text
             FROM bills b JOIN fee_items i ON i.id = b.fee_item_id
             WHERE b.room_id = \(room.uuid) AND (\(ids == nil) OR b.id = ANY(\(ids ?? [])::uuid[]))

@@ -87,10 +87,7 @@ public struct PrepaidOffset: Service, Sendable {
         let rows = try await connection.query("""
             WITH open_bills AS (
                 SELECT b.id, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                       b.amount_fen - coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
-                                                WHERE t.bill_id = b.id AND t.kind IN ('settle', 'offset')), 0)
-                                    + coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
-                                                WHERE t.bill_id = b.id AND t.kind = 'reversal'), 0) AS open
+                       b.amount_fen - bill_settled_fen(b.id) AS open
                 FROM bills b WHERE b.id = ANY(\(bills)::uuid[])),
             running AS (
                 SELECT o.*, sum(o.open) OVER (PARTITION BY o.room_id ORDER BY o.due_on, o.period_start, o.id) AS through

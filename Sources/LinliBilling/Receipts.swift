@@ -139,10 +139,7 @@ extension Cashier {
         let rows = try await connection.query("""
             WITH open_bills AS (
                 SELECT b.room_id, (now() AT TIME ZONE 'Asia/Shanghai')::date - b.due_on AS late,
-                       b.amount_fen - coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
-                                                WHERE t.bill_id = b.id AND t.kind IN ('settle', 'offset')), 0)
-                                    + coalesce((SELECT sum(t.amount_fen) FROM ledger_transfers t
-                                                WHERE t.bill_id = b.id AND t.kind = 'reversal'), 0) AS open
+                       b.amount_fen - bill_settled_fen(b.id) AS open
                 FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < (now() AT TIME ZONE 'Asia/Shanghai')::date),
             keyed AS (
                 SELECT CASE WHEN \(byBuilding) THEN bd.id ELSE r.id END AS id,

@@ -70,8 +70,7 @@ public struct BillingReports: Sendable {
                 FROM ledger_transfers t JOIN accounts d ON d.id = t.debit_account JOIN accounts c ON c.id = t.credit_account, instants i
                 WHERE t.created_at >= i.start_at AND t.created_at < i.end_at),
             open_due AS (
-                SELECT b.amount_fen - coalesce((SELECT sum(CASE t.kind WHEN 'reversal' THEN -t.amount_fen ELSE t.amount_fen END)
-                                                FROM ledger_transfers t WHERE t.bill_id = b.id AND t.kind IN ('settle', 'offset', 'reversal')), 0) AS open
+                SELECT b.amount_fen - bill_settled_fen(b.id) AS open
                 FROM bills b, instants i WHERE b.community_id = \(community.uuid) AND b.due_on <= i.to_day)
             SELECT (SELECT from_day::text FROM range), (SELECT to_day::text FROM range),
                    (SELECT coalesce(sum(amount_fen), 0)::int8 FROM period_bills),
