@@ -306,6 +306,110 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetBillingSettings" metadata.
+        public enum GetBillingSettings: Sendable {
+            /// Request type for "GetBillingSettings".
+            public typealias Input = Linli_Billing_V1_GetBillingSettingsRequest
+            /// Response type for "GetBillingSettings".
+            public typealias Output = Linli_Billing_V1_BillingSettings
+            /// Descriptor for "GetBillingSettings".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetBillingSettings",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetBillingSettings" metadata.
+        public enum SetBillingSettings: Sendable {
+            /// Request type for "SetBillingSettings".
+            public typealias Input = Linli_Billing_V1_SetBillingSettingsRequest
+            /// Response type for "SetBillingSettings".
+            public typealias Output = Linli_Billing_V1_BillingSettings
+            /// Descriptor for "SetBillingSettings".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "SetBillingSettings",
+                type: .unary
+            )
+        }
+        /// Namespace for "RequestRefund" metadata.
+        public enum RequestRefund: Sendable {
+            /// Request type for "RequestRefund".
+            public typealias Input = Linli_Billing_V1_RequestRefundRequest
+            /// Response type for "RequestRefund".
+            public typealias Output = Linli_Billing_V1_RefundResponse
+            /// Descriptor for "RequestRefund".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "RequestRefund",
+                type: .unary
+            )
+        }
+        /// Namespace for "ApproveRefund" metadata.
+        public enum ApproveRefund: Sendable {
+            /// Request type for "ApproveRefund".
+            public typealias Input = Linli_Billing_V1_DecideRefundRequest
+            /// Response type for "ApproveRefund".
+            public typealias Output = Linli_Billing_V1_RefundResponse
+            /// Descriptor for "ApproveRefund".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ApproveRefund",
+                type: .unary
+            )
+        }
+        /// Namespace for "RejectRefund" metadata.
+        public enum RejectRefund: Sendable {
+            /// Request type for "RejectRefund".
+            public typealias Input = Linli_Billing_V1_DecideRefundRequest
+            /// Response type for "RejectRefund".
+            public typealias Output = Linli_Billing_V1_RefundResponse
+            /// Descriptor for "RejectRefund".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "RejectRefund",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListRefunds" metadata.
+        public enum ListRefunds: Sendable {
+            /// Request type for "ListRefunds".
+            public typealias Input = Linli_Billing_V1_ListRefundsRequest
+            /// Response type for "ListRefunds".
+            public typealias Output = Linli_Billing_V1_ListRefundsResponse
+            /// Descriptor for "ListRefunds".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ListRefunds",
+                type: .unary
+            )
+        }
+        /// Namespace for "IssueInvoices" metadata.
+        public enum IssueInvoices: Sendable {
+            /// Request type for "IssueInvoices".
+            public typealias Input = Linli_Billing_V1_IssueInvoicesRequest
+            /// Response type for "IssueInvoices".
+            public typealias Output = Linli_Billing_V1_IssueInvoicesResponse
+            /// Descriptor for "IssueInvoices".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "IssueInvoices",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListInvoices" metadata.
+        public enum ListInvoices: Sendable {
+            /// Request type for "ListInvoices".
+            public typealias Input = Linli_Billing_V1_ListInvoicesRequest
+            /// Response type for "ListInvoices".
+            public typealias Output = Linli_Billing_V1_ListInvoicesResponse
+            /// Descriptor for "ListInvoices".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "ListInvoices",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.billing.v1.BillingService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateFeeItem.descriptor,
@@ -329,7 +433,15 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             ListDeposits.descriptor,
             RecordMeterReading.descriptor,
             ImportMeterReadings.descriptor,
-            CheckLedger.descriptor
+            CheckLedger.descriptor,
+            GetBillingSettings.descriptor,
+            SetBillingSettings.descriptor,
+            RequestRefund.descriptor,
+            ApproveRefund.descriptor,
+            RejectRefund.descriptor,
+            ListRefunds.descriptor,
+            IssueInvoices.descriptor,
+            ListInvoices.descriptor
         ]
     }
 }
@@ -360,10 +472,23 @@ extension Linli_Billing_V1_BillingService {
     /// >
     /// > Billing on a double-entry ledger. Every amount is int64 fen (分): 12.34 元 is 1234.
     /// > 
+    /// > Periods: a monthly item's period is one month, a quarterly item's three (starting in January,
+    /// > April, July and October), a yearly item's twelve (starting in January); each starts on the
+    /// > item's cycle_day (1: calendar months; 15: the 15th to the 14th). A one-time item's period is
+    /// > the day its binding starts. Bills fall due due_day − 1 days after their period starts.
+    /// > 
     /// > Rounding, stated once: a bill's amount is computed exactly in integers and rounded half up
     /// > to the fen once, after proration: round(full_amount × billed_days / period_days), where
-    /// > full_amount = area_centi_m2 × unit_price_fen / 100 + surcharge_fen (area rule) or
-    /// > unit_price_fen + surcharge_fen (fixed rule), and periods are calendar months.
+    /// > full_amount is, per period,
+    /// >   area:    area_centi_m2 × unit_price_fen × months / 100 + surcharge_fen
+    /// >   fixed:   unit_price_fen + surcharge_fen (a binding's amount_fen replaces unit_price_fen)
+    /// >   metered: the usage of the readings taken in the period, priced by tier, / 100 + surcharge_fen
+    /// >   rent:    the binding's amount_fen × (1 + yearly_increase_bp / 10000)^(whole years since
+    /// >            the binding started, at the period's start)
+    /// > Late fees: late_fee_per_10k_daily ten-thousandths of the open principal for each day after
+    /// > due_on + grace_days (or after the last late fee charged), round(principal × rate × days / 10000),
+    /// > never more in all than the bill's amount. They are computed on read and charged to the bill
+    /// > when a payment or an offset settles it; payments settle a bill's late fees before its principal.
     public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
         /// Handle the "CreateFeeItem" method.
         ///
@@ -745,6 +870,134 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_CheckLedgerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_CheckLedgerResponse>
+
+        /// Handle the "GetBillingSettings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > How a community allocates payments and offsets over open bills.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetBillingSettingsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_BillingSettings` messages.
+        func getBillingSettings(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_BillingSettings>
+
+        /// Handle the "SetBillingSettings" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_SetBillingSettingsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_BillingSettings` messages.
+        func setBillingSettings(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_BillingSettings>
+
+        /// Handle the "RequestRefund" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+        /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+        /// > are written off with waive) and pays out through the methods that paid, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_RequestRefundRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_RefundResponse` messages.
+        func requestRefund(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RequestRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "ApproveRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_RefundResponse` messages.
+        func approveRefund(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "RejectRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_RefundResponse` messages.
+        func rejectRefund(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "ListRefunds" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ListRefundsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_ListRefundsResponse` messages.
+        func listRefunds(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListRefundsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListRefundsResponse>
+
+        /// Handle the "IssueInvoices" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+        /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+        /// > receipt or refunding a bill voids its invoice.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_IssueInvoicesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_IssueInvoicesResponse` messages.
+        func issueInvoices(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_IssueInvoicesResponse>
+
+        /// Handle the "ListInvoices" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_ListInvoicesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_ListInvoicesResponse` messages.
+        func listInvoices(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListInvoicesResponse>
     }
 
     /// Service protocol for the "linli.billing.v1.BillingService" service.
@@ -759,10 +1012,23 @@ extension Linli_Billing_V1_BillingService {
     /// >
     /// > Billing on a double-entry ledger. Every amount is int64 fen (分): 12.34 元 is 1234.
     /// > 
+    /// > Periods: a monthly item's period is one month, a quarterly item's three (starting in January,
+    /// > April, July and October), a yearly item's twelve (starting in January); each starts on the
+    /// > item's cycle_day (1: calendar months; 15: the 15th to the 14th). A one-time item's period is
+    /// > the day its binding starts. Bills fall due due_day − 1 days after their period starts.
+    /// > 
     /// > Rounding, stated once: a bill's amount is computed exactly in integers and rounded half up
     /// > to the fen once, after proration: round(full_amount × billed_days / period_days), where
-    /// > full_amount = area_centi_m2 × unit_price_fen / 100 + surcharge_fen (area rule) or
-    /// > unit_price_fen + surcharge_fen (fixed rule), and periods are calendar months.
+    /// > full_amount is, per period,
+    /// >   area:    area_centi_m2 × unit_price_fen × months / 100 + surcharge_fen
+    /// >   fixed:   unit_price_fen + surcharge_fen (a binding's amount_fen replaces unit_price_fen)
+    /// >   metered: the usage of the readings taken in the period, priced by tier, / 100 + surcharge_fen
+    /// >   rent:    the binding's amount_fen × (1 + yearly_increase_bp / 10000)^(whole years since
+    /// >            the binding started, at the period's start)
+    /// > Late fees: late_fee_per_10k_daily ten-thousandths of the open principal for each day after
+    /// > due_on + grace_days (or after the last late fee charged), round(principal × rate × days / 10000),
+    /// > never more in all than the bill's amount. They are computed on read and charged to the bill
+    /// > when a payment or an offset settles it; payments settle a bill's late fees before its principal.
     public protocol ServiceProtocol: Linli_Billing_V1_BillingService.StreamingServiceProtocol {
         /// Handle the "CreateFeeItem" method.
         ///
@@ -1144,6 +1410,134 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.ServerRequest<Linli_Billing_V1_CheckLedgerRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_CheckLedgerResponse>
+
+        /// Handle the "GetBillingSettings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > How a community allocates payments and offsets over open bills.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSettingsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_BillingSettings` message.
+        func getBillingSettings(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings>
+
+        /// Handle the "SetBillingSettings" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetBillingSettingsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_BillingSettings` message.
+        func setBillingSettings(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings>
+
+        /// Handle the "RequestRefund" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+        /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+        /// > are written off with waive) and pays out through the methods that paid, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RequestRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_RefundResponse` message.
+        func requestRefund(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_RequestRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "ApproveRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_RefundResponse` message.
+        func approveRefund(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "RejectRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_RefundResponse` message.
+        func rejectRefund(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>
+
+        /// Handle the "ListRefunds" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListRefundsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_ListRefundsResponse` message.
+        func listRefunds(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_ListRefundsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse>
+
+        /// Handle the "IssueInvoices" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+        /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+        /// > receipt or refunding a bill voids its invoice.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_IssueInvoicesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_IssueInvoicesResponse` message.
+        func issueInvoices(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_IssueInvoicesResponse>
+
+        /// Handle the "ListInvoices" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListInvoicesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_ListInvoicesResponse` message.
+        func listInvoices(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse>
     }
 
     /// Simple service protocol for the "linli.billing.v1.BillingService" service.
@@ -1156,10 +1550,23 @@ extension Linli_Billing_V1_BillingService {
     /// >
     /// > Billing on a double-entry ledger. Every amount is int64 fen (分): 12.34 元 is 1234.
     /// > 
+    /// > Periods: a monthly item's period is one month, a quarterly item's three (starting in January,
+    /// > April, July and October), a yearly item's twelve (starting in January); each starts on the
+    /// > item's cycle_day (1: calendar months; 15: the 15th to the 14th). A one-time item's period is
+    /// > the day its binding starts. Bills fall due due_day − 1 days after their period starts.
+    /// > 
     /// > Rounding, stated once: a bill's amount is computed exactly in integers and rounded half up
     /// > to the fen once, after proration: round(full_amount × billed_days / period_days), where
-    /// > full_amount = area_centi_m2 × unit_price_fen / 100 + surcharge_fen (area rule) or
-    /// > unit_price_fen + surcharge_fen (fixed rule), and periods are calendar months.
+    /// > full_amount is, per period,
+    /// >   area:    area_centi_m2 × unit_price_fen × months / 100 + surcharge_fen
+    /// >   fixed:   unit_price_fen + surcharge_fen (a binding's amount_fen replaces unit_price_fen)
+    /// >   metered: the usage of the readings taken in the period, priced by tier, / 100 + surcharge_fen
+    /// >   rent:    the binding's amount_fen × (1 + yearly_increase_bp / 10000)^(whole years since
+    /// >            the binding started, at the period's start)
+    /// > Late fees: late_fee_per_10k_daily ten-thousandths of the open principal for each day after
+    /// > due_on + grace_days (or after the last late fee charged), round(principal × rate × days / 10000),
+    /// > never more in all than the bill's amount. They are computed on read and charged to the bill
+    /// > when a payment or an offset settles it; payments settle a bill's late fees before its principal.
     public protocol SimpleServiceProtocol: Linli_Billing_V1_BillingService.ServiceProtocol {
         /// Handle the "CreateFeeItem" method.
         ///
@@ -1541,6 +1948,134 @@ extension Linli_Billing_V1_BillingService {
             request: Linli_Billing_V1_CheckLedgerRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_CheckLedgerResponse
+
+        /// Handle the "GetBillingSettings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > How a community allocates payments and offsets over open bills.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetBillingSettingsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_BillingSettings` to respond with.
+        func getBillingSettings(
+            request: Linli_Billing_V1_GetBillingSettingsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_BillingSettings
+
+        /// Handle the "SetBillingSettings" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_SetBillingSettingsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_BillingSettings` to respond with.
+        func setBillingSettings(
+            request: Linli_Billing_V1_SetBillingSettingsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_BillingSettings
+
+        /// Handle the "RequestRefund" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+        /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+        /// > are written off with waive) and pays out through the methods that paid, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_RequestRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_RefundResponse` to respond with.
+        func requestRefund(
+            request: Linli_Billing_V1_RequestRefundRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_RefundResponse
+
+        /// Handle the "ApproveRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_RefundResponse` to respond with.
+        func approveRefund(
+            request: Linli_Billing_V1_DecideRefundRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_RefundResponse
+
+        /// Handle the "RejectRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_RefundResponse` to respond with.
+        func rejectRefund(
+            request: Linli_Billing_V1_DecideRefundRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_RefundResponse
+
+        /// Handle the "ListRefunds" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_ListRefundsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_ListRefundsResponse` to respond with.
+        func listRefunds(
+            request: Linli_Billing_V1_ListRefundsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_ListRefundsResponse
+
+        /// Handle the "IssueInvoices" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+        /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+        /// > receipt or refunding a bill voids its invoice.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_IssueInvoicesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_IssueInvoicesResponse` to respond with.
+        func issueInvoices(
+            request: Linli_Billing_V1_IssueInvoicesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_IssueInvoicesResponse
+
+        /// Handle the "ListInvoices" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_ListInvoicesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_ListInvoicesResponse` to respond with.
+        func listInvoices(
+            request: Linli_Billing_V1_ListInvoicesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_ListInvoicesResponse
     }
 }
 
@@ -1790,6 +2325,94 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetBillingSettings.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetBillingSettingsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_BillingSettings>(),
+            handler: { request, context in
+                try await self.getBillingSettings(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.SetBillingSettings.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_SetBillingSettingsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_BillingSettings>(),
+            handler: { request, context in
+                try await self.setBillingSettings(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.RequestRefund.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RequestRefundRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RefundResponse>(),
+            handler: { request, context in
+                try await self.requestRefund(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ApproveRefund.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_DecideRefundRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RefundResponse>(),
+            handler: { request, context in
+                try await self.approveRefund(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.RejectRefund.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_DecideRefundRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RefundResponse>(),
+            handler: { request, context in
+                try await self.rejectRefund(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ListRefunds.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListRefundsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListRefundsResponse>(),
+            handler: { request, context in
+                try await self.listRefunds(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.IssueInvoices.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_IssueInvoicesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_IssueInvoicesResponse>(),
+            handler: { request, context in
+                try await self.issueInvoices(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.ListInvoices.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListInvoicesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListInvoicesResponse>(),
+            handler: { request, context in
+                try await self.listInvoices(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2032,6 +2655,94 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_CheckLedgerResponse> {
         let response = try await self.checkLedger(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getBillingSettings(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_BillingSettings> {
+        let response = try await self.getBillingSettings(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setBillingSettings(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_BillingSettings> {
+        let response = try await self.setBillingSettings(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func requestRefund(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_RequestRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse> {
+        let response = try await self.requestRefund(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func approveRefund(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse> {
+        let response = try await self.approveRefund(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func rejectRefund(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_RefundResponse> {
+        let response = try await self.rejectRefund(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listRefunds(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListRefundsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListRefundsResponse> {
+        let response = try await self.listRefunds(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func issueInvoices(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_IssueInvoicesResponse> {
+        let response = try await self.issueInvoices(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listInvoices(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListInvoicesResponse> {
+        let response = try await self.listInvoices(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2327,6 +3038,110 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
             metadata: [:]
         )
     }
+
+    public func getBillingSettings(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings>(
+            message: try await self.getBillingSettings(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setBillingSettings(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_BillingSettings>(
+            message: try await self.setBillingSettings(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func requestRefund(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_RequestRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>(
+            message: try await self.requestRefund(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func approveRefund(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>(
+            message: try await self.approveRefund(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func rejectRefund(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_DecideRefundRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_RefundResponse>(
+            message: try await self.rejectRefund(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listRefunds(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_ListRefundsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse>(
+            message: try await self.listRefunds(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func issueInvoices(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_IssueInvoicesResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_IssueInvoicesResponse>(
+            message: try await self.issueInvoices(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listInvoices(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse>(
+            message: try await self.listInvoices(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
 }
 
 // MARK: linli.billing.v1.BillingService (client)
@@ -2342,10 +3157,23 @@ extension Linli_Billing_V1_BillingService {
     /// >
     /// > Billing on a double-entry ledger. Every amount is int64 fen (分): 12.34 元 is 1234.
     /// > 
+    /// > Periods: a monthly item's period is one month, a quarterly item's three (starting in January,
+    /// > April, July and October), a yearly item's twelve (starting in January); each starts on the
+    /// > item's cycle_day (1: calendar months; 15: the 15th to the 14th). A one-time item's period is
+    /// > the day its binding starts. Bills fall due due_day − 1 days after their period starts.
+    /// > 
     /// > Rounding, stated once: a bill's amount is computed exactly in integers and rounded half up
     /// > to the fen once, after proration: round(full_amount × billed_days / period_days), where
-    /// > full_amount = area_centi_m2 × unit_price_fen / 100 + surcharge_fen (area rule) or
-    /// > unit_price_fen + surcharge_fen (fixed rule), and periods are calendar months.
+    /// > full_amount is, per period,
+    /// >   area:    area_centi_m2 × unit_price_fen × months / 100 + surcharge_fen
+    /// >   fixed:   unit_price_fen + surcharge_fen (a binding's amount_fen replaces unit_price_fen)
+    /// >   metered: the usage of the readings taken in the period, priced by tier, / 100 + surcharge_fen
+    /// >   rent:    the binding's amount_fen × (1 + yearly_increase_bp / 10000)^(whole years since
+    /// >            the binding started, at the period's start)
+    /// > Late fees: late_fee_per_10k_daily ten-thousandths of the open principal for each day after
+    /// > due_on + grace_days (or after the last late fee charged), round(principal × rate × days / 10000),
+    /// > never more in all than the bill's amount. They are computed on read and charged to the bill
+    /// > when a payment or an offset settles it; payments settle a bill's late fees before its principal.
     public protocol ClientProtocol: Sendable {
         /// Call the "CreateFeeItem" method.
         ///
@@ -2837,6 +3665,174 @@ extension Linli_Billing_V1_BillingService {
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_CheckLedgerResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetBillingSettings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > How a community allocates payments and offsets over open bills.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSettingsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetBillingSettingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_BillingSettings` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getBillingSettings<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetBillingSettingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_BillingSettings>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetBillingSettings" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetBillingSettingsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_SetBillingSettingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_BillingSettings` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setBillingSettings<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_SetBillingSettingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_BillingSettings>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RequestRefund" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+        /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+        /// > are written off with waive) and pays out through the methods that paid, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RequestRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RequestRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func requestRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RequestRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RequestRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ApproveRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func approveRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_DecideRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RejectRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func rejectRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_DecideRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListRefunds" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListRefundsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListRefundsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListRefundsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listRefunds<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListRefundsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListRefundsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListRefundsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListRefundsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "IssueInvoices" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+        /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+        /// > receipt or refunding a bill voids its invoice.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_IssueInvoicesRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_IssueInvoicesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_IssueInvoicesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func issueInvoices<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_IssueInvoicesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_IssueInvoicesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_IssueInvoicesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListInvoices" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListInvoicesRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListInvoicesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListInvoicesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listInvoices<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListInvoicesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListInvoicesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListInvoicesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListInvoicesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
     }
 
     /// Generated client for the "linli.billing.v1.BillingService" service.
@@ -2849,10 +3845,23 @@ extension Linli_Billing_V1_BillingService {
     /// >
     /// > Billing on a double-entry ledger. Every amount is int64 fen (分): 12.34 元 is 1234.
     /// > 
+    /// > Periods: a monthly item's period is one month, a quarterly item's three (starting in January,
+    /// > April, July and October), a yearly item's twelve (starting in January); each starts on the
+    /// > item's cycle_day (1: calendar months; 15: the 15th to the 14th). A one-time item's period is
+    /// > the day its binding starts. Bills fall due due_day − 1 days after their period starts.
+    /// > 
     /// > Rounding, stated once: a bill's amount is computed exactly in integers and rounded half up
     /// > to the fen once, after proration: round(full_amount × billed_days / period_days), where
-    /// > full_amount = area_centi_m2 × unit_price_fen / 100 + surcharge_fen (area rule) or
-    /// > unit_price_fen + surcharge_fen (fixed rule), and periods are calendar months.
+    /// > full_amount is, per period,
+    /// >   area:    area_centi_m2 × unit_price_fen × months / 100 + surcharge_fen
+    /// >   fixed:   unit_price_fen + surcharge_fen (a binding's amount_fen replaces unit_price_fen)
+    /// >   metered: the usage of the readings taken in the period, priced by tier, / 100 + surcharge_fen
+    /// >   rent:    the binding's amount_fen × (1 + yearly_increase_bp / 10000)^(whole years since
+    /// >            the binding started, at the period's start)
+    /// > Late fees: late_fee_per_10k_daily ten-thousandths of the open principal for each day after
+    /// > due_on + grace_days (or after the last late fee charged), round(principal × rate × days / 10000),
+    /// > never more in all than the bill's amount. They are computed on read and charged to the bill
+    /// > when a payment or an offset settles it; payments settle a bill's late fees before its principal.
     public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
         private let client: GRPCCore.GRPCClient<Transport>
 
@@ -3596,6 +4605,262 @@ extension Linli_Billing_V1_BillingService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GetBillingSettings" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > How a community allocates payments and offsets over open bills.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSettingsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetBillingSettingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_BillingSettings` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getBillingSettings<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetBillingSettingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_BillingSettings>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetBillingSettings.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetBillingSettings" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_SetBillingSettingsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_SetBillingSettingsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_BillingSettings` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setBillingSettings<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_SetBillingSettingsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_BillingSettings>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.SetBillingSettings.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RequestRefund" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+        /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+        /// > are written off with waive) and pays out through the methods that paid, newest first.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_RequestRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_RequestRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func requestRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_RequestRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_RequestRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.RequestRefund.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ApproveRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func approveRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_DecideRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ApproveRefund.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RejectRefund" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_DecideRefundRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_RefundResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func rejectRefund<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_DecideRefundRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_RefundResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.RejectRefund.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListRefunds" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListRefundsRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListRefundsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListRefundsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listRefunds<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListRefundsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListRefundsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListRefundsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListRefundsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ListRefunds.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "IssueInvoices" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+        /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+        /// > receipt or refunding a bill voids its invoice.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_IssueInvoicesRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_IssueInvoicesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_IssueInvoicesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func issueInvoices<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_IssueInvoicesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_IssueInvoicesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_IssueInvoicesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.IssueInvoices.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListInvoices" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_ListInvoicesRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_ListInvoicesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_ListInvoicesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listInvoices<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_ListInvoicesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_ListInvoicesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListInvoicesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListInvoicesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.ListInvoices.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -4220,6 +5485,222 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_CheckLedgerRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_CheckLedgerResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBillingSettings" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > How a community allocates payments and offsets over open bills.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetBillingSettingsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBillingSettings<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSettingsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getBillingSettings(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetBillingSettingsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_BillingSettings>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetBillingSettings" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_SetBillingSettingsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setBillingSettings<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_SetBillingSettingsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setBillingSettings(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_SetBillingSettingsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_BillingSettings>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestRefund" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+    /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+    /// > are written off with waive) and pays out through the methods that paid, newest first.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_RequestRefundRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestRefund<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_RequestRefundRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.requestRefund(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_RequestRefundRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RefundResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApproveRefund" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func approveRefund<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.approveRefund(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_DecideRefundRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RefundResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RejectRefund" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_DecideRefundRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rejectRefund<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.rejectRefund(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_DecideRefundRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_RefundResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRefunds" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_ListRefundsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listRefunds<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_ListRefundsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListRefundsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listRefunds(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListRefundsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListRefundsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "IssueInvoices" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+    /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+    /// > receipt or refunding a bill voids its invoice.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_IssueInvoicesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func issueInvoices<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_IssueInvoicesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_IssueInvoicesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.issueInvoices(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_IssueInvoicesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_IssueInvoicesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListInvoices" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_ListInvoicesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listInvoices<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_ListInvoicesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListInvoicesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listInvoices(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListInvoicesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListInvoicesResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -4935,6 +6416,254 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.checkLedger(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetBillingSettings" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > How a community allocates payments and offsets over open bills.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getBillingSettings<Result>(
+        _ message: Linli_Billing_V1_GetBillingSettingsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetBillingSettingsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getBillingSettings(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetBillingSettings" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setBillingSettings<Result>(
+        _ message: Linli_Billing_V1_SetBillingSettingsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_BillingSettings>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_SetBillingSettingsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setBillingSettings(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RequestRefund" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Refunds (退款) of what a payment settled: a cashier requests, a manager other than the
+    /// > requester approves or rejects. Approval reverses the settlements (the bills open again, or
+    /// > are written off with waive) and pays out through the methods that paid, newest first.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func requestRefund<Result>(
+        _ message: Linli_Billing_V1_RequestRefundRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_RequestRefundRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.requestRefund(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ApproveRefund" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func approveRefund<Result>(
+        _ message: Linli_Billing_V1_DecideRefundRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.approveRefund(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RejectRefund" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func rejectRefund<Result>(
+        _ message: Linli_Billing_V1_DecideRefundRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_RefundResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_DecideRefundRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.rejectRefund(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListRefunds" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listRefunds<Result>(
+        _ message: Linli_Billing_V1_ListRefundsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListRefundsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_ListRefundsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listRefunds(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "IssueInvoices" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Splits a payment into several invoices (一单多发票), each for some of its bills, numbered
+    /// > without gaps per community and year. A bill is on one live invoice at most; voiding the
+    /// > receipt or refunding a bill voids its invoice.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func issueInvoices<Result>(
+        _ message: Linli_Billing_V1_IssueInvoicesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_IssueInvoicesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_IssueInvoicesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.issueInvoices(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListInvoices" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listInvoices<Result>(
+        _ message: Linli_Billing_V1_ListInvoicesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListInvoicesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_ListInvoicesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listInvoices(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -20,6 +20,152 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Linli_Billing_V1_FeeCategory: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// property
+  case unspecified // = 0
+  case property // = 1
+  case utilities // = 2
+  case parking // = 3
+  case rent // = 4
+  case other // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .property
+    case 2: self = .utilities
+    case 3: self = .parking
+    case 4: self = .rent
+    case 5: self = .other
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .property: return 1
+    case .utilities: return 2
+    case .parking: return 3
+    case .rent: return 4
+    case .other: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Billing_V1_FeeCategory] = [
+    .unspecified,
+    .property,
+    .utilities,
+    .parking,
+    .rent,
+    .other,
+  ]
+
+}
+
+/// Prepaid accounts are typed: a property account pays property items only, a utilities
+/// account utilities only, a general account anything. Offsets use typed accounts first.
+public nonisolated enum Linli_Billing_V1_PrepaidType: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// general
+  case unspecified // = 0
+  case general // = 1
+  case property // = 2
+  case utilities // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .general
+    case 2: self = .property
+    case 3: self = .utilities
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .general: return 1
+    case .property: return 2
+    case .utilities: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Billing_V1_PrepaidType] = [
+    .unspecified,
+    .general,
+    .property,
+    .utilities,
+  ]
+
+}
+
+public nonisolated enum Linli_Billing_V1_AllocationOrder: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+
+  /// the community's setting
+  case unspecified // = 0
+  case oldestDueFirst // = 1
+
+  /// by the items' priority (lower first), then oldest due
+  case itemPriority // = 2
+
+  /// Pay only: in the order of bill_ids
+  case asListed // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .oldestDueFirst
+    case 2: self = .itemPriority
+    case 3: self = .asListed
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .oldestDueFirst: return 1
+    case .itemPriority: return 2
+    case .asListed: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Billing_V1_AllocationOrder] = [
+    .unspecified,
+    .oldestDueFirst,
+    .itemPriority,
+    .asListed,
+  ]
+
+}
+
 public nonisolated enum Linli_Billing_V1_FeeKind: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -76,8 +222,11 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
   /// unit price + surcharge
   case fixed // = 2
 
-  /// the month's usage × unit price per m³ or kWh + surcharge
+  /// the period's usage × unit price per m³ or kWh (or tiers) + surcharge
   case metered // = 3
+
+  /// the binding's amount_fen, rising yearly_increase_bp each year
+  case rent // = 4
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -90,6 +239,7 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     case 1: self = .area
     case 2: self = .fixed
     case 3: self = .metered
+    case 4: self = .rent
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -100,6 +250,7 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     case .area: return 1
     case .fixed: return 2
     case .metered: return 3
+    case .rent: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -110,6 +261,7 @@ public nonisolated enum Linli_Billing_V1_AmountRule: SwiftProtobuf.Enum, Swift.C
     .area,
     .fixed,
     .metered,
+    .rent,
   ]
 
 }
@@ -214,6 +366,65 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
 
 }
 
+public nonisolated enum Linli_Billing_V1_RefundState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case requested // = 1
+
+  /// reversed and paid out
+  case approved // = 2
+  case rejected // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .requested
+    case 2: self = .approved
+    case 3: self = .rejected
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .requested: return 1
+    case .approved: return 2
+    case .rejected: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Billing_V1_RefundState] = [
+    .unspecified,
+    .requested,
+    .approved,
+    .rejected,
+  ]
+
+}
+
+public nonisolated struct Linli_Billing_V1_PriceTier: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// usage up to this (hundredths of a unit); 0 on the last tier: no limit
+  public var upToCenti: Int64 = 0
+
+  public var unitPriceFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Linli_Billing_V1_FeeItem: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -233,11 +444,29 @@ public nonisolated struct Linli_Billing_V1_FeeItem: Sendable {
 
   public var surchargeFen: Int64 = 0
 
-  /// day of the month bills fall due, 1..28
+  /// bills fall due on this day of their period (1 = its first day), 1..28
   public var dueDay: Int32 = 0
 
   /// metered items
   public var meterKind: Linli_Billing_V1_MeterKind = .unspecified
+
+  public var category: Linli_Billing_V1_FeeCategory = .unspecified
+
+  /// periods start on this day of the month, 1..28
+  public var cycleDay: Int32 = 0
+
+  /// 5 is 万分之五 a day
+  public var lateFeePer10KDaily: Int32 = 0
+
+  public var graceDays: Int32 = 0
+
+  /// allocation order "item priority": lower first
+  public var priority: Int32 = 0
+
+  public var tiers: [Linli_Billing_V1_PriceTier] = []
+
+  /// rent: 300 is 3% a year
+  public var yearlyIncreaseBp: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -255,11 +484,11 @@ public nonisolated struct Linli_Billing_V1_CreateFeeItemRequest: Sendable {
 
   public var name: String = String()
 
-  /// monthly only, for now
   public var kind: Linli_Billing_V1_FeeKind = .unspecified
 
   public var rule: Linli_Billing_V1_AmountRule = .unspecified
 
+  /// per m² a month (area), per period (fixed), per unit (metered); 0 for rent
   public var unitPriceFen: Int64 = 0
 
   public var surchargeFen: Int64 = 0
@@ -269,6 +498,27 @@ public nonisolated struct Linli_Billing_V1_CreateFeeItemRequest: Sendable {
 
   /// required for metered items
   public var meterKind: Linli_Billing_V1_MeterKind = .unspecified
+
+  /// 0 means property
+  public var category: Linli_Billing_V1_FeeCategory = .unspecified
+
+  /// 0 means 1
+  public var cycleDay: Int32 = 0
+
+  /// 0..100
+  public var lateFeePer10KDaily: Int32 = 0
+
+  /// 0..365
+  public var graceDays: Int32 = 0
+
+  /// 0..1000; 0 means 100
+  public var priority: Int32 = 0
+
+  /// metered only; replaces unit_price_fen
+  public var tiers: [Linli_Billing_V1_PriceTier] = []
+
+  /// rent only, 0..10000
+  public var yearlyIncreaseBp: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -314,6 +564,12 @@ public nonisolated struct Linli_Billing_V1_BindFeeItemRequest: Sendable {
   /// YYYY-MM-DD or empty
   public var endsOn: String = String()
 
+  /// Parking spaces instead of rooms: each is billed to the room it belongs to (it must have one).
+  public var parkingSpaceIds: [String] = []
+
+  /// rent: required, per period; fixed: the agreed price (0: the item's)
+  public var amountFen: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -340,7 +596,7 @@ public nonisolated struct Linli_Billing_V1_GenerateBillsRequest: Sendable {
 
   public var communityID: String = String()
 
-  /// YYYY-MM
+  /// YYYY-MM: every item whose period starts in this month
   public var month: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -364,40 +620,107 @@ public nonisolated struct Linli_Billing_V1_GenerateBillsResponse: Sendable {
   public init() {}
 }
 
-public nonisolated struct Linli_Billing_V1_Bill: Sendable {
+public nonisolated struct Linli_Billing_V1_Bill: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var id: String = String()
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
 
-  public var roomID: String = String()
+  public var roomID: String {
+    get {_storage._roomID}
+    set {_uniqueStorage()._roomID = newValue}
+  }
 
-  public var feeItemID: String = String()
+  public var feeItemID: String {
+    get {_storage._feeItemID}
+    set {_uniqueStorage()._feeItemID = newValue}
+  }
 
-  public var feeItemName: String = String()
+  public var feeItemName: String {
+    get {_storage._feeItemName}
+    set {_uniqueStorage()._feeItemName = newValue}
+  }
 
   /// YYYY-MM-DD
-  public var periodStart: String = String()
+  public var periodStart: String {
+    get {_storage._periodStart}
+    set {_uniqueStorage()._periodStart = newValue}
+  }
 
   /// YYYY-MM-DD, inclusive
-  public var periodEnd: String = String()
+  public var periodEnd: String {
+    get {_storage._periodEnd}
+    set {_uniqueStorage()._periodEnd = newValue}
+  }
 
-  public var billedDays: Int32 = 0
+  public var billedDays: Int32 {
+    get {_storage._billedDays}
+    set {_uniqueStorage()._billedDays = newValue}
+  }
 
-  public var periodDays: Int32 = 0
+  public var periodDays: Int32 {
+    get {_storage._periodDays}
+    set {_uniqueStorage()._periodDays = newValue}
+  }
 
-  public var amountFen: Int64 = 0
+  public var amountFen: Int64 {
+    get {_storage._amountFen}
+    set {_uniqueStorage()._amountFen = newValue}
+  }
 
-  public var settledFen: Int64 = 0
+  public var settledFen: Int64 {
+    get {_storage._settledFen}
+    set {_uniqueStorage()._settledFen = newValue}
+  }
 
-  public var openFen: Int64 = 0
+  public var openFen: Int64 {
+    get {_storage._openFen}
+    set {_uniqueStorage()._openFen = newValue}
+  }
 
-  public var dueOn: String = String()
+  public var dueOn: String {
+    get {_storage._dueOn}
+    set {_uniqueStorage()._dueOn = newValue}
+  }
+
+  public var parkingSpaceID: String {
+    get {_storage._parkingSpaceID}
+    set {_uniqueStorage()._parkingSpaceID = newValue}
+  }
+
+  /// late fees charged so far (part of open_fen)
+  public var lateFeeChargedFen: Int64 {
+    get {_storage._lateFeeChargedFen}
+    set {_uniqueStorage()._lateFeeChargedFen = newValue}
+  }
+
+  /// written off
+  public var waivedFen: Int64 {
+    get {_storage._waivedFen}
+    set {_uniqueStorage()._waivedFen = newValue}
+  }
+
+  /// accrued today and not yet charged (not in open_fen)
+  public var lateFeeDueFen: Int64 {
+    get {_storage._lateFeeDueFen}
+    set {_uniqueStorage()._lateFeeDueFen = newValue}
+  }
+
+  /// open_fen + late_fee_due_fen: what paying it off takes today
+  public var totalDueFen: Int64 {
+    get {_storage._totalDueFen}
+    set {_uniqueStorage()._totalDueFen = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Linli_Billing_V1_ListBillsRequest: Sendable {
@@ -423,6 +746,8 @@ public nonisolated struct Linli_Billing_V1_ListBillsResponse: Sendable {
 
   public var openFen: Int64 = 0
 
+  public var lateFeeDueFen: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -436,6 +761,9 @@ public nonisolated struct Linli_Billing_V1_MethodAmount: Sendable {
   public var method: Linli_Billing_V1_PaymentMethod = .unspecified
 
   public var amountFen: Int64 = 0
+
+  /// with PAYMENT_METHOD_PREPAID: which account (general by default)
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -476,6 +804,9 @@ public nonisolated struct Linli_Billing_V1_PayRequest: Sendable {
   /// with PAYMENT_METHOD_DEPOSIT: which deposit, e.g. "renovation"
   public var depositKind: String = String()
 
+  /// 0: the community's setting
+  public var allocation: Linli_Billing_V1_AllocationOrder = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -509,6 +840,9 @@ public nonisolated struct Linli_Billing_V1_PayResponse: Sendable {
   /// Clears the value of `paidAt`. Subsequent reads from it will return its default value.
   public mutating func clearPaidAt() {self._paidAt = nil}
 
+  /// late fees charged to the bills paid (and settled first)
+  public var lateFeeFen: Int64 = 0
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -529,6 +863,8 @@ public nonisolated struct Linli_Billing_V1_TopUpPrepaidRequest: Sendable {
   public var method: Linli_Billing_V1_PaymentMethod = .unspecified
 
   public var amountFen: Int64 = 0
+
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -554,6 +890,24 @@ public nonisolated struct Linli_Billing_V1_GetPrepaidBalanceRequest: Sendable {
 
   public var roomID: String = String()
 
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_PrepaidAccount: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
+
+  public var balanceFen: Int64 = 0
+
+  public var frozen: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -564,9 +918,13 @@ public nonisolated struct Linli_Billing_V1_GetPrepaidBalanceResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// of the type asked for
   public var balanceFen: Int64 = 0
 
   public var frozen: Bool = false
+
+  /// every prepaid account of the room
+  public var accounts: [Linli_Billing_V1_PrepaidAccount] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -626,6 +984,8 @@ public nonisolated struct Linli_Billing_V1_SetPrepaidFrozenRequest: Sendable {
 
   public var frozen: Bool = false
 
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -654,6 +1014,8 @@ public nonisolated struct Linli_Billing_V1_WithdrawPrepaidRequest: Sendable {
   public var method: Linli_Billing_V1_PaymentMethod = .unspecified
 
   public var amountFen: Int64 = 0
+
+  public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -711,68 +1073,116 @@ public nonisolated struct Linli_Billing_V1_ReceiptLine: Sendable {
   /// YYYY-MM
   public var period: String = String()
 
-  /// cash, wechat, alipay, bank_card, prepaid
+  /// cash, wechat, alipay, bank_card, prepaid, deposit
   public var method: String = String()
 
+  /// negative for reversals and refunds
   public var amountFen: Int64 = 0
+
+  /// settle, topup, reversal, refund, late_fee
+  public var kind: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
 
-public nonisolated struct Linli_Billing_V1_Receipt: Sendable {
+public nonisolated struct Linli_Billing_V1_Receipt: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var paymentID: String = String()
+  public var paymentID: String {
+    get {_storage._paymentID}
+    set {_uniqueStorage()._paymentID = newValue}
+  }
 
-  public var receiptNo: String = String()
+  public var receiptNo: String {
+    get {_storage._receiptNo}
+    set {_uniqueStorage()._receiptNo = newValue}
+  }
 
-  public var roomID: String = String()
+  public var roomID: String {
+    get {_storage._roomID}
+    set {_uniqueStorage()._roomID = newValue}
+  }
 
-  public var roomLabel: String = String()
+  public var roomLabel: String {
+    get {_storage._roomLabel}
+    set {_uniqueStorage()._roomLabel = newValue}
+  }
 
-  public var cashierID: String = String()
+  public var cashierID: String {
+    get {_storage._cashierID}
+    set {_uniqueStorage()._cashierID = newValue}
+  }
 
-  public var totalFen: Int64 = 0
+  public var totalFen: Int64 {
+    get {_storage._totalFen}
+    set {_uniqueStorage()._totalFen = newValue}
+  }
 
-  public var settledFen: Int64 = 0
+  public var settledFen: Int64 {
+    get {_storage._settledFen}
+    set {_uniqueStorage()._settledFen = newValue}
+  }
 
-  public var toPrepaidFen: Int64 = 0
+  public var toPrepaidFen: Int64 {
+    get {_storage._toPrepaidFen}
+    set {_uniqueStorage()._toPrepaidFen = newValue}
+  }
 
   public var paidAt: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_paidAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_paidAt = newValue}
+    get {_storage._paidAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._paidAt = newValue}
   }
   /// Returns true if `paidAt` has been explicitly set.
-  public var hasPaidAt: Bool {self._paidAt != nil}
+  public var hasPaidAt: Bool {_storage._paidAt != nil}
   /// Clears the value of `paidAt`. Subsequent reads from it will return its default value.
-  public mutating func clearPaidAt() {self._paidAt = nil}
+  public mutating func clearPaidAt() {_uniqueStorage()._paidAt = nil}
 
-  public var void: Bool = false
+  public var void: Bool {
+    get {_storage._void}
+    set {_uniqueStorage()._void = newValue}
+  }
 
-  public var voidReason: String = String()
+  public var voidReason: String {
+    get {_storage._voidReason}
+    set {_uniqueStorage()._voidReason = newValue}
+  }
 
   public var voidedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_voidedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_voidedAt = newValue}
+    get {_storage._voidedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._voidedAt = newValue}
   }
   /// Returns true if `voidedAt` has been explicitly set.
-  public var hasVoidedAt: Bool {self._voidedAt != nil}
+  public var hasVoidedAt: Bool {_storage._voidedAt != nil}
   /// Clears the value of `voidedAt`. Subsequent reads from it will return its default value.
-  public mutating func clearVoidedAt() {self._voidedAt = nil}
+  public mutating func clearVoidedAt() {_uniqueStorage()._voidedAt = nil}
 
   /// after a void, the reversals follow the original lines
-  public var lines: [Linli_Billing_V1_ReceiptLine] = []
+  public var lines: [Linli_Billing_V1_ReceiptLine] {
+    get {_storage._lines}
+    set {_uniqueStorage()._lines = newValue}
+  }
+
+  /// late fees charged to the bills this payment reached (it settles them first)
+  public var lateFeeFen: Int64 {
+    get {_storage._lateFeeFen}
+    set {_uniqueStorage()._lateFeeFen = newValue}
+  }
+
+  /// by approved refunds
+  public var refundedFen: Int64 {
+    get {_storage._refundedFen}
+    set {_uniqueStorage()._refundedFen = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _paidAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
-  fileprivate var _voidedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 public nonisolated struct Linli_Billing_V1_GetReceiptRequest: Sendable {
@@ -943,6 +1353,15 @@ public nonisolated struct Linli_Billing_V1_GetBillingSummaryResponse: Sendable {
 
   /// open now on bills due by the end of the range
   public var arrearsFen: Int64 = 0
+
+  /// refunded during the range
+  public var refundedFen: Int64 = 0
+
+  /// written off during the range
+  public var waivedFen: Int64 = 0
+
+  /// late fees charged during the range
+  public var lateFeeFen: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1247,16 +1666,341 @@ public nonisolated struct Linli_Billing_V1_ImportMeterReadingsResponse: Sendable
   public init() {}
 }
 
+public nonisolated struct Linli_Billing_V1_GetBillingSettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_SetBillingSettingsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var communityID: String = String()
+
+  /// oldest due first or item priority
+  public var allocation: Linli_Billing_V1_AllocationOrder = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_BillingSettings: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var allocation: Linli_Billing_V1_AllocationOrder = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_RefundLine: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var billID: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_Refund: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var paymentID: String = String()
+
+  public var receiptNo: String = String()
+
+  public var state: Linli_Billing_V1_RefundState = .unspecified
+
+  public var amountFen: Int64 = 0
+
+  public var reason: String = String()
+
+  public var waive: Bool = false
+
+  public var lines: [Linli_Billing_V1_RefundLine] = []
+
+  public var requestedBy: String = String()
+
+  public var requestedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_requestedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_requestedAt = newValue}
+  }
+  /// Returns true if `requestedAt` has been explicitly set.
+  public var hasRequestedAt: Bool {self._requestedAt != nil}
+  /// Clears the value of `requestedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearRequestedAt() {self._requestedAt = nil}
+
+  public var decidedBy: String = String()
+
+  public var decidedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_decidedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_decidedAt = newValue}
+  }
+  /// Returns true if `decidedAt` has been explicitly set.
+  public var hasDecidedAt: Bool {self._decidedAt != nil}
+  /// Clears the value of `decidedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearDecidedAt() {self._decidedAt = nil}
+
+  public var decisionNote: String = String()
+
+  /// approved: what went back through which method, per bill
+  public var payouts: [Linli_Billing_V1_Allocation] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _requestedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _decidedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Billing_V1_RequestRefundRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var paymentID: String = String()
+
+  /// Bills of the payment and how much of what it settled on each; empty: all it settled.
+  public var lines: [Linli_Billing_V1_RefundLine] = []
+
+  /// 2..200 characters
+  public var reason: String = String()
+
+  /// the charge was not owed: write the bills off instead of reopening them
+  public var waive: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_DecideRefundRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var refundID: String = String()
+
+  /// required to reject
+  public var note: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_RefundResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var refund: Linli_Billing_V1_Refund {
+    get {_refund ?? Linli_Billing_V1_Refund()}
+    set {_refund = newValue}
+  }
+  /// Returns true if `refund` has been explicitly set.
+  public var hasRefund: Bool {self._refund != nil}
+  /// Clears the value of `refund`. Subsequent reads from it will return its default value.
+  public mutating func clearRefund() {self._refund = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _refund: Linli_Billing_V1_Refund? = nil
+}
+
+public nonisolated struct Linli_Billing_V1_ListRefundsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  /// 0: every state
+  public var state: Linli_Billing_V1_RefundState = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ListRefundsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var refunds: [Linli_Billing_V1_Refund] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_InvoiceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// 抬头: a person's or company's name, 1..100
+  public var title: String = String()
+
+  /// 纳税人识别号: 15, 18 or 20 letters and digits, for a company
+  public var taxNo: String = String()
+
+  /// bills of the payment; the invoice is for what the payment settled on them
+  public var billIds: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_Invoice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var paymentID: String = String()
+
+  /// "FP2026-000042"
+  public var invoiceNo: String = String()
+
+  public var title: String = String()
+
+  public var taxNo: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var billIds: [String] = []
+
+  public var void: Bool = false
+
+  public var voidReason: String = String()
+
+  public var issuedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_issuedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_issuedAt = newValue}
+  }
+  /// Returns true if `issuedAt` has been explicitly set.
+  public var hasIssuedAt: Bool {self._issuedAt != nil}
+  /// Clears the value of `issuedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearIssuedAt() {self._issuedAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _issuedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Billing_V1_IssueInvoicesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var paymentID: String = String()
+
+  /// 1..20
+  public var invoices: [Linli_Billing_V1_InvoiceRequest] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_IssueInvoicesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invoices: [Linli_Billing_V1_Invoice] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ListInvoicesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var paymentID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ListInvoicesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var invoices: [Linli_Billing_V1_Invoice] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
+
+nonisolated extension Linli_Billing_V1_FeeCategory: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FEE_CATEGORY_UNSPECIFIED\0\u{1}FEE_CATEGORY_PROPERTY\0\u{1}FEE_CATEGORY_UTILITIES\0\u{1}FEE_CATEGORY_PARKING\0\u{1}FEE_CATEGORY_RENT\0\u{1}FEE_CATEGORY_OTHER\0")
+}
+
+nonisolated extension Linli_Billing_V1_PrepaidType: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PREPAID_TYPE_UNSPECIFIED\0\u{1}PREPAID_TYPE_GENERAL\0\u{1}PREPAID_TYPE_PROPERTY\0\u{1}PREPAID_TYPE_UTILITIES\0")
+}
+
+nonisolated extension Linli_Billing_V1_AllocationOrder: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALLOCATION_ORDER_UNSPECIFIED\0\u{1}ALLOCATION_ORDER_OLDEST_DUE_FIRST\0\u{1}ALLOCATION_ORDER_ITEM_PRIORITY\0\u{1}ALLOCATION_ORDER_AS_LISTED\0")
+}
 
 nonisolated extension Linli_Billing_V1_FeeKind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FEE_KIND_UNSPECIFIED\0\u{1}FEE_KIND_MONTHLY\0\u{1}FEE_KIND_QUARTERLY\0\u{1}FEE_KIND_YEARLY\0\u{1}FEE_KIND_ONE_TIME\0")
 }
 
 nonisolated extension Linli_Billing_V1_AmountRule: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AMOUNT_RULE_UNSPECIFIED\0\u{1}AMOUNT_RULE_AREA\0\u{1}AMOUNT_RULE_FIXED\0\u{1}AMOUNT_RULE_METERED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0AMOUNT_RULE_UNSPECIFIED\0\u{1}AMOUNT_RULE_AREA\0\u{1}AMOUNT_RULE_FIXED\0\u{1}AMOUNT_RULE_METERED\0\u{1}AMOUNT_RULE_RENT\0")
 }
 
 nonisolated extension Linli_Billing_V1_MeterKind: SwiftProtobuf._ProtoNameProviding {
@@ -1267,9 +2011,48 @@ nonisolated extension Linli_Billing_V1_PaymentMethod: SwiftProtobuf._ProtoNamePr
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_METHOD_UNSPECIFIED\0\u{1}PAYMENT_METHOD_CASH\0\u{1}PAYMENT_METHOD_WECHAT\0\u{1}PAYMENT_METHOD_ALIPAY\0\u{1}PAYMENT_METHOD_BANK_CARD\0\u{1}PAYMENT_METHOD_PREPAID\0\u{1}PAYMENT_METHOD_DEPOSIT\0")
 }
 
+nonisolated extension Linli_Billing_V1_RefundState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0REFUND_STATE_UNSPECIFIED\0\u{1}REFUND_STATE_REQUESTED\0\u{1}REFUND_STATE_APPROVED\0\u{1}REFUND_STATE_REJECTED\0")
+}
+
+nonisolated extension Linli_Billing_V1_PriceTier: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PriceTier"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}up_to_centi\0\u{3}unit_price_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularInt64Field(value: &self.upToCenti) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.unitPriceFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.upToCenti != 0 {
+      try visitor.visitSingularInt64Field(value: self.upToCenti, fieldNumber: 1)
+    }
+    if self.unitPriceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.unitPriceFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_PriceTier, rhs: Linli_Billing_V1_PriceTier) -> Bool {
+    if lhs.upToCenti != rhs.upToCenti {return false}
+    if lhs.unitPriceFen != rhs.unitPriceFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".FeeItem"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0\u{1}category\0\u{3}cycle_day\0\u{3}late_fee_per_10k_daily\0\u{3}grace_days\0\u{1}priority\0\u{1}tiers\0\u{3}yearly_increase_bp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1286,6 +2069,13 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.surchargeFen) }()
       case 8: try { try decoder.decodeSingularInt32Field(value: &self.dueDay) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.meterKind) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.category) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.cycleDay) }()
+      case 12: try { try decoder.decodeSingularInt32Field(value: &self.lateFeePer10KDaily) }()
+      case 13: try { try decoder.decodeSingularInt32Field(value: &self.graceDays) }()
+      case 14: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 15: try { try decoder.decodeRepeatedMessageField(value: &self.tiers) }()
+      case 16: try { try decoder.decodeSingularInt32Field(value: &self.yearlyIncreaseBp) }()
       default: break
       }
     }
@@ -1319,6 +2109,27 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
     if self.meterKind != .unspecified {
       try visitor.visitSingularEnumField(value: self.meterKind, fieldNumber: 9)
     }
+    if self.category != .unspecified {
+      try visitor.visitSingularEnumField(value: self.category, fieldNumber: 10)
+    }
+    if self.cycleDay != 0 {
+      try visitor.visitSingularInt32Field(value: self.cycleDay, fieldNumber: 11)
+    }
+    if self.lateFeePer10KDaily != 0 {
+      try visitor.visitSingularInt32Field(value: self.lateFeePer10KDaily, fieldNumber: 12)
+    }
+    if self.graceDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.graceDays, fieldNumber: 13)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 14)
+    }
+    if !self.tiers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tiers, fieldNumber: 15)
+    }
+    if self.yearlyIncreaseBp != 0 {
+      try visitor.visitSingularInt32Field(value: self.yearlyIncreaseBp, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1332,6 +2143,13 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
     if lhs.surchargeFen != rhs.surchargeFen {return false}
     if lhs.dueDay != rhs.dueDay {return false}
     if lhs.meterKind != rhs.meterKind {return false}
+    if lhs.category != rhs.category {return false}
+    if lhs.cycleDay != rhs.cycleDay {return false}
+    if lhs.lateFeePer10KDaily != rhs.lateFeePer10KDaily {return false}
+    if lhs.graceDays != rhs.graceDays {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.tiers != rhs.tiers {return false}
+    if lhs.yearlyIncreaseBp != rhs.yearlyIncreaseBp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1339,7 +2157,7 @@ nonisolated extension Linli_Billing_V1_FeeItem: SwiftProtobuf.Message, SwiftProt
 
 nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".CreateFeeItemRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}name\0\u{1}kind\0\u{1}rule\0\u{3}unit_price_fen\0\u{3}surcharge_fen\0\u{3}due_day\0\u{3}meter_kind\0\u{1}category\0\u{3}cycle_day\0\u{3}late_fee_per_10k_daily\0\u{3}grace_days\0\u{1}priority\0\u{1}tiers\0\u{3}yearly_increase_bp\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1356,6 +2174,13 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.surchargeFen) }()
       case 8: try { try decoder.decodeSingularInt32Field(value: &self.dueDay) }()
       case 9: try { try decoder.decodeSingularEnumField(value: &self.meterKind) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.category) }()
+      case 11: try { try decoder.decodeSingularInt32Field(value: &self.cycleDay) }()
+      case 12: try { try decoder.decodeSingularInt32Field(value: &self.lateFeePer10KDaily) }()
+      case 13: try { try decoder.decodeSingularInt32Field(value: &self.graceDays) }()
+      case 14: try { try decoder.decodeSingularInt32Field(value: &self.priority) }()
+      case 15: try { try decoder.decodeRepeatedMessageField(value: &self.tiers) }()
+      case 16: try { try decoder.decodeSingularInt32Field(value: &self.yearlyIncreaseBp) }()
       default: break
       }
     }
@@ -1389,6 +2214,27 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
     if self.meterKind != .unspecified {
       try visitor.visitSingularEnumField(value: self.meterKind, fieldNumber: 9)
     }
+    if self.category != .unspecified {
+      try visitor.visitSingularEnumField(value: self.category, fieldNumber: 10)
+    }
+    if self.cycleDay != 0 {
+      try visitor.visitSingularInt32Field(value: self.cycleDay, fieldNumber: 11)
+    }
+    if self.lateFeePer10KDaily != 0 {
+      try visitor.visitSingularInt32Field(value: self.lateFeePer10KDaily, fieldNumber: 12)
+    }
+    if self.graceDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.graceDays, fieldNumber: 13)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularInt32Field(value: self.priority, fieldNumber: 14)
+    }
+    if !self.tiers.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.tiers, fieldNumber: 15)
+    }
+    if self.yearlyIncreaseBp != 0 {
+      try visitor.visitSingularInt32Field(value: self.yearlyIncreaseBp, fieldNumber: 16)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1402,6 +2248,13 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemRequest: SwiftProtobuf.Messa
     if lhs.surchargeFen != rhs.surchargeFen {return false}
     if lhs.dueDay != rhs.dueDay {return false}
     if lhs.meterKind != rhs.meterKind {return false}
+    if lhs.category != rhs.category {return false}
+    if lhs.cycleDay != rhs.cycleDay {return false}
+    if lhs.lateFeePer10KDaily != rhs.lateFeePer10KDaily {return false}
+    if lhs.graceDays != rhs.graceDays {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.tiers != rhs.tiers {return false}
+    if lhs.yearlyIncreaseBp != rhs.yearlyIncreaseBp {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1443,7 +2296,7 @@ nonisolated extension Linli_Billing_V1_CreateFeeItemResponse: SwiftProtobuf.Mess
 
 nonisolated extension Linli_Billing_V1_BindFeeItemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BindFeeItemRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}fee_item_id\0\u{3}room_ids\0\u{3}starts_on\0\u{3}ends_on\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}fee_item_id\0\u{3}room_ids\0\u{3}starts_on\0\u{3}ends_on\0\u{3}parking_space_ids\0\u{3}amount_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1456,6 +2309,8 @@ nonisolated extension Linli_Billing_V1_BindFeeItemRequest: SwiftProtobuf.Message
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.roomIds) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.startsOn) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.endsOn) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.parkingSpaceIds) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
       default: break
       }
     }
@@ -1477,6 +2332,12 @@ nonisolated extension Linli_Billing_V1_BindFeeItemRequest: SwiftProtobuf.Message
     if !self.endsOn.isEmpty {
       try visitor.visitSingularStringField(value: self.endsOn, fieldNumber: 5)
     }
+    if !self.parkingSpaceIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.parkingSpaceIds, fieldNumber: 6)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1486,6 +2347,8 @@ nonisolated extension Linli_Billing_V1_BindFeeItemRequest: SwiftProtobuf.Message
     if lhs.roomIds != rhs.roomIds {return false}
     if lhs.startsOn != rhs.startsOn {return false}
     if lhs.endsOn != rhs.endsOn {return false}
+    if lhs.parkingSpaceIds != rhs.parkingSpaceIds {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1603,84 +2466,177 @@ nonisolated extension Linli_Billing_V1_GenerateBillsResponse: SwiftProtobuf.Mess
 
 nonisolated extension Linli_Billing_V1_Bill: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Bill"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}room_id\0\u{3}fee_item_id\0\u{3}fee_item_name\0\u{3}period_start\0\u{3}period_end\0\u{3}billed_days\0\u{3}period_days\0\u{3}amount_fen\0\u{3}settled_fen\0\u{3}open_fen\0\u{3}due_on\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}room_id\0\u{3}fee_item_id\0\u{3}fee_item_name\0\u{3}period_start\0\u{3}period_end\0\u{3}billed_days\0\u{3}period_days\0\u{3}amount_fen\0\u{3}settled_fen\0\u{3}open_fen\0\u{3}due_on\0\u{3}parking_space_id\0\u{3}late_fee_charged_fen\0\u{3}waived_fen\0\u{3}late_fee_due_fen\0\u{3}total_due_fen\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _roomID: String = String()
+    var _feeItemID: String = String()
+    var _feeItemName: String = String()
+    var _periodStart: String = String()
+    var _periodEnd: String = String()
+    var _billedDays: Int32 = 0
+    var _periodDays: Int32 = 0
+    var _amountFen: Int64 = 0
+    var _settledFen: Int64 = 0
+    var _openFen: Int64 = 0
+    var _dueOn: String = String()
+    var _parkingSpaceID: String = String()
+    var _lateFeeChargedFen: Int64 = 0
+    var _waivedFen: Int64 = 0
+    var _lateFeeDueFen: Int64 = 0
+    var _totalDueFen: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _roomID = source._roomID
+      _feeItemID = source._feeItemID
+      _feeItemName = source._feeItemName
+      _periodStart = source._periodStart
+      _periodEnd = source._periodEnd
+      _billedDays = source._billedDays
+      _periodDays = source._periodDays
+      _amountFen = source._amountFen
+      _settledFen = source._settledFen
+      _openFen = source._openFen
+      _dueOn = source._dueOn
+      _parkingSpaceID = source._parkingSpaceID
+      _lateFeeChargedFen = source._lateFeeChargedFen
+      _waivedFen = source._waivedFen
+      _lateFeeDueFen = source._lateFeeDueFen
+      _totalDueFen = source._totalDueFen
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.feeItemID) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.feeItemName) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.periodStart) }()
-      case 6: try { try decoder.decodeSingularStringField(value: &self.periodEnd) }()
-      case 7: try { try decoder.decodeSingularInt32Field(value: &self.billedDays) }()
-      case 8: try { try decoder.decodeSingularInt32Field(value: &self.periodDays) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.settledFen) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.openFen) }()
-      case 12: try { try decoder.decodeSingularStringField(value: &self.dueOn) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._roomID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._feeItemID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._feeItemName) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._periodStart) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._periodEnd) }()
+        case 7: try { try decoder.decodeSingularInt32Field(value: &_storage._billedDays) }()
+        case 8: try { try decoder.decodeSingularInt32Field(value: &_storage._periodDays) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._amountFen) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._settledFen) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._openFen) }()
+        case 12: try { try decoder.decodeSingularStringField(value: &_storage._dueOn) }()
+        case 13: try { try decoder.decodeSingularStringField(value: &_storage._parkingSpaceID) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._lateFeeChargedFen) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._waivedFen) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._lateFeeDueFen) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._totalDueFen) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.id.isEmpty {
-      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
-    }
-    if !self.roomID.isEmpty {
-      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 2)
-    }
-    if !self.feeItemID.isEmpty {
-      try visitor.visitSingularStringField(value: self.feeItemID, fieldNumber: 3)
-    }
-    if !self.feeItemName.isEmpty {
-      try visitor.visitSingularStringField(value: self.feeItemName, fieldNumber: 4)
-    }
-    if !self.periodStart.isEmpty {
-      try visitor.visitSingularStringField(value: self.periodStart, fieldNumber: 5)
-    }
-    if !self.periodEnd.isEmpty {
-      try visitor.visitSingularStringField(value: self.periodEnd, fieldNumber: 6)
-    }
-    if self.billedDays != 0 {
-      try visitor.visitSingularInt32Field(value: self.billedDays, fieldNumber: 7)
-    }
-    if self.periodDays != 0 {
-      try visitor.visitSingularInt32Field(value: self.periodDays, fieldNumber: 8)
-    }
-    if self.amountFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 9)
-    }
-    if self.settledFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.settledFen, fieldNumber: 10)
-    }
-    if self.openFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.openFen, fieldNumber: 11)
-    }
-    if !self.dueOn.isEmpty {
-      try visitor.visitSingularStringField(value: self.dueOn, fieldNumber: 12)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._roomID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._roomID, fieldNumber: 2)
+      }
+      if !_storage._feeItemID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._feeItemID, fieldNumber: 3)
+      }
+      if !_storage._feeItemName.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._feeItemName, fieldNumber: 4)
+      }
+      if !_storage._periodStart.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._periodStart, fieldNumber: 5)
+      }
+      if !_storage._periodEnd.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._periodEnd, fieldNumber: 6)
+      }
+      if _storage._billedDays != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._billedDays, fieldNumber: 7)
+      }
+      if _storage._periodDays != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._periodDays, fieldNumber: 8)
+      }
+      if _storage._amountFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._amountFen, fieldNumber: 9)
+      }
+      if _storage._settledFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._settledFen, fieldNumber: 10)
+      }
+      if _storage._openFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._openFen, fieldNumber: 11)
+      }
+      if !_storage._dueOn.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._dueOn, fieldNumber: 12)
+      }
+      if !_storage._parkingSpaceID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._parkingSpaceID, fieldNumber: 13)
+      }
+      if _storage._lateFeeChargedFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lateFeeChargedFen, fieldNumber: 14)
+      }
+      if _storage._waivedFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._waivedFen, fieldNumber: 15)
+      }
+      if _storage._lateFeeDueFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lateFeeDueFen, fieldNumber: 16)
+      }
+      if _storage._totalDueFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._totalDueFen, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_Bill, rhs: Linli_Billing_V1_Bill) -> Bool {
-    if lhs.id != rhs.id {return false}
-    if lhs.roomID != rhs.roomID {return false}
-    if lhs.feeItemID != rhs.feeItemID {return false}
-    if lhs.feeItemName != rhs.feeItemName {return false}
-    if lhs.periodStart != rhs.periodStart {return false}
-    if lhs.periodEnd != rhs.periodEnd {return false}
-    if lhs.billedDays != rhs.billedDays {return false}
-    if lhs.periodDays != rhs.periodDays {return false}
-    if lhs.amountFen != rhs.amountFen {return false}
-    if lhs.settledFen != rhs.settledFen {return false}
-    if lhs.openFen != rhs.openFen {return false}
-    if lhs.dueOn != rhs.dueOn {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._roomID != rhs_storage._roomID {return false}
+        if _storage._feeItemID != rhs_storage._feeItemID {return false}
+        if _storage._feeItemName != rhs_storage._feeItemName {return false}
+        if _storage._periodStart != rhs_storage._periodStart {return false}
+        if _storage._periodEnd != rhs_storage._periodEnd {return false}
+        if _storage._billedDays != rhs_storage._billedDays {return false}
+        if _storage._periodDays != rhs_storage._periodDays {return false}
+        if _storage._amountFen != rhs_storage._amountFen {return false}
+        if _storage._settledFen != rhs_storage._settledFen {return false}
+        if _storage._openFen != rhs_storage._openFen {return false}
+        if _storage._dueOn != rhs_storage._dueOn {return false}
+        if _storage._parkingSpaceID != rhs_storage._parkingSpaceID {return false}
+        if _storage._lateFeeChargedFen != rhs_storage._lateFeeChargedFen {return false}
+        if _storage._waivedFen != rhs_storage._waivedFen {return false}
+        if _storage._lateFeeDueFen != rhs_storage._lateFeeDueFen {return false}
+        if _storage._totalDueFen != rhs_storage._totalDueFen {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1723,7 +2679,7 @@ nonisolated extension Linli_Billing_V1_ListBillsRequest: SwiftProtobuf.Message, 
 
 nonisolated extension Linli_Billing_V1_ListBillsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListBillsResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bills\0\u{3}open_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bills\0\u{3}open_fen\0\u{3}late_fee_due_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1733,6 +2689,7 @@ nonisolated extension Linli_Billing_V1_ListBillsResponse: SwiftProtobuf.Message,
       switch fieldNumber {
       case 1: try { try decoder.decodeRepeatedMessageField(value: &self.bills) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.openFen) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.lateFeeDueFen) }()
       default: break
       }
     }
@@ -1745,12 +2702,16 @@ nonisolated extension Linli_Billing_V1_ListBillsResponse: SwiftProtobuf.Message,
     if self.openFen != 0 {
       try visitor.visitSingularInt64Field(value: self.openFen, fieldNumber: 2)
     }
+    if self.lateFeeDueFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.lateFeeDueFen, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_ListBillsResponse, rhs: Linli_Billing_V1_ListBillsResponse) -> Bool {
     if lhs.bills != rhs.bills {return false}
     if lhs.openFen != rhs.openFen {return false}
+    if lhs.lateFeeDueFen != rhs.lateFeeDueFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1758,7 +2719,7 @@ nonisolated extension Linli_Billing_V1_ListBillsResponse: SwiftProtobuf.Message,
 
 nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MethodAmount"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}amount_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1768,6 +2729,7 @@ nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, Swif
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
       default: break
       }
     }
@@ -1780,12 +2742,16 @@ nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, Swif
     if self.amountFen != 0 {
       try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 2)
     }
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_MethodAmount, rhs: Linli_Billing_V1_MethodAmount) -> Bool {
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.prepaidType != rhs.prepaidType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1833,7 +2799,7 @@ nonisolated extension Linli_Billing_V1_Allocation: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0\u{3}deposit_kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0\u{3}deposit_kind\0\u{1}allocation\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1846,6 +2812,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
       case 3: try { try decoder.decodeRepeatedStringField(value: &self.billIds) }()
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.methods) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.depositKind) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.allocation) }()
       default: break
       }
     }
@@ -1867,6 +2834,9 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if !self.depositKind.isEmpty {
       try visitor.visitSingularStringField(value: self.depositKind, fieldNumber: 5)
     }
+    if self.allocation != .unspecified {
+      try visitor.visitSingularEnumField(value: self.allocation, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1876,6 +2846,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if lhs.billIds != rhs.billIds {return false}
     if lhs.methods != rhs.methods {return false}
     if lhs.depositKind != rhs.depositKind {return false}
+    if lhs.allocation != rhs.allocation {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1883,7 +2854,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{1}allocations\0\u{3}paid_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{1}allocations\0\u{3}paid_at\0\u{3}late_fee_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1898,6 +2869,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.toPrepaidFen) }()
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.allocations) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._paidAt) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.lateFeeFen) }()
       default: break
       }
     }
@@ -1929,6 +2901,9 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
     try { if let v = self._paidAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     } }()
+    if self.lateFeeFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.lateFeeFen, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1940,6 +2915,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
     if lhs.toPrepaidFen != rhs.toPrepaidFen {return false}
     if lhs.allocations != rhs.allocations {return false}
     if lhs._paidAt != rhs._paidAt {return false}
+    if lhs.lateFeeFen != rhs.lateFeeFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1947,7 +2923,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TopUpPrepaidRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1959,6 +2935,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
       case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
       default: break
       }
     }
@@ -1977,6 +2954,9 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
     if self.amountFen != 0 {
       try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 4)
     }
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -1985,6 +2965,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
     if lhs.roomID != rhs.roomID {return false}
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.prepaidType != rhs.prepaidType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2022,7 +3003,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidResponse: SwiftProtobuf.Messa
 
 nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetPrepaidBalanceRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0\u{3}prepaid_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2031,6 +3012,7 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.M
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
       default: break
       }
     }
@@ -2040,11 +3022,55 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.M
     if !self.roomID.isEmpty {
       try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 1)
     }
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_GetPrepaidBalanceRequest, rhs: Linli_Billing_V1_GetPrepaidBalanceRequest) -> Bool {
     if lhs.roomID != rhs.roomID {return false}
+    if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_PrepaidAccount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PrepaidAccount"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}prepaid_type\0\u{3}balance_fen\0\u{1}frozen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.balanceFen) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.frozen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 1)
+    }
+    if self.balanceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.balanceFen, fieldNumber: 2)
+    }
+    if self.frozen != false {
+      try visitor.visitSingularBoolField(value: self.frozen, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_PrepaidAccount, rhs: Linli_Billing_V1_PrepaidAccount) -> Bool {
+    if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.balanceFen != rhs.balanceFen {return false}
+    if lhs.frozen != rhs.frozen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2052,7 +3078,7 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.M
 
 nonisolated extension Linli_Billing_V1_GetPrepaidBalanceResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetPrepaidBalanceResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}balance_fen\0\u{1}frozen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}balance_fen\0\u{1}frozen\0\u{1}accounts\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2062,6 +3088,7 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceResponse: SwiftProtobuf.
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularInt64Field(value: &self.balanceFen) }()
       case 2: try { try decoder.decodeSingularBoolField(value: &self.frozen) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.accounts) }()
       default: break
       }
     }
@@ -2074,12 +3101,16 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceResponse: SwiftProtobuf.
     if self.frozen != false {
       try visitor.visitSingularBoolField(value: self.frozen, fieldNumber: 2)
     }
+    if !self.accounts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.accounts, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_GetPrepaidBalanceResponse, rhs: Linli_Billing_V1_GetPrepaidBalanceResponse) -> Bool {
     if lhs.balanceFen != rhs.balanceFen {return false}
     if lhs.frozen != rhs.frozen {return false}
+    if lhs.accounts != rhs.accounts {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2182,7 +3213,7 @@ nonisolated extension Linli_Billing_V1_CheckLedgerResponse: SwiftProtobuf.Messag
 
 nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetPrepaidFrozenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}frozen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}frozen\0\u{3}prepaid_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2193,6 +3224,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
       case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
       case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.frozen) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
       default: break
       }
     }
@@ -2208,6 +3240,9 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
     if self.frozen != false {
       try visitor.visitSingularBoolField(value: self.frozen, fieldNumber: 3)
     }
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2215,6 +3250,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
     if lhs.requestID != rhs.requestID {return false}
     if lhs.roomID != rhs.roomID {return false}
     if lhs.frozen != rhs.frozen {return false}
+    if lhs.prepaidType != rhs.prepaidType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2241,7 +3277,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenResponse: SwiftProtobuf.M
 
 nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WithdrawPrepaidRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2253,6 +3289,7 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
       case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
       default: break
       }
     }
@@ -2271,6 +3308,9 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
     if self.amountFen != 0 {
       try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 4)
     }
+    if self.prepaidType != .unspecified {
+      try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2279,6 +3319,7 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
     if lhs.roomID != rhs.roomID {return false}
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.prepaidType != rhs.prepaidType {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2381,7 +3422,7 @@ nonisolated extension Linli_Billing_V1_RunPrepaidOffsetResponse: SwiftProtobuf.M
 
 nonisolated extension Linli_Billing_V1_ReceiptLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ReceiptLine"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bill_id\0\u{3}fee_item_name\0\u{1}period\0\u{1}method\0\u{3}amount_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bill_id\0\u{3}fee_item_name\0\u{1}period\0\u{1}method\0\u{3}amount_fen\0\u{1}kind\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2394,6 +3435,7 @@ nonisolated extension Linli_Billing_V1_ReceiptLine: SwiftProtobuf.Message, Swift
       case 3: try { try decoder.decodeSingularStringField(value: &self.period) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.method) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.kind) }()
       default: break
       }
     }
@@ -2415,6 +3457,9 @@ nonisolated extension Linli_Billing_V1_ReceiptLine: SwiftProtobuf.Message, Swift
     if self.amountFen != 0 {
       try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 5)
     }
+    if !self.kind.isEmpty {
+      try visitor.visitSingularStringField(value: self.kind, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2424,6 +3469,7 @@ nonisolated extension Linli_Billing_V1_ReceiptLine: SwiftProtobuf.Message, Swift
     if lhs.period != rhs.period {return false}
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.kind != rhs.kind {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2431,93 +3477,167 @@ nonisolated extension Linli_Billing_V1_ReceiptLine: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Billing_V1_Receipt: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Receipt"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}room_id\0\u{3}room_label\0\u{3}cashier_id\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{3}paid_at\0\u{1}void\0\u{3}void_reason\0\u{3}voided_at\0\u{1}lines\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}room_id\0\u{3}room_label\0\u{3}cashier_id\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{3}paid_at\0\u{1}void\0\u{3}void_reason\0\u{3}voided_at\0\u{1}lines\0\u{3}late_fee_fen\0\u{3}refunded_fen\0")
+
+  fileprivate class _StorageClass {
+    var _paymentID: String = String()
+    var _receiptNo: String = String()
+    var _roomID: String = String()
+    var _roomLabel: String = String()
+    var _cashierID: String = String()
+    var _totalFen: Int64 = 0
+    var _settledFen: Int64 = 0
+    var _toPrepaidFen: Int64 = 0
+    var _paidAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _void: Bool = false
+    var _voidReason: String = String()
+    var _voidedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _lines: [Linli_Billing_V1_ReceiptLine] = []
+    var _lateFeeFen: Int64 = 0
+    var _refundedFen: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _paymentID = source._paymentID
+      _receiptNo = source._receiptNo
+      _roomID = source._roomID
+      _roomLabel = source._roomLabel
+      _cashierID = source._cashierID
+      _totalFen = source._totalFen
+      _settledFen = source._settledFen
+      _toPrepaidFen = source._toPrepaidFen
+      _paidAt = source._paidAt
+      _void = source._void
+      _voidReason = source._voidReason
+      _voidedAt = source._voidedAt
+      _lines = source._lines
+      _lateFeeFen = source._lateFeeFen
+      _refundedFen = source._refundedFen
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.receiptNo) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
-      case 4: try { try decoder.decodeSingularStringField(value: &self.roomLabel) }()
-      case 5: try { try decoder.decodeSingularStringField(value: &self.cashierID) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.totalFen) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.settledFen) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.toPrepaidFen) }()
-      case 9: try { try decoder.decodeSingularMessageField(value: &self._paidAt) }()
-      case 10: try { try decoder.decodeSingularBoolField(value: &self.void) }()
-      case 11: try { try decoder.decodeSingularStringField(value: &self.voidReason) }()
-      case 12: try { try decoder.decodeSingularMessageField(value: &self._voidedAt) }()
-      case 13: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._paymentID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._receiptNo) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._roomID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._roomLabel) }()
+        case 5: try { try decoder.decodeSingularStringField(value: &_storage._cashierID) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._totalFen) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._settledFen) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._toPrepaidFen) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._paidAt) }()
+        case 10: try { try decoder.decodeSingularBoolField(value: &_storage._void) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._voidReason) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._voidedAt) }()
+        case 13: try { try decoder.decodeRepeatedMessageField(value: &_storage._lines) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._lateFeeFen) }()
+        case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._refundedFen) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.paymentID.isEmpty {
-      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 1)
-    }
-    if !self.receiptNo.isEmpty {
-      try visitor.visitSingularStringField(value: self.receiptNo, fieldNumber: 2)
-    }
-    if !self.roomID.isEmpty {
-      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 3)
-    }
-    if !self.roomLabel.isEmpty {
-      try visitor.visitSingularStringField(value: self.roomLabel, fieldNumber: 4)
-    }
-    if !self.cashierID.isEmpty {
-      try visitor.visitSingularStringField(value: self.cashierID, fieldNumber: 5)
-    }
-    if self.totalFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.totalFen, fieldNumber: 6)
-    }
-    if self.settledFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.settledFen, fieldNumber: 7)
-    }
-    if self.toPrepaidFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.toPrepaidFen, fieldNumber: 8)
-    }
-    try { if let v = self._paidAt {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
-    } }()
-    if self.void != false {
-      try visitor.visitSingularBoolField(value: self.void, fieldNumber: 10)
-    }
-    if !self.voidReason.isEmpty {
-      try visitor.visitSingularStringField(value: self.voidReason, fieldNumber: 11)
-    }
-    try { if let v = self._voidedAt {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
-    } }()
-    if !self.lines.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 13)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._paymentID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._paymentID, fieldNumber: 1)
+      }
+      if !_storage._receiptNo.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._receiptNo, fieldNumber: 2)
+      }
+      if !_storage._roomID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._roomID, fieldNumber: 3)
+      }
+      if !_storage._roomLabel.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._roomLabel, fieldNumber: 4)
+      }
+      if !_storage._cashierID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._cashierID, fieldNumber: 5)
+      }
+      if _storage._totalFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._totalFen, fieldNumber: 6)
+      }
+      if _storage._settledFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._settledFen, fieldNumber: 7)
+      }
+      if _storage._toPrepaidFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._toPrepaidFen, fieldNumber: 8)
+      }
+      try { if let v = _storage._paidAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if _storage._void != false {
+        try visitor.visitSingularBoolField(value: _storage._void, fieldNumber: 10)
+      }
+      if !_storage._voidReason.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._voidReason, fieldNumber: 11)
+      }
+      try { if let v = _storage._voidedAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      if !_storage._lines.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._lines, fieldNumber: 13)
+      }
+      if _storage._lateFeeFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._lateFeeFen, fieldNumber: 14)
+      }
+      if _storage._refundedFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._refundedFen, fieldNumber: 15)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_Receipt, rhs: Linli_Billing_V1_Receipt) -> Bool {
-    if lhs.paymentID != rhs.paymentID {return false}
-    if lhs.receiptNo != rhs.receiptNo {return false}
-    if lhs.roomID != rhs.roomID {return false}
-    if lhs.roomLabel != rhs.roomLabel {return false}
-    if lhs.cashierID != rhs.cashierID {return false}
-    if lhs.totalFen != rhs.totalFen {return false}
-    if lhs.settledFen != rhs.settledFen {return false}
-    if lhs.toPrepaidFen != rhs.toPrepaidFen {return false}
-    if lhs._paidAt != rhs._paidAt {return false}
-    if lhs.void != rhs.void {return false}
-    if lhs.voidReason != rhs.voidReason {return false}
-    if lhs._voidedAt != rhs._voidedAt {return false}
-    if lhs.lines != rhs.lines {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._paymentID != rhs_storage._paymentID {return false}
+        if _storage._receiptNo != rhs_storage._receiptNo {return false}
+        if _storage._roomID != rhs_storage._roomID {return false}
+        if _storage._roomLabel != rhs_storage._roomLabel {return false}
+        if _storage._cashierID != rhs_storage._cashierID {return false}
+        if _storage._totalFen != rhs_storage._totalFen {return false}
+        if _storage._settledFen != rhs_storage._settledFen {return false}
+        if _storage._toPrepaidFen != rhs_storage._toPrepaidFen {return false}
+        if _storage._paidAt != rhs_storage._paidAt {return false}
+        if _storage._void != rhs_storage._void {return false}
+        if _storage._voidReason != rhs_storage._voidReason {return false}
+        if _storage._voidedAt != rhs_storage._voidedAt {return false}
+        if _storage._lines != rhs_storage._lines {return false}
+        if _storage._lateFeeFen != rhs_storage._lateFeeFen {return false}
+        if _storage._refundedFen != rhs_storage._refundedFen {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2813,7 +3933,7 @@ nonisolated extension Linli_Billing_V1_GetBillingSummaryRequest: SwiftProtobuf.M
 
 nonisolated extension Linli_Billing_V1_GetBillingSummaryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetBillingSummaryResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}receivable_fen\0\u{3}collected_for_period_fen\0\u{3}collection_rate_basis_points\0\u{3}received_fen\0\u{3}prepaid_in_fen\0\u{3}prepaid_balance_fen\0\u{3}paid_out_fen\0\u{3}arrears_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}from\0\u{1}to\0\u{3}receivable_fen\0\u{3}collected_for_period_fen\0\u{3}collection_rate_basis_points\0\u{3}received_fen\0\u{3}prepaid_in_fen\0\u{3}prepaid_balance_fen\0\u{3}paid_out_fen\0\u{3}arrears_fen\0\u{3}refunded_fen\0\u{3}waived_fen\0\u{3}late_fee_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2831,6 +3951,9 @@ nonisolated extension Linli_Billing_V1_GetBillingSummaryResponse: SwiftProtobuf.
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.prepaidBalanceFen) }()
       case 9: try { try decoder.decodeSingularInt64Field(value: &self.paidOutFen) }()
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.arrearsFen) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.refundedFen) }()
+      case 12: try { try decoder.decodeSingularInt64Field(value: &self.waivedFen) }()
+      case 13: try { try decoder.decodeSingularInt64Field(value: &self.lateFeeFen) }()
       default: break
       }
     }
@@ -2867,6 +3990,15 @@ nonisolated extension Linli_Billing_V1_GetBillingSummaryResponse: SwiftProtobuf.
     if self.arrearsFen != 0 {
       try visitor.visitSingularInt64Field(value: self.arrearsFen, fieldNumber: 10)
     }
+    if self.refundedFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.refundedFen, fieldNumber: 11)
+    }
+    if self.waivedFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.waivedFen, fieldNumber: 12)
+    }
+    if self.lateFeeFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.lateFeeFen, fieldNumber: 13)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2881,6 +4013,9 @@ nonisolated extension Linli_Billing_V1_GetBillingSummaryResponse: SwiftProtobuf.
     if lhs.prepaidBalanceFen != rhs.prepaidBalanceFen {return false}
     if lhs.paidOutFen != rhs.paidOutFen {return false}
     if lhs.arrearsFen != rhs.arrearsFen {return false}
+    if lhs.refundedFen != rhs.refundedFen {return false}
+    if lhs.waivedFen != rhs.waivedFen {return false}
+    if lhs.lateFeeFen != rhs.lateFeeFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3565,6 +4700,683 @@ nonisolated extension Linli_Billing_V1_ImportMeterReadingsResponse: SwiftProtobu
     if lhs.rows != rhs.rows {return false}
     if lhs.errors != rhs.errors {return false}
     if lhs.errorCount != rhs.errorCount {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetBillingSettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetBillingSettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetBillingSettingsRequest, rhs: Linli_Billing_V1_GetBillingSettingsRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_SetBillingSettingsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetBillingSettingsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}allocation\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.allocation) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if self.allocation != .unspecified {
+      try visitor.visitSingularEnumField(value: self.allocation, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_SetBillingSettingsRequest, rhs: Linli_Billing_V1_SetBillingSettingsRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.allocation != rhs.allocation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_BillingSettings: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BillingSettings"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}allocation\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.allocation) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if self.allocation != .unspecified {
+      try visitor.visitSingularEnumField(value: self.allocation, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_BillingSettings, rhs: Linli_Billing_V1_BillingSettings) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.allocation != rhs.allocation {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RefundLine: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RefundLine"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}bill_id\0\u{3}amount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.billID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.billID.isEmpty {
+      try visitor.visitSingularStringField(value: self.billID, fieldNumber: 1)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RefundLine, rhs: Linli_Billing_V1_RefundLine) -> Bool {
+    if lhs.billID != rhs.billID {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_Refund: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Refund"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}payment_id\0\u{3}receipt_no\0\u{1}state\0\u{3}amount_fen\0\u{1}reason\0\u{1}waive\0\u{1}lines\0\u{3}requested_by\0\u{3}requested_at\0\u{3}decided_by\0\u{3}decided_at\0\u{3}decision_note\0\u{1}payouts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.receiptNo) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.waive) }()
+      case 8: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.requestedBy) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._requestedAt) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.decidedBy) }()
+      case 12: try { try decoder.decodeSingularMessageField(value: &self._decidedAt) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.decisionNote) }()
+      case 14: try { try decoder.decodeRepeatedMessageField(value: &self.payouts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 2)
+    }
+    if !self.receiptNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.receiptNo, fieldNumber: 3)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 4)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 5)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 6)
+    }
+    if self.waive != false {
+      try visitor.visitSingularBoolField(value: self.waive, fieldNumber: 7)
+    }
+    if !self.lines.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 8)
+    }
+    if !self.requestedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestedBy, fieldNumber: 9)
+    }
+    try { if let v = self._requestedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    if !self.decidedBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.decidedBy, fieldNumber: 11)
+    }
+    try { if let v = self._decidedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    } }()
+    if !self.decisionNote.isEmpty {
+      try visitor.visitSingularStringField(value: self.decisionNote, fieldNumber: 13)
+    }
+    if !self.payouts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.payouts, fieldNumber: 14)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_Refund, rhs: Linli_Billing_V1_Refund) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.receiptNo != rhs.receiptNo {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.waive != rhs.waive {return false}
+    if lhs.lines != rhs.lines {return false}
+    if lhs.requestedBy != rhs.requestedBy {return false}
+    if lhs._requestedAt != rhs._requestedAt {return false}
+    if lhs.decidedBy != rhs.decidedBy {return false}
+    if lhs._decidedAt != rhs._decidedAt {return false}
+    if lhs.decisionNote != rhs.decisionNote {return false}
+    if lhs.payouts != rhs.payouts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RequestRefundRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RequestRefundRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}payment_id\0\u{1}lines\0\u{1}reason\0\u{1}waive\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.waive) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 2)
+    }
+    if !self.lines.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.lines, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    if self.waive != false {
+      try visitor.visitSingularBoolField(value: self.waive, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RequestRefundRequest, rhs: Linli_Billing_V1_RequestRefundRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.lines != rhs.lines {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.waive != rhs.waive {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_DecideRefundRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DecideRefundRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}refund_id\0\u{1}note\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.refundID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.refundID.isEmpty {
+      try visitor.visitSingularStringField(value: self.refundID, fieldNumber: 2)
+    }
+    if !self.note.isEmpty {
+      try visitor.visitSingularStringField(value: self.note, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_DecideRefundRequest, rhs: Linli_Billing_V1_DecideRefundRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.refundID != rhs.refundID {return false}
+    if lhs.note != rhs.note {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_RefundResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RefundResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}refund\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._refund) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._refund {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_RefundResponse, rhs: Linli_Billing_V1_RefundResponse) -> Bool {
+    if lhs._refund != rhs._refund {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListRefundsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRefundsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListRefundsRequest, rhs: Linli_Billing_V1_ListRefundsRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListRefundsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListRefundsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}refunds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.refunds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.refunds.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.refunds, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListRefundsResponse, rhs: Linli_Billing_V1_ListRefundsResponse) -> Bool {
+    if lhs.refunds != rhs.refunds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_InvoiceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".InvoiceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}title\0\u{3}tax_no\0\u{3}bill_ids\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.title) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.taxNo) }()
+      case 3: try { try decoder.decodeRepeatedStringField(value: &self.billIds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.title.isEmpty {
+      try visitor.visitSingularStringField(value: self.title, fieldNumber: 1)
+    }
+    if !self.taxNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.taxNo, fieldNumber: 2)
+    }
+    if !self.billIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.billIds, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_InvoiceRequest, rhs: Linli_Billing_V1_InvoiceRequest) -> Bool {
+    if lhs.title != rhs.title {return false}
+    if lhs.taxNo != rhs.taxNo {return false}
+    if lhs.billIds != rhs.billIds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_Invoice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Invoice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}payment_id\0\u{3}invoice_no\0\u{1}title\0\u{3}tax_no\0\u{3}amount_fen\0\u{3}bill_ids\0\u{1}void\0\u{3}void_reason\0\u{3}issued_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.invoiceNo) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.title) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.taxNo) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 7: try { try decoder.decodeRepeatedStringField(value: &self.billIds) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.void) }()
+      case 9: try { try decoder.decodeSingularStringField(value: &self.voidReason) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._issuedAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 2)
+    }
+    if !self.invoiceNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.invoiceNo, fieldNumber: 3)
+    }
+    if !self.title.isEmpty {
+      try visitor.visitSingularStringField(value: self.title, fieldNumber: 4)
+    }
+    if !self.taxNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.taxNo, fieldNumber: 5)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 6)
+    }
+    if !self.billIds.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.billIds, fieldNumber: 7)
+    }
+    if self.void != false {
+      try visitor.visitSingularBoolField(value: self.void, fieldNumber: 8)
+    }
+    if !self.voidReason.isEmpty {
+      try visitor.visitSingularStringField(value: self.voidReason, fieldNumber: 9)
+    }
+    try { if let v = self._issuedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_Invoice, rhs: Linli_Billing_V1_Invoice) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.invoiceNo != rhs.invoiceNo {return false}
+    if lhs.title != rhs.title {return false}
+    if lhs.taxNo != rhs.taxNo {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.billIds != rhs.billIds {return false}
+    if lhs.void != rhs.void {return false}
+    if lhs.voidReason != rhs.voidReason {return false}
+    if lhs._issuedAt != rhs._issuedAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_IssueInvoicesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IssueInvoicesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}payment_id\0\u{1}invoices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 2)
+    }
+    if !self.invoices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.invoices, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_IssueInvoicesRequest, rhs: Linli_Billing_V1_IssueInvoicesRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.invoices != rhs.invoices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_IssueInvoicesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".IssueInvoicesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}invoices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.invoices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.invoices, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_IssueInvoicesResponse, rhs: Linli_Billing_V1_IssueInvoicesResponse) -> Bool {
+    if lhs.invoices != rhs.invoices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListInvoicesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListInvoicesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListInvoicesRequest, rhs: Linli_Billing_V1_ListInvoicesRequest) -> Bool {
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ListInvoicesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListInvoicesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}invoices\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.invoices) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.invoices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.invoices, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ListInvoicesResponse, rhs: Linli_Billing_V1_ListInvoicesResponse) -> Bool {
+    if lhs.invoices != rhs.invoices {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

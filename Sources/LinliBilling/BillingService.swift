@@ -12,6 +12,7 @@ public struct BillingService: Sendable {
     let cashier = Cashier()
     let reports = BillingReports()
     let meters = MeterDesk()
+    let refunds = RefundDesk()
     let database: Database
     let logger: Logger
 
@@ -30,20 +31,40 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let kind = try ProtoEnum.decode(m.kind, FeeDesk.Kind.self, field: "kind")
-        guard kind == .monthly else { throw LinliError.invalid("kind", "only monthly items are billed so far") }
+        let rule = try ProtoEnum.decode(m.rule, FeeDesk.Rule.self, field: "rule")
         guard (0...Self.maxFen).contains(m.unitPriceFen) else { throw LinliError.invalid("unit_price_fen", "must be from 0 to \(Self.maxFen)") }
         guard (0...Self.maxFen).contains(m.surchargeFen) else { throw LinliError.invalid("surcharge_fen", "must be from 0 to \(Self.maxFen)") }
-        guard m.unitPriceFen + m.surchargeFen > 0 else { throw LinliError.invalid("unit_price_fen", "the item must charge something") }
+        guard rule == .rent || !m.tiers.isEmpty || m.unitPriceFen + m.surchargeFen > 0 else {
+            throw LinliError.invalid("unit_price_fen", "the item must charge something")
+        }
+        guard rule != .rent || m.unitPriceFen == 0 else { throw LinliError.invalid("unit_price_fen", "rent is set per binding (amount_fen)") }
+        guard rule != .rent || kind != .oneTime else { throw LinliError.invalid("kind", "rent is periodic") }
         guard (0...28).contains(m.dueDay) else { throw LinliError.invalid("due_day", "must be from 1 to 28") }
-        let item = FeeDesk.Item(
+        guard (0...28).contains(m.cycleDay) else { throw LinliError.invalid("cycle_day", "must be from 1 to 28") }
+        guard (0...100).contains(m.lateFeePer10KDaily) else {
+            throw LinliError.invalid("late_fee_per_10k_daily", "must be from 0 to 100 (ten-thousandths a day)")
+        }
+        guard (0...365).contains(m.graceDays) else { throw LinliError.invalid("grace_days", "must be from 0 to 365") }
+        guard (0...1000).contains(m.priority) else { throw LinliError.invalid("priority", "must be from 0 to 1000") }
+        guard (0...10_000).contains(m.yearlyIncreaseBp) else { throw LinliError.invalid("yearly_increase_bp", "must be from 0 to 10000") }
+        guard rule == .rent || m.yearlyIncreaseBp == 0 else { throw LinliError.invalid("yearly_increase_bp", "is only for rent") }
+        var item = FeeDesk.Item(
             id: UUIDv7.make(), community: try Input.id(m.communityID, field: "community_id"),
             name: try Input.text(m.name, field: "name", max: 40), kind: kind,
-            rule: try ProtoEnum.decode(m.rule, FeeDesk.Rule.self, field: "rule"),
+            rule: rule,
             unitPriceFen: m.unitPriceFen, surchargeFen: m.surchargeFen, dueDay: max(1, Int(m.dueDay)),
             meterKind: m.meterKind == .unspecified ? nil : try ProtoEnum.decode(m.meterKind, MeterDesk.Kind.self, field: "meter_kind"))
         guard (item.rule == .metered) == (item.meterKind != nil) else {
             throw LinliError.invalid("meter_kind", item.rule == .metered ? "is required for a metered item" : "is only for metered items")
         }
+        item.category = m.category == .unspecified ? (rule == .metered ? .utilities : rule == .rent ? .rent : .property)
+            : try ProtoEnum.decode(m.category, FeeDesk.Category.self, field: "category")
+        item.cycleDay = max(1, Int(m.cycleDay))
+        item.lateFeePer10kDaily = Int(m.lateFeePer10KDaily)
+        item.graceDays = Int(m.graceDays)
+        item.priority = m.priority == 0 ? 100 : Int(m.priority)
+        item.yearlyIncreaseBP = Int(m.yearlyIncreaseBp)
+        item.tiers = try Self.tiers(m.tiers, rule: rule)
         let response = try await database.once(ctx, "CreateFeeItem", m) { [fees] connection in
             var response = Linli_Billing_V1_CreateFeeItemResponse()
             response.feeItem = .init(try await fees.createItem(item, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -58,12 +79,15 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let m = request.message
         let item = try Input.id(m.feeItemID, field: "fee_item_id", as: IDTag.FeeItem.self).uuid
         let rooms: [RoomID] = try Input.ids(m.roomIds, field: "room_ids")
+        let spaces = try Input.ids(m.parkingSpaceIds, field: "parking_space_ids", as: IDTag.ParkingSpace.self).map(\.uuid)
+        guard (0...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 0 to \(Self.maxFen)") }
         let startsOn = try Input.localDate(m.startsOn, field: "starts_on")
         let endsOn = m.endsOn.isEmpty ? nil : try Input.localDate(m.endsOn, field: "ends_on")
         if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
         let response = try await database.once(ctx, "BindFeeItem", m) { [fees] connection in
             var response = Linli_Billing_V1_BindFeeItemResponse()
-            response.bound = Int32(try await fees.bind(item: item, rooms: rooms, from: startsOn, until: endsOn, by: ctx.principal,
+            response.bound = Int32(try await fees.bind(item: item, rooms: rooms, spaces: spaces,
+                                                       amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
                                                        on: connection, logger: ctx.logger))
             return response
         }
@@ -112,9 +136,15 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.settledFen = b.settledFen
                 $0.openFen = b.openFen
                 $0.dueOn = b.dueOn
+                $0.parkingSpaceID = b.parkingSpace?.uuidString.lowercased() ?? ""
+                $0.lateFeeChargedFen = b.lateFeeChargedFen
+                $0.waivedFen = b.waivedFen
+                $0.lateFeeDueFen = b.lateFeeDueFen
+                $0.totalDueFen = b.totalDueFen
             }
         }
         response.openFen = bills.reduce(0) { $0 + $1.openFen }
+        response.lateFeeDueFen = bills.reduce(0) { $0 + $1.lateFeeDueFen }
         return ServerResponse(message: response)
     }
 
@@ -125,19 +155,26 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let bills = try Input.ids(m.billIds, field: "bill_ids", as: IDTag.Bill.self).map(\.uuid)
         guard !m.methods.isEmpty, m.methods.count <= 6 else { throw LinliError.invalid("methods", "give 1 to 6 payment methods") }
-        var methods: [(Cashier.Method, Int64)] = []
+        var tenders: [Cashier.Tender] = []
         for (index, line) in m.methods.enumerated() {
             let method = try ProtoEnum.decode(line.method, Cashier.Method.self, field: "methods[\(index)].method")
-            guard !methods.contains(where: { $0.0 == method }) else { throw LinliError.invalid("methods[\(index)].method", "appears twice") }
+            let type = try Self.prepaidType(line.prepaidType, field: "methods[\(index)].prepaid_type")
+            guard method == .prepaid || line.prepaidType == .unspecified else {
+                throw LinliError.invalid("methods[\(index)].prepaid_type", "is only for the prepaid method")
+            }
+            guard !tenders.contains(where: { $0.method == method && $0.prepaidType == type }) else {
+                throw LinliError.invalid("methods[\(index)].method", "appears twice")
+            }
             guard (1...Self.maxFen).contains(line.amountFen) else {
                 throw LinliError.invalid("methods[\(index)].amount_fen", "must be from 1 to \(Self.maxFen)")
             }
-            methods.append((method, line.amountFen))
+            tenders.append(Cashier.Tender(method, line.amountFen, prepaidType: type))
         }
-        let depositKind = methods.contains(where: { $0.0 == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
+        let depositKind = tenders.contains(where: { $0.method == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
+        let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, Cashier.AllocationOrder.self, field: "allocation")
         let response = try await database.once(ctx, "Pay", m) { [cashier] connection in
-            let payment = try await cashier.pay(room: room, bills: bills, methods: methods, depositKind: depositKind, by: ctx.principal,
-                                                on: connection, logger: ctx.logger)
+            let payment = try await cashier.pay(room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind,
+                                                by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_PayResponse.with {
                 $0.paymentID = payment.id.uuidString.lowercased()
                 $0.receiptNo = payment.receiptNo
@@ -152,6 +189,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                     }
                 }
                 $0.paidAt = Google_Protobuf_Timestamp(date: payment.paidAt)
+                $0.lateFeeFen = payment.lateFeeFen
             }
         }
         return ServerResponse(message: response)
@@ -163,9 +201,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let method = try Self.channel(m.method, field: "method")
+        let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.topUp(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+            let balance = try await cashier.topUp(room: room, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
                                                   logger: ctx.logger)
             return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -176,12 +215,21 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
-        let (balance, frozen) = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.prepaidBalance(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
+        let type = try Self.prepaidType(request.message.prepaidType, field: "prepaid_type")
+        let accounts = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
+            try await cashier.prepaidAccounts(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
         }
         return ServerResponse(message: .with {
-            $0.balanceFen = balance
-            $0.frozen = frozen
+            let asked = accounts.first { $0.type == type }
+            $0.balanceFen = asked?.balanceFen ?? 0
+            $0.frozen = asked?.frozen ?? false
+            $0.accounts = accounts.map { account in
+                .with {
+                    $0.prepaidType = ProtoEnum.encode(account.type)
+                    $0.balanceFen = account.balanceFen
+                    $0.frozen = account.frozen
+                }
+            }
         })
     }
 
@@ -209,7 +257,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let response = try await database.once(ctx, "SetPrepaidFrozen", m) { [cashier] connection in
-            try await cashier.setFrozen(room: room, frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
+            try await cashier.setFrozen(room: room, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_SetPrepaidFrozenResponse()
         }
         return ServerResponse(message: response)
@@ -221,9 +269,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let method = try Self.channel(m.method, field: "method")
+        let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.withdraw(room: room, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+            let balance = try await cashier.withdraw(room: room, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
                                                      logger: ctx.logger)
             return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -306,6 +355,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             $0.prepaidBalanceFen = summary.prepaidBalanceFen
             $0.paidOutFen = summary.paidOutFen
             $0.arrearsFen = summary.arrearsFen
+            $0.refundedFen = summary.refundedFen
+            $0.waivedFen = summary.waivedFen
+            $0.lateFeeFen = summary.lateFeeFen
         })
     }
 
@@ -437,6 +489,34 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         return raw
     }
 
+    /// A prepaid account's type; unspecified is general.
+    static func prepaidType(_ raw: Linli_Billing_V1_PrepaidType, field: String) throws(LinliError) -> Cashier.PrepaidType {
+        raw == .unspecified ? .general : try ProtoEnum.decode(raw, Cashier.PrepaidType.self, field: field)
+    }
+
+    /// Metered price tiers: at least two, limits rising, the last without a limit.
+    static func tiers(_ raw: [Linli_Billing_V1_PriceTier], rule: FeeDesk.Rule) throws(LinliError) -> [FeeDesk.Tier] {
+        guard !raw.isEmpty else { return [] }
+        guard rule == .metered else { throw .invalid("tiers", "are only for metered items") }
+        guard (2...10).contains(raw.count) else { throw .invalid("tiers", "give 2 to 10 tiers") }
+        var previous: Int64 = 0
+        var result: [FeeDesk.Tier] = []
+        for (index, tier) in raw.enumerated() {
+            guard (0...Self.maxFen).contains(tier.unitPriceFen) else { throw .invalid("tiers[\(index)].unit_price_fen", "must be from 0 to \(Self.maxFen)") }
+            if index == raw.count - 1 {
+                guard tier.upToCenti == 0 else { throw .invalid("tiers[\(index)].up_to_centi", "must be 0: the last tier has no limit") }
+                result.append(.init(upToCenti: nil, unitPriceFen: tier.unitPriceFen))
+            } else {
+                guard tier.upToCenti > previous, tier.upToCenti <= 10_000_000_000 else {
+                    throw .invalid("tiers[\(index)].up_to_centi", "must rise above the tier before (and at most 10^10)")
+                }
+                previous = tier.upToCenti
+                result.append(.init(upToCenti: tier.upToCenti, unitPriceFen: tier.unitPriceFen))
+            }
+        }
+        return result
+    }
+
     /// Cash or a payment channel: not a stored balance.
     static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> Cashier.Method {
         let method = try ProtoEnum.decode(raw, Cashier.Method.self, field: field)
@@ -478,8 +558,11 @@ extension Linli_Billing_V1_Receipt {
                 $0.period = line.period
                 $0.method = line.method
                 $0.amountFen = line.amountFen
+                $0.kind = line.kind
             }
         }
+        lateFeeFen = r.lateFeeFen
+        refundedFen = r.refundedFen
     }
 }
 
@@ -501,5 +584,12 @@ extension Linli_Billing_V1_FeeItem {
         surchargeFen = item.surchargeFen
         dueDay = Int32(item.dueDay)
         if let kind = item.meterKind { meterKind = ProtoEnum.encode(kind) }
+        category = ProtoEnum.encode(item.category)
+        cycleDay = Int32(item.cycleDay)
+        lateFeePer10KDaily = Int32(item.lateFeePer10kDaily)
+        graceDays = Int32(item.graceDays)
+        priority = Int32(item.priority)
+        yearlyIncreaseBp = Int32(item.yearlyIncreaseBP)
+        tiers = item.tiers.map { tier in .with { $0.upToCenti = tier.upToCenti ?? 0; $0.unitPriceFen = tier.unitPriceFen } }
     }
 }

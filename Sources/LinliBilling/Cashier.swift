@@ -24,6 +24,7 @@ public struct Cashier: Sendable {
         public var toPrepaidFen: Int64
         public var allocations: [Allocation]
         public var paidAt: Date
+        public var lateFeeFen: Int64
     }
 
     public struct Check: Sendable, Equatable {
@@ -37,84 +38,148 @@ public struct Cashier: Sendable {
         public var balanced: Bool { debitsFen == creditsFen && accountsOff == 0 && billsOff == 0 && receivablesOff == 0 }
     }
 
-    /// The prepaid account of a room: general purpose.
-    static let prepaidSubtype = "general"
+    /// Prepaid accounts are typed: property and utilities accounts pay only items of their category.
+    public enum PrepaidType: String, Sendable, CaseIterable {
+        case general, property, utilities
+        /// Whether money of this type may pay a bill of `category`.
+        func pays(_ category: FeeDesk.Category) -> Bool {
+            switch self {
+            case .general: true
+            case .property: category == .property
+            case .utilities: category == .utilities
+            }
+        }
+    }
 
-    /// Settles the room's open bills (or the chosen ones) oldest due first with the methods in
-    /// their order; an overpayment goes to the room's prepaid account. The receipt number is the
-    /// community's next of the year, gap-free: the counter moves inside this transaction, so a
-    /// failed payment rolls it back.
-    public func pay(room: RoomID, bills chosen: [UUID], methods: [(Method, Int64)], depositKind: String = "", by principal: Principal,
-                    on connection: PostgresConnection, logger: Logger) async throws -> Payment {
+    /// The order in which a payment or an offset covers open bills.
+    public enum AllocationOrder: String, Sendable, CaseIterable {
+        case oldestDueFirst = "oldest_due_first", itemPriority = "item_priority", asListed = "as_listed"
+    }
+
+    /// One way of paying: a method, its amount, and for prepaid the account's type.
+    public struct Tender: Sendable, Equatable {
+        public var method: Method
+        public var amountFen: Int64
+        public var prepaidType: PrepaidType
+        public init(_ method: Method, _ amountFen: Int64, prepaidType: PrepaidType = .general) {
+            self.method = method
+            self.amountFen = amountFen
+            self.prepaidType = prepaidType
+        }
+    }
+
+    /// The community's allocation order (oldest due first unless set).
+    static func allocationOrder(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> AllocationOrder {
+        let rows = try await connection.query("SELECT allocation FROM billing_settings WHERE community_id = \(community.uuid)", logger: logger)
+        for try await raw in rows.decode(String.self) { return AllocationOrder(rawValue: raw) ?? .oldestDueFirst }
+        return .oldestDueFirst
+    }
+
+    /// `bills` (oldest due first) in `order`; `listed` gives the order for `.asListed`.
+    static func ordered(_ bills: [FeeDesk.Bill], _ order: AllocationOrder, listed: [UUID]) -> [FeeDesk.Bill] {
+        switch order {
+        case .oldestDueFirst: return bills
+        case .itemPriority:
+            return bills.enumerated().sorted { ($0.element.priority, $0.offset) < ($1.element.priority, $1.offset) }.map(\.element)
+        case .asListed:
+            let position = Dictionary(uniqueKeysWithValues: listed.enumerated().map { ($1, $0) })
+            return bills.sorted { position[$0.id, default: .max] < position[$1.id, default: .max] }
+        }
+    }
+
+    /// Settles the room's open bills (or the chosen ones) in the allocation order with the tenders
+    /// in their order; a bill's accrued late fee is charged when the payment reaches it and is
+    /// settled first; an overpayment goes to the room's general prepaid account. The receipt
+    /// number is the community's next of the year, gap-free: the counter moves inside this
+    /// transaction, so a failed payment rolls it back.
+    public func pay(room: RoomID, bills chosen: [UUID], tenders: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
+                    by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Payment {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
+        if requested == .asListed, chosen.isEmpty { throw LinliError.invalid("allocation", "as listed needs bill_ids") }
+        var order = requested ?? .oldestDueFirst
+        if requested == nil { order = try await Self.allocationOrder(community, connection, logger) }
         let bills = try await FeeDesk.bills(room: room, ids: chosen.isEmpty ? nil : chosen, openOnly: false, lock: true, connection, logger)
         if !chosen.isEmpty {
             for id in chosen where !bills.contains(where: { $0.id == id }) {
                 throw LinliError.invalid("bill_ids", "\(id.uuidString.lowercased()) is not a bill of this room")
             }
         }
-        let open = bills.filter { $0.openFen > 0 }
+        let open = Self.ordered(bills.filter { $0.totalDueFen > 0 }, order, listed: chosen)
         if !chosen.isEmpty, open.count < bills.count { throw LinliError(.failedPrecondition, "bill_ids: a chosen bill is already settled", field: "bill_ids") }
-        let openTotal = open.reduce(0) { $0 + $1.openFen }
-        let total = methods.reduce(0) { $0 + $1.1 }
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
-        if let fromPrepaid = methods.first(where: { $0.0 == .prepaid })?.1 {
-            let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
-            if frozen { throw LinliError(.failedPrecondition, "methods: the prepaid account is frozen", field: "methods") }
-            if fromPrepaid > balance {
-                throw LinliError(.failedPrecondition, "methods: the prepaid balance is \(balance) fen, less than \(fromPrepaid)", field: "methods")
+        let openTotal = open.reduce(0) { $0 + $1.totalDueFen }
+        let total = tenders.reduce(0) { $0 + $1.amountFen }
+        // The accounts the tenders draw on, locked and checked when they hold stored money.
+        var accounts: [UUID] = []
+        for tender in tenders {
+            switch tender.method {
+            case .prepaid:
+                let account = try await Ledger.account(community, .prepaid, subtype: tender.prepaidType.rawValue, room: room, connection, logger)
+                let (balance, frozen) = try await Ledger.lockBalance(account, connection, logger)
+                if frozen { throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid account is frozen", field: "methods") }
+                if tender.amountFen > balance {
+                    throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid balance is \(balance) fen, less than \(tender.amountFen)",
+                                     field: "methods")
+                }
+                accounts.append(account)
+            case .deposit:
+                let account = try await Ledger.account(community, .deposit, subtype: depositKind, room: room, connection, logger)
+                let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
+                if tender.amountFen > balance {
+                    throw LinliError(.failedPrecondition, "methods: the \(depositKind) deposit is \(balance) fen, less than \(tender.amountFen)",
+                                     field: "methods")
+                }
+                accounts.append(account)
+            default:
+                accounts.append(try await Ledger.account(community, .channel, subtype: tender.method.rawValue, connection, logger))
             }
         }
-        var deposit: UUID?
-        if let fromDeposit = methods.first(where: { $0.0 == .deposit })?.1 {
-            let account = try await Ledger.account(community, .deposit, subtype: depositKind, room: room, connection, logger)
-            let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
-            if fromDeposit > balance {
-                throw LinliError(.failedPrecondition, "methods: the \(depositKind) deposit is \(balance) fen, less than \(fromDeposit)", field: "methods")
-            }
-            deposit = account
-        }
-        // Allocation: bills oldest due first, methods in the caller's order.
-        var remaining = methods.map { (method: $0.0, left: $0.1) }
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: PrepaidType.general.rawValue, room: room, connection, logger)
+        var left = tenders.map(\.amountFen)
         var legs: [Ledger.Leg] = []
+        var lateFees: [Ledger.Leg] = []
         var allocations: [Allocation] = []
-        var methodAccounts: [Method: UUID] = [:]
-        for method in Set(methods.map(\.0)) {
-            switch method {
-            case .prepaid: methodAccounts[method] = prepaid
-            case .deposit: methodAccounts[method] = deposit
-            default: methodAccounts[method] = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-            }
-        }
         var receivables: [UUID: UUID] = [:]
         for bill in open {
-            var need = bill.openFen
-            for index in remaining.indices where need > 0 && remaining[index].left > 0 {
-                let take = min(need, remaining[index].left)
-                remaining[index].left -= take
+            let usable = tenders.indices.filter { left[$0] > 0 && (tenders[$0].method != .prepaid || tenders[$0].prepaidType.pays(bill.category)) }
+            guard !usable.isEmpty else { continue }
+            if receivables[bill.item] == nil {
+                receivables[bill.item] = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
+            }
+            let receivable = receivables[bill.item]!
+            if bill.lateFeeDueFen > 0 {
+                let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
+                lateFees.append(.init(debit: receivable, credit: revenue, amount: bill.lateFeeDueFen, kind: "late_fee", bill: bill.id))
+            }
+            var need = bill.totalDueFen
+            for index in usable where need > 0 {
+                let take = min(need, left[index])
+                left[index] -= take
                 need -= take
-                if receivables[bill.item] == nil {
-                    receivables[bill.item] = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
-                }
-                legs.append(.init(debit: methodAccounts[remaining[index].method]!, credit: receivables[bill.item]!, amount: take,
-                                  kind: remaining[index].method == .deposit ? "offset" : "settle", bill: bill.id))
-                allocations.append(Allocation(bill: bill.id, method: remaining[index].method, amountFen: take))
+                legs.append(.init(debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? "offset" : "settle",
+                                  bill: bill.id))
+                allocations.append(Allocation(bill: bill.id, method: tenders[index].method, amountFen: take))
             }
         }
         let settled = allocations.reduce(0) { $0 + $1.amountFen }
         var toPrepaid: Int64 = 0
-        for left in remaining where left.left > 0 {
-            if left.method == .prepaid || left.method == .deposit { continue }  // checked below: stored money never turns into change
-            legs.append(.init(debit: methodAccounts[left.method]!, credit: prepaid, amount: left.left, kind: "topup", bill: nil,
-                              memo: "overpayment"))
-            toPrepaid += left.left
-        }
-        for left in remaining where (left.method == .prepaid || left.method == .deposit) && left.left > 0 {
-            // Stored money never turns into change: it may cover only what the methods before it leave open.
-            throw LinliError.invalid("methods", "\(left.left) fen of the \(left.method.rawValue) amount would be left over; open is \(openTotal) fen")
+        for index in tenders.indices where left[index] > 0 {
+            guard tenders[index].method != .prepaid, tenders[index].method != .deposit else {
+                // Stored money never turns into change: it may cover only what the methods before it leave open.
+                throw LinliError.invalid("methods", "\(left[index]) fen of the \(tenders[index].method.rawValue) amount would be left over; "
+                                         + "open is \(openTotal) fen")
+            }
+            legs.append(.init(debit: accounts[index], credit: prepaid, amount: left[index], kind: "topup", bill: nil, memo: "overpayment"))
+            toPrepaid += left[index]
         }
         guard settled > 0 || toPrepaid > 0 else { throw LinliError(.failedPrecondition, "bill_ids: nothing is open to pay", field: "bill_ids") }
+        let id = UUIDv7.make()
+        let lateFeeFen = lateFees.reduce(0) { $0 + $1.amount }
+        if lateFeeFen > 0 {
+            // Their own entry (the payment's id): a void reverses what was paid, not the late fee owed by then.
+            try await Ledger.post(entry: id, lateFees, by: principal.subjectID, connection, logger)
+            try await MetricDelta.record(.billingChargedFen, delta: lateFeeFen, community: community, on: connection, logger: logger)
+        }
         // The hot rows (the channel account the transfers post to, and the community's receipt
         // counter) are taken last, so their locks are held for as few statements as possible.
         if settled > 0 {
@@ -122,7 +187,6 @@ public struct Cashier: Sendable {
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
-        let id = UUIDv7.make()
         let stored = try await connection.query("""
             WITH counter AS (
                 INSERT INTO receipt_counters (community_id, year, last_number)
@@ -139,32 +203,42 @@ public struct Cashier: Sendable {
         var paidAt = Date()
         for try await (number, at) in stored.decode((String, Date).self) { (receipt, paidAt) = (number, at) }
         return Payment(id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
-                       paidAt: paidAt)
+                       paidAt: paidAt, lateFeeFen: lateFeeFen)
     }
 
-    /// Money into a room's prepaid account; returns the new balance.
-    public func topUp(room: RoomID, method: Method, amountFen: Int64, by principal: Principal, on connection: PostgresConnection,
-                      logger: Logger) async throws -> Int64 {
+    /// Money into a room's prepaid account of `type`; returns the new balance.
+    public func topUp(room: RoomID, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+                      on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: "topup", bill: nil)],
                               by: principal.subjectID, connection, logger)
         return try await Ledger.lockBalance(prepaid, connection, logger).balance
     }
 
-    public func prepaidBalance(room: RoomID, for principal: Principal, on connection: PostgresConnection,
-                               logger: Logger) async throws -> (Int64, Bool) {
+    public struct PrepaidAccount: Sendable, Equatable {
+        public var type: PrepaidType
+        public var balanceFen: Int64
+        public var frozen: Bool
+    }
+
+    /// Every prepaid account of the room, general first.
+    public func prepaidAccounts(room: RoomID, for principal: Principal, on connection: PostgresConnection,
+                                logger: Logger) async throws -> [PrepaidAccount] {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         let rows = try await connection.query("""
-            SELECT credits_fen - debits_fen, frozen FROM ledger_accounts
-            WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND subtype = \(Self.prepaidSubtype) AND room_id = \(room.uuid)
-              AND resident_id IS NULL AND fee_item_id IS NULL
+            SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts
+            WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND room_id = \(room.uuid) AND resident_id IS NULL AND fee_item_id IS NULL
             """, logger: logger)
-        for try await row in rows.decode((Int64, Bool).self) { return row }
-        return (0, false)
+        var result: [PrepaidAccount] = []
+        for try await (subtype, balance, frozen) in rows.decode((String, Int64, Bool).self) {
+            if let type = PrepaidType(rawValue: subtype) { result.append(.init(type: type, balanceFen: balance, frozen: frozen)) }
+        }
+        let rank = Dictionary(uniqueKeysWithValues: PrepaidType.allCases.enumerated().map { ($1, $0) })
+        return result.sorted { rank[$0.type]! < rank[$1.type]! }
     }
 
     /// Proves the community's books from the transfers themselves.
@@ -181,17 +255,19 @@ public struct Cashier: Sendable {
             bill_figures AS (
                 SELECT b.id, b.room_id, b.fee_item_id, b.amount_fen,
                        coalesce(sum(t.amount_fen) FILTER (WHERE t.kind = 'charge'), 0)::int8 AS charged,
+                       coalesce(sum(t.amount_fen) FILTER (WHERE t.kind = 'late_fee'), 0)::int8 AS late,
                        coalesce(sum(t.amount_fen) FILTER (WHERE t.kind IN ('settle', 'offset')), 0)::int8
-                         - coalesce(sum(t.amount_fen) FILTER (WHERE t.kind = 'reversal'), 0)::int8 AS settled
+                         - coalesce(sum(t.amount_fen) FILTER (WHERE t.kind IN ('reversal', 'refund')), 0)::int8 AS settled,
+                       coalesce(sum(t.amount_fen) FILTER (WHERE t.kind = 'write_off'), 0)::int8 AS waived
                 FROM bills b LEFT JOIN ledger_transfers t ON t.bill_id = b.id
                 WHERE b.community_id = \(community.uuid) GROUP BY b.id),
             open_by_account AS (
-                SELECT room_id, fee_item_id, sum(charged - settled)::int8 AS open FROM bill_figures GROUP BY 1, 2)
+                SELECT room_id, fee_item_id, sum(charged + late - settled - waived)::int8 AS open FROM bill_figures GROUP BY 1, 2)
             SELECT (SELECT coalesce(sum(debits_fen), 0)::int8 FROM accounts),
                    (SELECT coalesce(sum(credits_fen), 0)::int8 FROM accounts),
                    (SELECT count(*)::int4 FROM accounts a LEFT JOIN per_account p ON p.account = a.id
                      WHERE a.debits_fen <> coalesce(p.debits, 0) OR a.credits_fen <> coalesce(p.credits, 0)),
-                   (SELECT count(*)::int4 FROM bill_figures WHERE charged <> amount_fen OR settled < 0 OR settled > amount_fen),
+                   (SELECT count(*)::int4 FROM bill_figures WHERE charged <> amount_fen OR late > amount_fen OR settled < 0 OR settled + waived > charged + late),
                    (SELECT count(*)::int4 FROM accounts a FULL JOIN open_by_account o ON o.room_id = a.room_id AND o.fee_item_id = a.fee_item_id
                      WHERE (a.kind = 'receivable' OR a.id IS NULL) AND coalesce(a.debits_fen - a.credits_fen, 0) <> coalesce(o.open, 0)),
                    (SELECT count(*)::int4 FROM legs) / 2,

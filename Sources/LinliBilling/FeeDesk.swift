@@ -9,7 +9,18 @@ public struct FeeDesk: Sendable {
     public init() {}
 
     public enum Kind: String, Sendable, CaseIterable { case monthly, quarterly, yearly, oneTime = "one_time" }
-    public enum Rule: String, Sendable, CaseIterable { case area, fixed, metered }
+    public enum Rule: String, Sendable, CaseIterable { case area, fixed, metered, rent }
+    public enum Category: String, Sendable, CaseIterable { case property, utilities, parking, rent, other }
+
+    /// A tier of a metered price: usage up to `upToCenti` (nil on the last tier) at `unitPriceFen`.
+    public struct Tier: Sendable, Equatable {
+        public var upToCenti: Int64?
+        public var unitPriceFen: Int64
+        public init(upToCenti: Int64?, unitPriceFen: Int64) {
+            self.upToCenti = upToCenti
+            self.unitPriceFen = unitPriceFen
+        }
+    }
 
     public struct Item: Sendable, Equatable {
         public var id: UUID
@@ -22,6 +33,13 @@ public struct FeeDesk: Sendable {
         public var dueDay: Int
         /// For metered items: water, electricity or gas.
         public var meterKind: MeterDesk.Kind?
+        public var category: Category = .property
+        public var cycleDay = 1
+        public var lateFeePer10kDaily = 0
+        public var graceDays = 0
+        public var priority = 100
+        public var tiers: [Tier] = []
+        public var yearlyIncreaseBP = 0
         public init(id: UUID, community: CommunityID, name: String, kind: Kind, rule: Rule, unitPriceFen: Int64, surchargeFen: Int64,
                     dueDay: Int, meterKind: MeterDesk.Kind? = nil) {
             self.meterKind = meterKind
@@ -48,7 +66,17 @@ public struct FeeDesk: Sendable {
         public var amountFen: Int64
         public var settledFen: Int64
         public var dueOn: String
-        public var openFen: Int64 { amountFen - settledFen }
+        public var parkingSpace: UUID?
+        /// Late fees charged so far; part of `openFen`.
+        public var lateFeeChargedFen: Int64
+        public var waivedFen: Int64
+        /// Charged (amount and late fees) less settled and waived.
+        public var openFen: Int64
+        /// Accrued today and not yet charged.
+        public var lateFeeDueFen: Int64
+        public var priority: Int
+        public var category: Category
+        public var totalDueFen: Int64 { openFen + lateFeeDueFen }
     }
 
     public struct Run: Sendable, Equatable {
@@ -60,9 +88,13 @@ public struct FeeDesk: Sendable {
     public func createItem(_ item: Item, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Item {
         try principal.requireScope(item.community)
         let rows = try await connection.query("""
-            INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind)
+            INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind, category, cycle_day,
+                                   late_fee_per_10k_daily, grace_days, priority, tier_limits_centi, tier_prices_fen, yearly_increase_bp)
             SELECT \(item.id), id, \(item.name), \(item.kind.rawValue), \(item.rule.rawValue), \(item.unitPriceFen), \(item.surchargeFen),
-                   \(Int16(item.dueDay)), \(item.meterKind?.rawValue)
+                   \(Int16(item.dueDay)), \(item.meterKind?.rawValue), \(item.category.rawValue), \(Int16(item.cycleDay)),
+                   \(Int32(item.lateFeePer10kDaily)), \(Int32(item.graceDays)), \(Int32(item.priority)),
+                   \(item.tiers.isEmpty ? nil : item.tiers.compactMap(\.upToCenti)), \(item.tiers.isEmpty ? nil : item.tiers.map(\.unitPriceFen)),
+                   \(Int32(item.yearlyIncreaseBP))
             FROM communities WHERE id = \(item.community.uuid)
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
             """, logger: logger)
@@ -70,71 +102,120 @@ public struct FeeDesk: Sendable {
         throw LinliError(.alreadyExists, "name: this community already has a fee item with this name", field: "name")
     }
 
-    /// Binds an item to rooms (all of the community's when `rooms` is empty); overlapping bindings are refused.
-    public func bind(item: UUID, rooms: [RoomID], from startsOn: String, until endsOn: String?, by principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> Int {
+    /// Binds an item to rooms (all of the community's when both lists are empty) or to parking
+    /// spaces, each billed to its room; overlapping bindings are refused. `amountFen` is the
+    /// binding's own price: required for rent, optional for fixed items, refused otherwise.
+    public func bind(item: UUID, rooms: [RoomID], spaces: [UUID] = [], amountFen: Int64? = nil, from startsOn: String, until endsOn: String?,
+                     by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Int {
         let community = try await community(ofItem: item, connection, logger)
         try principal.requireScope(community)
+        let rule = try await rule(ofItem: item, connection, logger)
+        switch (rule, amountFen) {
+        case (.rent, nil): throw LinliError.invalid("amount_fen", "is required for rent: the rent per period")
+        case (.area, .some), (.metered, .some): throw LinliError.invalid("amount_fen", "is only for rent and fixed items")
+        default: break
+        }
+        if !rooms.isEmpty, !spaces.isEmpty { throw LinliError.invalid("parking_space_ids", "bind rooms or parking spaces, not both") }
         let ids = rooms.map(\.uuid)
         let targets = try await connection.query("""
-            SELECT count(*)::int4 FROM rooms WHERE community_id = \(community.uuid) AND id = ANY(\(ids)::uuid[])
+            SELECT (SELECT count(*)::int4 FROM rooms WHERE community_id = \(community.uuid) AND id = ANY(\(ids)::uuid[])),
+                   (SELECT count(*)::int4 FROM parking_spaces WHERE community_id = \(community.uuid) AND id = ANY(\(spaces)::uuid[])),
+                   (SELECT min(code) FROM parking_spaces WHERE id = ANY(\(spaces)::uuid[]) AND room_id IS NULL)
             """, logger: logger)
-        for try await count in targets.decode(Int32.self) where Int(count) != ids.count {
-            throw LinliError.invalid("room_ids", "every room must be a room of the item's community")
+        for try await (roomCount, spaceCount, roomless) in targets.decode((Int32, Int32, String?).self) {
+            if Int(roomCount) != ids.count { throw LinliError.invalid("room_ids", "every room must be a room of the item's community") }
+            if Int(spaceCount) != spaces.count {
+                throw LinliError.invalid("parking_space_ids", "every parking space must be a space of the item's community")
+            }
+            if let roomless { throw LinliError.invalid("parking_space_ids", "space \(roomless) belongs to no room; set its room first") }
         }
-        let overlap = try await connection.query("""
-            SELECT r.number FROM fee_bindings b JOIN rooms r ON r.id = b.room_id
-            WHERE b.fee_item_id = \(item) AND (cardinality(\(ids)::uuid[]) = 0 OR b.room_id = ANY(\(ids)::uuid[]))
-              AND daterange(b.starts_on, b.ends_on, '[]') && daterange(\(startsOn)::date, \(endsOn)::date, '[]')
+        // The (room, space) pairs to bind.
+        let pairs = """
+            SELECT id AS room_id, NULL::uuid AS space_id FROM rooms
+            WHERE cardinality($3::uuid[]) = 0 AND community_id = $1 AND (cardinality($2::uuid[]) = 0 OR id = ANY($2::uuid[]))
+            UNION ALL
+            SELECT room_id, id FROM parking_spaces WHERE id = ANY($3::uuid[])
+            """
+        var binds = PostgresBindings()
+        binds.append(community.uuid)
+        binds.append(ids)
+        binds.append(spaces)
+        binds.append(item)
+        binds.append(startsOn)
+        binds.append(endsOn)
+        let overlap = try await connection.query(PostgresQuery(unsafeSQL: """
+            WITH pairs AS (\(pairs))
+            SELECT coalesce(s.code, r.number) FROM fee_bindings b JOIN pairs p ON p.room_id = b.room_id
+                 AND p.space_id IS NOT DISTINCT FROM b.parking_space_id
+            JOIN rooms r ON r.id = b.room_id LEFT JOIN parking_spaces s ON s.id = b.parking_space_id
+            WHERE b.fee_item_id = $4 AND daterange(b.starts_on, b.ends_on, '[]') && daterange($5::date, $6::date, '[]')
             LIMIT 1
-            """, logger: logger)
-        for try await number in overlap.decode(String.self) {
-            throw LinliError(.alreadyExists, "room_ids: room \(number) is already bound to this item for part of these dates", field: "room_ids")
+            """, binds: binds), logger: logger)
+        for try await label in overlap.decode(String.self) {
+            let field = spaces.isEmpty ? "room_ids" : "parking_space_ids"
+            throw LinliError(.alreadyExists, "\(field): \(label) is already bound to this item for part of these dates", field: field)
         }
-        let rows = try await connection.query("""
-            INSERT INTO fee_bindings (id, fee_item_id, room_id, starts_on, ends_on)
-            SELECT uuid_v7(), \(item), id, \(startsOn)::date, \(endsOn)::date FROM rooms
-            WHERE community_id = \(community.uuid) AND (cardinality(\(ids)::uuid[]) = 0 OR id = ANY(\(ids)::uuid[]))
+        binds.append(amountFen)
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+            WITH pairs AS (\(pairs))
+            INSERT INTO fee_bindings (id, fee_item_id, room_id, parking_space_id, starts_on, ends_on, amount_fen)
+            SELECT uuid_v7(), $4, room_id, space_id, $5::date, $6::date, $7 FROM pairs
             RETURNING 1
-            """, logger: logger)
+            """, binds: binds), logger: logger)
         var bound = 0
         for try await _ in rows { bound += 1 }
         return bound
     }
 
-    /// The month's bills for every monthly binding of the community: new ones are inserted and
-    /// charged (receivable of room and item ← revenue of item) in this transaction; existing ones stay.
+    /// The bills of every item whose period starts in `month`: new ones are inserted and charged
+    /// (receivable of room and item ← revenue of item) in this transaction; existing ones stay.
     public func generate(community: CommunityID, month: String, by principal: Principal, on connection: PostgresConnection,
                          logger: Logger) async throws -> Run {
         try principal.requireScope(community)
         try await Self.requireCommunity(community, connection, logger)
         let entry = UUIDv7.make()
         let first = month + "-01"
-        // Amount: exact numeric, rounded half up to the fen once, after proration (billing.proto).
+        // Periods and amounts as billing.proto states them: exact numeric, rounded half up to the fen once, after proration.
         let inserted = try await connection.query("""
-            WITH period AS (SELECT \(first)::date AS s, (\(first)::date + interval '1 month' - interval '1 day')::date AS e),
+            WITH month AS (SELECT \(first)::date AS m),
             slots AS (
-                SELECT b.room_id, i.id AS item, p.s, p.e,
-                       CASE i.rule WHEN 'metered' THEN p.e - p.s + 1
+                SELECT b.room_id, b.parking_space_id, i.id AS item, p.s, p.e,
+                       CASE WHEN i.rule = 'metered' OR i.kind = 'one_time' THEN p.e - p.s + 1
                             ELSE least(coalesce(b.ends_on, p.e), p.e) - greatest(b.starts_on, p.s) + 1 END AS days,
                        p.e - p.s + 1 AS period_days,
-                       CASE i.rule WHEN 'area' THEN r.area_centi_m2::numeric * i.unit_price_fen / 100
-                                   WHEN 'fixed' THEN i.unit_price_fen
-                                   -- metered: the usage of the readings taken in the month
-                                   ELSE coalesce((SELECT sum(mr.usage_centi) FROM meters m JOIN meter_readings mr ON mr.meter_id = m.id
-                                                  WHERE m.room_id = b.room_id AND m.kind = i.meter_kind
-                                                    AND mr.read_on BETWEEN p.s AND p.e), 0)::numeric * i.unit_price_fen / 100 END
-                         + i.surcharge_fen AS full_amount,
+                       CASE i.rule
+                           WHEN 'area' THEN r.area_centi_m2::numeric * i.unit_price_fen * greatest(k.months, 1) / 100
+                           WHEN 'fixed' THEN coalesce(b.amount_fen, i.unit_price_fen)
+                           WHEN 'rent' THEN b.amount_fen * power(1 + i.yearly_increase_bp / 10000.0,
+                                                                 extract(year FROM age(greatest(p.s, b.starts_on), b.starts_on)))
+                           ELSE (SELECT CASE WHEN i.tier_prices_fen IS NULL THEN u.usage * i.unit_price_fen
+                                             ELSE (SELECT sum(greatest(0, least(u.usage, coalesce(t.lim, u.usage)) - coalesce(t.prev, 0)) * t.price)
+                                                   FROM (SELECT lim, price, lag(lim) OVER (ORDER BY n) AS prev
+                                                         FROM unnest(i.tier_limits_centi || NULL::bigint, i.tier_prices_fen)
+                                                              WITH ORDINALITY AS x (lim, price, n)) t) END
+                                 FROM (SELECT coalesce(sum(mr.usage_centi), 0)::numeric AS usage
+                                       FROM meters mt JOIN meter_readings mr ON mr.meter_id = mt.id
+                                       WHERE mt.room_id = b.room_id AND mt.kind = i.meter_kind AND mr.read_on BETWEEN p.s AND p.e) u) / 100
+                       END + i.surcharge_fen AS full_amount,
                        p.s + (i.due_day - 1) AS due
-                FROM fee_items i JOIN fee_bindings b ON b.fee_item_id = i.id JOIN rooms r ON r.id = b.room_id CROSS JOIN period p
-                WHERE i.community_id = \(community.uuid) AND i.kind = 'monthly'
+                FROM fee_items i JOIN fee_bindings b ON b.fee_item_id = i.id JOIN rooms r ON r.id = b.room_id CROSS JOIN month
+                CROSS JOIN LATERAL (SELECT CASE i.kind WHEN 'monthly' THEN 1 WHEN 'quarterly' THEN 3 WHEN 'yearly' THEN 12 ELSE 0 END AS months) k
+                CROSS JOIN LATERAL (
+                    SELECT CASE WHEN i.kind = 'one_time' THEN b.starts_on ELSE month.m + (i.cycle_day - 1) END AS s,
+                           CASE WHEN i.kind = 'one_time' THEN b.starts_on
+                                ELSE (month.m + (i.cycle_day - 1) + make_interval(months => k.months) - interval '1 day')::date END AS e) p
+                WHERE i.community_id = \(community.uuid)
+                  AND CASE i.kind WHEN 'monthly' THEN true
+                                  WHEN 'quarterly' THEN extract(month FROM month.m) IN (1, 4, 7, 10)
+                                  WHEN 'yearly' THEN extract(month FROM month.m) = 1
+                                  ELSE b.starts_on >= month.m AND b.starts_on < month.m + interval '1 month' END
                   AND b.starts_on <= p.e AND (b.ends_on IS NULL OR b.ends_on >= p.s)),
             priced AS (SELECT *, round(full_amount * days / period_days)::bigint AS amount FROM slots)
-            INSERT INTO bills (id, community_id, room_id, fee_item_id, period_start, period_end, billed_days, period_days, amount_fen,
-                               due_on, entry_id)
-            SELECT uuid_v7(), \(community.uuid), room_id, item, s, e, days, period_days, amount, due, \(entry)
+            INSERT INTO bills (id, community_id, room_id, parking_space_id, fee_item_id, period_start, period_end, billed_days, period_days,
+                               amount_fen, due_on, entry_id)
+            SELECT uuid_v7(), \(community.uuid), room_id, parking_space_id, item, s, e, days, period_days, amount, due, \(entry)
             FROM priced WHERE amount > 0
-            ON CONFLICT (room_id, fee_item_id, period_start) DO NOTHING
+            ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
             """, logger: logger)
         _ = inserted
         try await connection.query("""
@@ -163,7 +244,8 @@ public struct FeeDesk: Sendable {
         let counts = try await connection.query("""
             SELECT (SELECT count(*)::int4 FROM bills WHERE entry_id = \(entry)),
                    (SELECT coalesce(sum(amount_fen), 0)::int8 FROM bills WHERE entry_id = \(entry)),
-                   (SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid) AND period_start = \(first)::date)
+                   (SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid)
+                       AND period_start >= \(first)::date AND period_start < \(first)::date + interval '1 month')
             """, logger: logger)
         for try await (created, charged, all) in counts.decode((Int32, Int64, Int32).self) {
             if charged > 0 {
@@ -193,18 +275,21 @@ public struct FeeDesk: Sendable {
         }
         let rows = try await connection.query("""
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
-                   bill_settled_fen(b.id),
-                   b.due_on::text
-            FROM bills b JOIN fee_items i ON i.id = b.fee_item_id
+                   l.settled_fen, b.due_on::text, b.parking_space_id, l.late_fee_fen, l.waived_fen, l.open_fen,
+                   bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date), i.priority, i.category
+            FROM bills b JOIN fee_items i ON i.id = b.fee_item_id CROSS JOIN LATERAL bill_ledger(b.id) l
             WHERE b.room_id = \(room.uuid) AND (\(ids == nil) OR b.id = ANY(\(ids ?? [])::uuid[]))
             ORDER BY b.due_on, b.period_start, i.name, b.id
             """, logger: logger)
         var result: [Bill] = []
-        for try await (id, item, name, start, end, days, periodDays, amount, settled, due) in rows.decode(
-            (UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String).self) {
+        for try await (id, item, name, start, end, days, periodDays, amount, settled, due, space, late, waived, open, lateDue, priority, category)
+            in rows.decode((UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String, UUID?, Int64, Int64, Int64, Int64, Int32,
+                            String).self) {
             let bill = Bill(id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(days),
-                            periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due)
-            if !openOnly || bill.openFen > 0 { result.append(bill) }
+                            periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
+                            lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(priority),
+                            category: Category(rawValue: category) ?? .other)
+            if !openOnly || bill.totalDueFen > 0 { result.append(bill) }
         }
         return result
     }
@@ -212,6 +297,13 @@ public struct FeeDesk: Sendable {
     func community(ofItem item: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
         for try await id in try await connection.query("SELECT community_id FROM fee_items WHERE id = \(item)", logger: logger).decode(UUID.self) {
             return CommunityID(id)
+        }
+        throw LinliError.notFound("fee item")
+    }
+
+    func rule(ofItem item: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Rule {
+        for try await raw in try await connection.query("SELECT rule FROM fee_items WHERE id = \(item)", logger: logger).decode(String.self) {
+            if let rule = Rule(rawValue: raw) { return rule }
         }
         throw LinliError.notFound("fee item")
     }

@@ -6,7 +6,7 @@ import PostgresNIO
 /// The double-entry ledger of a tenant: accounts found or opened on first use, and transfers
 /// posted in one statement; the `ledger_post` trigger moves the accounts' posted figures.
 enum Ledger {
-    enum Kind: String { case receivable, revenue, prepaid, deposit, channel }
+    enum Kind: String { case receivable, revenue, prepaid, deposit, channel, writeOff = "write_off" }
 
     /// One transfer: `amount` from the credit account to the debit account.
     struct Leg {
@@ -22,7 +22,7 @@ enum Ledger {
     static func account(_ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, feeItem: UUID? = nil,
                         _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
         if let found = try await find(community, kind, subtype, room, feeItem, connection, logger) { return found }
-        let normal = kind == .receivable || kind == .channel ? "debit" : "credit"
+        let normal = kind == .receivable || kind == .channel || kind == .writeOff ? "debit" : "credit"
         let guarded = kind == .prepaid || kind == .deposit
         let inserted = try await connection.query("""
             INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, fee_item_id, normal, guarded)

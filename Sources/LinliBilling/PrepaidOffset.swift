@@ -46,59 +46,88 @@ public struct PrepaidOffset: Service, Sendable {
         return total
     }
 
-    /// Offsets in `tenant` until no claimable account with a due bill is left.
+    /// Offsets in `tenant` until no claimable account with a due bill is left: typed accounts
+    /// first (property, then utilities, each on its own category), then general accounts.
     public func run(_ tenant: TenantRef) async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
-        var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-        while true {
-            let pass = try await database.tenantTransaction(tenant) { connection in
-                try await Self.offsetBatch(after: after, limit: batch, connection, logger)
+        for type in [Cashier.PrepaidType.property, .utilities, .general] {
+            var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
+            while true {
+                let pass = try await database.tenantTransaction(tenant) { connection in
+                    try await Self.offsetBatch(type, after: after, limit: batch, connection, logger)
+                }
+                total.count += pass.count
+                total.fen += pass.fen
+                guard let last = pass.last else { break }
+                after = last
             }
-            total.count += pass.count
-            total.fen += pass.fen
-            guard let last = pass.last else { break }
-            after = last
         }
         return total
     }
 
-    /// One batch of prepaid accounts after `after` (by id); returns the offsets and the last account claimed.
-    static func offsetBatch(after: UUID, limit: Int, _ connection: PostgresConnection,
+    /// One batch of prepaid accounts of `type` after `after` (by id); returns the offsets and the last account claimed.
+    static func offsetBatch(_ type: Cashier.PrepaidType, after: UUID, limit: Int, _ connection: PostgresConnection,
                             _ logger: Logger) async throws -> (count: Int, fen: Int64, last: UUID?) {
         let claimed = try await connection.query("""
             SELECT a.id FROM ledger_accounts a
-            WHERE a.kind = 'prepaid' AND a.subtype = \(Cashier.prepaidSubtype) AND a.room_id IS NOT NULL AND NOT a.frozen
+            WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND a.room_id IS NOT NULL AND NOT a.frozen
               AND a.credits_fen > a.debits_fen AND a.id > \(after)
             ORDER BY a.id LIMIT \(Int32(limit)) FOR UPDATE SKIP LOCKED
             """, logger: logger)
         var accounts: [UUID] = []
         for try await id in claimed.decode(UUID.self) { accounts.append(id) }
         guard let last = accounts.last else { return (0, 0, nil) }
+        let category: String? = switch type {
+        case .general: nil
+        case .property: FeeDesk.Category.property.rawValue
+        case .utilities: FeeDesk.Category.utilities.rawValue
+        }
         let locked = try await connection.query("""
             SELECT b.id FROM bills b JOIN ledger_accounts a ON a.room_id = b.room_id AND a.community_id = b.community_id
+            JOIN fee_items i ON i.id = b.fee_item_id
             WHERE a.id = ANY(\(accounts)::uuid[]) AND b.due_on <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+              AND (\(category)::text IS NULL OR i.category = \(category))
             ORDER BY b.id FOR UPDATE OF b SKIP LOCKED
             """, logger: logger)
         var bills: [UUID] = []
         for try await id in locked.decode(UUID.self) { bills.append(id) }
         guard !bills.isEmpty else { return (0, 0, last) }
+        // The revenue accounts late fees go to, for items that charge them.
+        try await connection.query("""
+            INSERT INTO ledger_accounts (id, community_id, kind, subtype, fee_item_id, normal)
+            SELECT uuid_v7(), i.community_id, 'revenue', 'late_fee', i.id, 'credit'
+            FROM fee_items i WHERE i.late_fee_per_10k_daily > 0 AND i.id IN (SELECT fee_item_id FROM bills WHERE id = ANY(\(bills)::uuid[]))
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
         let entry = UUIDv7.make()
-        // What is open now, running totals per room oldest due first, and each bill's share of the balance.
+        let lateEntry = UUIDv7.make()
+        // What is open now with the late fee accrued, running totals per room in the community's
+        // allocation order, each bill's share of the balance; a bill's late fee is charged when it gets a share.
         let rows = try await connection.query("""
             WITH open_bills AS (
                 SELECT b.id, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                       b.amount_fen - bill_settled_fen(b.id) AS open
-                FROM bills b WHERE b.id = ANY(\(bills)::uuid[])),
+                       bill_open_fen(b.id) AS open, bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) AS late,
+                       CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
+                FROM bills b JOIN fee_items i ON i.id = b.fee_item_id LEFT JOIN billing_settings s ON s.community_id = b.community_id
+                WHERE b.id = ANY(\(bills)::uuid[])),
             running AS (
-                SELECT o.*, sum(o.open) OVER (PARTITION BY o.room_id ORDER BY o.due_on, o.period_start, o.id) AS through
-                FROM open_bills o WHERE o.open > 0),
+                SELECT o.*, o.open + o.late AS need,
+                       sum(o.open + o.late) OVER (PARTITION BY o.room_id ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
+                FROM open_bills o WHERE o.open + o.late > 0),
             shares AS (
-                SELECT r.id AS bill, p.id AS prepaid, ra.id AS receivable,
-                       least(r.open, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.open))) AS take
+                SELECT r.id AS bill, r.community_id, r.fee_item_id, r.late, p.id AS prepaid, ra.id AS receivable,
+                       least(r.need, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.need))) AS take
                 FROM running r
                 JOIN ledger_accounts p ON p.id = ANY(\(accounts)::uuid[]) AND p.room_id = r.room_id
                 JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
-                     AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id)
+                     AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id),
+            fees AS (
+                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
+                SELECT \(lateEntry), s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
+                FROM shares s JOIN ledger_accounts rv ON rv.community_id = s.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
+                     AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = s.fee_item_id
+                WHERE s.take > 0 AND s.late > 0
+                RETURNING 1)
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
             SELECT \(entry), prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
             RETURNING amount_fen
@@ -111,11 +140,13 @@ public struct PrepaidOffset: Service, Sendable {
         }
         if count > 0 {
             let perCommunity = try await connection.query("""
-                SELECT a.community_id, sum(t.amount_fen)::int8 FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account
-                WHERE t.entry_id = \(entry) GROUP BY 1
+                SELECT a.community_id, t.entry_id = \(lateEntry), sum(t.amount_fen)::int8
+                FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account
+                WHERE t.entry_id IN (\(entry), \(lateEntry)) GROUP BY 1, 2
                 """, logger: logger)
-            for try await (community, sum) in perCommunity.decode((UUID, Int64).self) {
-                try await MetricDelta.record(.billingCollectedFen, delta: sum, community: CommunityID(community), on: connection, logger: logger)
+            for try await (community, isLateFee, sum) in perCommunity.decode((UUID, Bool, Int64).self) {
+                try await MetricDelta.record(isLateFee ? .billingChargedFen : .billingCollectedFen, delta: sum, community: CommunityID(community),
+                                             on: connection, logger: logger)
             }
         }
         return (count, fen, last)

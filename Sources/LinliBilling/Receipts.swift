@@ -13,6 +13,7 @@ extension Cashier {
             public var period: String
             public var method: String
             public var amountFen: Int64
+            public var kind: String
         }
         public var payment: UUID
         public var receiptNo: String
@@ -26,6 +27,8 @@ extension Cashier {
         public var voidedAt: Date?
         public var voidReason: String
         public var lines: [Line]
+        public var lateFeeFen: Int64 = 0
+        public var refundedFen: Int64 = 0
     }
 
     public struct Arrears: Sendable, Equatable {
@@ -56,15 +59,23 @@ extension Cashier {
         try principal.requireScope(community)
         let lines = try await connection.query("""
             SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
-                   CASE m.kind WHEN 'prepaid' THEN 'prepaid' ELSE m.subtype END,
-                   CASE t.kind WHEN 'reversal' THEN -t.amount_fen ELSE t.amount_fen END
+                   CASE WHEN t.kind = 'late_fee' THEN '' WHEN m.kind = 'channel' THEN m.subtype ELSE m.kind END,
+                   CASE WHEN t.kind IN ('reversal', 'refund') THEN -t.amount_fen ELSE t.amount_fen END, t.kind
             FROM ledger_transfers t
-            JOIN ledger_accounts m ON m.id = CASE t.kind WHEN 'reversal' THEN t.credit_account ELSE t.debit_account END
+            JOIN ledger_accounts m ON m.id = CASE WHEN t.kind IN ('reversal', 'refund') THEN t.credit_account ELSE t.debit_account END
             LEFT JOIN bills b ON b.id = t.bill_id LEFT JOIN fee_items i ON i.id = b.fee_item_id
-            WHERE t.entry_id IN (\(entry), \(reversal)) ORDER BY t.id
+            WHERE t.entry_id IN (\(entry), \(reversal), \(payment))
+               OR t.entry_id IN (SELECT entry_id FROM refunds WHERE payment_id = \(payment) AND state = 'approved')
+            ORDER BY t.id
             """, logger: logger)
-        for try await (bill, item, period, method, amount) in lines.decode((UUID?, String, String, String, Int64).self) {
-            receipt.lines.append(.init(bill: bill, itemName: item, period: period, method: method, amountFen: amount))
+        for try await (bill, item, period, method, amount, kind) in lines.decode((UUID?, String, String, String, Int64, String).self) {
+            switch kind {
+            case "write_off": continue
+            case "late_fee": receipt.lateFeeFen += amount  // charged, not paid: the settle lines carry the money
+            default:
+                receipt.lines.append(.init(bill: bill, itemName: item, period: period, method: method, amountFen: amount, kind: kind))
+                if kind == "refund" { receipt.refundedFen -= amount }
+            }
         }
         return receipt
     }
@@ -81,6 +92,15 @@ extension Cashier {
         guard let (community, entry, voided) = found else { throw LinliError.notFound("payment") }
         try principal.requireScope(CommunityID(community))
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is already void", field: "payment_id") }
+        let refunded = try await connection.query("""
+            SELECT state FROM refunds WHERE payment_id = \(payment) AND state IN ('requested', 'approved') LIMIT 1
+            """, logger: logger)
+        for try await state in refunded.decode(String.self) {
+            throw LinliError(.failedPrecondition, state == "requested"
+                                 ? "payment_id: a refund of this payment is waiting for approval; reject it first"
+                                 : "payment_id: part of this payment has been refunded; refund the rest instead of voiding",
+                             field: "payment_id")
+        }
         let reversal = UUIDv7.make()
         do {
             try await connection.query("""
@@ -101,6 +121,9 @@ extension Cashier {
             try await MetricDelta.record(.billingCollectedFen, delta: -fen, community: CommunityID(community), on: connection, logger: logger)
         }
         try await connection.query("""
+            UPDATE invoices SET voided_at = now(), void_reason = 'receipt voided' WHERE payment_id = \(payment) AND voided_at IS NULL
+            """, logger: logger)
+        try await connection.query("""
             UPDATE payments SET voided_at = now(), voided_by = \(principal.subjectID.uuid), void_reason = \(reason),
                                 reversal_entry_id = \(reversal)
             WHERE id = \(payment)
@@ -108,19 +131,20 @@ extension Cashier {
         return try await receipt(payment, for: principal, on: connection, logger: logger)
     }
 
-    public func setFrozen(room: RoomID, frozen: Bool, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws {
+    public func setFrozen(room: RoomID, type: PrepaidType = .general, frozen: Bool, by principal: Principal, on connection: PostgresConnection,
+                          logger: Logger) async throws {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
         try await connection.query("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
     }
 
     /// Money out of a room's prepaid account through `method`; returns the new balance.
-    public func withdraw(room: RoomID, method: Method, amountFen: Int64, by principal: Principal, on connection: PostgresConnection,
-                         logger: Logger) async throws -> Int64 {
+    public func withdraw(room: RoomID, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+                         on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
         let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
         if frozen { throw LinliError(.failedPrecondition, "room_id: the prepaid account is frozen", field: "room_id") }
         guard amountFen <= balance else {
@@ -139,7 +163,7 @@ extension Cashier {
         let rows = try await connection.query("""
             WITH open_bills AS (
                 SELECT b.room_id, (now() AT TIME ZONE 'Asia/Shanghai')::date - b.due_on AS late,
-                       b.amount_fen - bill_settled_fen(b.id) AS open
+                       bill_open_fen(b.id) AS open
                 FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < (now() AT TIME ZONE 'Asia/Shanghai')::date),
             keyed AS (
                 SELECT CASE WHEN \(byBuilding) THEN bd.id ELSE r.id END AS id,
@@ -184,7 +208,7 @@ extension Cashier {
                 let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
                 leg = .init(debit: account, credit: channel, amount: amountFen, kind: "refund", bill: nil)
             } else {
-                let prepaid = try await Ledger.account(community, .prepaid, subtype: Self.prepaidSubtype, room: room, connection, logger)
+                let prepaid = try await Ledger.account(community, .prepaid, subtype: PrepaidType.general.rawValue, room: room, connection, logger)
                 leg = .init(debit: account, credit: prepaid, amount: amountFen, kind: "convert", bill: nil)
             }
         }

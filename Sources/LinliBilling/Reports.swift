@@ -17,6 +17,9 @@ public struct BillingReports: Sendable {
         public var prepaidBalanceFen: Int64
         public var paidOutFen: Int64
         public var arrearsFen: Int64
+        public var refundedFen: Int64
+        public var waivedFen: Int64
+        public var lateFeeFen: Int64
         /// Collected ÷ receivable in basis points, rounded down: 9734 is 97.34%.
         public var collectionRateBasisPoints: Int { receivableFen > 0 ? Int(collectedForPeriodFen * 10_000 / receivableFen) : 0 }
     }
@@ -59,18 +62,19 @@ public struct BillingReports: Sendable {
                        (to_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' AS end_at FROM range),
             accounts AS (SELECT id, kind FROM ledger_accounts WHERE community_id = \(community.uuid)),
             period_bills AS (
-                SELECT b.id, b.amount_fen FROM bills b, instants i
+                -- charged: the bill and its late fees
+                SELECT b.id, l.charged_fen AS amount_fen FROM bills b CROSS JOIN LATERAL bill_ledger(b.id) l, instants i
                 WHERE b.community_id = \(community.uuid) AND b.period_start BETWEEN i.from_day AND i.to_day),
             settled AS (
-                SELECT t.bill_id, sum(CASE t.kind WHEN 'reversal' THEN -t.amount_fen ELSE t.amount_fen END) AS fen
+                SELECT t.bill_id, sum(CASE WHEN t.kind IN ('reversal', 'refund') THEN -t.amount_fen ELSE t.amount_fen END) AS fen
                 FROM ledger_transfers t JOIN period_bills p ON p.id = t.bill_id
-                WHERE t.kind IN ('settle', 'offset', 'reversal') GROUP BY t.bill_id),
+                WHERE t.kind IN ('settle', 'offset', 'reversal', 'refund') GROUP BY t.bill_id),
             moved AS (
                 SELECT t.kind, d.kind AS debit_kind, c.kind AS credit_kind, t.amount_fen
                 FROM ledger_transfers t JOIN accounts d ON d.id = t.debit_account JOIN accounts c ON c.id = t.credit_account, instants i
                 WHERE t.created_at >= i.start_at AND t.created_at < i.end_at),
             open_due AS (
-                SELECT b.amount_fen - bill_settled_fen(b.id) AS open
+                SELECT bill_open_fen(b.id) AS open
                 FROM bills b, instants i WHERE b.community_id = \(community.uuid) AND b.due_on <= i.to_day)
             SELECT (SELECT from_day::text FROM range), (SELECT to_day::text FROM range),
                    (SELECT coalesce(sum(amount_fen), 0)::int8 FROM period_bills),
@@ -81,12 +85,16 @@ public struct BillingReports: Sendable {
                    (SELECT coalesce(sum(credits_fen - debits_fen), 0)::int8 FROM ledger_accounts
                      WHERE community_id = \(community.uuid) AND kind = 'prepaid'),
                    (SELECT coalesce(sum(amount_fen) FILTER (WHERE kind = 'withdraw'), 0)::int8 FROM moved),
-                   (SELECT coalesce(sum(open) FILTER (WHERE open > 0), 0)::int8 FROM open_due)
+                   (SELECT coalesce(sum(open) FILTER (WHERE open > 0), 0)::int8 FROM open_due),
+                   (SELECT coalesce(sum(amount_fen) FILTER (WHERE kind = 'refund' AND debit_kind = 'receivable'), 0)::int8 FROM moved),
+                   (SELECT coalesce(sum(amount_fen) FILTER (WHERE kind = 'write_off'), 0)::int8 FROM moved),
+                   (SELECT coalesce(sum(amount_fen) FILTER (WHERE kind = 'late_fee'), 0)::int8 FROM moved)
             """, logger: logger)
-        for try await (from, to, receivable, collected, received, prepaidIn, prepaidBalance, paidOut, arrears) in rows.decode(
-            (String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self) {
+        for try await (from, to, receivable, collected, received, prepaidIn, prepaidBalance, paidOut, arrears, refunded, waived, lateFees)
+            in rows.decode((String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self) {
             return Summary(from: from, to: to, receivableFen: receivable, collectedForPeriodFen: collected, receivedFen: received,
-                           prepaidInFen: prepaidIn, prepaidBalanceFen: prepaidBalance, paidOutFen: paidOut, arrearsFen: arrears)
+                           prepaidInFen: prepaidIn, prepaidBalanceFen: prepaidBalance, paidOutFen: paidOut, arrearsFen: arrears,
+                           refundedFen: refunded, waivedFen: waived, lateFeeFen: lateFees)
         }
         throw LinliError(.internal, "summary returned nothing")
     }

@@ -57,6 +57,7 @@ public enum IDTag {
     public enum FeeItem {}
     public enum Bill {}
     public enum Payment {}
+    public enum Refund {}
 }
 
 /// A tenant's identifier.

@@ -45,6 +45,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingConfigure = "billing.configure"
     case billingCashier = "billing.cashier"
     case billingRead = "billing.read"
+    case billingApproveRefund = "billing.refund.approve"
     case meterRecord = "meter.record"
 
     /// The permissions each role holds: the single source of truth for authorization.
@@ -56,7 +57,8 @@ public enum Permission: String, Sendable, CaseIterable {
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
                    .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .meterRecord],
+                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApproveRefund,
+                   .meterRecord],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
                    .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord],
