@@ -72,8 +72,10 @@ public nonisolated enum Linli_Billing_V1_FeeCategory: SwiftProtobuf.Enum, Swift.
 
 }
 
-/// Prepaid accounts are typed: a property account pays property items only, a utilities
-/// account utilities only, a general account anything. Offsets use typed accounts first.
+/// Prepaid accounts belong to a room or to a resident, and are typed: a property account pays
+/// property items only, a utilities account utilities only, a general account anything. A
+/// resident's account pays bills of the rooms they live in. Offsets use a room's typed accounts,
+/// then its general account, then its residents' accounts.
 public nonisolated enum Linli_Billing_V1_PrepaidType: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
 
@@ -765,6 +767,9 @@ public nonisolated struct Linli_Billing_V1_MethodAmount: Sendable {
   /// with PAYMENT_METHOD_PREPAID: which account (general by default)
   public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
+  /// with PAYMENT_METHOD_PREPAID: a resident's own account (they must live in the room)
+  public var residentID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -866,6 +871,9 @@ public nonisolated struct Linli_Billing_V1_TopUpPrepaidRequest: Sendable {
 
   public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
+  /// instead of room_id: the resident's own account
+  public var residentID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -891,6 +899,9 @@ public nonisolated struct Linli_Billing_V1_GetPrepaidBalanceRequest: Sendable {
   public var roomID: String = String()
 
   public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
+
+  /// instead of room_id
+  public var residentID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -986,6 +997,9 @@ public nonisolated struct Linli_Billing_V1_SetPrepaidFrozenRequest: Sendable {
 
   public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
 
+  /// instead of room_id
+  public var residentID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1016,6 +1030,9 @@ public nonisolated struct Linli_Billing_V1_WithdrawPrepaidRequest: Sendable {
   public var amountFen: Int64 = 0
 
   public var prepaidType: Linli_Billing_V1_PrepaidType = .unspecified
+
+  /// instead of room_id
+  public var residentID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2719,7 +2736,7 @@ nonisolated extension Linli_Billing_V1_ListBillsResponse: SwiftProtobuf.Message,
 
 nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MethodAmount"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0\u{3}resident_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2730,6 +2747,7 @@ nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, Swif
       case 1: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 2: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
       case 3: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
       default: break
       }
     }
@@ -2745,6 +2763,9 @@ nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, Swif
     if self.prepaidType != .unspecified {
       try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 3)
     }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2752,6 +2773,7 @@ nonisolated extension Linli_Billing_V1_MethodAmount: SwiftProtobuf.Message, Swif
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
     if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.residentID != rhs.residentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -2923,7 +2945,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TopUpPrepaidRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0\u{3}resident_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2936,6 +2958,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
       case 3: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
       default: break
       }
     }
@@ -2957,6 +2980,9 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
     if self.prepaidType != .unspecified {
       try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 5)
     }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2966,6 +2992,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidRequest: SwiftProtobuf.Messag
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
     if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.residentID != rhs.residentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3003,7 +3030,7 @@ nonisolated extension Linli_Billing_V1_TopUpPrepaidResponse: SwiftProtobuf.Messa
 
 nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetPrepaidBalanceRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0\u{3}prepaid_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0\u{3}prepaid_type\0\u{3}resident_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3013,6 +3040,7 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.M
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 2: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
       default: break
       }
     }
@@ -3025,12 +3053,16 @@ nonisolated extension Linli_Billing_V1_GetPrepaidBalanceRequest: SwiftProtobuf.M
     if self.prepaidType != .unspecified {
       try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 2)
     }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 3)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Billing_V1_GetPrepaidBalanceRequest, rhs: Linli_Billing_V1_GetPrepaidBalanceRequest) -> Bool {
     if lhs.roomID != rhs.roomID {return false}
     if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.residentID != rhs.residentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3213,7 +3245,7 @@ nonisolated extension Linli_Billing_V1_CheckLedgerResponse: SwiftProtobuf.Messag
 
 nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SetPrepaidFrozenRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}frozen\0\u{3}prepaid_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}frozen\0\u{3}prepaid_type\0\u{3}resident_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3225,6 +3257,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
       case 2: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 3: try { try decoder.decodeSingularBoolField(value: &self.frozen) }()
       case 4: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
       default: break
       }
     }
@@ -3243,6 +3276,9 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
     if self.prepaidType != .unspecified {
       try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 4)
     }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3251,6 +3287,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenRequest: SwiftProtobuf.Me
     if lhs.roomID != rhs.roomID {return false}
     if lhs.frozen != rhs.frozen {return false}
     if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.residentID != rhs.residentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3277,7 +3314,7 @@ nonisolated extension Linli_Billing_V1_SetPrepaidFrozenResponse: SwiftProtobuf.M
 
 nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".WithdrawPrepaidRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{1}method\0\u{3}amount_fen\0\u{3}prepaid_type\0\u{3}resident_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3290,6 +3327,7 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
       case 3: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 4: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.prepaidType) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
       default: break
       }
     }
@@ -3311,6 +3349,9 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
     if self.prepaidType != .unspecified {
       try visitor.visitSingularEnumField(value: self.prepaidType, fieldNumber: 5)
     }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3320,6 +3361,7 @@ nonisolated extension Linli_Billing_V1_WithdrawPrepaidRequest: SwiftProtobuf.Mes
     if lhs.method != rhs.method {return false}
     if lhs.amountFen != rhs.amountFen {return false}
     if lhs.prepaidType != rhs.prepaidType {return false}
+    if lhs.residentID != rhs.residentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -162,13 +162,17 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             guard method == .prepaid || line.prepaidType == .unspecified else {
                 throw LinliError.invalid("methods[\(index)].prepaid_type", "is only for the prepaid method")
             }
-            guard !tenders.contains(where: { $0.method == method && $0.prepaidType == type }) else {
+            guard method == .prepaid || line.residentID.isEmpty else {
+                throw LinliError.invalid("methods[\(index)].resident_id", "is only for the prepaid method")
+            }
+            let resident: ResidentID? = line.residentID.isEmpty ? nil : try Input.id(line.residentID, field: "methods[\(index)].resident_id")
+            guard !tenders.contains(where: { $0.method == method && $0.prepaidType == type && $0.resident == resident }) else {
                 throw LinliError.invalid("methods[\(index)].method", "appears twice")
             }
             guard (1...Self.maxFen).contains(line.amountFen) else {
                 throw LinliError.invalid("methods[\(index)].amount_fen", "must be from 1 to \(Self.maxFen)")
             }
-            tenders.append(Cashier.Tender(method, line.amountFen, prepaidType: type))
+            tenders.append(Cashier.Tender(method, line.amountFen, prepaidType: type, resident: resident))
         }
         let depositKind = tenders.contains(where: { $0.method == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
         let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, Cashier.AllocationOrder.self, field: "allocation")
@@ -199,12 +203,12 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let method = try Self.channel(m.method, field: "method")
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.topUp(room: room, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+            let balance = try await cashier.topUp(owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
                                                   logger: ctx.logger)
             return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -214,10 +218,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func getPrepaidBalance(request: ServerRequest<Linli_Billing_V1_GetPrepaidBalanceRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
+        let owner = try Self.prepaidOwner(room: request.message.roomID, resident: request.message.residentID)
         let type = try Self.prepaidType(request.message.prepaidType, field: "prepaid_type")
         let accounts = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.prepaidAccounts(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
+            try await cashier.prepaidAccounts(owner, for: ctx.principal, on: connection, logger: ctx.logger)
         }
         return ServerResponse(message: .with {
             let asked = accounts.first { $0.type == type }
@@ -255,9 +259,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let response = try await database.once(ctx, "SetPrepaidFrozen", m) { [cashier] connection in
-            try await cashier.setFrozen(room: room, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
+            try await cashier.setFrozen(owner, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_SetPrepaidFrozenResponse()
         }
         return ServerResponse(message: response)
@@ -267,12 +271,12 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let method = try Self.channel(m.method, field: "method")
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.withdraw(room: room, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+            let balance = try await cashier.withdraw(owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
                                                      logger: ctx.logger)
             return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -487,6 +491,16 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             throw .invalid(field, "must be 1 to 20 lowercase letters, digits or _ (e.g. renovation)")
         }
         return raw
+    }
+
+    /// A room's or a resident's prepaid account: exactly one of the two ids.
+    static func prepaidOwner(room: String, resident: String) throws(LinliError) -> Cashier.PrepaidOwner {
+        switch (room.isEmpty, resident.isEmpty) {
+        case (false, true): return .room(try Input.id(room, field: "room_id"))
+        case (true, false): return .resident(try Input.id(resident, field: "resident_id"))
+        case (false, false): throw .invalid("resident_id", "give room_id or resident_id, not both")
+        case (true, true): throw .invalid("room_id", "is required (or resident_id for a resident's own account)")
+        }
     }
 
     /// A prepaid account's type; unspecified is general.

@@ -56,15 +56,42 @@ public struct Cashier: Sendable {
         case oldestDueFirst = "oldest_due_first", itemPriority = "item_priority", asListed = "as_listed"
     }
 
-    /// One way of paying: a method, its amount, and for prepaid the account's type.
+    /// Whose a prepaid account is: a room's, or a resident's own (paying any room they live in).
+    public enum PrepaidOwner: Sendable, Equatable {
+        case room(RoomID)
+        case resident(ResidentID)
+
+        var room: RoomID? { if case .room(let room) = self { room } else { nil } }
+        var resident: ResidentID? { if case .resident(let resident) = self { resident } else { nil } }
+
+        func community(_ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
+            switch self {
+            case .room(let room): return try await FeeDesk.community(ofRoom: room, connection, logger)
+            case .resident(let resident):
+                let rows = try await connection.query("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
+                for try await id in rows.decode(UUID.self) { return CommunityID(id) }
+                throw LinliError.notFound("resident")
+            }
+        }
+
+        /// The owner's prepaid account of `type`, opened when missing.
+        func account(_ community: CommunityID, _ type: PrepaidType, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
+            try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, resident: resident, connection, logger)
+        }
+    }
+
+    /// One way of paying: a method, its amount, and for prepaid the account's type and, for a
+    /// resident's own account, the resident.
     public struct Tender: Sendable, Equatable {
         public var method: Method
         public var amountFen: Int64
         public var prepaidType: PrepaidType
-        public init(_ method: Method, _ amountFen: Int64, prepaidType: PrepaidType = .general) {
+        public var resident: ResidentID?
+        public init(_ method: Method, _ amountFen: Int64, prepaidType: PrepaidType = .general, resident: ResidentID? = nil) {
             self.method = method
             self.amountFen = amountFen
             self.prepaidType = prepaidType
+            self.resident = resident
         }
     }
 
@@ -114,7 +141,9 @@ public struct Cashier: Sendable {
         for tender in tenders {
             switch tender.method {
             case .prepaid:
-                let account = try await Ledger.account(community, .prepaid, subtype: tender.prepaidType.rawValue, room: room, connection, logger)
+                if let resident = tender.resident { try await Self.requireLivesIn(resident, room, connection, logger) }
+                let owner = tender.resident.map(PrepaidOwner.resident) ?? .room(room)
+                let account = try await owner.account(community, tender.prepaidType, connection, logger)
                 let (balance, frozen) = try await Ledger.lockBalance(account, connection, logger)
                 if frozen { throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid account is frozen", field: "methods") }
                 if tender.amountFen > balance {
@@ -206,12 +235,23 @@ public struct Cashier: Sendable {
                        paidAt: paidAt, lateFeeFen: lateFeeFen)
     }
 
-    /// Money into a room's prepaid account of `type`; returns the new balance.
-    public func topUp(room: RoomID, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+    /// Refuses a resident's own prepaid money for a room they do not live in today.
+    static func requireLivesIn(_ resident: ResidentID, _ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        let rows = try await connection.query("""
+            SELECT 1 FROM residencies WHERE resident_id = \(resident.uuid) AND room_id = \(room.uuid)
+              AND move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+              AND (move_out IS NULL OR move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+            """, logger: logger)
+        for try await _ in rows { return }
+        throw LinliError(.failedPrecondition, "methods: the resident does not live in this room", field: "methods")
+    }
+
+    /// Money into a prepaid account of `type`; returns the new balance.
+    public func topUp(_ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
                       on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
+        let prepaid = try await owner.account(community, type, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: "topup", bill: nil)],
                               by: principal.subjectID, connection, logger)
@@ -224,14 +264,15 @@ public struct Cashier: Sendable {
         public var frozen: Bool
     }
 
-    /// Every prepaid account of the room, general first.
-    public func prepaidAccounts(room: RoomID, for principal: Principal, on connection: PostgresConnection,
+    /// Every prepaid account of the room or resident, general first.
+    public func prepaidAccounts(_ owner: PrepaidOwner, for principal: Principal, on connection: PostgresConnection,
                                 logger: Logger) async throws -> [PrepaidAccount] {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
         let rows = try await connection.query("""
             SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts
-            WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND room_id = \(room.uuid) AND resident_id IS NULL AND fee_item_id IS NULL
+            WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND fee_item_id IS NULL
+              AND room_id IS NOT DISTINCT FROM \(owner.room?.uuid) AND resident_id IS NOT DISTINCT FROM \(owner.resident?.uuid)
             """, logger: logger)
         var result: [PrepaidAccount] = []
         for try await (subtype, balance, frozen) in rows.decode((String, Int64, Bool).self) {

@@ -19,41 +19,38 @@ enum Ledger {
     }
 
     /// The account for (kind, subtype, room, fee item) in `community`, opened when missing.
-    static func account(_ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, feeItem: UUID? = nil,
-                        _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
-        if let found = try await find(community, kind, subtype, room, feeItem, connection, logger) { return found }
+    static func account(_ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, resident: ResidentID? = nil,
+                        feeItem: UUID? = nil, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
+        if let found = try await find(community, kind, subtype, room, resident, feeItem, connection, logger) { return found }
         let normal = kind == .receivable || kind == .channel || kind == .writeOff ? "debit" : "credit"
         let guarded = kind == .prepaid || kind == .deposit
         let inserted = try await connection.query("""
-            INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, fee_item_id, normal, guarded)
-            VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(subtype), \(room?.uuid), \(feeItem), \(normal), \(guarded))
+            INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, resident_id, fee_item_id, normal, guarded)
+            VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(subtype), \(room?.uuid), \(resident?.uuid), \(feeItem), \(normal),
+                    \(guarded))
             ON CONFLICT DO NOTHING RETURNING id
             """, logger: logger)
         for try await opened in inserted.decode(UUID.self) { return opened }
         // Opened by a concurrent transaction that has committed since.
-        if let found = try await find(community, kind, subtype, room, feeItem, connection, logger) { return found }
+        if let found = try await find(community, kind, subtype, room, resident, feeItem, connection, logger) { return found }
         throw LinliError(.unavailable, "ledger account was opened concurrently; retry")
     }
 
     /// Equality or IS NULL per column, never IS NOT DISTINCT FROM, so the unique index serves the lookup.
-    private static func find(_ community: CommunityID, _ kind: Kind, _ subtype: String, _ room: RoomID?, _ feeItem: UUID?,
-                             _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID? {
+    private static func find(_ community: CommunityID, _ kind: Kind, _ subtype: String, _ room: RoomID?, _ resident: ResidentID?,
+                             _ feeItem: UUID?, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID? {
         var binds = PostgresBindings()
         binds.append(community.uuid)
         binds.append(kind.rawValue)
         binds.append(subtype)
-        var sql = "SELECT id FROM ledger_accounts WHERE community_id = $1 AND kind = $2 AND subtype = $3 AND resident_id IS NULL"
-        if let room {
-            binds.append(room.uuid)
-            sql += " AND room_id = $\(binds.count)"
-        } else {
-            sql += " AND room_id IS NULL"
-        }
-        if let feeItem {
-            binds.append(feeItem)
-            sql += " AND fee_item_id = $\(binds.count)"
-        } else {
-            sql += " AND fee_item_id IS NULL"
+        var sql = "SELECT id FROM ledger_accounts WHERE community_id = $1 AND kind = $2 AND subtype = $3"
+        for (column, value) in [("room_id", room?.uuid), ("resident_id", resident?.uuid), ("fee_item_id", feeItem)] {
+            if let value {
+                binds.append(value)
+                sql += " AND \(column) = $\(binds.count)"
+            } else {
+                sql += " AND \(column) IS NULL"
+            }
         }
         for try await found in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).decode(UUID.self) {
             return found

@@ -46,31 +46,36 @@ public struct PrepaidOffset: Service, Sendable {
         return total
     }
 
-    /// Offsets in `tenant` until no claimable account with a due bill is left: typed accounts
-    /// first (property, then utilities, each on its own category), then general accounts.
+    /// Offsets in `tenant` until no claimable account with a due bill is left: rooms' accounts
+    /// before residents' own, and typed accounts first (property, then utilities, each on its
+    /// own category), then general accounts.
     public func run(_ tenant: TenantRef) async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
-        for type in [Cashier.PrepaidType.property, .utilities, .general] {
+        for residents in [false, true] {
+          for type in [Cashier.PrepaidType.property, .utilities, .general] {
             var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             while true {
                 let pass = try await database.tenantTransaction(tenant) { connection in
-                    try await Self.offsetBatch(type, after: after, limit: batch, connection, logger)
+                    try await Self.offsetBatch(type, residents: residents, after: after, limit: batch, connection, logger)
                 }
                 total.count += pass.count
                 total.fen += pass.fen
                 guard let last = pass.last else { break }
                 after = last
             }
+          }
         }
         return total
     }
 
-    /// One batch of prepaid accounts of `type` after `after` (by id); returns the offsets and the last account claimed.
-    static func offsetBatch(_ type: Cashier.PrepaidType, after: UUID, limit: Int, _ connection: PostgresConnection,
+    /// One batch of prepaid accounts of `type` (rooms' or residents') after `after` (by id);
+    /// returns the offsets and the last account claimed.
+    static func offsetBatch(_ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int, _ connection: PostgresConnection,
                             _ logger: Logger) async throws -> (count: Int, fen: Int64, last: UUID?) {
         let claimed = try await connection.query("""
             SELECT a.id FROM ledger_accounts a
-            WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND a.room_id IS NOT NULL AND NOT a.frozen
+            WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND NOT a.frozen
+              AND CASE WHEN \(residents) THEN a.resident_id IS NOT NULL ELSE a.room_id IS NOT NULL END
               AND a.credits_fen > a.debits_fen AND a.id > \(after)
             ORDER BY a.id LIMIT \(Int32(limit)) FOR UPDATE SKIP LOCKED
             """, logger: logger)
@@ -82,13 +87,25 @@ public struct PrepaidOffset: Service, Sendable {
         case .property: FeeDesk.Category.property.rawValue
         case .utilities: FeeDesk.Category.utilities.rawValue
         }
-        let locked = try await connection.query("""
-            SELECT b.id FROM bills b JOIN ledger_accounts a ON a.room_id = b.room_id AND a.community_id = b.community_id
+        // Which account pays which bill: a room's account its room's bills; a resident's account the
+        // bills of the rooms they live in today, one account a bill (the first by id) in a pass.
+        let claims = """
+            SELECT DISTINCT ON (b.id) b.id AS bill, a.id AS account
+            FROM ledger_accounts a
+            LEFT JOIN residencies rs ON rs.resident_id = a.resident_id AND rs.move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+                 AND (rs.move_out IS NULL OR rs.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+            JOIN bills b ON b.room_id = coalesce(a.room_id, rs.room_id) AND b.community_id = a.community_id
             JOIN fee_items i ON i.id = b.fee_item_id
-            WHERE a.id = ANY(\(accounts)::uuid[]) AND b.due_on <= (now() AT TIME ZONE 'Asia/Shanghai')::date
-              AND (\(category)::text IS NULL OR i.category = \(category))
-            ORDER BY b.id FOR UPDATE OF b SKIP LOCKED
-            """, logger: logger)
+            WHERE a.id = ANY($1::uuid[]) AND b.due_on <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+              AND ($2::text IS NULL OR i.category = $2::text)
+            ORDER BY b.id, a.id
+            """
+        var binds = PostgresBindings()
+        binds.append(accounts)
+        binds.append(category)
+        let locked = try await connection.query(PostgresQuery(unsafeSQL: """
+            SELECT id FROM bills WHERE id IN (SELECT bill FROM (\(claims)) c) ORDER BY id FOR UPDATE SKIP LOCKED
+            """, binds: binds), logger: logger)
         var bills: [UUID] = []
         for try await id in locked.decode(UUID.self) { bills.append(id) }
         guard !bills.isEmpty else { return (0, 0, last) }
@@ -103,35 +120,40 @@ public struct PrepaidOffset: Service, Sendable {
         let lateEntry = UUIDv7.make()
         // What is open now with the late fee accrued, running totals per room in the community's
         // allocation order, each bill's share of the balance; a bill's late fee is charged when it gets a share.
-        let rows = try await connection.query("""
-            WITH open_bills AS (
-                SELECT b.id, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
+        binds.append(bills)
+        binds.append(entry)
+        binds.append(lateEntry)
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
+            WITH claims AS (\(claims)),
+            open_bills AS (
+                SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
                        bill_open_fen(b.id) AS open, bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) AS late,
                        CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
-                FROM bills b JOIN fee_items i ON i.id = b.fee_item_id LEFT JOIN billing_settings s ON s.community_id = b.community_id
-                WHERE b.id = ANY(\(bills)::uuid[])),
+                FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                LEFT JOIN billing_settings s ON s.community_id = b.community_id
+                WHERE b.id = ANY($3::uuid[])),
             running AS (
                 SELECT o.*, o.open + o.late AS need,
-                       sum(o.open + o.late) OVER (PARTITION BY o.room_id ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
+                       sum(o.open + o.late) OVER (PARTITION BY o.account ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
                 FROM open_bills o WHERE o.open + o.late > 0),
             shares AS (
                 SELECT r.id AS bill, r.community_id, r.fee_item_id, r.late, p.id AS prepaid, ra.id AS receivable,
                        least(r.need, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.need))) AS take
                 FROM running r
-                JOIN ledger_accounts p ON p.id = ANY(\(accounts)::uuid[]) AND p.room_id = r.room_id
+                JOIN ledger_accounts p ON p.id = r.account
                 JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
                      AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id),
             fees AS (
                 INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-                SELECT \(lateEntry), s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
+                SELECT $5::uuid, s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
                 FROM shares s JOIN ledger_accounts rv ON rv.community_id = s.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
                      AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = s.fee_item_id
                 WHERE s.take > 0 AND s.late > 0
                 RETURNING 1)
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-            SELECT \(entry), prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
+            SELECT $4::uuid, prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
             RETURNING amount_fen
-            """, logger: logger)
+            """, binds: binds), logger: logger)
         var count = 0
         var fen: Int64 = 0
         for try await amount in rows.decode(Int64.self) {

@@ -131,22 +131,23 @@ extension Cashier {
         return try await receipt(payment, for: principal, on: connection, logger: logger)
     }
 
-    public func setFrozen(room: RoomID, type: PrepaidType = .general, frozen: Bool, by principal: Principal, on connection: PostgresConnection,
-                          logger: Logger) async throws {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+    public func setFrozen(_ owner: PrepaidOwner, type: PrepaidType = .general, frozen: Bool, by principal: Principal,
+                          on connection: PostgresConnection, logger: Logger) async throws {
+        let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
+        let prepaid = try await owner.account(community, type, connection, logger)
         try await connection.query("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
     }
 
     /// Money out of a room's prepaid account through `method`; returns the new balance.
-    public func withdraw(room: RoomID, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+    public func withdraw(_ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
                          on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
-        let prepaid = try await Ledger.account(community, .prepaid, subtype: type.rawValue, room: room, connection, logger)
+        let prepaid = try await owner.account(community, type, connection, logger)
         let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
-        if frozen { throw LinliError(.failedPrecondition, "room_id: the prepaid account is frozen", field: "room_id") }
+        let field = owner.room == nil ? "resident_id" : "room_id"
+        if frozen { throw LinliError(.failedPrecondition, "\(field): the prepaid account is frozen", field: field) }
         guard amountFen <= balance else {
             throw LinliError(.failedPrecondition, "amount_fen: the prepaid balance is \(balance) fen", field: "amount_fen")
         }
@@ -208,7 +209,7 @@ extension Cashier {
                 let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
                 leg = .init(debit: account, credit: channel, amount: amountFen, kind: "refund", bill: nil)
             } else {
-                let prepaid = try await Ledger.account(community, .prepaid, subtype: PrepaidType.general.rawValue, room: room, connection, logger)
+                let prepaid = try await PrepaidOwner.room(room).account(community, .general, connection, logger)
                 leg = .init(debit: account, credit: prepaid, amount: amountFen, kind: "convert", bill: nil)
             }
         }

@@ -242,6 +242,57 @@ struct BillingRulesTests {
         #expect(try await books.check().balanced)
     }
 
+    @Test("a resident's own prepaid account pays the rooms they live in, after the rooms' own accounts, and no other room")
+    func residentPrepaid() async throws {
+        let books = try await BillingTests.Books.open()
+        _ = try await books.generate("2026-01")
+        let base = BaseDataClient(wrapping: books.server.client)
+        var register = Linli_Property_V1_RegisterResidentRequest()
+        register.requestID = UUID().uuidString
+        register.communityID = books.demo.community.description
+        register.name = "李四"
+        register.phone = "13800001111"
+        register.roomID = books.rooms[0]
+        register.relation = .owner
+        register.moveIn = "2025-01-01"
+        let resident = try await base.registerResident(register, metadata: books.manager).resident.id
+        var move = Linli_Property_V1_MoveInRequest()
+        move.requestID = UUID().uuidString
+        move.residentID = resident
+        move.roomID = books.rooms[1]
+        move.relation = .owner
+        move.moveIn = "2025-06-01"
+        _ = try await base.moveIn(move, metadata: books.manager)
+
+        var topUp = Linli_Billing_V1_TopUpPrepaidRequest()
+        topUp.requestID = UUID().uuidString
+        topUp.residentID = resident
+        topUp.method = .wechat
+        topUp.amountFen = 60_000
+        #expect(try await books.billing.topUpPrepaid(topUp, metadata: books.cashier).balanceFen == 60_000)
+        topUp.roomID = books.rooms[0]
+        topUp.requestID = UUID().uuidString
+        #expect(await rpcError { try await books.billing.topUpPrepaid(topUp, metadata: books.cashier) }?.message.hasPrefix("resident_id:") == true)
+        // Room 101's own account pays first; the resident's covers the rest of 101 and all of 102.
+        #expect(try await books.topUp(0, 2_033, .general) == 2_033)
+        let offset = try await books.offset()
+        #expect(offset.offsetFen == 22_033 + 28_212)
+        var balance = Linli_Billing_V1_GetPrepaidBalanceRequest()
+        balance.residentID = resident
+        #expect(try await books.billing.getPrepaidBalance(balance, metadata: books.cashier).balanceFen == 60_000 - 20_000 - 28_212)
+        #expect(try await books.bills(2, openOnly: true).openFen == 7_277)  // 103 is not theirs
+
+        // Paying with it: only for a room they live in.
+        _ = try await books.generate("2026-02")
+        let february = try await books.bill(1, books.propertyFee, "2026-02-01")
+        let paid = try await books.pay(1, [.with { $0.method = .prepaid; $0.amountFen = 10_000; $0.residentID = resident }], bills: [february.id])
+        #expect(paid.settledFen == 10_000)
+        #expect(await rpcCode {
+            try await books.pay(2, [.with { $0.method = .prepaid; $0.amountFen = 100; $0.residentID = resident }])
+        } == .failedPrecondition)
+        #expect(try await books.check().balanced)
+    }
+
     @Test("refunds: a cashier requests, another manager approves; money goes back through the methods that paid, newest first; waive writes off")
     func refunds() async throws {
         let books = try await BillingTests.Books.open()
