@@ -51,8 +51,8 @@ public struct PrepaidOffset: Service, Sendable {
     /// own category), then general accounts.
     public func run(_ tenant: TenantRef) async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
-        for residents in [false, true] {
-          for type in [Cashier.PrepaidType.property, .utilities, .general] {
+        let types: [Cashier.PrepaidType] = [.property, .utilities, .general]
+        for (residents, type) in [false, true].flatMap({ residents in types.map { (residents, $0) } }) {
             var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             while true {
                 let pass = try await database.tenantTransaction(tenant) { connection in
@@ -63,7 +63,6 @@ public struct PrepaidOffset: Service, Sendable {
                 guard let last = pass.last else { break }
                 after = last
             }
-          }
         }
         return total
     }
