@@ -217,15 +217,9 @@ public struct Cashier: Sendable {
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
         let stored = try await connection.query("""
-            WITH counter AS (
-                INSERT INTO receipt_counters (community_id, year, last_number)
-                VALUES (\(community.uuid), extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int4, 1)
-                ON CONFLICT (community_id, year) DO UPDATE SET last_number = receipt_counters.last_number + 1
-                RETURNING year, last_number)
             INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no)
-            SELECT \(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
-                   to_char(year, 'FM0000') || '-' || to_char(last_number, 'FM000000')
-            FROM counter
+            VALUES (\(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
+                    next_document_no(\(community.uuid), 'receipt'))
             RETURNING receipt_no, created_at
             """, logger: logger)
         var receipt = ""

@@ -331,15 +331,9 @@ public struct RefundDesk: Sendable {
         for (request, amount) in zip(requests, amounts) {
             let id = UUIDv7.make()
             let rows = try await connection.query("""
-                WITH counter AS (
-                    INSERT INTO invoice_counters (community_id, year, last_number)
-                    VALUES (\(community.uuid), extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int4, 1)
-                    ON CONFLICT (community_id, year) DO UPDATE SET last_number = invoice_counters.last_number + 1
-                    RETURNING year, last_number)
                 INSERT INTO invoices (id, community_id, payment_id, invoice_no, title, tax_no, amount_fen, bill_ids, created_by)
-                SELECT \(id), \(community.uuid), \(payment), 'FP' || to_char(year, 'FM0000') || '-' || to_char(last_number, 'FM000000'),
-                       \(request.title), \(request.taxNo), \(amount), \(request.bills)::uuid[], \(principal.subjectID.uuid)
-                FROM counter
+                VALUES (\(id), \(community.uuid), \(payment), next_document_no(\(community.uuid), 'invoice'), \(request.title), \(request.taxNo),
+                        \(amount), \(request.bills)::uuid[], \(principal.subjectID.uuid))
                 RETURNING invoice_no, created_at
                 """, logger: logger)
             for try await (number, at) in rows.decode((String, Date).self) {

@@ -130,9 +130,17 @@ CREATE TABLE invoices (
     UNIQUE (community_id, invoice_no)
 );
 CREATE INDEX invoices_payment ON invoices (payment_id);
-CREATE TABLE invoice_counters (
-    community_id uuid NOT NULL REFERENCES communities (id),
-    year integer NOT NULL,
-    last_number integer NOT NULL,
-    PRIMARY KEY (community_id, year)
-);
+-- Gap-free numbers per community, series and year, for receipts and invoices alike: the
+-- counter row moves inside the caller's transaction, so a rolled-back document takes no number.
+ALTER TABLE receipt_counters RENAME TO document_counters;
+ALTER TABLE document_counters ADD COLUMN series text NOT NULL DEFAULT 'receipt' CHECK (series IN ('receipt', 'invoice'));
+ALTER TABLE document_counters ALTER COLUMN series DROP DEFAULT;
+ALTER TABLE document_counters DROP CONSTRAINT receipt_counters_pkey;
+ALTER TABLE document_counters ADD PRIMARY KEY (community_id, series, year);
+-- The next number: "2026-000123" for a receipt, "FP2026-000042" for an invoice.
+CREATE FUNCTION next_document_no(of_community uuid, of_series text) RETURNS text LANGUAGE sql VOLATILE AS $$
+    INSERT INTO document_counters (community_id, series, year, last_number)
+    VALUES (of_community, of_series, extract(year FROM now() AT TIME ZONE 'Asia/Shanghai')::int4, 1)
+    ON CONFLICT (community_id, series, year) DO UPDATE SET last_number = document_counters.last_number + 1
+    RETURNING CASE series WHEN 'invoice' THEN 'FP' ELSE '' END || to_char(year, 'FM0000') || '-' || to_char(last_number, 'FM000000')
+$$;
