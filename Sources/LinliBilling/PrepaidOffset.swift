@@ -88,12 +88,15 @@ public struct PrepaidOffset: Service, Sendable {
         }
         // Which account pays which bill: a room's account its room's bills; a resident's account the
         // bills of the rooms they live in today, one account a bill (the first by id) in a pass.
+        let rooms = residents ? """
+            JOIN residencies rs ON rs.resident_id = a.resident_id AND rs.move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+                 AND (rs.move_out IS NULL OR rs.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+            JOIN bills b ON b.room_id = rs.room_id AND b.community_id = a.community_id
+            """ : "JOIN bills b ON b.room_id = a.room_id AND b.community_id = a.community_id"
         let claims = """
             SELECT DISTINCT ON (b.id) b.id AS bill, a.id AS account
             FROM ledger_accounts a
-            LEFT JOIN residencies rs ON rs.resident_id = a.resident_id AND rs.move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
-                 AND (rs.move_out IS NULL OR rs.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
-            JOIN bills b ON b.room_id = coalesce(a.room_id, rs.room_id) AND b.community_id = a.community_id
+            \(rooms)
             JOIN fee_items i ON i.id = b.fee_item_id
             WHERE a.id = ANY($1::uuid[]) AND b.due_on <= (now() AT TIME ZONE 'Asia/Shanghai')::date
               AND ($2::text IS NULL OR i.category = $2::text)
@@ -126,7 +129,7 @@ public struct PrepaidOffset: Service, Sendable {
             WITH claims AS (\(claims)),
             open_bills AS (
                 SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                       bill_open_fen(b.id) AS open, bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) AS late,
+                       bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) ELSE 0 END AS late,
                        CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
                 FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
                 LEFT JOIN billing_settings s ON s.community_id = b.community_id
