@@ -384,6 +384,19 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "WriteOffBill" metadata.
+        public enum WriteOffBill: Sendable {
+            /// Request type for "WriteOffBill".
+            public typealias Input = Linli_Billing_V1_WriteOffBillRequest
+            /// Response type for "WriteOffBill".
+            public typealias Output = Linli_Billing_V1_WriteOffBillResponse
+            /// Descriptor for "WriteOffBill".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "WriteOffBill",
+                type: .unary
+            )
+        }
         /// Namespace for "IssueInvoices" metadata.
         public enum IssueInvoices: Sendable {
             /// Request type for "IssueInvoices".
@@ -440,6 +453,7 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             ApproveRefund.descriptor,
             RejectRefund.descriptor,
             ListRefunds.descriptor,
+            WriteOffBill.descriptor,
             IssueInvoices.descriptor,
             ListInvoices.descriptor
         ]
@@ -964,6 +978,26 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListRefundsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListRefundsResponse>
+
+        /// Handle the "WriteOffBill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+        /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+        /// > Managers only; the write-off account of the item carries it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_WriteOffBillRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_WriteOffBillResponse` messages.
+        func writeOffBill(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_WriteOffBillRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_WriteOffBillResponse>
 
         /// Handle the "IssueInvoices" method.
         ///
@@ -1505,6 +1539,26 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse>
 
+        /// Handle the "WriteOffBill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+        /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+        /// > Managers only; the write-off account of the item carries it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WriteOffBillRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_WriteOffBillResponse` message.
+        func writeOffBill(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_WriteOffBillRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_WriteOffBillResponse>
+
         /// Handle the "IssueInvoices" method.
         ///
         /// > Source IDL Documentation:
@@ -2043,6 +2097,26 @@ extension Linli_Billing_V1_BillingService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_ListRefundsResponse
 
+        /// Handle the "WriteOffBill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+        /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+        /// > Managers only; the write-off account of the item carries it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_WriteOffBillRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_WriteOffBillResponse` to respond with.
+        func writeOffBill(
+            request: Linli_Billing_V1_WriteOffBillRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_WriteOffBillResponse
+
         /// Handle the "IssueInvoices" method.
         ///
         /// > Source IDL Documentation:
@@ -2392,6 +2466,17 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.WriteOffBill.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_WriteOffBillRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_WriteOffBillResponse>(),
+            handler: { request, context in
+                try await self.writeOffBill(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Billing_V1_BillingService.Method.IssueInvoices.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_IssueInvoicesRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_IssueInvoicesResponse>(),
@@ -2721,6 +2806,17 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListRefundsResponse> {
         let response = try await self.listRefunds(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func writeOffBill(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_WriteOffBillRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_WriteOffBillResponse> {
+        let response = try await self.writeOffBill(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -3110,6 +3206,19 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse> {
         return GRPCCore.ServerResponse<Linli_Billing_V1_ListRefundsResponse>(
             message: try await self.listRefunds(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func writeOffBill(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_WriteOffBillRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_WriteOffBillResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_WriteOffBillResponse>(
+            message: try await self.writeOffBill(
                 request: request.message,
                 context: context
             ),
@@ -3788,6 +3897,31 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListRefundsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListRefundsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "WriteOffBill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+        /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+        /// > Managers only; the write-off account of the item carries it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WriteOffBillRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_WriteOffBillRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_WriteOffBillResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func writeOffBill<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_WriteOffBillRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_WriteOffBillRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_WriteOffBillResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WriteOffBillResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "IssueInvoices" method.
@@ -4796,6 +4930,42 @@ extension Linli_Billing_V1_BillingService {
             )
         }
 
+        /// Call the "WriteOffBill" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+        /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+        /// > Managers only; the write-off account of the item carries it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_WriteOffBillRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_WriteOffBillRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_WriteOffBillResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func writeOffBill<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_WriteOffBillRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_WriteOffBillRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_WriteOffBillResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WriteOffBillResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.WriteOffBill.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "IssueInvoices" method.
         ///
         /// > Source IDL Documentation:
@@ -5645,6 +5815,37 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListRefundsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListRefundsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WriteOffBill" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+    /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+    /// > Managers only; the write-off account of the item carries it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_WriteOffBillRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func writeOffBill<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_WriteOffBillRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WriteOffBillResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.writeOffBill(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_WriteOffBillRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_WriteOffBillResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -6600,6 +6801,41 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.listRefunds(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "WriteOffBill" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Writes off (减免/核销) part or all of a bill's open amount with a reason, and or forgives the
+    /// > late fee accrued so far (it is charged and written off at once; accrual restarts today).
+    /// > Managers only; the write-off account of the item carries it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func writeOffBill<Result>(
+        _ message: Linli_Billing_V1_WriteOffBillRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_WriteOffBillResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_WriteOffBillRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.writeOffBill(
             request: request,
             options: options,
             onResponse: handleResponse

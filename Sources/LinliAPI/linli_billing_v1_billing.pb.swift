@@ -1996,6 +1996,54 @@ public nonisolated struct Linli_Billing_V1_ListInvoicesResponse: Sendable {
   public init() {}
 }
 
+public nonisolated struct Linli_Billing_V1_WriteOffBillRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var billID: String = String()
+
+  /// of the open amount; 0 with waive_late_fee: the late fee only
+  public var amountFen: Int64 = 0
+
+  /// forgive the late fee accrued until today
+  public var waiveLateFee: Bool = false
+
+  /// 2..200 characters
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_WriteOffBillResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// afterwards
+  public var bill: Linli_Billing_V1_Bill {
+    get {_bill ?? Linli_Billing_V1_Bill()}
+    set {_bill = newValue}
+  }
+  /// Returns true if `bill` has been explicitly set.
+  public var hasBill: Bool {self._bill != nil}
+  /// Clears the value of `bill`. Subsequent reads from it will return its default value.
+  public mutating func clearBill() {self._bill = nil}
+
+  /// the amount and the late fee forgiven
+  public var writtenOffFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _bill: Linli_Billing_V1_Bill? = nil
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
@@ -5419,6 +5467,95 @@ nonisolated extension Linli_Billing_V1_ListInvoicesResponse: SwiftProtobuf.Messa
 
   public static func ==(lhs: Linli_Billing_V1_ListInvoicesResponse, rhs: Linli_Billing_V1_ListInvoicesResponse) -> Bool {
     if lhs.invoices != rhs.invoices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_WriteOffBillRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WriteOffBillRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}bill_id\0\u{3}amount_fen\0\u{3}waive_late_fee\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.billID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.waiveLateFee) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.billID.isEmpty {
+      try visitor.visitSingularStringField(value: self.billID, fieldNumber: 2)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 3)
+    }
+    if self.waiveLateFee != false {
+      try visitor.visitSingularBoolField(value: self.waiveLateFee, fieldNumber: 4)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_WriteOffBillRequest, rhs: Linli_Billing_V1_WriteOffBillRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.billID != rhs.billID {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.waiveLateFee != rhs.waiveLateFee {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_WriteOffBillResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WriteOffBillResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}bill\0\u{3}written_off_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._bill) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.writtenOffFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._bill {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.writtenOffFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.writtenOffFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_WriteOffBillResponse, rhs: Linli_Billing_V1_WriteOffBillResponse) -> Bool {
+    if lhs._bill != rhs._bill {return false}
+    if lhs.writtenOffFen != rhs.writtenOffFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -98,6 +98,25 @@ extension BillingService {
         return ServerResponse(message: .with { $0.refunds = found.map { .init($0) } })
     }
 
+    public func writeOffBill(request: ServerRequest<Linli_Billing_V1_WriteOffBillRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Billing_V1_WriteOffBillResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let m = request.message
+        let bill = try Input.id(m.billID, field: "bill_id", as: IDTag.Bill.self).uuid
+        let reason = try Input.text(m.reason, field: "reason", min: 2, max: 200)
+        guard (0...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 0 to \(Self.maxFen)") }
+        guard m.amountFen > 0 || m.waiveLateFee else { throw LinliError.invalid("amount_fen", "give an amount, or waive the late fee") }
+        let response = try await database.once(ctx, "WriteOffBill", m) { [refunds] connection in
+            let (after, total) = try await refunds.writeOff(bill: bill, amountFen: m.amountFen, waiveLateFee: m.waiveLateFee, reason: reason,
+                                                            by: ctx.principal, on: connection, logger: ctx.logger)
+            return Linli_Billing_V1_WriteOffBillResponse.with {
+                $0.bill = .init(after)
+                $0.writtenOffFen = total
+            }
+        }
+        return ServerResponse(message: response)
+    }
+
     public func issueInvoices(request: ServerRequest<Linli_Billing_V1_IssueInvoicesRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_IssueInvoicesResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
@@ -137,6 +156,7 @@ extension Linli_Billing_V1_SetBillingSettingsRequest: IdempotentRequest {}
 extension Linli_Billing_V1_RequestRefundRequest: IdempotentRequest {}
 extension Linli_Billing_V1_DecideRefundRequest: IdempotentRequest {}
 extension Linli_Billing_V1_IssueInvoicesRequest: IdempotentRequest {}
+extension Linli_Billing_V1_WriteOffBillRequest: IdempotentRequest {}
 
 extension Linli_Billing_V1_Refund {
     init(_ r: RefundDesk.Refund) {

@@ -39,6 +39,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         }
         guard rule != .rent || m.unitPriceFen == 0 else { throw LinliError.invalid("unit_price_fen", "rent is set per binding (amount_fen)") }
         guard rule != .rent || kind != .oneTime else { throw LinliError.invalid("kind", "rent is periodic") }
+        guard rule != .metered || kind != .oneTime else { throw LinliError.invalid("kind", "metered items bill each period's usage") }
         guard (0...28).contains(m.dueDay) else { throw LinliError.invalid("due_day", "must be from 1 to 28") }
         guard (0...28).contains(m.cycleDay) else { throw LinliError.invalid("cycle_day", "must be from 1 to 28") }
         guard (0...100).contains(m.lateFeePer10KDaily) else {
@@ -122,27 +123,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             try await fees.bills(room: room, openOnly: m.openOnly, for: ctx.principal, on: connection, logger: ctx.logger)
         }
         var response = Linli_Billing_V1_ListBillsResponse()
-        response.bills = bills.map { b in
-            .with {
-                $0.id = b.id.uuidString.lowercased()
-                $0.roomID = b.room.description
-                $0.feeItemID = b.item.uuidString.lowercased()
-                $0.feeItemName = b.itemName
-                $0.periodStart = b.periodStart
-                $0.periodEnd = b.periodEnd
-                $0.billedDays = Int32(b.billedDays)
-                $0.periodDays = Int32(b.periodDays)
-                $0.amountFen = b.amountFen
-                $0.settledFen = b.settledFen
-                $0.openFen = b.openFen
-                $0.dueOn = b.dueOn
-                $0.parkingSpaceID = b.parkingSpace?.uuidString.lowercased() ?? ""
-                $0.lateFeeChargedFen = b.lateFeeChargedFen
-                $0.waivedFen = b.waivedFen
-                $0.lateFeeDueFen = b.lateFeeDueFen
-                $0.totalDueFen = b.totalDueFen
-            }
-        }
+        response.bills = bills.map(Linli_Billing_V1_Bill.init)
         response.openFen = bills.reduce(0) { $0 + $1.openFen }
         response.lateFeeDueFen = bills.reduce(0) { $0 + $1.lateFeeDueFen }
         return ServerResponse(message: response)
@@ -585,6 +566,29 @@ extension Linli_Billing_V1_BindFeeItemRequest: IdempotentRequest {}
 extension Linli_Billing_V1_GenerateBillsRequest: IdempotentRequest {}
 extension Linli_Billing_V1_PayRequest: IdempotentRequest {}
 extension Linli_Billing_V1_TopUpPrepaidRequest: IdempotentRequest {}
+
+extension Linli_Billing_V1_Bill {
+    init(_ b: FeeDesk.Bill) {
+        self.init()
+        id = b.id.uuidString.lowercased()
+        roomID = b.room.description
+        feeItemID = b.item.uuidString.lowercased()
+        feeItemName = b.itemName
+        periodStart = b.periodStart
+        periodEnd = b.periodEnd
+        billedDays = Int32(b.billedDays)
+        periodDays = Int32(b.periodDays)
+        amountFen = b.amountFen
+        settledFen = b.settledFen
+        openFen = b.openFen
+        dueOn = b.dueOn
+        parkingSpaceID = b.parkingSpace?.uuidString.lowercased() ?? ""
+        lateFeeChargedFen = b.lateFeeChargedFen
+        waivedFen = b.waivedFen
+        lateFeeDueFen = b.lateFeeDueFen
+        totalDueFen = b.totalDueFen
+    }
+}
 
 extension Linli_Billing_V1_FeeItem {
     init(_ item: FeeDesk.Item) {

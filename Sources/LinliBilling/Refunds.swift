@@ -298,6 +298,47 @@ public struct RefundDesk: Sendable {
         throw LinliError.notFound("bill")
     }
 
+    // MARK: Write-offs
+
+    /// Writes off `amountFen` of a bill's open amount and, with `waiveLateFee`, the late fee
+    /// accrued so far (charged and written off in one entry, so accrual restarts today).
+    /// Returns the bill afterwards and what was written off.
+    public func writeOff(bill id: UUID, amountFen: Int64, waiveLateFee: Bool, reason: String, by principal: Principal,
+                         on connection: PostgresConnection, logger: Logger) async throws -> (FeeDesk.Bill, Int64) {
+        let rows = try await connection.query("SELECT room_id, community_id FROM bills WHERE id = \(id)", logger: logger)
+        var found: (RoomID, CommunityID)?
+        for try await (room, community) in rows.decode((UUID, UUID).self) { found = (RoomID(room), CommunityID(community)) }
+        guard let (room, community) = found else { throw LinliError.notFound("bill") }
+        try principal.requireScope(community)
+        guard let bill = try await FeeDesk.bills(room: room, ids: [id], openOnly: false, lock: true, connection, logger).first else {
+            throw LinliError.notFound("bill")
+        }
+        let lateFee = waiveLateFee ? bill.lateFeeDueFen : 0
+        if waiveLateFee, lateFee == 0, amountFen == 0 {
+            throw LinliError(.failedPrecondition, "waive_late_fee: no late fee has accrued on this bill", field: "waive_late_fee")
+        }
+        guard amountFen <= bill.openFen else {
+            throw LinliError(.failedPrecondition, "amount_fen: \(bill.openFen) fen of this bill is open", field: "amount_fen")
+        }
+        let receivable = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
+        let writeOff = try await Ledger.account(community, .writeOff, feeItem: bill.item, connection, logger)
+        var legs: [Ledger.Leg] = []
+        if lateFee > 0 {
+            let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
+            legs.append(.init(debit: receivable, credit: revenue, amount: lateFee, kind: "late_fee", bill: id))
+        }
+        let total = amountFen + lateFee
+        if total > 0 {
+            legs.append(.init(debit: writeOff, credit: receivable, amount: total, kind: "write_off", bill: id, memo: reason))
+        }
+        try await Ledger.post(entry: UUIDv7.make(), legs, by: principal.subjectID, connection, logger)
+        if amountFen > 0 {
+            try await MetricDelta.record(.billingChargedFen, delta: -amountFen, community: community, on: connection, logger: logger)
+        }
+        let after = try await FeeDesk.bills(room: room, ids: [id], openOnly: false, lock: false, connection, logger)
+        return (after[0], total)
+    }
+
     // MARK: Invoices
 
     /// Issues invoices for a payment, each for what it settled (less refunds) on the bills named;

@@ -45,7 +45,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingConfigure = "billing.configure"
     case billingCashier = "billing.cashier"
     case billingRead = "billing.read"
-    case billingApproveRefund = "billing.refund.approve"
+    case billingApprove = "billing.approve"   // refunds and write-offs: a second person's decision
     case meterRecord = "meter.record"
 
     /// The permissions each role holds: the single source of truth for authorization.
@@ -57,7 +57,7 @@ public enum Permission: String, Sendable, CaseIterable {
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
                    .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
                    .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApproveRefund,
+                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
                    .meterRecord],
         .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
                    .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead],

@@ -156,9 +156,10 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/GetBillingSettings": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/SetBillingSettings": Rule(permission: .billingConfigure, rateClass: .write),
         "linli.billing.v1.BillingService/RequestRefund": Rule(permission: .billingCashier, rateClass: .write),
-        "linli.billing.v1.BillingService/ApproveRefund": Rule(permission: .billingApproveRefund, rateClass: .write),
-        "linli.billing.v1.BillingService/RejectRefund": Rule(permission: .billingApproveRefund, rateClass: .write),
+        "linli.billing.v1.BillingService/ApproveRefund": Rule(permission: .billingApprove, rateClass: .write),
+        "linli.billing.v1.BillingService/RejectRefund": Rule(permission: .billingApprove, rateClass: .write),
         "linli.billing.v1.BillingService/ListRefunds": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/WriteOffBill": Rule(permission: .billingApprove, rateClass: .write),
         "linli.billing.v1.BillingService/IssueInvoices": Rule(permission: .billingCashier, rateClass: .write),
         "linli.billing.v1.BillingService/ListInvoices": Rule(permission: .billingRead, rateClass: .read),
     ]

@@ -181,6 +181,41 @@ struct BillingRulesTests {
         #expect(try await books.check().balanced)
     }
 
+    @Test("a manager forgives a bill's accrued late fee or writes part of it off, with a reason; the books and summaries show it")
+    func writeOffs() async throws {
+        let books = try await BillingTests.Books.open()
+        let fee = try await books.item("停车费") { $0.unitPriceFen = 10_000; $0.lateFeePer10KDaily = 5; $0.graceDays = 10 }
+        #expect(try await books.bind(fee, rooms: [books.rooms[1]], from: "2026-01-01") == 1)
+        _ = try await books.generate("2026-01")
+        let bill = try await books.bill(1, fee, "2026-01-01")
+        let late = bill.lateFeeDueFen
+        #expect(late > 0)
+        func writeOff(_ fen: Int64, waive: Bool, as who: Metadata? = nil) async throws -> Linli_Billing_V1_WriteOffBillResponse {
+            var request = Linli_Billing_V1_WriteOffBillRequest()
+            request.requestID = UUID().uuidString
+            request.billID = bill.id
+            request.amountFen = fen
+            request.waiveLateFee = waive
+            request.reason = "空置房减免"
+            return try await books.billing.writeOffBill(request, metadata: who ?? books.manager)
+        }
+        #expect(await rpcCode { try await writeOff(0, waive: true, as: books.cashier) } == .permissionDenied)
+        #expect(await rpcError { try await writeOff(0, waive: false) }?.message.hasPrefix("amount_fen:") == true)
+        let forgiven = try await writeOff(0, waive: true)
+        #expect(forgiven.writtenOffFen == late && forgiven.bill.lateFeeDueFen == 0 && forgiven.bill.lateFeeChargedFen == late
+                && forgiven.bill.waivedFen == late && forgiven.bill.openFen == 10_000)
+        #expect(await rpcCode { try await writeOff(0, waive: true) } == .failedPrecondition)
+        let part = try await writeOff(2_500, waive: false)
+        #expect(part.bill.openFen == 7_500 && part.bill.waivedFen == late + 2_500)
+        #expect(await rpcError { try await writeOff(8_000, waive: false) }?.message.hasPrefix("amount_fen:") == true)
+        var summary = Linli_Billing_V1_GetBillingSummaryRequest()
+        summary.communityID = books.demo.community.description
+        summary.period = String(BusinessDay.string(Date()).prefix(4))
+        let figures = try await books.billing.getBillingSummary(summary, metadata: books.manager)
+        #expect(figures.waivedFen == late + 2_500 && figures.lateFeeFen == late)
+        #expect(try await books.check().balanced)
+    }
+
     @Test("allocation follows the community's setting (item priority) or the payment's order, and offsets follow the setting too")
     func allocation() async throws {
         let books = try await BillingTests.Books.open()
