@@ -33,6 +33,9 @@ ALTER TABLE fee_bindings ADD COLUMN amount_fen bigint CHECK (amount_fen > 0);
 ALTER TABLE bills ADD COLUMN parking_space_id uuid REFERENCES parking_spaces (id);
 ALTER TABLE bills DROP CONSTRAINT bills_room_id_fee_item_id_period_start_key;
 ALTER TABLE bills ADD CONSTRAINT bills_one_per_period UNIQUE NULLS NOT DISTINCT (room_id, fee_item_id, period_start, parking_space_id);
+-- A generation run reads back the bills it inserted (to open accounts and charge them): by its
+-- entry, not by scanning every bill the tenant ever had.
+CREATE INDEX bills_entry ON bills (entry_id);
 
 -- New transfer kinds: a late fee charged on a bill at payment, a write-off (减免) of a bill.
 ALTER TABLE ledger_transfers DROP CONSTRAINT ledger_transfers_kind_check;
