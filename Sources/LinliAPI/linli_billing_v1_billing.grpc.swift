@@ -423,6 +423,32 @@ public enum Linli_Billing_V1_BillingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "GetMyBilling" metadata.
+        public enum GetMyBilling: Sendable {
+            /// Request type for "GetMyBilling".
+            public typealias Input = Linli_Billing_V1_GetMyBillingRequest
+            /// Response type for "GetMyBilling".
+            public typealias Output = Linli_Billing_V1_GetMyBillingResponse
+            /// Descriptor for "GetMyBilling".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetMyBilling",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetMyReceipt" metadata.
+        public enum GetMyReceipt: Sendable {
+            /// Request type for "GetMyReceipt".
+            public typealias Input = Linli_Billing_V1_GetReceiptRequest
+            /// Response type for "GetMyReceipt".
+            public typealias Output = Linli_Billing_V1_GetReceiptResponse
+            /// Descriptor for "GetMyReceipt".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.billing.v1.BillingService"),
+                method: "GetMyReceipt",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.billing.v1.BillingService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             CreateFeeItem.descriptor,
@@ -455,7 +481,9 @@ public enum Linli_Billing_V1_BillingService: Sendable {
             ListRefunds.descriptor,
             WriteOffBill.descriptor,
             IssueInvoices.descriptor,
-            ListInvoices.descriptor
+            ListInvoices.descriptor,
+            GetMyBilling.descriptor,
+            GetMyReceipt.descriptor
         ]
     }
 }
@@ -1032,6 +1060,45 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListInvoicesResponse>
+
+        /// Handle the "GetMyBilling" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+        /// > with something to pay, or also those of the last year), what paying them off takes today,
+        /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+        /// > Residents only; staff use ListBills and GetPrepaidBalance.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetMyBillingRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetMyBillingResponse` messages.
+        func getMyBilling(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetMyBillingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetMyBillingResponse>
+
+        /// Handle the "GetMyReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Billing_V1_GetReceiptResponse` messages.
+        func getMyReceipt(
+            request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetReceiptResponse>
     }
 
     /// Service protocol for the "linli.billing.v1.BillingService" service.
@@ -1592,6 +1659,45 @@ extension Linli_Billing_V1_BillingService {
             request: GRPCCore.ServerRequest<Linli_Billing_V1_ListInvoicesRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse>
+
+        /// Handle the "GetMyBilling" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+        /// > with something to pay, or also those of the last year), what paying them off takes today,
+        /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+        /// > Residents only; staff use ListBills and GetPrepaidBalance.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetMyBillingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetMyBillingResponse` message.
+        func getMyBilling(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetMyBillingRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetMyBillingResponse>
+
+        /// Handle the "GetMyReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Billing_V1_GetReceiptResponse` message.
+        func getMyReceipt(
+            request: GRPCCore.ServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse>
     }
 
     /// Simple service protocol for the "linli.billing.v1.BillingService" service.
@@ -2150,6 +2256,45 @@ extension Linli_Billing_V1_BillingService {
             request: Linli_Billing_V1_ListInvoicesRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Billing_V1_ListInvoicesResponse
+
+        /// Handle the "GetMyBilling" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+        /// > with something to pay, or also those of the last year), what paying them off takes today,
+        /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+        /// > Residents only; staff use ListBills and GetPrepaidBalance.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetMyBillingRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetMyBillingResponse` to respond with.
+        func getMyBilling(
+            request: Linli_Billing_V1_GetMyBillingRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetMyBillingResponse
+
+        /// Handle the "GetMyReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Billing_V1_GetReceiptResponse` to respond with.
+        func getMyReceipt(
+            request: Linli_Billing_V1_GetReceiptRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Billing_V1_GetReceiptResponse
     }
 }
 
@@ -2498,6 +2643,28 @@ extension Linli_Billing_V1_BillingService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetMyBilling.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetMyBillingRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetMyBillingResponse>(),
+            handler: { request, context in
+                try await self.getMyBilling(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Billing_V1_BillingService.Method.GetMyReceipt.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetReceiptRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetReceiptResponse>(),
+            handler: { request, context in
+                try await self.getMyReceipt(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -2839,6 +3006,28 @@ extension Linli_Billing_V1_BillingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_ListInvoicesResponse> {
         let response = try await self.listInvoices(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getMyBilling(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetMyBillingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetMyBillingResponse> {
+        let response = try await self.getMyBilling(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getMyReceipt(
+        request: GRPCCore.StreamingServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        let response = try await self.getMyReceipt(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -3245,6 +3434,32 @@ extension Linli_Billing_V1_BillingService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse> {
         return GRPCCore.ServerResponse<Linli_Billing_V1_ListInvoicesResponse>(
             message: try await self.listInvoices(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getMyBilling(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetMyBillingRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetMyBillingResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetMyBillingResponse>(
+            message: try await self.getMyBilling(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getMyReceipt(
+        request: GRPCCore.ServerRequest<Linli_Billing_V1_GetReceiptRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        return GRPCCore.ServerResponse<Linli_Billing_V1_GetReceiptResponse>(
+            message: try await self.getMyReceipt(
                 request: request.message,
                 context: context
             ),
@@ -3966,6 +4181,55 @@ extension Linli_Billing_V1_BillingService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_ListInvoicesResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_ListInvoicesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetMyBilling" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+        /// > with something to pay, or also those of the last year), what paying them off takes today,
+        /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+        /// > Residents only; staff use ListBills and GetPrepaidBalance.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetMyBillingRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetMyBillingRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetMyBillingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getMyBilling<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetMyBillingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetMyBillingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetMyBillingResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetMyBillingResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetMyReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getMyReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetReceiptResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -5031,6 +5295,77 @@ extension Linli_Billing_V1_BillingService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "GetMyBilling" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+        /// > with something to pay, or also those of the last year), what paying them off takes today,
+        /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+        /// > Residents only; staff use ListBills and GetPrepaidBalance.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetMyBillingRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetMyBillingRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetMyBillingResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getMyBilling<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetMyBillingRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetMyBillingRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetMyBillingResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetMyBillingResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetMyBilling.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetMyReceipt" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+        ///   - serializer: A serializer for `Linli_Billing_V1_GetReceiptRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Billing_V1_GetReceiptResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getMyReceipt<Result>(
+            request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Billing_V1_GetReceiptRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Billing_V1_GetReceiptResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Billing_V1_BillingService.Method.GetMyReceipt.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -5902,6 +6237,67 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_ListInvoicesRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_ListInvoicesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMyBilling" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+    /// > with something to pay, or also those of the last year), what paying them off takes today,
+    /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+    /// > Residents only; staff use ListBills and GetPrepaidBalance.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetMyBillingRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMyBilling<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetMyBillingRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetMyBillingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getMyBilling(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetMyBillingRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetMyBillingResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMyReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Billing_V1_GetReceiptRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMyReceipt<Result>(
+        request: GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getMyReceipt(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Billing_V1_GetReceiptRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Billing_V1_GetReceiptResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -6900,6 +7296,75 @@ extension Linli_Billing_V1_BillingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.listInvoices(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMyBilling" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A resident's own billing, on their phone: each room they live in now with its bills (those
+    /// > with something to pay, or also those of the last year), what paying them off takes today,
+    /// > its prepaid accounts and its latest receipts; and the resident's own prepaid accounts.
+    /// > Residents only; staff use ListBills and GetPrepaidBalance.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMyBilling<Result>(
+        _ message: Linli_Billing_V1_GetMyBillingRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetMyBillingResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetMyBillingRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getMyBilling(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMyReceipt" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > One receipt of a room the resident lives in now, in full (电子收据); NOT_FOUND otherwise.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMyReceipt<Result>(
+        _ message: Linli_Billing_V1_GetReceiptRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Billing_V1_GetReceiptResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Billing_V1_GetReceiptRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getMyReceipt(
             request: request,
             options: options,
             onResponse: handleResponse

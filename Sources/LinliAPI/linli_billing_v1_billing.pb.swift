@@ -2044,6 +2044,108 @@ public nonisolated struct Linli_Billing_V1_WriteOffBillResponse: Sendable {
   fileprivate var _bill: Linli_Billing_V1_Bill? = nil
 }
 
+public nonisolated struct Linli_Billing_V1_GetMyBillingRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// only bills with something to pay
+  public var openOnly: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_ReceiptSummary: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var paymentID: String = String()
+
+  public var receiptNo: String = String()
+
+  public var totalFen: Int64 = 0
+
+  public var paidAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_paidAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_paidAt = newValue}
+  }
+  /// Returns true if `paidAt` has been explicitly set.
+  public var hasPaidAt: Bool {self._paidAt != nil}
+  /// Clears the value of `paidAt`. Subsequent reads from it will return its default value.
+  public mutating func clearPaidAt() {self._paidAt = nil}
+
+  public var void: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _paidAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Billing_V1_MyRoomBilling: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var roomID: String = String()
+
+  /// 1栋2单元1201
+  public var roomLabel: String = String()
+
+  public var communityID: String = String()
+
+  /// oldest due first
+  public var bills: [Linli_Billing_V1_Bill] = []
+
+  /// what paying every bill off takes today, late fees included
+  public var totalDueFen: Int64 = 0
+
+  /// the room's prepaid accounts
+  public var prepaid: [Linli_Billing_V1_PrepaidAccount] = []
+
+  /// the latest 20, newest first
+  public var receipts: [Linli_Billing_V1_ReceiptSummary] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_MyPrepaid: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var residentID: String = String()
+
+  public var accounts: [Linli_Billing_V1_PrepaidAccount] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Billing_V1_GetMyBillingResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rooms: [Linli_Billing_V1_MyRoomBilling] = []
+
+  /// the resident's own accounts, per community they live in
+  public var ownPrepaid: [Linli_Billing_V1_MyPrepaid] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.billing.v1"
@@ -5556,6 +5658,225 @@ nonisolated extension Linli_Billing_V1_WriteOffBillResponse: SwiftProtobuf.Messa
   public static func ==(lhs: Linli_Billing_V1_WriteOffBillResponse, rhs: Linli_Billing_V1_WriteOffBillResponse) -> Bool {
     if lhs._bill != rhs._bill {return false}
     if lhs.writtenOffFen != rhs.writtenOffFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetMyBillingRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetMyBillingRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}open_only\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularBoolField(value: &self.openOnly) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.openOnly != false {
+      try visitor.visitSingularBoolField(value: self.openOnly, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetMyBillingRequest, rhs: Linli_Billing_V1_GetMyBillingRequest) -> Bool {
+    if lhs.openOnly != rhs.openOnly {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_ReceiptSummary: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReceiptSummary"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}total_fen\0\u{3}paid_at\0\u{1}void\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.receiptNo) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.totalFen) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._paidAt) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.void) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 1)
+    }
+    if !self.receiptNo.isEmpty {
+      try visitor.visitSingularStringField(value: self.receiptNo, fieldNumber: 2)
+    }
+    if self.totalFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.totalFen, fieldNumber: 3)
+    }
+    try { if let v = self._paidAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.void != false {
+      try visitor.visitSingularBoolField(value: self.void, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_ReceiptSummary, rhs: Linli_Billing_V1_ReceiptSummary) -> Bool {
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.receiptNo != rhs.receiptNo {return false}
+    if lhs.totalFen != rhs.totalFen {return false}
+    if lhs._paidAt != rhs._paidAt {return false}
+    if lhs.void != rhs.void {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_MyRoomBilling: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MyRoomBilling"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}room_id\0\u{3}room_label\0\u{3}community_id\0\u{1}bills\0\u{3}total_due_fen\0\u{1}prepaid\0\u{1}receipts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.roomLabel) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.bills) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.totalDueFen) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.prepaid) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.receipts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 1)
+    }
+    if !self.roomLabel.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomLabel, fieldNumber: 2)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 3)
+    }
+    if !self.bills.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.bills, fieldNumber: 4)
+    }
+    if self.totalDueFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.totalDueFen, fieldNumber: 5)
+    }
+    if !self.prepaid.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.prepaid, fieldNumber: 6)
+    }
+    if !self.receipts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.receipts, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_MyRoomBilling, rhs: Linli_Billing_V1_MyRoomBilling) -> Bool {
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.roomLabel != rhs.roomLabel {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.bills != rhs.bills {return false}
+    if lhs.totalDueFen != rhs.totalDueFen {return false}
+    if lhs.prepaid != rhs.prepaid {return false}
+    if lhs.receipts != rhs.receipts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_MyPrepaid: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MyPrepaid"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{3}resident_id\0\u{1}accounts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.accounts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 2)
+    }
+    if !self.accounts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.accounts, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_MyPrepaid, rhs: Linli_Billing_V1_MyPrepaid) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.residentID != rhs.residentID {return false}
+    if lhs.accounts != rhs.accounts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Billing_V1_GetMyBillingResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetMyBillingResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rooms\0\u{3}own_prepaid\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rooms) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.ownPrepaid) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rooms.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rooms, fieldNumber: 1)
+    }
+    if !self.ownPrepaid.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.ownPrepaid, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Billing_V1_GetMyBillingResponse, rhs: Linli_Billing_V1_GetMyBillingResponse) -> Bool {
+    if lhs.rooms != rhs.rooms {return false}
+    if lhs.ownPrepaid != rhs.ownPrepaid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

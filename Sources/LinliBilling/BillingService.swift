@@ -208,13 +208,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             let asked = accounts.first { $0.type == type }
             $0.balanceFen = asked?.balanceFen ?? 0
             $0.frozen = asked?.frozen ?? false
-            $0.accounts = accounts.map { account in
-                .with {
-                    $0.prepaidType = ProtoEnum.encode(account.type)
-                    $0.balanceFen = account.balanceFen
-                    $0.frozen = account.frozen
-                }
-            }
+            $0.accounts = accounts.map(Linli_Billing_V1_PrepaidAccount.init)
         })
     }
 

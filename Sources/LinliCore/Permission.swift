@@ -47,11 +47,13 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingRead = "billing.read"
     case billingApprove = "billing.approve"   // refunds and write-offs: a second person's decision
     case meterRecord = "meter.record"
+    case billingOwn = "billing.own"           // a resident's own bills, balances and receipts
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
-                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead],
+                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
+                    .billingOwn],
         .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
                    .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
                    .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,

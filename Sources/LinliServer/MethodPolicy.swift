@@ -162,5 +162,7 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/WriteOffBill": Rule(permission: .billingApprove, rateClass: .write),
         "linli.billing.v1.BillingService/IssueInvoices": Rule(permission: .billingCashier, rateClass: .write),
         "linli.billing.v1.BillingService/ListInvoices": Rule(permission: .billingRead, rateClass: .read),
+        "linli.billing.v1.BillingService/GetMyBilling": Rule(permission: .billingOwn, rateClass: .read),
+        "linli.billing.v1.BillingService/GetMyReceipt": Rule(permission: .billingOwn, rateClass: .read),
     ]
 }

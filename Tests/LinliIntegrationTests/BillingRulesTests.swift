@@ -445,4 +445,73 @@ struct BillingRulesTests {
         let after = try await books.billing.listInvoices(list, metadata: books.cashier).invoices
         #expect(after.count == 2 && after.allSatisfy { $0.void && $0.voidReason == "receipt voided" })
     }
+
+    @Test("a resident sees only the rooms they live in now: bills, what is due, prepaid balances and their receipts")
+    func residentView() async throws {
+        let books = try await BillingTests.Books.open()
+        let base = BaseDataClient(wrapping: books.server.client)
+        var register = Linli_Property_V1_RegisterResidentRequest()
+        register.requestID = UUID().uuidString
+        register.communityID = books.demo.community.description
+        register.name = "住户1"
+        register.userID = try #require(books.demo.users["resident1"]).description
+        register.roomID = books.rooms[0]
+        register.relation = .owner
+        register.moveIn = "2025-01-01"
+        let resident = try await base.registerResident(register, metadata: books.manager).resident.id
+        var move = Linli_Property_V1_MoveInRequest()
+        move.requestID = UUID().uuidString
+        move.residentID = resident
+        move.roomID = books.rooms[1]
+        move.relation = .renter
+        move.moveIn = "2025-01-01"
+        let moved = try await base.moveIn(move, metadata: books.manager).resident
+        var out = Linli_Property_V1_MoveOutRequest()
+        out.requestID = UUID().uuidString
+        out.residencyID = try #require(moved.residencies.first { $0.room.id == books.rooms[1] }).id
+        out.moveOut = "2026-02-01"
+        _ = try await base.moveOut(out, metadata: books.manager)
+
+        _ = try await books.generate("2026-01")
+        let january = try await books.bill(0, books.propertyFee, "2026-01-01")
+        let mine = try await books.pay(0, [(.wechat, 21_033)], bills: [january.id])
+        let theirs = try await books.pay(2, [(.cash, 7_277)])
+        var topUp = Linli_Billing_V1_TopUpPrepaidRequest()
+        topUp.requestID = UUID().uuidString
+        topUp.residentID = resident
+        topUp.method = .cash
+        topUp.amountFen = 500
+        _ = try await books.billing.topUpPrepaid(topUp, metadata: books.cashier)
+
+        let resident1 = try await books.server.login(books.demo, "resident1")
+        var ask = Linli_Billing_V1_GetMyBillingRequest()
+        let all = try await books.billing.getMyBilling(ask, metadata: resident1)
+        // 1栋102 was theirs until February: no longer shown.
+        #expect(all.rooms.map(\.roomID) == [books.rooms[0]])
+        let room = try #require(all.rooms.first)
+        #expect(room.roomLabel == "1栋101")
+        #expect(room.bills.map(\.amountFen).sorted() == [1_000, 21_033])
+        #expect(room.totalDueFen == 1_000)
+        #expect(room.receipts.map(\.paymentID) == [mine.paymentID])
+        #expect(room.receipts.first?.totalFen == 21_033)
+        #expect(all.ownPrepaid.map(\.residentID) == [resident])
+        #expect(all.ownPrepaid.first?.accounts.map(\.balanceFen) == [500])
+        ask.openOnly = true
+        #expect(try await books.billing.getMyBilling(ask, metadata: resident1).rooms.first?.bills.map(\.amountFen) == [1_000])
+
+        var receipt = Linli_Billing_V1_GetReceiptRequest()
+        receipt.paymentID = mine.paymentID
+        let paper = try await books.billing.getMyReceipt(receipt, metadata: resident1).receipt
+        #expect(paper.receiptNo == mine.receiptNo && paper.settledFen == 21_033)
+        receipt.paymentID = theirs.paymentID
+        #expect(await rpcCode { try await books.billing.getMyReceipt(receipt, metadata: resident1) } == .notFound)
+        receipt.paymentID = "not-a-payment"
+        #expect(await rpcError { try await books.billing.getMyReceipt(receipt, metadata: resident1) }?.message.hasPrefix("payment_id") == true)
+
+        // Staff use the staff RPCs; residents cannot read other rooms through them.
+        #expect(await rpcCode { try await books.billing.getMyBilling(ask, metadata: books.cashier) } == .permissionDenied)
+        var list = Linli_Billing_V1_ListBillsRequest()
+        list.roomID = books.rooms[2]
+        #expect(await rpcCode { try await books.billing.listBills(list, metadata: resident1) } == .permissionDenied)
+    }
 }
