@@ -53,6 +53,32 @@ extension BillingTests.Books {
         try await billing.runPrepaidOffset(.with { $0.requestID = UUID().uuidString }, metadata: manager)
     }
 
+    /// A resident of the community living in `rooms` (index, move-in day) as owner, linked to an app `user` when given.
+    func resident(_ name: String, phone: String = "", user: String = "",
+                  rooms moves: [(room: Int, moveIn: String)]) async throws -> Linli_Property_V1_Resident {
+        let base = BaseDataClient(wrapping: server.client)
+        var register = Linli_Property_V1_RegisterResidentRequest()
+        register.requestID = UUID().uuidString
+        register.communityID = demo.community.description
+        register.name = name
+        register.phone = phone
+        register.userID = user
+        register.roomID = rooms[moves[0].room]
+        register.relation = .owner
+        register.moveIn = moves[0].moveIn
+        var resident = try await base.registerResident(register, metadata: manager).resident
+        for (room, day) in moves.dropFirst() {
+            var move = Linli_Property_V1_MoveInRequest()
+            move.requestID = UUID().uuidString
+            move.residentID = resident.id
+            move.roomID = rooms[room]
+            move.relation = .owner
+            move.moveIn = day
+            resident = try await base.moveIn(move, metadata: manager).resident
+        }
+        return resident
+    }
+
     func bill(_ room: Int, _ itemID: String, _ periodStart: String) async throws -> Linli_Billing_V1_Bill {
         try #require(try await bills(room).bills.first { $0.feeItemID == itemID && $0.periodStart == periodStart })
     }
@@ -281,23 +307,7 @@ struct BillingRulesTests {
     func residentPrepaid() async throws {
         let books = try await BillingTests.Books.open()
         _ = try await books.generate("2026-01")
-        let base = BaseDataClient(wrapping: books.server.client)
-        var register = Linli_Property_V1_RegisterResidentRequest()
-        register.requestID = UUID().uuidString
-        register.communityID = books.demo.community.description
-        register.name = "李四"
-        register.phone = "13800001111"
-        register.roomID = books.rooms[0]
-        register.relation = .owner
-        register.moveIn = "2025-01-01"
-        let resident = try await base.registerResident(register, metadata: books.manager).resident.id
-        var move = Linli_Property_V1_MoveInRequest()
-        move.requestID = UUID().uuidString
-        move.residentID = resident
-        move.roomID = books.rooms[1]
-        move.relation = .owner
-        move.moveIn = "2025-06-01"
-        _ = try await base.moveIn(move, metadata: books.manager)
+        let resident = try await books.resident("李四", phone: "13800001111", rooms: [(0, "2025-01-01"), (1, "2025-06-01")]).id
 
         var topUp = Linli_Billing_V1_TopUpPrepaidRequest()
         topUp.requestID = UUID().uuidString
@@ -449,28 +459,14 @@ struct BillingRulesTests {
     @Test("a resident sees only the rooms they live in now: bills, what is due, prepaid balances and their receipts")
     func residentView() async throws {
         let books = try await BillingTests.Books.open()
-        let base = BaseDataClient(wrapping: books.server.client)
-        var register = Linli_Property_V1_RegisterResidentRequest()
-        register.requestID = UUID().uuidString
-        register.communityID = books.demo.community.description
-        register.name = "住户1"
-        register.userID = try #require(books.demo.users["resident1"]).description
-        register.roomID = books.rooms[0]
-        register.relation = .owner
-        register.moveIn = "2025-01-01"
-        let resident = try await base.registerResident(register, metadata: books.manager).resident.id
-        var move = Linli_Property_V1_MoveInRequest()
-        move.requestID = UUID().uuidString
-        move.residentID = resident
-        move.roomID = books.rooms[1]
-        move.relation = .renter
-        move.moveIn = "2025-01-01"
-        let moved = try await base.moveIn(move, metadata: books.manager).resident
+        let moved = try await books.resident("住户1", user: try #require(books.demo.users["resident1"]).description,
+                                             rooms: [(0, "2025-01-01"), (1, "2025-01-01")])
+        let resident = moved.id
         var out = Linli_Property_V1_MoveOutRequest()
         out.requestID = UUID().uuidString
         out.residencyID = try #require(moved.residencies.first { $0.room.id == books.rooms[1] }).id
         out.moveOut = "2026-02-01"
-        _ = try await base.moveOut(out, metadata: books.manager)
+        _ = try await BaseDataClient(wrapping: books.server.client).moveOut(out, metadata: books.manager)
 
         _ = try await books.generate("2026-01")
         let january = try await books.bill(0, books.propertyFee, "2026-01-01")
