@@ -33,11 +33,8 @@ public enum Input {
     /// The idempotency key every mutating RPC carries.
     public static func requestID(_ raw: String) throws(LinliError) -> String {
         if raw.isEmpty { throw .invalid("request_id", "is required for this call") }
-        if raw.count > 64 { throw .invalid("request_id", "must be at most 64 characters") }
-        guard raw.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 32 && $0.value < 127 }) else {
-            throw .invalid("request_id", "must be printable ASCII")
-        }
-        return raw
+        guard raw.utf8.count == 36, let uuid = UUID(uuidString: raw) else { throw .invalid("request_id", "must be a UUID") }
+        return uuid.uuidString.lowercased()
     }
 
     /// A calendar date `YYYY-MM-DD` (a local business date), checked to exist.

@@ -1,21 +1,67 @@
+import Crypto
 import Foundation
+import Synchronization
 
 /// The opaque keyset token of lists ordered newest first by (time, id).
+///
+/// A token is its position and an HMAC-SHA256 tag over it (first 16 bytes), so a token the
+/// server did not issue is `INVALID_ARGUMENT`, never a query. The key comes from
+/// `LINLI_PAGE_TOKEN_SECRET` through `useSecret`; without one each process draws its own,
+/// and tokens hold only on the process that issued them.
 public enum PageToken {
+    private static let key = Mutex(SymmetricKey(size: .bits256))
+
+    /// Makes tokens verifiable by every process configured with the same secret.
+    public static func useSecret(_ secret: String) {
+        let derived = SymmetricKey(data: SHA256.hash(data: Data("linli.page-token|\(secret)".utf8)))
+        key.withLock { $0 = derived }
+    }
+
+    /// The latest position a token may hold (2100-01-01), in microseconds since 1970.
+    static let latestMicros: Int64 = 4_102_444_800_000_000
+
     /// The token that continues after the row at (`time`, `id`).
     public static func encode(_ time: Date, _ id: UUID) -> String {
-        let micros = Int64((time.timeIntervalSince1970 * 1_000_000).rounded())
-        return Data("\(micros)|\(id.uuidString.lowercased())".utf8).base64EncodedString()
+        let micros = Int64(exactly: (time.timeIntervalSince1970 * 1_000_000).rounded()) ?? 0
+        let payload = Data("\(micros)|\(id.uuidString.lowercased())".utf8)
+        return base64URL(payload) + "." + base64URL(tag(payload))
     }
 
     /// The position a token stands for; nil for an empty token.
     public static func decode(_ token: String, field: String = "page.page_token") throws(LinliError) -> (Date, UUID)? {
         if token.isEmpty { return nil }
-        let parts = String(decoding: Data(base64Encoded: token) ?? Data(), as: UTF8.self).split(separator: "|")
-        guard parts.count == 2, let micros = Int64(parts[0]), let uuid = UUID(uuidString: String(parts[1])) else {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard token.utf8.count <= 200, parts.count == 2,
+              let payload = fromBase64URL(parts[0]), let mac = fromBase64URL(parts[1]),
+              mac.count == 16, constantTimeEqual(mac, tag(payload)) else {
+            throw .invalid(field, "is not a valid page token")
+        }
+        let fields = String(decoding: payload, as: UTF8.self).split(separator: "|")
+        guard fields.count == 2, let micros = Int64(fields[0]), (0...latestMicros).contains(micros),
+              let uuid = UUID(uuidString: String(fields[1])) else {
             throw .invalid(field, "is not a valid page token")
         }
         return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
+    }
+
+    private static func tag(_ payload: Data) -> Data {
+        key.withLock { Data(HMAC<SHA256>.authenticationCode(for: payload, using: $0).prefix(16)) }
+    }
+
+    private static func constantTimeEqual(_ a: Data, _ b: Data) -> Bool {
+        guard a.count == b.count else { return false }
+        return zip(a, b).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
+    }
+
+    private static func base64URL(_ data: Data) -> String {
+        data.base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    private static func fromBase64URL(_ text: Substring) -> Data? {
+        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        while base64.count % 4 != 0 { base64 += "=" }
+        return Data(base64Encoded: base64)
     }
 }
 

@@ -51,7 +51,7 @@ struct ShutdownTests {
                     while true {
                         sequence += 1
                         let request = demo.publishRequest(title: "停机测试 \(worker)-\(sequence)",
-                                                          requestID: "sigterm-\(worker)-\(sequence)")
+                                                          requestID: UUID().uuidString)
                         do {
                             let reply = try await notices.publishNotice(request, metadata: session)
                             load.acknowledged.withLock { $0.append(reply.notice.id) }

@@ -78,6 +78,16 @@ struct PageTokenTests {
         #expect(abs(decoded.0.timeIntervalSince(time)) < 0.000001)
         #expect(try PageToken.decode("") == nil)
         #expect(throws: LinliError.self) { try PageToken.decode("not a token") }
+        // A token that was not issued here — the old unsigned form, a forged position, a
+        // changed tag — is refused before anything reads it.
+        let forged = Data("\(Int64.min)|\(id.uuidString)".utf8).base64EncodedString()
+        #expect(throws: LinliError.self) { try PageToken.decode(forged) }
+        let issued = PageToken.encode(time, id)
+        let parts = issued.split(separator: ".")
+        let tag = parts[1]
+        let tampered = String(parts[0]) + "." + (tag.first == "A" ? "B" : "A") + String(tag.dropFirst())
+        #expect(throws: LinliError.self) { try PageToken.decode(tampered) }
+        #expect(throws: LinliError.self) { try PageToken.decode(String(parts[0]) + ".AAAAAAAAAAAAAAAAAAAAAA") }
     }
 
     @Test("a page of limit + 1 rows keeps limit and points after the last kept row")
