@@ -85,6 +85,32 @@ public enum Linli_Identity_V1_IdentityService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetUserStatus" metadata.
+        public enum SetUserStatus: Sendable {
+            /// Request type for "SetUserStatus".
+            public typealias Input = Linli_Identity_V1_SetUserStatusRequest
+            /// Response type for "SetUserStatus".
+            public typealias Output = Linli_Identity_V1_SetUserStatusResponse
+            /// Descriptor for "SetUserStatus".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.identity.v1.IdentityService"),
+                method: "SetUserStatus",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetUserScope" metadata.
+        public enum SetUserScope: Sendable {
+            /// Request type for "SetUserScope".
+            public typealias Input = Linli_Identity_V1_SetUserScopeRequest
+            /// Response type for "SetUserScope".
+            public typealias Output = Linli_Identity_V1_SetUserScopeResponse
+            /// Descriptor for "SetUserScope".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.identity.v1.IdentityService"),
+                method: "SetUserScope",
+                type: .unary
+            )
+        }
         /// Namespace for "CreateApiKey" metadata.
         public enum CreateApiKey: Sendable {
             /// Request type for "CreateApiKey".
@@ -131,6 +157,8 @@ public enum Linli_Identity_V1_IdentityService: Sendable {
             WhoAmI.descriptor,
             CreateUser.descriptor,
             RevokeUserSessions.descriptor,
+            SetUserStatus.descriptor,
+            SetUserScope.descriptor,
             CreateApiKey.descriptor,
             ListApiKeys.descriptor,
             RevokeApiKey.descriptor
@@ -256,11 +284,50 @@ extension Linli_Identity_V1_IdentityService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse>
 
+        /// Handle the "SetUserStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+        /// > session of the user at once, on every server; a disabled user cannot sign in.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Identity_V1_SetUserStatusRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Identity_V1_SetUserStatusResponse` messages.
+        func setUserStatus(
+            request: GRPCCore.StreamingServerRequest<Linli_Identity_V1_SetUserStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_SetUserStatusResponse>
+
+        /// Handle the "SetUserScope" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces a user's communities and buildings (all within the caller's). The user's
+        /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Identity_V1_SetUserScopeRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Identity_V1_SetUserScopeResponse` messages.
+        func setUserScope(
+            request: GRPCCore.StreamingServerRequest<Linli_Identity_V1_SetUserScopeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_SetUserScopeResponse>
+
         /// Handle the "CreateApiKey" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+        /// > a retry with the same request_id returns the same key without its secret.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Linli_Identity_V1_CreateApiKeyRequest` messages.
@@ -407,11 +474,50 @@ extension Linli_Identity_V1_IdentityService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse>
 
+        /// Handle the "SetUserStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+        /// > session of the user at once, on every server; a disabled user cannot sign in.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Identity_V1_SetUserStatusResponse` message.
+        func setUserStatus(
+            request: GRPCCore.ServerRequest<Linli_Identity_V1_SetUserStatusRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_SetUserStatusResponse>
+
+        /// Handle the "SetUserScope" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces a user's communities and buildings (all within the caller's). The user's
+        /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserScopeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Identity_V1_SetUserScopeResponse` message.
+        func setUserScope(
+            request: GRPCCore.ServerRequest<Linli_Identity_V1_SetUserScopeRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_SetUserScopeResponse>
+
         /// Handle the "CreateApiKey" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+        /// > a retry with the same request_id returns the same key without its secret.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Linli_Identity_V1_CreateApiKeyRequest` message.
@@ -556,11 +662,50 @@ extension Linli_Identity_V1_IdentityService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Identity_V1_RevokeUserSessionsResponse
 
+        /// Handle the "SetUserStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+        /// > session of the user at once, on every server; a disabled user cannot sign in.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Identity_V1_SetUserStatusRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Identity_V1_SetUserStatusResponse` to respond with.
+        func setUserStatus(
+            request: Linli_Identity_V1_SetUserStatusRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Identity_V1_SetUserStatusResponse
+
+        /// Handle the "SetUserScope" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces a user's communities and buildings (all within the caller's). The user's
+        /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Identity_V1_SetUserScopeRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Identity_V1_SetUserScopeResponse` to respond with.
+        func setUserScope(
+            request: Linli_Identity_V1_SetUserScopeRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Identity_V1_SetUserScopeResponse
+
         /// Handle the "CreateApiKey" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+        /// > a retry with the same request_id returns the same key without its secret.
         ///
         /// - Parameters:
         ///   - request: A `Linli_Identity_V1_CreateApiKeyRequest` message.
@@ -664,6 +809,28 @@ extension Linli_Identity_V1_IdentityService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Identity_V1_IdentityService.Method.SetUserStatus.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Identity_V1_SetUserStatusRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Identity_V1_SetUserStatusResponse>(),
+            handler: { request, context in
+                try await self.setUserStatus(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Identity_V1_IdentityService.Method.SetUserScope.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Identity_V1_SetUserScopeRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Identity_V1_SetUserScopeResponse>(),
+            handler: { request, context in
+                try await self.setUserScope(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Identity_V1_IdentityService.Method.CreateApiKey.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Identity_V1_CreateApiKeyRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Identity_V1_CreateApiKeyResponse>(),
@@ -751,6 +918,28 @@ extension Linli_Identity_V1_IdentityService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse> {
         let response = try await self.revokeUserSessions(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setUserStatus(
+        request: GRPCCore.StreamingServerRequest<Linli_Identity_V1_SetUserStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_SetUserStatusResponse> {
+        let response = try await self.setUserStatus(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setUserScope(
+        request: GRPCCore.StreamingServerRequest<Linli_Identity_V1_SetUserScopeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Identity_V1_SetUserScopeResponse> {
+        let response = try await self.setUserScope(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -852,6 +1041,32 @@ extension Linli_Identity_V1_IdentityService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse> {
         return GRPCCore.ServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse>(
             message: try await self.revokeUserSessions(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setUserStatus(
+        request: GRPCCore.ServerRequest<Linli_Identity_V1_SetUserStatusRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_SetUserStatusResponse> {
+        return GRPCCore.ServerResponse<Linli_Identity_V1_SetUserStatusResponse>(
+            message: try await self.setUserStatus(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setUserScope(
+        request: GRPCCore.ServerRequest<Linli_Identity_V1_SetUserScopeRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Identity_V1_SetUserScopeResponse> {
+        return GRPCCore.ServerResponse<Linli_Identity_V1_SetUserScopeResponse>(
+            message: try await self.setUserScope(
                 request: request.message,
                 context: context
             ),
@@ -1029,11 +1244,60 @@ extension Linli_Identity_V1_IdentityService {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_RevokeUserSessionsResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
+        /// Call the "SetUserStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+        /// > session of the user at once, on every server; a disabled user cannot sign in.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserStatusRequest` message.
+        ///   - serializer: A serializer for `Linli_Identity_V1_SetUserStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Identity_V1_SetUserStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setUserStatus<Result>(
+            request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Identity_V1_SetUserStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Identity_V1_SetUserStatusResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserStatusResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetUserScope" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces a user's communities and buildings (all within the caller's). The user's
+        /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserScopeRequest` message.
+        ///   - serializer: A serializer for `Linli_Identity_V1_SetUserScopeRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Identity_V1_SetUserScopeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setUserScope<Result>(
+            request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserScopeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Identity_V1_SetUserScopeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Identity_V1_SetUserScopeResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserScopeResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
         /// Call the "CreateApiKey" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+        /// > a retry with the same request_id returns the same key without its secret.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Linli_Identity_V1_CreateApiKeyRequest` message.
@@ -1283,11 +1547,82 @@ extension Linli_Identity_V1_IdentityService {
             )
         }
 
+        /// Call the "SetUserStatus" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+        /// > session of the user at once, on every server; a disabled user cannot sign in.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserStatusRequest` message.
+        ///   - serializer: A serializer for `Linli_Identity_V1_SetUserStatusRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Identity_V1_SetUserStatusResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setUserStatus<Result>(
+            request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserStatusRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Identity_V1_SetUserStatusRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Identity_V1_SetUserStatusResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserStatusResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Identity_V1_IdentityService.Method.SetUserStatus.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetUserScope" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Replaces a user's communities and buildings (all within the caller's). The user's
+        /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Identity_V1_SetUserScopeRequest` message.
+        ///   - serializer: A serializer for `Linli_Identity_V1_SetUserScopeRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Identity_V1_SetUserScopeResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setUserScope<Result>(
+            request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserScopeRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Identity_V1_SetUserScopeRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Identity_V1_SetUserScopeResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserScopeResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Identity_V1_IdentityService.Method.SetUserScope.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "CreateApiKey" method.
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+        /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+        /// > a retry with the same request_id returns the same key without its secret.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Linli_Identity_V1_CreateApiKeyRequest` message.
@@ -1527,11 +1862,72 @@ extension Linli_Identity_V1_IdentityService.ClientProtocol {
         )
     }
 
+    /// Call the "SetUserStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+    /// > session of the user at once, on every server; a disabled user cannot sign in.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Identity_V1_SetUserStatusRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setUserStatus<Result>(
+        request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserStatusRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setUserStatus(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Identity_V1_SetUserStatusRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Identity_V1_SetUserStatusResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetUserScope" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces a user's communities and buildings (all within the caller's). The user's
+    /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Identity_V1_SetUserScopeRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setUserScope<Result>(
+        request: GRPCCore.ClientRequest<Linli_Identity_V1_SetUserScopeRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserScopeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setUserScope(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Identity_V1_SetUserScopeRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Identity_V1_SetUserScopeResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "CreateApiKey" method.
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+    /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+    /// > a retry with the same request_id returns the same key without its secret.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Linli_Identity_V1_CreateApiKeyRequest` message.
@@ -1775,11 +2171,80 @@ extension Linli_Identity_V1_IdentityService.ClientProtocol {
         )
     }
 
+    /// Call the "SetUserStatus" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Disables or re-enables a user within the caller's communities. Disabling ends every
+    /// > session of the user at once, on every server; a disabled user cannot sign in.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setUserStatus<Result>(
+        _ message: Linli_Identity_V1_SetUserStatusRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserStatusResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Identity_V1_SetUserStatusRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setUserStatus(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetUserScope" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Replaces a user's communities and buildings (all within the caller's). The user's
+    /// > sessions end at once, so the old scope is gone everywhere; the next sign-in carries the new one.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setUserScope<Result>(
+        _ message: Linli_Identity_V1_SetUserScopeRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Identity_V1_SetUserScopeResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Identity_V1_SetUserScopeRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setUserScope(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "CreateApiKey" method.
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates an API key for a partner app. The key is returned once and stored only as a hash.
+    /// > Creates an API key for a partner app. The key is returned once and stored only as a hash:
+    /// > a retry with the same request_id returns the same key without its secret.
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -77,16 +77,20 @@ public struct PetRegistry: Sendable {
     public func due(community: CommunityID, by dueBy: String, for principal: Principal, on connection: PostgresConnection,
                     logger: Logger) async throws -> [Due] {
         try principal.requireScope(community)
+        // A resident sees only the pets of rooms they live in, as in `list`.
+        let resident = principal.role == .resident
         let rows = try await connection.query("""
             WITH latest AS (
                 SELECT DISTINCT ON (v.pet_id, v.vaccine) v.pet_id, v.vaccine, v.next_due_on
                 FROM pet_vaccinations v JOIN pets p ON p.id = v.pet_id
                 WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
+                  AND (NOT \(resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
                 ORDER BY v.pet_id, v.vaccine, v.given_on DESC, v.id DESC)
             SELECT pet_id, vaccine, next_due_on::text, next_due_on < current_date FROM latest WHERE next_due_on <= \(dueBy)::date
             UNION ALL
             SELECT p.id, '', p.created_at::date::text, true FROM pets p
             WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
+              AND (NOT \(resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
               AND NOT EXISTS (SELECT 1 FROM pet_vaccinations v WHERE v.pet_id = p.id)
             ORDER BY 3, 1 LIMIT 1000
             """, logger: logger)

@@ -263,7 +263,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         // Not replayed by request id: each run offsets what has fallen due since, and a rerun finds nothing twice.
-        let done = try await PrepaidOffset(database: database, logger: ctx.logger).run(try ctx.requireTenant())
+        // Only the caller's communities: another community's accounts and bills stay untouched.
+        let done = try await PrepaidOffset(database: database, logger: ctx.logger)
+            .run(try ctx.requireTenant(), communities: ctx.principal.communityIDs)
         return ServerResponse(message: .with {
             $0.offsets = Int32(done.count)
             $0.offsetFen = done.fen

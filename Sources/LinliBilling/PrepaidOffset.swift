@@ -49,14 +49,17 @@ public struct PrepaidOffset: Service, Sendable {
     /// Offsets in `tenant` until no claimable account with a due bill is left: rooms' accounts
     /// before residents' own, and typed accounts first (property, then utilities, each on its
     /// own category), then general accounts.
-    public func run(_ tenant: TenantRef) async throws(LinliError) -> (count: Int, fen: Int64) {
+    /// `communities` limits the pass to those (a manager's run reaches only their communities);
+    /// nil runs every community of the tenant (the background job).
+    public func run(_ tenant: TenantRef, communities: [CommunityID]? = nil) async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
         let types: [Cashier.PrepaidType] = [.property, .utilities, .general]
         for (residents, type) in [false, true].flatMap({ residents in types.map { (residents, $0) } }) {
             var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             while true {
                 let pass = try await database.tenantTransaction(tenant) { connection in
-                    try await Self.offsetBatch(type, residents: residents, after: after, limit: batch, connection, logger)
+                    try await Self.offsetBatch(type, residents: residents, after: after, limit: batch,
+                                               communities: communities?.map(\.uuid), connection, logger)
                 }
                 total.count += pass.count
                 total.fen += pass.fen
@@ -69,11 +72,13 @@ public struct PrepaidOffset: Service, Sendable {
 
     /// One batch of prepaid accounts of `type` (rooms' or residents') after `after` (by id);
     /// returns the offsets and the last account claimed.
-    static func offsetBatch(_ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int, _ connection: PostgresConnection,
+    static func offsetBatch(_ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int,
+                            communities: [UUID]? = nil, _ connection: PostgresConnection,
                             _ logger: Logger) async throws -> (count: Int, fen: Int64, last: UUID?) {
         let claimed = try await connection.query("""
             SELECT a.id FROM ledger_accounts a
             WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND NOT a.frozen
+              AND (\(communities == nil) OR a.community_id = ANY(\(communities ?? [])))
               AND CASE WHEN \(residents) THEN a.resident_id IS NOT NULL ELSE a.room_id IS NOT NULL END
               AND a.credits_fen > a.debits_fen AND a.id > \(after)
             ORDER BY a.id LIMIT \(Int32(limit)) FOR UPDATE SKIP LOCKED

@@ -39,11 +39,12 @@ extension Cashier {
         let today = try await connection.query("SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 365)::text", logger: logger)
         for try await day in today.decode(String.self) { cutoff = day }
         var rooms: [MyRoom] = []
-        for (room, label, community) in try await Self.myRooms(principal, connection, logger) {
+        for (room, label, community, since) in try await Self.myRooms(principal, connection, logger) {
             let bills = try await FeeDesk.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
+            // Only what was paid while the caller lived here: an earlier occupant's receipts stay theirs.
             let receipts = try await connection.query("""
                 SELECT id, receipt_no, total_fen, created_at, voided_at IS NOT NULL FROM payments
-                WHERE room_id = \(room.uuid) ORDER BY created_at DESC LIMIT 20
+                WHERE room_id = \(room.uuid) AND created_at >= \(since) ORDER BY created_at DESC LIMIT 20
                 """, logger: logger)
             var summaries: [ReceiptSummary] = []
             for try await (id, number, total, at, void) in receipts.decode((UUID, String, Int64, Date, Bool).self) {
@@ -70,28 +71,34 @@ extension Cashier {
     /// A receipt of one of the caller's rooms; any other payment is not found, as if it did not exist.
     public func myReceipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection,
                           logger: Logger) async throws -> Receipt {
-        let mine = Set(try await Self.myRooms(principal, connection, logger).map(\.room))
-        let rows = try await connection.query("SELECT room_id FROM payments WHERE id = \(payment)", logger: logger)
-        for try await room in rows.decode(UUID.self) where mine.contains(RoomID(room)) {
+        let since = Dictionary(try await Self.myRooms(principal, connection, logger).map { ($0.room, $0.since) },
+                               uniquingKeysWith: min)
+        let rows = try await connection.query("SELECT room_id, created_at FROM payments WHERE id = \(payment)", logger: logger)
+        for try await (room, paidAt) in rows.decode((UUID, Date).self) {
+            guard let movedIn = since[RoomID(room)], paidAt >= movedIn else { break }
             return try await receipt(payment, for: principal, on: connection, logger: logger)
         }
         throw LinliError.notFound("payment")
     }
 
-    /// The rooms the caller lives in today (Asia/Shanghai), in the communities they may act in.
+    /// The rooms the caller lives in today (Asia/Shanghai), in the communities they may act in,
+    /// with the start of the day they moved in (the earliest of their current residencies there).
     static func myRooms(_ principal: Principal, _ connection: PostgresConnection,
-                        _ logger: Logger) async throws -> [(room: RoomID, label: String, community: CommunityID)] {
+                        _ logger: Logger) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
         let rows = try await connection.query("""
-            SELECT DISTINCT r.id, bd.name || r.unit || r.number, r.community_id
+            SELECT r.id, bd.name || r.unit || r.number, r.community_id,
+                   min(h.move_in)::timestamp AT TIME ZONE 'Asia/Shanghai'
             FROM residents p JOIN residencies h ON h.resident_id = p.id
             JOIN rooms r ON r.id = h.room_id JOIN buildings bd ON bd.id = r.building_id
             WHERE p.user_id = \(principal.subjectID.uuid)
               AND (h.move_out IS NULL OR h.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+            GROUP BY r.id, bd.name, r.unit, r.number, r.community_id
             ORDER BY 2
             """, logger: logger)
-        var result: [(room: RoomID, label: String, community: CommunityID)] = []
-        for try await (room, label, community) in rows.decode((UUID, String, UUID).self) where principal.canAct(in: CommunityID(community)) {
-            result.append((RoomID(room), label, CommunityID(community)))
+        var result: [(room: RoomID, label: String, community: CommunityID, since: Date)] = []
+        for try await (room, label, community, since) in rows.decode((UUID, String, UUID, Date).self)
+            where principal.canAct(in: CommunityID(community)) {
+            result.append((RoomID(room), label, CommunityID(community), since))
         }
         return result
     }

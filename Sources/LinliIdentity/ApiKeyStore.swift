@@ -21,6 +21,11 @@ public final class ApiKeyStore: Sendable {
         public var communityIDs: [CommunityID]
         public var createdAt: Date
         public var revokedAt: Date?
+
+        /// Whether every community of the key is one `principal` may act in.
+        public func isWithin(_ principal: Principal) -> Bool {
+            communityIDs.allSatisfy(principal.canAct(in:))
+        }
     }
 
     /// Creates a store.
@@ -29,8 +34,8 @@ public final class ApiKeyStore: Sendable {
         self.ttl = ttl
     }
 
-    /// Creates a key for `tenant`; returns it with the secret, which is never stored.
-    public func create(tenant: TenantRef, name: String, communityIDs: [CommunityID], createdBy: UserID) async throws(LinliError) -> (ApiKey, String) {
+    /// The checked name of a new key of `tenant`; every community must be one of the tenant's.
+    public func validate(tenant: TenantRef, name: String, communityIDs: [CommunityID]) async throws(LinliError) -> String {
         let name = try Input.text(name, field: "name", max: 100)
         if communityIDs.isEmpty { throw .invalid("community_ids", "at least one community is required") }
         let uuids = communityIDs.map(\.uuid)
@@ -40,16 +45,21 @@ public final class ApiKeyStore: Sendable {
             return 0
         }
         if known != uuids.count { throw .invalid("community_ids", "unknown community") }
+        return name
+    }
+
+    /// Stores a new key of `tenant` in the caller's platform transaction; returns it with the
+    /// secret, which is never stored.
+    public func insert(tenant: TenantRef, name: String, communityIDs: [CommunityID], createdBy: UserID,
+                       on connection: PostgresConnection) async throws -> (ApiKey, String) {
         let secret = "llk_" + Secret.random()
         let key = ApiKey(id: .make(), tenantID: tenant.id, name: name, prefix: String(secret.prefix(12)),
                          communityIDs: communityIDs, createdAt: Date(), revokedAt: nil)
-        try await database.platformTransaction { connection in
-            try await connection.query("""
-                INSERT INTO platform.api_keys (id, tenant_id, name, prefix, secret_hash, community_ids, created_by, created_at)
-                VALUES (\(key.id.uuid), \(tenant.id.uuid), \(name), \(key.prefix), \(Secret.hash(secret)), \(uuids),
-                        \(createdBy.uuid), \(key.createdAt))
-                """, logger: database.logger)
-        }
+        try await connection.query("""
+            INSERT INTO platform.api_keys (id, tenant_id, name, prefix, secret_hash, community_ids, created_by, created_at)
+            VALUES (\(key.id.uuid), \(tenant.id.uuid), \(name), \(key.prefix), \(Secret.hash(secret)), \(communityIDs.map(\.uuid)),
+                    \(createdBy.uuid), \(key.createdAt))
+            """, logger: database.logger)
         return (key, secret)
     }
 
@@ -60,16 +70,19 @@ public final class ApiKeyStore: Sendable {
         }
     }
 
-    /// Revokes a key of `tenant`; revoking twice is harmless.
-    public func revoke(tenant: TenantRef, id: ApiKeyID) async throws(LinliError) -> ApiKey {
-        let key: ApiKey? = try await database.platformTransaction { connection in
+    /// Revokes a key of `tenant` whose communities are all within `principal`'s; revoking
+    /// twice is harmless. Any other key is not found, as if it did not exist.
+    public func revoke(tenant: TenantRef, id: ApiKeyID, by principal: Principal) async throws(LinliError) -> ApiKey {
+        let key: ApiKey? = try await database.platformTransaction { (connection: PostgresConnection) async throws -> ApiKey? in
+            let found: ApiKey? = try await Self.keys(connection, database.logger, where: "id = $1", id.uuid).first
+            guard let found, found.tenantID == tenant.id, found.isWithin(principal) else { return nil }
             try await connection.query("""
                 UPDATE platform.api_keys SET revoked_at = coalesce(revoked_at, now())
                 WHERE id = \(id.uuid) AND tenant_id = \(tenant.id.uuid)
                 """, logger: database.logger)
             return try await Self.keys(connection, database.logger, where: "id = $1", id.uuid).first
         }
-        guard let key, key.tenantID == tenant.id else { throw LinliError.notFound("api key") }
+        guard let key else { throw LinliError.notFound("api key") }
         cache.withLock { $0.removeAll() }
         return key
     }

@@ -5,6 +5,7 @@ import LinliCore
 import LinliTenancy
 import Logging
 import SwiftProtobuf
+import Synchronization
 
 /// The `linli.identity.v1.IdentityService` RPCs.
 public struct IdentityService: Sendable {
@@ -13,27 +14,63 @@ public struct IdentityService: Sendable {
     let users: UserDirectory
     let sessions: SessionStore
     let apiKeys: ApiKeyStore
+    let throttle: (any LoginThrottle)?
     let logger: Logger
 
     /// Creates the service.
     public init(database: Database, tenants: TenantRegistry, users: UserDirectory, sessions: SessionStore,
-                apiKeys: ApiKeyStore, logger: Logger) {
+                apiKeys: ApiKeyStore, throttle: (any LoginThrottle)? = nil, logger: Logger) {
         self.database = database
         self.tenants = tenants
         self.users = users
         self.sessions = sessions
         self.apiKeys = apiKeys
+        self.throttle = throttle
         self.logger = logger
     }
 }
 
+/// Slows down guessing one account's password from many addresses: failed sign-ins are
+/// counted per account, and while an account is over its budget every attempt is refused with
+/// `RESOURCE_EXHAUSTED` and a retry delay — a back-off that drains by itself, never a lock.
+public protocol LoginThrottle: Sendable {
+    /// Throws `resourceExhausted` while the account has failed too often.
+    func checkAccount(tenantSlug: String, username: String) async throws(LinliError)
+    /// Counts one failed sign-in.
+    func recordFailure(tenantSlug: String, username: String) async
+}
+
 extension IdentityService {
-    /// The active tenant a login names; an unknown slug reads like a wrong password.
-    func loginTenant(slug: String) async throws(LinliError) -> TenantRef {
+    /// The same answer for an unknown tenant, a suspended one and a wrong password, after the
+    /// same work (a password hash), so sign-in tells nobody which tenants exist.
+    static let badCredentials = LinliError(.unauthenticated, "wrong tenant, username or password")
+
+    /// The active tenant a login names.
+    func loginTenant(slug: String, password: String) async throws(LinliError) -> TenantRef {
         let tenant: TenantRef? = try await tenants.find(slug: slug)
-        guard let tenant else { throw LinliError(.unauthenticated, "wrong tenant, username or password") }
-        guard tenant.isActive else { throw LinliError(.permissionDenied, "tenant is suspended") }
+        guard let tenant, tenant.isActive else {
+            users.hasher.burn(password)
+            throw Self.badCredentials
+        }
         return tenant
+    }
+
+    /// The principal and tenant slug behind a login, with the account's failures throttled.
+    func signIn(_ message: Linli_Identity_V1_LoginRequest) async throws(LinliError) -> (Principal, String) {
+        if let throttle { try await throttle.checkAccount(tenantSlug: message.tenantSlug, username: message.username) }
+        do {
+            if message.tenantSlug.isEmpty {
+                let principal = try await users.authenticateOperator(username: message.username, password: message.password)
+                return (principal, "")
+            }
+            let tenant = try await loginTenant(slug: message.tenantSlug, password: message.password)
+            let principal = try await users.authenticate(tenant: tenant, username: message.username, password: message.password)
+            return (principal, tenant.slug)
+        } catch {
+            guard error.code == .unauthenticated else { throw error }
+            if let throttle { await throttle.recordFailure(tenantSlug: message.tenantSlug, username: message.username) }
+            throw Self.badCredentials
+        }
     }
 }
 
@@ -43,15 +80,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         let message = request.message
         if message.username.isEmpty { throw LinliError.invalid("username", "is required") }
         if message.password.isEmpty { throw LinliError.invalid("password", "is required") }
-        let principal: Principal
-        var slug = ""
-        if message.tenantSlug.isEmpty {
-            principal = try await users.authenticateOperator(username: message.username, password: message.password)
-        } else {
-            let tenant = try await loginTenant(slug: message.tenantSlug)
-            principal = try await users.authenticate(tenant: tenant, username: message.username, password: message.password)
-            slug = tenant.slug
-        }
+        let (principal, slug) = try await signIn(message)
         let session = try await sessions.create(for: principal)
         var response = Linli_Identity_V1_LoginResponse()
         response.sessionToken = session.token
@@ -108,31 +137,105 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         _ = try Input.requestID(request.message.requestID)
         let user: UserID = try Input.id(request.message.userID, field: "user_id")
         // Revoking is naturally idempotent: a retry finds no sessions left.
-        let exists: Bool = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("SELECT 1 FROM users WHERE id = \(user.uuid)", logger: ctx.logger)
-            for try await _ in rows { return true }
-            return false
+        // A user is within reach only when every community they belong to is the caller's.
+        let communities: [UUID]? = try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query("""
+                SELECT ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id) FROM users u WHERE u.id = \(user.uuid)
+                """, logger: ctx.logger)
+            for try await communities in rows.decode([UUID].self) { return communities }
+            return nil
         }
-        guard exists else { throw LinliError.notFound("user") }
+        guard let communities, communities.allSatisfy({ ctx.principal.canAct(in: CommunityID($0)) }) else {
+            throw LinliError.notFound("user")
+        }
         var response = Linli_Identity_V1_RevokeUserSessionsResponse()
-        response.sessionsRevoked = Int32(try await sessions.revokeAll(tenant: tenant.id, user: user))
+        response.sessionsRevoked = Int32(clamping: try await sessions.revokeAll(tenant: tenant.id, user: user))
         ctx.logger.notice("sessions revoked", metadata: ["target.user": "\(user)", "count": "\(response.sessionsRevoked)"])
         return ServerResponse(message: response)
+    }
+
+    public func setUserStatus(request: ServerRequest<Linli_Identity_V1_SetUserStatusRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Identity_V1_SetUserStatusResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let tenant = try ctx.requireTenant()
+        let m = request.message
+        let user: UserID = try Input.id(m.userID, field: "user_id")
+        if user == ctx.principal.subjectID && m.disabled {
+            throw LinliError(.failedPrecondition, "user_id: you cannot disable yourself", field: "user_id")
+        }
+        let principal = ctx.principal
+        _ = try await database.once(ctx, "SetUserStatus", m) { connection in
+            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
+            try await users.setStatus(user, disabled: m.disabled, on: connection, logger: ctx.logger)
+            return Linli_Identity_V1_SetUserStatusResponse()
+        }
+        var response = Linli_Identity_V1_SetUserStatusResponse()
+        if m.disabled { response.sessionsRevoked = try await endSessions(tenant: tenant, user: user) }
+        ctx.logger.notice("user status set", metadata: ["target.user": "\(user)", "disabled": "\(m.disabled)"])
+        return ServerResponse(message: response)
+    }
+
+    public func setUserScope(request: ServerRequest<Linli_Identity_V1_SetUserScopeRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Identity_V1_SetUserScopeResponse> {
+        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let tenant = try ctx.requireTenant()
+        let m = request.message
+        let user: UserID = try Input.id(m.userID, field: "user_id")
+        let communities: [CommunityID] = try Input.ids(m.communityIds, field: "community_ids")
+        let buildings: [BuildingID] = try Input.ids(m.buildingIds, field: "building_ids")
+        for community in communities { try ctx.principal.requireScope(community) }
+        let principal = ctx.principal
+        _ = try await database.once(ctx, "SetUserScope", m) { connection in
+            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
+            try await users.setScope(user, communities: communities, buildings: buildings, on: connection, logger: ctx.logger)
+            return Linli_Identity_V1_SetUserScopeResponse()
+        }
+        var response = Linli_Identity_V1_SetUserScopeResponse()
+        response.sessionsRevoked = try await endSessions(tenant: tenant, user: user)
+        ctx.logger.notice("user scope set", metadata: ["target.user": "\(user)"])
+        return ServerResponse(message: response)
+    }
+
+    /// Ends `user`'s sessions after their access changed (committed), and once more a moment
+    /// later: a sign-in that read the old access just before the commit cannot keep it.
+    func endSessions(tenant: TenantRef, user: UserID) async throws(LinliError) -> Int32 {
+        let count = try await sessions.revokeAll(tenant: tenant.id, user: user)
+        Task { [sessions] in
+            try? await Task.sleep(for: .seconds(2))
+            _ = try? await sessions.revokeAll(tenant: tenant.id, user: user)
+        }
+        return Int32(clamping: count)
     }
 
     public func createApiKey(request: ServerRequest<Linli_Identity_V1_CreateApiKeyRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Identity_V1_CreateApiKeyResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
-        _ = try Input.requestID(request.message.requestID)
-        let communities: [CommunityID] = try Input.ids(request.message.communityIds, field: "community_ids")
+        let m = request.message
+        let requestID = try Input.requestID(m.requestID)
+        let communities: [CommunityID] = try Input.ids(m.communityIds, field: "community_ids")
         for community in communities { try ctx.principal.requireScope(community) }
-        // Not replayable by design: the secret is never stored, so a retry makes a new key.
-        let (key, secret) = try await apiKeys.create(tenant: tenant, name: request.message.name,
-                                                     communityIDs: communities, createdBy: ctx.principal.subjectID)
-        var response = Linli_Identity_V1_CreateApiKeyResponse()
-        response.key = .init(key)
-        response.secret = secret
+        let name = try await apiKeys.validate(tenant: tenant, name: m.name, communityIDs: communities)
+        // A retry with the same request_id returns the same key, never a second one; the
+        // secret is never stored, so only the first answer carries it.
+        let fresh = Mutex<String?>(nil)
+        let store = apiKeys
+        let creator = ctx.principal.subjectID
+        var response: Linli_Identity_V1_CreateApiKeyResponse = try await database.platformTransaction { connection in
+            let replayed: Linli_Identity_V1_CreateApiKeyResponse = try await Idempotency.once(
+                .platform, principal: creator, requestID: requestID, method: "CreateApiKey", fingerprint: m,
+                on: connection, logger: ctx.logger
+            ) { () async throws -> Linli_Identity_V1_CreateApiKeyResponse in
+                let (key, secret) = try await store.insert(tenant: tenant, name: name, communityIDs: communities,
+                                                           createdBy: creator, on: connection)
+                fresh.withLock { $0 = secret }
+                var first = Linli_Identity_V1_CreateApiKeyResponse()
+                first.key = Linli_Identity_V1_ApiKey(key)
+                return first
+            }
+            return replayed
+        }
+        if let secret = fresh.withLock({ $0 }) { response.secret = secret }
         return ServerResponse(message: response)
     }
 
@@ -140,7 +243,10 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Identity_V1_ListApiKeysResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         var response = Linli_Identity_V1_ListApiKeysResponse()
-        response.keys = try await apiKeys.list(tenant: ctx.requireTenant()).map(Linli_Identity_V1_ApiKey.init)
+        let keys: [ApiKeyStore.ApiKey] = try await apiKeys.list(tenant: ctx.requireTenant())
+        let principal = ctx.principal
+        response.keys = keys.filter { (key: ApiKeyStore.ApiKey) -> Bool in key.isWithin(principal) }
+            .map { (key: ApiKeyStore.ApiKey) -> Linli_Identity_V1_ApiKey in Linli_Identity_V1_ApiKey(key) }
         return ServerResponse(message: response)
     }
 
@@ -150,7 +256,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         _ = try Input.requestID(request.message.requestID)
         let id: ApiKeyID = try Input.id(request.message.apiKeyID, field: "api_key_id")
         var response = Linli_Identity_V1_RevokeApiKeyResponse()
-        response.key = .init(try await apiKeys.revoke(tenant: ctx.requireTenant(), id: id))
+        response.key = .init(try await apiKeys.revoke(tenant: ctx.requireTenant(), id: id, by: ctx.principal))
         return ServerResponse(message: response)
     }
 }
@@ -181,3 +287,6 @@ extension Linli_Identity_V1_ApiKey {
 }
 
 extension Linli_Identity_V1_CreateUserRequest: IdempotentRequest {}
+extension Linli_Identity_V1_CreateApiKeyRequest: IdempotentRequest {}
+extension Linli_Identity_V1_SetUserStatusRequest: IdempotentRequest {}
+extension Linli_Identity_V1_SetUserScopeRequest: IdempotentRequest {}

@@ -53,7 +53,7 @@ public struct PasswordHasher: Sendable {
 }
 
 /// Random secrets and their hashes.
-enum Secret {
+public enum Secret {
     /// 256 random bits, base64url without padding.
     static func random() -> String {
         var bytes = [UInt8](repeating: 0, count: 32)
@@ -65,7 +65,7 @@ enum Secret {
     }
 
     /// SHA-256 of `secret`, in hex.
-    static func hashHex(_ secret: String) -> String {
+    public static func hashHex(_ secret: String) -> String {
         SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
     }
 

@@ -7,7 +7,7 @@ import PostgresNIO
 /// Tenant users (staff and residents) and platform operators, as stored in PostgreSQL.
 public struct UserDirectory: Sendable {
     private let database: Database
-    private let hasher: PasswordHasher
+    let hasher: PasswordHasher
 
     /// Creates a directory.
     public init(database: Database, hasher: PasswordHasher) {
@@ -87,6 +87,51 @@ public struct UserDirectory: Sendable {
             INSERT INTO user_buildings (user_id, building_id) SELECT \(id.uuid), unnest(\(buildingUUIDs)::uuid[])
             """, logger: logger)
         return id
+    }
+
+    /// Throws `notFound` unless `user` exists and every community they belong to is one
+    /// `principal` may act in: a manager reaches no user of another community.
+    public func requireWithin(_ user: UserID, of principal: Principal, on connection: PostgresConnection,
+                              logger: Logger) async throws {
+        let rows = try await connection.query("""
+            SELECT ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id) FROM users u WHERE u.id = \(user.uuid)
+            """, logger: logger)
+        for try await communities in rows.decode([UUID].self)
+            where communities.allSatisfy({ principal.canAct(in: CommunityID($0)) }) {
+            return
+        }
+        throw LinliError.notFound("user")
+    }
+
+    /// Disables or re-enables `user`.
+    public func setStatus(_ user: UserID, disabled: Bool, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query("""
+            UPDATE users SET status = \(disabled ? "disabled" : "active") WHERE id = \(user.uuid)
+            """, logger: logger)
+    }
+
+    /// Replaces `user`'s communities and buildings; buildings must be in those communities.
+    public func setScope(_ user: UserID, communities: [CommunityID], buildings: [BuildingID],
+                         on connection: PostgresConnection, logger: Logger) async throws {
+        if communities.isEmpty { throw LinliError.invalid("community_ids", "at least one community is required") }
+        let communityUUIDs = communities.map(\.uuid)
+        let buildingUUIDs = buildings.map(\.uuid)
+        let counts = try await connection.query("""
+            SELECT (SELECT count(*) FROM communities WHERE id = ANY(\(communityUUIDs))),
+                   (SELECT count(*) FROM buildings WHERE id = ANY(\(buildingUUIDs)) AND community_id = ANY(\(communityUUIDs)))
+            """, logger: logger)
+        for try await (known, inside) in counts.decode((Int, Int).self) {
+            if known != communityUUIDs.count { throw LinliError.invalid("community_ids", "unknown community") }
+            if inside != buildingUUIDs.count { throw LinliError.invalid("building_ids", "unknown building, or not in the given communities") }
+        }
+        try await connection.query("DELETE FROM user_communities WHERE user_id = \(user.uuid)", logger: logger)
+        try await connection.query("DELETE FROM user_buildings WHERE user_id = \(user.uuid)", logger: logger)
+        try await connection.query("""
+            INSERT INTO user_communities (user_id, community_id) SELECT \(user.uuid), unnest(\(communityUUIDs)::uuid[])
+            """, logger: logger)
+        try await connection.query("""
+            INSERT INTO user_buildings (user_id, building_id) SELECT \(user.uuid), unnest(\(buildingUUIDs)::uuid[])
+            """, logger: logger)
     }
 
     /// Checks a tenant user's password; `unauthenticated` for a wrong name or password alike.

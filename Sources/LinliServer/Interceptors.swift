@@ -86,7 +86,7 @@ struct AdmissionInterceptor: ServerInterceptor {
             }
             return try await next(request, context)
         }
-        let (principal, tenant) = try await authenticator.authenticate(request.metadata)
+        let (principal, tenant) = try await authenticate(request.metadata, address: Self.peerHost(context.remotePeer))
         if let rateClass = rule.rateClass {
             try await limiter.check(rateClass, tenant: tenant?.id.description ?? "platform", subject: principal.subjectID.description)
         }
@@ -96,6 +96,18 @@ struct AdmissionInterceptor: ServerInterceptor {
         request.metadata.addString(PrincipalCodec.encode(principal, issuedAt: Date()), forKey: AdmittedCall.principalKey)
         if let tenant { request.metadata.addString(tenant.slug, forKey: AdmittedCall.tenantKey) }
         return try await next(request, context)
+    }
+
+    /// Bad credentials are counted per address; past the budget the address is refused before
+    /// any lookup, so random tokens and API keys cost Redis a peek, not PostgreSQL a query.
+    private func authenticate(_ metadata: Metadata, address: String) async throws(LinliError) -> (Principal, TenantRef?) {
+        try await limiter.check(.authfail, tenant: "anon", subject: address, peek: true)
+        do {
+            return try await authenticator.authenticate(metadata)
+        } catch {
+            if error.code == .unauthenticated { try await limiter.check(.authfail, tenant: "anon", subject: address) }
+            throw error
+        }
     }
 
     /// `ipv4:127.0.0.1:5000` → `127.0.0.1`.

@@ -2,13 +2,17 @@ import LinliCore
 
 /// How often a principal may call a class of methods.
 public enum RateClass: String, Sendable, CaseIterable {
-    case read, write, login
+    /// `login`: sign-in attempts per address. `account`: failed sign-ins per account, from any
+    /// address. `authfail`: calls with a bad session token or API key, per address.
+    case read, write, login, account, authfail
 
     var defaultLimit: RateLimit {
         switch self {
         case .read: RateLimit(perSecond: 100, burst: 200)
         case .write: RateLimit(perSecond: 20, burst: 40)
         case .login: RateLimit(perSecond: 2, burst: 10)
+        case .account: RateLimit(perSecond: 0.1, burst: 10)
+        case .authfail: RateLimit(perSecond: 2, burst: 30)
         }
     }
 }
@@ -41,6 +45,8 @@ public enum MethodPolicy {
         "linli.identity.v1.IdentityService/WhoAmI": Rule(permission: .authenticated, rateClass: .read),
         "linli.identity.v1.IdentityService/CreateUser": Rule(permission: .userManage, rateClass: .write),
         "linli.identity.v1.IdentityService/RevokeUserSessions": Rule(permission: .userManage, rateClass: .write),
+        "linli.identity.v1.IdentityService/SetUserStatus": Rule(permission: .userManage, rateClass: .write),
+        "linli.identity.v1.IdentityService/SetUserScope": Rule(permission: .userManage, rateClass: .write),
         "linli.identity.v1.IdentityService/CreateApiKey": Rule(permission: .apiKeyManage, rateClass: .write),
         "linli.identity.v1.IdentityService/ListApiKeys": Rule(permission: .apiKeyManage, rateClass: .read),
         "linli.identity.v1.IdentityService/RevokeApiKey": Rule(permission: .apiKeyManage, rateClass: .write),

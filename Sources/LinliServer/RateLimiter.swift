@@ -1,4 +1,5 @@
 import LinliCore
+import LinliIdentity
 import LinliRedis
 import Logging
 import Metrics
@@ -19,8 +20,8 @@ public struct RateLimiter: Sendable {
         self.logger = logger
     }
 
-    // KEYS[1]: the bucket. ARGV[1]: emission interval (µs). ARGV[2]: burst.
-    // Returns 0 when allowed, else the microseconds to wait.
+    // KEYS[1]: the bucket. ARGV[1]: emission interval (µs). ARGV[2]: burst. ARGV[3]: "peek" to
+    // ask without taking a slot. Returns 0 when allowed, else the microseconds to wait.
     static let script = RedisScript("""
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -31,23 +32,42 @@ public struct RateLimiter: Sendable {
         local new_tat = tat + interval
         local wait = new_tat - now - tolerance
         if wait > 0 then return wait end
+        if ARGV[3] == 'peek' then return 0 end
         redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
         return 0
         """)
 
     /// Throws `resourceExhausted` with the retry delay when `subject` is over its limit.
-    public func check(_ rateClass: RateClass, tenant: String, subject: String) async throws(LinliError) {
+    /// With `peek`, only asks whether a call would pass, without counting one.
+    public func check(_ rateClass: RateClass, tenant: String, subject: String, peek: Bool = false) async throws(LinliError) {
         guard let limit = limits[rateClass] else { return }
         let interval = Int((1_000_000 / limit.perSecond).rounded(.up))
         let key = RedisKey.tenant(tenant, "rl", rateClass.rawValue, subject)
         let wait: Int64
         do {
-            wait = try await redis.run(Self.script, keys: [key], arguments: [String(interval), String(limit.burst)]).integer ?? 0
+            wait = try await redis.run(Self.script, keys: [key],
+                                       arguments: [String(interval), String(limit.burst), peek ? "peek" : "take"]).integer ?? 0
         } catch {
             logger.warning("rate limit skipped: Redis unavailable", metadata: ["error": "\(error)"])
             Counter(label: MetricName.rateLimitFailOpen).increment()
             return
         }
         if wait > 0 { throw LinliError.rateLimited(retryAfterMilliseconds: max(1, (wait + 999) / 1000)) }
+    }
+}
+
+
+extension RateLimiter: LoginThrottle {
+    /// Accounts are keyed by a hash of tenant and user name, so no caller text becomes a key.
+    public func checkAccount(tenantSlug: String, username: String) async throws(LinliError) {
+        try await check(.account, tenant: "login", subject: Self.account(tenantSlug, username), peek: true)
+    }
+
+    public func recordFailure(tenantSlug: String, username: String) async {
+        _ = try? await check(.account, tenant: "login", subject: Self.account(tenantSlug, username))
+    }
+
+    static func account(_ slug: String, _ username: String) -> String {
+        Secret.hashHex("\(slug.lowercased())|\(username.lowercased())")
     }
 }

@@ -87,7 +87,11 @@ struct IdentityTests {
         suspend.reason = "欠费"
         #expect(try await server.platform.suspendTenant(suspend, metadata: try await server.operatorLogin()).tenant.status == .suspended)
         server.app.tenants.invalidate()
-        #expect(await rpcCode { try await server.login(demo, "manager") } == .permissionDenied)
+        // Signing in to a suspended tenant reads exactly like an unknown one: nobody learns which slugs exist.
+        let suspended = await rpcError { try await server.login(demo, "manager") }
+        let unknown = await rpcError { try await server.identity.login(loginRequest("no_such_tenant", "manager", demo.password)) }
+        #expect(suspended?.code == .unauthenticated)
+        #expect(suspended?.code == unknown?.code && suspended?.message == unknown?.message)
         #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: session) } == .permissionDenied)
     }
 
