@@ -1,6 +1,9 @@
 import LinliCore
 import Logging
+import Metrics
+import NIOCore
 import PostgresNIO
+import Synchronization
 
 /// The PostgreSQL access every domain goes through: platform transactions as the application
 /// role, and tenant transactions confined to one tenant's role and schema.
@@ -9,15 +12,29 @@ public struct Database: Sendable {
     public let client: PostgresClient
     /// The logger for storage events.
     public let logger: Logger
+    /// The longest a transaction may take, lease included; nil for none (migrations, bench).
+    /// Past it the transaction's connection is closed, which fails whatever waits on it with
+    /// `UNAVAILABLE`, and tenant statements past it are cancelled by PostgreSQL itself
+    /// (`statement_timeout`, set for the transaction in its first statement).
+    public let timeout: Duration?
+    /// What the health probe last saw; nil: always try.
+    public let health: StorageHealth?
 
     /// Wraps a pooled client.
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, logger: Logger, timeout: Duration? = nil, health: StorageHealth? = nil) {
         self.client = client
         self.logger = logger
+        self.timeout = timeout
+        self.health = health
     }
 
-    /// The first statement of a tenant transaction; $1 is the tenant's schema (and role).
-    public static let tenantSwitchSQL = "SELECT set_config('role', $1, true), set_config('search_path', $1, true)"
+    /// The same database without a deadline, for long-running administrative work.
+    public var unbounded: Database { Database(client: client, logger: logger, timeout: nil, health: health) }
+
+    /// The first statement of a tenant transaction; $1 is the tenant's schema (and role),
+    /// $2 the statement timeout (`0`: none).
+    public static let tenantSwitchSQL =
+        "SELECT set_config('role', $1, true), set_config('search_path', $1, true), set_config('statement_timeout', $2, true)"
 
     /// Runs `body` in a transaction as the application role, for `platform` tables.
     public func platformTransaction<R: Sendable>(
@@ -41,29 +58,65 @@ public struct Database: Sendable {
         setUp schema: String?,
         _ body: (PostgresConnection) async throws -> R
     ) async throws(LinliError) -> R {
+        let started = ContinuousClock.now
+        let timeout = timeout
+        let statementTimeout = timeout.map { "\(max(1, $0.components.seconds * 1000))ms" } ?? "0"
+        let logger = logger
         do {
+            // While the health probe finds PostgreSQL unreachable, fail at once instead of
+            // queueing for a connection that cannot be made.
+            if let health, !health.postgresReachable {
+                throw LinliError(.unavailable, "database unavailable; retry")
+            }
             return try await client.withConnection { connection in
-                try await connection.query("BEGIN", logger: logger)
-                do {
-                    if let schema {
-                        for try await _ in try await connection.execute(TenantSwitch(schema: schema), logger: logger) {}
+                try await withThrowingTaskGroup(of: Void.self) { watchdog in
+                    if let timeout {
+                        // At the deadline the connection closes: whatever waits on it fails at
+                        // once, so a lost reply cannot hold a call (or the shutdown drain) forever.
+                        watchdog.addTask {
+                            try await Task.sleep(until: started + timeout, clock: .continuous)
+                            Metrics.Counter(label: MetricName.transactionTimeouts).increment()
+                            logger.warning("transaction over its deadline; closing its connection")
+                            try? await connection.close()
+                        }
                     }
-                    let result = try await body(connection)
-                    try await connection.query("COMMIT", logger: logger)
-                    return result
-                } catch {
-                    // A failed ROLLBACK means the connection is broken; the pool drops it.
-                    _ = try? await connection.query("ROLLBACK", logger: logger)
-                    throw error
+                    defer { watchdog.cancelAll() }
+                    return try await Self.run(schema: schema, statementTimeout: statementTimeout, on: connection,
+                                              logger: logger, body)
                 }
             }
         } catch {
             let mapped = Database.map(error)
             // The gRPC layer keeps only the safe message, so the cause is logged here.
+            if mapped.code == .unavailable { Metrics.Counter(label: MetricName.storageUnavailable).increment() }
             if mapped.code == .internal || mapped.code == .unavailable {
                 logger.error("transaction failed", metadata: ["error.code": "\(mapped.code)", "error.cause": "\(String(reflecting: error))"])
             }
             throw mapped
+        }
+    }
+
+    /// BEGIN, the tenant switch, `body`, COMMIT on one leased connection.
+    private static func run<R: Sendable>(
+        schema: String?, statementTimeout: String, on connection: PostgresConnection, logger: Logger,
+        _ body: (PostgresConnection) async throws -> R
+    ) async throws -> R {
+        try await connection.query("BEGIN", logger: logger)
+        do {
+            if let schema {
+                let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
+                for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
+            }
+            let result = try await body(connection)
+            try await connection.query("COMMIT", logger: logger)
+            return result
+        } catch {
+            // ROLLBACK runs even when this task is cancelled (the client went away, shutdown):
+            // a cancelled task's query throws without being sent, which would hand the pool a
+            // connection still inside this transaction. When it cannot run, the connection closes.
+            let rolledBack = await Task { (try? await connection.query("ROLLBACK", logger: logger)) != nil }.value
+            if !rolledBack { try? await connection.close() }
+            throw error
         }
     }
 
@@ -75,6 +128,17 @@ public struct Database: Sendable {
             case .server:
                 let state = psql.serverInfo?[.sqlState] ?? ""
                 if state == "42501" { return LinliError(.permissionDenied, "permission denied", cause: error) }
+                // Input the handlers let through but the schema refuses: the caller's to fix.
+                if state == "23514" || state == "23503" {
+                    return LinliError(.failedPrecondition, "the change is not allowed by the data's rules", cause: error)
+                }
+                if state == "23505" { return LinliError(.alreadyExists, "it exists already", cause: error) }
+                if state.hasPrefix("22") || state == "23502" {
+                    return LinliError(.invalidArgument, "a value is out of range or malformed", cause: error)
+                }
+                if state == "57014" || state == "55P03" {
+                    return LinliError(.unavailable, "the database took too long; retry", cause: error)
+                }
                 if state == "40001" || state == "40P01" {
                     return LinliError(.unavailable, "conflicting concurrent change; retry", cause: error)
                 }
@@ -83,13 +147,18 @@ public struct Database: Sendable {
                 }
                 return .internal(error)
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed,
-                 .sslUnsupported:
+                 .sslUnsupported, .queryCancelled, .uncleanShutdown:
                 return LinliError(.unavailable, "database unavailable", cause: error)
             default:
                 return .internal(error)
             }
         }
         if error is CancellationError { return LinliError(.unavailable, "cancelled", cause: error) }
+        // The pool's own errors (circuit breaker open, lease cancelled, pool shut down): the
+        // database is not reachable from here now, which the caller may retry.
+        if String(describing: type(of: error)) == "ConnectionPoolError" {
+            return LinliError(.unavailable, "database unavailable", cause: error)
+        }
         return .internal(error)
     }
 
@@ -105,15 +174,41 @@ public struct Database: Sendable {
 /// The first statement of every tenant transaction, prepared once per connection.
 struct TenantSwitch: PostgresPreparedStatement {
     static let sql = Database.tenantSwitchSQL
-    typealias Row = (String, String)
+    typealias Row = (String, String, String)
 
     let schema: String
+    let statementTimeout: String
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 1)
+        var bindings = PostgresBindings(capacity: 2)
         bindings.append(schema)
+        bindings.append(statementTimeout)
         return bindings
     }
 
     func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// Whether PostgreSQL answered lately, as the health probe sees it; shared by every transaction
+/// of the process so that an outage fails calls fast instead of queueing them.
+public final class StorageHealth: Sendable {
+    private let failingSince = Mutex<ContinuousClock.Instant?>(nil)
+    private let downAfter: Duration
+
+    /// Creates the shared state: reachable until probes have failed for `downAfter` in a row.
+    public init(downAfter: Duration = .seconds(3)) {
+        self.downAfter = downAfter
+    }
+
+    /// Records an answer from PostgreSQL.
+    public func postgresAnswered() { failingSince.withLock { $0 = nil } }
+
+    /// Records a failed probe; the first of a streak starts the clock.
+    public func postgresFailed() { failingSince.withLock { $0 = $0 ?? .now } }
+
+    /// False once probes have failed for `downAfter` without an answer in between.
+    public var postgresReachable: Bool {
+        guard let since = failingSince.withLock({ $0 }) else { return true }
+        return ContinuousClock.now - since < downAfter
+    }
 }

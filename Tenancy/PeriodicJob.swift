@@ -1,4 +1,6 @@
+import LinliCore
 import Logging
+import Metrics
 import ServiceLifecycle
 
 /// The loop every background job shares: a pass every `interval` until graceful shutdown, which
@@ -15,9 +17,11 @@ public enum PeriodicJob {
                     if Task.isCancelled { break }
                 }
                 wait = true
+                Counter(label: MetricName.jobRuns, dimensions: [("job", name)]).increment()
                 do {
                     try await pass()
                 } catch {
+                    Counter(label: MetricName.jobFailures, dimensions: [("job", name)]).increment()
                     logger.warning("\(name) pass failed", metadata: ["error": "\(error)"])
                 }
             }

@@ -42,4 +42,11 @@ public enum MetricName {
     public static let rpcRequests = "rpc.server.requests"
     public static let rateLimitFailOpen = "linli.ratelimit.fail_open"
     public static let rollupDeltas = "linli.rollup.deltas_folded"
+    public static let serving = "linli.serving"
+    public static let transactionTimeouts = "linli.db.transaction_timeouts"
+    public static let storageUnavailable = "linli.db.unavailable"
+    public static let redisErrors = "linli.redis.errors"
+    public static let jobRuns = "linli.job.runs"
+    public static let jobFailures = "linli.job.failures"
+    public static let outboxBacklog = "linli.outbox.backlog"
 }

@@ -2,6 +2,7 @@ import Foundation
 import LinliCore
 import LinliTenancy
 import Logging
+import Metrics
 import PostgresNIO
 import ServiceLifecycle
 
@@ -86,14 +87,30 @@ public struct OutboxRelay: Service, Sendable {
     @discardableResult
     public func relayAll() async throws(LinliError) -> Int {
         var total = 0
+        var backlog = 0
         for tenant in try await database.allTenants() {
             while true {
                 let moved = try await relay(tenant)
                 total += moved
                 if moved < batch { break }
             }
+            backlog += try await pending(tenant)
         }
+        // What a full pass left behind (held by a concurrent relay, or failing): an operator's alarm.
+        Gauge(label: MetricName.outboxBacklog).record(backlog)
         return total
+    }
+
+    /// Messages of `tenant` waiting for this relay.
+    func pending(_ tenant: TenantRef) async throws(LinliError) -> Int {
+        try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query("""
+                SELECT count(*) FROM outbox
+                WHERE delivered_at IS NULL AND recipient_id IS NOT NULL AND topic NOT LIKE \(Self.consumedElsewhere)
+                """, logger: logger)
+            for try await count in rows.decode(Int.self) { return count }
+            return 0
+        }
     }
 
     /// Moves one batch of `tenant`'s outbox into its inbox; returns how many moved.

@@ -1,5 +1,6 @@
 import Crypto
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
@@ -111,7 +112,12 @@ public final class RedisClient: Service, Sendable {
         channel.writeAndFlush(RedisRequest(bytes: buffer, reply: promise)).whenFailure { _ in
             promise.fail(RedisError.unavailable("could not write to Redis"))
         }
-        return try await promise.futureResult.get()
+        do {
+            return try await promise.futureResult.get()
+        } catch {
+            Counter(label: "linli.redis.errors").increment()
+            throw error
+        }
     }
 
     private func channel(at index: Int) async throws -> any Channel {

@@ -46,27 +46,43 @@ public struct LinliApplication: Sendable {
     public let outboxRelay: OutboxRelay
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffset
+    /// Whether PostgreSQL and Redis answer; read by `grpc.health.v1.Health`.
+    public let healthProbe: HealthProbe
     /// The gRPC server.
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
-    let logger: Logger
+    public let logger: Logger
+    /// For a serving process: exit this long after SIGTERM even if something still runs
+    /// (never set in tests, which run servers inside the test process).
+    public var exitAfterShutdown: Duration?
+    /// Services a serving process adds (the metrics endpoint), started before the gRPC server.
+    public var extraServices: [any Service] = []
 
     /// Builds every component; nothing runs until `run` or `serviceGroup`.
     public init(configuration: ServerConfiguration, logger: Logger) throws {
         self.configuration = configuration
         self.logger = logger
+        if configuration.pageTokenSecret.isEmpty {
+            logger.notice("LINLI_PAGE_TOKEN_SECRET is not set: page tokens hold only on this process")
+        } else {
+            PageToken.useSecret(configuration.pageTokenSecret)
+        }
         let pg = configuration.postgres
         var pgConfig = PostgresClient.Configuration(host: pg.host, port: pg.port, username: pg.user,
                                                     password: pg.password, database: pg.database, tls: .disable)
         pgConfig.options.maximumConnections = pg.maxConnections
         pgConfig.options.minimumConnections = min(4, pg.maxConnections)
         pgConfig.options.connectTimeout = .seconds(3)
+        // A transaction left idle (a bug, a stuck caller) gives its locks back.
+        pgConfig.options.additionalStartupParameters = [("idle_in_transaction_session_timeout", "60s")]
         let client = PostgresClient(configuration: pgConfig, backgroundLogger: logger)
-        database = Database(client: client, logger: logger)
+        let timeout = pg.transactionTimeoutSeconds
+        let storageHealth = StorageHealth()
+        database = Database(client: client, logger: logger, timeout: timeout > 0 ? .seconds(timeout) : nil, health: storageHealth)
         redis = RedisClient(configuration: configuration.redis, logger: logger)
         tenants = TenantRegistry(database: database)
         users = UserDirectory(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))
         let catalog = try MigrationCatalog.bundled()
-        provisioner = TenantProvisioner(runner: MigrationRunner(database: database, catalog: catalog,
+        provisioner = TenantProvisioner(runner: MigrationRunner(database: database.unbounded, catalog: catalog,
                                                                 parallelism: configuration.migrationParallelism))
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolScheduler(database: database, logger: logger)
@@ -79,9 +95,15 @@ public struct LinliApplication: Sendable {
         let authenticator = Authenticator(sessions: sessions, apiKeys: apiKeys, tenants: tenants)
         let limiter = RateLimiter(redis: redis, limits: configuration.rateLimits, logger: logger)
 
+        let probeConfig = PostgresConnection.Configuration(
+            host: pg.host, port: pg.port, username: pg.user, password: pg.password, database: pg.database, tls: .disable)
+        healthProbe = HealthProbe(database: database, redis: redis, storage: storageHealth, logger: logger) { [logger] in
+            try await PostgresConnection.connect(configuration: probeConfig, id: 0, logger: logger)
+        }
         let services: [any RegistrableRPCService] = [
-            HealthService(),
-            IdentityService(database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys, logger: logger),
+            HealthService(probe: healthProbe),
+            IdentityService(database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys,
+                            throttle: limiter, logger: logger),
             PlatformService(database: database, provisioner: provisioner, tenants: tenants, logger: logger),
             NoticeService(database: database, logger: logger),
             WorkOrderService(database: database, logger: logger),
@@ -108,6 +130,7 @@ public struct LinliApplication: Sendable {
         server = GRPCServer(transport: transport, services: services, interceptors: [
             ObservabilityInterceptor(logger: logger),
             AdmissionInterceptor(authenticator: authenticator, limiter: limiter),
+            InputInterceptor(),
         ])
     }
 
@@ -116,15 +139,20 @@ public struct LinliApplication: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [PostgresService(client: database.client), redis, rollup, patrolScheduler, outboxRelay, prepaidOffset, GRPCServerService(server: server, logger: logger)]
+        [PostgresService(client: database.client), redis, healthProbe] + extraServices
+            + [rollup, patrolScheduler, outboxRelay, prepaidOffset, GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown)]
     }
 
     /// A group running every service, shut down gracefully on SIGTERM and SIGINT.
+    /// Shutdown is bounded: calls still running 7 s after the signal are cancelled, and a
+    /// serving process exits 9 s after the signal whatever still runs (`exitAfterShutdown`).
     public func serviceGroup() -> ServiceGroup {
-        ServiceGroup(configuration: .init(
+        var configuration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = .seconds(7)
+        return ServiceGroup(configuration: configuration)
     }
 
     /// Only the storage clients, for CLI commands that need no server.
@@ -152,12 +180,23 @@ struct PostgresService: Service {
 struct GRPCServerService: Service {
     let server: GRPCServer<HTTP2ServerTransport.Posix>
     let logger: Logger
+    /// For `linli serve` only: how long after the signal the process exits whatever runs.
+    var exitAfter: Duration?
     func run() async throws {
         try await withGracefulShutdownHandler {
             try await server.serve()
         } onGracefulShutdown: {
             logger.info("draining gRPC calls")
             server.beginGracefulShutdown()
+            // The service group cancels calls still running after 7 s; should anything still
+            // hold the process after that (a task that ignores cancellation), it exits anyway.
+            if let exitAfter {
+                Thread.detachNewThread { [logger] in
+                    Thread.sleep(forTimeInterval: TimeInterval(exitAfter.components.seconds))
+                    logger.critical("shutdown did not finish in time; exiting")
+                    exit(1)
+                }
+            }
         }
     }
 }

@@ -13,12 +13,15 @@ import NIOCore
 /// | `LINLI_GRPC_MAX_REQUEST_BYTES`        | 1048576                 |
 /// | `LINLI_POSTGRES_HOST` / `_PORT` / `_USER` / `_PASSWORD` / `_DATABASE` | 127.0.0.1 / 55432 / linli / linli / linli |
 /// | `LINLI_POSTGRES_MAX_CONNECTIONS`      | 20                      |
+/// | `LINLI_POSTGRES_TRANSACTION_TIMEOUT_SECONDS` | 15 (a call's transaction, lease included; 0: none) |
 /// | `LINLI_REDIS_HOST` / `LINLI_REDIS_PORT` / `LINLI_REDIS_CONNECTIONS` | 127.0.0.1 / 56379 / 4 |
 /// | `LINLI_SESSION_IDLE_SECONDS` / `LINLI_SESSION_MAX_SECONDS` | 1800 / 604800 |
 /// | `LINLI_RATELIMIT_<CLASS>_PER_SECOND` / `_BURST` (class: read, write, login) | 100/200, 20/40, 2/10 |
 /// | `LINLI_SCRYPT_LOG_ROUNDS`             | 15                      |
 /// | `LINLI_ROLLUP_INTERVAL_SECONDS`       | 5                       |
 /// | `LINLI_MIGRATION_PARALLELISM`         | 4                       |
+/// | `LINLI_METRICS_HOST` / `LINLI_METRICS_PORT` | 127.0.0.1 / 9464 (Prometheus `/metrics`; port 0: off) |
+/// | `LINLI_PAGE_TOKEN_SECRET`             | none: a random key per process (set the same on every server) |
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -34,6 +37,11 @@ public struct ServerConfiguration: Sendable {
     public var scryptLogRounds: Int
     public var rollupIntervalSeconds: Int
     public var migrationParallelism: Int
+    /// Where `linli serve` exports Prometheus metrics; port 0 turns it off.
+    public var metricsHost: String
+    public var metricsPort: Int
+    /// The secret that signs page tokens; empty: a random key per process.
+    public var pageTokenSecret: String
 
     /// PostgreSQL connection settings.
     public struct PostgresSettings: Sendable {
@@ -43,6 +51,7 @@ public struct ServerConfiguration: Sendable {
         public var password: String
         public var database: String
         public var maxConnections: Int
+        public var transactionTimeoutSeconds: Int
     }
 
     /// Reads the configuration; throws naming every key whose value is unusable.
@@ -66,7 +75,11 @@ public struct ServerConfiguration: Sendable {
             user: config.string(forKey: "postgres.user", default: "linli"),
             password: config.string(forKey: "postgres.password", isSecret: true, default: "linli"),
             database: config.string(forKey: "postgres.database", default: "linli"),
-            maxConnections: positive(config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"))
+            maxConnections: positive(config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"),
+            transactionTimeoutSeconds: config.int(forKey: "postgres.transaction.timeout.seconds", default: 15))
+        if !(0...3600).contains(postgres.transactionTimeoutSeconds) {
+            problems.append("LINLI_POSTGRES_TRANSACTION_TIMEOUT_SECONDS must be 0...3600")
+        }
         redis = RedisClient.Configuration(
             host: config.string(forKey: "redis.host", default: "127.0.0.1"),
             port: config.int(forKey: "redis.port", default: 56379),
@@ -87,6 +100,13 @@ public struct ServerConfiguration: Sendable {
         if !(10...20).contains(scryptLogRounds) { problems.append("LINLI_SCRYPT_LOG_ROUNDS must be 10...20") }
         rollupIntervalSeconds = positive(config.int(forKey: "rollup.interval.seconds", default: 5), env: "LINLI_ROLLUP_INTERVAL_SECONDS")
         migrationParallelism = positive(config.int(forKey: "migration.parallelism", default: 4), env: "LINLI_MIGRATION_PARALLELISM")
+        metricsHost = config.string(forKey: "metrics.host", default: "127.0.0.1")
+        metricsPort = config.int(forKey: "metrics.port", default: 9464)
+        if !(0...65535).contains(metricsPort) { problems.append("LINLI_METRICS_PORT must be 0...65535") }
+        pageTokenSecret = config.string(forKey: "page.token.secret", isSecret: true, default: "")
+        if !pageTokenSecret.isEmpty && pageTokenSecret.utf8.count < 16 {
+            problems.append("LINLI_PAGE_TOKEN_SECRET must be at least 16 characters")
+        }
         if !problems.isEmpty { throw ConfigurationProblem(problems: problems) }
     }
 

@@ -252,7 +252,7 @@ extension Bench {
             }
             let statements = [
                 "BEGIN",
-                variables(Database.tenantSwitchSQL, ["schema"]),
+                variables(Database.tenantSwitchSQL.replacingOccurrences(of: "$2", with: "'15000ms'"), ["schema"]),
                 variables(WorkloadStats.perTechnicianSQL, ["community", "from", "to"]),
                 variables(WorkloadStats.perCategorySQL, ["community", "from", "to"]),
                 "COMMIT",

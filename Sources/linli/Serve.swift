@@ -1,5 +1,7 @@
 import ArgumentParser
 import LinliServer
+import Metrics
+import Prometheus
 
 /// `linli serve`: runs the gRPC server until SIGTERM or SIGINT.
 struct Serve: AsyncParsableCommand {
@@ -7,7 +9,15 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve gRPC over TLS until SIGTERM/SIGINT, then drain in-flight calls and exit.")
 
     func run() async throws {
-        let app = try Runtime.application()
+        var app = try Runtime.application()
+        app.exitAfterShutdown = .seconds(9)
+        // Metrics go to Prometheus only in a serving process (the bootstrap is once per process).
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        if app.configuration.metricsPort > 0 {
+            app.extraServices = [MetricsEndpoint(registry: registry, host: app.configuration.metricsHost,
+                                                 port: app.configuration.metricsPort, logger: app.logger)]
+        }
         try await app.serviceGroup().run()
     }
 }
