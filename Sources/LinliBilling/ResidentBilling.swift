@@ -81,18 +81,20 @@ extension Cashier {
         throw LinliError.notFound("payment")
     }
 
-    /// The rooms the caller lives in today (Asia/Shanghai), in the communities they may act in,
-    /// with the start of the day they moved in (the earliest of their current residencies there).
+    /// The rooms the caller lives in today (in each community's own time zone), in the
+    /// communities they may act in, with the start of the day they moved in (the earliest of
+    /// their current residencies there).
     static func myRooms(_ principal: Principal, _ connection: PostgresConnection,
                         _ logger: Logger) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
         let rows = try await connection.query("""
             SELECT r.id, bd.name || r.unit || r.number, r.community_id,
-                   min(h.move_in)::timestamp AT TIME ZONE 'Asia/Shanghai'
+                   min(h.move_in)::timestamp AT TIME ZONE c.time_zone
             FROM residents p JOIN residencies h ON h.resident_id = p.id
             JOIN rooms r ON r.id = h.room_id JOIN buildings bd ON bd.id = r.building_id
+            JOIN communities c ON c.id = r.community_id
             WHERE p.user_id = \(principal.subjectID.uuid)
-              AND (h.move_out IS NULL OR h.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
-            GROUP BY r.id, bd.name, r.unit, r.number, r.community_id
+              AND (h.move_out IS NULL OR h.move_out >= (now() AT TIME ZONE c.time_zone)::date)
+            GROUP BY r.id, bd.name, r.unit, r.number, r.community_id, c.time_zone
             ORDER BY 2
             """, logger: logger)
         var result: [(room: RoomID, label: String, community: CommunityID, since: Date)] = []
