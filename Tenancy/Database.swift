@@ -12,10 +12,11 @@ public struct Database: Sendable {
     public let client: PostgresClient
     /// The logger for storage events.
     public let logger: Logger
-    /// The longest a transaction may take, lease included; nil for none (migrations, bench).
-    /// Past it the transaction's connection is closed, which fails whatever waits on it with
-    /// `UNAVAILABLE`, and tenant statements past it are cancelled by PostgreSQL itself
-    /// (`statement_timeout`, set for the transaction in its first statement).
+    /// The longest a transaction may take, counted from the call; nil for none (migrations,
+    /// bench). Enforced once a connection is held: past it the connection is closed, which fails
+    /// what waits on it with `UNAVAILABLE`, and tenant statements are cancelled by PostgreSQL
+    /// itself (`statement_timeout`, set in the transaction's first statement). The wait for a
+    /// connection is not bounded by it (README, "Still open").
     public let timeout: Duration?
     /// What the health probe last saw; nil: always try.
     public let health: StorageHealth?
@@ -69,20 +70,36 @@ public struct Database: Sendable {
                 throw LinliError(.unavailable, "database unavailable; retry")
             }
             return try await client.withConnection { connection in
-                try await withThrowingTaskGroup(of: Void.self) { watchdog in
-                    if let timeout {
-                        // At the deadline the connection closes: whatever waits on it fails at
-                        // once, so a lost reply cannot hold a call (or the shutdown drain) forever.
-                        watchdog.addTask {
-                            try await Task.sleep(until: started + timeout, clock: .continuous)
-                            Metrics.Counter(label: MetricName.transactionTimeouts).increment()
-                            logger.warning("transaction over its deadline; closing its connection")
-                            try? await connection.close()
-                        }
+                // At the deadline the connection closes: whatever waits on it fails at once. A
+                // timer on the connection's event loop, cancelled when the transaction ends, costs
+                // no task on the hot path.
+                let watchdog = timeout.map { timeout in
+                    let remaining = TimeAmount.nanoseconds((started + timeout - .now).nanosecondsClamped)
+                    return connection.eventLoop.scheduleTask(in: remaining) {
+                        Metrics.Counter(label: MetricName.transactionTimeouts).increment()
+                        logger.warning("transaction over its deadline; closing its connection")
+                        let closing: EventLoopFuture<Void> = connection.close()
+                        closing.whenComplete { _ in }
                     }
-                    defer { watchdog.cancelAll() }
-                    return try await Self.run(schema: schema, statementTimeout: statementTimeout, on: connection,
-                                              logger: logger, body)
+                }
+                defer { watchdog?.cancel() }
+                try await connection.query("BEGIN", logger: logger)
+                do {
+                    if let schema {
+                        let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
+                        for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
+                    }
+                    let result = try await body(connection)
+                    try await connection.query("COMMIT", logger: logger)
+                    return result
+                } catch {
+                    // ROLLBACK runs even when this task is cancelled (the client went away,
+                    // shutdown): a cancelled task's query throws without being sent, which would
+                    // hand the pool a connection still inside this transaction. When it cannot
+                    // run, the connection closes.
+                    let rolledBack = await Task { (try? await connection.query("ROLLBACK", logger: logger)) != nil }.value
+                    if !rolledBack { try? await connection.close() }
+                    throw error
                 }
             }
         } catch {
@@ -93,30 +110,6 @@ public struct Database: Sendable {
                 logger.error("transaction failed", metadata: ["error.code": "\(mapped.code)", "error.cause": "\(String(reflecting: error))"])
             }
             throw mapped
-        }
-    }
-
-    /// BEGIN, the tenant switch, `body`, COMMIT on one leased connection.
-    private static func run<R: Sendable>(
-        schema: String?, statementTimeout: String, on connection: PostgresConnection, logger: Logger,
-        _ body: (PostgresConnection) async throws -> R
-    ) async throws -> R {
-        try await connection.query("BEGIN", logger: logger)
-        do {
-            if let schema {
-                let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
-                for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
-            }
-            let result = try await body(connection)
-            try await connection.query("COMMIT", logger: logger)
-            return result
-        } catch {
-            // ROLLBACK runs even when this task is cancelled (the client went away, shutdown):
-            // a cancelled task's query throws without being sent, which would hand the pool a
-            // connection still inside this transaction. When it cannot run, the connection closes.
-            let rolledBack = await Task { (try? await connection.query("ROLLBACK", logger: logger)) != nil }.value
-            if !rolledBack { try? await connection.close() }
-            throw error
         }
     }
 
@@ -210,5 +203,15 @@ public final class StorageHealth: Sendable {
     public var postgresReachable: Bool {
         guard let since = failingSince.withLock({ $0 }) else { return true }
         return ContinuousClock.now - since < downAfter
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, clamped to Int64 (a deadline already past is 0 or negative).
+    var nanosecondsClamped: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow { return seconds < 0 ? .min : .max }
+        return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
 }
