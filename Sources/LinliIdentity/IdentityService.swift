@@ -4,6 +4,7 @@ import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
+import PostgresNIO
 import SwiftProtobuf
 import Synchronization
 
@@ -137,16 +138,9 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         _ = try Input.requestID(request.message.requestID)
         let user: UserID = try Input.id(request.message.userID, field: "user_id")
         // Revoking is naturally idempotent: a retry finds no sessions left.
-        // A user is within reach only when every community they belong to is the caller's.
-        let communities: [UUID]? = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
-                SELECT ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id) FROM users u WHERE u.id = \(user.uuid)
-                """, logger: ctx.logger)
-            for try await communities in rows.decode([UUID].self) { return communities }
-            return nil
-        }
-        guard let communities, communities.allSatisfy({ ctx.principal.canAct(in: CommunityID($0)) }) else {
-            throw LinliError.notFound("user")
+        let principal = ctx.principal
+        try await database.tenantTransaction(tenant) { connection in
+            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
         }
         var response = Linli_Identity_V1_RevokeUserSessionsResponse()
         response.sessionsRevoked = Int32(clamping: try await sessions.revokeAll(tenant: tenant.id, user: user))
@@ -157,43 +151,48 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     public func setUserStatus(request: ServerRequest<Linli_Identity_V1_SetUserStatusRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Identity_V1_SetUserStatusResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let tenant = try ctx.requireTenant()
         let m = request.message
         let user: UserID = try Input.id(m.userID, field: "user_id")
         if user == ctx.principal.subjectID && m.disabled {
             throw LinliError(.failedPrecondition, "user_id: you cannot disable yourself", field: "user_id")
         }
-        let principal = ctx.principal
-        _ = try await database.once(ctx, "SetUserStatus", m) { connection in
-            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
-            try await users.setStatus(user, disabled: m.disabled, on: connection, logger: ctx.logger)
-            return Linli_Identity_V1_SetUserStatusResponse()
-        }
         var response = Linli_Identity_V1_SetUserStatusResponse()
-        if m.disabled { response.sessionsRevoked = try await endSessions(tenant: tenant, user: user) }
-        ctx.logger.notice("user status set", metadata: ["target.user": "\(user)", "disabled": "\(m.disabled)"])
+        response.sessionsRevoked = try await changeAccess(ctx, "SetUserStatus", m, of: user, endSessions: m.disabled) { connection in
+            try await users.setStatus(user, disabled: m.disabled, on: connection, logger: ctx.logger)
+        }
         return ServerResponse(message: response)
     }
 
     public func setUserScope(request: ServerRequest<Linli_Identity_V1_SetUserScopeRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Identity_V1_SetUserScopeResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let tenant = try ctx.requireTenant()
         let m = request.message
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let communities: [CommunityID] = try Input.ids(m.communityIds, field: "community_ids")
         let buildings: [BuildingID] = try Input.ids(m.buildingIds, field: "building_ids")
         for community in communities { try ctx.principal.requireScope(community) }
-        let principal = ctx.principal
-        _ = try await database.once(ctx, "SetUserScope", m) { connection in
-            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
-            try await users.setScope(user, communities: communities, buildings: buildings, on: connection, logger: ctx.logger)
-            return Linli_Identity_V1_SetUserScopeResponse()
-        }
         var response = Linli_Identity_V1_SetUserScopeResponse()
-        response.sessionsRevoked = try await endSessions(tenant: tenant, user: user)
-        ctx.logger.notice("user scope set", metadata: ["target.user": "\(user)"])
+        response.sessionsRevoked = try await changeAccess(ctx, "SetUserScope", m, of: user, endSessions: true) { connection in
+            try await users.setScope(user, communities: communities, buildings: buildings, on: connection, logger: ctx.logger)
+        }
         return ServerResponse(message: response)
+    }
+
+    /// Changes what `user` may do, once per request id, if every community of theirs is the
+    /// caller's (else not found); with `endSessions`, their sessions end after the commit.
+    /// Returns how many sessions ended.
+    func changeAccess<Request: IdempotentRequest & Sendable>(
+        _ ctx: RequestContext, _ method: String, _ request: Request, of user: UserID, endSessions: Bool,
+        _ change: (PostgresConnection) async throws -> Void
+    ) async throws -> Int32 {
+        let principal = ctx.principal
+        _ = try await database.once(ctx, method, request) { connection in
+            try await users.requireWithin(user, of: principal, on: connection, logger: ctx.logger)
+            try await change(connection)
+            return Google_Protobuf_Empty()
+        }
+        ctx.logger.notice("user access changed", metadata: ["rpc": "\(method)", "target.user": "\(user)"])
+        return endSessions ? try await self.endSessions(tenant: try ctx.requireTenant(), user: user) : 0
     }
 
     /// Ends `user`'s sessions after their access changed (committed), and once more a moment
