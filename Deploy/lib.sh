@@ -120,3 +120,9 @@ stack_env() {
          LINLI_REDIS_HOST=127.0.0.1 LINLI_REDIS_PORT="$3" \
          LINLI_TLS_CERTIFICATE="$1/tls/server.crt" LINLI_TLS_KEY="$1/tls/server.key"
 }
+
+# The toolchain's formatter in lint mode over everything but generated code; warnings fail.
+lint_sources() {
+  (cd "$LINLI_ROOT" && find Sources Tenancy Tests -name '*.swift' -not -path 'Sources/LinliAPI/*' -print0 |
+     xargs -0 swift format lint --strict --parallel --configuration .swift-format)
+}

@@ -140,7 +140,7 @@ public struct Database: Sendable {
                 }
                 return .internal(error)
             case .connectionError, .serverClosedConnection, .clientClosedConnection, .poolClosed,
-                 .sslUnsupported, .queryCancelled, .uncleanShutdown:
+                .sslUnsupported, .queryCancelled, .uncleanShutdown:
                 return LinliError(.unavailable, "database unavailable", cause: error)
             default:
                 return .internal(error)

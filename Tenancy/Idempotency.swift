@@ -31,13 +31,15 @@ public enum Idempotency {
         // claims the key or finds it taken and replays the stored response.
         // Table name interpolation: one of two constants above.
         var claimed = false
-        let insert = try await connection.query("""
+        let insert = try await connection.query(
+            """
             INSERT INTO \(unescaped: table.rawValue) (principal_id, request_id, method, request_hash)
             VALUES (\(principal.uuid), \(requestID), \(method), \(hash)) ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
         for try await _ in insert { claimed = true }
         if !claimed {
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT request_hash, response FROM \(unescaped: table.rawValue)
                 WHERE principal_id = \(principal.uuid) AND request_id = \(requestID)
                 """, logger: logger)
@@ -51,7 +53,8 @@ public enum Idempotency {
             throw LinliError(.unavailable, "request_id: a call with this id is still in progress; retry")
         }
         let response = try await effect()
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE \(unescaped: table.rawValue) SET response = \(response)
             WHERE principal_id = \(principal.uuid) AND request_id = \(requestID)
             """, logger: logger)
@@ -76,8 +79,10 @@ extension Idempotency {
         var fingerprint = fingerprint
         fingerprint.requestID = ""
         let bytes: Data = try fingerprint.serializedBytes()
-        let stored = try await once(table, principal: principal, requestID: requestID, method: method,
-                                    fingerprint: bytes, on: connection, logger: logger) {
+        let stored = try await once(
+            table, principal: principal, requestID: requestID, method: method,
+            fingerprint: bytes, on: connection, logger: logger
+        ) {
             try await effect().serializedBytes()
         }
         return try Response(serializedBytes: stored)
@@ -93,8 +98,10 @@ extension Database {
     ) async throws -> Response {
         let requestID = try Input.requestID(request.requestID)
         return try await tenantTransaction(try ctx.requireTenant()) { connection in
-            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
-                                       fingerprint: request, on: connection, logger: ctx.logger) {
+            try await Idempotency.once(
+                .tenant, principal: ctx.principal.subjectID, requestID: requestID, method: method,
+                fingerprint: request, on: connection, logger: ctx.logger
+            ) {
                 try await effect(connection)
             }
         }

@@ -22,9 +22,12 @@ public struct MetricDelta: Sendable {
     }
 
     /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.
-    public static func record(_ metric: Metric, delta: Int64, community: CommunityID,
-                              on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("""
+    public static func record(
+        _ metric: Metric, delta: Int64, community: CommunityID,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
             INSERT INTO metric_deltas (community_id, day, metric, delta)
             VALUES (\(community.uuid), (now() AT TIME ZONE 'Asia/Shanghai')::date, \(metric.rawValue), \(delta))
             """, logger: logger)

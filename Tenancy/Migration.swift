@@ -15,7 +15,8 @@ public struct Migration: Sendable, Equatable {
     /// Creates a migration from its file name and contents.
     public init?(fileName: String, sql: String) {
         guard fileName.hasSuffix(".sql"), let underscore = fileName.firstIndex(of: "_"),
-              let version = Int(fileName[..<underscore]) else { return nil }
+            let version = Int(fileName[..<underscore])
+        else { return nil }
         self.version = version
         self.name = String(fileName[fileName.index(after: underscore)...].dropLast(4))
         self.sql = sql
@@ -41,8 +42,9 @@ public struct MigrationCatalog: Sendable {
         guard let root = Bundle.module.url(forResource: "Migrations", withExtension: nil) else {
             throw MigrationError("the Migrations folder is missing from the bundle")
         }
-        return MigrationCatalog(platform: try load(root.appendingPathComponent("platform")),
-                                tenant: try load(root.appendingPathComponent("tenant")))
+        return MigrationCatalog(
+            platform: try load(root.appendingPathComponent("platform")),
+            tenant: try load(root.appendingPathComponent("tenant")))
     }
 
     static func load(_ folder: URL) throws -> [Migration] {

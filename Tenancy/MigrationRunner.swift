@@ -44,7 +44,8 @@ public struct MigrationRunner: Sendable {
             try await database.platformTransaction { connection in
                 try await connection.query("SELECT pg_advisory_xact_lock(\(Self.platformLock))", logger: database.logger)
                 try await connection.query("CREATE SCHEMA IF NOT EXISTS platform", logger: database.logger)
-                try await connection.query("""
+                try await connection.query(
+                    """
                     CREATE TABLE IF NOT EXISTS platform.schema_migrations (
                         scope text NOT NULL, version integer NOT NULL, name text NOT NULL,
                         checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now(),
@@ -164,7 +165,8 @@ public struct MigrationRunner: Sendable {
     }
 
     private static func record(_ migration: Migration, scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO platform.schema_migrations (scope, version, name, checksum)
             VALUES (\(scope), \(migration.version), \(migration.name), \(migration.checksum))
             """, logger: logger)

@@ -7,8 +7,10 @@ import ServiceLifecycle
 /// cancels a pass in progress (its transaction rolls back; the next start redoes it). A failed
 /// pass is logged and the next one runs on time.
 public enum PeriodicJob {
-    public static func run(every interval: Duration, first: First, name: String, logger: Logger,
-                           _ pass: @escaping @Sendable () async throws -> Void) async {
+    public static func run(
+        every interval: Duration, first: First, name: String, logger: Logger,
+        _ pass: @escaping @Sendable () async throws -> Void
+    ) async {
         await cancelWhenGracefulShutdown {
             var wait = first == .afterInterval
             while !Task.isCancelled {

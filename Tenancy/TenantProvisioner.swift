@@ -30,7 +30,8 @@ public struct TenantProvisioner: Sendable {
         for try await _ in exists {
             throw LinliError(.alreadyExists, "slug: a tenant named \(slug) exists", field: "slug")
         }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO platform.tenants (id, slug, name, status, plan) VALUES (\(ref.id.uuid), \(slug), \(name), 'active', \(plan))
             RETURNING created_at
             """, logger: logger)
@@ -43,7 +44,8 @@ public struct TenantProvisioner: Sendable {
         try await connection.query(PostgresQuery(unsafeSQL: "GRANT \(ref.schema) TO CURRENT_USER"), logger: logger)
         try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(ref.schema) AUTHORIZATION \(ref.schema)"), logger: logger)
         _ = try await runner.applyTenantMigrations(ref, connection)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO platform.rollup_state (tenant_id, folded_through) VALUES (\(ref.id.uuid), now())
             """, logger: logger)
         return Tenant(ref: ref, name: name, plan: plan, createdAt: createdAt, suspendedReason: nil)

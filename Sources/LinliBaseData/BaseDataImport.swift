@@ -22,7 +22,6 @@ public struct BaseDataImport: Sendable {
         public var errorCount = 0
     }
 
-
     /// The columns of each kind; the ones that may be left empty are in `optional`.
     static let columns: [Kind: [String]] = [
         .buildings: ["building"],
@@ -32,8 +31,10 @@ public struct BaseDataImport: Sendable {
     static let optional: Set<String> = ["unit", "floor", "phone", "id_number", "move_in"]
 
     /// Checks every line and, when all are good, writes them in one go.
-    public func run(kind: Kind, community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
-                    logger: Logger) async throws -> Report {
+    public func run(
+        kind: Kind, community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Report {
         try principal.requireScope(community)
         try await BaseDataSQL.requireCommunity(community, connection, logger)
         var check = Check(kind: kind)
@@ -65,16 +66,20 @@ public struct BaseDataImport: Sendable {
         static func load(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Known {
             var known = Known()
             for try await (id, name) in try await connection.query(
-                "SELECT id, name FROM buildings WHERE community_id = \(community.uuid)", logger: logger).decode((UUID, String).self) {
+                "SELECT id, name FROM buildings WHERE community_id = \(community.uuid)", logger: logger
+            ).decode((UUID, String).self) {
                 known.buildings[name] = id
             }
-            for try await (id, building, unit, number) in try await connection.query("""
+            for try await (id, building, unit, number) in try await connection.query(
+                """
                 SELECT r.id, b.name, r.unit, r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.community_id = \(community.uuid)
-                """, logger: logger).decode((UUID, String, String, String).self) {
+                """, logger: logger
+            ).decode((UUID, String, String, String).self) {
                 known.rooms[roomKey(building, unit, number)] = id
             }
             for try await phone in try await connection.query(
-                "SELECT phone FROM residents WHERE community_id = \(community.uuid) AND phone <> ''", logger: logger).decode(String.self) {
+                "SELECT phone FROM residents WHERE community_id = \(community.uuid) AND phone <> ''", logger: logger
+            ).decode(String.self) {
                 known.phones.insert(phone)
             }
             return known
@@ -97,13 +102,15 @@ public struct BaseDataImport: Sendable {
 
         func write(community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
             if !buildingIDs.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO buildings (id, community_id, name)
                     SELECT id, \(community.uuid), name FROM unnest(\(buildingIDs)::uuid[], \(buildingNames)::text[]) AS t (id, name)
                     """, logger: logger)
             }
             if !roomIDs.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
                     SELECT id, \(community.uuid), building, unit, number, NULLIF(floor, \(Self.noFloor)), area, kind
                     FROM unnest(\(roomIDs)::uuid[], \(roomBuildings)::uuid[], \(roomUnits)::text[], \(roomNumbers)::text[],
@@ -111,19 +118,22 @@ public struct BaseDataImport: Sendable {
                     """, logger: logger)
             }
             if !residentIDs.isEmpty {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO residents (id, community_id, name, phone, id_number)
                     SELECT id, \(community.uuid), name, phone, id_number
                     FROM unnest(\(residentIDs)::uuid[], \(residentNames)::text[], \(residentPhones)::text[], \(residentIDNumbers)::text[])
                          AS t (id, name, phone, id_number)
                     """, logger: logger)
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
                     SELECT id, resident, room, relation, coalesce(NULLIF(move_in, '')::date, current_date)
                     FROM unnest(\(stayIDs)::uuid[], \(stayResidents)::uuid[], \(stayRooms)::uuid[], \(stayRelations)::text[],
                                 \(stayMoveIns)::text[]) AS t (id, resident, room, relation, move_in)
                     """, logger: logger)
-                try await connection.query("""
+                try await connection.query(
+                    """
                     UPDATE rooms SET state = \(unescaped: BaseDataSQL.occupancy)
                     WHERE id = ANY(\(Array(Set(stayRooms)))::uuid[]) AND state <> 'renovating'
                     """, logger: logger)
@@ -194,7 +204,9 @@ public struct BaseDataImport: Sendable {
             }
             let key = Known.roomKey(building, unit, number)
             if known.rooms[key] != nil { return fail(line, "number", "room \(building)\(unit)\(number) already exists") }
-            guard plan.seenRooms.insert(key).inserted else { return fail(line, "number", "room \(building)\(unit)\(number) appears earlier in the file") }
+            guard plan.seenRooms.insert(key).inserted else {
+                return fail(line, "number", "room \(building)\(unit)\(number) appears earlier in the file")
+            }
             plan.roomIDs.append(UUIDv7.make())
             plan.roomBuildings.append(buildingID)
             plan.roomUnits.append(unit)

@@ -23,22 +23,26 @@ public struct BaseDataService: Sendable {
 
 extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     public func createBuilding(request: ServerRequest<Linli_Property_V1_CreateBuildingRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateBuildingResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateBuildingResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let name = try Input.text(m.name, field: "name", max: 40)
         let response = try await database.once(ctx, "CreateBuilding", m) { [rooms] connection in
             var response = Linli_Property_V1_CreateBuildingResponse()
-            response.buildingID = try await rooms.createBuilding(community: community, name: name, by: ctx.principal, on: connection,
-                                                                 logger: ctx.logger).description
+            response.buildingID = try await rooms.createBuilding(
+                community: community, name: name, by: ctx.principal, on: connection,
+                logger: ctx.logger
+            ).description
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func createRoom(request: ServerRequest<Linli_Property_V1_CreateRoomRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateRoomResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateRoomResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard m.areaCentiM2 > 0 else { throw LinliError.invalid("area_centi_m2", "must be greater than 0 (89.50 m² is 8950)") }
@@ -59,7 +63,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func setRoomState(request: ServerRequest<Linli_Property_V1_SetRoomStateRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_SetRoomStateResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_SetRoomStateResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id: RoomID = try Input.id(m.roomID, field: "room_id")
@@ -72,7 +77,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func listRooms(request: ServerRequest<Linli_Property_V1_ListRoomsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListRoomsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListRoomsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -80,8 +86,9 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let limit = try Input.pageSize(m.page.pageSize, max: 500)
         let after = try PageToken.decode(m.page.pageToken)?.1
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [rooms] connection in
-            try await rooms.list(community: community, building: building, after: after, limit: limit + 1, for: ctx.principal,
-                                 on: connection, logger: ctx.logger)
+            try await rooms.list(
+                community: community, building: building, after: after, limit: limit + 1, for: ctx.principal,
+                on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListRoomsResponse()
         let page = PageToken.page(rows, limit: limit) { (Date(timeIntervalSince1970: 0), $0.id.uuid) }
@@ -91,7 +98,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func registerResident(request: ServerRequest<Linli_Property_V1_RegisterResidentRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RegisterResidentResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RegisterResidentResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let new = ResidentRegistry.NewResident(
@@ -112,7 +120,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func moveIn(request: ServerRequest<Linli_Property_V1_MoveInRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_MoveInResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_MoveInResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let resident: ResidentID = try Input.id(m.residentID, field: "resident_id")
@@ -121,30 +130,38 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let date = try Input.localDate(m.moveIn, field: "move_in")
         let response = try await database.once(ctx, "MoveIn", m) { [residents] connection in
             var response = Linli_Property_V1_MoveInResponse()
-            response.resident = .init(try await residents.moveIn(resident, room: room, relation: relation, on: date, by: ctx.principal,
-                                                                 on: connection, logger: ctx.logger).masked)
+            response.resident = .init(
+                try await residents.moveIn(
+                    resident, room: room, relation: relation, on: date, by: ctx.principal,
+                    on: connection, logger: ctx.logger
+                ).masked)
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func moveOut(request: ServerRequest<Linli_Property_V1_MoveOutRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_MoveOutResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_MoveOutResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let residency = try Input.id(m.residencyID, field: "residency_id", as: IDTag.Residency.self).uuid
         let date = try Input.localDate(m.moveOut, field: "move_out")
         let response = try await database.once(ctx, "MoveOut", m) { [residents] connection in
             var response = Linli_Property_V1_MoveOutResponse()
-            response.resident = .init(try await residents.moveOut(residency: residency, on: date, by: ctx.principal, on: connection,
-                                                                  logger: ctx.logger).masked)
+            response.resident = .init(
+                try await residents.moveOut(
+                    residency: residency, on: date, by: ctx.principal, on: connection,
+                    logger: ctx.logger
+                ).masked)
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func verifyResident(request: ServerRequest<Linli_Property_V1_VerifyResidentRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_VerifyResidentResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_VerifyResidentResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let resident: ResidentID = try Input.id(m.residentID, field: "resident_id")
@@ -157,7 +174,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func getResident(request: ServerRequest<Linli_Property_V1_GetResidentRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetResidentResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetResidentResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id: ResidentID = try Input.id(m.residentID, field: "resident_id")
@@ -177,7 +195,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func search(request: ServerRequest<Linli_Property_V1_SearchRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_SearchResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_SearchResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -192,7 +211,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func createParkingSpace(request: ServerRequest<Linli_Property_V1_CreateParkingSpaceRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateParkingSpaceResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateParkingSpaceResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -201,8 +221,9 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let room: RoomID? = m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id")
         let response = try await database.once(ctx, "CreateParkingSpace", m) { [residents] connection in
             var response = Linli_Property_V1_CreateParkingSpaceResponse()
-            let space = try await residents.createParkingSpace(community: community, code: code, kind: kind, room: room, by: ctx.principal,
-                                                               on: connection, logger: ctx.logger)
+            let space = try await residents.createParkingSpace(
+                community: community, code: code, kind: kind, room: room, by: ctx.principal,
+                on: connection, logger: ctx.logger)
             response.space = .with {
                 $0.id = space.id.uuidString.lowercased()
                 $0.communityID = space.community.description
@@ -216,7 +237,8 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func registerVehicle(request: ServerRequest<Linli_Property_V1_RegisterVehicleRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RegisterVehicleResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RegisterVehicleResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let resident: ResidentID = try Input.id(m.residentID, field: "resident_id")
@@ -224,15 +246,18 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
         let space = m.parkingSpaceID.isEmpty ? nil : try Input.id(m.parkingSpaceID, field: "parking_space_id", as: IDTag.ParkingSpace.self).uuid
         let response = try await database.once(ctx, "RegisterVehicle", m) { [residents] connection in
             var response = Linli_Property_V1_RegisterVehicleResponse()
-            response.vehicle = .init(try await residents.registerVehicle(resident: resident, plate: plate, space: space, by: ctx.principal,
-                                                                         on: connection, logger: ctx.logger))
+            response.vehicle = .init(
+                try await residents.registerVehicle(
+                    resident: resident, plate: plate, space: space, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func listStaff(request: ServerRequest<Linli_Property_V1_ListStaffRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListStaffResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListStaffResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
         let staff = try await database.tenantTransaction(try ctx.requireTenant()) { [residents] connection in
@@ -253,38 +278,50 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
     }
 
     public func importBaseData(request: StreamingServerRequest<Linli_Property_V1_ImportBaseDataRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ImportBaseDataResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ImportBaseDataResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let whole = try await LineStream.collect(request.messages)
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
         let kind = try ProtoEnum.decode(whole.kind, BaseDataImport.Kind.self, field: "kind")
         let lines = whole.lines
         let response = try await database.once(ctx, "ImportBaseData", whole) { [importer] connection in
-            let report = try await importer.run(kind: kind, community: community, lines: lines, by: ctx.principal, on: connection,
-                                                logger: ctx.logger)
-            ctx.logger.info("base data import", metadata: ["import.kind": "\(kind.rawValue)", "import.rows": "\(report.rows)",
-                                                           "import.errors": "\(report.errorCount)", "import.committed": "\(report.committed)"])
+            let report = try await importer.run(
+                kind: kind, community: community, lines: lines, by: ctx.principal, on: connection,
+                logger: ctx.logger)
+            ctx.logger.info(
+                "base data import",
+                metadata: [
+                    "import.kind": "\(kind.rawValue)", "import.rows": "\(report.rows)",
+                    "import.errors": "\(report.errorCount)", "import.committed": "\(report.committed)",
+                ])
             return Linli_Property_V1_ImportBaseDataResponse.with {
                 $0.committed = report.committed
                 $0.rows = Int32(report.rows)
                 $0.created = Int32(report.created)
                 $0.errorCount = Int32(report.errorCount)
-                $0.errors = report.errors.map { e in .with { $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message } }
+                $0.errors = report.errors.map { e in
+                    .with {
+                        $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message
+                    }
+                }
             }
         }
         return ServerResponse(message: response)
     }
 
     public func listPersonalDataReads(request: ServerRequest<Linli_Property_V1_ListPersonalDataReadsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListPersonalDataReadsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListPersonalDataReadsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [residents] connection in
-            try await residents.reads(community: community, after: after, limit: limit + 1, for: ctx.principal, on: connection,
-                                      logger: ctx.logger)
+            try await residents.reads(
+                community: community, after: after, limit: limit + 1, for: ctx.principal, on: connection,
+                logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListPersonalDataReadsResponse()
         let page = PageToken.page(rows, limit: limit) { ($0.at, ResidentRegistry.tokenID($0.id)) }

@@ -19,7 +19,8 @@ public struct PetService: Sendable {
 
 extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
     public func registerPet(request: ServerRequest<Linli_Property_V1_RegisterPetRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RegisterPetResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RegisterPetResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
@@ -28,15 +29,18 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         let breed = try Input.text(m.breed, field: "breed", min: 0, max: 30)
         let response = try await database.once(ctx, "RegisterPet", m) { [pets] connection in
             var response = Linli_Property_V1_RegisterPetResponse()
-            response.pet = .init(try await pets.register(room: room, name: name, species: species, breed: breed, by: ctx.principal,
-                                                         on: connection, logger: ctx.logger))
+            response.pet = .init(
+                try await pets.register(
+                    room: room, name: name, species: species, breed: breed, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func recordVaccination(request: ServerRequest<Linli_Property_V1_RecordVaccinationRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RecordVaccinationResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RecordVaccinationResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let pet = try Input.id(m.petID, field: "pet_id", as: IDTag.Pet.self).uuid
@@ -45,15 +49,18 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         let next = try Input.localDate(m.nextDueOn, field: "next_due_on")
         let response = try await database.once(ctx, "RecordVaccination", m) { [pets] connection in
             var response = Linli_Property_V1_RecordVaccinationResponse()
-            response.pet = .init(try await pets.vaccinate(pet: pet, vaccine: vaccine, givenOn: given, nextDueOn: next, by: ctx.principal,
-                                                          on: connection, logger: ctx.logger))
+            response.pet = .init(
+                try await pets.vaccinate(
+                    pet: pet, vaccine: vaccine, givenOn: given, nextDueOn: next, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func listPets(request: ServerRequest<Linli_Property_V1_ListPetsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListPetsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListPetsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
         let found = try await database.tenantTransaction(try ctx.requireTenant()) { [pets] connection in
@@ -65,7 +72,8 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
     }
 
     public func listDueVaccinations(request: ServerRequest<Linli_Property_V1_ListDueVaccinationsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListDueVaccinationsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListDueVaccinationsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -98,6 +106,10 @@ extension Linli_Property_V1_Pet {
         name = p.name
         species = ProtoEnum.encode(p.species)
         breed = p.breed
-        vaccinations = p.vaccinations.map { v in .with { $0.vaccine = v.vaccine; $0.givenOn = v.givenOn; $0.nextDueOn = v.nextDueOn } }
+        vaccinations = p.vaccinations.map { v in
+            .with {
+                $0.vaccine = v.vaccine; $0.givenOn = v.givenOn; $0.nextDueOn = v.nextDueOn
+            }
+        }
     }
 }

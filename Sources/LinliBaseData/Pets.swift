@@ -36,24 +36,30 @@ public struct PetRegistry: Sendable {
         public var overdue: Bool
     }
 
-    public func register(room id: RoomID, name: String, species: Species, breed: String, by principal: Principal,
-                         on connection: PostgresConnection, logger: Logger) async throws -> Pet {
+    public func register(
+        room id: RoomID, name: String, species: Species, breed: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Pet {
         let room = try await rooms.load(id, connection, logger)
         try await requireRoom(room, principal, connection, logger)
         let pet = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO pets (id, community_id, room_id, name, species, breed, registered_by)
             VALUES (\(pet), \(room.community.uuid), \(id.uuid), \(name), \(species.rawValue), \(breed), \(principal.subjectID.uuid))
             """, logger: logger)
         return try await load(pet, connection, logger)
     }
 
-    public func vaccinate(pet id: UUID, vaccine: String, givenOn: String, nextDueOn: String, by principal: Principal,
-                          on connection: PostgresConnection, logger: Logger) async throws -> Pet {
+    public func vaccinate(
+        pet id: UUID, vaccine: String, givenOn: String, nextDueOn: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Pet {
         let pet = try await load(id, connection, logger)
         try await requireRoom(try await rooms.load(pet.room, connection, logger), principal, connection, logger)
         guard nextDueOn > givenOn else { throw LinliError.invalid("next_due_on", "must be after given_on") }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO pet_vaccinations (id, pet_id, vaccine, given_on, next_due_on, recorded_by)
             VALUES (\(UUIDv7.make()), \(id), \(vaccine), \(givenOn)::date, \(nextDueOn)::date, \(principal.subjectID.uuid))
             """, logger: logger)
@@ -62,7 +68,8 @@ public struct PetRegistry: Sendable {
 
     public func list(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Pet] {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT p.id FROM pets p WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
               AND (NOT \(principal.role == .resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
             ORDER BY p.id LIMIT 1000
@@ -74,12 +81,15 @@ public struct PetRegistry: Sendable {
     }
 
     /// The latest dose of each vaccine that falls due by `dueBy`, and pets never vaccinated; soonest first.
-    public func due(community: CommunityID, by dueBy: String, for principal: Principal, on connection: PostgresConnection,
-                    logger: Logger) async throws -> [Due] {
+    public func due(
+        community: CommunityID, by dueBy: String, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Due] {
         try principal.requireScope(community)
         // A resident sees only the pets of rooms they live in, as in `list`.
         let resident = principal.role == .resident
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH latest AS (
                 SELECT DISTINCT ON (v.pet_id, v.vaccine) v.pet_id, v.vaccine, v.next_due_on
                 FROM pet_vaccinations v JOIN pets p ON p.id = v.pet_id
@@ -106,7 +116,8 @@ public struct PetRegistry: Sendable {
     private func requireRoom(_ room: RoomRegistry.Room, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try principal.requireScope(room.community)
         guard principal.role == .resident else { return }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT 1 WHERE \(room.id.uuid) IN (\(unescaped: Self.ownRooms(principal)))
             """, logger: logger)
         for try await _ in rows { return }
@@ -129,16 +140,19 @@ public struct PetRegistry: Sendable {
     /// Pets with the latest dose of each vaccine, in two queries however many.
     func load(_ ids: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws -> [UUID: Pet] {
         guard !ids.isEmpty else { return [:] }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT p.id, p.room_id, b.name || r.unit || r.number, p.name, p.species, p.breed FROM pets p
             JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = ANY(\(ids)::uuid[])
             """, logger: logger)
         var pets: [UUID: Pet] = [:]
         for try await (id, room, label, name, species, breed) in rows.decode((UUID, UUID, String, String, String, String).self) {
-            pets[id] = Pet(id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
-                           breed: breed, vaccinations: [])
+            pets[id] = Pet(
+                id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
+                breed: breed, vaccinations: [])
         }
-        let doses = try await connection.query("""
+        let doses = try await connection.query(
+            """
             SELECT DISTINCT ON (pet_id, vaccine) pet_id, vaccine, given_on::text, next_due_on::text FROM pet_vaccinations
             WHERE pet_id = ANY(\(ids)::uuid[]) ORDER BY pet_id, vaccine, given_on DESC, id DESC
             """, logger: logger)

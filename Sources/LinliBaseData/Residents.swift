@@ -59,8 +59,10 @@ public struct ResidentRegistry: Sendable {
         public var room: RoomID
         public var relation: Relation
         public var moveIn: String
-        public init(community: CommunityID, name: String, phone: String, idNumber: String, user: UserID?, room: RoomID,
-                    relation: Relation, moveIn: String) {
+        public init(
+            community: CommunityID, name: String, phone: String, idNumber: String, user: UserID?, room: RoomID,
+            relation: Relation, moveIn: String
+        ) {
             self.community = community
             self.name = name
             self.phone = phone
@@ -105,7 +107,8 @@ public struct ResidentRegistry: Sendable {
         let room = try await rooms.load(new.room, connection, logger)
         guard room.community == new.community else { throw LinliError.invalid("room_id", "is not in this community") }
         if let user = new.user {
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
                 WHERE u.id = \(user.uuid) AND u.role = 'resident' AND uc.community_id = \(new.community.uuid)
                 """, logger: logger)
@@ -114,7 +117,8 @@ public struct ResidentRegistry: Sendable {
             guard found else { throw LinliError.invalid("user_id", "is not a resident account of this community") }
         }
         let id = ResidentID.make()
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             INSERT INTO residents (id, community_id, name, phone, id_number, user_id)
             VALUES (\(id.uuid), \(new.community.uuid), \(new.name), \(new.phone), \(new.idNumber), \(new.user?.uuid))
             ON CONFLICT DO NOTHING RETURNING 1
@@ -130,8 +134,10 @@ public struct ResidentRegistry: Sendable {
         return try await load(id, connection, logger)
     }
 
-    public func moveIn(_ id: ResidentID, room roomID: RoomID, relation: Relation, on date: String, by principal: Principal,
-                       on connection: PostgresConnection, logger: Logger) async throws -> Resident {
+    public func moveIn(
+        _ id: ResidentID, room roomID: RoomID, relation: Relation, on date: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Resident {
         let resident = try await load(id, connection, logger)
         try principal.requireScope(resident.community)
         let room = try await rooms.load(roomID, connection, logger)
@@ -143,9 +149,12 @@ public struct ResidentRegistry: Sendable {
         return try await load(id, connection, logger)
     }
 
-    public func moveOut(residency: UUID, on date: String, by principal: Principal, on connection: PostgresConnection,
-                        logger: Logger) async throws -> Resident {
-        let rows = try await connection.query("""
+    public func moveOut(
+        residency: UUID, on date: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Resident {
+        let rows = try await connection.query(
+            """
             SELECT h.resident_id, h.room_id, r.community_id, h.move_in::text, h.move_out IS NOT NULL
             FROM residencies h JOIN residents r ON r.id = h.resident_id WHERE h.id = \(residency) FOR UPDATE OF h
             """, logger: logger)
@@ -163,7 +172,8 @@ public struct ResidentRegistry: Sendable {
     public func verify(_ id: ResidentID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Resident {
         let resident = try await load(id, connection, logger)
         try principal.requireScope(resident.community)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE residents SET verified_at = coalesce(verified_at, now()), verified_by = coalesce(verified_by, \(principal.subjectID.uuid))
             WHERE id = \(id.uuid)
             """, logger: logger)
@@ -171,14 +181,17 @@ public struct ResidentRegistry: Sendable {
     }
 
     /// A resident, masked; in full with `revealFor` (a reason), which is recorded.
-    public func get(_ id: ResidentID, revealFor reason: String?, by principal: Principal, on connection: PostgresConnection,
-                    logger: Logger) async throws -> Resident {
+    public func get(
+        _ id: ResidentID, revealFor reason: String?, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Resident {
         let resident = try await load(id, connection, logger)
         try principal.requireScope(resident.community)
         guard let reason else { return resident.masked }
         let fields = [resident.phone.isEmpty ? nil : "phone", resident.idNumber.isEmpty ? nil : "id_number"].compactMap { $0 }
         if !fields.isEmpty {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO personal_data_reads (community_id, reader_id, resident_id, fields, reason)
                 VALUES (\(resident.community.uuid), \(principal.subjectID.uuid), \(id.uuid), \(fields), \(reason))
                 """, logger: logger)
@@ -187,14 +200,17 @@ public struct ResidentRegistry: Sendable {
     }
 
     /// The front-desk search box: room numbers, names, full phone numbers or their last four digits. Masked.
-    public func search(community: CommunityID, query: String, for principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> (rooms: [RoomRegistry.Room], residents: [Resident]) {
+    public func search(
+        community: CommunityID, query: String, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (rooms: [RoomRegistry.Room], residents: [Resident]) {
         try principal.requireScope(community)
         let parts = query.split(whereSeparator: { $0 == "-" || $0 == " " }).map(String.init)
         let number = parts.last ?? query
         let building = parts.count >= 2 ? parts[0] : ""
         let unit = parts.count >= 3 ? parts[1] : ""
-        let roomRows = try await connection.query("""
+        let roomRows = try await connection.query(
+            """
             SELECT \(unescaped: RoomRegistry.columns)
             WHERE r.community_id = \(community.uuid) AND r.number = \(number)
               AND b.name LIKE \(Self.likePrefix(building)) AND r.unit LIKE \(Self.likePrefix(unit))
@@ -202,7 +218,8 @@ public struct ResidentRegistry: Sendable {
             """, logger: logger)
         let foundRooms = try await RoomRegistry.decodeAll(roomRows)
         let digits = query.allSatisfy { $0.isASCII && $0.isNumber }
-        let residentRows = try await connection.query("""
+        let residentRows = try await connection.query(
+            """
             SELECT id FROM residents
             WHERE community_id = \(community.uuid)
               AND ((\(digits && query.count == 11) AND phone = \(query))
@@ -219,8 +236,10 @@ public struct ResidentRegistry: Sendable {
 
     // MARK: Parking and vehicles
 
-    public func createParkingSpace(community: CommunityID, code: String, kind: ParkingKind, room: RoomID?, by principal: Principal,
-                                   on connection: PostgresConnection, logger: Logger) async throws -> ParkingSpace {
+    public func createParkingSpace(
+        community: CommunityID, code: String, kind: ParkingKind, room: RoomID?, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> ParkingSpace {
         try principal.requireScope(community)
         try await BaseDataSQL.requireCommunity(community, connection, logger)
         if let room {
@@ -229,7 +248,8 @@ public struct ResidentRegistry: Sendable {
             }
         }
         let id = UUIDv7.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO parking_spaces (id, community_id, code, kind, room_id)
             VALUES (\(id), \(community.uuid), \(code), \(kind.rawValue), \(room?.uuid)) ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
@@ -237,12 +257,15 @@ public struct ResidentRegistry: Sendable {
         throw LinliError(.alreadyExists, "code: this community already has a parking space with this code", field: "code")
     }
 
-    public func registerVehicle(resident id: ResidentID, plate: String, space: UUID?, by principal: Principal,
-                                on connection: PostgresConnection, logger: Logger) async throws -> Vehicle {
+    public func registerVehicle(
+        resident id: ResidentID, plate: String, space: UUID?, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Vehicle {
         let resident = try await load(id, connection, logger)
         try principal.requireScope(resident.community)
         if let space {
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT community_id, EXISTS (SELECT 1 FROM vehicles WHERE parking_space_id = \(space))
                 FROM parking_spaces WHERE id = \(space)
                 """, logger: logger)
@@ -257,22 +280,26 @@ public struct ResidentRegistry: Sendable {
             guard known else { throw LinliError.notFound("parking space") }
         }
         let vehicle = UUIDv7.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO vehicles (id, community_id, resident_id, plate, parking_space_id)
             VALUES (\(vehicle), \(resident.community.uuid), \(id.uuid), \(plate), \(space)) ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
         for try await _ in rows {
-            return try await load(id, connection, logger).vehicles.first { $0.id == vehicle }!
+            if let added = try await load(id, connection, logger).vehicles.first(where: { $0.id == vehicle }) { return added }
         }
         throw LinliError(.alreadyExists, "plate: this vehicle is already registered in this community", field: "plate")
     }
 
     // MARK: Staff and the audit trail
 
-    public func staff(community: CommunityID, for principal: Principal, on connection: PostgresConnection,
-                      logger: Logger) async throws -> [StaffMember] {
+    public func staff(
+        community: CommunityID, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [StaffMember] {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT u.id, u.display_name, u.role, coalesce(d.on_duty, false), coalesce(u.phone, ''),
                    ARRAY(SELECT s.code FROM technician_skills s WHERE s.user_id = u.id AND s.community_id = \(community.uuid) ORDER BY s.code)
             FROM users u JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = \(community.uuid)
@@ -282,18 +309,23 @@ public struct ResidentRegistry: Sendable {
             """, logger: logger)
         var result: [StaffMember] = []
         for try await (id, name, role, onDuty, phone, categories) in rows.decode((UUID, String, String, Bool, String, [String]).self) {
-            result.append(StaffMember(user: UserID(id), displayName: name, role: Role(name: role) ?? .manager, onDuty: onDuty,
-                                      categories: categories, phone: phone.isEmpty ? "" : PersonalData.maskPhone(phone)))
+            result.append(
+                StaffMember(
+                    user: UserID(id), displayName: name, role: Role(name: role) ?? .manager, onDuty: onDuty,
+                    categories: categories, phone: phone.isEmpty ? "" : PersonalData.maskPhone(phone)))
         }
         return result
     }
 
-    public func reads(community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
-                      on connection: PostgresConnection, logger: Logger) async throws -> [Read] {
+    public func reads(
+        community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Read] {
         try principal.requireScope(community)
         // The audit trail's ids are a sequence; the page token carries the last one in its uuid's low bits.
         let afterID = after.map { Int64(bitPattern: UInt64(Self.low64($0.1))) }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT id, reader_id, resident_id, fields, reason, at FROM personal_data_reads
             WHERE community_id = \(community.uuid) AND (\(afterID)::int8 IS NULL OR id < \(afterID))
             ORDER BY id DESC LIMIT \(Int32(limit))
@@ -308,9 +340,12 @@ public struct ResidentRegistry: Sendable {
     /// A sequence number carried in a UUID, for `PageToken`.
     public static func tokenID(_ id: Int64) -> UUID {
         let v = UInt64(bitPattern: id)
-        return UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, UInt8(truncatingIfNeeded: v >> 56), UInt8(truncatingIfNeeded: v >> 48),
-                           UInt8(truncatingIfNeeded: v >> 40), UInt8(truncatingIfNeeded: v >> 32), UInt8(truncatingIfNeeded: v >> 24),
-                           UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)))
+        return UUID(
+            uuid: (
+                0, 0, 0, 0, 0, 0, 0, 0, UInt8(truncatingIfNeeded: v >> 56), UInt8(truncatingIfNeeded: v >> 48),
+                UInt8(truncatingIfNeeded: v >> 40), UInt8(truncatingIfNeeded: v >> 32), UInt8(truncatingIfNeeded: v >> 24),
+                UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)
+            ))
     }
 
     static func low64(_ uuid: UUID) -> UInt64 {
@@ -321,28 +356,33 @@ public struct ResidentRegistry: Sendable {
     // MARK: Loading
 
     public func load(_ id: ResidentID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Resident {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT community_id, name, phone, id_number, user_id, verified_at IS NOT NULL FROM residents WHERE id = \(id.uuid)
             """, logger: logger)
         var found: Resident?
         for try await (community, name, phone, idNumber, user, verified) in rows.decode((UUID, String, String, String, UUID?, Bool).self) {
-            found = Resident(id: id, community: CommunityID(community), name: name, phone: phone, idNumber: idNumber,
-                             user: user.map(UserID.init), verified: verified, residencies: [], vehicles: [])
+            found = Resident(
+                id: id, community: CommunityID(community), name: name, phone: phone, idNumber: idNumber,
+                user: user.map(UserID.init), verified: verified, residencies: [], vehicles: [])
         }
         guard var resident = found else { throw LinliError.notFound("resident") }
-        let stays = try await connection.query("""
+        let stays = try await connection.query(
+            """
             SELECT h.id, h.relation, h.move_in::text, h.move_out::text, \(unescaped: RoomRegistry.columns)
             JOIN residencies h ON h.room_id = r.id WHERE h.resident_id = \(id.uuid) ORDER BY h.move_out IS NULL DESC, h.move_in DESC
             """, logger: logger)
         for try await row in stays {
             let columns = row.makeRandomAccess()
             let room = try RoomRegistry.decode(row, offset: 4)
-            resident.residencies.append(Residency(
-                id: try columns[0].decode(UUID.self), room: room,
-                relation: Relation(rawValue: try columns[1].decode(String.self)) ?? .owner,
-                moveIn: try columns[2].decode(String.self), moveOut: try columns[3].decode(String?.self)))
+            resident.residencies.append(
+                Residency(
+                    id: try columns[0].decode(UUID.self), room: room,
+                    relation: Relation(rawValue: try columns[1].decode(String.self)) ?? .owner,
+                    moveIn: try columns[2].decode(String.self), moveOut: try columns[3].decode(String?.self)))
         }
-        let cars = try await connection.query("""
+        let cars = try await connection.query(
+            """
             SELECT v.id, v.plate, v.parking_space_id, p.code FROM vehicles v LEFT JOIN parking_spaces p ON p.id = v.parking_space_id
             WHERE v.resident_id = \(id.uuid) ORDER BY v.id
             """, logger: logger)
@@ -361,9 +401,12 @@ public struct ResidentRegistry: Sendable {
 
 extension BaseDataSQL {
     /// A new current residency; the room becomes occupied unless it is being renovated.
-    static func addResidency(resident: ResidentID, room: RoomID, relation: ResidentRegistry.Relation, moveIn: String,
-                             _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+    static func addResidency(
+        resident: ResidentID, room: RoomID, relation: ResidentRegistry.Relation, moveIn: String,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
             INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
             VALUES (\(UUIDv7.make()), \(resident.uuid), \(room.uuid), \(relation.rawValue), \(moveIn)::date)
             """, logger: logger)

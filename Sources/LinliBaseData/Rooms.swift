@@ -43,11 +43,14 @@ public struct RoomRegistry: Sendable {
         }
     }
 
-    public func createBuilding(community: CommunityID, name: String, by principal: Principal, on connection: PostgresConnection,
-                               logger: Logger) async throws -> BuildingID {
+    public func createBuilding(
+        community: CommunityID, name: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> BuildingID {
         try principal.requireScope(community)
         let id = BuildingID.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO buildings (id, community_id, name) SELECT \(id.uuid), id, \(name) FROM communities WHERE id = \(community.uuid)
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
             """, logger: logger)
@@ -60,7 +63,8 @@ public struct RoomRegistry: Sendable {
         let community = try await BaseDataSQL.community(ofBuilding: new.building, connection, logger)
         try principal.requireScope(community)
         let id = RoomID.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
             VALUES (\(id.uuid), \(community.uuid), \(new.building.uuid), \(new.unit), \(new.number), \(new.floor.map { Int32($0) }),
                     \(Int32(new.areaCentiM2)), \(new.kind.rawValue))
@@ -74,22 +78,28 @@ public struct RoomRegistry: Sendable {
     }
 
     /// Renovating, or back to what the residencies say.
-    public func setRenovating(_ id: RoomID, _ renovating: Bool, by principal: Principal, on connection: PostgresConnection,
-                              logger: Logger) async throws -> Room {
+    public func setRenovating(
+        _ id: RoomID, _ renovating: Bool, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Room {
         let room = try await load(id, connection, logger)
         try principal.requireScope(room.community)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE rooms SET state = CASE WHEN \(renovating) THEN 'renovating' ELSE \(unescaped: BaseDataSQL.occupancy) END WHERE id = \(id.uuid)
             """, logger: logger)
         return try await load(id, connection, logger)
     }
 
     /// Rooms by building, unit and number (numbers in numeric order where they are numeric).
-    public func list(community: CommunityID, building: BuildingID?, after: UUID?, limit: Int, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Room] {
+    public func list(
+        community: CommunityID, building: BuildingID?, after: UUID?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Room] {
         try principal.requireScope(community)
         // The page key is the room id: a stable order that a page token can resume from.
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) WHERE r.community_id = \(community.uuid)
               AND (\(building?.uuid)::uuid IS NULL OR r.building_id = \(building?.uuid))
               AND (\(after)::uuid IS NULL OR r.id > \(after))
@@ -119,12 +129,13 @@ public struct RoomRegistry: Sendable {
     static func decode(_ row: PostgresRow, offset: Int = 0) throws -> Room {
         let c = row.makeRandomAccess()
         func column<T: PostgresDecodable>(_ index: Int, _: T.Type) throws -> T { try c[offset + index].decode(T.self) }
-        return Room(id: RoomID(try column(0, UUID.self)), community: CommunityID(try column(1, UUID.self)),
-                    building: BuildingID(try column(2, UUID.self)), buildingName: try column(3, String.self),
-                    unit: try column(4, String.self), number: try column(5, String.self),
-                    floor: try column(6, Int32?.self).map(Int.init), areaCentiM2: Int64(try column(7, Int32.self)),
-                    kind: Kind(rawValue: try column(8, String.self)) ?? .residence,
-                    state: State(rawValue: try column(9, String.self)) ?? .vacant)
+        return Room(
+            id: RoomID(try column(0, UUID.self)), community: CommunityID(try column(1, UUID.self)),
+            building: BuildingID(try column(2, UUID.self)), buildingName: try column(3, String.self),
+            unit: try column(4, String.self), number: try column(5, String.self),
+            floor: try column(6, Int32?.self).map(Int.init), areaCentiM2: Int64(try column(7, Int32.self)),
+            kind: Kind(rawValue: try column(8, String.self)) ?? .residence,
+            state: State(rawValue: try column(9, String.self)) ?? .vacant)
     }
 }
 
@@ -138,7 +149,8 @@ enum BaseDataSQL {
 
     /// Puts a room's state in line with its residencies, unless it is being renovated.
     static func refreshOccupancy(_ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE rooms SET state = \(unescaped: occupancy) WHERE id = \(room.uuid) AND state <> 'renovating'
             """, logger: logger)
     }

@@ -8,20 +8,23 @@ import SwiftProtobuf
 /// The settings, refund and invoice RPCs of `linli.billing.v1.BillingService`.
 extension BillingService {
     public func getBillingSettings(request: ServerRequest<Linli_Billing_V1_GetBillingSettingsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_BillingSettings> {
+        async throws -> ServerResponse<Linli_Billing_V1_BillingSettings>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
         let order = try await database.tenantTransaction(try ctx.requireTenant()) { [refunds] connection in
             try await refunds.allocation(community: community, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.communityID = community.description
-            $0.allocation = ProtoEnum.encode(order)
-        })
+        return ServerResponse(
+            message: .with {
+                $0.communityID = community.description
+                $0.allocation = ProtoEnum.encode(order)
+            })
     }
 
     public func setBillingSettings(request: ServerRequest<Linli_Billing_V1_SetBillingSettingsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_BillingSettings> {
+        async throws -> ServerResponse<Linli_Billing_V1_BillingSettings>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -38,7 +41,8 @@ extension BillingService {
     }
 
     public func requestRefund(request: ServerRequest<Linli_Billing_V1_RequestRefundRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let payment = try Input.id(m.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
@@ -54,31 +58,37 @@ extension BillingService {
             lines.append(.init(bill: bill, amountFen: line.amountFen))
         }
         let response = try await database.once(ctx, "RequestRefund", m) { [refunds] connection in
-            let refund = try await refunds.request(payment: payment, lines: lines, reason: reason, waive: m.waive, by: ctx.principal,
-                                                   on: connection, logger: ctx.logger)
+            let refund = try await refunds.request(
+                payment: payment, lines: lines, reason: reason, waive: m.waive, by: ctx.principal,
+                on: connection, logger: ctx.logger)
             return Linli_Billing_V1_RefundResponse.with { $0.refund = .init(refund) }
         }
         return ServerResponse(message: response)
     }
 
     public func approveRefund(request: ServerRequest<Linli_Billing_V1_DecideRefundRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse>
+    {
         try await decideRefund(request, "ApproveRefund", approve: true)
     }
 
     public func rejectRefund(request: ServerRequest<Linli_Billing_V1_DecideRefundRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_RefundResponse>
+    {
         try await decideRefund(request, "RejectRefund", approve: false)
     }
 
-    private func decideRefund(_ request: ServerRequest<Linli_Billing_V1_DecideRefundRequest>, _ method: String,
-                              approve: Bool) async throws -> ServerResponse<Linli_Billing_V1_RefundResponse> {
+    private func decideRefund(
+        _ request: ServerRequest<Linli_Billing_V1_DecideRefundRequest>, _ method: String,
+        approve: Bool
+    ) async throws -> ServerResponse<Linli_Billing_V1_RefundResponse> {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.refundID, field: "refund_id", as: IDTag.Refund.self).uuid
         let note = approve ? try Input.text(m.note, field: "note", min: 0, max: 200) : try Input.text(m.note, field: "note", min: 2, max: 200)
         let response = try await database.once(ctx, method, m) { [refunds] connection in
-            let refund = approve
+            let refund =
+                approve
                 ? try await refunds.approve(id, note: note, by: ctx.principal, on: connection, logger: ctx.logger)
                 : try await refunds.reject(id, note: note, by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_RefundResponse.with { $0.refund = .init(refund) }
@@ -87,7 +97,8 @@ extension BillingService {
     }
 
     public func listRefunds(request: ServerRequest<Linli_Billing_V1_ListRefundsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_ListRefundsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_ListRefundsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -99,7 +110,8 @@ extension BillingService {
     }
 
     public func writeOffBill(request: ServerRequest<Linli_Billing_V1_WriteOffBillRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_WriteOffBillResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_WriteOffBillResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let bill = try Input.id(m.billID, field: "bill_id", as: IDTag.Bill.self).uuid
@@ -107,8 +119,9 @@ extension BillingService {
         guard (0...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 0 to \(Self.maxFen)") }
         guard m.amountFen > 0 || m.waiveLateFee else { throw LinliError.invalid("amount_fen", "give an amount, or waive the late fee") }
         let response = try await database.once(ctx, "WriteOffBill", m) { [refunds] connection in
-            let (after, total) = try await refunds.writeOff(bill: bill, amountFen: m.amountFen, waiveLateFee: m.waiveLateFee, reason: reason,
-                                                            by: ctx.principal, on: connection, logger: ctx.logger)
+            let (after, total) = try await refunds.writeOff(
+                bill: bill, amountFen: m.amountFen, waiveLateFee: m.waiveLateFee, reason: reason,
+                by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_WriteOffBillResponse.with {
                 $0.bill = .init(after)
                 $0.writtenOffFen = total
@@ -118,7 +131,8 @@ extension BillingService {
     }
 
     public func issueInvoices(request: ServerRequest<Linli_Billing_V1_IssueInvoicesRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_IssueInvoicesResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_IssueInvoicesResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let payment = try Input.id(m.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
@@ -142,7 +156,8 @@ extension BillingService {
     }
 
     public func listInvoices(request: ServerRequest<Linli_Billing_V1_ListInvoicesRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_ListInvoicesResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_ListInvoicesResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let payment = try Input.id(request.message.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
         let found = try await database.tenantTransaction(try ctx.requireTenant()) { [refunds] connection in
@@ -168,7 +183,11 @@ extension Linli_Billing_V1_Refund {
         amountFen = r.amountFen
         reason = r.reason
         waive = r.waive
-        lines = r.lines.map { line in .with { $0.billID = line.bill.uuidString.lowercased(); $0.amountFen = line.amountFen } }
+        lines = r.lines.map { line in
+            .with {
+                $0.billID = line.bill.uuidString.lowercased(); $0.amountFen = line.amountFen
+            }
+        }
         requestedBy = r.requestedBy.description
         requestedAt = Google_Protobuf_Timestamp(date: r.requestedAt)
         decidedBy = r.decidedBy?.description ?? ""

@@ -27,7 +27,8 @@ public struct BillingService: Sendable {
 
 extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func createFeeItem(request: ServerRequest<Linli_Billing_V1_CreateFeeItemRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_CreateFeeItemResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_CreateFeeItemResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let kind = try ProtoEnum.decode(m.kind, FeeDesk.Kind.self, field: "kind")
@@ -58,7 +59,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         guard (item.rule == .metered) == (item.meterKind != nil) else {
             throw LinliError.invalid("meter_kind", item.rule == .metered ? "is required for a metered item" : "is only for metered items")
         }
-        item.category = m.category == .unspecified ? (rule == .metered ? .utilities : rule == .rent ? .rent : .property)
+        item.category =
+            m.category == .unspecified
+            ? (rule == .metered ? .utilities : rule == .rent ? .rent : .property)
             : try ProtoEnum.decode(m.category, FeeDesk.Category.self, field: "category")
         item.cycleDay = max(1, Int(m.cycleDay))
         item.lateFeePer10kDaily = Int(m.lateFeePer10KDaily)
@@ -75,7 +78,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func bindFeeItem(request: ServerRequest<Linli_Billing_V1_BindFeeItemRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_BindFeeItemResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_BindFeeItemResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let item = try Input.id(m.feeItemID, field: "fee_item_id", as: IDTag.FeeItem.self).uuid
@@ -87,24 +91,31 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
         let response = try await database.once(ctx, "BindFeeItem", m) { [fees] connection in
             var response = Linli_Billing_V1_BindFeeItemResponse()
-            response.bound = Int32(try await fees.bind(item: item, rooms: rooms, spaces: spaces,
-                                                       amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
-                                                       on: connection, logger: ctx.logger))
+            response.bound = Int32(
+                try await fees.bind(
+                    item: item, rooms: rooms, spaces: spaces,
+                    amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func generateBills(request: ServerRequest<Linli_Billing_V1_GenerateBillsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GenerateBillsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GenerateBillsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let month = String(try Input.localDate(m.month + "-01", field: "month").prefix(7))
         let response = try await database.once(ctx, "GenerateBills", m) { [fees] connection in
             let run = try await fees.generate(community: community, month: month, by: ctx.principal, on: connection, logger: ctx.logger)
-            ctx.logger.info("bills generated", metadata: ["billing.month": "\(month)", "billing.created": "\(run.created)",
-                                                          "billing.charged_fen": "\(run.chargedFen)"])
+            ctx.logger.info(
+                "bills generated",
+                metadata: [
+                    "billing.month": "\(month)", "billing.created": "\(run.created)",
+                    "billing.charged_fen": "\(run.chargedFen)",
+                ])
             return Linli_Billing_V1_GenerateBillsResponse.with {
                 $0.created = Int32(run.created)
                 $0.alreadyBilled = Int32(run.alreadyBilled)
@@ -115,7 +126,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func listBills(request: ServerRequest<Linli_Billing_V1_ListBillsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_ListBillsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_ListBillsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
@@ -130,7 +142,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func pay(request: ServerRequest<Linli_Billing_V1_PayRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_PayResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_PayResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
@@ -158,8 +171,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let depositKind = tenders.contains(where: { $0.method == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
         let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, Cashier.AllocationOrder.self, field: "allocation")
         let response = try await database.once(ctx, "Pay", m) { [cashier] connection in
-            let payment = try await cashier.pay(room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind,
-                                                by: ctx.principal, on: connection, logger: ctx.logger)
+            let payment = try await cashier.pay(
+                room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind,
+                by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Billing_V1_PayResponse.with {
                 $0.paymentID = payment.id.uuidString.lowercased()
                 $0.receiptNo = payment.receiptNo
@@ -181,7 +195,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func topUpPrepaid(request: ServerRequest<Linli_Billing_V1_TopUpPrepaidRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
@@ -189,61 +204,70 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.topUp(owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
-                                                  logger: ctx.logger)
+            let balance = try await cashier.topUp(
+                owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+                logger: ctx.logger)
             return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
         }
         return ServerResponse(message: response)
     }
 
     public func getPrepaidBalance(request: ServerRequest<Linli_Billing_V1_GetPrepaidBalanceRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let owner = try Self.prepaidOwner(room: request.message.roomID, resident: request.message.residentID)
         let type = try Self.prepaidType(request.message.prepaidType, field: "prepaid_type")
         let accounts = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
             try await cashier.prepaidAccounts(owner, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            let asked = accounts.first { $0.type == type }
-            $0.balanceFen = asked?.balanceFen ?? 0
-            $0.frozen = asked?.frozen ?? false
-            $0.accounts = accounts.map(Linli_Billing_V1_PrepaidAccount.init)
-        })
+        return ServerResponse(
+            message: .with {
+                let asked = accounts.first { $0.type == type }
+                $0.balanceFen = asked?.balanceFen ?? 0
+                $0.frozen = asked?.frozen ?? false
+                $0.accounts = accounts.map(Linli_Billing_V1_PrepaidAccount.init)
+            })
     }
 
     public func checkLedger(request: ServerRequest<Linli_Billing_V1_CheckLedgerRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_CheckLedgerResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_CheckLedgerResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
         let check = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
             try await cashier.check(community: community, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.balanced = check.balanced
-            $0.debitsFen = check.debitsFen
-            $0.creditsFen = check.creditsFen
-            $0.accountsOff = Int32(check.accountsOff)
-            $0.billsOff = Int32(check.billsOff)
-            $0.receivablesOff = Int32(check.receivablesOff)
-            $0.transfers = Int32(check.transfers)
-            $0.bills = Int32(check.bills)
-        })
+        return ServerResponse(
+            message: .with {
+                $0.balanced = check.balanced
+                $0.debitsFen = check.debitsFen
+                $0.creditsFen = check.creditsFen
+                $0.accountsOff = Int32(check.accountsOff)
+                $0.billsOff = Int32(check.billsOff)
+                $0.receivablesOff = Int32(check.receivablesOff)
+                $0.transfers = Int32(check.transfers)
+                $0.bills = Int32(check.bills)
+            })
     }
     public func setPrepaidFrozen(request: ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let response = try await database.once(ctx, "SetPrepaidFrozen", m) { [cashier] connection in
-            try await cashier.setFrozen(owner, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection, logger: ctx.logger)
+            try await cashier.setFrozen(
+                owner, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection,
+                logger: ctx.logger)
             return Linli_Billing_V1_SetPrepaidFrozenResponse()
         }
         return ServerResponse(message: response)
     }
 
     public func withdrawPrepaid(request: ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
@@ -251,29 +275,33 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
-            let balance = try await cashier.withdraw(owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
-                                                     logger: ctx.logger)
+            let balance = try await cashier.withdraw(
+                owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
+                logger: ctx.logger)
             return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
         }
         return ServerResponse(message: response)
     }
 
     public func runPrepaidOffset(request: ServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         // Not replayed by request id: each run offsets what has fallen due since, and a rerun finds nothing twice.
         // Only the caller's communities: another community's accounts and bills stay untouched.
         let done = try await PrepaidOffset(database: database, logger: ctx.logger)
             .run(try ctx.requireTenant(), communities: ctx.principal.communityIDs)
-        return ServerResponse(message: .with {
-            $0.offsets = Int32(done.count)
-            $0.offsetFen = done.fen
-        })
+        return ServerResponse(
+            message: .with {
+                $0.offsets = Int32(done.count)
+                $0.offsetFen = done.fen
+            })
     }
 
     public func getReceipt(request: ServerRequest<Linli_Billing_V1_GetReceiptRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GetReceiptResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GetReceiptResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let payment = try Input.id(request.message.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
         let receipt = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
@@ -283,7 +311,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func voidReceipt(request: ServerRequest<Linli_Billing_V1_VoidReceiptRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_VoidReceiptResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_VoidReceiptResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let payment = try Input.id(m.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
@@ -296,28 +325,31 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func getArrears(request: ServerRequest<Linli_Billing_V1_GetArrearsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GetArrearsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GetArrearsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
             try await cashier.arrears(community: community, byBuilding: m.byBuilding, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.rows = rows.map { row in
-                .with {
-                    $0.id = row.id.uuidString.lowercased()
-                    $0.label = row.key
-                    $0.bucketsFen = row.bucketsFen
-                    $0.totalFen = row.totalFen
+        return ServerResponse(
+            message: .with {
+                $0.rows = rows.map { row in
+                    .with {
+                        $0.id = row.id.uuidString.lowercased()
+                        $0.label = row.key
+                        $0.bucketsFen = row.bucketsFen
+                        $0.totalFen = row.totalFen
+                    }
                 }
-            }
-            $0.totalFen = rows.reduce(0) { $0 + $1.totalFen }
-        })
+                $0.totalFen = rows.reduce(0) { $0 + $1.totalFen }
+            })
     }
 
     public func getBillingSummary(request: ServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -325,25 +357,27 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let summary = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
             try await reports.summary(community: community, first: first, months: months, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.from = summary.from
-            $0.to = summary.to
-            $0.receivableFen = summary.receivableFen
-            $0.collectedForPeriodFen = summary.collectedForPeriodFen
-            $0.collectionRateBasisPoints = Int32(summary.collectionRateBasisPoints)
-            $0.receivedFen = summary.receivedFen
-            $0.prepaidInFen = summary.prepaidInFen
-            $0.prepaidBalanceFen = summary.prepaidBalanceFen
-            $0.paidOutFen = summary.paidOutFen
-            $0.arrearsFen = summary.arrearsFen
-            $0.refundedFen = summary.refundedFen
-            $0.waivedFen = summary.waivedFen
-            $0.lateFeeFen = summary.lateFeeFen
-        })
+        return ServerResponse(
+            message: .with {
+                $0.from = summary.from
+                $0.to = summary.to
+                $0.receivableFen = summary.receivableFen
+                $0.collectedForPeriodFen = summary.collectedForPeriodFen
+                $0.collectionRateBasisPoints = Int32(summary.collectionRateBasisPoints)
+                $0.receivedFen = summary.receivedFen
+                $0.prepaidInFen = summary.prepaidInFen
+                $0.prepaidBalanceFen = summary.prepaidBalanceFen
+                $0.paidOutFen = summary.paidOutFen
+                $0.arrearsFen = summary.arrearsFen
+                $0.refundedFen = summary.refundedFen
+                $0.waivedFen = summary.waivedFen
+                $0.lateFeeFen = summary.lateFeeFen
+            })
     }
 
     public func getDailyClose(request: ServerRequest<Linli_Billing_V1_GetDailyCloseRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_GetDailyCloseResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -351,24 +385,26 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
             try await reports.dailyClose(community: community, day: day, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.rows = rows.map { row in
-                .with {
-                    $0.cashierID = row.cashier.description
-                    $0.cashierName = row.cashierName
-                    $0.method = row.method
-                    $0.takenFen = row.takenFen
-                    $0.paidOutFen = row.paidOutFen
-                    $0.voidedFen = row.voidedFen
-                    $0.receipts = Int32(row.receipts)
+        return ServerResponse(
+            message: .with {
+                $0.rows = rows.map { row in
+                    .with {
+                        $0.cashierID = row.cashier.description
+                        $0.cashierName = row.cashierName
+                        $0.method = row.method
+                        $0.takenFen = row.takenFen
+                        $0.paidOutFen = row.paidOutFen
+                        $0.voidedFen = row.voidedFen
+                        $0.receipts = Int32(row.receipts)
+                    }
                 }
-            }
-            $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
-        })
+                $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
+            })
     }
 
     public func recordMeterReading(request: ServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard (0...10_000_000_000_000).contains(m.valueCenti) else { throw LinliError.invalid("value_centi", "must be from 0 to 10^13") }
@@ -397,53 +433,68 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     public func importMeterReadings(request: StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let whole = try await LineStream.collect(request.messages)
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
         let response = try await database.once(ctx, "ImportMeterReadings", whole) { [meters] connection in
-            let sheet = try await meters.importReadings(community: community, lines: whole.lines, by: ctx.principal, on: connection,
-                                                        logger: ctx.logger)
+            let sheet = try await meters.importReadings(
+                community: community, lines: whole.lines, by: ctx.principal, on: connection,
+                logger: ctx.logger)
             return Linli_Billing_V1_ImportMeterReadingsResponse.with {
                 $0.committed = sheet.errorCount == 0
                 $0.rows = Int32(sheet.rows)
                 $0.errorCount = Int32(sheet.errorCount)
-                $0.errors = sheet.errors.map { e in .with { $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message } }
+                $0.errors = sheet.errors.map { e in
+                    .with {
+                        $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message
+                    }
+                }
             }
         }
         return ServerResponse(message: response)
     }
 
     public func collectDeposit(request: ServerRequest<Linli_Billing_V1_CollectDepositRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse>
+    {
         let m = request.message
         let method = try Self.channel(m.method, field: "method")
         return try await moveDeposit(request.metadata, "CollectDeposit", m, .collect(method), room: m.roomID, kind: m.kind, amount: m.amountFen)
     }
 
     public func convertDepositToPrepaid(request: ServerRequest<Linli_Billing_V1_ConvertDepositToPrepaidRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse>
+    {
         let m = request.message
         return try await moveDeposit(request.metadata, "ConvertDepositToPrepaid", m, .convert, room: m.roomID, kind: m.kind, amount: m.amountFen)
     }
 
     public func refundDeposit(request: ServerRequest<Linli_Billing_V1_RefundDepositRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_DepositResponse>
+    {
         let m = request.message
         let method = try Self.channel(m.method, field: "method")
         return try await moveDeposit(request.metadata, "RefundDeposit", m, .refund(method), room: m.roomID, kind: m.kind, amount: m.amountFen)
     }
 
     public func listDeposits(request: ServerRequest<Linli_Billing_V1_ListDepositsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Billing_V1_ListDepositsResponse> {
+        async throws -> ServerResponse<Linli_Billing_V1_ListDepositsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
         let deposits = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
             try await cashier.deposits(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
         }
-        return ServerResponse(message: .with {
-            $0.deposits = deposits.map { deposit in .with { $0.kind = deposit.kind; $0.balanceFen = deposit.balanceFen } }
-        })
+        return ServerResponse(
+            message: .with {
+                $0.deposits = deposits.map { deposit in
+                    .with {
+                        $0.kind = deposit.kind; $0.balanceFen = deposit.balanceFen
+                    }
+                }
+            })
     }
 
     private func moveDeposit<Request: IdempotentRequest & Sendable>(
@@ -455,8 +506,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let kind = try Self.depositKind(rawKind, field: "kind")
         guard (1...Self.maxFen).contains(amount) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
         let response = try await database.once(ctx, method, m) { [cashier] connection in
-            let balance = try await cashier.deposit(move, room: room, kind: kind, amountFen: amount, by: ctx.principal, on: connection,
-                                                    logger: ctx.logger)
+            let balance = try await cashier.deposit(
+                move, room: room, kind: kind, amountFen: amount, by: ctx.principal, on: connection,
+                logger: ctx.logger)
             return Linli_Billing_V1_DepositResponse.with { $0.balanceFen = balance }
         }
         return ServerResponse(message: response)
@@ -493,7 +545,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         var previous: Int64 = 0
         var result: [FeeDesk.Tier] = []
         for (index, tier) in raw.enumerated() {
-            guard (0...Self.maxFen).contains(tier.unitPriceFen) else { throw .invalid("tiers[\(index)].unit_price_fen", "must be from 0 to \(Self.maxFen)") }
+            guard (0...Self.maxFen).contains(tier.unitPriceFen) else {
+                throw .invalid("tiers[\(index)].unit_price_fen", "must be from 0 to \(Self.maxFen)")
+            }
             if index == raw.count - 1 {
                 guard tier.upToCenti == 0 else { throw .invalid("tiers[\(index)].up_to_centi", "must be 0: the last tier has no limit") }
                 result.append(.init(upToCenti: nil, unitPriceFen: tier.unitPriceFen))
@@ -604,6 +658,10 @@ extension Linli_Billing_V1_FeeItem {
         graceDays = Int32(item.graceDays)
         priority = Int32(item.priority)
         yearlyIncreaseBp = Int32(item.yearlyIncreaseBP)
-        tiers = item.tiers.map { tier in .with { $0.upToCenti = tier.upToCenti ?? 0; $0.unitPriceFen = tier.unitPriceFen } }
+        tiers = item.tiers.map { tier in
+            .with {
+                $0.upToCenti = tier.upToCenti ?? 0; $0.unitPriceFen = tier.unitPriceFen
+            }
+        }
     }
 }

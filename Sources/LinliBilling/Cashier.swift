@@ -119,8 +119,10 @@ public struct Cashier: Sendable {
     /// settled first; an overpayment goes to the room's general prepaid account. The receipt
     /// number is the community's next of the year, gap-free: the counter moves inside this
     /// transaction, so a failed payment rolls it back.
-    public func pay(room: RoomID, bills chosen: [UUID], tenders: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
-                    by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Payment {
+    public func pay(
+        room: RoomID, bills chosen: [UUID], tenders: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
+        by principal: Principal, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Payment {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         if requested == .asListed, chosen.isEmpty { throw LinliError.invalid("allocation", "as listed needs bill_ids") }
@@ -133,7 +135,9 @@ public struct Cashier: Sendable {
             }
         }
         let open = Self.ordered(bills.filter { $0.totalDueFen > 0 }, order, listed: chosen)
-        if !chosen.isEmpty, open.count < bills.count { throw LinliError(.failedPrecondition, "bill_ids: a chosen bill is already settled", field: "bill_ids") }
+        if !chosen.isEmpty, open.count < bills.count {
+            throw LinliError(.failedPrecondition, "bill_ids: a chosen bill is already settled", field: "bill_ids")
+        }
         let openTotal = open.reduce(0) { $0 + $1.totalDueFen }
         let total = tenders.reduce(0) { $0 + $1.amountFen }
         // The accounts the tenders draw on, locked and checked when they hold stored money.
@@ -145,18 +149,23 @@ public struct Cashier: Sendable {
                 let owner = tender.resident.map(PrepaidOwner.resident) ?? .room(room)
                 let account = try await owner.account(community, tender.prepaidType, connection, logger)
                 let (balance, frozen) = try await Ledger.lockBalance(account, connection, logger)
-                if frozen { throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid account is frozen", field: "methods") }
+                if frozen {
+                    throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid account is frozen", field: "methods")
+                }
                 if tender.amountFen > balance {
-                    throw LinliError(.failedPrecondition, "methods: the \(tender.prepaidType.rawValue) prepaid balance is \(balance) fen, less than \(tender.amountFen)",
-                                     field: "methods")
+                    throw LinliError(
+                        .failedPrecondition,
+                        "methods: the \(tender.prepaidType.rawValue) prepaid balance is \(balance) fen, less than \(tender.amountFen)",
+                        field: "methods")
                 }
                 accounts.append(account)
             case .deposit:
                 let account = try await Ledger.account(community, .deposit, subtype: depositKind, room: room, connection, logger)
                 let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
                 if tender.amountFen > balance {
-                    throw LinliError(.failedPrecondition, "methods: the \(depositKind) deposit is \(balance) fen, less than \(tender.amountFen)",
-                                     field: "methods")
+                    throw LinliError(
+                        .failedPrecondition, "methods: the \(depositKind) deposit is \(balance) fen, less than \(tender.amountFen)",
+                        field: "methods")
                 }
                 accounts.append(account)
             default:
@@ -172,10 +181,13 @@ public struct Cashier: Sendable {
         for bill in open {
             let usable = tenders.indices.filter { left[$0] > 0 && (tenders[$0].method != .prepaid || tenders[$0].prepaidType.pays(bill.category)) }
             guard !usable.isEmpty else { continue }
-            if receivables[bill.item] == nil {
-                receivables[bill.item] = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
+            let receivable: UUID
+            if let known = receivables[bill.item] {
+                receivable = known
+            } else {
+                receivable = try await Ledger.account(community, .receivable, room: room, feeItem: bill.item, connection, logger)
+                receivables[bill.item] = receivable
             }
-            let receivable = receivables[bill.item]!
             if bill.lateFeeDueFen > 0 {
                 let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
                 lateFees.append(.init(debit: receivable, credit: revenue, amount: bill.lateFeeDueFen, kind: "late_fee", bill: bill.id))
@@ -185,8 +197,10 @@ public struct Cashier: Sendable {
                 let take = min(need, left[index])
                 left[index] -= take
                 need -= take
-                legs.append(.init(debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? "offset" : "settle",
-                                  bill: bill.id))
+                legs.append(
+                    .init(
+                        debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? "offset" : "settle",
+                        bill: bill.id))
                 allocations.append(Allocation(bill: bill.id, method: tenders[index].method, amountFen: take))
             }
         }
@@ -195,8 +209,10 @@ public struct Cashier: Sendable {
         for index in tenders.indices where left[index] > 0 {
             guard tenders[index].method != .prepaid, tenders[index].method != .deposit else {
                 // Stored money never turns into change: it may cover only what the methods before it leave open.
-                throw LinliError.invalid("methods", "\(left[index]) fen of the \(tenders[index].method.rawValue) amount would be left over; "
-                                         + "open is \(openTotal) fen")
+                throw LinliError.invalid(
+                    "methods",
+                    "\(left[index]) fen of the \(tenders[index].method.rawValue) amount would be left over; "
+                        + "open is \(openTotal) fen")
             }
             legs.append(.init(debit: accounts[index], credit: prepaid, amount: left[index], kind: "topup", bill: nil, memo: "overpayment"))
             toPrepaid += left[index]
@@ -216,7 +232,8 @@ public struct Cashier: Sendable {
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
-        let stored = try await connection.query("""
+        let stored = try await connection.query(
+            """
             INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no)
             VALUES (\(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
                     next_document_no(\(community.uuid), 'receipt'))
@@ -225,13 +242,15 @@ public struct Cashier: Sendable {
         var receipt = ""
         var paidAt = Date()
         for try await (number, at) in stored.decode((String, Date).self) { (receipt, paidAt) = (number, at) }
-        return Payment(id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
-                       paidAt: paidAt, lateFeeFen: lateFeeFen)
+        return Payment(
+            id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
+            paidAt: paidAt, lateFeeFen: lateFeeFen)
     }
 
     /// Refuses a resident's own prepaid money for a room they do not live in today.
     static func requireLivesIn(_ resident: ResidentID, _ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT 1 FROM residencies WHERE resident_id = \(resident.uuid) AND room_id = \(room.uuid)
               AND move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
               AND (move_out IS NULL OR move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
@@ -241,14 +260,17 @@ public struct Cashier: Sendable {
     }
 
     /// Money into a prepaid account of `type`; returns the new balance.
-    public func topUp(_ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
-                      on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+    public func topUp(
+        _ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int64 {
         let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
         let prepaid = try await owner.account(community, type, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-        try await Ledger.post(entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: "topup", bill: nil)],
-                              by: principal.subjectID, connection, logger)
+        try await Ledger.post(
+            entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: "topup", bill: nil)],
+            by: principal.subjectID, connection, logger)
         return try await Ledger.lockBalance(prepaid, connection, logger).balance
     }
 
@@ -259,11 +281,14 @@ public struct Cashier: Sendable {
     }
 
     /// Every prepaid account of the room or resident, general first.
-    public func prepaidAccounts(_ owner: PrepaidOwner, for principal: Principal, on connection: PostgresConnection,
-                                logger: Logger) async throws -> [PrepaidAccount] {
+    public func prepaidAccounts(
+        _ owner: PrepaidOwner, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [PrepaidAccount] {
         let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts
             WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND fee_item_id IS NULL
               AND room_id IS NOT DISTINCT FROM \(owner.room?.uuid) AND resident_id IS NOT DISTINCT FROM \(owner.resident?.uuid)
@@ -273,13 +298,14 @@ public struct Cashier: Sendable {
             if let type = PrepaidType(rawValue: subtype) { result.append(.init(type: type, balanceFen: balance, frozen: frozen)) }
         }
         let rank = Dictionary(uniqueKeysWithValues: PrepaidType.allCases.enumerated().map { ($1, $0) })
-        return result.sorted { rank[$0.type]! < rank[$1.type]! }
+        return result.sorted { (rank[$0.type] ?? 0) < (rank[$1.type] ?? 0) }
     }
 
     /// Proves the community's books from the transfers themselves.
     public func check(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Check {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH accounts AS (SELECT * FROM ledger_accounts WHERE community_id = \(community.uuid)),
             legs AS (
                 SELECT t.debit_account AS account, t.amount_fen AS debit, 0::int8 AS credit FROM ledger_transfers t
@@ -309,9 +335,11 @@ public struct Cashier: Sendable {
                    (SELECT count(*)::int4 FROM bill_figures)
             """, logger: logger)
         for try await (debits, credits, accountsOff, billsOff, receivablesOff, transfers, bills) in rows.decode(
-            (Int64, Int64, Int32, Int32, Int32, Int32, Int32).self) {
-            return Check(debitsFen: debits, creditsFen: credits, accountsOff: Int(accountsOff), billsOff: Int(billsOff),
-                         receivablesOff: Int(receivablesOff), transfers: Int(transfers), bills: Int(bills))
+            (Int64, Int64, Int32, Int32, Int32, Int32, Int32).self)
+        {
+            return Check(
+                debitsFen: debits, creditsFen: credits, accountsOff: Int(accountsOff), billsOff: Int(billsOff),
+                receivablesOff: Int(receivablesOff), transfers: Int(transfers), bills: Int(bills))
         }
         throw LinliError(.internal, "ledger check returned nothing")
     }

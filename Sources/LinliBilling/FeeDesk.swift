@@ -40,8 +40,10 @@ public struct FeeDesk: Sendable {
         public var priority = 100
         public var tiers: [Tier] = []
         public var yearlyIncreaseBP = 0
-        public init(id: UUID, community: CommunityID, name: String, kind: Kind, rule: Rule, unitPriceFen: Int64, surchargeFen: Int64,
-                    dueDay: Int, meterKind: MeterDesk.Kind? = nil) {
+        public init(
+            id: UUID, community: CommunityID, name: String, kind: Kind, rule: Rule, unitPriceFen: Int64, surchargeFen: Int64,
+            dueDay: Int, meterKind: MeterDesk.Kind? = nil
+        ) {
             self.meterKind = meterKind
             self.id = id
             self.community = community
@@ -87,7 +89,8 @@ public struct FeeDesk: Sendable {
 
     public func createItem(_ item: Item, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Item {
         try principal.requireScope(item.community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind, category, cycle_day,
                                    late_fee_per_10k_daily, grace_days, priority, tier_limits_centi, tier_prices_fen, yearly_increase_bp)
             SELECT \(item.id), id, \(item.name), \(item.kind.rawValue), \(item.rule.rawValue), \(item.unitPriceFen), \(item.surchargeFen),
@@ -105,8 +108,10 @@ public struct FeeDesk: Sendable {
     /// Binds an item to rooms (all of the community's when both lists are empty) or to parking
     /// spaces, each billed to its room; overlapping bindings are refused. `amountFen` is the
     /// binding's own price: required for rent, optional for fixed items, refused otherwise.
-    public func bind(item: UUID, rooms: [RoomID], spaces: [UUID] = [], amountFen: Int64? = nil, from startsOn: String, until endsOn: String?,
-                     by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Int {
+    public func bind(
+        item: UUID, rooms: [RoomID], spaces: [UUID] = [], amountFen: Int64? = nil, from startsOn: String, until endsOn: String?,
+        by principal: Principal, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int {
         let community = try await community(ofItem: item, connection, logger)
         try principal.requireScope(community)
         let rule = try await rule(ofItem: item, connection, logger)
@@ -117,7 +122,8 @@ public struct FeeDesk: Sendable {
         }
         if !rooms.isEmpty, !spaces.isEmpty { throw LinliError.invalid("parking_space_ids", "bind rooms or parking spaces, not both") }
         let ids = rooms.map(\.uuid)
-        let targets = try await connection.query("""
+        let targets = try await connection.query(
+            """
             SELECT (SELECT count(*)::int4 FROM rooms WHERE community_id = \(community.uuid) AND id = ANY(\(ids)::uuid[])),
                    (SELECT count(*)::int4 FROM parking_spaces WHERE community_id = \(community.uuid) AND id = ANY(\(spaces)::uuid[])),
                    (SELECT min(code) FROM parking_spaces WHERE id = ANY(\(spaces)::uuid[]) AND room_id IS NULL)
@@ -143,25 +149,29 @@ public struct FeeDesk: Sendable {
         binds.append(item)
         binds.append(startsOn)
         binds.append(endsOn)
-        let overlap = try await connection.query(PostgresQuery(unsafeSQL: """
-            WITH pairs AS (\(pairs))
-            SELECT coalesce(s.code, r.number) FROM fee_bindings b JOIN pairs p ON p.room_id = b.room_id
-                 AND p.space_id IS NOT DISTINCT FROM b.parking_space_id
-            JOIN rooms r ON r.id = b.room_id LEFT JOIN parking_spaces s ON s.id = b.parking_space_id
-            WHERE b.fee_item_id = $4 AND daterange(b.starts_on, b.ends_on, '[]') && daterange($5::date, $6::date, '[]')
-            LIMIT 1
-            """, binds: binds), logger: logger)
+        let overlap = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH pairs AS (\(pairs))
+                    SELECT coalesce(s.code, r.number) FROM fee_bindings b JOIN pairs p ON p.room_id = b.room_id
+                         AND p.space_id IS NOT DISTINCT FROM b.parking_space_id
+                    JOIN rooms r ON r.id = b.room_id LEFT JOIN parking_spaces s ON s.id = b.parking_space_id
+                    WHERE b.fee_item_id = $4 AND daterange(b.starts_on, b.ends_on, '[]') && daterange($5::date, $6::date, '[]')
+                    LIMIT 1
+                    """, binds: binds), logger: logger)
         for try await label in overlap.decode(String.self) {
             let field = spaces.isEmpty ? "room_ids" : "parking_space_ids"
             throw LinliError(.alreadyExists, "\(field): \(label) is already bound to this item for part of these dates", field: field)
         }
         binds.append(amountFen)
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
-            WITH pairs AS (\(pairs))
-            INSERT INTO fee_bindings (id, fee_item_id, room_id, parking_space_id, starts_on, ends_on, amount_fen)
-            SELECT uuid_v7(), $4, room_id, space_id, $5::date, $6::date, $7 FROM pairs
-            RETURNING 1
-            """, binds: binds), logger: logger)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH pairs AS (\(pairs))
+                    INSERT INTO fee_bindings (id, fee_item_id, room_id, parking_space_id, starts_on, ends_on, amount_fen)
+                    SELECT uuid_v7(), $4, room_id, space_id, $5::date, $6::date, $7 FROM pairs
+                    RETURNING 1
+                    """, binds: binds), logger: logger)
         var bound = 0
         for try await _ in rows { bound += 1 }
         return bound
@@ -169,14 +179,17 @@ public struct FeeDesk: Sendable {
 
     /// The bills of every item whose period starts in `month`: new ones are inserted and charged
     /// (receivable of room and item ← revenue of item) in this transaction; existing ones stay.
-    public func generate(community: CommunityID, month: String, by principal: Principal, on connection: PostgresConnection,
-                         logger: Logger) async throws -> Run {
+    public func generate(
+        community: CommunityID, month: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Run {
         try principal.requireScope(community)
         try await Self.requireCommunity(community, connection, logger)
         let entry = UUIDv7.make()
         let first = month + "-01"
         // Periods and amounts as billing.proto states them: exact numeric, rounded half up to the fen once, after proration.
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             WITH month AS (SELECT \(first)::date AS m),
             slots AS (
                 SELECT b.room_id, b.parking_space_id, i.id AS item, p.s, p.e,
@@ -218,19 +231,22 @@ public struct FeeDesk: Sendable {
             ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
             """, logger: logger)
         _ = inserted
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO ledger_accounts (id, community_id, kind, room_id, fee_item_id, normal)
             SELECT uuid_v7(), \(community.uuid), 'receivable', room_id, fee_item_id, 'debit'
             FROM (SELECT DISTINCT room_id, fee_item_id FROM bills WHERE entry_id = \(entry)) n
             ON CONFLICT DO NOTHING
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO ledger_accounts (id, community_id, kind, fee_item_id, normal)
             SELECT uuid_v7(), \(community.uuid), 'revenue', fee_item_id, 'credit'
             FROM (SELECT DISTINCT fee_item_id FROM bills WHERE entry_id = \(entry)) n
             ON CONFLICT DO NOTHING
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, created_by)
             SELECT \(entry), ra.id, rv.id, b.amount_fen, 'charge', b.id, \(principal.subjectID.uuid)
             FROM bills b
@@ -241,7 +257,8 @@ public struct FeeDesk: Sendable {
             WHERE b.entry_id = \(entry)
             ORDER BY b.id
             """, logger: logger)
-        let counts = try await connection.query("""
+        let counts = try await connection.query(
+            """
             SELECT (SELECT count(*)::int4 FROM bills WHERE entry_id = \(entry)),
                    (SELECT coalesce(sum(amount_fen), 0)::int8 FROM bills WHERE entry_id = \(entry)),
                    (SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid)
@@ -257,23 +274,29 @@ public struct FeeDesk: Sendable {
     }
 
     /// A room's bills with their settled amounts from the ledger, oldest due first.
-    public func bills(room: RoomID, openOnly: Bool, for principal: Principal, on connection: PostgresConnection,
-                      logger: Logger) async throws -> [Bill] {
+    public func bills(
+        room: RoomID, openOnly: Bool, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Bill] {
         let community = try await Self.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         return try await Self.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
     }
 
-    static func bills(room: RoomID, ids: [UUID]?, openOnly: Bool, lock: Bool, _ connection: PostgresConnection,
-                      _ logger: Logger) async throws -> [Bill] {
+    static func bills(
+        room: RoomID, ids: [UUID]?, openOnly: Bool, lock: Bool, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [Bill] {
         if lock {
             // Locked first, read after: a statement that waited for the lock still sees its old
             // snapshot in subqueries, so the settled amounts come from the next statement.
-            try await connection.query("""
+            try await connection.query(
+                """
                 SELECT 1 FROM bills WHERE room_id = \(room.uuid) AND (\(ids == nil) OR id = ANY(\(ids ?? [])::uuid[])) ORDER BY id FOR UPDATE
                 """, logger: logger)
         }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
                    l.settled_fen, b.due_on::text, b.parking_space_id, l.late_fee_fen, l.waived_fen, l.open_fen,
                    bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date), i.priority, i.category
@@ -283,12 +306,17 @@ public struct FeeDesk: Sendable {
             """, logger: logger)
         var result: [Bill] = []
         for try await (id, item, name, start, end, days, periodDays, amount, settled, due, space, late, waived, open, lateDue, priority, category)
-            in rows.decode((UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String, UUID?, Int64, Int64, Int64, Int64, Int32,
-                            String).self) {
-            let bill = Bill(id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(days),
-                            periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
-                            lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(priority),
-                            category: Category(rawValue: category) ?? .other)
+            in rows.decode(
+                (
+                    UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String, UUID?, Int64, Int64, Int64, Int64, Int32,
+                    String
+                ).self)
+        {
+            let bill = Bill(
+                id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(days),
+                periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
+                lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(priority),
+                category: Category(rawValue: category) ?? .other)
             if !openOnly || bill.totalDueFen > 0 { result.append(bill) }
         }
         return result

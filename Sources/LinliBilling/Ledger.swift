@@ -19,12 +19,15 @@ enum Ledger {
     }
 
     /// The account for (kind, subtype, room, fee item) in `community`, opened when missing.
-    static func account(_ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, resident: ResidentID? = nil,
-                        feeItem: UUID? = nil, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
+    static func account(
+        _ community: CommunityID, _ kind: Kind, subtype: String = "", room: RoomID? = nil, resident: ResidentID? = nil,
+        feeItem: UUID? = nil, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> UUID {
         if let found = try await find(community, kind, subtype, room, resident, feeItem, connection, logger) { return found }
         let normal = kind == .receivable || kind == .channel || kind == .writeOff ? "debit" : "credit"
         let guarded = kind == .prepaid || kind == .deposit
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, resident_id, fee_item_id, normal, guarded)
             VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(subtype), \(room?.uuid), \(resident?.uuid), \(feeItem), \(normal),
                     \(guarded))
@@ -37,8 +40,10 @@ enum Ledger {
     }
 
     /// Equality or IS NULL per column, never IS NOT DISTINCT FROM, so the unique index serves the lookup.
-    private static func find(_ community: CommunityID, _ kind: Kind, _ subtype: String, _ room: RoomID?, _ resident: ResidentID?,
-                             _ feeItem: UUID?, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID? {
+    private static func find(
+        _ community: CommunityID, _ kind: Kind, _ subtype: String, _ room: RoomID?, _ resident: ResidentID?,
+        _ feeItem: UUID?, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> UUID? {
         var binds = PostgresBindings()
         binds.append(community.uuid)
         binds.append(kind.rawValue)
@@ -61,7 +66,8 @@ enum Ledger {
     /// Posts `legs` as one business entry.
     static func post(entry: UUID, _ legs: [Leg], by user: UserID, _ connection: PostgresConnection, _ logger: Logger) async throws {
         guard !legs.isEmpty else { return }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo, created_by)
             SELECT \(entry), debit, credit, amount, kind, NULLIF(bill, '')::uuid, memo, \(user.uuid)
             FROM unnest(\(legs.map(\.debit))::uuid[], \(legs.map(\.credit))::uuid[], \(legs.map(\.amount))::int8[],
@@ -72,7 +78,8 @@ enum Ledger {
 
     /// A guarded account's balance on its normal side, locked for the rest of the transaction.
     static func lockBalance(_ account: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (balance: Int64, frozen: Bool) {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT CASE normal WHEN 'debit' THEN debits_fen - credits_fen ELSE credits_fen - debits_fen END, frozen
             FROM ledger_accounts WHERE id = \(account) FOR UPDATE
             """, logger: logger)

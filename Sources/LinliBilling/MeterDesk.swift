@@ -52,8 +52,10 @@ public struct MeterDesk: Sendable {
             return (last.value, new.oldFinalCenti - last.value)
         }
         guard new.valueCenti >= last.value else {
-            throw LinliError(.failedPrecondition, "value_centi: lower than the last reading \(last.value) on \(last.on); "
-                             + "record a meter replacement if the meter was changed", field: "value_centi")
+            throw LinliError(
+                .failedPrecondition,
+                "value_centi: lower than the last reading \(last.value) on \(last.on); "
+                    + "record a meter replacement if the meter was changed", field: "value_centi")
         }
         return (last.value, new.valueCenti - last.value)
     }
@@ -62,43 +64,53 @@ public struct MeterDesk: Sendable {
         let community = try await FeeDesk.community(ofRoom: new.room, connection, logger)
         try principal.requireScope(community)
         let meter = try await Self.meter(community, new.room, new.kind, connection, logger)
-        let last = try await connection.query("""
+        let last = try await connection.query(
+            """
             SELECT value_centi, read_on::text FROM meter_readings WHERE meter_id = \(meter) ORDER BY read_on DESC LIMIT 1
             """, logger: logger)
         var previous: (value: Int64, on: String)?
         for try await row in last.decode((Int64, String).self) { previous = row }
         let (before, usage) = try Self.usage(of: new, after: previous)
         let id = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO meter_readings (id, meter_id, read_on, value_centi, previous_centi, usage_centi, replacement, recorded_by)
             VALUES (\(id), \(meter), \(new.readOn)::date, \(new.valueCenti), \(before), \(usage), \(new.replacement), \(principal.subjectID.uuid))
             """, logger: logger)
-        return Reading(id: id, room: new.room, kind: new.kind, readOn: new.readOn, valueCenti: new.valueCenti, previousCenti: before,
-                       usageCenti: usage, replacement: new.replacement)
+        return Reading(
+            id: id, room: new.room, kind: new.kind, readOn: new.readOn, valueCenti: new.valueCenti, previousCenti: before,
+            usageCenti: usage, replacement: new.replacement)
     }
 
     /// Readings from CSV lines, all or nothing.
-    public func importReadings(community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
-                               logger: Logger) async throws -> CSVSheet {
+    public func importReadings(
+        community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> CSVSheet {
         try principal.requireScope(community)
         try await FeeDesk.requireCommunity(community, connection, logger)
         var rooms: [String: UUID] = [:]
-        for try await (id, building, unit, number) in try await connection.query("""
+        for try await (id, building, unit, number) in try await connection.query(
+            """
             SELECT r.id, b.name, r.unit, r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.community_id = \(community.uuid)
-            """, logger: logger).decode((UUID, String, String, String).self) {
+            """, logger: logger
+        ).decode((UUID, String, String, String).self) {
             rooms["\(building)\u{1F}\(unit)\u{1F}\(number)"] = id
         }
         var lastByMeter: [String: (value: Int64, on: String)] = [:]
-        for try await (room, kind, value, on) in try await connection.query("""
+        for try await (room, kind, value, on) in try await connection.query(
+            """
             SELECT DISTINCT ON (m.id) m.room_id, m.kind, r.value_centi, r.read_on::text
             FROM meters m JOIN meter_readings r ON r.meter_id = m.id WHERE m.community_id = \(community.uuid)
             ORDER BY m.id, r.read_on DESC
-            """, logger: logger).decode((UUID, String, Int64, String).self) {
+            """, logger: logger
+        ).decode((UUID, String, Int64, String).self) {
             lastByMeter["\(room)\(kind)"] = (value, on)
         }
         var planned: [(room: UUID, kind: Kind, readOn: String, value: Int64, previous: Int64?, usage: Int64, replacement: Bool)] = []
-        var sheet = CSVSheet(name: "meter readings", columns: ["building", "unit", "number", "kind", "read_on", "value", "replacement", "old_final"],
-                             optional: ["unit", "replacement", "old_final"])
+        var sheet = CSVSheet(
+            name: "meter readings", columns: ["building", "unit", "number", "kind", "read_on", "value", "replacement", "old_final"],
+            optional: ["unit", "replacement", "old_final"])
         sheet.read(lines) { sheet, v, line in
             let kind = sheet.field(line, "kind") { () throws(LinliError) in
                 guard let kind = Kind(rawValue: (v["kind"] ?? "").lowercased()) else { throw .invalid("kind", "must be water, electricity or gas") }
@@ -127,12 +139,14 @@ public struct MeterDesk: Sendable {
             planned.append((room, kind, readOn, value, previous, usage, replacement))
         }
         guard sheet.errorCount == 0 else { return sheet }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO meters (id, community_id, room_id, kind)
             SELECT uuid_v7(), \(community.uuid), room, kind FROM unnest(\(planned.map { $0.room })::uuid[], \(planned.map { $0.kind.rawValue })::text[]) AS t (room, kind)
             GROUP BY room, kind ON CONFLICT (room_id, kind) DO NOTHING
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO meter_readings (id, meter_id, read_on, value_centi, previous_centi, usage_centi, replacement, recorded_by)
             SELECT uuid_v7(), m.id, t.read_on::date, t.value, NULLIF(t.previous, -1), t.usage, t.replacement, \(principal.subjectID.uuid)
             FROM unnest(\(planned.map { $0.room })::uuid[], \(planned.map { $0.kind.rawValue })::text[], \(planned.map { $0.readOn })::text[],
@@ -150,14 +164,18 @@ public struct MeterDesk: Sendable {
     }
 
     /// The meter of a room and kind, opened on first use and locked so readings of one meter queue.
-    static func meter(_ community: CommunityID, _ room: RoomID, _ kind: Kind, _ connection: PostgresConnection,
-                      _ logger: Logger) async throws -> UUID {
-        try await connection.query("""
+    static func meter(
+        _ community: CommunityID, _ room: RoomID, _ kind: Kind, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> UUID {
+        try await connection.query(
+            """
             INSERT INTO meters (id, community_id, room_id, kind) VALUES (\(UUIDv7.make()), \(community.uuid), \(room.uuid), \(kind.rawValue))
             ON CONFLICT (room_id, kind) DO NOTHING
             """, logger: logger)
         for try await id in try await connection.query(
-            "SELECT id FROM meters WHERE room_id = \(room.uuid) AND kind = \(kind.rawValue) FOR UPDATE", logger: logger).decode(UUID.self) {
+            "SELECT id FROM meters WHERE room_id = \(room.uuid) AND kind = \(kind.rawValue) FOR UPDATE", logger: logger
+        ).decode(UUID.self) {
             return id
         }
         throw LinliError(.internal, "meter vanished")

@@ -58,8 +58,9 @@ public struct PrepaidOffset: Service, Sendable {
             var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             while true {
                 let pass = try await database.tenantTransaction(tenant) { connection in
-                    try await Self.offsetBatch(type, residents: residents, after: after, limit: batch,
-                                               communities: communities?.map(\.uuid), connection, logger)
+                    try await Self.offsetBatch(
+                        type, residents: residents, after: after, limit: batch,
+                        communities: communities?.map(\.uuid), connection, logger)
                 }
                 total.count += pass.count
                 total.fen += pass.fen
@@ -72,10 +73,13 @@ public struct PrepaidOffset: Service, Sendable {
 
     /// One batch of prepaid accounts of `type` (rooms' or residents') after `after` (by id);
     /// returns the offsets and the last account claimed.
-    static func offsetBatch(_ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int,
-                            communities: [UUID]? = nil, _ connection: PostgresConnection,
-                            _ logger: Logger) async throws -> (count: Int, fen: Int64, last: UUID?) {
-        let claimed = try await connection.query("""
+    static func offsetBatch(
+        _ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int,
+        communities: [UUID]? = nil, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> (count: Int, fen: Int64, last: UUID?) {
+        let claimed = try await connection.query(
+            """
             SELECT a.id FROM ledger_accounts a
             WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND NOT a.frozen
               AND (\(communities == nil) OR a.community_id = ANY(\(communities ?? [])))
@@ -86,14 +90,17 @@ public struct PrepaidOffset: Service, Sendable {
         var accounts: [UUID] = []
         for try await id in claimed.decode(UUID.self) { accounts.append(id) }
         guard let last = accounts.last else { return (0, 0, nil) }
-        let category: String? = switch type {
-        case .general: nil
-        case .property: FeeDesk.Category.property.rawValue
-        case .utilities: FeeDesk.Category.utilities.rawValue
-        }
+        let category: String? =
+            switch type {
+            case .general: nil
+            case .property: FeeDesk.Category.property.rawValue
+            case .utilities: FeeDesk.Category.utilities.rawValue
+            }
         // Which account pays which bill: a room's account its room's bills; a resident's account the
         // bills of the rooms they live in today, one account a bill (the first by id) in a pass.
-        let rooms = residents ? """
+        let rooms =
+            residents
+            ? """
             JOIN residencies rs ON rs.resident_id = a.resident_id AND rs.move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
                  AND (rs.move_out IS NULL OR rs.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
             JOIN bills b ON b.room_id = rs.room_id AND b.community_id = a.community_id
@@ -110,14 +117,17 @@ public struct PrepaidOffset: Service, Sendable {
         var binds = PostgresBindings()
         binds.append(accounts)
         binds.append(category)
-        let locked = try await connection.query(PostgresQuery(unsafeSQL: """
-            SELECT id FROM bills WHERE id IN (SELECT bill FROM (\(claims)) c) ORDER BY id FOR UPDATE SKIP LOCKED
-            """, binds: binds), logger: logger)
+        let locked = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT id FROM bills WHERE id IN (SELECT bill FROM (\(claims)) c) ORDER BY id FOR UPDATE SKIP LOCKED
+                    """, binds: binds), logger: logger)
         var bills: [UUID] = []
         for try await id in locked.decode(UUID.self) { bills.append(id) }
         guard !bills.isEmpty else { return (0, 0, last) }
         // The revenue accounts late fees go to, for items that charge them.
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO ledger_accounts (id, community_id, kind, subtype, fee_item_id, normal)
             SELECT uuid_v7(), i.community_id, 'revenue', 'late_fee', i.id, 'credit'
             FROM fee_items i WHERE i.late_fee_per_10k_daily > 0 AND i.id IN (SELECT fee_item_id FROM bills WHERE id = ANY(\(bills)::uuid[]))
@@ -130,37 +140,39 @@ public struct PrepaidOffset: Service, Sendable {
         binds.append(bills)
         binds.append(entry)
         binds.append(lateEntry)
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
-            WITH claims AS (\(claims)),
-            open_bills AS (
-                SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                       bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) ELSE 0 END AS late,
-                       CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
-                FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
-                LEFT JOIN billing_settings s ON s.community_id = b.community_id
-                WHERE b.id = ANY($3::uuid[])),
-            running AS (
-                SELECT o.*, o.open + o.late AS need,
-                       sum(o.open + o.late) OVER (PARTITION BY o.account ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
-                FROM open_bills o WHERE o.open + o.late > 0),
-            shares AS (
-                SELECT r.id AS bill, r.community_id, r.fee_item_id, r.late, p.id AS prepaid, ra.id AS receivable,
-                       least(r.need, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.need))) AS take
-                FROM running r
-                JOIN ledger_accounts p ON p.id = r.account
-                JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
-                     AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id),
-            fees AS (
-                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-                SELECT $5::uuid, s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
-                FROM shares s JOIN ledger_accounts rv ON rv.community_id = s.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
-                     AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = s.fee_item_id
-                WHERE s.take > 0 AND s.late > 0
-                RETURNING 1)
-            INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-            SELECT $4::uuid, prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
-            RETURNING amount_fen
-            """, binds: binds), logger: logger)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    WITH claims AS (\(claims)),
+                    open_bills AS (
+                        SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
+                               bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) ELSE 0 END AS late,
+                               CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
+                        FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                        LEFT JOIN billing_settings s ON s.community_id = b.community_id
+                        WHERE b.id = ANY($3::uuid[])),
+                    running AS (
+                        SELECT o.*, o.open + o.late AS need,
+                               sum(o.open + o.late) OVER (PARTITION BY o.account ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
+                        FROM open_bills o WHERE o.open + o.late > 0),
+                    shares AS (
+                        SELECT r.id AS bill, r.community_id, r.fee_item_id, r.late, p.id AS prepaid, ra.id AS receivable,
+                               least(r.need, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.need))) AS take
+                        FROM running r
+                        JOIN ledger_accounts p ON p.id = r.account
+                        JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
+                             AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id),
+                    fees AS (
+                        INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
+                        SELECT $5::uuid, s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
+                        FROM shares s JOIN ledger_accounts rv ON rv.community_id = s.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
+                             AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = s.fee_item_id
+                        WHERE s.take > 0 AND s.late > 0
+                        RETURNING 1)
+                    INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
+                    SELECT $4::uuid, prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
+                    RETURNING amount_fen
+                    """, binds: binds), logger: logger)
         var count = 0
         var fen: Int64 = 0
         for try await amount in rows.decode(Int64.self) {
@@ -168,14 +180,16 @@ public struct PrepaidOffset: Service, Sendable {
             fen += amount
         }
         if count > 0 {
-            let perCommunity = try await connection.query("""
+            let perCommunity = try await connection.query(
+                """
                 SELECT a.community_id, t.entry_id = \(lateEntry), sum(t.amount_fen)::int8
                 FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account
                 WHERE t.entry_id IN (\(entry), \(lateEntry)) GROUP BY 1, 2
                 """, logger: logger)
             for try await (community, isLateFee, sum) in perCommunity.decode((UUID, Bool, Int64).self) {
-                try await MetricDelta.record(isLateFee ? .billingChargedFen : .billingCollectedFen, delta: sum, community: CommunityID(community),
-                                             on: connection, logger: logger)
+                try await MetricDelta.record(
+                    isLateFee ? .billingChargedFen : .billingCollectedFen, delta: sum, community: CommunityID(community),
+                    on: connection, logger: logger)
             }
         }
         return (count, fen, last)

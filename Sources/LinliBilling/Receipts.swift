@@ -32,15 +32,16 @@ extension Cashier {
     }
 
     public struct Arrears: Sendable, Equatable {
-        public var key: String         // a room label or a building name
-        public var id: UUID            // the room or the building
-        public var bucketsFen: [Int64] // days overdue 1–30, 31–90, 91–180, 181–365, over 365
+        public var key: String  // a room label or a building name
+        public var id: UUID  // the room or the building
+        public var bucketsFen: [Int64]  // days overdue 1–30, 31–90, 91–180, 181–365, over 365
         public var totalFen: Int64 { bucketsFen.reduce(0, +) }
     }
 
     /// A receipt's data, for reprinting; lines are what each method settled (and put on prepaid).
     public func receipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Receipt {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT p.receipt_no, p.community_id, p.room_id, bd.name || r.unit || r.number, p.cashier_id, p.total_fen, p.settled_fen,
                    p.to_prepaid_fen, p.created_at, p.voided_at, coalesce(p.void_reason, ''), p.entry_id,
                    coalesce(p.reversal_entry_id, p.entry_id)
@@ -48,16 +49,21 @@ extension Cashier {
             """, logger: logger)
         var found: (Receipt, CommunityID, UUID, UUID)?
         for try await (number, community, room, label, cashier, total, settled, toPrepaid, at, voided, reason, entry, reversal) in rows.decode(
-            (String, UUID, UUID, String, UUID, Int64, Int64, Int64, Date, Date?, String, UUID, UUID).self) {
-            found = (Receipt(payment: payment, receiptNo: number, room: RoomID(room), roomLabel: label, cashier: UserID(cashier), totalFen: total,
-                             settledFen: settled, toPrepaidFen: toPrepaid, paidAt: at, voidedAt: voided, voidReason: reason, lines: []),
-                     CommunityID(community), entry, reversal)
+            (String, UUID, UUID, String, UUID, Int64, Int64, Int64, Date, Date?, String, UUID, UUID).self)
+        {
+            found = (
+                Receipt(
+                    payment: payment, receiptNo: number, room: RoomID(room), roomLabel: label, cashier: UserID(cashier), totalFen: total,
+                    settledFen: settled, toPrepaidFen: toPrepaid, paidAt: at, voidedAt: voided, voidReason: reason, lines: []),
+                CommunityID(community), entry, reversal
+            )
         }
         guard let found else { throw LinliError.notFound("payment") }
         var receipt = found.0
         let (community, entry, reversal) = (found.1, found.2, found.3)
         try principal.requireScope(community)
-        let lines = try await connection.query("""
+        let lines = try await connection.query(
+            """
             SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
                    CASE WHEN t.kind = 'late_fee' THEN '' WHEN m.kind = 'channel' THEN m.subtype ELSE m.kind END,
                    CASE WHEN t.kind IN ('reversal', 'refund') THEN -t.amount_fen ELSE t.amount_fen END, t.kind
@@ -82,9 +88,12 @@ extension Cashier {
 
     /// Voids a receipt: every transfer of its payment is reversed by a new one, so the bills are
     /// open again and an overpayment leaves the prepaid account (refused if it has been spent).
-    public func void(_ payment: UUID, reason: String, by principal: Principal, on connection: PostgresConnection,
-                     logger: Logger) async throws -> Receipt {
-        let rows = try await connection.query("""
+    public func void(
+        _ payment: UUID, reason: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Receipt {
+        let rows = try await connection.query(
+            """
             SELECT community_id, entry_id, voided_at IS NOT NULL FROM payments WHERE id = \(payment) FOR UPDATE
             """, logger: logger)
         var found: (UUID, UUID, Bool)?
@@ -92,18 +101,22 @@ extension Cashier {
         guard let (community, entry, voided) = found else { throw LinliError.notFound("payment") }
         try principal.requireScope(CommunityID(community))
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is already void", field: "payment_id") }
-        let refunded = try await connection.query("""
+        let refunded = try await connection.query(
+            """
             SELECT state FROM refunds WHERE payment_id = \(payment) AND state IN ('requested', 'approved') LIMIT 1
             """, logger: logger)
         for try await state in refunded.decode(String.self) {
-            throw LinliError(.failedPrecondition, state == "requested"
-                                 ? "payment_id: a refund of this payment is waiting for approval; reject it first"
-                                 : "payment_id: part of this payment has been refunded; refund the rest instead of voiding",
-                             field: "payment_id")
+            throw LinliError(
+                .failedPrecondition,
+                state == "requested"
+                    ? "payment_id: a refund of this payment is waiting for approval; reject it first"
+                    : "payment_id: part of this payment has been refunded; refund the rest instead of voiding",
+                field: "payment_id")
         }
         let reversal = UUIDv7.make()
         do {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, reverses, memo, created_by)
                 SELECT \(reversal), credit_account, debit_account, amount_fen, 'reversal', bill_id, id, \("void: " + reason),
                        \(principal.subjectID.uuid)
@@ -111,8 +124,9 @@ extension Cashier {
                 """, logger: logger)
         } catch {
             if Database.sqlState(error) == "23514" {
-                throw LinliError(.failedPrecondition, "payment_id: the prepaid money this payment added has been spent; it cannot be voided",
-                                 field: "payment_id")
+                throw LinliError(
+                    .failedPrecondition, "payment_id: the prepaid money this payment added has been spent; it cannot be voided",
+                    field: "payment_id")
             }
             throw error
         }
@@ -120,10 +134,12 @@ extension Cashier {
         for try await fen in settled.decode(Int64.self) where fen > 0 {
             try await MetricDelta.record(.billingCollectedFen, delta: -fen, community: CommunityID(community), on: connection, logger: logger)
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE invoices SET voided_at = now(), void_reason = 'receipt voided' WHERE payment_id = \(payment) AND voided_at IS NULL
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE payments SET voided_at = now(), voided_by = \(principal.subjectID.uuid), void_reason = \(reason),
                                 reversal_entry_id = \(reversal)
             WHERE id = \(payment)
@@ -131,8 +147,10 @@ extension Cashier {
         return try await receipt(payment, for: principal, on: connection, logger: logger)
     }
 
-    public func setFrozen(_ owner: PrepaidOwner, type: PrepaidType = .general, frozen: Bool, by principal: Principal,
-                          on connection: PostgresConnection, logger: Logger) async throws {
+    public func setFrozen(
+        _ owner: PrepaidOwner, type: PrepaidType = .general, frozen: Bool, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
         let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
         let prepaid = try await owner.account(community, type, connection, logger)
@@ -140,8 +158,10 @@ extension Cashier {
     }
 
     /// Money out of a room's prepaid account through `method`; returns the new balance.
-    public func withdraw(_ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
-                         on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+    public func withdraw(
+        _ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int64 {
         let community = try await owner.community(connection, logger)
         try principal.requireScope(community)
         let prepaid = try await owner.account(community, type, connection, logger)
@@ -152,16 +172,20 @@ extension Cashier {
             throw LinliError(.failedPrecondition, "amount_fen: the prepaid balance is \(balance) fen", field: "amount_fen")
         }
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-        try await Ledger.post(entry: UUIDv7.make(), [.init(debit: prepaid, credit: channel, amount: amountFen, kind: "withdraw", bill: nil)],
-                              by: principal.subjectID, connection, logger)
+        try await Ledger.post(
+            entry: UUIDv7.make(), [.init(debit: prepaid, credit: channel, amount: amountFen, kind: "withdraw", bill: nil)],
+            by: principal.subjectID, connection, logger)
         return balance - amountFen
     }
 
     /// Open amounts past due, by room or by building, in age buckets as of today (Asia/Shanghai).
-    public func arrears(community: CommunityID, byBuilding: Bool, for principal: Principal, on connection: PostgresConnection,
-                        logger: Logger) async throws -> [Arrears] {
+    public func arrears(
+        community: CommunityID, byBuilding: Bool, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Arrears] {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH open_bills AS (
                 SELECT b.room_id, (now() AT TIME ZONE 'Asia/Shanghai')::date - b.due_on AS late,
                        bill_open_fen(b.id) AS open
@@ -190,8 +214,10 @@ extension Cashier {
     public enum DepositMove: Sendable { case collect(Method), convert, refund(Method) }
 
     /// Moves money into or out of a room's deposit of `kind`; returns that deposit's balance afterwards.
-    public func deposit(_ move: DepositMove, room: RoomID, kind: String, amountFen: Int64, by principal: Principal,
-                        on connection: PostgresConnection, logger: Logger) async throws -> Int64 {
+    public func deposit(
+        _ move: DepositMove, room: RoomID, kind: String, amountFen: Int64, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Int64 {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         let account = try await Ledger.account(community, .deposit, subtype: kind, room: room, connection, logger)
@@ -217,11 +243,14 @@ extension Cashier {
         return try await Ledger.lockBalance(account, connection, logger).balance
     }
 
-    public func deposits(room: RoomID, for principal: Principal, on connection: PostgresConnection,
-                         logger: Logger) async throws -> [(kind: String, balanceFen: Int64)] {
+    public func deposits(
+        room: RoomID, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [(kind: String, balanceFen: Int64)] {
         let community = try await FeeDesk.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT subtype, credits_fen - debits_fen FROM ledger_accounts
             WHERE community_id = \(community.uuid) AND kind = 'deposit' AND room_id = \(room.uuid) ORDER BY subtype
             """, logger: logger)

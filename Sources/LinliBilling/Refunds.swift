@@ -62,18 +62,23 @@ public struct RefundDesk: Sendable {
 
     // MARK: Settings
 
-    public func allocation(community: CommunityID, for principal: Principal, on connection: PostgresConnection,
-                           logger: Logger) async throws -> Cashier.AllocationOrder {
+    public func allocation(
+        community: CommunityID, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Cashier.AllocationOrder {
         try principal.requireScope(community)
         try await FeeDesk.requireCommunity(community, connection, logger)
         return try await Cashier.allocationOrder(community, connection, logger)
     }
 
-    public func setAllocation(_ order: Cashier.AllocationOrder, community: CommunityID, by principal: Principal, on connection: PostgresConnection,
-                              logger: Logger) async throws {
+    public func setAllocation(
+        _ order: Cashier.AllocationOrder, community: CommunityID, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
         try principal.requireScope(community)
         try await FeeDesk.requireCommunity(community, connection, logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO billing_settings (community_id, allocation, updated_by) VALUES (\(community.uuid), \(order.rawValue), \(principal.subjectID.uuid))
             ON CONFLICT (community_id) DO UPDATE SET allocation = EXCLUDED.allocation, updated_by = EXCLUDED.updated_by, updated_at = now()
             """, logger: logger)
@@ -84,14 +89,15 @@ public struct RefundDesk: Sendable {
     /// What a payment settled on each bill, per paying account, less what approved refunds gave back: newest leg first.
     struct Refundable {
         var bill: UUID
-        var payer: UUID        // the account that paid: a channel, prepaid or deposit
+        var payer: UUID  // the account that paid: a channel, prepaid or deposit
         var receivable: UUID
         var method: Cashier.Method
         var fen: Int64
     }
 
     static func refundable(payment: UUID, entry: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Refundable] {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH paid AS (
                 SELECT t.bill_id, t.debit_account AS payer, t.credit_account AS receivable, sum(t.amount_fen) AS fen, max(t.id) AS newest
                 FROM ledger_transfers t WHERE t.entry_id = \(entry) AND t.kind IN ('settle', 'offset') GROUP BY 1, 2, 3),
@@ -114,7 +120,8 @@ public struct RefundDesk: Sendable {
 
     /// The payment, locked: its community, ledger entry and whether it is void.
     static func lockPayment(_ payment: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (CommunityID, UUID, Bool) {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT community_id, entry_id, voided_at IS NOT NULL FROM payments WHERE id = \(payment) FOR UPDATE
             """, logger: logger)
         for try await (community, entry, voided) in rows.decode((UUID, UUID, Bool).self) { return (CommunityID(community), entry, voided) }
@@ -122,8 +129,10 @@ public struct RefundDesk: Sendable {
     }
 
     /// Requests a refund of what `payment` settled on some of its bills (all of it when `lines` is empty).
-    public func request(payment: UUID, lines requested: [Line], reason: String, waive: Bool, by principal: Principal,
-                        on connection: PostgresConnection, logger: Logger) async throws -> Refund {
+    public func request(
+        payment: UUID, lines requested: [Line], reason: String, waive: Bool, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Refund {
         let (community, entry, voided) = try await Self.lockPayment(payment, connection, logger)
         try principal.requireScope(community)
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is void", field: "payment_id") }
@@ -136,24 +145,29 @@ public struct RefundDesk: Sendable {
         var lines = requested
         if lines.isEmpty {
             lines = perBill.sorted { $0.key.uuidString < $1.key.uuidString }.map { Line(bill: $0.key, amountFen: $0.value) }
-            if lines.isEmpty { throw LinliError(.failedPrecondition, "payment_id: nothing this payment settled is left to refund", field: "payment_id") }
+            if lines.isEmpty {
+                throw LinliError(.failedPrecondition, "payment_id: nothing this payment settled is left to refund", field: "payment_id")
+            }
         }
         for (index, line) in lines.enumerated() {
             guard let left = perBill[line.bill] else {
                 throw LinliError.invalid("lines[\(index)].bill_id", "is not a bill this payment settled")
             }
             guard line.amountFen <= left else {
-                throw LinliError(.failedPrecondition, "lines[\(index)].amount_fen: \(left) fen of this bill is left to refund",
-                                 field: "lines[\(index)].amount_fen")
+                throw LinliError(
+                    .failedPrecondition, "lines[\(index)].amount_fen: \(left) fen of this bill is left to refund",
+                    field: "lines[\(index)].amount_fen")
             }
         }
         let id = UUIDv7.make()
         let total = lines.reduce(0) { $0 + $1.amountFen }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO refunds (id, community_id, payment_id, state, amount_fen, reason, waive, requested_by)
             VALUES (\(id), \(community.uuid), \(payment), 'requested', \(total), \(reason), \(waive), \(principal.subjectID.uuid))
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO refund_lines (refund_id, bill_id, amount_fen)
             SELECT \(id), bill, amount FROM unnest(\(lines.map(\.bill))::uuid[], \(lines.map(\.amountFen))::int8[]) AS l (bill, amount)
             """, logger: logger)
@@ -169,7 +183,8 @@ public struct RefundDesk: Sendable {
         }
         let (_, entry, voided) = try await Self.lockPayment(refund.payment, connection, logger)
         if voided { throw LinliError(.failedPrecondition, "refund_id: the receipt has been voided since", field: "refund_id") }
-        try await connection.query("""
+        try await connection.query(
+            """
             SELECT 1 FROM bills WHERE id = ANY(\(refund.lines.map(\.bill))::uuid[]) ORDER BY id FOR UPDATE
             """, logger: logger)
         var available = try await Self.refundable(payment: refund.payment, entry: entry, connection, logger)
@@ -183,15 +198,19 @@ public struct RefundDesk: Sendable {
                 legs.append(.init(debit: available[index].receivable, credit: available[index].payer, amount: take, kind: "refund", bill: line.bill))
             }
             if need > 0 {
-                throw LinliError(.failedPrecondition, "refund_id: only \(line.amountFen - need) fen of bill \(line.bill.uuidString.lowercased()) is left to refund",
-                                 field: "refund_id")
+                throw LinliError(
+                    .failedPrecondition,
+                    "refund_id: only \(line.amountFen - need) fen of bill \(line.bill.uuidString.lowercased()) is left to refund",
+                    field: "refund_id")
             }
             if refund.waive {
-                let receivable = legs.last!.debit
+                guard let receivable = legs.last?.debit else { continue }
                 let item = try await Self.feeItem(ofBill: line.bill, connection, logger)
                 let writeOff = try await Ledger.account(community, .writeOff, feeItem: item, connection, logger)
-                legs.append(.init(debit: writeOff, credit: receivable, amount: line.amountFen, kind: "write_off", bill: line.bill,
-                                  memo: "refund: " + refund.reason))
+                legs.append(
+                    .init(
+                        debit: writeOff, credit: receivable, amount: line.amountFen, kind: "write_off", bill: line.bill,
+                        memo: "refund: " + refund.reason))
             }
         }
         let refundEntry = UUIDv7.make()
@@ -200,13 +219,15 @@ public struct RefundDesk: Sendable {
         if refund.waive {
             try await MetricDelta.record(.billingChargedFen, delta: -refund.amountFen, community: community, on: connection, logger: logger)
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE refunds SET state = 'approved', decided_by = \(principal.subjectID.uuid), decided_at = now(), decision_note = \(note),
                                entry_id = \(refundEntry)
             WHERE id = \(id)
             """, logger: logger)
         // Invoices for refunded bills are voided (红冲); issue new ones for what remains.
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE invoices SET voided_at = now(), void_reason = 'refunded'
             WHERE payment_id = \(refund.payment) AND voided_at IS NULL AND bill_ids && \(refund.lines.map(\.bill))::uuid[]
             """, logger: logger)
@@ -215,15 +236,18 @@ public struct RefundDesk: Sendable {
 
     public func reject(_ id: UUID, note: String, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Refund {
         _ = try await lockRequested(id, by: principal, connection, logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE refunds SET state = 'rejected', decided_by = \(principal.subjectID.uuid), decided_at = now(), decision_note = \(note)
             WHERE id = \(id)
             """, logger: logger)
         return try await refund(id, for: principal, on: connection, logger: logger)
     }
 
-    private func lockRequested(_ id: UUID, by principal: Principal, _ connection: PostgresConnection,
-                               _ logger: Logger) async throws -> (Refund, CommunityID) {
+    private func lockRequested(
+        _ id: UUID, by principal: Principal, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> (Refund, CommunityID) {
         try await connection.query("SELECT 1 FROM refunds WHERE id = \(id) FOR UPDATE", logger: logger)
         let refund = try await refund(id, for: principal, on: connection, logger: logger)
         guard refund.state == .requested else {
@@ -239,40 +263,51 @@ public struct RefundDesk: Sendable {
         return refund
     }
 
-    public func list(community: CommunityID, state: State?, for principal: Principal, on connection: PostgresConnection,
-                     logger: Logger) async throws -> [Refund] {
+    public func list(
+        community: CommunityID, state: State?, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Refund] {
         try principal.requireScope(community)
         if let state {
-            return try await refunds(where: "r.community_id = $1 AND r.state = '\(state.rawValue)'", community.uuid, for: principal, connection, logger)
+            return try await refunds(
+                where: "r.community_id = $1 AND r.state = '\(state.rawValue)'", community.uuid, for: principal, connection, logger)
         }
         return try await refunds(where: "r.community_id = $1", community.uuid, for: principal, connection, logger)
     }
 
-    private func refunds(where condition: String, _ key: UUID, for principal: Principal, _ connection: PostgresConnection,
-                         _ logger: Logger) async throws -> [Refund] {
+    private func refunds(
+        where condition: String, _ key: UUID, for principal: Principal, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [Refund] {
         var binds = PostgresBindings()
         binds.append(key)
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
-            SELECT r.id, r.community_id, r.payment_id, p.receipt_no, r.state, r.amount_fen, r.reason, r.waive, r.requested_by, r.requested_at,
-                   r.decided_by, r.decided_at, coalesce(r.decision_note, ''), r.entry_id,
-                   (SELECT array_agg(bill_id ORDER BY bill_id) FROM refund_lines WHERE refund_id = r.id),
-                   (SELECT array_agg(amount_fen ORDER BY bill_id) FROM refund_lines WHERE refund_id = r.id)
-            FROM refunds r JOIN payments p ON p.id = r.payment_id
-            WHERE \(condition) ORDER BY r.requested_at DESC, r.id LIMIT 500
-            """, binds: binds), logger: logger)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT r.id, r.community_id, r.payment_id, p.receipt_no, r.state, r.amount_fen, r.reason, r.waive, r.requested_by, r.requested_at,
+                           r.decided_by, r.decided_at, coalesce(r.decision_note, ''), r.entry_id,
+                           (SELECT array_agg(bill_id ORDER BY bill_id) FROM refund_lines WHERE refund_id = r.id),
+                           (SELECT array_agg(amount_fen ORDER BY bill_id) FROM refund_lines WHERE refund_id = r.id)
+                    FROM refunds r JOIN payments p ON p.id = r.payment_id
+                    WHERE \(condition) ORDER BY r.requested_at DESC, r.id LIMIT 500
+                    """, binds: binds), logger: logger)
         var result: [Refund] = []
         var entries: [UUID: Int] = [:]
         for try await (id, community, payment, receipt, state, amount, reason, waive, by, at, decidedBy, decidedAt, note, entry, bills, amounts)
-            in rows.decode((UUID, UUID, UUID, String, String, Int64, String, Bool, UUID, Date, UUID?, Date?, String, UUID?, [UUID], [Int64]).self) {
+            in rows.decode((UUID, UUID, UUID, String, String, Int64, String, Bool, UUID, Date, UUID?, Date?, String, UUID?, [UUID], [Int64]).self)
+        {
             try principal.requireScope(CommunityID(community))
             if let entry { entries[entry] = result.count }
-            result.append(Refund(id: id, payment: payment, receiptNo: receipt, state: State(rawValue: state) ?? .requested, amountFen: amount,
-                                 reason: reason, waive: waive, lines: zip(bills, amounts).map { Line(bill: $0, amountFen: $1) },
-                                 requestedBy: UserID(by), requestedAt: at, decidedBy: decidedBy.map(UserID.init), decidedAt: decidedAt,
-                                 decisionNote: note, payouts: []))
+            result.append(
+                Refund(
+                    id: id, payment: payment, receiptNo: receipt, state: State(rawValue: state) ?? .requested, amountFen: amount,
+                    reason: reason, waive: waive, lines: zip(bills, amounts).map { Line(bill: $0, amountFen: $1) },
+                    requestedBy: UserID(by), requestedAt: at, decidedBy: decidedBy.map(UserID.init), decidedAt: decidedAt,
+                    decisionNote: note, payouts: []))
         }
         guard !entries.isEmpty else { return result }
-        let payouts = try await connection.query("""
+        let payouts = try await connection.query(
+            """
             SELECT t.entry_id, t.bill_id, CASE a.kind WHEN 'channel' THEN a.subtype ELSE a.kind END, t.amount_fen
             FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.credit_account
             WHERE t.entry_id = ANY(\(Array(entries.keys))::uuid[]) AND t.kind = 'refund' ORDER BY t.id
@@ -303,8 +338,10 @@ public struct RefundDesk: Sendable {
     /// Writes off `amountFen` of a bill's open amount and, with `waiveLateFee`, the late fee
     /// accrued so far (charged and written off in one entry, so accrual restarts today).
     /// Returns the bill afterwards and what was written off.
-    public func writeOff(bill id: UUID, amountFen: Int64, waiveLateFee: Bool, reason: String, by principal: Principal,
-                         on connection: PostgresConnection, logger: Logger) async throws -> (FeeDesk.Bill, Int64) {
+    public func writeOff(
+        bill id: UUID, amountFen: Int64, waiveLateFee: Bool, reason: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> (FeeDesk.Bill, Int64) {
         let rows = try await connection.query("SELECT room_id, community_id FROM bills WHERE id = \(id)", logger: logger)
         var found: (RoomID, CommunityID)?
         for try await (room, community) in rows.decode((UUID, UUID).self) { found = (RoomID(room), CommunityID(community)) }
@@ -343,15 +380,18 @@ public struct RefundDesk: Sendable {
 
     /// Issues invoices for a payment, each for what it settled (less refunds) on the bills named;
     /// a bill is on one live invoice at most. Numbers are the community's next of the year, gap-free.
-    public func issueInvoices(payment: UUID, _ requests: [InvoiceRequest], by principal: Principal, on connection: PostgresConnection,
-                              logger: Logger) async throws -> [Invoice] {
+    public func issueInvoices(
+        payment: UUID, _ requests: [InvoiceRequest], by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Invoice] {
         let (community, entry, voided) = try await Self.lockPayment(payment, connection, logger)
         try principal.requireScope(community)
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is void", field: "payment_id") }
         var perBill: [UUID: Int64] = [:]
         for leg in try await Self.refundable(payment: payment, entry: entry, connection, logger) { perBill[leg.bill, default: 0] += leg.fen }
         var invoiced = Set<UUID>()
-        let live = try await connection.query("""
+        let live = try await connection.query(
+            """
             SELECT unnest(bill_ids) FROM invoices WHERE payment_id = \(payment) AND voided_at IS NULL
             """, logger: logger)
         for try await bill in live.decode(UUID.self) { invoiced.insert(bill) }
@@ -371,15 +411,18 @@ public struct RefundDesk: Sendable {
         var result: [Invoice] = []
         for (request, amount) in zip(requests, amounts) {
             let id = UUIDv7.make()
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 INSERT INTO invoices (id, community_id, payment_id, invoice_no, title, tax_no, amount_fen, bill_ids, created_by)
                 VALUES (\(id), \(community.uuid), \(payment), next_document_no(\(community.uuid), 'invoice'), \(request.title), \(request.taxNo),
                         \(amount), \(request.bills)::uuid[], \(principal.subjectID.uuid))
                 RETURNING invoice_no, created_at
                 """, logger: logger)
             for try await (number, at) in rows.decode((String, Date).self) {
-                result.append(Invoice(id: id, payment: payment, invoiceNo: number, title: request.title, taxNo: request.taxNo, amountFen: amount,
-                                      bills: request.bills, voidReason: nil, issuedAt: at))
+                result.append(
+                    Invoice(
+                        id: id, payment: payment, invoiceNo: number, title: request.title, taxNo: request.taxNo, amountFen: amount,
+                        bills: request.bills, voidReason: nil, issuedAt: at))
             }
         }
         return result
@@ -387,15 +430,19 @@ public struct RefundDesk: Sendable {
 
     public func invoices(payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Invoice] {
         try principal.requireScope(try await Self.community(ofPayment: payment, connection, logger))
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT id, invoice_no, title, tax_no, amount_fen, bill_ids, void_reason, created_at FROM invoices
             WHERE payment_id = \(payment) ORDER BY invoice_no
             """, logger: logger)
         var result: [Invoice] = []
         for try await (id, number, title, taxNo, amount, bills, reason, at) in rows.decode(
-            (UUID, String, String, String, Int64, [UUID], String?, Date).self) {
-            result.append(Invoice(id: id, payment: payment, invoiceNo: number, title: title, taxNo: taxNo, amountFen: amount, bills: bills,
-                                  voidReason: reason, issuedAt: at))
+            (UUID, String, String, String, Int64, [UUID], String?, Date).self)
+        {
+            result.append(
+                Invoice(
+                    id: id, payment: payment, invoiceNo: number, title: title, taxNo: taxNo, amountFen: amount, bills: bills,
+                    voidReason: reason, issuedAt: at))
         }
         return result
     }

@@ -50,11 +50,14 @@ public struct BillingReports: Sendable {
         throw .invalid(field, "must be a month 2026-03, a quarter 2026-Q1 or a year 2026")
     }
 
-    public func summary(community: CommunityID, first: String, months: Int, for principal: Principal, on connection: PostgresConnection,
-                        logger: Logger) async throws -> Summary {
+    public func summary(
+        community: CommunityID, first: String, months: Int, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Summary {
         try principal.requireScope(community)
         // Local days: [from, to] as dates; [start, end) as instants in Asia/Shanghai.
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH range AS (
                 SELECT \(first)::date AS from_day, (\(first)::date + make_interval(months => \(Int32(months))) - interval '1 day')::date AS to_day),
             instants AS (
@@ -91,19 +94,24 @@ public struct BillingReports: Sendable {
                    (SELECT coalesce(sum(amount_fen) FILTER (WHERE kind = 'late_fee'), 0)::int8 FROM moved)
             """, logger: logger)
         for try await (from, to, receivable, collected, received, prepaidIn, prepaidBalance, paidOut, arrears, refunded, waived, lateFees)
-            in rows.decode((String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self) {
-            return Summary(from: from, to: to, receivableFen: receivable, collectedForPeriodFen: collected, receivedFen: received,
-                           prepaidInFen: prepaidIn, prepaidBalanceFen: prepaidBalance, paidOutFen: paidOut, arrearsFen: arrears,
-                           refundedFen: refunded, waivedFen: waived, lateFeeFen: lateFees)
+            in rows.decode((String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
+        {
+            return Summary(
+                from: from, to: to, receivableFen: receivable, collectedForPeriodFen: collected, receivedFen: received,
+                prepaidInFen: prepaidIn, prepaidBalanceFen: prepaidBalance, paidOutFen: paidOut, arrearsFen: arrears,
+                refundedFen: refunded, waivedFen: waived, lateFeeFen: lateFees)
         }
         throw LinliError(.internal, "summary returned nothing")
     }
 
     /// What each cashier took, paid out and voided by method on a local day.
-    public func dailyClose(community: CommunityID, day: String, for principal: Principal, on connection: PostgresConnection,
-                           logger: Logger) async throws -> [CloseRow] {
+    public func dailyClose(
+        community: CommunityID, day: String, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [CloseRow] {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             WITH day AS (SELECT \(day)::date::timestamp AT TIME ZONE 'Asia/Shanghai' AS start_at,
                                 (\(day)::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' AS end_at),
             channel AS (SELECT id, subtype FROM ledger_accounts WHERE community_id = \(community.uuid) AND kind = 'channel'),
@@ -121,9 +129,12 @@ public struct BillingReports: Sendable {
             """, logger: logger)
         var result: [CloseRow] = []
         for try await (cashier, name, method, taken, paidOut, voided, receipts) in rows.decode(
-            (UUID, String, String, Int64, Int64, Int64, Int32).self) {
-            result.append(CloseRow(cashier: UserID(cashier), cashierName: name, method: method, takenFen: taken, paidOutFen: paidOut,
-                                   voidedFen: voided, receipts: Int(receipts)))
+            (UUID, String, String, Int64, Int64, Int64, Int32).self)
+        {
+            result.append(
+                CloseRow(
+                    cashier: UserID(cashier), cashierName: name, method: method, takenFen: taken, paidOutFen: paidOut,
+                    voidedFen: voided, receipts: Int(receipts)))
         }
         return result
     }

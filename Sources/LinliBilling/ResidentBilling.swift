@@ -33,8 +33,10 @@ extension Cashier {
 
     /// The caller's rooms with their bills (open ones, or also those fallen due in the last year),
     /// prepaid accounts and latest receipts, and the caller's own prepaid accounts.
-    public func myBilling(openOnly: Bool, for principal: Principal, on connection: PostgresConnection,
-                          logger: Logger) async throws -> (rooms: [MyRoom], own: [MyPrepaid]) {
+    public func myBilling(
+        openOnly: Bool, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (rooms: [MyRoom], own: [MyPrepaid]) {
         var cutoff = ""
         let today = try await connection.query("SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 365)::text", logger: logger)
         for try await day in today.decode(String.self) { cutoff = day }
@@ -42,7 +44,8 @@ extension Cashier {
         for (room, label, community, since) in try await Self.myRooms(principal, connection, logger) {
             let bills = try await FeeDesk.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
             // Only what was paid while the caller lived here: an earlier occupant's receipts stay theirs.
-            let receipts = try await connection.query("""
+            let receipts = try await connection.query(
+                """
                 SELECT id, receipt_no, total_fen, created_at, voided_at IS NOT NULL FROM payments
                 WHERE room_id = \(room.uuid) AND created_at >= \(since) ORDER BY created_at DESC LIMIT 20
                 """, logger: logger)
@@ -50,13 +53,16 @@ extension Cashier {
             for try await (id, number, total, at, void) in receipts.decode((UUID, String, Int64, Date, Bool).self) {
                 summaries.append(ReceiptSummary(payment: id, receiptNo: number, totalFen: total, paidAt: at, void: void))
             }
-            rooms.append(MyRoom(room: room, label: label, community: community,
-                                bills: bills.filter { $0.totalDueFen > 0 || $0.dueOn >= cutoff },
-                                prepaid: try await prepaidAccounts(.room(room), for: principal, on: connection, logger: logger),
-                                receipts: summaries))
+            rooms.append(
+                MyRoom(
+                    room: room, label: label, community: community,
+                    bills: bills.filter { $0.totalDueFen > 0 || $0.dueOn >= cutoff },
+                    prepaid: try await prepaidAccounts(.room(room), for: principal, on: connection, logger: logger),
+                    receipts: summaries))
         }
         var own: [MyPrepaid] = []
-        let residents = try await connection.query("""
+        let residents = try await connection.query(
+            """
             SELECT id, community_id FROM residents WHERE user_id = \(principal.subjectID.uuid) ORDER BY community_id
             """, logger: logger)
         for try await (resident, community) in residents.decode((UUID, UUID).self) where principal.canAct(in: CommunityID(community)) {
@@ -69,10 +75,13 @@ extension Cashier {
     }
 
     /// A receipt of one of the caller's rooms; any other payment is not found, as if it did not exist.
-    public func myReceipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection,
-                          logger: Logger) async throws -> Receipt {
-        let since = Dictionary(try await Self.myRooms(principal, connection, logger).map { ($0.room, $0.since) },
-                               uniquingKeysWith: min)
+    public func myReceipt(
+        _ payment: UUID, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Receipt {
+        let since = Dictionary(
+            try await Self.myRooms(principal, connection, logger).map { ($0.room, $0.since) },
+            uniquingKeysWith: min)
         let rows = try await connection.query("SELECT room_id, created_at FROM payments WHERE id = \(payment)", logger: logger)
         for try await (room, paidAt) in rows.decode((UUID, Date).self) {
             guard let movedIn = since[RoomID(room)], paidAt >= movedIn else { break }
@@ -84,9 +93,12 @@ extension Cashier {
     /// The rooms the caller lives in today (in each community's own time zone), in the
     /// communities they may act in, with the start of the day they moved in (the earliest of
     /// their current residencies there).
-    static func myRooms(_ principal: Principal, _ connection: PostgresConnection,
-                        _ logger: Logger) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
-        let rows = try await connection.query("""
+    static func myRooms(
+        _ principal: Principal, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
+        let rows = try await connection.query(
+            """
             SELECT r.id, bd.name || r.unit || r.number, r.community_id,
                    min(h.move_in)::timestamp AT TIME ZONE c.time_zone
             FROM residents p JOIN residencies h ON h.resident_id = p.id
@@ -99,7 +111,7 @@ extension Cashier {
             """, logger: logger)
         var result: [(room: RoomID, label: String, community: CommunityID, since: Date)] = []
         for try await (room, label, community, since) in rows.decode((UUID, String, UUID, Date).self)
-            where principal.canAct(in: CommunityID(community)) {
+        where principal.canAct(in: CommunityID(community)) {
             result.append((RoomID(room), label, CommunityID(community), since))
         }
         return result

@@ -27,7 +27,8 @@ public struct ComplaintService: Sendable {
 
 extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     public func fileComplaint(request: ServerRequest<Linli_Property_V1_FileComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_FileComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_FileComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -37,16 +38,19 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let photos = try photoRefs(m.photoRefs)
         let response = try await database.once(ctx, "FileComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_FileComplaintResponse()
-            response.complaint = .init(try await desk.file(community: community, suggestion: m.kind == .suggestion, subject: subject,
-                                                           content: content, photoRefs: photos, by: ctx.principal, on: connection,
-                                                           logger: ctx.logger))
+            response.complaint = .init(
+                try await desk.file(
+                    community: community, suggestion: m.kind == .suggestion, subject: subject,
+                    content: content, photoRefs: photos, by: ctx.principal, on: connection,
+                    logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func replyComplaint(request: ServerRequest<Linli_Property_V1_ReplyComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ReplyComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ReplyComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
@@ -60,7 +64,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     }
 
     public func resolveComplaint(request: ServerRequest<Linli_Property_V1_ResolveComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ResolveComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ResolveComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
@@ -74,7 +79,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     }
 
     public func rateComplaint(request: ServerRequest<Linli_Property_V1_RateComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RateComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RateComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
@@ -82,15 +88,18 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let comment = try Input.text(m.comment, field: "comment", min: 0, max: 1000)
         let response = try await database.once(ctx, "RateComplaint", m) { [desk] connection in
             var response = Linli_Property_V1_RateComplaintResponse()
-            response.complaint = .init(try await desk.rate(id, satisfaction: Int(m.satisfaction), comment: comment, by: ctx.principal,
-                                                           on: connection, logger: ctx.logger))
+            response.complaint = .init(
+                try await desk.rate(
+                    id, satisfaction: Int(m.satisfaction), comment: comment, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func withdrawComplaint(request: ServerRequest<Linli_Property_V1_WithdrawComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_WithdrawComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_WithdrawComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
@@ -103,7 +112,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     }
 
     public func getComplaint(request: ServerRequest<Linli_Property_V1_GetComplaintRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetComplaintResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetComplaintResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let complaint = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
@@ -115,7 +125,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     }
 
     public func listComplaints(request: ServerRequest<Linli_Property_V1_ListComplaintsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListComplaintsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListComplaintsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -128,8 +139,9 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         default: state = ComplaintDesk.State.allCases[m.state.rawValue - 1]
         }
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(community: community, state: state, after: after, limit: limit + 1, for: ctx.principal,
-                                on: connection, logger: ctx.logger)
+            try await desk.list(
+                community: community, state: state, after: after, limit: limit + 1, for: ctx.principal,
+                on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListComplaintsResponse()
         let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
@@ -153,7 +165,8 @@ public struct HotlineService: Sendable {
 
 extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     public func importHotlineTicket(request: ServerRequest<Linli_Property_V1_ImportHotlineTicketRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ImportHotlineTicketResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ImportHotlineTicketResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard m.hasReceivedAt else { throw LinliError.invalid("received_at", "is required") }
@@ -178,7 +191,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     }
 
     public func addHotlineStep(request: ServerRequest<Linli_Property_V1_AddHotlineStepRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_AddHotlineStepResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_AddHotlineStepResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
@@ -192,7 +206,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     }
 
     public func replyHotlineTicket(request: ServerRequest<Linli_Property_V1_ReplyHotlineTicketRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ReplyHotlineTicketResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ReplyHotlineTicketResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
@@ -206,7 +221,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     }
 
     public func closeHotlineTicket(request: ServerRequest<Linli_Property_V1_CloseHotlineTicketRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CloseHotlineTicketResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CloseHotlineTicketResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
@@ -219,7 +235,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     }
 
     public func getHotlineTicket(request: ServerRequest<Linli_Property_V1_GetHotlineTicketRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetHotlineTicketResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetHotlineTicketResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let ticket = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
@@ -231,15 +248,17 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     }
 
     public func listHotlineTickets(request: ServerRequest<Linli_Property_V1_ListHotlineTicketsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListHotlineTicketsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListHotlineTicketsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: ctx.principal,
-                                on: connection, logger: ctx.logger)
+            try await desk.list(
+                community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: ctx.principal,
+                on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListHotlineTicketsResponse()
         let page = PageToken.page(rows, limit: limit) { ($0.receivedAt, $0.id) }

@@ -43,11 +43,14 @@ public struct ComplaintDesk: Sendable {
     }
 
     /// A resident files a complaint or suggestion in one of their communities.
-    public func file(community: CommunityID, suggestion: Bool, subject: String, content: String, photoRefs: [String],
-                     by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Complaint {
+    public func file(
+        community: CommunityID, suggestion: Bool, subject: String, content: String, photoRefs: [String],
+        by principal: Principal, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Complaint {
         try principal.requireScope(community)
         let id = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO complaints (id, community_id, kind, subject, content, photo_refs, filed_by, state)
             VALUES (\(id), \(community.uuid), \(suggestion ? "suggestion" : "complaint"), \(subject), \(content), \(photoRefs),
                     \(principal.subjectID.uuid), 'open')
@@ -59,7 +62,8 @@ public struct ComplaintDesk: Sendable {
     }
 
     /// Adds a message: staff of the community, or the resident who filed it.
-    public func reply(_ id: UUID, body: String, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Complaint {
+    public func reply(_ id: UUID, body: String, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Complaint
+    {
         let complaint = try await load(id, connection, logger, lock: true)
         try visible(complaint, to: principal)
         let staff = principal.role.isStaff
@@ -68,7 +72,8 @@ public struct ComplaintDesk: Sendable {
         } else if ![.open, .handling].contains(complaint.state) {
             throw LinliError(.failedPrecondition, "the complaint is \(complaint.state.rawValue); replies are closed")
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO complaint_messages (complaint_id, author_id, from_staff, body) VALUES (\(id), \(principal.subjectID.uuid), \(staff), \(body))
             """, logger: logger)
         if staff { try await set(id, .handling, connection, logger) }
@@ -76,13 +81,16 @@ public struct ComplaintDesk: Sendable {
     }
 
     /// Staff record the resolution.
-    public func resolve(_ id: UUID, resolution: String, by principal: Principal, on connection: PostgresConnection,
-                        logger: Logger) async throws -> Complaint {
+    public func resolve(
+        _ id: UUID, resolution: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Complaint {
         let complaint = try await load(id, connection, logger, lock: true)
         try visible(complaint, to: principal)
         guard principal.role == .manager else { throw LinliError(.permissionDenied, "only a manager resolves complaints") }
         _ = try Self.flow.next(.resolve, from: complaint.state)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE complaints SET state = 'resolved', resolution = \(resolution), resolved_at = now() WHERE id = \(id)
             """, logger: logger)
         try await notify(complaint.filedBy, id, connection, logger)
@@ -90,13 +98,16 @@ public struct ComplaintDesk: Sendable {
     }
 
     /// The resident who filed it rates the resolution, which closes it.
-    public func rate(_ id: UUID, satisfaction: Int, comment: String, by principal: Principal, on connection: PostgresConnection,
-                     logger: Logger) async throws -> Complaint {
+    public func rate(
+        _ id: UUID, satisfaction: Int, comment: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Complaint {
         let complaint = try await load(id, connection, logger, lock: true)
         try visible(complaint, to: principal)
         guard complaint.filedBy == principal.subjectID else { throw LinliError(.permissionDenied, "only the resident who filed it rates it") }
         _ = try Self.flow.next(.rate, from: complaint.state)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE complaints SET state = 'closed', satisfaction = \(Int16(satisfaction)), satisfaction_comment = \(comment) WHERE id = \(id)
             """, logger: logger)
         return try await load(id, connection, logger, messages: true)
@@ -117,11 +128,14 @@ public struct ComplaintDesk: Sendable {
         return complaint
     }
 
-    public func list(community: CommunityID, state: State?, after: (Date, UUID)?, limit: Int, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Complaint] {
+    public func list(
+        community: CommunityID, state: State?, after: (Date, UUID)?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Complaint] {
         try principal.requireScope(community)
         let own = principal.role == .resident
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM complaints
             WHERE community_id = \(community.uuid) AND (NOT \(own) OR filed_by = \(principal.subjectID.uuid))
               AND (\(state?.rawValue)::text IS NULL OR state = \(state?.rawValue)::text)
@@ -134,7 +148,9 @@ public struct ComplaintDesk: Sendable {
     }
 
     private func visible(_ complaint: Complaint, to principal: Principal) throws(LinliError) {
-        let allowed = principal.role == .resident ? complaint.filedBy == principal.subjectID
+        let allowed =
+            principal.role == .resident
+            ? complaint.filedBy == principal.subjectID
             : principal.role.isStaff && principal.canAct(in: complaint.community)
         if !allowed { throw LinliError.notFound("complaint") }
     }
@@ -144,7 +160,8 @@ public struct ComplaintDesk: Sendable {
     }
 
     private func notify(_ recipient: UserID, _ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO outbox (topic, recipient_id, payload)
             VALUES ('complaint.resolved', \(recipient.uuid), jsonb_build_object('complaint_id', \(id.uuidString.lowercased())))
             """, logger: logger)
@@ -155,16 +172,20 @@ public struct ComplaintDesk: Sendable {
         satisfaction_comment, created_at, resolved_at
         """
 
-    private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
-                      messages: Bool = false) async throws -> Complaint {
-        let rows = try await connection.query("""
+    private func load(
+        _ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
+        messages: Bool = false
+    ) async throws -> Complaint {
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM complaints WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
         var found: Complaint?
         for try await row in rows { found = try Self.decode(row) }
         guard var complaint = found else { throw LinliError.notFound("complaint") }
         if messages {
-            let thread = try await connection.query("""
+            let thread = try await connection.query(
+                """
                 SELECT author_id, body, at, from_staff FROM complaint_messages WHERE complaint_id = \(id) ORDER BY id
                 """, logger: logger)
             for try await (author, body, at, staff) in thread.decode((UUID, String, Date, Bool).self) {
@@ -177,8 +198,9 @@ public struct ComplaintDesk: Sendable {
     static func decode(_ row: PostgresRow) throws -> Complaint {
         let (id, community, kind, subject, content, photos, filedBy, state, resolution, satisfaction, comment, created, resolved) =
             try row.decode((UUID, UUID, String, String, String, [String], UUID, String, String, Int16?, String, Date, Date?).self)
-        return Complaint(id: id, community: CommunityID(community), suggestion: kind == "suggestion", subject: subject, content: content,
-                         photoRefs: photos, filedBy: UserID(filedBy), state: State(rawValue: state) ?? .open, resolution: resolution,
-                         satisfaction: satisfaction.map(Int.init), satisfactionComment: comment, createdAt: created, resolvedAt: resolved)
+        return Complaint(
+            id: id, community: CommunityID(community), suggestion: kind == "suggestion", subject: subject, content: content,
+            photoRefs: photos, filedBy: UserID(filedBy), state: State(rawValue: state) ?? .open, resolution: resolution,
+            satisfaction: satisfaction.map(Int.init), satisfactionComment: comment, createdAt: created, resolvedAt: resolved)
     }
 }

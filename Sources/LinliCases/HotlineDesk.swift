@@ -26,8 +26,10 @@ public struct HotlineDesk: Sendable {
         public var content: String
         public var callerName: String
         public var callerPhone: String
-        public init(community: CommunityID, externalID: String, receivedAt: Date, deadline: Date, category: String, content: String,
-                    callerName: String, callerPhone: String) {
+        public init(
+            community: CommunityID, externalID: String, receivedAt: Date, deadline: Date, category: String, content: String,
+            callerName: String, callerPhone: String
+        ) {
             self.community = community
             self.externalID = externalID
             self.receivedAt = receivedAt
@@ -64,11 +66,14 @@ public struct HotlineDesk: Sendable {
 
     /// Stores a forwarded ticket once: a second import of the same external id returns the
     /// stored ticket and `created == false`, whatever else it carries.
-    public func importTicket(_ incoming: Incoming, by principal: Principal, on connection: PostgresConnection,
-                             logger: Logger) async throws -> (Ticket, created: Bool) {
+    public func importTicket(
+        _ incoming: Incoming, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (Ticket, created: Bool) {
         try principal.requireScope(incoming.community)
         let id = UUIDv7.make()
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             INSERT INTO hotline_tickets (id, community_id, external_id, received_at, deadline, category, content, caller_name,
                                          caller_phone, state)
             VALUES (\(id), \(incoming.community.uuid), \(incoming.externalID), \(incoming.receivedAt), \(incoming.deadline),
@@ -106,10 +111,12 @@ public struct HotlineDesk: Sendable {
         try visible(ticket, to: principal)
         _ = try Self.flow.next(.reply, from: ticket.state)
         try await addStep(id, "回复：" + reply, principal, connection, logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE hotline_tickets SET state = 'replied', reply = \(reply), replied_at = now() WHERE id = \(id)
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO outbox (topic, payload)
             VALUES ('hotline.reply', jsonb_build_object('external_id', \(ticket.externalID)::text, 'reply', \(reply)::text))
             """, logger: logger)
@@ -130,10 +137,13 @@ public struct HotlineDesk: Sendable {
         return ticket
     }
 
-    public func list(community: CommunityID, overdueOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Ticket] {
+    public func list(
+        community: CommunityID, overdueOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Ticket] {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM hotline_tickets
             WHERE community_id = \(community.uuid)
               AND (NOT \(overdueOnly) OR (state IN ('received', 'handling') AND deadline < now()))
@@ -150,7 +160,8 @@ public struct HotlineDesk: Sendable {
     }
 
     private func addStep(_ id: UUID, _ note: String, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO hotline_steps (ticket_id, actor_id, note) VALUES (\(id), \(principal.subjectID.uuid), \(note))
             """, logger: logger)
     }
@@ -160,17 +171,21 @@ public struct HotlineDesk: Sendable {
         (state IN ('received', 'handling') AND deadline < now()) OR (replied_at > deadline)
         """
 
-    private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
-                      steps: Bool = false) async throws -> Ticket {
-        let rows = try await connection.query("""
+    private func load(
+        _ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
+        steps: Bool = false
+    ) async throws -> Ticket {
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM hotline_tickets WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
         var found: Ticket?
         for try await row in rows { found = try Self.decode(row) }
         guard var ticket = found else { throw LinliError.notFound("hotline ticket") }
         if steps {
-            let history = try await connection.query("SELECT actor_id, note, at FROM hotline_steps WHERE ticket_id = \(id) ORDER BY id",
-                                                     logger: logger)
+            let history = try await connection.query(
+                "SELECT actor_id, note, at FROM hotline_steps WHERE ticket_id = \(id) ORDER BY id",
+                logger: logger)
             for try await (actor, note, at) in history.decode((UUID, String, Date).self) {
                 ticket.steps.append(Step(actor: actor, note: note, at: at))
             }
@@ -181,8 +196,9 @@ public struct HotlineDesk: Sendable {
     static func decode(_ row: PostgresRow) throws -> Ticket {
         let (id, community, external, received, deadline, category, content, name, phone, state, reply, replied, overdue) =
             try row.decode((UUID, UUID, String, Date, Date, String, String, String, String, String, String, Date?, Bool?).self)
-        return Ticket(id: id, community: CommunityID(community), externalID: external, receivedAt: received, deadline: deadline,
-                      category: category, content: content, callerName: name, callerPhone: phone,
-                      state: State(rawValue: state) ?? .received, reply: reply, repliedAt: replied, overdue: overdue ?? false)
+        return Ticket(
+            id: id, community: CommunityID(community), externalID: external, receivedAt: received, deadline: deadline,
+            category: category, content: content, callerName: name, callerPhone: phone,
+            state: State(rawValue: state) ?? .received, reply: reply, repliedAt: replied, overdue: overdue ?? false)
     }
 }

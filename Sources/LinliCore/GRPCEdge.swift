@@ -50,7 +50,8 @@ extension RequestContext {
     /// The context of a call the admission interceptor let through.
     public init(admitted metadata: Metadata, logger base: Logger) throws(LinliError) {
         guard let encoded = metadata[stringValues: AdmittedCall.principalKey].first(where: { _ in true }),
-              let (principal, _) = PrincipalCodec.decode(encoded) else {
+            let (principal, _) = PrincipalCodec.decode(encoded)
+        else {
             throw LinliError(.unauthenticated, "missing credentials")
         }
         var tenant: TenantRef?

@@ -41,13 +41,15 @@ public enum Input {
     public static func localDate(_ raw: String, field: String) throws(LinliError) -> String {
         let parts = raw.split(separator: "-", omittingEmptySubsequences: false)
         guard raw.count == 10, parts.count == 3, let year = Int(parts[0]), let month = Int(parts[1]), let day = Int(parts[2]),
-              (2000...2100).contains(year), (1...12).contains(month) else {
+            (2000...2100).contains(year), (1...12).contains(month)
+        else {
             throw .invalid(field, "must be a date YYYY-MM-DD")
         }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC") ?? calendar.timeZone
         guard let range = calendar.range(of: .day, in: .month, for: calendar.date(from: DateComponents(year: year, month: month)) ?? Date()),
-              range.contains(day) else {
+            range.contains(day)
+        else {
             throw .invalid(field, "is not a day of the calendar")
         }
         return raw
@@ -86,7 +88,8 @@ extension Input {
         let plate = raw.filter { !$0.isWhitespace && $0 != "·" && $0 != "-" }.uppercased()
         if plate.isEmpty { throw .invalid(field, "is required") }
         guard let first = plate.first, !first.isASCII, (7...8).contains(plate.count),
-              plate.dropFirst().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) }) else {
+            plate.dropFirst().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+        else {
             throw .invalid(field, "is not a plate like 沪A12345")
         }
         return plate
@@ -97,13 +100,14 @@ extension Input {
         let trimmed = raw.trimmingCharacters(in: .whitespaces)
         let parts = trimmed.split(separator: ".", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), !parts[0].isEmpty, parts[0].count <= 12,
-              parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
-              parts.count == 1 || (1...2).contains(parts[1].count),
-              let whole = Int64(parts[0]) else {
+            parts.allSatisfy({ $0.allSatisfy { $0.isASCII && $0.isNumber } }),
+            parts.count == 1 || (1...2).contains(parts[1].count),
+            let whole = Int64(parts[0])
+        else {
             throw .invalid(field, "must be a number with at most two decimals")
         }
         var fraction: Int64 = 0
-        if parts.count == 2 { fraction = Int64(parts[1].count == 1 ? parts[1] + "0" : String(parts[1]))! }
+        if parts.count == 2 { fraction = Int64(parts[1].count == 1 ? parts[1] + "0" : String(parts[1])) ?? 0 }
         let value = whole * 100 + fraction
         guard value > 0 else { throw .invalid(field, "must be greater than 0") }
         guard value <= max else { throw .invalid(field, "must be at most \(max / 100)") }

@@ -25,9 +25,10 @@ public enum LineStream {
                 throw LinliError.invalid("request_id", "request_id, community_id and the kind of import belong in the first message only")
             }
             for chunk in message.lines {
-                lines.append(contentsOf: chunk.split(separator: "\n", omittingEmptySubsequences: false).map {
-                    $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
-                })
+                lines.append(
+                    contentsOf: chunk.split(separator: "\n", omittingEmptySubsequences: false).map {
+                        $0.hasSuffix("\r") ? String($0.dropLast()) : String($0)
+                    })
             }
             guard lines.count <= maxLines else { throw LinliError.invalid("lines", "at most \(maxLines) lines per import") }
         }

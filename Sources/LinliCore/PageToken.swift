@@ -32,13 +32,15 @@ public enum PageToken {
         if token.isEmpty { return nil }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard token.utf8.count <= 200, parts.count == 2,
-              let payload = fromBase64URL(parts[0]), let mac = fromBase64URL(parts[1]),
-              mac.count == 16, constantTimeEqual(mac, tag(payload)) else {
+            let payload = fromBase64URL(parts[0]), let mac = fromBase64URL(parts[1]),
+            mac.count == 16, constantTimeEqual(mac, tag(payload))
+        else {
             throw .invalid(field, "is not a valid page token")
         }
         let fields = String(decoding: payload, as: UTF8.self).split(separator: "|")
         guard fields.count == 2, let micros = Int64(fields[0]), (0...latestMicros).contains(micros),
-              let uuid = UUID(uuidString: String(fields[1])) else {
+            let uuid = UUID(uuidString: String(fields[1]))
+        else {
             throw .invalid(field, "is not a valid page token")
         }
         return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)

@@ -45,27 +45,35 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingConfigure = "billing.configure"
     case billingCashier = "billing.cashier"
     case billingRead = "billing.read"
-    case billingApprove = "billing.approve"   // refunds and write-offs: a second person's decision
+    case billingApprove = "billing.approve"  // refunds and write-offs: a second person's decision
     case meterRecord = "meter.record"
-    case billingOwn = "billing.own"           // a resident's own bills, balances and receipts
+    case billingOwn = "billing.own"  // a resident's own bills, balances and receipts
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
-        .resident: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
-                    .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
-                    .billingOwn],
-        .manager: [.userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
-                   .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
-                   .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
-                   .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
-                   .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
-                   .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
-                   .meterRecord],
-        .cashier: [.noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-                   .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead],
+        .resident: [
+            .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
+            .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
+            .billingOwn,
+        ],
+        .manager: [
+            .userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
+            .repairFile, .workOrderRead, .workOrderAct, .workOrderConfigure, .workOrderStats,
+            .complaintRead, .complaintHandle, .hotlineImport, .hotlineRead, .hotlineHandle,
+            .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
+            .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
+            .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
+            .meterRecord,
+        ],
+        .cashier: [
+            .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
+            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead,
+        ],
         .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord],
-        .guardian: [.noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
-                    .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork],
+        .guardian: [
+            .noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
+            .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork,
+        ],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],

@@ -23,7 +23,7 @@ extension PersonalData {
             return false
         }
         let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-        let sum = zip(characters.prefix(17), weights).reduce(0) { $0 + Int(String($1.0))! * $1.1 }
+        let sum = zip(characters.prefix(17), weights).reduce(0) { $0 + (Int(String($1.0)) ?? 0) * $1.1 }
         let check = Array("10X98765432")[sum % 11]
         return characters[17] == check
     }

@@ -14,8 +14,10 @@ public struct Principal: Sendable, Equatable {
     public var buildingIDs: [BuildingID]
 
     /// Creates a principal.
-    public init(tenantID: TenantID?, subjectID: UserID, displayName: String, role: Role,
-                communityIDs: [CommunityID], buildingIDs: [BuildingID]) {
+    public init(
+        tenantID: TenantID?, subjectID: UserID, displayName: String, role: Role,
+        communityIDs: [CommunityID], buildingIDs: [BuildingID]
+    ) {
         self.tenantID = tenantID
         self.subjectID = subjectID
         self.displayName = displayName

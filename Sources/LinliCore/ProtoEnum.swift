@@ -7,11 +7,12 @@ import SwiftProtobuf
 public enum ProtoEnum {
     public static func encode<E: CaseIterable & Equatable, P: SwiftProtobuf.Enum>(_ value: E) -> P {
         let index = Array(E.allCases).firstIndex(of: value) ?? -1
-        return P(rawValue: index + 1) ?? P(rawValue: 0)!
+        return P(rawValue: index + 1) ?? P()
     }
 
     public static func decode<E: CaseIterable & RawRepresentable, P: SwiftProtobuf.Enum>(_ value: P, _: E.Type, field: String)
-        throws(LinliError) -> E where E.RawValue == String {
+        throws(LinliError) -> E where E.RawValue == String
+    {
         let cases = Array(E.allCases)
         guard value.rawValue >= 1, value.rawValue <= cases.count else {
             throw .invalid(field, "must be one of \(cases.map(\.rawValue).joined(separator: ", "))")

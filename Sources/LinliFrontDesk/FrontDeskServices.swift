@@ -21,7 +21,8 @@ public struct VisitorService: Sendable {
 
 extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     public func registerVisitor(request: ServerRequest<Linli_Property_V1_RegisterVisitorRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RegisterVisitorResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RegisterVisitorResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let from = m.hasValidFrom ? m.validFrom.date : Date()
@@ -47,22 +48,25 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     }
 
     public func verifyVisitorPass(request: ServerRequest<Linli_Property_V1_VerifyVisitorPassRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_VerifyVisitorPassResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_VerifyVisitorPassResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 6)
         let response = try await database.once(ctx, "VerifyVisitorPass", m) { [desk] connection in
             var response = Linli_Property_V1_VerifyVisitorPassResponse()
-            response.pass = .init(try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger),
-                                  showCode: false)
+            response.pass = .init(
+                try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger),
+                showCode: false)
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func recordVisitorExit(request: ServerRequest<Linli_Property_V1_RecordVisitorExitRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RecordVisitorExitResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RecordVisitorExitResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
@@ -75,7 +79,8 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     }
 
     public func revokeVisitorPass(request: ServerRequest<Linli_Property_V1_RevokeVisitorPassRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RevokeVisitorPassResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RevokeVisitorPassResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
@@ -88,15 +93,17 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     }
 
     public func listVisitorPasses(request: ServerRequest<Linli_Property_V1_ListVisitorPassesRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListVisitorPassesResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListVisitorPassesResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let passes = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: ctx.principal,
-                                on: connection, logger: ctx.logger)
+            try await desk.list(
+                community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: ctx.principal,
+                on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListVisitorPassesResponse()
         // Hosts see their own codes; a guard's list never shows codes.
@@ -121,7 +128,8 @@ public struct ParcelService: Sendable {
 
 extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
     public func logParcel(request: ServerRequest<Linli_Property_V1_LogParcelRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_LogParcelResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_LogParcelResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -131,15 +139,18 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
         let shelf = try Input.text(m.shelf, field: "shelf", min: 0, max: 20)
         let response = try await database.once(ctx, "LogParcel", m) { [desk] connection in
             var response = Linli_Property_V1_LogParcelResponse()
-            response.parcel = .init(try await desk.log(community: community, resident: resident, carrier: carrier, trackingNumber: tracking,
-                                                       shelf: shelf, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.parcel = .init(
+                try await desk.log(
+                    community: community, resident: resident, carrier: carrier, trackingNumber: tracking,
+                    shelf: shelf, by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func pickUpParcel(request: ServerRequest<Linli_Property_V1_PickUpParcelRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_PickUpParcelResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_PickUpParcelResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -153,7 +164,8 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
     }
 
     public func listWaitingParcels(request: ServerRequest<Linli_Property_V1_ListWaitingParcelsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListWaitingParcelsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListWaitingParcelsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -226,7 +238,8 @@ public struct ItemReleaseService: Sendable {
 
 extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtocol {
     public func applyItemRelease(request: ServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -235,15 +248,18 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
         let date = try Input.localDate(m.plannedDate, field: "planned_date")
         let response = try await database.once(ctx, "ApplyItemRelease", m) { [desk] connection in
             var response = Linli_Property_V1_ApplyItemReleaseResponse()
-            response.release = .init(try await desk.apply(community: community, items: items, mover: mover, plannedDate: date,
-                                                          by: ctx.principal, on: connection, logger: ctx.logger))
+            response.release = .init(
+                try await desk.apply(
+                    community: community, items: items, mover: mover, plannedDate: date,
+                    by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func reviewItemRelease(request: ServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.releaseID, field: "release_id", as: IDTag.ItemRelease.self).uuid
@@ -257,7 +273,8 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
     }
 
     public func verifyItemRelease(request: ServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -271,7 +288,8 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
     }
 
     public func listItemReleases(request: ServerRequest<Linli_Property_V1_ListItemReleasesRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListItemReleasesResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListItemReleasesResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")

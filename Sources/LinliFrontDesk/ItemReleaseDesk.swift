@@ -30,11 +30,14 @@ public struct ItemReleaseDesk: Sendable {
         public var releasedAt: Date?
     }
 
-    public func apply(community: CommunityID, items: String, mover: String, plannedDate: String, by principal: Principal,
-                      on connection: PostgresConnection, logger: Logger) async throws -> Release {
+    public func apply(
+        community: CommunityID, items: String, mover: String, plannedDate: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Release {
         try principal.requireScope(community)
         let id = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO item_releases (id, community_id, resident_id, items, mover, planned_date, state)
             VALUES (\(id), \(community.uuid), \(principal.subjectID.uuid), \(items), \(mover), \(plannedDate)::date, 'pending')
             """, logger: logger)
@@ -42,8 +45,10 @@ public struct ItemReleaseDesk: Sendable {
     }
 
     /// A manager approves (issuing the release code) or rejects with a note.
-    public func review(_ id: UUID, approve: Bool, note: String, by principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> Release {
+    public func review(
+        _ id: UUID, approve: Bool, note: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Release {
         let release = try await load(id, connection, logger, lock: true)
         guard principal.role.isStaff, principal.canAct(in: release.community) else { throw LinliError.notFound("item release") }
         let next = try Self.flow.next(approve ? .approve : .reject, from: release.state)
@@ -57,11 +62,13 @@ public struct ItemReleaseDesk: Sendable {
                 """
             }
         } else {
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE item_releases SET state = \(next.rawValue), reviewed_by = \(principal.subjectID.uuid), review_note = \(note) WHERE id = \(id)
                 """, logger: logger)
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO outbox (topic, recipient_id, payload)
             VALUES ('item_release.reviewed', \(release.resident.uuid), jsonb_build_object('release_id', \(id.uuidString.lowercased())::text,
                     'approved', \(approve)))
@@ -70,10 +77,13 @@ public struct ItemReleaseDesk: Sendable {
     }
 
     /// A guard checks the code at the gate; a code works once.
-    public func verify(community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> Release {
+    public func verify(
+        community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Release {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             UPDATE item_releases SET state = 'released', released_by = \(principal.subjectID.uuid), released_at = now()
             WHERE community_id = \(community.uuid) AND code = \(code) AND state = 'approved' RETURNING id
             """, logger: logger)
@@ -81,11 +91,14 @@ public struct ItemReleaseDesk: Sendable {
         throw LinliError.notFound("approved item release with this code")
     }
 
-    public func list(community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Release] {
+    public func list(
+        community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Release] {
         try principal.requireScope(community)
         let own = principal.role == .resident
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM item_releases
             WHERE community_id = \(community.uuid) AND (NOT \(own) OR resident_id = \(principal.subjectID.uuid))
               AND (\(after == nil) OR (created_at, id) < (\(after?.0 ?? Date()), \(after?.1 ?? UUID())))
@@ -99,7 +112,8 @@ public struct ItemReleaseDesk: Sendable {
     static let columns = "id, community_id, resident_id, items, mover, planned_date::text, state, code, review_note, created_at, released_at"
 
     private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false) async throws -> Release {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM item_releases WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
         for try await row in rows { return try Self.decode(row) }
@@ -109,8 +123,9 @@ public struct ItemReleaseDesk: Sendable {
     static func decode(_ row: PostgresRow) throws -> Release {
         let (id, community, resident, items, mover, date, state, code, note, created, released) =
             try row.decode((UUID, UUID, UUID, String, String, String, String, String?, String, Date, Date?).self)
-        return Release(id: id, community: CommunityID(community), resident: UserID(resident), items: items, mover: mover,
-                       plannedDate: date, state: State(rawValue: state) ?? .pending, code: code, reviewNote: note,
-                       createdAt: created, releasedAt: released)
+        return Release(
+            id: id, community: CommunityID(community), resident: UserID(resident), items: items, mover: mover,
+            plannedDate: date, state: State(rawValue: state) ?? .pending, code: code, reviewNote: note,
+            createdAt: created, releasedAt: released)
     }
 }

@@ -21,13 +21,16 @@ public struct ParcelDesk: Sendable {
     }
 
     /// Staff log a parcel for a resident; the resident is told the pickup code through the outbox.
-    public func log(community: CommunityID, resident: UserID, carrier: String, trackingNumber: String, shelf: String,
-                    by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Parcel {
+    public func log(
+        community: CommunityID, resident: UserID, carrier: String, trackingNumber: String, shelf: String,
+        by principal: Principal, on connection: PostgresConnection, logger: Logger
+    ) async throws -> Parcel {
         try principal.requireScope(community)
         guard try await FrontDeskSQL.isResident(resident, of: community, connection, logger) else {
             throw LinliError.invalid("resident_id", "is not a resident of this community")
         }
-        let known = try await connection.query("""
+        let known = try await connection.query(
+            """
             SELECT 1 FROM parcels WHERE community_id = \(community.uuid) AND carrier = \(carrier) AND tracking_number = \(trackingNumber)
             """, logger: logger)
         for try await _ in known {
@@ -41,7 +44,8 @@ public struct ParcelDesk: Sendable {
             ON CONFLICT DO NOTHING RETURNING 1
             """
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO outbox (topic, recipient_id, payload)
             SELECT 'parcel.arrived', resident_id, jsonb_build_object('parcel_id', id::text, 'pickup_code', pickup_code, 'carrier', carrier)
             FROM parcels WHERE id = \(id)
@@ -50,10 +54,13 @@ public struct ParcelDesk: Sendable {
     }
 
     /// Staff hand a parcel over against its pickup code.
-    public func pickUp(community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> Parcel {
+    public func pickUp(
+        community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Parcel {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             UPDATE parcels SET picked_up_at = now(), handed_by = \(principal.subjectID.uuid)
             WHERE community_id = \(community.uuid) AND pickup_code = \(code) AND picked_up_at IS NULL RETURNING id
             """, logger: logger)
@@ -62,11 +69,14 @@ public struct ParcelDesk: Sendable {
     }
 
     /// Parcels waiting: a resident's own, or all of the community for staff; oldest first.
-    public func waiting(community: CommunityID, minAgeDays: Int, for principal: Principal, on connection: PostgresConnection,
-                        logger: Logger) async throws -> [Parcel] {
+    public func waiting(
+        community: CommunityID, minAgeDays: Int, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> [Parcel] {
         try principal.requireScope(community)
         let own = principal.role == .resident
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM parcels
             WHERE community_id = \(community.uuid) AND picked_up_at IS NULL AND (NOT \(own) OR resident_id = \(principal.subjectID.uuid))
               AND logged_at <= now() - make_interval(days => \(Int32(minAgeDays)))
@@ -91,7 +101,8 @@ public struct ParcelDesk: Sendable {
     static func decode(_ row: PostgresRow) throws -> Parcel {
         let (id, community, resident, carrier, tracking, shelf, code, logged, picked, age) =
             try row.decode((UUID, UUID, UUID, String, String, String, String, Date, Date?, Int32).self)
-        return Parcel(id: id, community: CommunityID(community), resident: UserID(resident), carrier: carrier, trackingNumber: tracking,
-                      shelf: shelf, pickupCode: code, loggedAt: logged, pickedUpAt: picked, ageDays: Int(age))
+        return Parcel(
+            id: id, community: CommunityID(community), resident: UserID(resident), carrier: carrier, trackingNumber: tracking,
+            shelf: shelf, pickupCode: code, loggedAt: logged, pickedUpAt: picked, ageDays: Int(age))
     }
 }

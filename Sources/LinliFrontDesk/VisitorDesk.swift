@@ -18,8 +18,10 @@ public struct VisitorDesk: Sendable {
         public var validUntil: Date
         public var singleUse: Bool
         public var host: UserID?
-        public init(community: CommunityID, visitorName: String, visitorPhone: String, plate: String, validFrom: Date,
-                    validUntil: Date, singleUse: Bool, host: UserID?) {
+        public init(
+            community: CommunityID, visitorName: String, visitorPhone: String, plate: String, validFrom: Date,
+            validUntil: Date, singleUse: Bool, host: UserID?
+        ) {
             self.community = community
             self.visitorName = visitorName
             self.visitorPhone = visitorPhone
@@ -82,10 +84,13 @@ public struct VisitorDesk: Sendable {
     }
 
     /// A guard checks a code at the gate and logs the entry.
-    public func verify(community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> Pass {
+    public func verify(
+        community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Pass {
         try principal.requireScope(community)
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT id FROM visitor_passes WHERE community_id = \(community.uuid) AND code = \(code)
             ORDER BY (state = 'active') DESC, created_at DESC LIMIT 1 FOR UPDATE
             """, logger: logger)
@@ -127,11 +132,14 @@ public struct VisitorDesk: Sendable {
         return try await load(id, connection, logger)
     }
 
-    public func list(community: CommunityID, activeOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Pass] {
+    public func list(
+        community: CommunityID, activeOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Pass] {
         try principal.requireScope(community)
         let own = principal.role == .resident
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM visitor_passes p
             WHERE p.community_id = \(community.uuid) AND (NOT \(own) OR p.host_id = \(principal.subjectID.uuid))
               AND (NOT \(activeOnly) OR (p.state = 'active' AND p.valid_until > now()))
@@ -144,7 +152,8 @@ public struct VisitorDesk: Sendable {
     }
 
     private func gate(_ id: UUID, _ direction: String, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO visitor_gate_log (pass_id, direction, guard_id) VALUES (\(id), \(direction), \(principal.subjectID.uuid))
             """, logger: logger)
     }
@@ -166,17 +175,19 @@ public struct VisitorDesk: Sendable {
     static func decode(_ row: PostgresRow) throws -> Pass {
         let cells = row.makeRandomAccess()
         func at<T: PostgresDecodable>(_ index: Int, as type: T.Type = T.self) throws -> T { try cells[index].decode(T.self) }
-        return Pass(id: try at(0), community: CommunityID(try at(1)), host: UserID(try at(2)), visitorName: try at(3),
-                    visitorPhone: try at(4), plate: try at(5), validFrom: try at(6), validUntil: try at(7), singleUse: try at(8),
-                    code: try at(9), state: State(rawValue: try at(10)) ?? .active, walkIn: try at(11), createdAt: try at(12),
-                    entries: Int(try at(13, as: Int64.self)), lastEntryAt: try at(14), lastExitAt: try at(15))
+        return Pass(
+            id: try at(0), community: CommunityID(try at(1)), host: UserID(try at(2)), visitorName: try at(3),
+            visitorPhone: try at(4), plate: try at(5), validFrom: try at(6), validUntil: try at(7), singleUse: try at(8),
+            code: try at(9), state: State(rawValue: try at(10)) ?? .active, walkIn: try at(11), createdAt: try at(12),
+            entries: Int(try at(13, as: Int64.self)), lastEntryAt: try at(14), lastExitAt: try at(15))
     }
 }
 
 /// SQL shared by the front-desk desks.
 enum FrontDeskSQL {
     static func isResident(_ user: UserID, of community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE u.id = \(user.uuid) AND u.role = 'resident' AND u.status = 'active' AND uc.community_id = \(community.uuid)
             """, logger: logger)
@@ -187,8 +198,10 @@ enum FrontDeskSQL {
     /// Runs a write that returns a row only when its fresh random 6-digit code was free (an
     /// `INSERT … ON CONFLICT DO NOTHING RETURNING 1`, or a guarded UPDATE), with new codes until one
     /// is free; partial unique indexes keep live codes unique.
-    static func writeWithFreshCode(_ connection: PostgresConnection, _ logger: Logger,
-                                    _ insert: (String) -> PostgresQuery) async throws {
+    static func writeWithFreshCode(
+        _ connection: PostgresConnection, _ logger: Logger,
+        _ insert: (String) -> PostgresQuery
+    ) async throws {
         for _ in 0..<8 {
             let code = String(format: "%06d", Int.random(in: 0..<1_000_000))
             for try await _ in try await connection.query(insert(code), logger: logger) { return }

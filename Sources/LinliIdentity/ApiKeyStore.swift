@@ -50,12 +50,16 @@ public final class ApiKeyStore: Sendable {
 
     /// Stores a new key of `tenant` in the caller's platform transaction; returns it with the
     /// secret, which is never stored.
-    public func insert(tenant: TenantRef, name: String, communityIDs: [CommunityID], createdBy: UserID,
-                       on connection: PostgresConnection) async throws -> (ApiKey, String) {
+    public func insert(
+        tenant: TenantRef, name: String, communityIDs: [CommunityID], createdBy: UserID,
+        on connection: PostgresConnection
+    ) async throws -> (ApiKey, String) {
         let secret = "llk_" + Secret.random()
-        let key = ApiKey(id: .make(), tenantID: tenant.id, name: name, prefix: String(secret.prefix(12)),
-                         communityIDs: communityIDs, createdAt: Date(), revokedAt: nil)
-        try await connection.query("""
+        let key = ApiKey(
+            id: .make(), tenantID: tenant.id, name: name, prefix: String(secret.prefix(12)),
+            communityIDs: communityIDs, createdAt: Date(), revokedAt: nil)
+        try await connection.query(
+            """
             INSERT INTO platform.api_keys (id, tenant_id, name, prefix, secret_hash, community_ids, created_by, created_at)
             VALUES (\(key.id.uuid), \(tenant.id.uuid), \(name), \(key.prefix), \(Secret.hash(secret)), \(communityIDs.map(\.uuid)),
                     \(createdBy.uuid), \(key.createdAt))
@@ -76,7 +80,8 @@ public final class ApiKeyStore: Sendable {
         let key: ApiKey? = try await database.platformTransaction { (connection: PostgresConnection) async throws -> ApiKey? in
             let found: ApiKey? = try await Self.keys(connection, database.logger, where: "id = $1", id.uuid).first
             guard let found, found.tenantID == tenant.id, found.isWithin(principal) else { return nil }
-            try await connection.query("""
+            try await connection.query(
+                """
                 UPDATE platform.api_keys SET revoked_at = coalesce(revoked_at, now())
                 WHERE id = \(id.uuid) AND tenant_id = \(tenant.id.uuid)
                 """, logger: database.logger)
@@ -103,20 +108,26 @@ public final class ApiKeyStore: Sendable {
         return key
     }
 
-    private static func keys(_ connection: PostgresConnection, _ logger: Logger, where condition: String,
-                             _ value: some PostgresEncodable & Sendable) async throws -> [ApiKey] {
+    private static func keys(
+        _ connection: PostgresConnection, _ logger: Logger, where condition: String,
+        _ value: some PostgresEncodable & Sendable
+    ) async throws -> [ApiKey] {
         var bindings = PostgresBindings()
         try bindings.append(value)
         // `condition` is one of the constant predicates above, never input.
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: """
-            SELECT id, tenant_id, name, prefix, community_ids, created_at, revoked_at
-            FROM platform.api_keys WHERE \(condition) ORDER BY created_at DESC
-            """, binds: bindings), logger: logger)
+        let rows = try await connection.query(
+            PostgresQuery(
+                unsafeSQL: """
+                    SELECT id, tenant_id, name, prefix, community_ids, created_at, revoked_at
+                    FROM platform.api_keys WHERE \(condition) ORDER BY created_at DESC
+                    """, binds: bindings), logger: logger)
         var result: [ApiKey] = []
-        for try await (id, tenant, name, prefix, communities, created, revoked) in
-            rows.decode((UUID, UUID, String, String, [UUID], Date, Date?).self) {
-            result.append(ApiKey(id: ApiKeyID(id), tenantID: TenantID(tenant), name: name, prefix: prefix,
-                                 communityIDs: communities.map(CommunityID.init), createdAt: created, revokedAt: revoked))
+        for try await (id, tenant, name, prefix, communities, created, revoked) in rows.decode((UUID, UUID, String, String, [UUID], Date, Date?).self)
+        {
+            result.append(
+                ApiKey(
+                    id: ApiKeyID(id), tenantID: TenantID(tenant), name: name, prefix: prefix,
+                    communityIDs: communities.map(CommunityID.init), createdAt: created, revokedAt: revoked))
         }
         return result
     }

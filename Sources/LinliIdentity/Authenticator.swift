@@ -37,8 +37,9 @@ public struct Authenticator: Sendable {
             guard let key = try await apiKeys.resolve(secret: secret) else {
                 throw LinliError(.unauthenticated, "unknown or revoked API key")
             }
-            let principal = Principal(tenantID: key.tenantID, subjectID: UserID(key.id.uuid), displayName: key.name,
-                                      role: .partner, communityIDs: key.communityIDs, buildingIDs: [])
+            let principal = Principal(
+                tenantID: key.tenantID, subjectID: UserID(key.id.uuid), displayName: key.name,
+                role: .partner, communityIDs: key.communityIDs, buildingIDs: [])
             return (principal, try await activeTenant(key.tenantID))
         }
         throw LinliError(.unauthenticated, "missing credentials: send authorization: Bearer <token> or x-api-key")
@@ -47,7 +48,7 @@ public struct Authenticator: Sendable {
     private func activeTenant(_ id: TenantID?) async throws(LinliError) -> TenantRef? {
         guard let id else { return nil }
         let tenant: TenantRef
-        do { tenant = try await tenants.tenant(id: id) } catch where error.code == .notFound {
+        do { tenant = try await tenants.tenant(id: id) } catch  where error.code == .notFound {
             throw LinliError(.unauthenticated, "tenant no longer exists")
         }
         guard tenant.isActive else { throw LinliError(.permissionDenied, "tenant is suspended") }

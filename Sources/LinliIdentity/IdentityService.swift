@@ -19,8 +19,10 @@ public struct IdentityService: Sendable {
     let logger: Logger
 
     /// Creates the service.
-    public init(database: Database, tenants: TenantRegistry, users: UserDirectory, sessions: SessionStore,
-                apiKeys: ApiKeyStore, throttle: (any LoginThrottle)? = nil, logger: Logger) {
+    public init(
+        database: Database, tenants: TenantRegistry, users: UserDirectory, sessions: SessionStore,
+        apiKeys: ApiKeyStore, throttle: (any LoginThrottle)? = nil, logger: Logger
+    ) {
         self.database = database
         self.tenants = tenants
         self.users = users
@@ -77,7 +79,8 @@ extension IdentityService {
 
 extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     public func login(request: ServerRequest<Linli_Identity_V1_LoginRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_LoginResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_LoginResponse>
+    {
         let message = request.message
         if message.username.isEmpty { throw LinliError.invalid("username", "is required") }
         if message.password.isEmpty { throw LinliError.invalid("password", "is required") }
@@ -91,14 +94,16 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func logout(request: ServerRequest<Linli_Identity_V1_LogoutRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_LogoutResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_LogoutResponse>
+    {
         _ = try RequestContext(admitted: request.metadata, logger: logger)
         if let token = Authenticator.bearerToken(request.metadata) { try await sessions.revoke(token) }
         return ServerResponse(message: .init())
     }
 
     public func whoAmI(request: ServerRequest<Linli_Identity_V1_WhoAmIRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_WhoAmIResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_WhoAmIResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         var response = Linli_Identity_V1_WhoAmIResponse()
         response.principal = .init(ctx.principal, slug: ctx.tenant?.slug ?? "")
@@ -106,7 +111,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func createUser(request: ServerRequest<Linli_Identity_V1_CreateUserRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_CreateUserResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_CreateUserResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
         let m = request.message
@@ -116,13 +122,16 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
             username: m.username, displayName: m.displayName, password: m.password, role: role,
             phone: m.phone.isEmpty ? nil : m.phone,
             communityIDs: Input.ids(m.communityIds, field: "community_ids"),
-            buildingIDs: Input.ids(m.buildingIds, field: "building_ids")).validated()
+            buildingIDs: Input.ids(m.buildingIds, field: "building_ids")
+        ).validated()
         for community in user.communityIDs { try ctx.principal.requireScope(community) }
         var fingerprint = m
         fingerprint.password = ""  // never stored, not even hashed into the key
         let response = try await database.tenantTransaction(tenant) { connection in
-            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "CreateUser", fingerprint: fingerprint, on: connection, logger: ctx.logger) {
+            try await Idempotency.once(
+                .tenant, principal: ctx.principal.subjectID, requestID: requestID,
+                method: "CreateUser", fingerprint: fingerprint, on: connection, logger: ctx.logger
+            ) {
                 var response = Linli_Identity_V1_CreateUserResponse()
                 response.userID = try await users.create(user, on: connection, logger: ctx.logger).description
                 return response
@@ -132,7 +141,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func revokeUserSessions(request: ServerRequest<Linli_Identity_V1_RevokeUserSessionsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_RevokeUserSessionsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
         _ = try Input.requestID(request.message.requestID)
@@ -149,7 +159,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func setUserStatus(request: ServerRequest<Linli_Identity_V1_SetUserStatusRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_SetUserStatusResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_SetUserStatusResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let user: UserID = try Input.id(m.userID, field: "user_id")
@@ -164,7 +175,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func setUserScope(request: ServerRequest<Linli_Identity_V1_SetUserScopeRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_SetUserScopeResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_SetUserScopeResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let user: UserID = try Input.id(m.userID, field: "user_id")
@@ -207,7 +219,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func createApiKey(request: ServerRequest<Linli_Identity_V1_CreateApiKeyRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_CreateApiKeyResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_CreateApiKeyResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
         let m = request.message
@@ -225,8 +238,9 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
                 .platform, principal: creator, requestID: requestID, method: "CreateApiKey", fingerprint: m,
                 on: connection, logger: ctx.logger
             ) { () async throws -> Linli_Identity_V1_CreateApiKeyResponse in
-                let (key, secret) = try await store.insert(tenant: tenant, name: name, communityIDs: communities,
-                                                           createdBy: creator, on: connection)
+                let (key, secret) = try await store.insert(
+                    tenant: tenant, name: name, communityIDs: communities,
+                    createdBy: creator, on: connection)
                 fresh.withLock { $0 = secret }
                 var first = Linli_Identity_V1_CreateApiKeyResponse()
                 first.key = Linli_Identity_V1_ApiKey(key)
@@ -239,7 +253,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func listApiKeys(request: ServerRequest<Linli_Identity_V1_ListApiKeysRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_ListApiKeysResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_ListApiKeysResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         var response = Linli_Identity_V1_ListApiKeysResponse()
         let keys: [ApiKeyStore.ApiKey] = try await apiKeys.list(tenant: ctx.requireTenant())
@@ -250,7 +265,8 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
     }
 
     public func revokeApiKey(request: ServerRequest<Linli_Identity_V1_RevokeApiKeyRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Identity_V1_RevokeApiKeyResponse> {
+        async throws -> ServerResponse<Linli_Identity_V1_RevokeApiKeyResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         let id: ApiKeyID = try Input.id(request.message.apiKeyID, field: "api_key_id")

@@ -26,9 +26,9 @@ public struct PasswordHasher: Sendable {
     public func verify(_ password: String, against stored: String) -> Bool {
         let parts = stored.split(separator: "$").map(String.init)
         guard parts.count == 6, parts[0] == "scrypt", let logN = Int(parts[1]), let r = Int(parts[2]),
-              let p = Int(parts[3]), (1...20).contains(logN),
-              let salt = Data(base64Encoded: parts[4]), let expected = Data(base64Encoded: parts[5]),
-              let actual = try? derive(password, salt: [UInt8](salt), logRounds: logN, blockSize: r, parallelism: p)
+            let p = Int(parts[3]), (1...20).contains(logN),
+            let salt = Data(base64Encoded: parts[4]), let expected = Data(base64Encoded: parts[5]),
+            let actual = try? derive(password, salt: [UInt8](salt), logRounds: logN, blockSize: r, parallelism: p)
         else { return false }
         return constantTimeEqual(actual, [UInt8](expected))
     }
@@ -39,8 +39,9 @@ public struct PasswordHasher: Sendable {
     }
 
     private func derive(_ password: String, salt: [UInt8], logRounds: Int, blockSize: Int, parallelism: Int) throws -> [UInt8] {
-        let key = try KDF.Scrypt.deriveKey(from: Array(password.utf8), salt: salt, outputByteCount: 32,
-                                           rounds: 1 << logRounds, blockSize: blockSize, parallelism: parallelism)
+        let key = try KDF.Scrypt.deriveKey(
+            from: Array(password.utf8), salt: salt, outputByteCount: 32,
+            rounds: 1 << logRounds, blockSize: blockSize, parallelism: parallelism)
         return key.withUnsafeBytes { [UInt8]($0) }
     }
 

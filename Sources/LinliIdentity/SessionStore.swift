@@ -90,7 +90,8 @@ public struct SessionStore: Sendable {
     static func key(for token: String) -> String? {
         let parts = token.split(separator: "_", maxSplits: 2)
         guard parts.count == 3, parts[0] == "lls", parts[2].count == 43,
-              parts[1] == "platform" || (parts[1].count == 32 && parts[1].allSatisfy(\.isHexDigit)) else { return nil }
+            parts[1] == "platform" || (parts[1].count == 32 && parts[1].allSatisfy(\.isHexDigit))
+        else { return nil }
         return RedisKey.tenant(String(parts[1]), "sess", Secret.hashHex(token))
     }
 

@@ -26,8 +26,10 @@ public struct UserDirectory: Sendable {
         public var buildingIDs: [BuildingID]
 
         /// Describes a user to create.
-        public init(username: String, displayName: String, password: String, role: Role, phone: String? = nil,
-                    communityIDs: [CommunityID], buildingIDs: [BuildingID] = []) {
+        public init(
+            username: String, displayName: String, password: String, role: Role, phone: String? = nil,
+            communityIDs: [CommunityID], buildingIDs: [BuildingID] = []
+        ) {
             self.username = username
             self.displayName = displayName
             self.password = password
@@ -65,7 +67,8 @@ public struct UserDirectory: Sendable {
         let id = UserID.make()
         let communityUUIDs = user.communityIDs.map(\.uuid)
         let buildingUUIDs = user.buildingIDs.map(\.uuid)
-        let counts = try await connection.query("""
+        let counts = try await connection.query(
+            """
             SELECT (SELECT count(*) FROM communities WHERE id = ANY(\(communityUUIDs))),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildingUUIDs)) AND community_id = ANY(\(communityUUIDs))),
                    (SELECT count(*) FROM users WHERE username = \(user.username))
@@ -76,14 +79,17 @@ public struct UserDirectory: Sendable {
             if taken > 0 { throw LinliError(.alreadyExists, "username: already taken", field: "username") }
         }
         let hash = try hasher.hash(user.password)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO users (id, username, display_name, phone, password_hash, role)
             VALUES (\(id.uuid), \(user.username), \(user.displayName), \(user.phone), \(hash), \(user.role.name))
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO user_communities (user_id, community_id) SELECT \(id.uuid), unnest(\(communityUUIDs)::uuid[])
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO user_buildings (user_id, building_id) SELECT \(id.uuid), unnest(\(buildingUUIDs)::uuid[])
             """, logger: logger)
         return id
@@ -91,13 +97,16 @@ public struct UserDirectory: Sendable {
 
     /// Throws `notFound` unless `user` exists and every community they belong to is one
     /// `principal` may act in: a manager reaches no user of another community.
-    public func requireWithin(_ user: UserID, of principal: Principal, on connection: PostgresConnection,
-                              logger: Logger) async throws {
-        let rows = try await connection.query("""
+    public func requireWithin(
+        _ user: UserID, of principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws {
+        let rows = try await connection.query(
+            """
             SELECT ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id) FROM users u WHERE u.id = \(user.uuid)
             """, logger: logger)
         for try await communities in rows.decode([UUID].self)
-            where communities.allSatisfy({ principal.canAct(in: CommunityID($0)) }) {
+        where communities.allSatisfy({ principal.canAct(in: CommunityID($0)) }) {
             return
         }
         throw LinliError.notFound("user")
@@ -105,18 +114,22 @@ public struct UserDirectory: Sendable {
 
     /// Disables or re-enables `user`.
     public func setStatus(_ user: UserID, disabled: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE users SET status = \(disabled ? "disabled" : "active") WHERE id = \(user.uuid)
             """, logger: logger)
     }
 
     /// Replaces `user`'s communities and buildings; buildings must be in those communities.
-    public func setScope(_ user: UserID, communities: [CommunityID], buildings: [BuildingID],
-                         on connection: PostgresConnection, logger: Logger) async throws {
+    public func setScope(
+        _ user: UserID, communities: [CommunityID], buildings: [BuildingID],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
         if communities.isEmpty { throw LinliError.invalid("community_ids", "at least one community is required") }
         let communityUUIDs = communities.map(\.uuid)
         let buildingUUIDs = buildings.map(\.uuid)
-        let counts = try await connection.query("""
+        let counts = try await connection.query(
+            """
             SELECT (SELECT count(*) FROM communities WHERE id = ANY(\(communityUUIDs))),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildingUUIDs)) AND community_id = ANY(\(communityUUIDs)))
             """, logger: logger)
@@ -126,10 +139,12 @@ public struct UserDirectory: Sendable {
         }
         try await connection.query("DELETE FROM user_communities WHERE user_id = \(user.uuid)", logger: logger)
         try await connection.query("DELETE FROM user_buildings WHERE user_id = \(user.uuid)", logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO user_communities (user_id, community_id) SELECT \(user.uuid), unnest(\(communityUUIDs)::uuid[])
             """, logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO user_buildings (user_id, building_id) SELECT \(user.uuid), unnest(\(buildingUUIDs)::uuid[])
             """, logger: logger)
     }
@@ -138,7 +153,8 @@ public struct UserDirectory: Sendable {
     public func authenticate(tenant: TenantRef, username: String, password: String) async throws(LinliError) -> Principal {
         struct Row: Sendable { var id: UUID; var name: String; var hash: String; var role: String; var communities: [UUID]; var buildings: [UUID] }
         let row: Row? = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT u.id, u.display_name, u.password_hash, u.role,
                        ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id ORDER BY community_id),
                        ARRAY(SELECT building_id FROM user_buildings WHERE user_id = u.id ORDER BY building_id)
@@ -154,8 +170,9 @@ public struct UserDirectory: Sendable {
             throw Self.badCredentials
         }
         guard hasher.verify(password, against: row.hash) else { throw Self.badCredentials }
-        return Principal(tenantID: tenant.id, subjectID: UserID(row.id), displayName: row.name, role: role,
-                         communityIDs: row.communities.map(CommunityID.init), buildingIDs: row.buildings.map(BuildingID.init))
+        return Principal(
+            tenantID: tenant.id, subjectID: UserID(row.id), displayName: row.name, role: role,
+            communityIDs: row.communities.map(CommunityID.init), buildingIDs: row.buildings.map(BuildingID.init))
     }
 
     /// Checks a platform operator's password.
@@ -172,8 +189,9 @@ public struct UserDirectory: Sendable {
             throw Self.badCredentials
         }
         guard hasher.verify(password, against: row.2) else { throw Self.badCredentials }
-        return Principal(tenantID: nil, subjectID: UserID(row.0), displayName: row.1, role: .operator,
-                         communityIDs: [], buildingIDs: [])
+        return Principal(
+            tenantID: nil, subjectID: UserID(row.0), displayName: row.1, role: .operator,
+            communityIDs: [], buildingIDs: [])
     }
 
     /// Creates or replaces a platform operator's password.
@@ -183,7 +201,8 @@ public struct UserDirectory: Sendable {
         let hash: String
         do { hash = try hasher.hash(password) } catch { throw .internal(error) }
         return try await database.platformTransaction { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 INSERT INTO platform.operators (id, username, display_name, password_hash)
                 VALUES (\(UUIDv7.make()), \(name), \(displayName), \(hash))
                 ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, display_name = EXCLUDED.display_name

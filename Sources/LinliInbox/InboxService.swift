@@ -28,14 +28,16 @@ public struct InboxService: Sendable {
 
 extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
     public func listNotifications(request: ServerRequest<Linli_Property_V1_ListNotificationsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListNotificationsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListNotificationsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let me = ctx.principal.subjectID.uuid
         let (rows, unread) = try await database.tenantTransaction(try ctx.requireTenant()) { connection in
-            let found = try await connection.query("""
+            let found = try await connection.query(
+                """
                 SELECT id, topic, payload::text, created_at, read_at IS NOT NULL FROM notifications
                 WHERE recipient_id = \(me) AND (NOT \(m.unreadOnly) OR read_at IS NULL)
                   AND (\(after?.0)::timestamptz IS NULL OR (created_at, id) < (\(after?.0), \(after?.1)))
@@ -47,7 +49,8 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
             }
             var unread: Int64 = 0
             for try await count in try await connection.query(
-                "SELECT count(*) FROM notifications WHERE recipient_id = \(me) AND read_at IS NULL", logger: ctx.logger).decode(Int64.self) {
+                "SELECT count(*) FROM notifications WHERE recipient_id = \(me) AND read_at IS NULL", logger: ctx.logger
+            ).decode(Int64.self) {
                 unread = count
             }
             return (rows, unread)
@@ -69,14 +72,16 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
     }
 
     public func markNotificationsRead(request: ServerRequest<Linli_Property_V1_MarkNotificationsReadRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_MarkNotificationsReadResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_MarkNotificationsReadResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard m.ids.count <= 500 else { throw LinliError.invalid("ids", "at most 500 at once") }
         let ids = try Input.ids(m.ids, field: "ids", as: IDTag.Notification.self).map(\.uuid)
         let me = ctx.principal.subjectID.uuid
         let response = try await database.once(ctx, "MarkNotificationsRead", m) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 UPDATE notifications SET read_at = now()
                 WHERE recipient_id = \(me) AND read_at IS NULL AND (cardinality(\(ids)::uuid[]) = 0 OR id = ANY(\(ids)::uuid[]))
                 RETURNING 1

@@ -25,8 +25,10 @@ public struct OutboxRelay: Service, Sendable {
     let batch: Int
     let logger: Logger
 
-    public init(database: Database, tenants: TenantRegistry, sweepInterval: Duration = .seconds(30), batch: Int = 1_000,
-                logger: Logger) {
+    public init(
+        database: Database, tenants: TenantRegistry, sweepInterval: Duration = .seconds(30), batch: Int = 1_000,
+        logger: Logger
+    ) {
         self.database = database
         self.tenants = tenants
         self.sweepInterval = sweepInterval
@@ -104,7 +106,8 @@ public struct OutboxRelay: Service, Sendable {
     /// Messages of `tenant` waiting for this relay.
     func pending(_ tenant: TenantRef) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT count(*) FROM outbox
                 WHERE delivered_at IS NULL AND recipient_id IS NOT NULL AND topic NOT LIKE \(Self.consumedElsewhere)
                 """, logger: logger)
@@ -116,7 +119,8 @@ public struct OutboxRelay: Service, Sendable {
     /// Moves one batch of `tenant`'s outbox into its inbox; returns how many moved.
     public func relay(_ tenant: TenantRef) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 WITH claimed AS (
                     SELECT id, topic, recipient_id, payload FROM outbox
                     WHERE delivered_at IS NULL AND recipient_id IS NOT NULL AND topic NOT LIKE \(Self.consumedElsewhere)

@@ -38,8 +38,10 @@ public struct NoticeBoard: Sendable {
         public var expiresAt: Date?
 
         /// Validates raw input; the error names the field.
-        public init(communityID: String, title: String, body: String, category: Int, pinned: Bool,
-                    buildingIDs: [String], expiresAt: Date?, now: Date = Date()) throws(LinliError) {
+        public init(
+            communityID: String, title: String, body: String, category: Int, pinned: Bool,
+            buildingIDs: [String], expiresAt: Date?, now: Date = Date()
+        ) throws(LinliError) {
             self.communityID = try Input.id(communityID, field: "community_id")
             self.title = try Input.text(title, field: "title", max: 200)
             self.body = try Input.text(body, field: "body", max: 20_000)
@@ -56,7 +58,8 @@ public struct NoticeBoard: Sendable {
     /// Publishes inside the caller's tenant transaction and records the national delta there too.
     public func publish(_ draft: Draft, by author: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Notice {
         let buildings = draft.buildingIDs.map(\.uuid)
-        let check = try await connection.query("""
+        let check = try await connection.query(
+            """
             SELECT (SELECT count(*) FROM communities WHERE id = \(draft.communityID.uuid)),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildings)) AND community_id = \(draft.communityID.uuid))
             """, logger: logger)
@@ -65,7 +68,8 @@ public struct NoticeBoard: Sendable {
             if known != buildings.count { throw LinliError.invalid("building_ids", "unknown building, or not in this community") }
         }
         let id = NoticeID.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO notices (id, community_id, title, body, category, pinned, audience_all, published_by, expires_at)
             VALUES (\(id.uuid), \(draft.communityID.uuid), \(draft.title), \(draft.body), \(Int16(draft.category)),
                     \(draft.pinned), \(buildings.isEmpty), \(author.uuid), \(draft.expiresAt))
@@ -74,14 +78,16 @@ public struct NoticeBoard: Sendable {
         var publishedAt = Date()
         for try await at in rows.decode(Date.self) { publishedAt = at }
         if !buildings.isEmpty {
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO notice_buildings (notice_id, building_id) SELECT \(id.uuid), unnest(\(buildings)::uuid[])
                 """, logger: logger)
         }
         try await MetricDelta.record(.noticesPublished, delta: 1, community: draft.communityID, on: connection, logger: logger)
-        return Notice(id: id, communityID: draft.communityID, title: draft.title, body: draft.body, category: draft.category,
-                      pinned: draft.pinned, buildingIDs: draft.buildingIDs, publishedAt: publishedAt,
-                      expiresAt: draft.expiresAt, publishedBy: author, read: false)
+        return Notice(
+            id: id, communityID: draft.communityID, title: draft.title, body: draft.body, category: draft.category,
+            pinned: draft.pinned, buildingIDs: draft.buildingIDs, publishedAt: publishedAt,
+            expiresAt: draft.expiresAt, publishedBy: author, read: false)
     }
 
     /// Where a page starts: after the last notice of the previous page, in feed order.
@@ -117,17 +123,20 @@ public struct NoticeBoard: Sendable {
 
     /// A page of the feed: pinned first, newest first. Residents see unexpired notices for
     /// the whole community or their buildings; staff see everything in the community.
-    public func list(community: CommunityID, for principal: Principal, after cursor: Cursor?, limit: Int,
-                     tenant: TenantRef, logger: Logger) async throws(LinliError) -> (notices: [Notice], next: Cursor?) {
+    public func list(
+        community: CommunityID, for principal: Principal, after cursor: Cursor?, limit: Int,
+        tenant: TenantRef, logger: Logger
+    ) async throws(LinliError) -> (notices: [Notice], next: Cursor?) {
         let audienceOnly = principal.role == .resident
         let buildings = principal.buildingIDs.map(\.uuid)
         let hasCursor = cursor != nil
         let cPinned = cursor?.pinned ?? true
         let cAt = cursor?.publishedAt ?? Date.distantFuture
         let cID = cursor?.id.uuid ?? UUID()
-        let query = FeedQuery(user: principal.subjectID.uuid, community: community.uuid, audienceOnly: audienceOnly,
-                              buildings: buildings, hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
-                              cursorID: cID, limit: limit + 1)
+        let query = FeedQuery(
+            user: principal.subjectID.uuid, community: community.uuid, audienceOnly: audienceOnly,
+            buildings: buildings, hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
+            cursorID: cID, limit: limit + 1)
         let notices: [Notice] = try await database.tenantTransaction(tenant) { connection in
             var result: [Notice] = []
             for try await notice in try await connection.execute(query, logger: logger) { result.append(notice) }
@@ -146,7 +155,8 @@ public struct NoticeBoard: Sendable {
         let communities = principal.communityIDs.map(\.uuid)
         let audienceOnly = principal.role == .resident
         let readAt: Date? = try await database.tenantTransaction(tenant) { connection in
-            let visible = try await connection.query("""
+            let visible = try await connection.query(
+                """
                 SELECT 1 FROM notices n
                 WHERE n.id = \(id.uuid) AND n.community_id = ANY(\(communities))
                   AND (NOT \(audienceOnly) OR n.audience_all OR EXISTS (SELECT 1 FROM notice_buildings nb
@@ -155,7 +165,8 @@ public struct NoticeBoard: Sendable {
             var found = false
             for try await _ in visible { found = true }
             guard found else { return nil }
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 WITH inserted AS (
                     INSERT INTO notice_reads (notice_id, user_id) VALUES (\(id.uuid), \(principal.subjectID.uuid))
                     ON CONFLICT DO NOTHING RETURNING read_at)
@@ -172,11 +183,14 @@ public struct NoticeBoard: Sendable {
     }
 
     /// How many residents a notice reaches and how many of them have read it.
-    public func readStats(_ id: NoticeID, for principal: Principal, tenant: TenantRef, logger: Logger) async throws(LinliError) -> (read: Int64, audience: Int64) {
+    public func readStats(_ id: NoticeID, for principal: Principal, tenant: TenantRef, logger: Logger) async throws(LinliError) -> (
+        read: Int64, audience: Int64
+    ) {
         let communities = principal.communityIDs.map(\.uuid)
         let isOperator = principal.role == .operator
         let stats: (Int64, Int64)? = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT (SELECT count(*) FROM notice_reads r WHERE r.notice_id = n.id),
                        (SELECT count(DISTINCT u.id) FROM users u
                           JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = n.community_id
@@ -241,8 +255,9 @@ struct FeedQuery: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let (id, communityID, title, body, category, pinned, publishedAt, expiresAt, by, buildingIDs, read) =
             try row.decode((UUID, UUID, String, String, Int16, Bool, Date, Date?, UUID, [UUID], Bool).self)
-        return NoticeBoard.Notice(id: NoticeID(id), communityID: CommunityID(communityID), title: title, body: body,
-                                  category: Int(category), pinned: pinned, buildingIDs: buildingIDs.map(BuildingID.init),
-                                  publishedAt: publishedAt, expiresAt: expiresAt, publishedBy: UserID(by), read: read)
+        return NoticeBoard.Notice(
+            id: NoticeID(id), communityID: CommunityID(communityID), title: title, body: body,
+            category: Int(category), pinned: pinned, buildingIDs: buildingIDs.map(BuildingID.init),
+            publishedAt: publishedAt, expiresAt: expiresAt, publishedBy: UserID(by), read: read)
     }
 }

@@ -22,7 +22,8 @@ public struct NoticeService: Sendable {
 
 extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     public func publishNotice(request: ServerRequest<Linli_Property_V1_PublishNoticeRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_PublishNoticeResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_PublishNoticeResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
         let m = request.message
@@ -32,8 +33,10 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
             buildingIDs: m.buildingIds, expiresAt: m.hasExpiresAt ? m.expiresAt.date : nil)
         try ctx.principal.requireScope(draft.communityID)
         let response = try await database.tenantTransaction(tenant) { connection in
-            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "PublishNotice", fingerprint: m, on: connection, logger: ctx.logger) {
+            try await Idempotency.once(
+                .tenant, principal: ctx.principal.subjectID, requestID: requestID,
+                method: "PublishNotice", fingerprint: m, on: connection, logger: ctx.logger
+            ) {
                 let notice = try await board.publish(draft, by: ctx.principal.subjectID, on: connection, logger: ctx.logger)
                 var response = Linli_Property_V1_PublishNoticeResponse()
                 response.notice = .init(notice)
@@ -44,7 +47,8 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     }
 
     public func listNotices(request: ServerRequest<Linli_Property_V1_ListNoticesRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListNoticesResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListNoticesResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let tenant = try ctx.requireTenant()
         let m = request.message
@@ -52,8 +56,9 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
         let limit = try Input.pageSize(m.page.pageSize)
         let cursor = m.page.pageToken.isEmpty ? nil : try NoticeBoard.Cursor(token: m.page.pageToken)
         try ctx.principal.requireScope(community)
-        let page = try await board.list(community: community, for: ctx.principal, after: cursor, limit: limit,
-                                        tenant: tenant, logger: ctx.logger)
+        let page = try await board.list(
+            community: community, for: ctx.principal, after: cursor, limit: limit,
+            tenant: tenant, logger: ctx.logger)
         var response = Linli_Property_V1_ListNoticesResponse()
         response.notices = page.notices.map(Linli_Property_V1_Notice.init)
         response.nextPageToken = page.next?.token ?? ""
@@ -61,7 +66,8 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     }
 
     public func markNoticeRead(request: ServerRequest<Linli_Property_V1_MarkNoticeReadRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_MarkNoticeReadResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_MarkNoticeReadResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         let id: NoticeID = try Input.id(request.message.noticeID, field: "notice_id")
@@ -73,7 +79,8 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     }
 
     public func getNoticeReadStats(request: ServerRequest<Linli_Property_V1_GetNoticeReadStatsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetNoticeReadStatsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetNoticeReadStatsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id: NoticeID = try Input.id(request.message.noticeID, field: "notice_id")
         let stats = try await board.readStats(id, for: ctx.principal, tenant: ctx.requireTenant(), logger: ctx.logger)

@@ -36,8 +36,10 @@ public struct PatrolDesk: Sendable {
         public var startsOn: String
         public var endsOn: String?
         public var windowMinutes: Int
-        public init(route: UUID, staff: UserID, times: [String], weekdays: [Int], everyDays: Int, startsOn: String, endsOn: String?,
-                    windowMinutes: Int) {
+        public init(
+            route: UUID, staff: UserID, times: [String], weekdays: [Int], everyDays: Int, startsOn: String, endsOn: String?,
+            windowMinutes: Int
+        ) {
             self.route = route
             self.staff = staff
             self.times = times
@@ -89,11 +91,14 @@ public struct PatrolDesk: Sendable {
 
     // MARK: Set-up
 
-    public func createCheckpoint(community: CommunityID, name: String, location: String, code: String, by principal: Principal,
-                                 on connection: PostgresConnection, logger: Logger) async throws -> Checkpoint {
+    public func createCheckpoint(
+        community: CommunityID, name: String, location: String, code: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Checkpoint {
         try principal.requireScope(community)
         let id = UUIDv7.make()
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             INSERT INTO patrol_points (id, community_id, name, location, code)
             SELECT \(id), id, \(name), \(location), \(code) FROM communities WHERE id = \(community.uuid)
             ON CONFLICT (community_id, code) DO NOTHING RETURNING 1
@@ -102,24 +107,29 @@ public struct PatrolDesk: Sendable {
         throw LinliError(.alreadyExists, "code: another checkpoint of this community has this code", field: "code")
     }
 
-    public func createRoute(community: CommunityID, name: String, kind: RouteKind, points: [UUID], by principal: Principal,
-                            on connection: PostgresConnection, logger: Logger) async throws -> Route {
+    public func createRoute(
+        community: CommunityID, name: String, kind: RouteKind, points: [UUID], by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Route {
         try principal.requireScope(community)
-        let known = try await connection.query("""
+        let known = try await connection.query(
+            """
             SELECT count(*)::int4 FROM patrol_points WHERE community_id = \(community.uuid) AND id = ANY(\(points)::uuid[])
             """, logger: logger)
         for try await count in known.decode(Int32.self) where Int(count) != points.count {
             throw LinliError.invalid("point_ids", "every point must be a checkpoint of this community")
         }
         let id = UUIDv7.make()
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             INSERT INTO patrol_routes (id, community_id, name, kind) VALUES (\(id), \(community.uuid), \(name), \(kind.rawValue))
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
             """, logger: logger)
         var created = false
         for try await _ in inserted { created = true }
         guard created else { throw LinliError(.alreadyExists, "name: this community already has a route with this name", field: "name") }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO patrol_route_points (route_id, position, point_id)
             SELECT \(id), ordinality, point FROM unnest(\(points)::uuid[]) WITH ORDINALITY AS t (point, ordinality)
             """, logger: logger)
@@ -132,7 +142,8 @@ public struct PatrolDesk: Sendable {
         try principal.requireScope(route.community)
         try await PatrolSQL.requireStaff(plan.staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO patrol_plans (id, community_id, route_id, staff_id, times, weekdays, every_days, starts_on, ends_on,
                                       window_minutes, created_by)
             VALUES (\(id), \(route.community.uuid), \(plan.route), \(plan.staff.uuid), \(plan.times), \(plan.weekdays.map { Int32($0) }),
@@ -149,13 +160,16 @@ public struct PatrolDesk: Sendable {
         throw LinliError.notFound("plan")
     }
 
-    public func createTemporaryTask(route routeID: UUID, staff: UserID, startsAt: Date, windowMinutes: Int, by principal: Principal,
-                                    on connection: PostgresConnection, logger: Logger) async throws -> Task {
+    public func createTemporaryTask(
+        route routeID: UUID, staff: UserID, startsAt: Date, windowMinutes: Int, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Task {
         let route = try await route(routeID, connection, logger)
         try principal.requireScope(route.community)
         try await PatrolSQL.requireStaff(staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO patrol_tasks (id, community_id, route_id, staff_id, starts_at, due_at)
             VALUES (\(id), \(route.community.uuid), \(routeID), \(staff.uuid), \(startsAt),
                     \(startsAt) + make_interval(mins => \(Int32(windowMinutes))))
@@ -165,10 +179,13 @@ public struct PatrolDesk: Sendable {
 
     // MARK: Work
 
-    public func checkIn(task id: UUID, pointCode: String, result: CheckResult, note: String, photoRefs: [String], by principal: Principal,
-                        on connection: PostgresConnection, logger: Logger) async throws -> Task {
+    public func checkIn(
+        task id: UUID, pointCode: String, result: CheckResult, note: String, photoRefs: [String], by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Task {
         // The row lock orders concurrent check-ins on one task, so the last point finishes it exactly once.
-        let locked = try await connection.query("""
+        let locked = try await connection.query(
+            """
             SELECT community_id, route_id, staff_id, state, starts_at, due_at, now() FROM patrol_tasks WHERE id = \(id) FOR UPDATE
             """, logger: logger)
         var found: (UUID, UUID, UUID, String, Date, Date, Date)?
@@ -182,21 +199,25 @@ public struct PatrolDesk: Sendable {
             throw LinliError(.failedPrecondition, "task_id: the task is finished", field: "task_id")
         }
         if now < startsAt.addingTimeInterval(-Double(Self.earlyMinutes) * 60) {
-            throw LinliError(.failedPrecondition, "task_id: the task starts at \(Self.iso(startsAt)); check in from \(Self.earlyMinutes) minutes before",
-                             field: "task_id")
+            throw LinliError(
+                .failedPrecondition, "task_id: the task starts at \(Self.iso(startsAt)); check in from \(Self.earlyMinutes) minutes before",
+                field: "task_id")
         }
         if now > dueAt {
-            throw LinliError(.failedPrecondition, "task_id: the task's window closed at \(Self.iso(dueAt)); its unchecked points are missed",
-                             field: "task_id")
+            throw LinliError(
+                .failedPrecondition, "task_id: the task's window closed at \(Self.iso(dueAt)); its unchecked points are missed",
+                field: "task_id")
         }
-        let points = try await connection.query("""
+        let points = try await connection.query(
+            """
             SELECT p.id, rp.position FROM patrol_points p JOIN patrol_route_points rp ON rp.point_id = p.id AND rp.route_id = \(route)
             WHERE p.community_id = \(community) AND p.code = \(pointCode)
             """, logger: logger)
         var point: (UUID, Int32)?
         for try await row in points.decode((UUID, Int32).self) { point = row }
         guard let (pointID, position) = point else { throw LinliError.invalid("point_code", "is not a checkpoint on this task's route") }
-        let inserted = try await connection.query("""
+        let inserted = try await connection.query(
+            """
             INSERT INTO patrol_checkins (task_id, point_id, position, result, note, photo_refs, by_id)
             VALUES (\(id), \(pointID), \(position), \(result.rawValue), \(note), \(photoRefs), \(principal.subjectID.uuid))
             ON CONFLICT DO NOTHING RETURNING 1
@@ -204,7 +225,8 @@ public struct PatrolDesk: Sendable {
         var fresh = false
         for try await _ in inserted { fresh = true }
         guard fresh else { throw LinliError(.alreadyExists, "point_code: this point is already checked on this task", field: "point_code") }
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE patrol_tasks t SET started_at = coalesce(started_at, now()),
                 state = CASE WHEN (SELECT count(*) FROM patrol_checkins c WHERE c.task_id = t.id)
                                   = (SELECT count(*) FROM patrol_route_points rp WHERE rp.route_id = t.route_id)
@@ -223,7 +245,8 @@ public struct PatrolDesk: Sendable {
         guard current.staff == principal.subjectID || principal.role == .manager else {
             throw LinliError(.permissionDenied, "task_id: this task is assigned to someone else", field: "task_id")
         }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             UPDATE patrol_tasks SET state = 'finished', finished_at = now(), started_at = coalesce(started_at, now())
             WHERE id = \(id) AND state <> 'finished' RETURNING 1
             """, logger: logger)
@@ -231,14 +254,17 @@ public struct PatrolDesk: Sendable {
         throw LinliError(.failedPrecondition, "task_id: the task is already finished", field: "task_id")
     }
 
-    public func review(task id: UUID, result: Review, note: String, by principal: Principal, on connection: PostgresConnection,
-                       logger: Logger) async throws -> Task {
+    public func review(
+        task id: UUID, result: Review, note: String, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Task {
         let current = try await task(id, detailed: false, connection, logger)
         try principal.requireScope(current.community)
         guard current.closed else {
             throw LinliError(.failedPrecondition, "task_id: the task is neither finished nor past its window", field: "task_id")
         }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             UPDATE patrol_tasks SET review = \(result.rawValue), review_note = \(note), reviewed_by = \(principal.subjectID.uuid), reviewed_at = now()
             WHERE id = \(id) AND review IS NULL RETURNING 1
             """, logger: logger)
@@ -249,11 +275,14 @@ public struct PatrolDesk: Sendable {
     // MARK: Reading
 
     /// Tasks starting in [from, until): a manager's whole community, or the caller's own; by start time.
-    public func list(community: CommunityID, from: Date, until: Date, problemsOnly: Bool, for principal: Principal,
-                     on connection: PostgresConnection, logger: Logger) async throws -> [Task] {
+    public func list(
+        community: CommunityID, from: Date, until: Date, problemsOnly: Bool, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> [Task] {
         try principal.requireScope(community)
         let own = principal.role != .manager
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) WHERE t.community_id = \(community.uuid) AND t.starts_at >= \(from) AND t.starts_at < \(until)
               AND (NOT \(own) OR t.staff_id = \(principal.subjectID.uuid))
             ORDER BY t.starts_at, t.id LIMIT 2000
@@ -276,16 +305,20 @@ public struct PatrolDesk: Sendable {
         for try await row in rows { found = try Self.decode(row) }
         guard var task = found else { throw LinliError.notFound("patrol task") }
         guard detailed else { return task }
-        let checks = try await connection.query("""
+        let checks = try await connection.query(
+            """
             SELECT c.point_id, p.name, c.position, c.result, c.note, c.photo_refs, c.at
             FROM patrol_checkins c JOIN patrol_points p ON p.id = c.point_id WHERE c.task_id = \(id) ORDER BY c.at, c.position
             """, logger: logger)
         for try await (point, name, position, result, note, photos, at) in checks.decode((UUID, String, Int32, String, String, [String], Date).self) {
-            task.checkIns.append(CheckIn(point: point, pointName: name, position: Int(position), result: CheckResult(rawValue: result) ?? .normal,
-                                         note: note, photoRefs: photos, at: at))
+            task.checkIns.append(
+                CheckIn(
+                    point: point, pointName: name, position: Int(position), result: CheckResult(rawValue: result) ?? .normal,
+                    note: note, photoRefs: photos, at: at))
         }
         if task.closed {
-            let missed = try await connection.query("""
+            let missed = try await connection.query(
+                """
                 SELECT rp.point_id FROM patrol_route_points rp WHERE rp.route_id = \(task.route)
                   AND NOT EXISTS (SELECT 1 FROM patrol_checkins c WHERE c.task_id = \(id) AND c.point_id = rp.point_id)
                 ORDER BY rp.position
@@ -302,7 +335,8 @@ public struct PatrolDesk: Sendable {
             found = Route(id: id, community: CommunityID(community), name: name, kind: RouteKind(rawValue: kind) ?? .patrol, points: [])
         }
         guard var route = found else { throw LinliError.notFound("route") }
-        let points = try await connection.query("""
+        let points = try await connection.query(
+            """
             SELECT p.id, p.name, p.location, p.code FROM patrol_route_points rp JOIN patrol_points p ON p.id = rp.point_id
             WHERE rp.route_id = \(id) ORDER BY rp.position
             """, logger: logger)
@@ -323,13 +357,14 @@ public struct PatrolDesk: Sendable {
 
     static func decode(_ row: PostgresRow) throws -> Task {
         let c = row.makeRandomAccess()
-        return Task(id: try c[0].decode(UUID.self), community: CommunityID(try c[1].decode(UUID.self)), plan: try c[2].decode(UUID?.self),
-                    route: try c[3].decode(UUID.self), routeName: try c[4].decode(String.self), staff: UserID(try c[5].decode(UUID.self)),
-                    startsAt: try c[6].decode(Date.self), dueAt: try c[7].decode(Date.self),
-                    state: TaskState(rawValue: try c[8].decode(String.self)) ?? .pending, finishedAt: try c[9].decode(Date?.self),
-                    pointCount: Int(try c[10].decode(Int32.self)), checkedCount: Int(try c[11].decode(Int32.self)),
-                    abnormalCount: Int(try c[12].decode(Int32.self)), late: try c[13].decode(Bool.self), closed: try c[14].decode(Bool.self),
-                    review: try c[15].decode(String?.self).flatMap(Review.init(rawValue:)), reviewNote: try c[16].decode(String.self))
+        return Task(
+            id: try c[0].decode(UUID.self), community: CommunityID(try c[1].decode(UUID.self)), plan: try c[2].decode(UUID?.self),
+            route: try c[3].decode(UUID.self), routeName: try c[4].decode(String.self), staff: UserID(try c[5].decode(UUID.self)),
+            startsAt: try c[6].decode(Date.self), dueAt: try c[7].decode(Date.self),
+            state: TaskState(rawValue: try c[8].decode(String.self)) ?? .pending, finishedAt: try c[9].decode(Date?.self),
+            pointCount: Int(try c[10].decode(Int32.self)), checkedCount: Int(try c[11].decode(Int32.self)),
+            abnormalCount: Int(try c[12].decode(Int32.self)), late: try c[13].decode(Bool.self), closed: try c[14].decode(Bool.self),
+            review: try c[15].decode(String?.self).flatMap(Review.init(rawValue:)), reviewNote: try c[16].decode(String.self))
     }
 
     static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
@@ -337,7 +372,8 @@ public struct PatrolDesk: Sendable {
 
 enum PatrolSQL {
     static func requireStaff(_ user: UserID, in community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = \(community.uuid)
             WHERE u.id = \(user.uuid) AND u.status = 'active' AND u.role IN ('manager', 'technician', 'guard')
             """, logger: logger)

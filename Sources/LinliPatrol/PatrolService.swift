@@ -20,7 +20,8 @@ public struct PatrolService: Sendable {
 
 extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     public func createCheckpoint(request: ServerRequest<Linli_Property_V1_CreateCheckpointRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateCheckpointResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateCheckpointResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -29,15 +30,18 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let code = try Input.text(m.code, field: "code", max: 64)
         let response = try await database.once(ctx, "CreateCheckpoint", m) { [desk] connection in
             var response = Linli_Property_V1_CreateCheckpointResponse()
-            response.checkpoint = .init(try await desk.createCheckpoint(community: community, name: name, location: location, code: code,
-                                                                        by: ctx.principal, on: connection, logger: ctx.logger))
+            response.checkpoint = .init(
+                try await desk.createCheckpoint(
+                    community: community, name: name, location: location, code: code,
+                    by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func createRoute(request: ServerRequest<Linli_Property_V1_CreateRouteRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateRouteResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateRouteResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -49,22 +53,26 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard points.count == m.pointIds.count else { throw LinliError.invalid("point_ids", "each checkpoint may appear once") }
         let response = try await database.once(ctx, "CreateRoute", m) { [desk] connection in
             var response = Linli_Property_V1_CreateRouteResponse()
-            response.route = .init(try await desk.createRoute(community: community, name: name, kind: kind, points: points, by: ctx.principal,
-                                                              on: connection, logger: ctx.logger))
+            response.route = .init(
+                try await desk.createRoute(
+                    community: community, name: name, kind: kind, points: points, by: ctx.principal,
+                    on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func createPlan(request: ServerRequest<Linli_Property_V1_CreatePlanRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreatePlanResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreatePlanResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard !m.times.isEmpty, m.times.count <= 48 else { throw LinliError.invalid("times", "give 1 to 48 start times") }
         for (index, time) in m.times.enumerated() {
             let parts = time.split(separator: ":")
             guard time.count == 5, parts.count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]), (0...23).contains(hour),
-                  (0...59).contains(minute) else {
+                (0...59).contains(minute)
+            else {
                 throw LinliError.invalid("times[\(index)]", "must be a time HH:MM")
             }
         }
@@ -92,7 +100,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     }
 
     public func stopPlan(request: ServerRequest<Linli_Property_V1_StopPlanRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_StopPlanResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_StopPlanResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let plan = try Input.id(m.planID, field: "plan_id", as: IDTag.PatrolPlan.self).uuid
@@ -104,7 +113,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     }
 
     public func createTemporaryTask(request: ServerRequest<Linli_Property_V1_CreateTemporaryTaskRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CreateTemporaryTaskResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CreateTemporaryTaskResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let route = try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid
@@ -114,15 +124,18 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard startsAt > Date().addingTimeInterval(-3600) else { throw LinliError.invalid("starts_at", "must not be in the past") }
         let response = try await database.once(ctx, "CreateTemporaryTask", m) { [desk] connection in
             var response = Linli_Property_V1_CreateTemporaryTaskResponse()
-            response.task = .init(try await desk.createTemporaryTask(route: route, staff: staff, startsAt: startsAt, windowMinutes: Int(m.windowMinutes),
-                                                                     by: ctx.principal, on: connection, logger: ctx.logger))
+            response.task = .init(
+                try await desk.createTemporaryTask(
+                    route: route, staff: staff, startsAt: startsAt, windowMinutes: Int(m.windowMinutes),
+                    by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func listPatrolTasks(request: ServerRequest<Linli_Property_V1_ListPatrolTasksRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListPatrolTasksResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListPatrolTasksResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
@@ -131,8 +144,9 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard until > from else { throw LinliError.invalid("until", "must be after from") }
         guard until.timeIntervalSince(from) <= 31 * 86400 else { throw LinliError.invalid("until", "at most 31 days after from") }
         let tasks = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: ctx.principal,
-                                on: connection, logger: ctx.logger)
+            try await desk.list(
+                community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: ctx.principal,
+                on: connection, logger: ctx.logger)
         }
         var response = Linli_Property_V1_ListPatrolTasksResponse()
         response.tasks = tasks.map(Linli_Property_V1_PatrolTask.init)
@@ -140,7 +154,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     }
 
     public func getPatrolTask(request: ServerRequest<Linli_Property_V1_GetPatrolTaskRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetPatrolTaskResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetPatrolTaskResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let task = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
@@ -152,7 +167,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     }
 
     public func checkIn(request: ServerRequest<Linli_Property_V1_CheckInRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_CheckInResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_CheckInResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
@@ -160,18 +176,22 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let result = try ProtoEnum.decode(m.result, PatrolDesk.CheckResult.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .abnormal ? 2 : 0, max: 500)
         guard m.photoRefs.count <= 9 else { throw LinliError.invalid("photo_refs", "at most 9 photos") }
-        let photos = try m.photoRefs.enumerated().map { index, ref throws(LinliError) in try Input.text(ref, field: "photo_refs[\(index)]", max: 200) }
+        let photos = try m.photoRefs.enumerated().map { index, ref throws(LinliError) in try Input.text(ref, field: "photo_refs[\(index)]", max: 200)
+        }
         let response = try await database.once(ctx, "CheckIn", m) { [desk] connection in
             var response = Linli_Property_V1_CheckInResponse()
-            response.task = .init(try await desk.checkIn(task: task, pointCode: code, result: result, note: note, photoRefs: photos,
-                                                         by: ctx.principal, on: connection, logger: ctx.logger))
+            response.task = .init(
+                try await desk.checkIn(
+                    task: task, pointCode: code, result: result, note: note, photoRefs: photos,
+                    by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func finishPatrolTask(request: ServerRequest<Linli_Property_V1_FinishPatrolTaskRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_FinishPatrolTaskResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_FinishPatrolTaskResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
@@ -184,7 +204,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     }
 
     public func reviewPatrolTask(request: ServerRequest<Linli_Property_V1_ReviewPatrolTaskRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ReviewPatrolTaskResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ReviewPatrolTaskResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
@@ -192,8 +213,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let note = try Input.text(m.note, field: "note", min: result == .failed ? 2 : 0, max: 500)
         let response = try await database.once(ctx, "ReviewPatrolTask", m) { [desk] connection in
             var response = Linli_Property_V1_ReviewPatrolTaskResponse()
-            response.task = .init(try await desk.review(task: task, result: result, note: note, by: ctx.principal, on: connection,
-                                                        logger: ctx.logger))
+            response.task = .init(
+                try await desk.review(
+                    task: task, result: result, note: note, by: ctx.principal, on: connection,
+                    logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)

@@ -54,7 +54,8 @@ public struct NationalRollup: Service, Sendable {
             let started = try await connection.query("SELECT now()", logger: logger)
             var startedAt = Date()
             for try await at in started.decode(Date.self) { startedAt = at }
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 WITH taken AS (
                     DELETE FROM metric_deltas WHERE id IN (
                         SELECT id FROM metric_deltas ORDER BY id LIMIT \(batch) FOR UPDATE SKIP LOCKED)
@@ -69,7 +70,8 @@ public struct NationalRollup: Service, Sendable {
             }
             try await connection.query("SET LOCAL ROLE NONE", logger: logger)
             for (community, day, metric, sum) in sums {
-                try await connection.query("""
+                try await connection.query(
+                    """
                     INSERT INTO platform.national_daily (tenant_id, community_id, day, metric, value)
                     VALUES (\(tenant.id.uuid), \(community), \(day), \(metric), \(sum))
                     ON CONFLICT (tenant_id, metric, community_id, day) DO UPDATE
@@ -78,7 +80,8 @@ public struct NationalRollup: Service, Sendable {
             }
             // Deltas committed before this transaction began are visible to it, so all of
             // them are folded once this batch was not full.
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO platform.rollup_state (tenant_id, folded_through, deltas_folded)
                 VALUES (\(tenant.id.uuid), \(startedAt), \(count))
                 ON CONFLICT (tenant_id) DO UPDATE SET

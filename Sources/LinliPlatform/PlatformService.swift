@@ -23,20 +23,24 @@ public struct PlatformService: Sendable {
     }
 
     /// Creates a community with its buildings in `tenant`, recording the national delta.
-    public static func createCommunity(name: String, address: String, timeZone: String, buildings: [String],
-                                       on connection: PostgresConnection, logger: Logger) async throws -> Linli_Platform_V1_Community {
+    public static func createCommunity(
+        name: String, address: String, timeZone: String, buildings: [String],
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> Linli_Platform_V1_Community {
         var community = Linli_Platform_V1_Community()
         let id = CommunityID.make()
         community.id = id.description
         community.name = name
         community.address = address
         community.timeZone = timeZone
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO communities (id, name, address, time_zone) VALUES (\(id.uuid), \(name), \(address), \(timeZone))
             """, logger: logger)
         for buildingName in buildings {
             let building = BuildingID.make()
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO buildings (id, community_id, name) VALUES (\(building.uuid), \(id.uuid), \(buildingName))
                 """, logger: logger)
             var b = Linli_Platform_V1_Building()
@@ -51,7 +55,8 @@ public struct PlatformService: Sendable {
 
 extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
     public func createTenant(request: ServerRequest<Linli_Platform_V1_CreateTenantRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Platform_V1_CreateTenantResponse> {
+        async throws -> ServerResponse<Linli_Platform_V1_CreateTenantResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let requestID = try Input.requestID(m.requestID)
@@ -59,12 +64,15 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let name = try Input.text(m.name, field: "name", max: 200)
         let plan = m.plan.isEmpty ? "standard" : try Input.text(m.plan, field: "plan", max: 40)
         let response = try await database.platformTransaction { connection in
-            try await Idempotency.once(.platform, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "CreateTenant", fingerprint: m, on: connection, logger: ctx.logger) {
+            try await Idempotency.once(
+                .platform, principal: ctx.principal.subjectID, requestID: requestID,
+                method: "CreateTenant", fingerprint: m, on: connection, logger: ctx.logger
+            ) {
                 let tenant = try await provisioner.create(slug: m.slug, name: name, plan: plan, on: connection)
                 var response = Linli_Platform_V1_CreateTenantResponse()
-                response.tenant = .init(id: tenant.ref.id, slug: tenant.ref.slug, name: name, status: "active", plan: plan,
-                                        createdAt: tenant.createdAt)
+                response.tenant = .init(
+                    id: tenant.ref.id, slug: tenant.ref.slug, name: name, status: "active", plan: plan,
+                    createdAt: tenant.createdAt)
                 return response
             }
         }
@@ -73,13 +81,15 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
     }
 
     public func listTenants(request: ServerRequest<Linli_Platform_V1_ListTenantsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Platform_V1_ListTenantsResponse> {
+        async throws -> ServerResponse<Linli_Platform_V1_ListTenantsResponse>
+    {
         _ = try RequestContext(admitted: request.metadata, logger: logger)
         let limit = try Input.pageSize(request.message.page.pageSize)
         let after = request.message.page.pageToken
         if !after.isEmpty && !TenantRef.isValidSlug(after) { throw LinliError.invalid("page.page_token", "is not a valid page token") }
         let rows: [Linli_Platform_V1_Tenant] = try await database.platformTransaction { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT id, slug, name, status, plan, created_at FROM platform.tenants
                 WHERE slug > \(after) ORDER BY slug LIMIT \(limit + 1)
                 """, logger: logger)
@@ -96,16 +106,20 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
     }
 
     public func suspendTenant(request: ServerRequest<Linli_Platform_V1_SuspendTenantRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Platform_V1_SuspendTenantResponse> {
+        async throws -> ServerResponse<Linli_Platform_V1_SuspendTenantResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let requestID = try Input.requestID(m.requestID)
         let id: TenantID = try Input.id(m.tenantID, field: "tenant_id")
         let reason = try Input.text(m.reason, field: "reason", max: 500)
         let response = try await database.platformTransaction { connection in
-            try await Idempotency.once(.platform, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "SuspendTenant", fingerprint: m, on: connection, logger: ctx.logger) {
-                let rows = try await connection.query("""
+            try await Idempotency.once(
+                .platform, principal: ctx.principal.subjectID, requestID: requestID,
+                method: "SuspendTenant", fingerprint: m, on: connection, logger: ctx.logger
+            ) {
+                let rows = try await connection.query(
+                    """
                     UPDATE platform.tenants SET status = 'suspended', suspended_reason = \(reason), updated_at = now()
                     WHERE id = \(id.uuid) RETURNING id, slug, name, status, plan, created_at
                     """, logger: ctx.logger)
@@ -123,7 +137,8 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
     }
 
     public func createCommunity(request: ServerRequest<Linli_Platform_V1_CreateCommunityRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Platform_V1_CreateCommunityResponse> {
+        async throws -> ServerResponse<Linli_Platform_V1_CreateCommunityResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let requestID = try Input.requestID(m.requestID)
@@ -141,10 +156,13 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let tenant = try await tenants.tenant(id: tenantID)
         guard tenant.isActive else { throw LinliError(.failedPrecondition, "tenant_id: tenant is suspended", field: "tenant_id") }
         let response = try await database.tenantTransaction(tenant) { connection in
-            try await Idempotency.once(.tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                                       method: "CreateCommunity", fingerprint: m, on: connection, logger: ctx.logger) {
-                var community = try await Self.createCommunity(name: name, address: address, timeZone: zone,
-                                                               buildings: buildings, on: connection, logger: ctx.logger)
+            try await Idempotency.once(
+                .tenant, principal: ctx.principal.subjectID, requestID: requestID,
+                method: "CreateCommunity", fingerprint: m, on: connection, logger: ctx.logger
+            ) {
+                var community = try await Self.createCommunity(
+                    name: name, address: address, timeZone: zone,
+                    buildings: buildings, on: connection, logger: ctx.logger)
                 community.tenantID = tenant.id.description
                 var response = Linli_Platform_V1_CreateCommunityResponse()
                 response.community = community
@@ -155,11 +173,13 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
     }
 
     public func getNationalOverview(request: ServerRequest<Linli_Platform_V1_GetNationalOverviewRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Platform_V1_GetNationalOverviewResponse> {
+        async throws -> ServerResponse<Linli_Platform_V1_GetNationalOverviewResponse>
+    {
         _ = try RequestContext(admitted: request.metadata, logger: logger)
         let response: Linli_Platform_V1_GetNationalOverviewResponse = try await database.platformTransaction { connection in
             var response = Linli_Platform_V1_GetNationalOverviewResponse()
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT t.id, t.slug, t.status, r.folded_through,
                        coalesce(jsonb_object_agg(d.metric, d.total) FILTER (WHERE d.metric IS NOT NULL), '{}')::text
                 FROM platform.tenants t
@@ -203,7 +223,8 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
             }
             response.collectionRateBasisPoints = Self.basisPoints(response.billingCollectedFen, response.billingChargedFen)
             response.complaintsPerThousandRooms = Self.perThousand(response.complaintsFiled, response.rooms)
-            let watch = try await connection.query("""
+            let watch = try await connection.query(
+                """
                 SELECT d.tenant_id, t.slug, d.community_id,
                        coalesce(sum(d.value) FILTER (WHERE d.metric = 'complaints_filed'), 0)::bigint AS complaints,
                        coalesce(sum(d.value) FILTER (WHERE d.metric = 'rooms'), 0)::bigint AS rooms
@@ -216,14 +237,15 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 LIMIT 10
                 """, logger: logger)
             for try await (tenant, slug, community, complaints, rooms) in watch.decode((UUID, String, UUID, Int64, Int64).self) {
-                response.highestComplaintRates.append(.with {
-                    $0.tenantID = tenant.uuidString.lowercased()
-                    $0.tenantSlug = slug
-                    $0.communityID = community.uuidString.lowercased()
-                    $0.complaintsFiled = complaints
-                    $0.rooms = rooms
-                    $0.complaintsPerThousandRooms = Self.perThousand(complaints, rooms)
-                })
+                response.highestComplaintRates.append(
+                    .with {
+                        $0.tenantID = tenant.uuidString.lowercased()
+                        $0.tenantSlug = slug
+                        $0.communityID = community.uuidString.lowercased()
+                        $0.complaintsFiled = complaints
+                        $0.rooms = rooms
+                        $0.complaintsPerThousandRooms = Self.perThousand(complaints, rooms)
+                    })
             }
             response.generatedAt = Google_Protobuf_Timestamp(date: Date())
             return response

@@ -24,8 +24,10 @@ public final class RedisClient: Service, Sendable {
         public var commandTimeout: TimeAmount
 
         /// A configuration with the defaults for the local stack.
-        public init(host: String = "127.0.0.1", port: Int = 6379, connections: Int = 4,
-                    connectTimeout: TimeAmount = .milliseconds(500), commandTimeout: TimeAmount = .seconds(2)) {
+        public init(
+            host: String = "127.0.0.1", port: Int = 6379, connections: Int = 4,
+            connectTimeout: TimeAmount = .milliseconds(500), commandTimeout: TimeAmount = .seconds(2)
+        ) {
             self.host = host
             self.port = port
             self.connections = max(1, connections)

@@ -38,30 +38,35 @@ extension LinliApplication {
             var users: [String: UserID] = [:]
             for (username, displayName, role) in DemoTenant.staff {
                 users[username] = try await self.users.create(
-                    .init(username: username, displayName: displayName, password: password, role: role,
-                          communityIDs: [community]),
+                    .init(
+                        username: username, displayName: displayName, password: password, role: role,
+                        communityIDs: [community]),
                     on: connection, logger: logger)
             }
             for index in 0..<2 {
                 users["resident\(index + 1)"] = try await self.users.create(
-                    .init(username: "resident\(index + 1)", displayName: "住户\(index + 1)", password: password,
-                          role: .resident, communityIDs: [community], buildingIDs: [buildings[index]]),
+                    .init(
+                        username: "resident\(index + 1)", displayName: "住户\(index + 1)", password: password,
+                        role: .resident, communityIDs: [community], buildingIDs: [buildings[index]]),
                     on: connection, logger: logger)
             }
             let board = NoticeBoard(database: database)
             let drafts = [
-                try NoticeBoard.Draft(communityID: made.id, title: "欢迎使用邻里", body: "物业服务中心电话 021-5555 0100。",
-                                      category: 1, pinned: true, buildingIDs: [], expiresAt: nil),
-                try NoticeBoard.Draft(communityID: made.id, title: "1栋周三停水", body: "周三 9:00-12:00 更换水泵。",
-                                      category: 3, pinned: false, buildingIDs: [made.buildings[0].id], expiresAt: nil),
+                try NoticeBoard.Draft(
+                    communityID: made.id, title: "欢迎使用邻里", body: "物业服务中心电话 021-5555 0100。",
+                    category: 1, pinned: true, buildingIDs: [], expiresAt: nil),
+                try NoticeBoard.Draft(
+                    communityID: made.id, title: "1栋周三停水", body: "周三 9:00-12:00 更换水泵。",
+                    category: 3, pinned: false, buildingIDs: [made.buildings[0].id], expiresAt: nil),
             ]
             guard let author = users["manager"] else { throw LinliError(.internal, "demo manager was not created") }
             var notices: [NoticeID] = []
             for draft in drafts {
                 notices.append(try await board.publish(draft, by: author, on: connection, logger: logger).id)
             }
-            return DemoTenant(tenant: tenant, community: community, buildings: buildings, users: users,
-                              notices: notices, password: password)
+            return DemoTenant(
+                tenant: tenant, community: community, buildings: buildings, users: users,
+                notices: notices, password: password)
         }
     }
 }

@@ -33,9 +33,11 @@ public final class HealthProbe: Service, Sendable {
     private let connect: @Sendable () async throws -> PostgresConnection
 
     /// Creates a probe; nothing runs until `run`.
-    public init(database: Database, redis: RedisClient, storage: StorageHealth, logger: Logger,
-                connect: @escaping @Sendable () async throws -> PostgresConnection,
-                interval: Duration = .seconds(1), staleAfter: Duration = .seconds(5)) {
+    public init(
+        database: Database, redis: RedisClient, storage: StorageHealth, logger: Logger,
+        connect: @escaping @Sendable () async throws -> PostgresConnection,
+        interval: Duration = .seconds(1), staleAfter: Duration = .seconds(5)
+    ) {
         self.connect = connect
         self.database = database
         self.redis = redis
@@ -152,7 +154,8 @@ struct HealthService: Grpc_Health_V1_Health.ServiceProtocol {
     }
 
     func check(request: ServerRequest<Grpc_Health_V1_HealthCheckRequest>, context: ServerContext)
-        async throws -> ServerResponse<Grpc_Health_V1_HealthCheckResponse> {
+        async throws -> ServerResponse<Grpc_Health_V1_HealthCheckResponse>
+    {
         guard Self.known.contains(request.message.service) else {
             throw RPCError(code: .notFound, message: "unknown service")
         }
@@ -162,7 +165,8 @@ struct HealthService: Grpc_Health_V1_Health.ServiceProtocol {
     }
 
     func watch(request: ServerRequest<Grpc_Health_V1_HealthCheckRequest>, context: ServerContext)
-        async throws -> StreamingServerResponse<Grpc_Health_V1_HealthCheckResponse> {
+        async throws -> StreamingServerResponse<Grpc_Health_V1_HealthCheckResponse>
+    {
         guard watchers.acquire(max: maxWatchers) else {
             throw RPCError(code: .resourceExhausted, message: "too many health watchers; retry later")
         }

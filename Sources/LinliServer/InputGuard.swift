@@ -83,7 +83,8 @@ public struct InputGuard: SwiftProtobuf.Visitor {
 
     private func checkTimestamp(_ value: Google_Protobuf_Timestamp, path: String) throws(LinliError) {
         guard (InputLimits.earliestSeconds..<InputLimits.latestSeconds).contains(value.seconds),
-              (0..<1_000_000_000).contains(value.nanos) else {
+            (0..<1_000_000_000).contains(value.nanos)
+        else {
             throw .invalid(path, "must be between 2000-01-01 and 2100-01-01")
         }
     }
@@ -221,10 +222,11 @@ struct InputInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         var request = request
         let messages = request.messages
-        request.messages = RPCAsyncSequence(wrapping: messages.map { @Sendable message in
-            if let message = message as? any SwiftProtobuf.Message { try InputGuard.check(message) }
-            return message
-        })
+        request.messages = RPCAsyncSequence(
+            wrapping: messages.map { @Sendable message in
+                if let message = message as? any SwiftProtobuf.Message { try InputGuard.check(message) }
+                return message
+            })
         return try await next(request, context)
     }
 }

@@ -37,7 +37,7 @@ public enum InputLimits {
         "description": .lines(2_000), "note": .lines(2_000), "reason": .lines(2_000),
         "resolution": .lines(2_000), "reply": .lines(2_000), "comment": .lines(2_000),
         "satisfaction_comment": .lines(2_000), "materials": .lines(2_000), "items": .lines(2_000),
-        "lines": .line(4_000),          // one CSV line of an import
+        "lines": .line(4_000),  // one CSV line of an import
         "photo_refs": .line(500),
         "password": .line(128),
         "page_token": .line(200),
@@ -46,7 +46,7 @@ public enum InputLimits {
 
     public static let counts: [String: Int] = [
         "room_ids": 10_000, "parking_space_ids": 10_000,
-        "lines": 20_000,                 // CSV lines in one streamed chunk
+        "lines": 20_000,  // CSV lines in one streamed chunk
         "RequestRefundRequest.lines": 500,
         "bill_ids": 500, "ids": 500, "building_ids": 500, "building_names": 500,
         "community_ids": 200, "point_ids": 200,

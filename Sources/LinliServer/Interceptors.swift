@@ -15,7 +15,8 @@ struct ObservabilityInterceptor: ServerInterceptor {
     ) async throws -> StreamingServerResponse<Output> {
         var request = request
         let supplied = request.metadata[stringValues: "x-request-id"].first(where: { _ in true }) ?? ""
-        let requestID = (1...64).contains(supplied.count) && supplied.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+        let requestID =
+            (1...64).contains(supplied.count) && supplied.allSatisfy({ $0.isASCII && !$0.isWhitespace })
             ? supplied : UUIDv7.make().uuidString.lowercased()
         request.metadata.removeAllValues(forKey: AdmittedCall.requestIDKey)
         request.metadata.addString(requestID, forKey: AdmittedCall.requestIDKey)
@@ -27,10 +28,12 @@ struct ObservabilityInterceptor: ServerInterceptor {
             let dimensions = [("rpc.method", method), ("rpc.status", status)]
             Timer(label: MetricName.rpcDuration, dimensions: dimensions).recordNanoseconds(elapsed.nanoseconds)
             Counter(label: MetricName.rpcRequests, dimensions: dimensions).increment()
-            logger.debug("rpc", metadata: [
-                LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", LogKey.status: "\(status)",
-                LogKey.durationMs: "\(Double(elapsed.nanoseconds) / 1e6)",
-            ])
+            logger.debug(
+                "rpc",
+                metadata: [
+                    LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", LogKey.status: "\(status)",
+                    LogKey.durationMs: "\(Double(elapsed.nanoseconds) / 1e6)",
+                ])
         }
         do {
             let response = try await next(request, context)
@@ -44,8 +47,12 @@ struct ObservabilityInterceptor: ServerInterceptor {
         } catch let error as LinliError {
             status = "\(error.rpcErrorCode)"
             if error.code == .internal || error.code == .unavailable {
-                logger.error("rpc failed", metadata: [LogKey.requestID: "\(requestID)", LogKey.method: "\(method)",
-                                                      "error.cause": "\(error.cause.map { "\($0)" } ?? error.message)"])
+                logger.error(
+                    "rpc failed",
+                    metadata: [
+                        LogKey.requestID: "\(requestID)", LogKey.method: "\(method)",
+                        "error.cause": "\(error.cause.map { "\($0)" } ?? error.message)",
+                    ])
             }
             throw error
         } catch let error as RPCError {

@@ -1,19 +1,19 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LinliBaseData
+import LinliBilling
+import LinliCases
 import LinliCore
+import LinliFrontDesk
 import LinliIdentity
+import LinliInbox
 import LinliNotices
+import LinliPatrol
 import LinliPlatform
 import LinliRedis
 import LinliTenancy
 import LinliWorkOrders
-import LinliCases
-import LinliBaseData
-import LinliBilling
-import LinliFrontDesk
-import LinliInbox
-import LinliPatrol
 import Logging
 import NIOCore
 import NIOPosix
@@ -67,8 +67,9 @@ public struct LinliApplication: Sendable {
             PageToken.useSecret(configuration.pageTokenSecret)
         }
         let pg = configuration.postgres
-        var pgConfig = PostgresClient.Configuration(host: pg.host, port: pg.port, username: pg.user,
-                                                    password: pg.password, database: pg.database, tls: .disable)
+        var pgConfig = PostgresClient.Configuration(
+            host: pg.host, port: pg.port, username: pg.user,
+            password: pg.password, database: pg.database, tls: .disable)
         pgConfig.options.maximumConnections = pg.maxConnections
         pgConfig.options.minimumConnections = min(4, pg.maxConnections)
         pgConfig.options.connectTimeout = .seconds(3)
@@ -82,15 +83,18 @@ public struct LinliApplication: Sendable {
         tenants = TenantRegistry(database: database)
         users = UserDirectory(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))
         let catalog = try MigrationCatalog.bundled()
-        provisioner = TenantProvisioner(runner: MigrationRunner(database: database.unbounded, catalog: catalog,
-                                                                parallelism: configuration.migrationParallelism))
+        provisioner = TenantProvisioner(
+            runner: MigrationRunner(
+                database: database.unbounded, catalog: catalog,
+                parallelism: configuration.migrationParallelism))
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolScheduler(database: database, logger: logger)
         outboxRelay = OutboxRelay(database: database, tenants: tenants, logger: logger)
         prepaidOffset = PrepaidOffset(database: database, logger: logger)
 
-        let sessions = SessionStore(redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
-                                    maxLifetime: .seconds(configuration.sessionMaxSeconds))
+        let sessions = SessionStore(
+            redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
+            maxLifetime: .seconds(configuration.sessionMaxSeconds))
         let apiKeys = ApiKeyStore(database: database)
         let authenticator = Authenticator(sessions: sessions, apiKeys: apiKeys, tenants: tenants)
         let limiter = RateLimiter(redis: redis, limits: configuration.rateLimits, logger: logger)
@@ -102,8 +106,9 @@ public struct LinliApplication: Sendable {
         }
         let services: [any RegistrableRPCService] = [
             HealthService(probe: healthProbe),
-            IdentityService(database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys,
-                            throttle: limiter, logger: logger),
+            IdentityService(
+                database: database, tenants: tenants, users: users, sessions: sessions, apiKeys: apiKeys,
+                throttle: limiter, logger: logger),
             PlatformService(database: database, provisioner: provisioner, tenants: tenants, logger: logger),
             NoticeService(database: database, logger: logger),
             WorkOrderService(database: database, logger: logger),
@@ -127,11 +132,13 @@ public struct LinliApplication: Sendable {
                 config.http2.maxConcurrentStreams = configuration.maxConcurrentStreams
                 config.rpc.maxRequestPayloadSize = configuration.maxRequestBytes
             })
-        server = GRPCServer(transport: transport, services: services, interceptors: [
-            ObservabilityInterceptor(logger: logger),
-            AdmissionInterceptor(authenticator: authenticator, limiter: limiter),
-            InputInterceptor(),
-        ])
+        server = GRPCServer(
+            transport: transport, services: services,
+            interceptors: [
+                ObservabilityInterceptor(logger: logger),
+                AdmissionInterceptor(authenticator: authenticator, limiter: limiter),
+                InputInterceptor(),
+            ])
     }
 
     /// The migration runner over the bundled migrations.
@@ -158,7 +165,9 @@ public struct LinliApplication: Sendable {
     /// Only the storage clients, for CLI commands that need no server.
     public func withStorage<R: Sendable>(_ body: @Sendable () async throws -> R) async throws -> R {
         try await withThrowingTaskGroup(of: R?.self) { group in
-            group.addTask { await database.client.run(); return nil }
+            group.addTask {
+                await database.client.run(); return nil
+            }
             defer { group.cancelAll(); redis.close() }
             // Let the pool's run loop start before the first lease, which it would log as early.
             try await Task.sleep(for: .milliseconds(20))

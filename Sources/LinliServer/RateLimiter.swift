@@ -22,7 +22,8 @@ public struct RateLimiter: Sendable {
 
     // KEYS[1]: the bucket. ARGV[1]: emission interval (µs). ARGV[2]: burst. ARGV[3]: "peek" to
     // ask without taking a slot. Returns 0 when allowed, else the microseconds to wait.
-    static let script = RedisScript("""
+    static let script = RedisScript(
+        """
         local t = redis.call('TIME')
         local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local interval = tonumber(ARGV[1])
@@ -45,8 +46,11 @@ public struct RateLimiter: Sendable {
         let key = RedisKey.tenant(tenant, "rl", rateClass.rawValue, subject)
         let wait: Int64
         do {
-            wait = try await redis.run(Self.script, keys: [key],
-                                       arguments: [String(interval), String(limit.burst), peek ? "peek" : "take"]).integer ?? 0
+            wait =
+                try await redis.run(
+                    Self.script, keys: [key],
+                    arguments: [String(interval), String(limit.burst), peek ? "peek" : "take"]
+                ).integer ?? 0
         } catch {
             logger.warning("rate limit skipped: Redis unavailable", metadata: ["error": "\(error)"])
             Counter(label: MetricName.rateLimitFailOpen).increment()
@@ -55,7 +59,6 @@ public struct RateLimiter: Sendable {
         if wait > 0 { throw LinliError.rateLimited(retryAfterMilliseconds: max(1, (wait + 999) / 1000)) }
     }
 }
-
 
 extension RateLimiter: LoginThrottle {
     /// Accounts are keyed by a hash of tenant and user name, so no caller text becomes a key.

@@ -52,9 +52,11 @@ public struct WorkOrderDesk: Sendable {
         public var onBehalfOf: UserID?
         public var room: RoomID?
 
-        public init(community: CommunityID, category: String, emergency: Bool, channel: String, building: BuildingID?,
-                    location: String, description: String, photoRefs: [String], preferredAt: Date?, onBehalfOf: UserID?,
-                    room: RoomID? = nil) {
+        public init(
+            community: CommunityID, category: String, emergency: Bool, channel: String, building: BuildingID?,
+            location: String, description: String, photoRefs: [String], preferredAt: Date?, onBehalfOf: UserID?,
+            room: RoomID? = nil
+        ) {
             self.room = room
             self.community = community
             self.category = category
@@ -160,7 +162,8 @@ public struct WorkOrderDesk: Sendable {
         guard try await exists("SELECT 1 FROM communities WHERE id = \(category.community.uuid)", connection, logger) else {
             throw LinliError.notFound("community")
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO repair_categories (community_id, code, name, dispatch_mode, normal_minutes, emergency_minutes)
             VALUES (\(category.community.uuid), \(category.code), \(category.name), \(category.mode.rawValue),
                     \(category.normalMinutes), \(category.emergencyMinutes))
@@ -168,27 +171,35 @@ public struct WorkOrderDesk: Sendable {
                 normal_minutes = EXCLUDED.normal_minutes, emergency_minutes = EXCLUDED.emergency_minutes
             """, logger: logger)
         // The name is "rotation_" + 20 hex digits: safe to interpolate.
-        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SEQUENCE IF NOT EXISTS \(category.rotationSequence) AS bigint CYCLE"),
-                                   logger: logger)
+        try await connection.query(
+            PostgresQuery(unsafeSQL: "CREATE SEQUENCE IF NOT EXISTS \(category.rotationSequence) AS bigint CYCLE"),
+            logger: logger)
     }
 
     /// Sets a technician's categories in `community` and their duty.
-    public func setTechnician(_ user: UserID, community: CommunityID, categories: [String], onDuty: Bool,
-                              on connection: PostgresConnection, logger: Logger) async throws {
-        guard try await exists("""
-            SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
-            WHERE u.id = \(user.uuid) AND u.role = 'technician' AND uc.community_id = \(community.uuid)
-            """, connection, logger) else {
+    public func setTechnician(
+        _ user: UserID, community: CommunityID, categories: [String], onDuty: Bool,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws {
+        guard
+            try await exists(
+                """
+                SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
+                WHERE u.id = \(user.uuid) AND u.role = 'technician' AND uc.community_id = \(community.uuid)
+                """, connection, logger)
+        else {
             throw LinliError.invalid("user_id", "is not a technician of this community")
         }
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT count(*) FROM repair_categories WHERE community_id = \(community.uuid) AND code = ANY(\(categories))
             """, logger: logger)
         for try await known in rows.decode(Int.self) where known != Set(categories).count {
             throw LinliError.invalid("category_codes", "unknown category in this community")
         }
         try await connection.query("DELETE FROM technician_skills WHERE user_id = \(user.uuid) AND community_id = \(community.uuid)", logger: logger)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO technician_skills (user_id, community_id, code)
             SELECT \(user.uuid), \(community.uuid), unnest(\(categories)::text[]) ON CONFLICT DO NOTHING
             """, logger: logger)
@@ -197,7 +208,8 @@ public struct WorkOrderDesk: Sendable {
 
     /// Puts a staff member on or off duty.
     public func setDuty(_ user: UserID, onDuty: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO staff_duty (user_id, on_duty) VALUES (\(user.uuid), \(onDuty))
             ON CONFLICT (user_id) DO UPDATE SET on_duty = EXCLUDED.on_duty, changed_at = now()
             """, logger: logger)
@@ -214,8 +226,9 @@ public struct WorkOrderDesk: Sendable {
             // The room decides the building; a resident files only for a room they live in.
             var roomBuilding: BuildingID?
             for try await (community, building) in try await connection.query(
-                "SELECT community_id, building_id FROM rooms WHERE id = \(room.uuid)", logger: logger).decode((UUID, UUID).self)
-                where CommunityID(community) == repair.community {
+                "SELECT community_id, building_id FROM rooms WHERE id = \(room.uuid)", logger: logger
+            ).decode((UUID, UUID).self)
+            where CommunityID(community) == repair.community {
                 roomBuilding = BuildingID(building)
             }
             guard let roomBuilding else { throw LinliError.invalid("room_id", "is not a room of this community") }
@@ -223,10 +236,13 @@ public struct WorkOrderDesk: Sendable {
                 throw LinliError.invalid("building_id", "is not the building of room_id")
             }
             repair.building = roomBuilding
-            if let resident = principal.role == .resident ? principal.subjectID : repair.onBehalfOf, try await !exists("""
-                SELECT 1 FROM residencies h JOIN residents r ON r.id = h.resident_id
-                WHERE r.user_id = \(resident.uuid) AND h.room_id = \(room.uuid) AND h.move_out IS NULL
-                """, connection, logger) {
+            if let resident = principal.role == .resident ? principal.subjectID : repair.onBehalfOf,
+                try await !exists(
+                    """
+                    SELECT 1 FROM residencies h JOIN residents r ON r.id = h.resident_id
+                    WHERE r.user_id = \(resident.uuid) AND h.room_id = \(room.uuid) AND h.move_out IS NULL
+                    """, connection, logger)
+            {
                 throw LinliError.invalid("room_id", principal.role == .resident ? "is not a room you live in" : "is not a room the resident lives in")
             }
         }
@@ -238,23 +254,29 @@ public struct WorkOrderDesk: Sendable {
             }
             requester = principal.subjectID
         } else if let resident = repair.onBehalfOf {
-            guard try await exists("""
-                SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
-                WHERE u.id = \(resident.uuid) AND u.role = 'resident' AND uc.community_id = \(repair.community.uuid)
-                """, connection, logger) else {
+            guard
+                try await exists(
+                    """
+                    SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
+                    WHERE u.id = \(resident.uuid) AND u.role = 'resident' AND uc.community_id = \(repair.community.uuid)
+                    """, connection, logger)
+            else {
                 throw LinliError.invalid("on_behalf_of", "is not a resident of this community")
             }
             requester = resident
         } else {
             requester = principal.subjectID
         }
-        if let building = repair.building, try await !exists(
-            "SELECT 1 FROM buildings WHERE id = \(building.uuid) AND community_id = \(repair.community.uuid)", connection, logger) {
+        if let building = repair.building,
+            try await !exists(
+                "SELECT 1 FROM buildings WHERE id = \(building.uuid) AND community_id = \(repair.community.uuid)", connection, logger)
+        {
             throw LinliError.invalid("building_id", "is not a building of this community")
         }
         let id = WorkOrderID.make()
         let minutes = repair.emergency ? category.emergencyMinutes : category.normalMinutes
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO work_orders (id, community_id, category, priority, channel, state, building_id, location, description,
                                      photo_refs, preferred_at, requester_id, filed_by, due_at, room_id)
             VALUES (\(id.uuid), \(repair.community.uuid), \(repair.category), \(repair.emergency ? "emergency" : "normal"),
@@ -262,8 +284,9 @@ public struct WorkOrderDesk: Sendable {
                     \(repair.photoRefs), \(repair.preferredAt), \(requester.uuid), \(principal.subjectID.uuid),
                     now() + \(minutes) * interval '1 minute', \(repair.room?.uuid))
             """, logger: logger)
-        try await record(id, action: "file", from: nil, to: .pending, actor: principal.subjectID, assignee: nil,
-                         note: "", connection, logger)
+        try await record(
+            id, action: "file", from: nil, to: .pending, actor: principal.subjectID, assignee: nil,
+            note: "", connection, logger)
         try await MetricDelta.record(.workOrdersFiled, delta: 1, community: repair.community, on: connection, logger: logger)
         var order = try await load(id, connection, logger, events: false)
         if category.mode == .roundRobin, let technician = try await dispatchInTurn(id, category, actor: principal.subjectID, connection, logger) {
@@ -278,9 +301,12 @@ public struct WorkOrderDesk: Sendable {
     /// consecutive turns without waiting on a lock, and the rotation survives restarts. A
     /// filing that rolls back still spends its turn, so a technician may rarely be skipped once.
     /// Returns nil when nobody is on duty; the order then waits for a manager.
-    private func dispatchInTurn(_ id: WorkOrderID, _ category: Category, actor: UserID,
-                                _ connection: PostgresConnection, _ logger: Logger) async throws -> UserID? {
-        let rows = try await connection.query("""
+    private func dispatchInTurn(
+        _ id: WorkOrderID, _ category: Category, actor: UserID,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> UserID? {
+        let rows = try await connection.query(
+            """
             WITH pool AS (
                 SELECT ts.user_id, row_number() OVER (ORDER BY ts.user_id) - 1 AS slot, count(*) OVER () AS size
                 FROM technician_skills ts
@@ -307,8 +333,10 @@ public struct WorkOrderDesk: Sendable {
     // MARK: Transitions
 
     /// Takes `transition` on work order `id` as `principal`.
-    public func transition(_ id: WorkOrderID, _ transition: Transition, by principal: Principal,
-                           on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
+    public func transition(
+        _ id: WorkOrderID, _ transition: Transition, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> WorkOrder {
         let order = try await load(id, connection, logger, events: false, lock: true)
         try visible(order, to: principal)
         var actors: Set<WorkOrderFlow.Actor> = []
@@ -348,13 +376,15 @@ public struct WorkOrderDesk: Sendable {
         default:
             break
         }
-        try await apply(transition.action, to: id, from: order.state, to: next, actor: principal.subjectID,
-                        transition: transition, connection, logger)
+        try await apply(
+            transition.action, to: id, from: order.state, to: next, actor: principal.subjectID,
+            transition: transition, connection, logger)
         if transition.action == .complete {
             try await MetricDelta.record(.workOrdersCompleted, delta: 1, community: order.community, on: connection, logger: logger)
             if let charge = transition.completion?.chargeFen, charge > 0 {
-                try await notify("billing.work_order_charge", to: order.requester, ["work_order_id": id.description, "charge_fen": "\(charge)"],
-                                 connection, logger)
+                try await notify(
+                    "billing.work_order_charge", to: order.requester, ["work_order_id": id.description, "charge_fen": "\(charge)"],
+                    connection, logger)
             }
             try await notify("work_order.completed", to: order.requester, ["work_order_id": id.description], connection, logger)
         }
@@ -362,13 +392,16 @@ public struct WorkOrderDesk: Sendable {
     }
 
     /// Writes one state change: the row, its event and the assignee's notification.
-    private func apply(_ action: WorkOrderFlow.Action, to id: WorkOrderID, from: WorkOrderFlow.State, to next: WorkOrderFlow.State,
-                       actor: UserID, transition: Transition, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    private func apply(
+        _ action: WorkOrderFlow.Action, to id: WorkOrderID, from: WorkOrderFlow.State, to next: WorkOrderFlow.State,
+        actor: UserID, transition: Transition, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
         let assigns = [.dispatch, .transfer, .claim].contains(action)
         let clears = [.return, .reopen].contains(action)
         let completion = transition.completion
         let rating = transition.rating
-        try await connection.query("""
+        try await connection.query(
+            """
             UPDATE work_orders SET
                 state = \(next.rawValue),
                 assignee_id = CASE WHEN \(assigns) THEN \(transition.assignee?.uuid) WHEN \(clears) THEN NULL ELSE assignee_id END,
@@ -390,25 +423,32 @@ public struct WorkOrderDesk: Sendable {
                 rating_comment = coalesce(\(rating?.comment), rating_comment)
             WHERE id = \(id.uuid)
             """, logger: logger)
-        try await record(id, action: action.rawValue, from: from, to: next, actor: actor,
-                         assignee: assigns ? transition.assignee : nil, note: transition.note, connection, logger)
+        try await record(
+            id, action: action.rawValue, from: from, to: next, actor: actor,
+            assignee: assigns ? transition.assignee : nil, note: transition.note, connection, logger)
         if assigns, action != .claim, let assignee = transition.assignee {
             try await notify("work_order.assigned", to: assignee, ["work_order_id": id.description], connection, logger)
         }
     }
 
-    private func record(_ id: WorkOrderID, action: String, from: WorkOrderFlow.State?, to: WorkOrderFlow.State, actor: UserID,
-                        assignee: UserID?, note: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("""
+    private func record(
+        _ id: WorkOrderID, action: String, from: WorkOrderFlow.State?, to: WorkOrderFlow.State, actor: UserID,
+        assignee: UserID?, note: String, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        try await connection.query(
+            """
             INSERT INTO work_order_events (work_order_id, action, from_state, to_state, actor_id, assignee_id, note)
             VALUES (\(id.uuid), \(action), \(from?.rawValue), \(to.rawValue), \(actor.uuid), \(assignee?.uuid), \(note))
             """, logger: logger)
     }
 
-    private func notify(_ topic: String, to recipient: UserID, _ payload: [String: String],
-                        _ connection: PostgresConnection, _ logger: Logger) async throws {
+    private func notify(
+        _ topic: String, to recipient: UserID, _ payload: [String: String],
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
         let json = String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO outbox (topic, recipient_id, payload) VALUES (\(topic), \(recipient.uuid), \(json)::jsonb)
             """, logger: logger)
     }
@@ -416,15 +456,19 @@ public struct WorkOrderDesk: Sendable {
     // MARK: Return visits
 
     /// Staff record a call back to the resident after the work is done.
-    public func recordReturnVisit(_ id: WorkOrderID, reached: Bool, satisfaction: Int?, note: String, by principal: Principal,
-                                  on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
+    public func recordReturnVisit(
+        _ id: WorkOrderID, reached: Bool, satisfaction: Int?, note: String, by principal: Principal,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> WorkOrder {
         let order = try await load(id, connection, logger, events: false)
         try principal.requireScope(order.community)
         guard [.completed, .rated, .closed].contains(order.state) else {
-            throw LinliError(.failedPrecondition, "work_order_id: return visits follow completion; the order is \(order.state.rawValue)",
-                             field: "work_order_id")
+            throw LinliError(
+                .failedPrecondition, "work_order_id: return visits follow completion; the order is \(order.state.rawValue)",
+                field: "work_order_id")
         }
-        try await connection.query("""
+        try await connection.query(
+            """
             INSERT INTO work_order_return_visits (id, work_order_id, visited_by, reached, satisfaction, note)
             VALUES (\(UUIDv7.make()), \(id.uuid), \(principal.subjectID.uuid), \(reached), \(satisfaction.map { Int16($0) }), \(note))
             """, logger: logger)
@@ -442,7 +486,8 @@ public struct WorkOrderDesk: Sendable {
 
     /// Residents see what they requested; staff see their communities' orders.
     private func visible(_ order: WorkOrder, to principal: Principal) throws(LinliError) {
-        let allowed = principal.role == .resident
+        let allowed =
+            principal.role == .resident
             ? order.requester == principal.subjectID
             : principal.canAct(in: order.community)
         if !allowed { throw LinliError.notFound("work order") }
@@ -456,8 +501,10 @@ public struct WorkOrderDesk: Sendable {
         public var poolOnly: Bool
         public var after: (Date, UUID)?
         public var limit: Int
-        public init(community: CommunityID, state: WorkOrderFlow.State?, assignedToMe: Bool, overdueOnly: Bool, poolOnly: Bool,
-                    after: (Date, UUID)?, limit: Int) {
+        public init(
+            community: CommunityID, state: WorkOrderFlow.State?, assignedToMe: Bool, overdueOnly: Bool, poolOnly: Bool,
+            after: (Date, UUID)?, limit: Int
+        ) {
             self.community = community
             self.state = state
             self.assignedToMe = assignedToMe
@@ -474,7 +521,8 @@ public struct WorkOrderDesk: Sendable {
         let me = principal.subjectID.uuid
         let residentOnly = principal.role == .resident
         let hasCursor = filter.after != nil
-        let rows = try await connection.query("""
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM work_orders w
             WHERE w.community_id = \(filter.community.uuid)
               AND (NOT \(residentOnly) OR w.requester_id = \(me))
@@ -495,21 +543,26 @@ public struct WorkOrderDesk: Sendable {
 
     // MARK: Helpers
 
-    private func category(_ community: CommunityID, _ code: String, _ connection: PostgresConnection,
-                          _ logger: Logger) async throws -> Category {
-        let rows = try await connection.query("""
+    private func category(
+        _ community: CommunityID, _ code: String, _ connection: PostgresConnection,
+        _ logger: Logger
+    ) async throws -> Category {
+        let rows = try await connection.query(
+            """
             SELECT name, dispatch_mode, normal_minutes, emergency_minutes FROM repair_categories
             WHERE community_id = \(community.uuid) AND code = \(code)
             """, logger: logger)
         for try await (name, mode, normal, emergency) in rows.decode((String, String, Int, Int).self) {
-            return Category(community: community, code: code, name: name, mode: DispatchMode(rawValue: mode) ?? .manual,
-                            normalMinutes: normal, emergencyMinutes: emergency)
+            return Category(
+                community: community, code: code, name: name, mode: DispatchMode(rawValue: mode) ?? .manual,
+                normalMinutes: normal, emergencyMinutes: emergency)
         }
         throw LinliError.invalid("category", "is not a repair category of this community")
     }
 
     private func skilled(_ user: UserID, _ category: Category, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        try await exists("""
+        try await exists(
+            """
             SELECT 1 FROM technician_skills ts JOIN users u ON u.id = ts.user_id AND u.status = 'active'
             WHERE ts.user_id = \(user.uuid) AND ts.community_id = \(category.community.uuid) AND ts.code = \(category.code)
             """, connection, logger)
@@ -529,30 +582,39 @@ public struct WorkOrderDesk: Sendable {
         coalesce((SELECT b.name || r.unit || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.id = w.room_id), '')
         """
 
-    private func load(_ id: WorkOrderID, _ connection: PostgresConnection, _ logger: Logger, events: Bool,
-                      lock: Bool = false) async throws -> WorkOrder {
-        let rows = try await connection.query("""
+    private func load(
+        _ id: WorkOrderID, _ connection: PostgresConnection, _ logger: Logger, events: Bool,
+        lock: Bool = false
+    ) async throws -> WorkOrder {
+        let rows = try await connection.query(
+            """
             SELECT \(unescaped: Self.columns) FROM work_orders w WHERE w.id = \(id.uuid) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
         var found: WorkOrder?
         for try await row in rows { found = try Self.decode(row) }
         guard var order = found else { throw LinliError.notFound("work order") }
         if events {
-            let history = try await connection.query("""
+            let history = try await connection.query(
+                """
                 SELECT action, from_state, to_state, actor_id, assignee_id, note, at FROM work_order_events
                 WHERE work_order_id = \(id.uuid) ORDER BY id
                 """, logger: logger)
             for try await (action, from, to, actor, assignee, note, at) in history.decode((String, String?, String, UUID, UUID?, String, Date).self) {
-                order.events.append(Event(action: action, from: from.flatMap(WorkOrderFlow.State.init(rawValue:)),
-                                          to: WorkOrderFlow.State(rawValue: to) ?? .pending, actor: UserID(actor),
-                                          assignee: assignee.map(UserID.init), note: note, at: at))
+                order.events.append(
+                    Event(
+                        action: action, from: from.flatMap(WorkOrderFlow.State.init(rawValue:)),
+                        to: WorkOrderFlow.State(rawValue: to) ?? .pending, actor: UserID(actor),
+                        assignee: assignee.map(UserID.init), note: note, at: at))
             }
-            let visits = try await connection.query("""
+            let visits = try await connection.query(
+                """
                 SELECT visited_by, reached, satisfaction, note, at FROM work_order_return_visits WHERE work_order_id = \(id.uuid) ORDER BY at
                 """, logger: logger)
             for try await (by, reached, satisfaction, note, at) in visits.decode((UUID, Bool, Int16?, String, Date).self) {
-                order.returnVisits.append(ReturnVisit(visitedBy: UserID(by), reached: reached, satisfaction: satisfaction.map(Int.init),
-                                                      note: note, at: at))
+                order.returnVisits.append(
+                    ReturnVisit(
+                        visitedBy: UserID(by), reached: reached, satisfaction: satisfaction.map(Int.init),
+                        note: note, at: at))
             }
         }
         return order
@@ -565,8 +627,9 @@ public struct WorkOrderDesk: Sendable {
             Completion(labourMinutes: labour, materials: try at(19, as: String?.self) ?? "", chargeFen: try at(20, as: Int64?.self) ?? 0)
         }
         let rating = try at(21, as: Int16?.self).map { speed in
-            Rating(speed: Int(speed), attitude: Int(try at(22, as: Int16?.self) ?? 0), quality: Int(try at(23, as: Int16?.self) ?? 0),
-                   comment: try at(24, as: String?.self) ?? "")
+            Rating(
+                speed: Int(speed), attitude: Int(try at(22, as: Int16?.self) ?? 0), quality: Int(try at(23, as: Int16?.self) ?? 0),
+                comment: try at(24, as: String?.self) ?? "")
         }
         return WorkOrder(
             id: WorkOrderID(try at(0)), community: CommunityID(try at(1)), category: try at(2),

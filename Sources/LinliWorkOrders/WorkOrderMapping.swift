@@ -37,11 +37,12 @@ extension Linli_Property_V1_WorkOrder {
         communityID = order.community.description
         category = order.category
         priority = order.emergency ? .emergency : .normal
-        channel = switch order.channel {
-        case "phone": .phone
-        case "front_desk": .frontDesk
-        default: .app
-        }
+        channel =
+            switch order.channel {
+            case "phone": .phone
+            case "front_desk": .frontDesk
+            default: .app
+            }
         state = order.state.proto
         buildingID = order.building?.description ?? ""
         location = order.location

@@ -21,7 +21,8 @@ public struct WorkOrderService: Sendable {
 
 extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     public func configureCategory(request: ServerRequest<Linli_Property_V1_ConfigureCategoryRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ConfigureCategoryResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ConfigureCategoryResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
@@ -40,10 +41,15 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         default: throw LinliError.invalid("category.dispatch_mode", "is required")
         }
         let minutes = 1...(365 * 24 * 60)
-        guard minutes.contains(Int(c.normalDeadlineMinutes)) else { throw LinliError.invalid("category.normal_deadline_minutes", "must be 1 to 525600") }
-        guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else { throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600") }
-        let category = WorkOrderDesk.Category(community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
-                                              mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
+        guard minutes.contains(Int(c.normalDeadlineMinutes)) else {
+            throw LinliError.invalid("category.normal_deadline_minutes", "must be 1 to 525600")
+        }
+        guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else {
+            throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600")
+        }
+        let category = WorkOrderDesk.Category(
+            community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
+            mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
         let response = try await database.once(ctx, "ConfigureCategory", m) { [desk] connection in
             try await desk.configure(category, on: connection, logger: ctx.logger)
             var response = Linli_Property_V1_ConfigureCategoryResponse()
@@ -55,7 +61,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func setTechnician(request: ServerRequest<Linli_Property_V1_SetTechnicianRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_SetTechnicianResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_SetTechnicianResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
@@ -63,15 +70,17 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         try ctx.principal.requireScope(community)
         let response = try await database.once(ctx, "SetTechnician", m) { [desk] connection in
-            try await desk.setTechnician(user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
-                                         on: connection, logger: ctx.logger)
+            try await desk.setTechnician(
+                user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
+                on: connection, logger: ctx.logger)
             return Linli_Property_V1_SetTechnicianResponse()
         }
         return ServerResponse(message: response)
     }
 
     public func setMyDuty(request: ServerRequest<Linli_Property_V1_SetMyDutyRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_SetMyDutyResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_SetMyDutyResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         let onDuty = request.message.onDuty
@@ -83,7 +92,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func fileRepair(request: ServerRequest<Linli_Property_V1_FileRepairRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_FileRepairResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_FileRepairResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
@@ -116,7 +126,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func getWorkOrder(request: ServerRequest<Linli_Property_V1_GetWorkOrderRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetWorkOrderResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetWorkOrderResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id: WorkOrderID = try Input.id(request.message.workOrderID, field: "work_order_id")
         let order = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
@@ -128,15 +139,17 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func listWorkOrders(request: ServerRequest<Linli_Property_V1_ListWorkOrdersRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_ListWorkOrdersResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_ListWorkOrdersResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let state = m.state == .unspecified ? nil : try WorkOrderFlow.State(m.state)
-        let filter = WorkOrderDesk.Filter(community: try Input.id(m.communityID, field: "community_id"), state: state,
-                                          assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
-                                          after: after, limit: limit + 1)
+        let filter = WorkOrderDesk.Filter(
+            community: try Input.id(m.communityID, field: "community_id"), state: state,
+            assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
+            after: after, limit: limit + 1)
         let orders = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
             try await desk.list(filter, for: ctx.principal, on: connection, logger: ctx.logger)
         }
@@ -148,7 +161,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func transitionWorkOrder(request: ServerRequest<Linli_Property_V1_TransitionWorkOrderRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_TransitionWorkOrderResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_TransitionWorkOrderResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
@@ -158,13 +172,15 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             action: action,
             assignee: m.assigneeID.isEmpty ? nil : try Input.id(m.assigneeID, field: "assignee_id"),
             note: try Input.text(m.note, field: "note", min: 0, max: 1000),
-            completion: m.hasCompletion ? WorkOrderDesk.Completion(
-                labourMinutes: Int(m.completion.labourMinutes),
-                materials: try Input.text(m.completion.materials, field: "completion.materials", min: 0, max: 2000),
-                chargeFen: m.completion.chargeFen) : nil,
-            rating: m.hasRating ? WorkOrderDesk.Rating(
-                speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
-                comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
+            completion: m.hasCompletion
+                ? WorkOrderDesk.Completion(
+                    labourMinutes: Int(m.completion.labourMinutes),
+                    materials: try Input.text(m.completion.materials, field: "completion.materials", min: 0, max: 2000),
+                    chargeFen: m.completion.chargeFen) : nil,
+            rating: m.hasRating
+                ? WorkOrderDesk.Rating(
+                    speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
+                    comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
         let response = try await database.once(ctx, "TransitionWorkOrder", m) { [desk] connection in
             var response = Linli_Property_V1_TransitionWorkOrderResponse()
             response.workOrder = .init(try await desk.transition(id, transition, by: ctx.principal, on: connection, logger: ctx.logger))
@@ -174,13 +190,16 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     }
 
     public func recordReturnVisit(request: ServerRequest<Linli_Property_V1_RecordReturnVisitRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_RecordReturnVisitResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_RecordReturnVisitResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
         var satisfaction: Int?
         if m.reached {
-            guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be from 1 to 5 when the resident was reached") }
+            guard (1...5).contains(m.satisfaction) else {
+                throw LinliError.invalid("satisfaction", "must be from 1 to 5 when the resident was reached")
+            }
             satisfaction = Int(m.satisfaction)
         } else if m.satisfaction != 0 {
             throw LinliError.invalid("satisfaction", "must be 0 when the resident was not reached")
@@ -188,15 +207,18 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         let note = try Input.text(m.note, field: "note", min: m.reached ? 0 : 2, max: 500)
         let response = try await database.once(ctx, "RecordReturnVisit", m) { [desk] connection in
             var response = Linli_Property_V1_RecordReturnVisitResponse()
-            response.workOrder = .init(try await desk.recordReturnVisit(id, reached: m.reached, satisfaction: satisfaction, note: note,
-                                                                        by: ctx.principal, on: connection, logger: ctx.logger))
+            response.workOrder = .init(
+                try await desk.recordReturnVisit(
+                    id, reached: m.reached, satisfaction: satisfaction, note: note,
+                    by: ctx.principal, on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
     }
 
     public func getWorkloadStats(request: ServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>, context: ServerContext)
-        async throws -> ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse> {
+        async throws -> ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse>
+    {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")

@@ -78,19 +78,24 @@ public struct WorkloadStats: Sendable, Equatable {
         """
 
     /// Reads the figures in the caller's tenant transaction.
-    public static func read(community: CommunityID, from: Date, to: Date, on connection: PostgresConnection,
-                            logger: Logger) async throws -> WorkloadStats {
+    public static func read(
+        community: CommunityID, from: Date, to: Date, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> WorkloadStats {
         var stats = WorkloadStats(technicians: [], categories: [], filed: 0, completed: 0, completedOnTime: 0, overdueOpen: 0)
         var binds = PostgresBindings(capacity: 3)
         binds.append(community.uuid)
         binds.append(from)
         binds.append(to)
         let perTechnician = try await connection.query(PostgresQuery(unsafeSQL: Self.perTechnicianSQL, binds: binds), logger: logger)
-        for try await (id, name, assigned, accepted, completed, labour, response, completion, overdue, rating) in
-            perTechnician.decode((UUID, String, Int64, Int64, Int64, Int64, Double, Double, Int64, Double).self) {
-            stats.technicians.append(Technician(user: UserID(id), name: name, assigned: assigned, accepted: accepted, completed: completed,
-                                                labourMinutes: labour, averageResponseMinutes: response, averageCompletionMinutes: completion,
-                                                overdue: overdue, averageRating: rating))
+        for try await (id, name, assigned, accepted, completed, labour, response, completion, overdue, rating) in perTechnician.decode(
+            (UUID, String, Int64, Int64, Int64, Int64, Double, Double, Int64, Double).self)
+        {
+            stats.technicians.append(
+                Technician(
+                    user: UserID(id), name: name, assigned: assigned, accepted: accepted, completed: completed,
+                    labourMinutes: labour, averageResponseMinutes: response, averageCompletionMinutes: completion,
+                    overdue: overdue, averageRating: rating))
         }
         let perCategory = try await connection.query(PostgresQuery(unsafeSQL: Self.perCategorySQL, binds: binds), logger: logger)
         for try await (code, filed, completed, onTime, overdue) in perCategory.decode((String, Int64, Int64, Int64, Int64).self) {

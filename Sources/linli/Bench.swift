@@ -117,14 +117,19 @@ extension Bench {
         }
 
         private func makeCall(auth: Metadata, community: String, rooms: [String])
-            -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void {
+            -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void
+        {
             switch rpc {
             case .pay:
                 return { client in
                     var request = Linli_Billing_V1_PayRequest()
                     request.requestID = UUID().uuidString.lowercased()
                     request.roomID = rooms.randomElement() ?? ""
-                    request.methods = [.with { $0.method = .cash; $0.amountFen = 100_000 }]
+                    request.methods = [
+                        .with {
+                            $0.method = .cash; $0.amountFen = 100_000
+                        }
+                    ]
                     _ = try await Linli_Billing_V1_BillingService.Client(wrapping: client).pay(request, metadata: auth)
                 }
             case .health:
@@ -208,13 +213,16 @@ extension Bench {
                 }
                 let provisionWall = clock.now - began
                 durations.sort()
-                guard let probe = Migration(fileName: "9001_bench_probe.sql",
-                                            sql: "CREATE TABLE bench_probe (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
+                guard
+                    let probe = Migration(
+                        fileName: "9001_bench_probe.sql",
+                        sql: "CREATE TABLE bench_probe (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
                 else { throw ValidationError("bench probe migration name") }
                 let bundled = app.migrations.catalog
-                let runner = MigrationRunner(database: app.database,
-                                             catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + [probe]),
-                                             parallelism: app.configuration.migrationParallelism)
+                let runner = MigrationRunner(
+                    database: app.database,
+                    catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + [probe]),
+                    parallelism: app.configuration.migrationParallelism)
                 let migrateStart = clock.now
                 let report = try await runner.migrateTenants()
                 let migrateTime = clock.now - migrateStart

@@ -12,7 +12,8 @@ extension Bench {
     struct Billing: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "billing",
-            abstract: "Time one month's bills for N rooms × 3 items (beside INSERT … SELECT of the same rows) and the prepaid offset over M accounts.")
+            abstract: "Time one month's bills for N rooms × 3 items (beside INSERT … SELECT of the same rows) and the prepaid offset over M accounts."
+        )
 
         @Option(help: "Rooms billed for 3 fee items.") var rooms = 10_000
         @Option(help: "Rooms with a prepaid balance and a bill due, for the offset.") var offsetRooms = 100_000
@@ -25,16 +26,19 @@ extension Bench {
                 let tenant = try await app.tenants.tenant(slug: slug)
                 let clock = ContinuousClock()
                 let logger = app.database.logger
-                let billed = try await Self.community(app, tenant, name: "账单压测", rooms: rooms,
-                                                      items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
-                let principal = Principal(tenantID: tenant.id, subjectID: UserID(UUIDv7.make()), displayName: "bench", role: .manager,
-                                          communityIDs: [billed], buildingIDs: [])
+                let billed = try await Self.community(
+                    app, tenant, name: "账单压测", rooms: rooms,
+                    items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
+                let principal = Principal(
+                    tenantID: tenant.id, subjectID: UserID(UUIDv7.make()), displayName: "bench", role: .manager,
+                    communityIDs: [billed], buildingIDs: [])
                 // The reference: the same priced rows into a copy of the bills table (same indexes), nothing else.
                 let reference = try await clock.measure {
                     try await app.database.tenantTransaction(tenant) { connection in
                         try await connection.query("CREATE TABLE IF NOT EXISTS bench_bills (LIKE bills INCLUDING ALL)", logger: logger)
                         try await connection.query("TRUNCATE bench_bills", logger: logger)
-                        try await connection.query("""
+                        try await connection.query(
+                            """
                             INSERT INTO bench_bills (id, community_id, room_id, fee_item_id, period_start, period_end, billed_days, period_days,
                                                      amount_fen, due_on, entry_id)
                             SELECT uuid_v7(), i.community_id, b.room_id, i.id, '2026-01-01', '2026-01-31', 31, 31,
@@ -60,16 +64,19 @@ extension Bench {
                     try await FeeDesk().generate(community: owing, month: "2026-01", by: owingPrincipal, on: connection, logger: logger)
                 }
                 try await app.database.tenantTransaction(tenant) { connection in
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO ledger_accounts (id, community_id, kind, subtype, normal) VALUES (uuid_v7(), \(owing.uuid), 'channel', 'bench', 'debit')
                         ON CONFLICT DO NOTHING
                         """, logger: logger)
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, normal, guarded)
                         SELECT uuid_v7(), \(owing.uuid), 'prepaid', 'general', id, 'credit', true FROM rooms WHERE community_id = \(owing.uuid)
                         ON CONFLICT DO NOTHING
                         """, logger: logger)
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, memo)
                         SELECT gen_random_uuid(), c.id, p.id, 1500, 'topup', 'bench'
                         FROM ledger_accounts p, ledger_accounts c
@@ -95,27 +102,34 @@ extension Bench {
         }
 
         /// A community with one building of `rooms` rooms (50–150 m²) and fee items bound to every room from 2026-01-01.
-        static func community(_ app: LinliApplication, _ tenant: TenantRef, name: String, rooms: Int,
-                              items: [(String, String, Int64)]) async throws -> CommunityID {
+        static func community(
+            _ app: LinliApplication, _ tenant: TenantRef, name: String, rooms: Int,
+            items: [(String, String, Int64)]
+        ) async throws -> CommunityID {
             let community = CommunityID.make()
             let logger = app.database.logger
             try await app.database.tenantTransaction(tenant) { connection in
-                try await connection.query("INSERT INTO communities (id, name) VALUES (\(community.uuid), \(name + " " + community.description.suffix(6)))",
-                                           logger: logger)
+                try await connection.query(
+                    "INSERT INTO communities (id, name) VALUES (\(community.uuid), \(name + " " + community.description.suffix(6)))",
+                    logger: logger)
                 let building = UUIDv7.make()
-                try await connection.query("INSERT INTO buildings (id, community_id, name) VALUES (\(building), \(community.uuid), '1栋')", logger: logger)
-                try await connection.query("""
+                try await connection.query(
+                    "INSERT INTO buildings (id, community_id, name) VALUES (\(building), \(community.uuid), '1栋')", logger: logger)
+                try await connection.query(
+                    """
                     INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
                     SELECT uuid_v7(), \(community.uuid), \(building), '', g::text, 1 + g / 100, 5000 + (g * 7919) % 10000, 'residence'
                     FROM generate_series(1, \(Int32(rooms))) g
                     """, logger: logger)
                 for (itemName, rule, price) in items {
                     let item = UUIDv7.make()
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, due_day)
                         VALUES (\(item), \(community.uuid), \(itemName), 'monthly', \(rule), \(price), 10)
                         """, logger: logger)
-                    try await connection.query("""
+                    try await connection.query(
+                        """
                         INSERT INTO fee_bindings (id, fee_item_id, room_id, starts_on)
                         SELECT uuid_v7(), \(item), id, '2026-01-01' FROM rooms WHERE community_id = \(community.uuid)
                         """, logger: logger)

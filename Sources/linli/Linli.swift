@@ -10,8 +10,10 @@ struct Linli: AsyncParsableCommand {
         commandName: "linli",
         abstract: "Linli (邻里) smart-community platform: server and operator tools.",
         discussion: "Settings come from LINLI_* environment variables; see ServerConfiguration.",
-        subcommands: [Serve.self, Migrate.self, TenantCommand.self, UserCommand.self, OperatorCommand.self,
-                      SeedDemo.self, Bench.self])
+        subcommands: [
+            Serve.self, Migrate.self, TenantCommand.self, UserCommand.self, OperatorCommand.self,
+            SeedDemo.self, Bench.self,
+        ])
 }
 
 /// Shared start-up for every command that talks to storage.

@@ -21,7 +21,8 @@ struct SeedDemo: AsyncParsableCommand {
             let demo = try await app.seedDemoTenant(slug: "demo", name: "邻里示范物业", password: password)
             return "demo tenant created (\(demo.tenant.id)); community 阳光花园 \(demo.community)"
         }
-        print("""
+        print(
+            """
             \(summary)
             accounts (password \(password)):
               operator                           platform operator (tenant_slug empty)

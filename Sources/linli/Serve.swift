@@ -15,8 +15,11 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         if app.configuration.metricsPort > 0 {
-            app.extraServices = [MetricsEndpoint(registry: registry, host: app.configuration.metricsHost,
-                                                 port: app.configuration.metricsPort, logger: app.logger)]
+            app.extraServices = [
+                MetricsEndpoint(
+                    registry: registry, host: app.configuration.metricsHost,
+                    port: app.configuration.metricsPort, logger: app.logger)
+            ]
         }
         try await app.serviceGroup().run()
     }

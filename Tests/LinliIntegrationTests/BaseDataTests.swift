@@ -10,8 +10,10 @@ import Testing
 typealias BaseDataClient = Linli_Property_V1_BaseDataService.Client<HTTP2ClientTransport.Posix>
 
 /// Streams `lines` in chunks of `chunk` as one import.
-func importCSV(_ client: BaseDataClient, _ demo: DemoTenant, _ kind: Linli_Property_V1_ImportKind, _ lines: [String],
-               chunk: Int = 2, requestID: String = UUID().uuidString, metadata: Metadata) async throws -> Linli_Property_V1_ImportBaseDataResponse {
+func importCSV(
+    _ client: BaseDataClient, _ demo: DemoTenant, _ kind: Linli_Property_V1_ImportKind, _ lines: [String],
+    chunk: Int = 2, requestID: String = UUID().uuidString, metadata: Metadata
+) async throws -> Linli_Property_V1_ImportBaseDataResponse {
     let request = StreamingClientRequest<Linli_Property_V1_ImportBaseDataRequest>(metadata: metadata) { writer in
         var first = Linli_Property_V1_ImportBaseDataRequest()
         first.requestID = requestID
@@ -40,14 +42,16 @@ struct BaseDataTests {
         #expect(buildings.committed && buildings.created == 2 && buildings.errors.isEmpty)
 
         // Three bad lines among good ones: nothing is written, each is named.
-        let bad = try await importCSV(base, demo, .rooms, [
-            "building,unit,number,floor,area_m2,kind",
-            "5栋,1单元,101,1,89.50,residence",
-            "5栋,1单元,102,1,89.5x,residence",
-            "9栋,1单元,101,1,70,residence",
-            "5栋,1单元,101,1,89.50,residence",
-            "5栋,1单元,103,1,120.25,\"shop\"",
-        ], metadata: manager)
+        let bad = try await importCSV(
+            base, demo, .rooms,
+            [
+                "building,unit,number,floor,area_m2,kind",
+                "5栋,1单元,101,1,89.50,residence",
+                "5栋,1单元,102,1,89.5x,residence",
+                "9栋,1单元,101,1,70,residence",
+                "5栋,1单元,101,1,89.50,residence",
+                "5栋,1单元,103,1,120.25,\"shop\"",
+            ], metadata: manager)
         #expect(!bad.committed && bad.created == 0 && bad.errorCount == 3)
         #expect(bad.errors.map(\.line) == [3, 4, 5])
         #expect(bad.errors.map(\.column) == ["area_m2", "building", "number"])
@@ -58,12 +62,14 @@ struct BaseDataTests {
         let header = try await importCSV(base, demo, .rooms, ["building,number,area,kind", "5栋,101,1,residence"], metadata: manager)
         #expect(!header.committed && header.errors.allSatisfy { $0.line == 1 } && header.errors.map(\.column).contains("area"))
 
-        let rooms = try await importCSV(base, demo, .rooms, [
-            "building,unit,number,floor,area_m2,kind",
-            "5栋,1单元,101,1,89.50,residence",
-            "5栋,1单元,102,1,89.5,residence",
-            "6栋,,201,2,120.05,shop",
-        ], chunk: 3, metadata: manager)
+        let rooms = try await importCSV(
+            base, demo, .rooms,
+            [
+                "building,unit,number,floor,area_m2,kind",
+                "5栋,1单元,101,1,89.50,residence",
+                "5栋,1单元,102,1,89.5,residence",
+                "6栋,,201,2,120.05,shop",
+            ], chunk: 3, metadata: manager)
         #expect(rooms.committed && rooms.created == 3)
         let listed = try await base.listRooms(list, metadata: manager).rooms
         #expect(listed.map(\.areaCentiM2).sorted() == [8950, 8950, 12005])
@@ -76,8 +82,9 @@ struct BaseDataTests {
             "陈一,13800001111,11010519491231002X,5栋,1单元,102,owner,2024-03-01",
             "陈小一,,,5栋,1单元,101,family,",
         ]
-        let wrongID = try await importCSV(base, demo, .residents, people + ["王二,13900002222,110105194912310021,6栋,,201,renter,2025-01-01"],
-                                          metadata: manager)
+        let wrongID = try await importCSV(
+            base, demo, .residents, people + ["王二,13900002222,110105194912310021,6栋,,201,renter,2025-01-01"],
+            metadata: manager)
         #expect(!wrongID.committed && wrongID.errors.map(\.line) == [5] && wrongID.errors.first?.column == "id_number")
         let requestID = UUID().uuidString
         let residents = try await importCSV(base, demo, .residents, people, requestID: requestID, metadata: manager)
@@ -161,7 +168,8 @@ struct BaseDataTests {
         var audit = Linli_Property_V1_ListPersonalDataReadsRequest()
         audit.communityID = demo.community.description
         let reads = try await base.listPersonalDataReads(audit, metadata: manager).reads
-        #expect(reads.count == 1 && reads.first?.reason == "联系住户处理漏水" && reads.first?.fields == ["phone", "id_number"]
+        #expect(
+            reads.count == 1 && reads.first?.reason == "联系住户处理漏水" && reads.first?.fields == ["phone", "id_number"]
                 && reads.first?.readerID == demo.users["manager"]?.description)
 
         // Renovating stays renovating through move-out; back from renovating, the room is what residencies say.

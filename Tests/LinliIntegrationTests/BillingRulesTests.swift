@@ -28,8 +28,10 @@ extension BillingTests.Books {
         return try await billing.bindFeeItem(request, metadata: manager).bound
     }
 
-    func pay(_ room: Int, _ tenders: [Linli_Billing_V1_MethodAmount], bills: [String] = [],
-             allocation: Linli_Billing_V1_AllocationOrder = .unspecified) async throws -> Linli_Billing_V1_PayResponse {
+    func pay(
+        _ room: Int, _ tenders: [Linli_Billing_V1_MethodAmount], bills: [String] = [],
+        allocation: Linli_Billing_V1_AllocationOrder = .unspecified
+    ) async throws -> Linli_Billing_V1_PayResponse {
         var request = Linli_Billing_V1_PayRequest()
         request.requestID = UUID().uuidString
         request.roomID = rooms[room]
@@ -54,8 +56,10 @@ extension BillingTests.Books {
     }
 
     /// A resident of the community living in `rooms` (index, move-in day) as owner, linked to an app `user` when given.
-    func resident(_ name: String, phone: String = "", user: String = "",
-                  rooms moves: [(room: Int, moveIn: String)]) async throws -> Linli_Property_V1_Resident {
+    func resident(
+        _ name: String, phone: String = "", user: String = "",
+        rooms moves: [(room: Int, moveIn: String)]
+    ) async throws -> Linli_Property_V1_Resident {
         let base = BaseDataClient(wrapping: server.client)
         var register = Linli_Property_V1_RegisterResidentRequest()
         register.requestID = UUID().uuidString
@@ -84,8 +88,12 @@ extension BillingTests.Books {
     }
 }
 
-func tender(_ method: Linli_Billing_V1_PaymentMethod, _ fen: Int64, _ type: Linli_Billing_V1_PrepaidType = .unspecified) -> Linli_Billing_V1_MethodAmount {
-    .with { $0.method = method; $0.amountFen = fen; $0.prepaidType = type }
+func tender(_ method: Linli_Billing_V1_PaymentMethod, _ fen: Int64, _ type: Linli_Billing_V1_PrepaidType = .unspecified)
+    -> Linli_Billing_V1_MethodAmount
+{
+    .with {
+        $0.method = method; $0.amountFen = fen; $0.prepaidType = type
+    }
 }
 
 @Suite("Billing rules: periods, late fees, allocation, typed prepaid, refunds and invoices")
@@ -93,16 +101,33 @@ struct BillingRulesTests {
     @Test("quarterly, yearly, one-time and non-calendar periods, rent rising yearly, tiered water and parking spaces are billed once each")
     func periods() async throws {
         let books = try await BillingTests.Books.open()
-        let quarterly = try await books.item("电梯维护费") { $0.kind = .quarterly; $0.unitPriceFen = 3_000 }
-        let yearly = try await books.item("公共维修基金") { $0.kind = .yearly; $0.rule = .area; $0.unitPriceFen = 10 }
-        let cycle = try await books.item("保洁费") { $0.cycleDay = 15; $0.unitPriceFen = 3_100 }
-        let once = try await books.item("装修垃圾清运费") { $0.kind = .oneTime; $0.unitPriceFen = 50_000; $0.dueDay = 3 }
-        let rent = try await books.item("商铺租金") { $0.rule = .rent; $0.yearlyIncreaseBp = 500 }
+        let quarterly = try await books.item("电梯维护费") {
+            $0.kind = .quarterly; $0.unitPriceFen = 3_000
+        }
+        let yearly = try await books.item("公共维修基金") {
+            $0.kind = .yearly; $0.rule = .area; $0.unitPriceFen = 10
+        }
+        let cycle = try await books.item("保洁费") {
+            $0.cycleDay = 15; $0.unitPriceFen = 3_100
+        }
+        let once = try await books.item("装修垃圾清运费") {
+            $0.kind = .oneTime; $0.unitPriceFen = 50_000; $0.dueDay = 3
+        }
+        let rent = try await books.item("商铺租金") {
+            $0.rule = .rent; $0.yearlyIncreaseBp = 500
+        }
         let water = try await books.item("水费") {
             $0.rule = .metered
             $0.meterKind = .water
-            $0.tiers = [.with { $0.upToCenti = 1_000; $0.unitPriceFen = 300 }, .with { $0.upToCenti = 2_000; $0.unitPriceFen = 450 },
-                        .with { $0.unitPriceFen = 600 }]
+            $0.tiers = [
+                .with {
+                    $0.upToCenti = 1_000; $0.unitPriceFen = 300
+                },
+                .with {
+                    $0.upToCenti = 2_000; $0.unitPriceFen = 450
+                },
+                .with { $0.unitPriceFen = 600 },
+            ]
         }
         #expect(try await books.bind(quarterly, rooms: [books.rooms[0]], from: "2026-02-15") == 1)
         #expect(try await books.bind(yearly, rooms: [books.rooms[1]], from: "2026-01-01") == 1)
@@ -111,9 +136,19 @@ struct BillingRulesTests {
         #expect(try await books.bind(rent, rooms: [books.rooms[1]], from: "2025-06-01", amount: 300_000) == 1)
         #expect(try await books.bind(water, rooms: [books.rooms[0]], from: "2026-01-01") == 1)
         #expect(await rpcError { try await books.bind(rent, rooms: [books.rooms[0]], from: "2026-01-01") }?.message.hasPrefix("amount_fen:") == true)
-        #expect(await rpcError { try await books.item("错误") { $0.rule = .area; $0.unitPriceFen = 1; $0.tiers = [.with { $0.unitPriceFen = 1 }] } }?
+        #expect(
+            await rpcError {
+                try await books.item("错误") {
+                    $0.rule = .area; $0.unitPriceFen = 1; $0.tiers = [.with { $0.unitPriceFen = 1 }]
+                }
+            }?
             .message.hasPrefix("tiers:") == true)
-        #expect(await rpcError { try await books.item("错误") { $0.rule = .rent; $0.unitPriceFen = 100 } }?.message.hasPrefix("unit_price_fen:") == true)
+        #expect(
+            await rpcError {
+                try await books.item("错误") {
+                    $0.rule = .rent; $0.unitPriceFen = 100
+                }
+            }?.message.hasPrefix("unit_price_fen:") == true)
 
         // A parking space billed to its room.
         let base = BaseDataClient(wrapping: books.server.client)
@@ -124,18 +159,22 @@ struct BillingRulesTests {
         space.kind = .rented
         space.roomID = books.rooms[2]
         let spaceID = try await base.createParkingSpace(space, metadata: books.manager).space.id
-        let parking = try await books.item("车位管理费") { $0.unitPriceFen = 15_000; $0.category = .parking }
+        let parking = try await books.item("车位管理费") {
+            $0.unitPriceFen = 15_000; $0.category = .parking
+        }
         #expect(try await books.bind(parking, spaces: [spaceID], from: "2026-01-01") == 1)
         #expect(await rpcCode { try await books.bind(parking, spaces: [spaceID], from: "2026-01-05") } == .alreadyExists)
 
         // Water: 25 m³ in January = 10 × 3.00 + 10 × 4.50 + 5 × 6.00 = 105.00 元.
-        let meters = try await books.billing.recordMeterReading(.with {
-            $0.requestID = UUID().uuidString; $0.roomID = books.rooms[0]; $0.kind = .water; $0.readOn = "2025-12-31"; $0.valueCenti = 10_000
-        }, metadata: books.manager)
+        let meters = try await books.billing.recordMeterReading(
+            .with {
+                $0.requestID = UUID().uuidString; $0.roomID = books.rooms[0]; $0.kind = .water; $0.readOn = "2025-12-31"; $0.valueCenti = 10_000
+            }, metadata: books.manager)
         #expect(meters.reading.usageCenti == 0)
-        _ = try await books.billing.recordMeterReading(.with {
-            $0.requestID = UUID().uuidString; $0.roomID = books.rooms[0]; $0.kind = .water; $0.readOn = "2026-01-31"; $0.valueCenti = 12_500
-        }, metadata: books.manager)
+        _ = try await books.billing.recordMeterReading(
+            .with {
+                $0.requestID = UUID().uuidString; $0.roomID = books.rooms[0]; $0.kind = .water; $0.readOn = "2026-01-31"; $0.valueCenti = 12_500
+            }, metadata: books.manager)
 
         let january = try await books.generate("2026-01")
         #expect(try await books.generate("2026-01").created == 0)
@@ -174,7 +213,9 @@ struct BillingRulesTests {
     @Test("late fees accrue after the grace days, are charged and settled first when paid or offset, and stop with the principal")
     func lateFees() async throws {
         let books = try await BillingTests.Books.open()
-        let fee = try await books.item("停车费") { $0.unitPriceFen = 10_000; $0.lateFeePer10KDaily = 5; $0.graceDays = 10 }
+        let fee = try await books.item("停车费") {
+            $0.unitPriceFen = 10_000; $0.lateFeePer10KDaily = 5; $0.graceDays = 10
+        }
         #expect(try await books.bind(fee, rooms: [books.rooms[1], books.rooms[2]], from: "2026-01-01") == 2)
         _ = try await books.generate("2026-01")
         // Due January 1st, ten days' grace: late from the 11th, 万分之五 a day on 100 元, at most 100 元.
@@ -210,7 +251,9 @@ struct BillingRulesTests {
     @Test("a manager forgives a bill's accrued late fee or writes part of it off, with a reason; the books and summaries show it")
     func writeOffs() async throws {
         let books = try await BillingTests.Books.open()
-        let fee = try await books.item("停车费") { $0.unitPriceFen = 10_000; $0.lateFeePer10KDaily = 5; $0.graceDays = 10 }
+        let fee = try await books.item("停车费") {
+            $0.unitPriceFen = 10_000; $0.lateFeePer10KDaily = 5; $0.graceDays = 10
+        }
         #expect(try await books.bind(fee, rooms: [books.rooms[1]], from: "2026-01-01") == 1)
         _ = try await books.generate("2026-01")
         let bill = try await books.bill(1, fee, "2026-01-01")
@@ -228,7 +271,8 @@ struct BillingRulesTests {
         #expect(await rpcCode { try await writeOff(0, waive: true, as: books.cashier) } == .permissionDenied)
         #expect(await rpcError { try await writeOff(0, waive: false) }?.message.hasPrefix("amount_fen:") == true)
         let forgiven = try await writeOff(0, waive: true)
-        #expect(forgiven.writtenOffFen == late && forgiven.bill.lateFeeDueFen == 0 && forgiven.bill.lateFeeChargedFen == late
+        #expect(
+            forgiven.writtenOffFen == late && forgiven.bill.lateFeeDueFen == 0 && forgiven.bill.lateFeeChargedFen == late
                 && forgiven.bill.waivedFen == late && forgiven.bill.openFen == 10_000)
         #expect(await rpcCode { try await writeOff(0, waive: true) } == .failedPrecondition)
         let part = try await writeOff(2_500, waive: false)
@@ -245,7 +289,9 @@ struct BillingRulesTests {
     @Test("allocation follows the community's setting (item priority) or the payment's order, and offsets follow the setting too")
     func allocation() async throws {
         let books = try await BillingTests.Books.open()
-        let parking = try await books.item("车位费") { $0.unitPriceFen = 500; $0.priority = 10 }
+        let parking = try await books.item("车位费") {
+            $0.unitPriceFen = 500; $0.priority = 10
+        }
         #expect(try await books.bind(parking, rooms: [books.rooms[0]], from: "2026-01-01") == 1)
         _ = try await books.generate("2026-01")
         _ = try await books.generate("2026-02")
@@ -279,7 +325,9 @@ struct BillingRulesTests {
     @Test("typed prepaid accounts pay only their category, typed before general in offsets; a payment from one refuses other bills")
     func typedPrepaid() async throws {
         let books = try await BillingTests.Books.open()
-        let energy = try await books.item("公共能耗分摊") { $0.unitPriceFen = 800; $0.category = .utilities }
+        let energy = try await books.item("公共能耗分摊") {
+            $0.unitPriceFen = 800; $0.category = .utilities
+        }
         #expect(try await books.bind(energy, rooms: [books.rooms[0]], from: "2026-01-01") == 1)
         _ = try await books.generate("2026-01")
         #expect(try await books.topUp(0, 5_000, .utilities) == 5_000)
@@ -297,7 +345,9 @@ struct BillingRulesTests {
 
         _ = try await books.generate("2026-02")
         let property = try await books.bill(0, books.propertyFee, "2026-02-01")
-        #expect(await rpcError { try await books.pay(0, [tender(.prepaid, 1_000, .utilities)], bills: [property.id]) }?.message.hasPrefix("methods:") == true)
+        #expect(
+            await rpcError { try await books.pay(0, [tender(.prepaid, 1_000, .utilities)], bills: [property.id]) }?.message.hasPrefix("methods:")
+                == true)
         let energyBill = try await books.bill(0, energy, "2026-02-01")
         #expect(try await books.pay(0, [tender(.prepaid, 800, .utilities)], bills: [energyBill.id]).settledFen == 800)
         #expect(try await books.check().balanced)
@@ -330,11 +380,24 @@ struct BillingRulesTests {
         // Paying with it: only for a room they live in.
         _ = try await books.generate("2026-02")
         let february = try await books.bill(1, books.propertyFee, "2026-02-01")
-        let paid = try await books.pay(1, [.with { $0.method = .prepaid; $0.amountFen = 10_000; $0.residentID = resident }], bills: [february.id])
+        let paid = try await books.pay(
+            1,
+            [
+                .with {
+                    $0.method = .prepaid; $0.amountFen = 10_000; $0.residentID = resident
+                }
+            ], bills: [february.id])
         #expect(paid.settledFen == 10_000)
-        #expect(await rpcCode {
-            try await books.pay(2, [.with { $0.method = .prepaid; $0.amountFen = 100; $0.residentID = resident }])
-        } == .failedPrecondition)
+        #expect(
+            await rpcCode {
+                try await books.pay(
+                    2,
+                    [
+                        .with {
+                            $0.method = .prepaid; $0.amountFen = 100; $0.residentID = resident
+                        }
+                    ])
+            } == .failedPrecondition)
         #expect(try await books.check().balanced)
     }
 
@@ -350,7 +413,11 @@ struct BillingRulesTests {
             var request = Linli_Billing_V1_RequestRefundRequest()
             request.requestID = UUID().uuidString
             request.paymentID = payment.paymentID
-            request.lines = lines.map { bill, fen in .with { $0.billID = bill; $0.amountFen = fen } }
+            request.lines = lines.map { bill, fen in
+                .with {
+                    $0.billID = bill; $0.amountFen = fen
+                }
+            }
             request.reason = "多收"
             request.waive = waive
             return try await books.billing.requestRefund(request, metadata: who ?? books.cashier).refund
@@ -361,7 +428,8 @@ struct BillingRulesTests {
             request.refundID = id
             request.note = note
             let metadata = who ?? books.manager
-            return approve ? try await books.billing.approveRefund(request, metadata: metadata).refund
+            return approve
+                ? try await books.billing.approveRefund(request, metadata: metadata).refund
                 : try await books.billing.rejectRefund(request, metadata: metadata).refund
         }
 
@@ -373,7 +441,8 @@ struct BillingRulesTests {
         let approved = try await decide(first.id, approve: true)
         // WeChat paid the garbage fee (垃 sorts first) and 19,000 of the property fee, cash the
         // last 2,033 of it: the cash goes back first.
-        #expect(approved.state == .approved && approved.payouts.map(\.method) == [.cash, .wechat]
+        #expect(
+            approved.state == .approved && approved.payouts.map(\.method) == [.cash, .wechat]
                 && approved.payouts.map(\.amountFen) == [2_033, 2_967])
         #expect(try await books.bill(0, books.propertyFee, "2026-01-01").openFen == 5_000)
         #expect(await rpcCode { try await decide(first.id, approve: false, note: "晚了") } == .failedPrecondition)
@@ -435,7 +504,11 @@ struct BillingRulesTests {
             var request = Linli_Billing_V1_IssueInvoicesRequest()
             request.requestID = UUID().uuidString
             request.paymentID = payment.paymentID
-            request.invoices = invoices.map { title, taxNo, bills in .with { $0.title = title; $0.taxNo = taxNo; $0.billIds = bills } }
+            request.invoices = invoices.map { title, taxNo, bills in
+                .with {
+                    $0.title = title; $0.taxNo = taxNo; $0.billIds = bills
+                }
+            }
             return try await books.billing.issueInvoices(request, metadata: books.cashier).invoices
         }
         #expect(await rpcError { try await issue([("某公司", "12345", [property.id])]) }?.message.hasPrefix("invoices[0].tax_no:") == true)
@@ -459,8 +532,9 @@ struct BillingRulesTests {
     @Test("a resident sees only the rooms they live in now: bills, what is due, prepaid balances and their receipts")
     func residentView() async throws {
         let books = try await BillingTests.Books.open()
-        let moved = try await books.resident("住户1", user: try #require(books.demo.users["resident1"]).description,
-                                             rooms: [(0, "2025-01-01"), (1, "2025-01-01")])
+        let moved = try await books.resident(
+            "住户1", user: try #require(books.demo.users["resident1"]).description,
+            rooms: [(0, "2025-01-01"), (1, "2025-01-01")])
         let resident = moved.id
         var out = Linli_Property_V1_MoveOutRequest()
         out.requestID = UUID().uuidString

@@ -18,7 +18,7 @@ struct BillingTests {
         let manager: Metadata
         let cashier: Metadata
         let billing: Client
-        let rooms: [String]          // 1栋101 (89.50 m²), 1栋102 (120.05 m²), 1栋103 (60 m², from Jan 16)
+        let rooms: [String]  // 1栋101 (89.50 m²), 1栋102 (120.05 m²), 1栋103 (60 m², from Jan 16)
         let propertyFee: String
         let garbageFee: String
 
@@ -30,13 +30,19 @@ struct BillingTests {
             return try await billing.generateBills(request, metadata: manager)
         }
 
-        func pay(_ room: Int, _ methods: [(Linli_Billing_V1_PaymentMethod, Int64)], bills: [String] = [],
-                 requestID: String = UUID().uuidString) async throws -> Linli_Billing_V1_PayResponse {
+        func pay(
+            _ room: Int, _ methods: [(Linli_Billing_V1_PaymentMethod, Int64)], bills: [String] = [],
+            requestID: String = UUID().uuidString
+        ) async throws -> Linli_Billing_V1_PayResponse {
             var request = Linli_Billing_V1_PayRequest()
             request.requestID = requestID
             request.roomID = rooms[room]
             request.billIds = bills
-            request.methods = methods.map { method, amount in .with { $0.method = method; $0.amountFen = amount } }
+            request.methods = methods.map { method, amount in
+                .with {
+                    $0.method = method; $0.amountFen = amount
+                }
+            }
             return try await billing.pay(request, metadata: cashier)
         }
 
@@ -64,8 +70,12 @@ struct BillingTests {
             let demo = try await server.newTenant()
             let manager = try await server.login(demo, "manager")
             let base = BaseDataClient(wrapping: server.client)
-            let imported = try await importCSV(base, demo, .rooms, ["building,number,area_m2,kind", "1栋,101,89.50,residence",
-                                                                  "1栋,102,120.05,residence", "1栋,103,60,residence"], metadata: manager)
+            let imported = try await importCSV(
+                base, demo, .rooms,
+                [
+                    "building,number,area_m2,kind", "1栋,101,89.50,residence",
+                    "1栋,102,120.05,residence", "1栋,103,60,residence",
+                ], metadata: manager)
             #expect(imported.committed)
             var list = Linli_Property_V1_ListRoomsRequest()
             list.communityID = demo.community.description
@@ -98,8 +108,9 @@ struct BillingTests {
             #expect(try await bind(propertyFee, [rooms[2]], from: "2026-01-16") == 1)
             #expect(try await bind(garbageFee, [rooms[0]], from: "2026-01-01") == 1)
             #expect(await rpcCode { try await bind(propertyFee, [rooms[0]], from: "2026-03-01") } == .alreadyExists)
-            return Books(server: server, demo: demo, manager: manager, cashier: try await server.login(demo, "cashier"), billing: billing,
-                         rooms: rooms, propertyFee: propertyFee, garbageFee: garbageFee)
+            return Books(
+                server: server, demo: demo, manager: manager, cashier: try await server.login(demo, "cashier"), billing: billing,
+                rooms: rooms, propertyFee: propertyFee, garbageFee: garbageFee)
         }
     }
 
@@ -112,7 +123,8 @@ struct BillingTests {
         let again = try await books.generate("2026-01")
         #expect(again.created == 0 && again.alreadyBilled == 4 && again.chargedFen == 0)
         let prorated = try await books.bills(2).bills
-        #expect(prorated.map(\.amountFen) == [7_277] && prorated.first?.billedDays == 16 && prorated.first?.periodDays == 31
+        #expect(
+            prorated.map(\.amountFen) == [7_277] && prorated.first?.billedDays == 16 && prorated.first?.periodDays == 31
                 && prorated.first?.dueOn == "2026-01-10")
         let check = try await books.check()
         #expect(check.balanced && check.debitsFen == 57_522 && check.creditsFen == 57_522 && check.transfers == 4 && check.bills == 4)
@@ -157,8 +169,9 @@ struct BillingTests {
         let outcomes = await withTaskGroup(of: RPCError.Code?.self) { group in
             for _ in 0..<2 {
                 group.addTask {
-                    do { _ = try await books.pay(1, [(.bankCard, rest)], bills: [open[0].id]); return nil }
-                    catch let error as RPCError { return error.code } catch { return .unknown }
+                    do { _ = try await books.pay(1, [(.bankCard, rest)], bills: [open[0].id]); return nil } catch let error as RPCError {
+                        return error.code
+                    } catch { return .unknown }
                 }
             }
             var all: [RPCError.Code?] = []
@@ -168,8 +181,10 @@ struct BillingTests {
         #expect(outcomes.filter { $0 == nil }.count == 1 && outcomes.contains(.failedPrecondition))
         let receipts = try await books.server.app.database.tenantTransaction(books.demo.tenant) { connection in
             var numbers: [String] = []
-            for try await number in try await connection.query("SELECT receipt_no FROM payments ORDER BY receipt_no",
-                                                               logger: books.server.app.database.logger).decode(String.self) {
+            for try await number in try await connection.query(
+                "SELECT receipt_no FROM payments ORDER BY receipt_no",
+                logger: books.server.app.database.logger
+            ).decode(String.self) {
                 numbers.append(String(number.suffix(6)))
             }
             return numbers
@@ -188,7 +203,8 @@ struct BillingTests {
         await #expect(throws: (any Error).self) { try await books.sql("DELETE FROM ledger_transfers") }
         // Taking 10,000 fen out of a 7,967 fen prepaid balance fails the whole transaction.
         await #expect(throws: (any Error).self) {
-            try await books.sql("""
+            try await books.sql(
+                """
                 INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind)
                 SELECT gen_random_uuid(), p.id, c.id, 10000, 'withdraw'
                 FROM ledger_accounts p, ledger_accounts c WHERE p.kind = 'prepaid' AND c.kind = 'channel' AND c.subtype = 'cash'
@@ -298,7 +314,8 @@ struct BillingTests {
         var get = Linli_Billing_V1_GetReceiptRequest()
         get.paymentID = over.paymentID
         let reprint = try await books.billing.getReceipt(get, metadata: books.cashier).receipt
-        #expect(!reprint.void && reprint.roomLabel == "1栋102" && reprint.lines.map(\.amountFen).reduce(0, +) == 40_000
+        #expect(
+            !reprint.void && reprint.roomLabel == "1栋102" && reprint.lines.map(\.amountFen).reduce(0, +) == 40_000
                 && reprint.lines.contains { $0.billID.isEmpty && $0.feeItemName == "预存款" })
         #expect(try await books.check().balanced)
     }
@@ -322,7 +339,8 @@ struct BillingTests {
         #expect(month.from == "2026-01-01" && month.to == "2026-01-31" && month.receivableFen == 57_522)
         #expect(month.collectedForPeriodFen == 22_033 + 28_212 && month.collectionRateBasisPoints == 8_734 && month.receivedFen == 0)
         let year = try await summary("2026")
-        #expect(year.receivableFen == 121_867 && year.receivedFen == 72_278 && year.prepaidInFen == 5_934
+        #expect(
+            year.receivableFen == 121_867 && year.receivedFen == 72_278 && year.prepaidInFen == 5_934
                 && year.prepaidBalanceFen == 5_934 && year.arrearsFen == 49_589)
         #expect(try await summary("2026-Q1").receivableFen == 121_867)
         #expect(await rpcError { try await summary("2026-Q5") }?.message.hasPrefix("period:") == true)
@@ -368,7 +386,14 @@ struct BillingTests {
         var pay = Linli_Billing_V1_PayRequest()
         pay.requestID = UUID().uuidString
         pay.roomID = books.rooms[1]
-        pay.methods = [.with { $0.method = .deposit; $0.amountFen = 20_000 }, .with { $0.method = .cash; $0.amountFen = 8_212 }]
+        pay.methods = [
+            .with {
+                $0.method = .deposit; $0.amountFen = 20_000
+            },
+            .with {
+                $0.method = .cash; $0.amountFen = 8_212
+            },
+        ]
         #expect(await rpcError { try await books.billing.pay(pay, metadata: books.cashier) }?.message.hasPrefix("deposit_kind:") == true)
         pay.depositKind = "renovation"
         let paid = try await books.billing.pay(pay, metadata: books.cashier)
@@ -420,7 +445,9 @@ struct BillingTests {
         bind.startsOn = "2026-01-01"
         _ = try await books.billing.bindFeeItem(bind, metadata: books.manager)
 
-        func read(_ room: Int, _ on: String, _ value: Int64, replacement: Bool = false, oldFinal: Int64 = 0) async throws -> Linli_Billing_V1_MeterReading {
+        func read(_ room: Int, _ on: String, _ value: Int64, replacement: Bool = false, oldFinal: Int64 = 0) async throws
+            -> Linli_Billing_V1_MeterReading
+        {
             var request = Linli_Billing_V1_RecordMeterReadingRequest()
             request.requestID = UUID().uuidString
             request.roomID = books.rooms[room]
@@ -439,12 +466,14 @@ struct BillingTests {
         let swap = try await read(0, "2026-01-28", 500, replacement: true, oldFinal: 131_000)
         #expect(swap.usageCenti == 950 && swap.previousCenti == 130_050)
 
-        let csv = ["building,number,kind,read_on,value",
-                   "1栋,102,electricity,2025-12-31,5000",
-                   "1栋,102,electricity,2026-01-31,5200.5",
-                   "1栋,102,electricity,2026-01-15,5300",
-                   "1栋,999,electricity,2026-01-31,1",
-                   "1栋,102,steam,2026-01-31,1"]
+        let csv = [
+            "building,number,kind,read_on,value",
+            "1栋,102,electricity,2025-12-31,5000",
+            "1栋,102,electricity,2026-01-31,5200.5",
+            "1栋,102,electricity,2026-01-15,5300",
+            "1栋,999,electricity,2026-01-31,1",
+            "1栋,102,steam,2026-01-31,1",
+        ]
         let bad = try await importReadings(books, csv)
         #expect(!bad.committed && bad.errors.map(\.line) == [4, 5, 6] && bad.errors.map(\.column) == ["read_on", "number", "kind"])
         let good = try await importReadings(books, Array(csv.prefix(3)))
@@ -460,10 +489,11 @@ struct BillingTests {
 
     func importReadings(_ books: Books, _ lines: [String]) async throws -> Linli_Billing_V1_ImportMeterReadingsResponse {
         let request = StreamingClientRequest<Linli_Billing_V1_ImportMeterReadingsRequest>(metadata: books.manager) { writer in
-            try await writer.write(.with {
-                $0.requestID = UUID().uuidString
-                $0.communityID = books.demo.community.description
-            })
+            try await writer.write(
+                .with {
+                    $0.requestID = UUID().uuidString
+                    $0.communityID = books.demo.community.description
+                })
             for line in lines { try await writer.write(.with { $0.lines = [line] }) }
         }
         return try await books.billing.importMeterReadings(request: request) { try $0.message }

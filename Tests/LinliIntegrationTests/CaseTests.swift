@@ -119,15 +119,17 @@ struct CaseTests {
         #expect(try await hotline.closeHotlineTicket(close, metadata: manager).ticket.state == .closed)
 
         let queued = try await server.app.database.tenantTransaction(demo.tenant) { connection in
-            let rows = try await connection.query("SELECT payload->>'external_id' FROM outbox WHERE topic = 'hotline.reply'",
-                                                  logger: server.app.database.logger)
+            let rows = try await connection.query(
+                "SELECT payload->>'external_id' FROM outbox WHERE topic = 'hotline.reply'",
+                logger: server.app.database.logger)
             var ids: [String] = []
             for try await id in rows.decode(String.self) { ids.append(id) }
             return ids
         }
         #expect(queued == ["12345-2026-112500017"])
         // Residents have no access to hotline tickets.
-        #expect(await rpcCode { try await hotline.listHotlineTickets(overdue, metadata: try await server.login(demo, "resident1")) } == .permissionDenied)
+        #expect(
+            await rpcCode { try await hotline.listHotlineTickets(overdue, metadata: try await server.login(demo, "resident1")) } == .permissionDenied)
         ticket.externalID = "12345-x"
         ticket.deadline = ticket.receivedAt
         #expect(await rpcError { try await hotline.importHotlineTicket(ticket, metadata: manager) }?.message.hasPrefix("deadline") == true)

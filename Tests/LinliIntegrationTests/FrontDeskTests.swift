@@ -38,8 +38,9 @@ struct FrontDeskTests {
                     verify.requestID = UUID().uuidString
                     verify.communityID = demo.community.description
                     verify.code = pass.code
-                    do { _ = try await visitors.verifyVisitorPass(verify, metadata: guardSession); return nil }
-                    catch let error as RPCError { return error.code } catch { return .unknown }
+                    do { _ = try await visitors.verifyVisitorPass(verify, metadata: guardSession); return nil } catch let error as RPCError {
+                        return error.code
+                    } catch { return .unknown }
                 }
             }
             var all: [RPCError.Code?] = []
@@ -144,8 +145,9 @@ struct FrontDeskTests {
         #expect(await rpcCode { try await parcels.pickUpParcel(pickUp, metadata: desk) } == .notFound)
 
         let told = try await server.app.database.tenantTransaction(demo.tenant) { connection in
-            let rows = try await connection.query("SELECT payload->>'pickup_code' FROM outbox WHERE topic = 'parcel.arrived'",
-                                                  logger: server.app.database.logger)
+            let rows = try await connection.query(
+                "SELECT payload->>'pickup_code' FROM outbox WHERE topic = 'parcel.arrived'",
+                logger: server.app.database.logger)
             var codes: [String] = []
             for try await code in rows.decode(String.self) { codes.append(code) }
             return codes

@@ -40,8 +40,10 @@ final class TestServer: Sendable {
         return TestServer(app: app, group: group, running: running, client: client, clientRunning: clientRunning, port: port)
     }
 
-    private init(app: LinliApplication, group: ServiceGroup, running: Task<Void, any Error>,
-                 client: GRPCClient<HTTP2ClientTransport.Posix>, clientRunning: Task<Void, any Error>, port: Int) {
+    private init(
+        app: LinliApplication, group: ServiceGroup, running: Task<Void, any Error>,
+        client: GRPCClient<HTTP2ClientTransport.Posix>, clientRunning: Task<Void, any Error>, port: Int
+    ) {
         self.app = app
         self.group = group
         self.running = running
@@ -89,8 +91,10 @@ final class TestServer: Sendable {
 
 extension DemoTenant {
     /// A valid PublishNotice request for this tenant's community, with a fresh request id.
-    func publishRequest(title: String = "电梯年检", buildings: [BuildingID] = [], pinned: Bool = false,
-                        requestID: String = UUID().uuidString) -> Linli_Property_V1_PublishNoticeRequest {
+    func publishRequest(
+        title: String = "电梯年检", buildings: [BuildingID] = [], pinned: Bool = false,
+        requestID: String = UUID().uuidString
+    ) -> Linli_Property_V1_PublishNoticeRequest {
         var request = Linli_Property_V1_PublishNoticeRequest()
         request.requestID = requestID
         request.communityID = community.description

@@ -20,8 +20,10 @@ struct IdentityTests {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let slug = demo.tenant.slug
-        for request in [loginRequest(slug, "manager", "wrong-password"), loginRequest(slug, "nobody", "whatever-1"),
-                        loginRequest("no_such_tenant", "manager", demo.password), loginRequest("", "manager", demo.password)] {
+        for request in [
+            loginRequest(slug, "manager", "wrong-password"), loginRequest(slug, "nobody", "whatever-1"),
+            loginRequest("no_such_tenant", "manager", demo.password), loginRequest("", "manager", demo.password),
+        ] {
             let error = await rpcError { try await server.identity.login(request) }
             #expect(error?.code == .unauthenticated)
             #expect(error?.message.contains("password") == true)
@@ -40,7 +42,8 @@ struct IdentityTests {
         #expect(me.communityIds == [demo.community.description])
         #expect(me.buildingIds == [demo.buildings[1].description])
         #expect(await rpcCode { try await server.identity.whoAmI(.init()) } == .unauthenticated)
-        #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: LinliClientTransport.bearer("lls_x_forged")) } == .unauthenticated)
+        #expect(
+            await rpcCode { try await server.identity.whoAmI(.init(), metadata: LinliClientTransport.bearer("lls_x_forged")) } == .unauthenticated)
     }
 
     @Test("logout ends the session; revoking a user's sessions ends all of them")
@@ -62,7 +65,9 @@ struct IdentityTests {
             #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: token) } == .unauthenticated)
         }
         // A resident holds no user.manage permission.
-        #expect(await rpcCode { try await server.identity.revokeUserSessions(revoke, metadata: try await server.login(demo, "resident2")) } == .permissionDenied)
+        #expect(
+            await rpcCode { try await server.identity.revokeUserSessions(revoke, metadata: try await server.login(demo, "resident2")) }
+                == .permissionDenied)
     }
 
     @Test("an idle session expires")

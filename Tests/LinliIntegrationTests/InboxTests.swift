@@ -49,7 +49,8 @@ struct InboxTests {
         let resident = try #require(demo.users["resident1"])
         let logger = server.app.database.logger
         try await server.app.database.tenantTransaction(demo.tenant) { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO outbox (topic, recipient_id, payload)
                 SELECT CASE WHEN g % 10 = 0 THEN 'billing.work_order_charge' ELSE 'test.ping' END, \(resident.uuid),
                        jsonb_build_object('n', g)
@@ -62,11 +63,13 @@ struct InboxTests {
         }
         let (delivered, distinct, waiting) = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             var result: (Int64, Int64, Int64) = (0, 0, 0)
-            for try await row in try await connection.query("""
+            for try await row in try await connection.query(
+                """
                 SELECT (SELECT count(*) FROM notifications WHERE topic = 'test.ping'),
                        (SELECT count(DISTINCT payload) FROM notifications WHERE topic = 'test.ping'),
                        (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND topic LIKE 'billing.%')
-                """, logger: logger).decode((Int64, Int64, Int64).self) { result = row }
+                """, logger: logger
+            ).decode((Int64, Int64, Int64).self) { result = row }
             return result
         }
         #expect(delivered == 2250 && distinct == 2250 && waiting == 250)

@@ -8,13 +8,15 @@ import Testing
 
 @Suite("Tenant isolation")
 struct IsolationTests {
-    @Test("SQL run for tenant A that names tenant B's schema is refused by PostgreSQL", arguments: [
-        "SELECT count(*) FROM %@.notices",
-        "SELECT password_hash FROM %@.users",
-        "UPDATE %@.notices SET title = 'pwned'",
-        "INSERT INTO %@.communities (id, name, address, time_zone) VALUES (gen_random_uuid(), 'x', 'x', 'UTC')",
-        "DELETE FROM %@.metric_deltas",
-    ])
+    @Test(
+        "SQL run for tenant A that names tenant B's schema is refused by PostgreSQL",
+        arguments: [
+            "SELECT count(*) FROM %@.notices",
+            "SELECT password_hash FROM %@.users",
+            "UPDATE %@.notices SET title = 'pwned'",
+            "INSERT INTO %@.communities (id, name, address, time_zone) VALUES (gen_random_uuid(), 'x', 'x', 'UTC')",
+            "DELETE FROM %@.metric_deltas",
+        ])
     func crossSchemaSQL(template: String) async throws {
         let server = try await TestServer.shared.value
         let a = try await server.newTenant()

@@ -25,8 +25,9 @@ struct MigrationTests {
         let bundled = app.migrations.catalog
         func runner(_ extra: [(String, String)]) -> MigrationRunner {
             let migrations = extra.compactMap { Migration(fileName: $0.0, sql: $0.1) }
-            return MigrationRunner(database: app.database, catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + migrations),
-                                   parallelism: 4)
+            return MigrationRunner(
+                database: app.database, catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + migrations),
+                parallelism: 4)
         }
         let probe = ("9001_probe_\(run).sql", "CREATE TABLE probe_\(run) (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
         let first = try await runner([probe]).migrateTenants()
@@ -54,7 +55,8 @@ struct MigrationTests {
         let slug = "prov_" + UUIDv7.make().uuidString.suffix(8).lowercased()
         let tenant = try await server.app.provisioner.create(slug: slug, name: "新物业")
         let facts = try await server.app.database.platformTransaction { connection in
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT r.rolcanlogin, pg_get_userbyid(n.nspowner)
                 FROM pg_roles r, pg_namespace n WHERE r.rolname = \(tenant.ref.schema) AND n.nspname = \(tenant.ref.schema)
                 """, logger: server.app.database.logger)
@@ -70,7 +72,8 @@ struct MigrationTests {
     func tablesPresent(_ table: String, in slugs: [String], _ database: Database) async throws -> Int {
         try await database.platformTransaction { connection in
             let schemas = slugs.map { "t_\($0)" }
-            let rows = try await connection.query("""
+            let rows = try await connection.query(
+                """
                 SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                 WHERE c.relname = \(table) AND n.nspname = ANY(\(schemas))
                 """, logger: database.logger)

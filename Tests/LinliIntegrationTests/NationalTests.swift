@@ -32,9 +32,12 @@ struct NationalTests {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let manager = try await server.login(demo, "manager")
-        let rooms = try await importCSV(BaseDataClient(wrapping: server.client), demo, .rooms,
-                                        ["building,number,area_m2,kind", "1栋,101,80,residence", "1栋,102,80,residence",
-                                         "2栋,101,80,residence", "2栋,102,80,residence"], metadata: manager)
+        let rooms = try await importCSV(
+            BaseDataClient(wrapping: server.client), demo, .rooms,
+            [
+                "building,number,area_m2,kind", "1栋,101,80,residence", "1栋,102,80,residence",
+                "2栋,101,80,residence", "2栋,102,80,residence",
+            ], metadata: manager)
         #expect(rooms.committed)
         let complaints = Linli_Property_V1_ComplaintService.Client(wrapping: server.client)
         for subject in ["楼道堆物", "夜间噪音"] {

@@ -12,7 +12,8 @@ struct NoticeTests {
     typealias Publish = Linli_Property_V1_PublishNoticeRequest
 
     func list(_ server: TestServer, _ demo: DemoTenant, as session: Metadata, pageSize: Int32 = 0, token: String = "")
-        async throws -> Linli_Property_V1_ListNoticesResponse {
+        async throws -> Linli_Property_V1_ListNoticesResponse
+    {
         var request = Linli_Property_V1_ListNoticesRequest()
         request.communityID = demo.community.description
         request.page.pageSize = pageSize
@@ -117,17 +118,19 @@ struct NoticeTests {
         #expect(stored == 1)
     }
 
-    @Test("every notices RPC names the bad field", arguments: [
-        ("request_id", { @Sendable (r: inout Publish) in r.requestID = "" }),
-        ("community_id", { @Sendable (r: inout Publish) in r.communityID = "not-a-uuid" }),
-        ("title", { @Sendable (r: inout Publish) in r.title = "" }),
-        ("title", { @Sendable (r: inout Publish) in r.title = String(repeating: "长", count: 201) }),
-        ("body", { @Sendable (r: inout Publish) in r.body = "   " }),
-        ("category", { @Sendable (r: inout Publish) in r.category = .unspecified }),
-        ("building_ids", { @Sendable (r: inout Publish) in r.buildingIds = ["x"] }),
-        ("building_ids", { @Sendable (r: inout Publish) in r.buildingIds = [UUIDv7.make().uuidString] }),
-        ("expires_at", { @Sendable (r: inout Publish) in r.expiresAt = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(-60)) }),
-    ] as [(String, @Sendable (inout Publish) -> Void)])
+    @Test(
+        "every notices RPC names the bad field",
+        arguments: [
+            ("request_id", { @Sendable (r: inout Publish) in r.requestID = "" }),
+            ("community_id", { @Sendable (r: inout Publish) in r.communityID = "not-a-uuid" }),
+            ("title", { @Sendable (r: inout Publish) in r.title = "" }),
+            ("title", { @Sendable (r: inout Publish) in r.title = String(repeating: "长", count: 201) }),
+            ("body", { @Sendable (r: inout Publish) in r.body = "   " }),
+            ("category", { @Sendable (r: inout Publish) in r.category = .unspecified }),
+            ("building_ids", { @Sendable (r: inout Publish) in r.buildingIds = ["x"] }),
+            ("building_ids", { @Sendable (r: inout Publish) in r.buildingIds = [UUIDv7.make().uuidString] }),
+            ("expires_at", { @Sendable (r: inout Publish) in r.expiresAt = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(-60)) }),
+        ] as [(String, @Sendable (inout Publish) -> Void)])
     func badPublish(field: String, mutate: @Sendable (inout Publish) -> Void) async throws {
         let server = try await TestServer.shared.value
         let demo = try await Self.sharedTenant.value

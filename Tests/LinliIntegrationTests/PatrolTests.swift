@@ -37,8 +37,10 @@ struct PatrolTests {
         return (made.id, codes)
     }
 
-    func temporaryTask(_ patrol: Client, route: String, staff: UserID, startsIn minutes: Double, window: Int32,
-                       _ manager: Metadata) async throws -> Linli_Property_V1_PatrolTask {
+    func temporaryTask(
+        _ patrol: Client, route: String, staff: UserID, startsIn minutes: Double, window: Int32,
+        _ manager: Metadata
+    ) async throws -> Linli_Property_V1_PatrolTask {
         var request = Linli_Property_V1_CreateTemporaryTaskRequest()
         request.requestID = UUID().uuidString
         request.routeID = route
@@ -48,8 +50,10 @@ struct PatrolTests {
         return try await patrol.createTemporaryTask(request, metadata: manager).task
     }
 
-    func checkIn(_ patrol: Client, _ task: String, _ code: String, abnormal: Bool = false, note: String = "",
-                 _ who: Metadata) async throws -> Linli_Property_V1_PatrolTask {
+    func checkIn(
+        _ patrol: Client, _ task: String, _ code: String, abnormal: Bool = false, note: String = "",
+        _ who: Metadata
+    ) async throws -> Linli_Property_V1_PatrolTask {
         var request = Linli_Property_V1_CheckInRequest()
         request.requestID = UUID().uuidString
         request.taskID = task
@@ -178,7 +182,8 @@ struct PatrolTests {
         // A plan written without generating (as if every scheduler had been down), then four passes at once.
         let planID = UUIDv7.make()
         try await server.app.database.tenantTransaction(demo.tenant) { connection in
-            try await connection.query("""
+            try await connection.query(
+                """
                 INSERT INTO patrol_plans (id, community_id, route_id, staff_id, times, starts_on, window_minutes, created_by)
                 VALUES (\(planID), \(demo.community.uuid), \(UUID(uuidString: route)!), \(guardID.uuid), ARRAY['00:00', '06:00', '18:00'],
                         \(today)::date, 1440, \(guardID.uuid))
@@ -194,8 +199,10 @@ struct PatrolTests {
         #expect(try await server.app.patrolScheduler.run(demo.tenant) == 0)
         let count = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             var count: Int64 = 0
-            for try await n in try await connection.query("SELECT count(*) FROM patrol_tasks WHERE plan_id = \(planID)",
-                                                          logger: server.app.database.logger).decode(Int64.self) { count = n }
+            for try await n in try await connection.query(
+                "SELECT count(*) FROM patrol_tasks WHERE plan_id = \(planID)",
+                logger: server.app.database.logger
+            ).decode(Int64.self) { count = n }
             return count
         }
         #expect(count == 9)

@@ -17,12 +17,17 @@ struct ScopeTests {
         create.tenantID = demo.tenant.id.description
         create.name = "第二小区"
         create.buildingNames = ["A座"]
-        let community = CommunityID(try #require(UUID(uuidString: try await server.platform
-            .createCommunity(create, metadata: try await server.operatorLogin()).community.id)))
+        let community = CommunityID(
+            try #require(
+                UUID(
+                    uuidString: try await server.platform
+                        .createCommunity(create, metadata: try await server.operatorLogin()).community.id)))
         _ = try await server.app.database.tenantTransaction(demo.tenant) { connection in
-            try await server.app.users.create(.init(username: "manager2", displayName: "二区经理", password: demo.password,
-                                                    role: .manager, communityIDs: [community]),
-                                              on: connection, logger: server.app.database.logger)
+            try await server.app.users.create(
+                .init(
+                    username: "manager2", displayName: "二区经理", password: demo.password,
+                    role: .manager, communityIDs: [community]),
+                on: connection, logger: server.app.database.logger)
         }
         return (community, try await server.login(demo, "manager2"))
     }

@@ -50,8 +50,9 @@ struct ShutdownTests {
                     var sequence = 0
                     while true {
                         sequence += 1
-                        let request = demo.publishRequest(title: "停机测试 \(worker)-\(sequence)",
-                                                          requestID: UUID().uuidString)
+                        let request = demo.publishRequest(
+                            title: "停机测试 \(worker)-\(sequence)",
+                            requestID: UUID().uuidString)
                         do {
                             let reply = try await notices.publishNotice(request, metadata: session)
                             load.acknowledged.withLock { $0.append(reply.notice.id) }

@@ -23,9 +23,11 @@ struct Workshop {
         let technicians = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             var ids: [UserID] = []
             for index in 1...4 {
-                ids.append(try await server.app.users.create(
-                    .init(username: "tech\(index)", displayName: "师傅\(index)", password: demo.password, role: .technician,
-                          communityIDs: [demo.community]), on: connection, logger: server.app.database.logger))
+                ids.append(
+                    try await server.app.users.create(
+                        .init(
+                            username: "tech\(index)", displayName: "师傅\(index)", password: demo.password, role: .technician,
+                            communityIDs: [demo.community]), on: connection, logger: server.app.database.logger))
             }
             return ids
         }
@@ -55,8 +57,10 @@ struct Workshop {
 
     func login(_ username: String) async throws -> Metadata { try await server.login(demo, username) }
 
-    func file(_ category: String, as session: Metadata, building: Int? = 0, onBehalfOf: UserID? = nil,
-              emergency: Bool = false) async throws -> Linli_Property_V1_WorkOrder {
+    func file(
+        _ category: String, as session: Metadata, building: Int? = 0, onBehalfOf: UserID? = nil,
+        emergency: Bool = false
+    ) async throws -> Linli_Property_V1_WorkOrder {
         var request = Linli_Property_V1_FileRepairRequest()
         request.requestID = UUID().uuidString
         request.communityID = demo.community.description
@@ -72,9 +76,12 @@ struct Workshop {
     }
 
     @discardableResult
-    func act(_ order: Linli_Property_V1_WorkOrder, _ action: Linli_Property_V1_WorkOrderAction, as session: Metadata,
-             requestID: String = UUID().uuidString, _ adjust: (inout Linli_Property_V1_TransitionWorkOrderRequest) -> Void = { _ in })
-        async throws -> Linli_Property_V1_WorkOrder {
+    func act(
+        _ order: Linli_Property_V1_WorkOrder, _ action: Linli_Property_V1_WorkOrderAction, as session: Metadata,
+        requestID: String = UUID().uuidString, _ adjust: (inout Linli_Property_V1_TransitionWorkOrderRequest) -> Void = { _ in }
+    )
+        async throws -> Linli_Property_V1_WorkOrder
+    {
         var request = Linli_Property_V1_TransitionWorkOrderRequest()
         request.requestID = requestID
         request.workOrderID = order.id
@@ -86,8 +93,9 @@ struct Workshop {
     func outbox(_ topic: String) async throws -> [String] {
         try await server.app.database.tenantTransaction(demo.tenant) { connection in
             var recipients: [String] = []
-            let rows = try await connection.query("SELECT recipient_id FROM outbox WHERE topic = \(topic) ORDER BY id",
-                                                  logger: server.app.database.logger)
+            let rows = try await connection.query(
+                "SELECT recipient_id FROM outbox WHERE topic = \(topic) ORDER BY id",
+                logger: server.app.database.logger)
             for try await id in rows.decode(UUID.self) { recipients.append(id.uuidString.lowercased()) }
             return recipients
         }
@@ -174,7 +182,9 @@ struct WorkOrderTests {
         let outcomes = await withTaskGroup(of: RPCError.Code?.self) { group in
             for session in sessions {
                 group.addTask {
-                    do { _ = try await shop.act(order, .claim, as: session); return nil } catch let error as RPCError { return error.code } catch { return .unknown }
+                    do { _ = try await shop.act(order, .claim, as: session); return nil } catch let error as RPCError { return error.code } catch {
+                        return .unknown
+                    }
                 }
             }
             var all: [RPCError.Code?] = []
@@ -251,7 +261,12 @@ struct WorkOrderTests {
         bad.category = "plumbing"
         for (field, mutate) in [
             ("priority", { (r: inout Linli_Property_V1_FileRepairRequest) in r.channel = .app }),
-            ("channel", { (r: inout Linli_Property_V1_FileRepairRequest) in r.priority = .normal; r.channel = .unspecified }),
+            (
+                "channel",
+                { (r: inout Linli_Property_V1_FileRepairRequest) in
+                    r.priority = .normal; r.channel = .unspecified
+                }
+            ),
             ("location", { (r: inout Linli_Property_V1_FileRepairRequest) in r.channel = .app }),
             ("description", { (r: inout Linli_Property_V1_FileRepairRequest) in r.location = "大堂" }),
         ] {
@@ -261,8 +276,9 @@ struct WorkOrderTests {
 
         let late = try await shop.file("plumbing", as: resident)
         try await shop.server.app.database.tenantTransaction(shop.demo.tenant) { connection in
-            try await connection.query("UPDATE work_orders SET due_at = now() - interval '1 minute' WHERE id = \(UUID(uuidString: late.id))",
-                                       logger: shop.server.app.database.logger)
+            try await connection.query(
+                "UPDATE work_orders SET due_at = now() - interval '1 minute' WHERE id = \(UUID(uuidString: late.id))",
+                logger: shop.server.app.database.logger)
         }
         var overdue = Linli_Property_V1_ListWorkOrdersRequest()
         overdue.communityID = shop.demo.community.description

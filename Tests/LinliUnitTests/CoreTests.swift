@@ -37,8 +37,9 @@ struct CoreTests {
 
     @Test("a principal survives its session encoding, and garbage decodes to nil")
     func principalCodec() {
-        let principal = Principal(tenantID: .make(), subjectID: .make(), displayName: "住户|1,二", role: .resident,
-                                  communityIDs: [.make()], buildingIDs: [.make(), .make()])
+        let principal = Principal(
+            tenantID: .make(), subjectID: .make(), displayName: "住户|1,二", role: .resident,
+            communityIDs: [.make()], buildingIDs: [.make(), .make()])
         let issued = Date(timeIntervalSince1970: 1_750_000_000)
         let decoded = PrincipalCodec.decode(PrincipalCodec.encode(principal, issuedAt: issued))
         #expect(decoded?.principal == principal)

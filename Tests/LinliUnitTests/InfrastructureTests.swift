@@ -3,6 +3,7 @@ import GRPCCore
 import LinliAPI
 import NIOCore
 import Testing
+
 @testable import LinliIdentity
 @testable import LinliRedis
 @testable import LinliServer
@@ -14,7 +15,8 @@ struct InfrastructureTests {
     func encode() {
         var buffer = ByteBufferAllocator().buffer(capacity: 64)
         Hiredis.encode([Array("SET".utf8), Array("k".utf8), [0, 13, 10]], into: &buffer)
-        #expect(buffer.readBytes(length: buffer.readableBytes) == Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n".utf8) + [0, 13, 10] + Array("\r\n".utf8))
+        #expect(
+            buffer.readBytes(length: buffer.readableBytes) == Array("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n".utf8) + [0, 13, 10] + Array("\r\n".utf8))
     }
 
     @Test("the hiredis reader parses nested, null and error replies, across split reads")
@@ -24,7 +26,8 @@ struct InfrastructureTests {
         reader.feed(ByteBuffer(bytes: wire[0..<9]))
         #expect(try reader.next() == nil)
         reader.feed(ByteBuffer(bytes: wire[9...]))
-        #expect(try reader.next() == .array([.integer(42), .null, .array([.simpleString("OK"), .bulkString(Array("hi".utf8))]), .error("ERR nope")]))
+        #expect(
+            try reader.next() == .array([.integer(42), .null, .array([.simpleString("OK"), .bulkString(Array("hi".utf8))]), .error("ERR nope")]))
         #expect(try reader.next() == nil)
         reader.feed(ByteBuffer(bytes: Array("?garbage\r\n".utf8)))
         #expect(throws: RedisError.self) { try reader.next() }
@@ -76,7 +79,8 @@ struct InfrastructureTests {
             Linli_Billing_V1_BillingService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
-        #expect(MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()
+        #expect(
+            MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()
                 == ["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch", "linli.identity.v1.IdentityService/Login"])
     }
 }

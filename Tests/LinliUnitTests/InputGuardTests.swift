@@ -1,9 +1,10 @@
 import Foundation
 import LinliAPI
 import LinliCore
-@testable import LinliServer
 import SwiftProtobuf
 import Testing
+
+@testable import LinliServer
 
 @Suite("Input guard")
 struct InputGuardTests {
@@ -35,14 +36,20 @@ struct InputGuardTests {
             let request = Linli_Property_V1_FileRepairRequest.with { $0.preferredAt = Google_Protobuf_Timestamp(seconds: seconds) }
             #expect(field(of: request) == "preferred_at")
         }
-        let nanos = Linli_Property_V1_FileRepairRequest.with { $0.preferredAt = .with { $0.seconds = 1_800_000_000; $0.nanos = -1 } }
+        let nanos = Linli_Property_V1_FileRepairRequest.with {
+            $0.preferredAt = .with {
+                $0.seconds = 1_800_000_000; $0.nanos = -1
+            }
+        }
         #expect(field(of: nanos) == "preferred_at")
     }
 
     @Test("integers outside their declared range name their nested field")
     func integers() {
         for value: Int32 in [0x8000, 1_000_000_000, -1, .min, 6] {
-            let request = Linli_Property_V1_TransitionWorkOrderRequest.with { $0.rating.speed = value; $0.rating.attitude = 5 }
+            let request = Linli_Property_V1_TransitionWorkOrderRequest.with {
+                $0.rating.speed = value; $0.rating.attitude = 5
+            }
             #expect(field(of: request) == "rating.speed")
         }
         let pay = Linli_Billing_V1_PayRequest.with {
