@@ -66,7 +66,8 @@ let package = Package(
         .target(
             name: "LinliTenancy",
             dependencies: [
-                "LinliCore",
+                "LinliCore", "LinliAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

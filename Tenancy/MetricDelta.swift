@@ -21,7 +21,7 @@ public struct MetricDelta: Sendable {
         case billingCollectedFen = "billing_collected_fen"
     }
 
-    /// Records `delta` of `metric` for `community` on today's date in Asia/Shanghai.
+    /// Records `delta` of `metric` for `community` on the community's today.
     public static func record(
         _ metric: Metric, delta: Int64, community: CommunityID,
         on connection: PostgresConnection, logger: Logger
@@ -29,7 +29,7 @@ public struct MetricDelta: Sendable {
         try await connection.query(
             """
             INSERT INTO metric_deltas (community_id, day, metric, delta)
-            VALUES (\(community.uuid), (now() AT TIME ZONE 'Asia/Shanghai')::date, \(metric.rawValue), \(delta))
+            VALUES (\(community.uuid), community_today(\(community.uuid)), \(metric.rawValue), \(delta))
             """, logger: logger)
     }
 }

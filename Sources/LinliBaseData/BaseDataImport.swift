@@ -128,7 +128,7 @@ public struct BaseDataImport: Sendable {
                 try await connection.query(
                     """
                     INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
-                    SELECT id, resident, room, relation, coalesce(NULLIF(move_in, '')::date, current_date)
+                    SELECT id, resident, room, relation, coalesce(NULLIF(move_in, '')::date, community_today(\(community.uuid)))
                     FROM unnest(\(stayIDs)::uuid[], \(stayResidents)::uuid[], \(stayRooms)::uuid[], \(stayRelations)::text[],
                                 \(stayMoveIns)::text[]) AS t (id, resident, room, relation, move_in)
                     """, logger: logger)

@@ -77,7 +77,7 @@ extension PetService: Linli_Property_V1_PetService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let dueBy = m.dueBy.isEmpty ? BusinessDay.string(Date().addingTimeInterval(30 * 86400)) : try Input.localDate(m.dueBy, field: "due_by")
+        let dueBy = m.dueBy.isEmpty ? nil : try Input.localDate(m.dueBy, field: "due_by")
         let found = try await database.tenantTransaction(try ctx.requireTenant()) { [pets] connection in
             try await pets.due(community: community, by: dueBy, for: ctx.principal, on: connection, logger: ctx.logger)
         }

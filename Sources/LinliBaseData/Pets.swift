@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -80,9 +81,10 @@ public struct PetRegistry: Sendable {
         return ids.compactMap { pets[$0] }
     }
 
-    /// The latest dose of each vaccine that falls due by `dueBy`, and pets never vaccinated; soonest first.
+    /// The latest dose of each vaccine that falls due by `dueBy` (default: 30 days after the
+    /// community's today), and pets never vaccinated; soonest first.
     public func due(
-        community: CommunityID, by dueBy: String, for principal: Principal, on connection: PostgresConnection,
+        community: CommunityID, by dueBy: String?, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [Due] {
         try principal.requireScope(community)
@@ -96,9 +98,10 @@ public struct PetRegistry: Sendable {
                 WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
                   AND (NOT \(resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
                 ORDER BY v.pet_id, v.vaccine, v.given_on DESC, v.id DESC)
-            SELECT pet_id, vaccine, next_due_on::text, next_due_on < current_date FROM latest WHERE next_due_on <= \(dueBy)::date
+            SELECT pet_id, vaccine, next_due_on::text, next_due_on < community_today(\(community.uuid)) FROM latest
+            WHERE next_due_on <= coalesce(\(dueBy)::date, community_today(\(community.uuid)) + 30)
             UNION ALL
-            SELECT p.id, '', p.created_at::date::text, true FROM pets p
+            SELECT p.id, '', local_day(community_zone(p.community_id), p.created_at)::text, true FROM pets p
             WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
               AND (NOT \(resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
               AND NOT EXISTS (SELECT 1 FROM pet_vaccinations v WHERE v.pet_id = p.id)
@@ -114,23 +117,11 @@ public struct PetRegistry: Sendable {
 
     /// Residents may act for rooms they live in now; staff within their communities.
     private func requireRoom(_ room: RoomRegistry.Room, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try principal.requireScope(room.community)
-        guard principal.role == .resident else { return }
-        let rows = try await connection.query(
-            """
-            SELECT 1 WHERE \(room.id.uuid) IN (\(unescaped: Self.ownRooms(principal)))
-            """, logger: logger)
-        for try await _ in rows { return }
-        throw LinliError(.permissionDenied, "room_id: you do not live in this room", field: "room_id")
+        try await Scope.requireRoom(principal, room.id, on: connection, logger: logger)
     }
 
-    /// The rooms a resident account lives in now, as a subquery. The id is a UUID, not caller text.
-    static func ownRooms(_ principal: Principal) -> String {
-        """
-        SELECT h.room_id FROM residencies h JOIN residents r ON r.id = h.resident_id
-        WHERE r.user_id = '\(principal.subjectID.uuid.uuidString)' AND h.move_out IS NULL
-        """
-    }
+    /// The rooms a resident account lives in today, as a subquery.
+    static func ownRooms(_ principal: Principal) -> String { Residency.roomsSQL(of: principal.subjectID) }
 
     func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Pet {
         guard let pet = try await load([id], connection, logger)[id] else { throw LinliError.notFound("pet") }
@@ -142,7 +133,7 @@ public struct PetRegistry: Sendable {
         guard !ids.isEmpty else { return [:] }
         let rows = try await connection.query(
             """
-            SELECT p.id, p.room_id, b.name || r.unit || r.number, p.name, p.species, p.breed FROM pets p
+            SELECT p.id, p.room_id, room_label(b.name, r.unit, r.number), p.name, p.species, p.breed FROM pets p
             JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = ANY(\(ids)::uuid[])
             """, logger: logger)
         var pets: [UUID: Pet] = [:]

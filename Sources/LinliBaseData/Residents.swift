@@ -370,7 +370,7 @@ public struct ResidentRegistry: Sendable {
         let stays = try await connection.query(
             """
             SELECT h.id, h.relation, h.move_in::text, h.move_out::text, \(unescaped: RoomRegistry.columns)
-            JOIN residencies h ON h.room_id = r.id WHERE h.resident_id = \(id.uuid) ORDER BY h.move_out IS NULL DESC, h.move_in DESC
+            JOIN residencies h ON h.room_id = r.id WHERE h.resident_id = \(id.uuid) ORDER BY h.move_out IS NOT NULL, h.move_in DESC
             """, logger: logger)
         for try await row in stays {
             let columns = row.makeRandomAccess()

@@ -143,7 +143,7 @@ public struct RoomRegistry: Sendable {
 enum BaseDataSQL {
     /// A room's state from its residencies, for `UPDATE rooms ... WHERE id = ...` (renovating is set apart).
     static let occupancy = """
-        CASE WHEN EXISTS (SELECT 1 FROM residencies h WHERE h.room_id = rooms.id AND h.move_out IS NULL)
+        CASE WHEN EXISTS (SELECT 1 FROM residencies h WHERE h.room_id = rooms.id AND resides_on(h.move_in, h.move_out, community_today(rooms.community_id)))
              THEN 'occupied' ELSE 'vacant' END
         """
 
@@ -156,14 +156,10 @@ enum BaseDataSQL {
     }
 
     static func requireCommunity(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query("SELECT 1 FROM communities WHERE id = \(community.uuid)", logger: logger)
-        for try await _ in rows { return }
-        throw LinliError.notFound("community")
+        try await Scope.requireExists(community, on: connection, logger: logger)
     }
 
     static func community(ofBuilding building: BuildingID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
-        let rows = try await connection.query("SELECT community_id FROM buildings WHERE id = \(building.uuid)", logger: logger)
-        for try await id in rows.decode(UUID.self) { return CommunityID(id) }
-        throw LinliError.notFound("building")
+        try await Scope.communityOf(building: building, on: connection, logger: logger)
     }
 }

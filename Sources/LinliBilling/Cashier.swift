@@ -190,7 +190,7 @@ public struct Cashier: Sendable {
             }
             if bill.lateFeeDueFen > 0 {
                 let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
-                lateFees.append(.init(debit: receivable, credit: revenue, amount: bill.lateFeeDueFen, kind: "late_fee", bill: bill.id))
+                lateFees.append(.init(debit: receivable, credit: revenue, amount: bill.lateFeeDueFen, kind: .lateFee, bill: bill.id))
             }
             var need = bill.totalDueFen
             for index in usable where need > 0 {
@@ -199,7 +199,7 @@ public struct Cashier: Sendable {
                 need -= take
                 legs.append(
                     .init(
-                        debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? "offset" : "settle",
+                        debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? .offset : .settle,
                         bill: bill.id))
                 allocations.append(Allocation(bill: bill.id, method: tenders[index].method, amountFen: take))
             }
@@ -214,7 +214,7 @@ public struct Cashier: Sendable {
                     "\(left[index]) fen of the \(tenders[index].method.rawValue) amount would be left over; "
                         + "open is \(openTotal) fen")
             }
-            legs.append(.init(debit: accounts[index], credit: prepaid, amount: left[index], kind: "topup", bill: nil, memo: "overpayment"))
+            legs.append(.init(debit: accounts[index], credit: prepaid, amount: left[index], kind: .topup, bill: nil, memo: "overpayment"))
             toPrepaid += left[index]
         }
         guard settled > 0 || toPrepaid > 0 else { throw LinliError(.failedPrecondition, "bill_ids: nothing is open to pay", field: "bill_ids") }
@@ -249,13 +249,7 @@ public struct Cashier: Sendable {
 
     /// Refuses a resident's own prepaid money for a room they do not live in today.
     static func requireLivesIn(_ resident: ResidentID, _ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query(
-            """
-            SELECT 1 FROM residencies WHERE resident_id = \(resident.uuid) AND room_id = \(room.uuid)
-              AND move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
-              AND (move_out IS NULL OR move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
-            """, logger: logger)
-        for try await _ in rows { return }
+        if try await Residency.residentLivesIn(resident, room, on: connection, logger: logger) { return }
         throw LinliError(.failedPrecondition, "methods: the resident does not live in this room", field: "methods")
     }
 
@@ -269,7 +263,7 @@ public struct Cashier: Sendable {
         let prepaid = try await owner.account(community, type, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(
-            entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: "topup", bill: nil)],
+            entry: UUIDv7.make(), [.init(debit: channel, credit: prepaid, amount: amountFen, kind: .topup, bill: nil)],
             by: principal.subjectID, connection, logger)
         return try await Ledger.lockBalance(prepaid, connection, logger).balance
     }

@@ -124,7 +124,7 @@ public struct FeeDesk: Sendable {
         let ids = rooms.map(\.uuid)
         let targets = try await connection.query(
             """
-            SELECT (SELECT count(*)::int4 FROM rooms WHERE community_id = \(community.uuid) AND id = ANY(\(ids)::uuid[])),
+            SELECT (SELECT count(*)::int4 FROM community_rooms(\(community.uuid)) WHERE room_id = ANY(\(ids)::uuid[])),
                    (SELECT count(*)::int4 FROM parking_spaces WHERE community_id = \(community.uuid) AND id = ANY(\(spaces)::uuid[])),
                    (SELECT min(code) FROM parking_spaces WHERE id = ANY(\(spaces)::uuid[]) AND room_id IS NULL)
             """, logger: logger)
@@ -137,8 +137,8 @@ public struct FeeDesk: Sendable {
         }
         // The (room, space) pairs to bind.
         let pairs = """
-            SELECT id AS room_id, NULL::uuid AS space_id FROM rooms
-            WHERE cardinality($3::uuid[]) = 0 AND community_id = $1 AND (cardinality($2::uuid[]) = 0 OR id = ANY($2::uuid[]))
+            SELECT room_id, NULL::uuid AS space_id FROM community_rooms($1)
+            WHERE cardinality($3::uuid[]) = 0 AND (cardinality($2::uuid[]) = 0 OR room_id = ANY($2::uuid[]))
             UNION ALL
             SELECT room_id, id FROM parking_spaces WHERE id = ANY($3::uuid[])
             """
@@ -231,32 +231,7 @@ public struct FeeDesk: Sendable {
             ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
             """, logger: logger)
         _ = inserted
-        try await connection.query(
-            """
-            INSERT INTO ledger_accounts (id, community_id, kind, room_id, fee_item_id, normal)
-            SELECT uuid_v7(), \(community.uuid), 'receivable', room_id, fee_item_id, 'debit'
-            FROM (SELECT DISTINCT room_id, fee_item_id FROM bills WHERE entry_id = \(entry)) n
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO ledger_accounts (id, community_id, kind, fee_item_id, normal)
-            SELECT uuid_v7(), \(community.uuid), 'revenue', fee_item_id, 'credit'
-            FROM (SELECT DISTINCT fee_item_id FROM bills WHERE entry_id = \(entry)) n
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, created_by)
-            SELECT \(entry), ra.id, rv.id, b.amount_fen, 'charge', b.id, \(principal.subjectID.uuid)
-            FROM bills b
-            JOIN ledger_accounts ra ON ra.community_id = b.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
-                 AND ra.room_id = b.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = b.fee_item_id
-            JOIN ledger_accounts rv ON rv.community_id = b.community_id AND rv.kind = 'revenue' AND rv.subtype = ''
-                 AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = b.fee_item_id
-            WHERE b.entry_id = \(entry)
-            ORDER BY b.id
-            """, logger: logger)
+        try await Ledger.chargeBills(entry: entry, community: community, by: principal.subjectID, connection, logger)
         let counts = try await connection.query(
             """
             SELECT (SELECT count(*)::int4 FROM bills WHERE entry_id = \(entry)),
@@ -299,7 +274,7 @@ public struct FeeDesk: Sendable {
             """
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
                    l.settled_fen, b.due_on::text, b.parking_space_id, l.late_fee_fen, l.waived_fen, l.open_fen,
-                   bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date), i.priority, i.category
+                   bill_late_fee_fen(b.id, community_today(b.community_id)), i.priority, i.category
             FROM bills b JOIN fee_items i ON i.id = b.fee_item_id CROSS JOIN LATERAL bill_ledger(b.id) l
             WHERE b.room_id = \(room.uuid) AND (\(ids == nil) OR b.id = ANY(\(ids ?? [])::uuid[]))
             ORDER BY b.due_on, b.period_start, i.name, b.id
@@ -337,14 +312,10 @@ public struct FeeDesk: Sendable {
     }
 
     static func community(ofRoom room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
-        for try await id in try await connection.query("SELECT community_id FROM rooms WHERE id = \(room.uuid)", logger: logger).decode(UUID.self) {
-            return CommunityID(id)
-        }
-        throw LinliError.notFound("room")
+        try await Scope.communityOf(room: room, on: connection, logger: logger)
     }
 
     static func requireCommunity(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        for try await _ in try await connection.query("SELECT 1 FROM communities WHERE id = \(community.uuid)", logger: logger) { return }
-        throw LinliError.notFound("community")
+        try await Scope.requireExists(community, on: connection, logger: logger)
     }
 }

@@ -8,12 +8,19 @@ import PostgresNIO
 enum Ledger {
     enum Kind: String { case receivable, revenue, prepaid, deposit, channel, writeOff = "write_off" }
 
+    /// What a transfer does; the `ledger_transfers.kind` check constraint lists the same values.
+    enum TransferKind: String {
+        case charge, settle, topup, offset, withdraw, reversal, refund, collect, convert
+        case lateFee = "late_fee"
+        case writeOff = "write_off"
+    }
+
     /// One transfer: `amount` from the credit account to the debit account.
     struct Leg {
         var debit: UUID
         var credit: UUID
         var amount: Int64
-        var kind: String
+        var kind: TransferKind
         var bill: UUID?
         var memo: String = ""
     }
@@ -64,14 +71,14 @@ enum Ledger {
     }
 
     /// Posts `legs` as one business entry.
-    static func post(entry: UUID, _ legs: [Leg], by user: UserID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    static func post(entry: UUID, _ legs: [Leg], by user: UserID?, _ connection: PostgresConnection, _ logger: Logger) async throws {
         guard !legs.isEmpty else { return }
         try await connection.query(
             """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo, created_by)
-            SELECT \(entry), debit, credit, amount, kind, NULLIF(bill, '')::uuid, memo, \(user.uuid)
+            SELECT \(entry), debit, credit, amount, kind, NULLIF(bill, '')::uuid, memo, \(user?.uuid)
             FROM unnest(\(legs.map(\.debit))::uuid[], \(legs.map(\.credit))::uuid[], \(legs.map(\.amount))::int8[],
-                        \(legs.map(\.kind))::text[], \(legs.map { $0.bill?.uuidString ?? "" })::text[], \(legs.map(\.memo))::text[])
+                        \(legs.map(\.kind.rawValue))::text[], \(legs.map { $0.bill?.uuidString ?? "" })::text[], \(legs.map(\.memo))::text[])
                  AS t (debit, credit, amount, kind, bill, memo)
             """, logger: logger)
     }
@@ -85,5 +92,50 @@ enum Ledger {
             """, logger: logger)
         for try await row in rows.decode((Int64, Bool).self) { return row }
         throw LinliError.notFound("ledger account")
+    }
+
+    /// Charges every bill of bill run `entry`: receivable of room and item ← revenue of item,
+    /// accounts opened where missing, all in three statements however many bills.
+    static func chargeBills(entry: UUID, community: CommunityID, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger)
+        async throws
+    {
+        try await connection.query(
+            """
+            INSERT INTO ledger_accounts (id, community_id, kind, room_id, fee_item_id, normal)
+            SELECT uuid_v7(), \(community.uuid), 'receivable', room_id, fee_item_id, 'debit'
+            FROM (SELECT DISTINCT room_id, fee_item_id FROM bills WHERE entry_id = \(entry)) n
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO ledger_accounts (id, community_id, kind, fee_item_id, normal)
+            SELECT uuid_v7(), \(community.uuid), 'revenue', fee_item_id, 'credit'
+            FROM (SELECT DISTINCT fee_item_id FROM bills WHERE entry_id = \(entry)) n
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, created_by)
+            SELECT \(entry), ra.id, rv.id, b.amount_fen, 'charge', b.id, \(user?.uuid)
+            FROM bills b
+            JOIN ledger_accounts ra ON ra.community_id = b.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
+                 AND ra.room_id = b.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = b.fee_item_id
+            JOIN ledger_accounts rv ON rv.community_id = b.community_id AND rv.kind = 'revenue' AND rv.subtype = ''
+                 AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = b.fee_item_id
+            WHERE b.entry_id = \(entry)
+            ORDER BY b.id
+            """, logger: logger)
+    }
+
+    /// Reverses every transfer of `entry` as entry `reversal` (a voided payment).
+    static func reverse(entry: UUID, as reversal: UUID, memo: String, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger)
+        async throws
+    {
+        try await connection.query(
+            """
+            INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, reverses, memo, created_by)
+            SELECT \(reversal), credit_account, debit_account, amount_fen, 'reversal', bill_id, id, \(memo), \(user?.uuid)
+            FROM ledger_transfers WHERE entry_id = \(entry) ORDER BY id
+            """, logger: logger)
     }
 }

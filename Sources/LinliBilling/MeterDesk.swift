@@ -92,7 +92,7 @@ public struct MeterDesk: Sendable {
         var rooms: [String: UUID] = [:]
         for try await (id, building, unit, number) in try await connection.query(
             """
-            SELECT r.id, b.name, r.unit, r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.community_id = \(community.uuid)
+            SELECT room_id, building, unit, number FROM community_rooms(\(community.uuid))
             """, logger: logger
         ).decode((UUID, String, String, String).self) {
             rooms["\(building)\u{1F}\(unit)\u{1F}\(number)"] = id

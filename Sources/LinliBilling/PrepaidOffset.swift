@@ -101,8 +101,7 @@ public struct PrepaidOffset: Service, Sendable {
         let rooms =
             residents
             ? """
-            JOIN residencies rs ON rs.resident_id = a.resident_id AND rs.move_in <= (now() AT TIME ZONE 'Asia/Shanghai')::date
-                 AND (rs.move_out IS NULL OR rs.move_out >= (now() AT TIME ZONE 'Asia/Shanghai')::date)
+            JOIN residencies rs ON rs.resident_id = a.resident_id AND resides_on(rs.move_in, rs.move_out, community_today(a.community_id))
             JOIN bills b ON b.room_id = rs.room_id AND b.community_id = a.community_id
             """ : "JOIN bills b ON b.room_id = a.room_id AND b.community_id = a.community_id"
         let claims = """
@@ -110,7 +109,7 @@ public struct PrepaidOffset: Service, Sendable {
             FROM ledger_accounts a
             \(rooms)
             JOIN fee_items i ON i.id = b.fee_item_id
-            WHERE a.id = ANY($1::uuid[]) AND b.due_on <= (now() AT TIME ZONE 'Asia/Shanghai')::date
+            WHERE a.id = ANY($1::uuid[]) AND b.due_on <= community_today(b.community_id)
               AND ($2::text IS NULL OR i.category = $2::text)
             ORDER BY b.id, a.id
             """
@@ -146,7 +145,7 @@ public struct PrepaidOffset: Service, Sendable {
                     WITH claims AS (\(claims)),
                     open_bills AS (
                         SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                               bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, (now() AT TIME ZONE 'Asia/Shanghai')::date) ELSE 0 END AS late,
+                               bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, community_today(b.community_id)) ELSE 0 END AS late,
                                CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
                         FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
                         LEFT JOIN billing_settings s ON s.community_id = b.community_id

@@ -42,7 +42,7 @@ extension Cashier {
     public func receipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Receipt {
         let rows = try await connection.query(
             """
-            SELECT p.receipt_no, p.community_id, p.room_id, bd.name || r.unit || r.number, p.cashier_id, p.total_fen, p.settled_fen,
+            SELECT p.receipt_no, p.community_id, p.room_id, room_label(bd.name, r.unit, r.number), p.cashier_id, p.total_fen, p.settled_fen,
                    p.to_prepaid_fen, p.created_at, p.voided_at, coalesce(p.void_reason, ''), p.entry_id,
                    coalesce(p.reversal_entry_id, p.entry_id)
             FROM payments p JOIN rooms r ON r.id = p.room_id JOIN buildings bd ON bd.id = r.building_id WHERE p.id = \(payment)
@@ -115,13 +115,7 @@ extension Cashier {
         }
         let reversal = UUIDv7.make()
         do {
-            try await connection.query(
-                """
-                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, reverses, memo, created_by)
-                SELECT \(reversal), credit_account, debit_account, amount_fen, 'reversal', bill_id, id, \("void: " + reason),
-                       \(principal.subjectID.uuid)
-                FROM ledger_transfers WHERE entry_id = \(entry) ORDER BY id
-                """, logger: logger)
+            try await Ledger.reverse(entry: entry, as: reversal, memo: "void: " + reason, by: principal.subjectID, connection, logger)
         } catch {
             if Database.sqlState(error) == "23514" {
                 throw LinliError(
@@ -173,12 +167,12 @@ extension Cashier {
         }
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(
-            entry: UUIDv7.make(), [.init(debit: prepaid, credit: channel, amount: amountFen, kind: "withdraw", bill: nil)],
+            entry: UUIDv7.make(), [.init(debit: prepaid, credit: channel, amount: amountFen, kind: .withdraw, bill: nil)],
             by: principal.subjectID, connection, logger)
         return balance - amountFen
     }
 
-    /// Open amounts past due, by room or by building, in age buckets as of today (Asia/Shanghai).
+    /// Open amounts past due, by room or by building, in age buckets as of the community's today.
     public func arrears(
         community: CommunityID, byBuilding: Bool, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
@@ -187,12 +181,12 @@ extension Cashier {
         let rows = try await connection.query(
             """
             WITH open_bills AS (
-                SELECT b.room_id, (now() AT TIME ZONE 'Asia/Shanghai')::date - b.due_on AS late,
+                SELECT b.room_id, community_today(b.community_id) - b.due_on AS late,
                        bill_open_fen(b.id) AS open
-                FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < (now() AT TIME ZONE 'Asia/Shanghai')::date),
+                FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < community_today(b.community_id)),
             keyed AS (
                 SELECT CASE WHEN \(byBuilding) THEN bd.id ELSE r.id END AS id,
-                       CASE WHEN \(byBuilding) THEN bd.name ELSE bd.name || r.unit || r.number END AS key, o.late, o.open
+                       CASE WHEN \(byBuilding) THEN bd.name ELSE room_label(bd.name, r.unit, r.number) END AS key, o.late, o.open
                 FROM open_bills o JOIN rooms r ON r.id = o.room_id JOIN buildings bd ON bd.id = r.building_id WHERE o.open > 0)
             SELECT id, key,
                    coalesce(sum(open) FILTER (WHERE late <= 30), 0)::int8,
@@ -226,17 +220,17 @@ extension Cashier {
         switch move {
         case .collect(let method):
             let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-            leg = .init(debit: channel, credit: account, amount: amountFen, kind: "collect", bill: nil)
+            leg = .init(debit: channel, credit: account, amount: amountFen, kind: .collect, bill: nil)
         case .convert, .refund:
             guard amountFen <= balance else {
                 throw LinliError(.failedPrecondition, "amount_fen: the \(kind) deposit is \(balance) fen", field: "amount_fen")
             }
             if case .refund(let method) = move {
                 let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-                leg = .init(debit: account, credit: channel, amount: amountFen, kind: "refund", bill: nil)
+                leg = .init(debit: account, credit: channel, amount: amountFen, kind: .refund, bill: nil)
             } else {
                 let prepaid = try await PrepaidOwner.room(room).account(community, .general, connection, logger)
-                leg = .init(debit: account, credit: prepaid, amount: amountFen, kind: "convert", bill: nil)
+                leg = .init(debit: account, credit: prepaid, amount: amountFen, kind: .convert, bill: nil)
             }
         }
         try await Ledger.post(entry: UUIDv7.make(), [leg], by: principal.subjectID, connection, logger)

@@ -195,7 +195,7 @@ public struct RefundDesk: Sendable {
                 let take = min(need, available[index].fen)
                 available[index].fen -= take
                 need -= take
-                legs.append(.init(debit: available[index].receivable, credit: available[index].payer, amount: take, kind: "refund", bill: line.bill))
+                legs.append(.init(debit: available[index].receivable, credit: available[index].payer, amount: take, kind: .refund, bill: line.bill))
             }
             if need > 0 {
                 throw LinliError(
@@ -209,7 +209,7 @@ public struct RefundDesk: Sendable {
                 let writeOff = try await Ledger.account(community, .writeOff, feeItem: item, connection, logger)
                 legs.append(
                     .init(
-                        debit: writeOff, credit: receivable, amount: line.amountFen, kind: "write_off", bill: line.bill,
+                        debit: writeOff, credit: receivable, amount: line.amountFen, kind: .writeOff, bill: line.bill,
                         memo: "refund: " + refund.reason))
             }
         }
@@ -362,11 +362,11 @@ public struct RefundDesk: Sendable {
         var legs: [Ledger.Leg] = []
         if lateFee > 0 {
             let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
-            legs.append(.init(debit: receivable, credit: revenue, amount: lateFee, kind: "late_fee", bill: id))
+            legs.append(.init(debit: receivable, credit: revenue, amount: lateFee, kind: .lateFee, bill: id))
         }
         let total = amountFen + lateFee
         if total > 0 {
-            legs.append(.init(debit: writeOff, credit: receivable, amount: total, kind: "write_off", bill: id, memo: reason))
+            legs.append(.init(debit: writeOff, credit: receivable, amount: total, kind: .writeOff, bill: id, memo: reason))
         }
         try await Ledger.post(entry: UUIDv7.make(), legs, by: principal.subjectID, connection, logger)
         if amountFen > 0 {

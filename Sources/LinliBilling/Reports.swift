@@ -55,14 +55,14 @@ public struct BillingReports: Sendable {
         logger: Logger
     ) async throws -> Summary {
         try principal.requireScope(community)
-        // Local days: [from, to] as dates; [start, end) as instants in Asia/Shanghai.
+        // Local days: [from, to] as dates; [start, end) as instants in the community's time zone.
         let rows = try await connection.query(
             """
             WITH range AS (
                 SELECT \(first)::date AS from_day, (\(first)::date + make_interval(months => \(Int32(months))) - interval '1 day')::date AS to_day),
             instants AS (
-                SELECT from_day, to_day, from_day::timestamp AT TIME ZONE 'Asia/Shanghai' AS start_at,
-                       (to_day + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' AS end_at FROM range),
+                SELECT from_day, to_day, community_day_start(\(community.uuid), from_day) AS start_at,
+                       community_day_start(\(community.uuid), to_day + 1) AS end_at FROM range),
             accounts AS (SELECT id, kind FROM ledger_accounts WHERE community_id = \(community.uuid)),
             period_bills AS (
                 -- charged: the bill and its late fees
@@ -112,8 +112,8 @@ public struct BillingReports: Sendable {
         try principal.requireScope(community)
         let rows = try await connection.query(
             """
-            WITH day AS (SELECT \(day)::date::timestamp AT TIME ZONE 'Asia/Shanghai' AS start_at,
-                                (\(day)::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai' AS end_at),
+            WITH day AS (SELECT community_day_start(\(community.uuid), \(day)::date) AS start_at,
+                                community_day_start(\(community.uuid), \(day)::date + 1) AS end_at),
             channel AS (SELECT id, subtype FROM ledger_accounts WHERE community_id = \(community.uuid) AND kind = 'channel'),
             legs AS (
                 SELECT t.created_by, ch.subtype, t.kind, t.entry_id,

@@ -37,11 +37,10 @@ extension Cashier {
         openOnly: Bool, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (rooms: [MyRoom], own: [MyPrepaid]) {
-        var cutoff = ""
-        let today = try await connection.query("SELECT ((now() AT TIME ZONE 'Asia/Shanghai')::date - 365)::text", logger: logger)
-        for try await day in today.decode(String.self) { cutoff = day }
         var rooms: [MyRoom] = []
         for (room, label, community, since) in try await Self.myRooms(principal, connection, logger) {
+            let day = try await BusinessDay.of(community, on: connection, logger: logger)
+            let cutoff = day.adding(-365, to: day.today()) ?? ""
             let bills = try await FeeDesk.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
             // Only what was paid while the caller lived here: an earlier occupant's receipts stay theirs.
             let receipts = try await connection.query(
@@ -99,14 +98,11 @@ extension Cashier {
     ) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
         let rows = try await connection.query(
             """
-            SELECT r.id, bd.name || r.unit || r.number, r.community_id,
-                   min(h.move_in)::timestamp AT TIME ZONE c.time_zone
+            SELECT r.id, room_label(bd.name, r.unit, r.number), r.community_id, community_day_start(r.community_id, min(h.move_in))
             FROM residents p JOIN residencies h ON h.resident_id = p.id
             JOIN rooms r ON r.id = h.room_id JOIN buildings bd ON bd.id = r.building_id
-            JOIN communities c ON c.id = r.community_id
-            WHERE p.user_id = \(principal.subjectID.uuid)
-              AND (h.move_out IS NULL OR h.move_out >= (now() AT TIME ZONE c.time_zone)::date)
-            GROUP BY r.id, bd.name, r.unit, r.number, r.community_id, c.time_zone
+            WHERE p.user_id = \(principal.subjectID.uuid) AND resides_on(h.move_in, h.move_out, community_today(r.community_id))
+            GROUP BY r.id, bd.name, r.unit, r.number, r.community_id
             ORDER BY 2
             """, logger: logger)
         var result: [(room: RoomID, label: String, community: CommunityID, since: Date)] = []

@@ -1,4 +1,5 @@
 import Foundation
+import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
@@ -160,11 +161,9 @@ public struct ComplaintDesk: Sendable {
     }
 
     private func notify(_ recipient: UserID, _ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
-            """
-            INSERT INTO outbox (topic, recipient_id, payload)
-            VALUES ('complaint.resolved', \(recipient.uuid), jsonb_build_object('complaint_id', \(id.uuidString.lowercased())))
-            """, logger: logger)
+        var resolved = Linli_Events_V1_ComplaintResolved()
+        resolved.complaintID = id.uuidString.lowercased()
+        try await Outbox.enqueue(Topic.complaintResolved, resolved, to: recipient, on: connection, logger: logger)
     }
 
     static let columns = """

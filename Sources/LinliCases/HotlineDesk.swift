@@ -1,4 +1,5 @@
 import Foundation
+import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
@@ -115,11 +116,10 @@ public struct HotlineDesk: Sendable {
             """
             UPDATE hotline_tickets SET state = 'replied', reply = \(reply), replied_at = now() WHERE id = \(id)
             """, logger: logger)
-        try await connection.query(
-            """
-            INSERT INTO outbox (topic, payload)
-            VALUES ('hotline.reply', jsonb_build_object('external_id', \(ticket.externalID)::text, 'reply', \(reply)::text))
-            """, logger: logger)
+        var replied = Linli_Events_V1_HotlineReplied()
+        replied.externalID = ticket.externalID
+        replied.reply = reply
+        try await Outbox.enqueue(Topic.hotlineReplied, replied, to: nil, on: connection, logger: logger)
         return try await load(id, connection, logger, steps: true)
     }
 

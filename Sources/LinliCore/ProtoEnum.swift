@@ -20,23 +20,3 @@ public enum ProtoEnum {
         return cases[value.rawValue - 1]
     }
 }
-
-/// Business days: every community runs on China Standard Time today.
-public enum BusinessDay {
-    public static let timeZone = TimeZone(identifier: "Asia/Shanghai") ?? .current
-
-    /// Midnight today.
-    public static func startOfToday(now: Date = Date()) -> Date {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        return calendar.startOfDay(for: now)
-    }
-
-    /// `date` as `YYYY-MM-DD`.
-    public static func string(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = timeZone
-        let c = calendar.dateComponents([.year, .month, .day], from: date)
-        return String(format: "%04d-%02d-%02d", c.year ?? 0, c.month ?? 0, c.day ?? 0)
-    }
-}

@@ -1,5 +1,7 @@
 import Foundation
+import LinliAPI
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -67,12 +69,10 @@ public struct ItemReleaseDesk: Sendable {
                 UPDATE item_releases SET state = \(next.rawValue), reviewed_by = \(principal.subjectID.uuid), review_note = \(note) WHERE id = \(id)
                 """, logger: logger)
         }
-        try await connection.query(
-            """
-            INSERT INTO outbox (topic, recipient_id, payload)
-            VALUES ('item_release.reviewed', \(release.resident.uuid), jsonb_build_object('release_id', \(id.uuidString.lowercased())::text,
-                    'approved', \(approve)))
-            """, logger: logger)
+        var reviewed = Linli_Events_V1_ItemReleaseReviewed()
+        reviewed.releaseID = id.uuidString.lowercased()
+        reviewed.approved = approve
+        try await Outbox.enqueue(Topic.itemReleaseReviewed, reviewed, to: release.resident, on: connection, logger: logger)
         return try await load(id, connection, logger)
     }
 

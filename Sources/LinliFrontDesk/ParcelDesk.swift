@@ -1,5 +1,7 @@
 import Foundation
+import LinliAPI
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -44,13 +46,13 @@ public struct ParcelDesk: Sendable {
             ON CONFLICT DO NOTHING RETURNING 1
             """
         }
-        try await connection.query(
-            """
-            INSERT INTO outbox (topic, recipient_id, payload)
-            SELECT 'parcel.arrived', resident_id, jsonb_build_object('parcel_id', id::text, 'pickup_code', pickup_code, 'carrier', carrier)
-            FROM parcels WHERE id = \(id)
-            """, logger: logger)
-        return try await load(id, connection, logger)
+        let parcel = try await load(id, connection, logger)
+        var arrived = Linli_Events_V1_ParcelArrived()
+        arrived.parcelID = id.uuidString.lowercased()
+        arrived.pickupCode = parcel.pickupCode
+        arrived.carrier = parcel.carrier
+        try await Outbox.enqueue(Topic.parcelArrived, arrived, to: parcel.resident, on: connection, logger: logger)
+        return parcel
     }
 
     /// Staff hand a parcel over against its pickup code.

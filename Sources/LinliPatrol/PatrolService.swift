@@ -139,12 +139,13 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let from = m.hasFrom ? m.from.date : BusinessDay.startOfToday()
-        let until = m.hasUntil ? m.until.date : from.addingTimeInterval(86400)
-        guard until > from else { throw LinliError.invalid("until", "must be after from") }
-        guard until.timeIntervalSince(from) <= 31 * 86400 else { throw LinliError.invalid("until", "at most 31 days after from") }
         let tasks = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(
+            // Without `from`: the community's today, from its own time zone.
+            let from = m.hasFrom ? m.from.date : try await BusinessDay.of(community, on: connection, logger: ctx.logger).startOfToday()
+            let until = m.hasUntil ? m.until.date : from.addingTimeInterval(86400)
+            guard until > from else { throw LinliError.invalid("until", "must be after from") }
+            guard until.timeIntervalSince(from) <= 31 * 86400 else { throw LinliError.invalid("until", "at most 31 days after from") }
+            return try await desk.list(
                 community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: ctx.principal,
                 on: connection, logger: ctx.logger)
         }

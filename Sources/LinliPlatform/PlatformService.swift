@@ -145,7 +145,7 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let tenantID: TenantID = try Input.id(m.tenantID, field: "tenant_id")
         let name = try Input.text(m.name, field: "name", max: 200)
         let address = try Input.text(m.address, field: "address", min: 0, max: 500)
-        let zone = m.timeZone.isEmpty ? "Asia/Shanghai" : m.timeZone
+        let zone = m.timeZone.isEmpty ? BusinessDay.defaultTimeZone : m.timeZone
         guard TimeZone(identifier: zone) != nil else { throw LinliError.invalid("time_zone", "is not an IANA time zone") }
         var buildings: [String] = []
         for (index, raw) in m.buildingNames.enumerated() {

@@ -31,7 +31,7 @@ extension LinliApplication {
         let logger = database.logger
         return try await database.tenantTransaction(tenant) { connection in
             let made = try await PlatformService.createCommunity(
-                name: "阳光花园", address: "上海市浦东新区阳光路 88 号", timeZone: "Asia/Shanghai",
+                name: "阳光花园", address: "上海市浦东新区阳光路 88 号", timeZone: BusinessDay.defaultTimeZone,
                 buildings: ["1栋", "2栋", "3栋"], on: connection, logger: logger)
             let community: CommunityID = try Input.id(made.id, field: "community_id")
             let buildings: [BuildingID] = try Input.ids(made.buildings.map(\.id), field: "building_ids")

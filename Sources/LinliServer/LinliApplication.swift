@@ -43,6 +43,8 @@ public struct LinliApplication: Sendable {
     /// The patrol scheduler: plans into tasks ahead of time.
     public let patrolScheduler: PatrolScheduler
     /// The outbox relay: committed messages into the in-app inbox.
+    /// One consumer per `OutboxConsumerName`; `OutboxTopicsTests` checks the table.
+    public static let outboxConsumers: [any OutboxConsumer] = [InboxDelivery(), WorkOrderChargeBilling(), HotlineBridge()]
     public let outboxRelay: OutboxRelay
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffset
@@ -89,7 +91,7 @@ public struct LinliApplication: Sendable {
                 parallelism: configuration.migrationParallelism))
         rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolScheduler(database: database, logger: logger)
-        outboxRelay = OutboxRelay(database: database, tenants: tenants, logger: logger)
+        outboxRelay = OutboxRelay(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffset(database: database, logger: logger)
 
         let sessions = SessionStore(

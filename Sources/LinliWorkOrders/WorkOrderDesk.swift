@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
@@ -224,24 +225,13 @@ public struct WorkOrderDesk: Sendable {
         var repair = repair
         if let room = repair.room {
             // The room decides the building; a resident files only for a room they live in.
-            var roomBuilding: BuildingID?
-            for try await (community, building) in try await connection.query(
-                "SELECT community_id, building_id FROM rooms WHERE id = \(room.uuid)", logger: logger
-            ).decode((UUID, UUID).self)
-            where CommunityID(community) == repair.community {
-                roomBuilding = BuildingID(building)
-            }
-            guard let roomBuilding else { throw LinliError.invalid("room_id", "is not a room of this community") }
+            guard let roomBuilding = try await Scope.building(of: room, in: repair.community, on: connection, logger: logger) else { throw LinliError.invalid("room_id", "is not a room of this community") }
             if let building = repair.building, building != roomBuilding {
                 throw LinliError.invalid("building_id", "is not the building of room_id")
             }
             repair.building = roomBuilding
             if let resident = principal.role == .resident ? principal.subjectID : repair.onBehalfOf,
-                try await !exists(
-                    """
-                    SELECT 1 FROM residencies h JOIN residents r ON r.id = h.resident_id
-                    WHERE r.user_id = \(resident.uuid) AND h.room_id = \(room.uuid) AND h.move_out IS NULL
-                    """, connection, logger)
+                try await !Residency.userLivesIn(resident, room, on: connection, logger: logger)
             {
                 throw LinliError.invalid("room_id", principal.role == .resident ? "is not a room you live in" : "is not a room the resident lives in")
             }
@@ -320,14 +310,13 @@ public struct WorkOrderDesk: Sendable {
                 FROM pick WHERE work_orders.id = \(id.uuid) RETURNING pick.user_id),
             event AS (
                 INSERT INTO work_order_events (work_order_id, action, from_state, to_state, actor_id, assignee_id, note)
-                SELECT \(id.uuid), 'dispatch', 'pending', 'dispatched', \(actor.uuid), user_id, 'round robin' FROM dispatched),
-            message AS (
-                INSERT INTO outbox (topic, recipient_id, payload)
-                SELECT 'work_order.assigned', user_id, jsonb_build_object('work_order_id', \(id.description)) FROM dispatched)
+                SELECT \(id.uuid), 'dispatch', 'pending', 'dispatched', \(actor.uuid), user_id, 'round robin' FROM dispatched)
             SELECT user_id FROM dispatched
             """, logger: logger)
-        for try await user in rows.decode(UUID.self) { return UserID(user) }
-        return nil
+        var picked: UserID?
+        for try await user in rows.decode(UUID.self) { picked = UserID(user) }
+        if let picked { try await assigned(id, to: picked, connection, logger) }
+        return picked
     }
 
     // MARK: Transitions
@@ -351,6 +340,7 @@ public struct WorkOrderDesk: Sendable {
         }
         let next = try WorkOrderFlow.next(transition.action, from: order.state, as: actors)
         var transition = transition
+        var billable: Linli_Events_V1_WorkOrderCharged?
         switch transition.action {
         case .dispatch, .transfer:
             guard let assignee = transition.assignee else { throw LinliError.invalid("assignee_id", "is required for \(transition.action.rawValue)") }
@@ -367,6 +357,20 @@ public struct WorkOrderDesk: Sendable {
             guard let completion = transition.completion else { throw LinliError.invalid("completion", "is required") }
             if !(0...100_000).contains(completion.labourMinutes) { throw LinliError.invalid("completion.labour_minutes", "must be 0 to 100000") }
             if completion.chargeFen < 0 { throw LinliError.invalid("completion.charge_fen", "must not be negative") }
+            if completion.chargeFen > 0 {
+                // The bill goes to the work order's room, or to the room the requester lives in today.
+                let home = try await Residency.homeOf(order.requester, in: order.community, on: connection, logger: logger)
+                guard let room = order.room ?? home else {
+                    throw LinliError.invalid("completion.charge_fen", "the work order has no room to bill; set its room or charge nothing")
+                }
+                var charge = Linli_Events_V1_WorkOrderCharged()
+                charge.workOrderID = id.description
+                charge.communityID = order.community.description
+                charge.roomID = room.description
+                charge.chargeFen = completion.chargeFen
+                charge.completedOn = try await BusinessDay.of(order.community, on: connection, logger: logger).today()
+                billable = charge
+            }
         case .rate:
             guard let rating = transition.rating else { throw LinliError.invalid("rating", "is required") }
             for (field, score) in [("speed", rating.speed), ("attitude", rating.attitude), ("quality", rating.quality)]
@@ -381,12 +385,12 @@ public struct WorkOrderDesk: Sendable {
             transition: transition, connection, logger)
         if transition.action == .complete {
             try await MetricDelta.record(.workOrdersCompleted, delta: 1, community: order.community, on: connection, logger: logger)
-            if let charge = transition.completion?.chargeFen, charge > 0 {
-                try await notify(
-                    "billing.work_order_charge", to: order.requester, ["work_order_id": id.description, "charge_fen": "\(charge)"],
-                    connection, logger)
+            if let charge = billable {
+                try await Outbox.enqueue(Topic.workOrderCharged, charge, to: order.requester, on: connection, logger: logger)
             }
-            try await notify("work_order.completed", to: order.requester, ["work_order_id": id.description], connection, logger)
+            var completed = Linli_Events_V1_WorkOrderCompleted()
+            completed.workOrderID = id.description
+            try await Outbox.enqueue(Topic.workOrderCompleted, completed, to: order.requester, on: connection, logger: logger)
         }
         return try await load(id, connection, logger, events: true)
     }
@@ -427,7 +431,7 @@ public struct WorkOrderDesk: Sendable {
             id, action: action.rawValue, from: from, to: next, actor: actor,
             assignee: assigns ? transition.assignee : nil, note: transition.note, connection, logger)
         if assigns, action != .claim, let assignee = transition.assignee {
-            try await notify("work_order.assigned", to: assignee, ["work_order_id": id.description], connection, logger)
+            try await assigned(id, to: assignee, connection, logger)
         }
     }
 
@@ -442,15 +446,10 @@ public struct WorkOrderDesk: Sendable {
             """, logger: logger)
     }
 
-    private func notify(
-        _ topic: String, to recipient: UserID, _ payload: [String: String],
-        _ connection: PostgresConnection, _ logger: Logger
-    ) async throws {
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]), as: UTF8.self)
-        try await connection.query(
-            """
-            INSERT INTO outbox (topic, recipient_id, payload) VALUES (\(topic), \(recipient.uuid), \(json)::jsonb)
-            """, logger: logger)
+    private func assigned(_ id: WorkOrderID, to assignee: UserID, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        var message = Linli_Events_V1_WorkOrderAssigned()
+        message.workOrderID = id.description
+        try await Outbox.enqueue(Topic.workOrderAssigned, message, to: assignee, on: connection, logger: logger)
     }
 
     // MARK: Return visits
@@ -579,7 +578,7 @@ public struct WorkOrderDesk: Sendable {
         w.due_at < now() AND w.state IN ('pending', 'dispatched', 'accepted', 'in_progress', 'paused'),
         w.reopen_count, w.labour_minutes, w.materials, w.charge_fen,
         w.rating_speed, w.rating_attitude, w.rating_quality, w.rating_comment, w.room_id,
-        coalesce((SELECT b.name || r.unit || r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.id = w.room_id), '')
+        coalesce(room_label_of(w.room_id), '')
         """
 
     private func load(

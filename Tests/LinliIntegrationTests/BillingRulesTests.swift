@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LinliAPI
 import LinliCore
+import LinliTenancy
 import Testing
 
 extension BillingTests.Books {
@@ -220,9 +221,9 @@ struct BillingRulesTests {
         _ = try await books.generate("2026-01")
         // Due January 1st, ten days' grace: late from the 11th, 万分之五 a day on 100 元, at most 100 元.
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = BusinessDay.timeZone
+        calendar.timeZone = BusinessDay.demo.timeZone
         let graceEnds = try #require(calendar.date(from: DateComponents(year: 2026, month: 1, day: 11)))
-        let days = Int64(try #require(calendar.dateComponents([.day], from: graceEnds, to: BusinessDay.startOfToday()).day))
+        let days = Int64(try #require(calendar.dateComponents([.day], from: graceEnds, to: BusinessDay.demo.startOfToday()).day))
         let expected = min(10_000, (10_000 * 5 * days + 5_000) / 10_000)
         let bill = try await books.bill(1, fee, "2026-01-01")
         #expect(bill.lateFeeDueFen == expected && bill.totalDueFen == 10_000 + expected && bill.openFen == 10_000)
@@ -280,7 +281,7 @@ struct BillingRulesTests {
         #expect(await rpcError { try await writeOff(8_000, waive: false) }?.message.hasPrefix("amount_fen:") == true)
         var summary = Linli_Billing_V1_GetBillingSummaryRequest()
         summary.communityID = books.demo.community.description
-        summary.period = String(BusinessDay.string(Date()).prefix(4))
+        summary.period = String(BusinessDay.demo.today().prefix(4))
         let figures = try await books.billing.getBillingSummary(summary, metadata: books.manager)
         #expect(figures.waivedFen == late + 2_500 && figures.lateFeeFen == late)
         #expect(try await books.check().balanced)
@@ -478,7 +479,7 @@ struct BillingRulesTests {
 
         var close = Linli_Billing_V1_GetDailyCloseRequest()
         close.communityID = books.demo.community.description
-        close.day = BusinessDay.string(Date())
+        close.day = BusinessDay.demo.today()
         let day = try await books.billing.getDailyClose(close, metadata: books.cashier)
         let cashOut: Int64 = day.rows.filter { $0.method == "cash" }.map(\.paidOutFen).reduce(0, +)
         #expect(cashOut == 2_033)
@@ -487,7 +488,7 @@ struct BillingRulesTests {
         #expect(day.netFen == 22_033 - 6_000)
         var summary = Linli_Billing_V1_GetBillingSummaryRequest()
         summary.communityID = books.demo.community.description
-        summary.period = String(BusinessDay.string(Date()).prefix(4))
+        summary.period = String(BusinessDay.demo.today().prefix(4))
         let figures = try await books.billing.getBillingSummary(summary, metadata: books.manager)
         #expect(figures.refundedFen == 6_000 && figures.waivedFen == 1_000)
         #expect(try await books.check().balanced)
@@ -513,7 +514,7 @@ struct BillingRulesTests {
         }
         #expect(await rpcError { try await issue([("某公司", "12345", [property.id])]) }?.message.hasPrefix("invoices[0].tax_no:") == true)
         let issued = try await issue([("张三", "", [property.id]), ("上海某科技有限公司", "91310000ma1fl8xq3t", [garbage.id])])
-        let year = String(BusinessDay.string(Date()).prefix(4))
+        let year = String(BusinessDay.demo.today().prefix(4))
         #expect(issued.map(\.invoiceNo) == ["FP\(year)-000001", "FP\(year)-000002"] && issued.map(\.amountFen) == [21_033, 1_000])
         #expect(issued[1].taxNo == "91310000MA1FL8XQ3T")
         #expect(await rpcCode { try await issue([("张三", "", [property.id])]) } == .alreadyExists)

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
+import LinliTenancy
 import LinliServer
 import PostgresNIO
 import SwiftProtobuf
@@ -352,7 +353,7 @@ struct BillingTests {
         _ = try await books.billing.voidReceipt(void, metadata: books.manager)
         var close = Linli_Billing_V1_GetDailyCloseRequest()
         close.communityID = books.demo.community.description
-        close.day = BusinessDay.string(Date())
+        close.day = BusinessDay.demo.today()
         let day = try await books.billing.getDailyClose(close, metadata: books.cashier)
         let cashierID = try #require(books.demo.users["cashier"]).description
         let cash = try #require(day.rows.first { $0.cashierID == cashierID && $0.method == "cash" })

@@ -4,6 +4,7 @@ import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
 import LinliServer
+import LinliTenancy
 import Logging
 import ServiceLifecycle
 import Testing
@@ -129,4 +130,9 @@ func rpcError<T>(_ body: () async throws -> T, sourceLocation: SourceLocation = 
         Issue.record("expected an RPCError, got \(error)", sourceLocation: sourceLocation)
         return nil
     }
+}
+
+extension BusinessDay {
+    /// The demo community's calendar (its `time_zone` is Asia/Shanghai).
+    static let demo = BusinessDay(timeZone: TimeZone(identifier: "Asia/Shanghai") ?? .current)
 }

@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
+import LinliTenancy
 import LinliServer
 import PostgresNIO
 import SwiftProtobuf
@@ -146,7 +147,7 @@ struct PatrolTests {
         let manager = try await server.login(demo, "manager")
         let guardID = try #require(demo.users["guard"])
         let (route, _) = try await self.route(patrol, demo, manager)
-        let today = BusinessDay.string(Date())
+        let today = BusinessDay.demo.today()
 
         var plan = Linli_Property_V1_CreatePlanRequest()
         plan.requestID = UUID().uuidString
@@ -164,7 +165,7 @@ struct PatrolTests {
         #expect(try await patrol.createPlan(plan, metadata: manager).tasksGenerated == 2)
 
         var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = BusinessDay.timeZone
+        calendar.timeZone = BusinessDay.demo.timeZone
         let tomorrow = Date().addingTimeInterval(86400)
         let isoWeekday = (calendar.component(.weekday, from: tomorrow) + 5) % 7 + 1
         plan.requestID = UUID().uuidString

@@ -1,41 +1,41 @@
 import Foundation
 import LinliCore
-import LinliTenancy
 import Logging
 import Metrics
 import PostgresNIO
 import ServiceLifecycle
 
-/// Delivers each tenant's outbox to the in-app inbox, after the transactions that wrote it commit.
+/// Hands each tenant's outbox to the topics' consumers, after the transactions that wrote it commit.
 ///
 /// A statement trigger on `outbox` sends `NOTIFY linli_outbox, '<schema>'`; PostgreSQL delivers
 /// it only when the writing transaction commits, so the relay never sees uncommitted messages.
 /// One LISTEN connection wakes the relay for that tenant at once; a sweep over every tenant
-/// every `sweepInterval` catches what arrived while no server was listening. Each message is
-/// moved exactly once: rows are claimed `FOR UPDATE SKIP LOCKED` and `notifications.outbox_id`
-/// is unique, so several servers relaying at once neither block nor duplicate.
+/// every `sweepInterval` catches what arrived while no server was listening. Messages are
+/// claimed `FOR UPDATE SKIP LOCKED` and consumed in the claiming transaction, so several
+/// servers relaying at once neither block nor duplicate, and a failed consumer leaves its
+/// batch for the next pass. Consumers are idempotent all the same: a message replayed by hand,
+/// or written twice by a retried change, must not act twice.
 public struct OutboxRelay: Service, Sendable {
-    /// Topics other modules consume from the outbox themselves.
-    public static let consumedElsewhere = "billing.%"
     public static let channel = "linli_outbox"
 
     let database: Database
     let tenants: TenantRegistry
+    let consumers: [any OutboxConsumer]
     let sweepInterval: Duration
     let batch: Int
     let logger: Logger
 
     public init(
-        database: Database, tenants: TenantRegistry, sweepInterval: Duration = .seconds(30), batch: Int = 1_000,
-        logger: Logger
+        database: Database, tenants: TenantRegistry, consumers: [any OutboxConsumer], sweepInterval: Duration = .seconds(30),
+        batch: Int = 1_000, logger: Logger
     ) {
         self.database = database
         self.tenants = tenants
+        self.consumers = consumers
         self.sweepInterval = sweepInterval
         self.batch = batch
         self.logger = logger
     }
-
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
@@ -79,7 +79,7 @@ public struct OutboxRelay: Service, Sendable {
     private func relay(schema: String) async {
         do {
             guard schema.hasPrefix("t_"), let tenant = try await tenants.find(slug: String(schema.dropFirst(2))) else { return }
-            while try await relay(tenant) == batch {}
+            while try await relay(tenant) >= batch {}
         } catch {
             logger.warning("outbox relay failed", metadata: ["tenant.schema": "\(schema)", "error": "\(error)"])
         }
@@ -103,38 +103,25 @@ public struct OutboxRelay: Service, Sendable {
         return total
     }
 
-    /// Messages of `tenant` waiting for this relay.
+    /// Messages of `tenant` waiting for a consumer.
     func pending(_ tenant: TenantRef) async throws(LinliError) -> Int {
-        try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
-                """
-                SELECT count(*) FROM outbox
-                WHERE delivered_at IS NULL AND recipient_id IS NOT NULL AND topic NOT LIKE \(Self.consumedElsewhere)
-                """, logger: logger)
-            for try await count in rows.decode(Int.self) { return count }
-            return 0
+        let topics = consumers.flatMap { Topic.names(of: $0.name) }
+        return try await database.tenantTransaction(tenant) { connection in
+            try await Outbox.pending(topics, on: connection, logger: logger)
         }
     }
 
-    /// Moves one batch of `tenant`'s outbox into its inbox; returns how many moved.
+    /// Hands one batch per consumer of `tenant`'s outbox to the consumers; returns how many messages moved.
     public func relay(_ tenant: TenantRef) async throws(LinliError) -> Int {
-        try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
-                """
-                WITH claimed AS (
-                    SELECT id, topic, recipient_id, payload FROM outbox
-                    WHERE delivered_at IS NULL AND recipient_id IS NOT NULL AND topic NOT LIKE \(Self.consumedElsewhere)
-                    ORDER BY id LIMIT \(Int32(batch)) FOR UPDATE SKIP LOCKED),
-                delivered AS (
-                    UPDATE outbox o SET delivered_at = now() FROM claimed WHERE o.id = claimed.id RETURNING o.id)
-                INSERT INTO notifications (id, outbox_id, recipient_id, topic, payload)
-                SELECT uuid_v7(), c.id, c.recipient_id, c.topic, c.payload FROM claimed c JOIN delivered d ON d.id = c.id
-                ON CONFLICT (outbox_id) DO NOTHING
-                RETURNING 1
-                """, logger: logger)
-            var moved = 0
-            for try await _ in rows { moved += 1 }
-            return moved
+        var moved = 0
+        for consumer in consumers {
+            let topics = Topic.names(of: consumer.name)
+            moved += try await database.tenantTransaction(tenant) { connection in
+                let messages = try await Outbox.claim(topics, limit: batch, on: connection, logger: logger)
+                if !messages.isEmpty { try await consumer.consume(messages, tenant: tenant, on: connection, logger: logger) }
+                return messages.count
+            }
         }
+        return moved
     }
 }
