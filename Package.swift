@@ -7,7 +7,7 @@ let package = Package(
     name: "linli",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "linli", targets: ["linli"]),
+        .executable(name: "linli", targets: ["linli"])
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -192,7 +192,8 @@ let package = Package(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
-                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform", "LinliAPI",
+                "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
+                "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -227,7 +228,8 @@ let package = Package(
         .testTarget(
             name: "LinliUnitTests",
             dependencies: [
-                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling",
+                "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
+                "LinliPatrol", "LinliInbox", "LinliBilling",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),

@@ -102,16 +102,11 @@ public struct Cashier: Sendable {
         return .oldestDueFirst
     }
 
-    /// `bills` (oldest due first) in `order`; `listed` gives the order for `.asListed`.
-    static func ordered(_ bills: [FeeDesk.Bill], _ order: AllocationOrder, listed: [UUID]) -> [FeeDesk.Bill] {
-        switch order {
-        case .oldestDueFirst: return bills
-        case .itemPriority:
-            return bills.enumerated().sorted { ($0.element.priority, $0.offset) < ($1.element.priority, $1.offset) }.map(\.element)
-        case .asListed:
-            let position = Dictionary(uniqueKeysWithValues: listed.enumerated().map { ($1, $0) })
-            return bills.sorted { position[$0.id, default: .max] < position[$1.id, default: .max] }
-        }
+    /// A bill as allocation sees it.
+    static func due(_ bill: FeeDesk.Bill) -> PaymentAllocation.Due {
+        PaymentAllocation.Due(
+            bill: bill.id, fen: bill.totalDueFen, priority: bill.priority, dueOn: bill.dueOn, periodStart: bill.periodStart,
+            itemName: bill.itemName)
     }
 
     /// Settles the room's open bills (or the chosen ones) in the allocation order with the tenders
@@ -134,7 +129,8 @@ public struct Cashier: Sendable {
                 throw LinliError.invalid("bill_ids", "\(id.uuidString.lowercased()) is not a bill of this room")
             }
         }
-        let open = Self.ordered(bills.filter { $0.totalDueFen > 0 }, order, listed: chosen)
+        let byID = Dictionary(bills.map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let open = PaymentAllocation.ordered(bills.filter { $0.totalDueFen > 0 }.map(Self.due), order, listed: chosen).compactMap { byID[$0.bill] }
         if !chosen.isEmpty, open.count < bills.count {
             throw LinliError(.failedPrecondition, "bill_ids: a chosen bill is already settled", field: "bill_ids")
         }
@@ -173,14 +169,17 @@ public struct Cashier: Sendable {
             }
         }
         let prepaid = try await Ledger.account(community, .prepaid, subtype: PrepaidType.general.rawValue, room: room, connection, logger)
-        var left = tenders.map(\.amountFen)
+        let plan = PaymentAllocation.allocate(open.map(Self.due), tenders: tenders.map(\.amountFen)) { tender, index in
+            tenders[tender].method != .prepaid || tenders[tender].prepaidType.pays(open[index].category)
+        }
+        let left = plan.left
         var legs: [Ledger.Leg] = []
         var lateFees: [Ledger.Leg] = []
         var allocations: [Allocation] = []
         var receivables: [UUID: UUID] = [:]
+        let sharesByBill = Dictionary(grouping: plan.shares, by: \.bill)
         for bill in open {
-            let usable = tenders.indices.filter { left[$0] > 0 && (tenders[$0].method != .prepaid || tenders[$0].prepaidType.pays(bill.category)) }
-            guard !usable.isEmpty else { continue }
+            guard let shares = sharesByBill[bill.id] else { continue }
             let receivable: UUID
             if let known = receivables[bill.item] {
                 receivable = known
@@ -192,16 +191,13 @@ public struct Cashier: Sendable {
                 let revenue = try await Ledger.account(community, .revenue, subtype: "late_fee", feeItem: bill.item, connection, logger)
                 lateFees.append(.init(debit: receivable, credit: revenue, amount: bill.lateFeeDueFen, kind: .lateFee, bill: bill.id))
             }
-            var need = bill.totalDueFen
-            for index in usable where need > 0 {
-                let take = min(need, left[index])
-                left[index] -= take
-                need -= take
+            for share in shares {
+                let method = tenders[share.tender].method
                 legs.append(
                     .init(
-                        debit: accounts[index], credit: receivable, amount: take, kind: tenders[index].method == .deposit ? .offset : .settle,
+                        debit: accounts[share.tender], credit: receivable, amount: share.fen, kind: method == .deposit ? .offset : .settle,
                         bill: bill.id))
-                allocations.append(Allocation(bill: bill.id, method: tenders[index].method, amountFen: take))
+                allocations.append(Allocation(bill: bill.id, method: method, amountFen: share.fen))
             }
         }
         let settled = allocations.reduce(0) { $0 + $1.amountFen }

@@ -127,6 +127,17 @@ enum Ledger {
             """, logger: logger)
     }
 
+    /// Opens the late-fee revenue accounts of the items of `bills` that charge late fees.
+    static func openLateFeeRevenue(bills: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws {
+        try await connection.query(
+            """
+            INSERT INTO ledger_accounts (id, community_id, kind, subtype, fee_item_id, normal)
+            SELECT uuid_v7(), i.community_id, 'revenue', 'late_fee', i.id, 'credit'
+            FROM fee_items i WHERE i.late_fee_per_10k_daily > 0 AND i.id IN (SELECT fee_item_id FROM bills WHERE id = ANY(\(bills)::uuid[]))
+            ON CONFLICT DO NOTHING
+            """, logger: logger)
+    }
+
     /// Reverses every transfer of `entry` as entry `reversal` (a voided payment).
     static func reverse(entry: UUID, as reversal: UUID, memo: String, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger)
         async throws

@@ -124,73 +124,73 @@ public struct PrepaidOffset: Service, Sendable {
         var bills: [UUID] = []
         for try await id in locked.decode(UUID.self) { bills.append(id) }
         guard !bills.isEmpty else { return (0, 0, last) }
-        // The revenue accounts late fees go to, for items that charge them.
-        try await connection.query(
-            """
-            INSERT INTO ledger_accounts (id, community_id, kind, subtype, fee_item_id, normal)
-            SELECT uuid_v7(), i.community_id, 'revenue', 'late_fee', i.id, 'credit'
-            FROM fee_items i WHERE i.late_fee_per_10k_daily > 0 AND i.id IN (SELECT fee_item_id FROM bills WHERE id = ANY(\(bills)::uuid[]))
-            ON CONFLICT DO NOTHING
-            """, logger: logger)
-        let entry = UUIDv7.make()
-        let lateEntry = UUIDv7.make()
-        // What is open now with the late fee accrued, running totals per room in the community's
-        // allocation order, each bill's share of the balance; a bill's late fee is charged when it gets a share.
+        try await Ledger.openLateFeeRevenue(bills: bills, connection, logger)
+        // What is open now with the late fee accrued, per claiming account; the allocation order
+        // and the shares come from PaymentAllocation, the same rule as Pay.
         binds.append(bills)
-        binds.append(entry)
-        binds.append(lateEntry)
         let rows = try await connection.query(
             PostgresQuery(
                 unsafeSQL: """
-                    WITH claims AS (\(claims)),
-                    open_bills AS (
-                        SELECT b.id, c.account, b.room_id, b.community_id, b.fee_item_id, b.due_on, b.period_start,
-                               bill_open_fen(b.id) AS open, CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, community_today(b.community_id)) ELSE 0 END AS late,
-                               CASE WHEN s.allocation = 'item_priority' THEN i.priority ELSE 0 END AS rank
-                        FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
-                        LEFT JOIN billing_settings s ON s.community_id = b.community_id
-                        WHERE b.id = ANY($3::uuid[])),
-                    running AS (
-                        SELECT o.*, o.open + o.late AS need,
-                               sum(o.open + o.late) OVER (PARTITION BY o.account ORDER BY o.rank, o.due_on, o.period_start, o.id) AS through
-                        FROM open_bills o WHERE o.open + o.late > 0),
-                    shares AS (
-                        SELECT r.id AS bill, r.community_id, r.fee_item_id, r.late, p.id AS prepaid, ra.id AS receivable,
-                               least(r.need, greatest(0, (p.credits_fen - p.debits_fen) - (r.through - r.need))) AS take
-                        FROM running r
-                        JOIN ledger_accounts p ON p.id = r.account
-                        JOIN ledger_accounts ra ON ra.community_id = r.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
-                             AND ra.room_id = r.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = r.fee_item_id),
-                    fees AS (
-                        INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-                        SELECT $5::uuid, s.receivable, rv.id, s.late, 'late_fee', s.bill, 'auto offset'
-                        FROM shares s JOIN ledger_accounts rv ON rv.community_id = s.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
-                             AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = s.fee_item_id
-                        WHERE s.take > 0 AND s.late > 0
-                        RETURNING 1)
-                    INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo)
-                    SELECT $4::uuid, prepaid, receivable, take, 'offset', bill, 'auto offset' FROM shares WHERE take > 0
-                    RETURNING amount_fen
+                    WITH claims AS (\(claims))
+                    SELECT b.id, c.account, p.credits_fen - p.debits_fen, b.community_id, coalesce(s.allocation, 'oldest_due_first'),
+                           bill_open_fen(b.id),
+                           CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, community_today(b.community_id)) ELSE 0 END,
+                           i.priority, b.due_on::text, b.period_start::text, i.name, ra.id, rv.id
+                    FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                    JOIN ledger_accounts p ON p.id = c.account
+                    JOIN ledger_accounts ra ON ra.community_id = b.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
+                         AND ra.room_id = b.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = b.fee_item_id
+                    LEFT JOIN ledger_accounts rv ON rv.community_id = b.community_id AND rv.kind = 'revenue' AND rv.subtype = 'late_fee'
+                         AND rv.room_id IS NULL AND rv.resident_id IS NULL AND rv.fee_item_id = b.fee_item_id
+                    LEFT JOIN billing_settings s ON s.community_id = b.community_id
+                    WHERE b.id = ANY($3::uuid[])
                     """, binds: binds), logger: logger)
-        var count = 0
-        var fen: Int64 = 0
-        for try await amount in rows.decode(Int64.self) {
-            count += 1
-            fen += amount
+        struct Open {
+            var due: PaymentAllocation.Due
+            var community: CommunityID
+            var late: Int64
+            var receivable: UUID
+            var lateRevenue: UUID?
         }
-        if count > 0 {
-            let perCommunity = try await connection.query(
-                """
-                SELECT a.community_id, t.entry_id = \(lateEntry), sum(t.amount_fen)::int8
-                FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account
-                WHERE t.entry_id IN (\(entry), \(lateEntry)) GROUP BY 1, 2
-                """, logger: logger)
-            for try await (community, isLateFee, sum) in perCommunity.decode((UUID, Bool, Int64).self) {
-                try await MetricDelta.record(
-                    isLateFee ? .billingChargedFen : .billingCollectedFen, delta: sum, community: CommunityID(community),
-                    on: connection, logger: logger)
+        var byAccount: [UUID: (balance: Int64, order: Cashier.AllocationOrder, bills: [Open])] = [:]
+        for try await (bill, account, balance, community, order, open, late, priority, dueOn, periodStart, item, receivable, revenue)
+            in rows.decode((UUID, UUID, Int64, UUID, String, Int64, Int64, Int32, String, String, String, UUID, UUID?).self)
+        where open + (revenue == nil ? 0 : late) > 0 {
+            let late = revenue == nil ? 0 : late  // (the revenue account was opened above for every item with late fees)
+            let due = PaymentAllocation.Due(
+                bill: bill, fen: open + late, priority: Int(priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
+            byAccount[account, default: (balance, Cashier.AllocationOrder(rawValue: order) ?? .oldestDueFirst, [])].bills.append(
+                Open(due: due, community: CommunityID(community), late: late, receivable: receivable, lateRevenue: revenue))
+        }
+        var offsets: [Ledger.Leg] = []
+        var lateFees: [Ledger.Leg] = []
+        var collected: [CommunityID: Int64] = [:]
+        var charged: [CommunityID: Int64] = [:]
+        for (account, claim) in byAccount.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
+            let bySID = Dictionary(claim.bills.map { ($0.due.bill, $0) }, uniquingKeysWith: { first, _ in first })
+            let ordered = PaymentAllocation.ordered(claim.bills.map(\.due), claim.order)
+            for share in PaymentAllocation.allocate(ordered, tenders: [claim.balance]).shares {
+                guard let bill = bySID[share.bill] else { continue }
+                if bill.late > 0, let revenue = bill.lateRevenue {
+                    lateFees.append(
+                        .init(debit: bill.receivable, credit: revenue, amount: bill.late, kind: .lateFee, bill: bill.due.bill, memo: "auto offset"))
+                    charged[bill.community, default: 0] += bill.late
+                }
+                offsets.append(
+                    .init(debit: account, credit: bill.receivable, amount: share.fen, kind: .offset, bill: bill.due.bill, memo: "auto offset"))
+                collected[bill.community, default: 0] += share.fen
             }
         }
+        try await Ledger.post(entry: UUIDv7.make(), lateFees, by: nil, connection, logger)
+        try await Ledger.post(entry: UUIDv7.make(), offsets, by: nil, connection, logger)
+        for (community, fen) in charged {
+            try await MetricDelta.record(.billingChargedFen, delta: fen, community: community, on: connection, logger: logger)
+        }
+        for (community, fen) in collected {
+            try await MetricDelta.record(.billingCollectedFen, delta: fen, community: community, on: connection, logger: logger)
+        }
+        let count = offsets.count
+        let fen = offsets.reduce(0) { $0 + $1.amount }
         return (count, fen, last)
     }
 }

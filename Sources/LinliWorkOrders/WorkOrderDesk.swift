@@ -225,7 +225,9 @@ public struct WorkOrderDesk: Sendable {
         var repair = repair
         if let room = repair.room {
             // The room decides the building; a resident files only for a room they live in.
-            guard let roomBuilding = try await Scope.building(of: room, in: repair.community, on: connection, logger: logger) else { throw LinliError.invalid("room_id", "is not a room of this community") }
+            guard let roomBuilding = try await Scope.building(of: room, in: repair.community, on: connection, logger: logger) else {
+                throw LinliError.invalid("room_id", "is not a room of this community")
+            }
             if let building = repair.building, building != roomBuilding {
                 throw LinliError.invalid("building_id", "is not the building of room_id")
             }

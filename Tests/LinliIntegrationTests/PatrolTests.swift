@@ -3,8 +3,8 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
-import LinliTenancy
 import LinliServer
+import LinliTenancy
 import PostgresNIO
 import SwiftProtobuf
 import Testing

@@ -50,7 +50,10 @@ struct SharedFactsDatabaseTests {
         file.description_p = "水龙头漏水"
         var order = try await orders.fileRepair(file, metadata: resident).workOrder
         let tech = try await server.login(books.demo, "plumber")
-        func act(_ action: Linli_Property_V1_WorkOrderAction, as who: Metadata, _ adjust: (inout Linli_Property_V1_TransitionWorkOrderRequest) -> Void = { _ in })
+        func act(
+            _ action: Linli_Property_V1_WorkOrderAction, as who: Metadata,
+            _ adjust: (inout Linli_Property_V1_TransitionWorkOrderRequest) -> Void = { _ in }
+        )
             async throws
         {
             var request = Linli_Property_V1_TransitionWorkOrderRequest()

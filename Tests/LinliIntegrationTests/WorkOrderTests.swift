@@ -128,13 +128,21 @@ struct WorkOrderTests {
         #expect(noNote?.code == .invalidArgument && noNote?.message.hasPrefix("note") == true)
         order = try await shop.act(order, .pause, as: tech1) { $0.note = "等配件" }
         order = try await shop.act(order, .resume, as: tech1)
+        // A charge needs a room to bill: this repair has none and its requester lives nowhere yet.
+        let unbillable = await rpcError {
+            try await shop.act(order, .complete, as: tech1) {
+                $0.completion.labourMinutes = 45
+                $0.completion.chargeFen = 3000
+            }
+        }
+        #expect(unbillable?.code == .invalidArgument && unbillable?.message.hasPrefix("completion.charge_fen") == true)
         order = try await shop.act(order, .complete, as: tech1) {
             $0.completion.labourMinutes = 45
             $0.completion.materials = "三通阀 1 个"
-            $0.completion.chargeFen = 3000
         }
-        #expect(order.state == .completed && order.completion.chargeFen == 3000)
-        #expect(try await shop.outbox("billing.work_order_charge") == [order.requesterID])
+        #expect(order.state == .completed && order.completion.chargeFen == 0)
+        #expect(try await shop.outbox("billing.work_order_charge").isEmpty)
+        #expect(try await shop.outbox("work_order.completed") == [order.requesterID])
 
         let badRating = await rpcError { try await shop.act(order, .rate, as: resident) { $0.rating.speed = 6 } }
         #expect(badRating?.message.hasPrefix("rating.speed") == true)

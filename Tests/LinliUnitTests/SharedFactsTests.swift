@@ -5,15 +5,17 @@ import Testing
 
 @Suite("Shared facts: residency, business day, room label, outbox topics")
 struct SharedFactsTests {
-    @Test("residency: lives there from the move-in day, not on the move-out day", arguments: [
-        ("2026-03-09", nil, false),  // the day before moving in
-        ("2026-03-10", nil, true),  // the move-in day
-        ("2026-03-11", nil, true),
-        ("2026-03-10", "2026-03-20", true),
-        ("2026-03-19", "2026-03-20", true),  // the last night
-        ("2026-03-20", "2026-03-20", false),  // the move-out day
-        ("2026-03-21", "2026-03-20", false),
-    ] as [(String, String?, Bool)])
+    @Test(
+        "residency: lives there from the move-in day, not on the move-out day",
+        arguments: [
+            ("2026-03-09", nil, false),  // the day before moving in
+            ("2026-03-10", nil, true),  // the move-in day
+            ("2026-03-11", nil, true),
+            ("2026-03-10", "2026-03-20", true),
+            ("2026-03-19", "2026-03-20", true),  // the last night
+            ("2026-03-20", "2026-03-20", false),  // the move-out day
+            ("2026-03-21", "2026-03-20", false),
+        ] as [(String, String?, Bool)])
     func residencyBoundaries(day: String, moveOut: String?, lives: Bool) {
         #expect(Residency.livesIn(moveIn: "2026-03-10", moveOut: moveOut, on: day) == lives)
     }
