@@ -297,12 +297,12 @@ extension BaseDataService: Linli_Property_V1_BaseDataService.ServiceProtocol {
                 ])
             return Linli_Property_V1_ImportBaseDataResponse.with {
                 $0.committed = report.committed
-                $0.rows = Int32(report.rows)
-                $0.created = Int32(report.created)
-                $0.errorCount = Int32(report.errorCount)
+                $0.rows = Int32(clamping: report.rows)
+                $0.created = Int32(clamping: report.created)
+                $0.errorCount = Int32(clamping: report.errorCount)
                 $0.errors = report.errors.map { e in
                     .with {
-                        $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message
+                        $0.line = Int32(clamping: e.line); $0.column = e.column; $0.message = e.message
                     }
                 }
             }
@@ -361,7 +361,7 @@ extension Linli_Property_V1_Room {
         buildingName = r.buildingName
         unit = r.unit
         number = r.number
-        floor = Int32(r.floor ?? 0)
+        floor = Int32(clamping: r.floor ?? 0)
         areaCentiM2 = r.areaCentiM2
         kind = ProtoEnum.encode(r.kind)
         state = ProtoEnum.encode(r.state)

@@ -92,10 +92,11 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let response = try await database.once(ctx, "BindFeeItem", m) { [fees] connection in
             var response = Linli_Billing_V1_BindFeeItemResponse()
             response.bound = Int32(
-                try await fees.bind(
-                    item: item, rooms: rooms, spaces: spaces,
-                    amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
-                    on: connection, logger: ctx.logger))
+                clamping:
+                    try await fees.bind(
+                        item: item, rooms: rooms, spaces: spaces,
+                        amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
+                        on: connection, logger: ctx.logger))
             return response
         }
         return ServerResponse(message: response)
@@ -117,8 +118,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                     "billing.charged_fen": "\(run.chargedFen)",
                 ])
             return Linli_Billing_V1_GenerateBillsResponse.with {
-                $0.created = Int32(run.created)
-                $0.alreadyBilled = Int32(run.alreadyBilled)
+                $0.created = Int32(clamping: run.created)
+                $0.alreadyBilled = Int32(clamping: run.alreadyBilled)
                 $0.chargedFen = run.chargedFen
             }
         }
@@ -243,11 +244,11 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.balanced = check.balanced
                 $0.debitsFen = check.debitsFen
                 $0.creditsFen = check.creditsFen
-                $0.accountsOff = Int32(check.accountsOff)
-                $0.billsOff = Int32(check.billsOff)
-                $0.receivablesOff = Int32(check.receivablesOff)
-                $0.transfers = Int32(check.transfers)
-                $0.bills = Int32(check.bills)
+                $0.accountsOff = Int32(clamping: check.accountsOff)
+                $0.billsOff = Int32(clamping: check.billsOff)
+                $0.receivablesOff = Int32(clamping: check.receivablesOff)
+                $0.transfers = Int32(clamping: check.transfers)
+                $0.bills = Int32(clamping: check.bills)
             })
     }
     public func setPrepaidFrozen(request: ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>, context: ServerContext)
@@ -294,7 +295,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             .run(try ctx.requireTenant(), communities: ctx.principal.communityIDs)
         return ServerResponse(
             message: .with {
-                $0.offsets = Int32(done.count)
+                $0.offsets = Int32(clamping: done.count)
                 $0.offsetFen = done.fen
             })
     }
@@ -363,7 +364,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.to = summary.to
                 $0.receivableFen = summary.receivableFen
                 $0.collectedForPeriodFen = summary.collectedForPeriodFen
-                $0.collectionRateBasisPoints = Int32(summary.collectionRateBasisPoints)
+                $0.collectionRateBasisPoints = Int32(clamping: summary.collectionRateBasisPoints)
                 $0.receivedFen = summary.receivedFen
                 $0.prepaidInFen = summary.prepaidInFen
                 $0.prepaidBalanceFen = summary.prepaidBalanceFen
@@ -395,7 +396,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                         $0.takenFen = row.takenFen
                         $0.paidOutFen = row.paidOutFen
                         $0.voidedFen = row.voidedFen
-                        $0.receipts = Int32(row.receipts)
+                        $0.receipts = Int32(clamping: row.receipts)
                     }
                 }
                 $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
@@ -444,11 +445,11 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 logger: ctx.logger)
             return Linli_Billing_V1_ImportMeterReadingsResponse.with {
                 $0.committed = sheet.errorCount == 0
-                $0.rows = Int32(sheet.rows)
-                $0.errorCount = Int32(sheet.errorCount)
+                $0.rows = Int32(clamping: sheet.rows)
+                $0.errorCount = Int32(clamping: sheet.errorCount)
                 $0.errors = sheet.errors.map { e in
                     .with {
-                        $0.line = Int32(e.line); $0.column = e.column; $0.message = e.message
+                        $0.line = Int32(clamping: e.line); $0.column = e.column; $0.message = e.message
                     }
                 }
             }
@@ -626,8 +627,8 @@ extension Linli_Billing_V1_Bill {
         feeItemName = b.itemName
         periodStart = b.periodStart
         periodEnd = b.periodEnd
-        billedDays = Int32(b.billedDays)
-        periodDays = Int32(b.periodDays)
+        billedDays = Int32(clamping: b.billedDays)
+        periodDays = Int32(clamping: b.periodDays)
         amountFen = b.amountFen
         settledFen = b.settledFen
         openFen = b.openFen
@@ -650,14 +651,14 @@ extension Linli_Billing_V1_FeeItem {
         rule = ProtoEnum.encode(item.rule)
         unitPriceFen = item.unitPriceFen
         surchargeFen = item.surchargeFen
-        dueDay = Int32(item.dueDay)
+        dueDay = Int32(clamping: item.dueDay)
         if let kind = item.meterKind { meterKind = ProtoEnum.encode(kind) }
         category = ProtoEnum.encode(item.category)
-        cycleDay = Int32(item.cycleDay)
-        lateFeePer10KDaily = Int32(item.lateFeePer10kDaily)
-        graceDays = Int32(item.graceDays)
-        priority = Int32(item.priority)
-        yearlyIncreaseBp = Int32(item.yearlyIncreaseBP)
+        cycleDay = Int32(clamping: item.cycleDay)
+        lateFeePer10KDaily = Int32(clamping: item.lateFeePer10kDaily)
+        graceDays = Int32(clamping: item.graceDays)
+        priority = Int32(clamping: item.priority)
+        yearlyIncreaseBp = Int32(clamping: item.yearlyIncreaseBP)
         tiers = item.tiers.map { tier in
             .with {
                 $0.upToCenti = tier.upToCenti ?? 0; $0.unitPriceFen = tier.unitPriceFen

@@ -289,7 +289,7 @@ extension Linli_Property_V1_Complaint {
         filedBy = c.filedBy.description
         state = Linli_Property_V1_ComplaintState(rawValue: (ComplaintDesk.State.allCases.firstIndex(of: c.state) ?? -1) + 1) ?? .unspecified
         resolution = c.resolution
-        satisfaction = Int32(c.satisfaction ?? 0)
+        satisfaction = Int32(clamping: c.satisfaction ?? 0)
         satisfactionComment = c.satisfactionComment
         createdAt = Google_Protobuf_Timestamp(date: c.createdAt)
         if let resolved = c.resolvedAt { resolvedAt = Google_Protobuf_Timestamp(date: resolved) }

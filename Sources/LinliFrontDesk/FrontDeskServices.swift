@@ -201,7 +201,7 @@ extension Linli_Property_V1_VisitorPass {
         code = showCode ? p.code : ""
         state = Linli_Property_V1_VisitorPassState(rawValue: (VisitorDesk.State.allCases.firstIndex(of: p.state) ?? -1) + 1) ?? .unspecified
         walkIn = p.walkIn
-        entries = Int32(p.entries)
+        entries = Int32(clamping: p.entries)
         if let at = p.lastEntryAt { lastEntryAt = Google_Protobuf_Timestamp(date: at) }
         if let at = p.lastExitAt { lastExitAt = Google_Protobuf_Timestamp(date: at) }
     }
@@ -220,7 +220,7 @@ extension Linli_Property_V1_Parcel {
         pickedUp = p.pickedUpAt != nil
         loggedAt = Google_Protobuf_Timestamp(date: p.loggedAt)
         if let at = p.pickedUpAt { pickedUpAt = Google_Protobuf_Timestamp(date: at) }
-        ageDays = Int32(p.ageDays)
+        ageDays = Int32(clamping: p.ageDays)
     }
 }
 

@@ -41,7 +41,7 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
                 SELECT id, topic, payload::text, created_at, read_at IS NOT NULL FROM notifications
                 WHERE recipient_id = \(me) AND (NOT \(m.unreadOnly) OR read_at IS NULL)
                   AND (\(after?.0)::timestamptz IS NULL OR (created_at, id) < (\(after?.0), \(after?.1)))
-                ORDER BY created_at DESC, id DESC LIMIT \(Int32(limit + 1))
+                ORDER BY created_at DESC, id DESC LIMIT \(Int32(clamping: limit + 1))
                 """, logger: ctx.logger)
             var rows: [Row] = []
             for try await (id, topic, payload, at, read) in found.decode((UUID, String, String, Date, Bool).self) {

@@ -93,7 +93,7 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
             let (id, generated) = try await desk.createPlan(plan, by: ctx.principal, on: connection, logger: ctx.logger)
             return Linli_Property_V1_CreatePlanResponse.with {
                 $0.planID = id.uuidString.lowercased()
-                $0.tasksGenerated = Int32(generated)
+                $0.tasksGenerated = Int32(clamping: generated)
             }
         }
         return ServerResponse(message: response)
@@ -267,10 +267,10 @@ extension Linli_Property_V1_PatrolTask {
         dueAt = Google_Protobuf_Timestamp(date: t.dueAt)
         state = ProtoEnum.encode(t.state)
         if let at = t.finishedAt { finishedAt = Google_Protobuf_Timestamp(date: at) }
-        pointCount = Int32(t.pointCount)
-        checkedCount = Int32(t.checkedCount)
-        missedCount = Int32(t.missedCount)
-        abnormalCount = Int32(t.abnormalCount)
+        pointCount = Int32(clamping: t.pointCount)
+        checkedCount = Int32(clamping: t.checkedCount)
+        missedCount = Int32(clamping: t.missedCount)
+        abnormalCount = Int32(clamping: t.abnormalCount)
         late = t.late
         review = t.review.map(ProtoEnum.encode) ?? .unspecified
         reviewNote = t.reviewNote
@@ -278,7 +278,7 @@ extension Linli_Property_V1_PatrolTask {
             .with {
                 $0.pointID = c.point.uuidString.lowercased()
                 $0.pointName = c.pointName
-                $0.position = Int32(c.position)
+                $0.position = Int32(clamping: c.position)
                 $0.result = ProtoEnum.encode(c.result)
                 $0.note = c.note
                 $0.photoRefs = c.photoRefs
