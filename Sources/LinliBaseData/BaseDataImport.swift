@@ -193,7 +193,7 @@ public struct BaseDataImport: Sendable {
             }
             let area = field(line, "area_m2") { () throws(LinliError) in try Input.hundredths(v["area_m2"] ?? "", field: "area_m2", max: 10_000_00) }
             let kind = field(line, "kind") { () throws(LinliError) in
-                guard let kind = RoomRegistry.Kind(rawValue: (v["kind"] ?? "").lowercased()) else {
+                guard let kind = RoomStore.Kind(rawValue: (v["kind"] ?? "").lowercased()) else {
                     throw .invalid("kind", "must be one of residence, shop, office, storage")
                 }
                 return kind
@@ -221,7 +221,7 @@ public struct BaseDataImport: Sendable {
             let phone = field(line, "phone") { () throws(LinliError) in try Input.mobile(v["phone"] ?? "", field: "phone") }
             let idNumber = field(line, "id_number") { () throws(LinliError) in try Input.idNumber(v["id_number"] ?? "", field: "id_number") }
             let relation = field(line, "relation") { () throws(LinliError) in
-                guard let relation = ResidentRegistry.Relation(rawValue: (v["relation"] ?? "").lowercased()) else {
+                guard let relation = ResidentStore.Relation(rawValue: (v["relation"] ?? "").lowercased()) else {
                     throw .invalid("relation", "must be one of owner, renter, family")
                 }
                 return relation

@@ -10,12 +10,10 @@ extension BillingService {
     public func getMyBilling(request: ServerRequest<Linli_Billing_V1_GetMyBillingRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetMyBillingResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let (rooms, own) = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.myBilling(openOnly: request.message.openOnly, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [cashier] call in
+            let (rooms, own) = try await cashier.myBilling(
+                openOnly: request.message.openOnly, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.rooms = rooms.map { room in
                     .with {
                         $0.roomID = room.room.description
@@ -42,23 +40,23 @@ extension BillingService {
                         $0.accounts = mine.accounts.map(Linli_Billing_V1_PrepaidAccount.init)
                     }
                 }
-            })
+            }
+        }
     }
 
     public func getMyReceipt(request: ServerRequest<Linli_Billing_V1_GetReceiptRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetReceiptResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let payment = try Input.id(request.message.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
-        let receipt = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.myReceipt(payment, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [cashier] call in
+            let receipt = try await cashier.myReceipt(payment, for: call.principal, on: call.connection, logger: call.logger)
+            return .with { $0.receipt = .init(receipt) }
         }
-        return ServerResponse(message: .with { $0.receipt = .init(receipt) })
     }
 }
 
 extension Linli_Billing_V1_PrepaidAccount {
-    init(_ account: Cashier.PrepaidAccount) {
+    init(_ account: PaymentStore.PrepaidAccount) {
         self.init()
         prepaidType = ProtoEnum.encode(account.type)
         balanceFen = account.balanceFen

@@ -8,13 +8,14 @@ import SwiftProtobuf
 
 /// The `linli.billing.v1.BillingService` RPCs.
 public struct BillingService: Sendable {
-    let fees = FeeDesk()
-    let cashier = Cashier()
-    let reports = BillingReports()
-    let meters = MeterDesk()
-    let refunds = RefundDesk()
+    let fees = FeeStore()
+    let cashier = PaymentStore()
+    let reports = BillingReportStore()
+    let meters = MeterStore()
+    let refunds = RefundStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -29,10 +30,9 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func createFeeItem(request: ServerRequest<Linli_Billing_V1_CreateFeeItemRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_CreateFeeItemResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
-        let kind = try ProtoEnum.decode(m.kind, FeeDesk.Kind.self, field: "kind")
-        let rule = try ProtoEnum.decode(m.rule, FeeDesk.Rule.self, field: "rule")
+        let kind = try ProtoEnum.decode(m.kind, FeeStore.Kind.self, field: "kind")
+        let rule = try ProtoEnum.decode(m.rule, FeeStore.Rule.self, field: "rule")
         guard (0...Self.maxFen).contains(m.unitPriceFen) else { throw LinliError.invalid("unit_price_fen", "must be from 0 to \(Self.maxFen)") }
         guard (0...Self.maxFen).contains(m.surchargeFen) else { throw LinliError.invalid("surcharge_fen", "must be from 0 to \(Self.maxFen)") }
         guard rule == .rent || !m.tiers.isEmpty || m.unitPriceFen + m.surchargeFen > 0 else {
@@ -50,37 +50,35 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         guard (0...1000).contains(m.priority) else { throw LinliError.invalid("priority", "must be from 0 to 1000") }
         guard (0...10_000).contains(m.yearlyIncreaseBp) else { throw LinliError.invalid("yearly_increase_bp", "must be from 0 to 10000") }
         guard rule == .rent || m.yearlyIncreaseBp == 0 else { throw LinliError.invalid("yearly_increase_bp", "is only for rent") }
-        var item = FeeDesk.Item(
+        var item = FeeStore.Item(
             id: UUIDv7.make(), community: try Input.id(m.communityID, field: "community_id"),
             name: try Input.text(m.name, field: "name", max: 40), kind: kind,
             rule: rule,
             unitPriceFen: m.unitPriceFen, surchargeFen: m.surchargeFen, dueDay: max(1, Int(m.dueDay)),
-            meterKind: m.meterKind == .unspecified ? nil : try ProtoEnum.decode(m.meterKind, MeterDesk.Kind.self, field: "meter_kind"))
+            meterKind: m.meterKind == .unspecified ? nil : try ProtoEnum.decode(m.meterKind, MeterStore.Kind.self, field: "meter_kind"))
         guard (item.rule == .metered) == (item.meterKind != nil) else {
             throw LinliError.invalid("meter_kind", item.rule == .metered ? "is required for a metered item" : "is only for metered items")
         }
         item.category =
             m.category == .unspecified
             ? (rule == .metered ? .utilities : rule == .rent ? .rent : .property)
-            : try ProtoEnum.decode(m.category, FeeDesk.Category.self, field: "category")
+            : try ProtoEnum.decode(m.category, FeeStore.Category.self, field: "category")
         item.cycleDay = max(1, Int(m.cycleDay))
         item.lateFeePer10kDaily = Int(m.lateFeePer10KDaily)
         item.graceDays = Int(m.graceDays)
         item.priority = m.priority == 0 ? 100 : Int(m.priority)
         item.yearlyIncreaseBP = Int(m.yearlyIncreaseBp)
         item.tiers = try Self.tiers(m.tiers, rule: rule)
-        let response = try await database.once(ctx, "CreateFeeItem", m) { [fees] connection in
+        return try await handler.write(request, context) { [fees] call in
             var response = Linli_Billing_V1_CreateFeeItemResponse()
-            response.feeItem = .init(try await fees.createItem(item, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.feeItem = .init(try await fees.createItem(item, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func bindFeeItem(request: ServerRequest<Linli_Billing_V1_BindFeeItemRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_BindFeeItemResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let item = try Input.id(m.feeItemID, field: "fee_item_id", as: IDTag.FeeItem.self).uuid
         let rooms: [RoomID] = try Input.ids(m.roomIds, field: "room_ids")
@@ -89,29 +87,27 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let startsOn = try Input.localDate(m.startsOn, field: "starts_on")
         let endsOn = m.endsOn.isEmpty ? nil : try Input.localDate(m.endsOn, field: "ends_on")
         if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
-        let response = try await database.once(ctx, "BindFeeItem", m) { [fees] connection in
+        return try await handler.write(request, context) { [fees] call in
             var response = Linli_Billing_V1_BindFeeItemResponse()
             response.bound = Int32(
                 clamping:
                     try await fees.bind(
                         item: item, rooms: rooms, spaces: spaces,
-                        amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: ctx.principal,
-                        on: connection, logger: ctx.logger))
+                        amountFen: m.amountFen == 0 ? nil : m.amountFen, from: startsOn, until: endsOn, by: call.principal,
+                        on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func generateBills(request: ServerRequest<Linli_Billing_V1_GenerateBillsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GenerateBillsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let month = String(try Input.localDate(m.month + "-01", field: "month").prefix(7))
-        let response = try await database.once(ctx, "GenerateBills", m) { [fees] connection in
-            let run = try await fees.generate(community: community, month: month, by: ctx.principal, on: connection, logger: ctx.logger)
-            ctx.logger.info(
+        return try await handler.write(request, context) { [fees] call in
+            let run = try await fees.generate(community: community, month: month, by: call.principal, on: call.connection, logger: call.logger)
+            call.logger.info(
                 "bills generated",
                 metadata: [
                     "billing.month": "\(month)", "billing.created": "\(run.created)",
@@ -123,36 +119,33 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.chargedFen = run.chargedFen
             }
         }
-        return ServerResponse(message: response)
     }
 
     public func listBills(request: ServerRequest<Linli_Billing_V1_ListBillsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_ListBillsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
-        let bills = try await database.tenantTransaction(try ctx.requireTenant()) { [fees] connection in
-            try await fees.bills(room: room, openOnly: m.openOnly, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [fees] call in
+            let bills = try await fees.bills(room: room, openOnly: m.openOnly, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Billing_V1_ListBillsResponse()
+            response.bills = bills.map(Linli_Billing_V1_Bill.init)
+            response.openFen = bills.reduce(0) { $0 + $1.openFen }
+            response.lateFeeDueFen = bills.reduce(0) { $0 + $1.lateFeeDueFen }
+            return response
         }
-        var response = Linli_Billing_V1_ListBillsResponse()
-        response.bills = bills.map(Linli_Billing_V1_Bill.init)
-        response.openFen = bills.reduce(0) { $0 + $1.openFen }
-        response.lateFeeDueFen = bills.reduce(0) { $0 + $1.lateFeeDueFen }
-        return ServerResponse(message: response)
     }
 
     public func pay(request: ServerRequest<Linli_Billing_V1_PayRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_PayResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let bills = try Input.ids(m.billIds, field: "bill_ids", as: IDTag.Bill.self).map(\.uuid)
         guard !m.methods.isEmpty, m.methods.count <= 6 else { throw LinliError.invalid("methods", "give 1 to 6 payment methods") }
-        var tenders: [Cashier.Tender] = []
+        var tenders: [PaymentStore.Tender] = []
         for (index, line) in m.methods.enumerated() {
-            let method = try ProtoEnum.decode(line.method, Cashier.Method.self, field: "methods[\(index)].method")
+            let method = try ProtoEnum.decode(line.method, PaymentStore.Method.self, field: "methods[\(index)].method")
             let type = try Self.prepaidType(line.prepaidType, field: "methods[\(index)].prepaid_type")
             guard method == .prepaid || line.prepaidType == .unspecified else {
                 throw LinliError.invalid("methods[\(index)].prepaid_type", "is only for the prepaid method")
@@ -167,14 +160,14 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
             guard (1...Self.maxFen).contains(line.amountFen) else {
                 throw LinliError.invalid("methods[\(index)].amount_fen", "must be from 1 to \(Self.maxFen)")
             }
-            tenders.append(Cashier.Tender(method, line.amountFen, prepaidType: type, resident: resident))
+            tenders.append(PaymentStore.Tender(method, line.amountFen, prepaidType: type, resident: resident))
         }
         let depositKind = tenders.contains(where: { $0.method == .deposit }) ? try Self.depositKind(m.depositKind, field: "deposit_kind") : ""
-        let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, Cashier.AllocationOrder.self, field: "allocation")
-        let response = try await database.once(ctx, "Pay", m) { [cashier] connection in
+        let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, PaymentStore.AllocationOrder.self, field: "allocation")
+        return try await handler.write(request, context) { [cashier] call in
             let payment = try await cashier.pay(
                 room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind,
-                by: ctx.principal, on: connection, logger: ctx.logger)
+                by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Billing_V1_PayResponse.with {
                 $0.paymentID = payment.id.uuidString.lowercased()
                 $0.receiptNo = payment.receiptNo
@@ -192,55 +185,47 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.lateFeeFen = payment.lateFeeFen
             }
         }
-        return ServerResponse(message: response)
     }
 
     public func topUpPrepaid(request: ServerRequest<Linli_Billing_V1_TopUpPrepaidRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let method = try Self.channel(m.method, field: "method")
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
-        let response = try await database.once(ctx, "TopUpPrepaid", m) { [cashier] connection in
+        return try await handler.write(request, context) { [cashier] call in
             let balance = try await cashier.topUp(
-                owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
-                logger: ctx.logger)
+                owner, type: type, method: method, amountFen: m.amountFen, by: call.principal, on: call.connection,
+                logger: call.logger)
             return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
         }
-        return ServerResponse(message: response)
     }
 
     public func getPrepaidBalance(request: ServerRequest<Linli_Billing_V1_GetPrepaidBalanceRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetPrepaidBalanceResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let owner = try Self.prepaidOwner(room: request.message.roomID, resident: request.message.residentID)
         let type = try Self.prepaidType(request.message.prepaidType, field: "prepaid_type")
-        let accounts = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.prepaidAccounts(owner, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [cashier] call in
+            let accounts = try await cashier.prepaidAccounts(owner, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 let asked = accounts.first { $0.type == type }
                 $0.balanceFen = asked?.balanceFen ?? 0
                 $0.frozen = asked?.frozen ?? false
                 $0.accounts = accounts.map(Linli_Billing_V1_PrepaidAccount.init)
-            })
+            }
+        }
     }
 
     public func checkLedger(request: ServerRequest<Linli_Billing_V1_CheckLedgerRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_CheckLedgerResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
-        let check = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.check(community: community, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [cashier] call in
+            let check = try await cashier.check(community: community, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.balanced = check.balanced
                 $0.debitsFen = check.debitsFen
                 $0.creditsFen = check.creditsFen
@@ -249,49 +234,46 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.receivablesOff = Int32(clamping: check.receivablesOff)
                 $0.transfers = Int32(clamping: check.transfers)
                 $0.bills = Int32(clamping: check.bills)
-            })
+            }
+        }
     }
     public func setPrepaidFrozen(request: ServerRequest<Linli_Billing_V1_SetPrepaidFrozenRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_SetPrepaidFrozenResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
-        let response = try await database.once(ctx, "SetPrepaidFrozen", m) { [cashier] connection in
+        return try await handler.write(request, context) { [cashier] call in
             try await cashier.setFrozen(
-                owner, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: ctx.principal, on: connection,
-                logger: ctx.logger)
+                owner, type: try Self.prepaidType(m.prepaidType, field: "prepaid_type"), frozen: m.frozen, by: call.principal, on: call.connection,
+                logger: call.logger)
             return Linli_Billing_V1_SetPrepaidFrozenResponse()
         }
-        return ServerResponse(message: response)
     }
 
     public func withdrawPrepaid(request: ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
         let method = try Self.channel(m.method, field: "method")
         let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
         guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
-        let response = try await database.once(ctx, "WithdrawPrepaid", m) { [cashier] connection in
+        return try await handler.write(request, context) { [cashier] call in
             let balance = try await cashier.withdraw(
-                owner, type: type, method: method, amountFen: m.amountFen, by: ctx.principal, on: connection,
-                logger: ctx.logger)
+                owner, type: type, method: method, amountFen: m.amountFen, by: call.principal, on: call.connection,
+                logger: call.logger)
             return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
         }
-        return ServerResponse(message: response)
     }
 
     public func runPrepaidOffset(request: ServerRequest<Linli_Billing_V1_RunPrepaidOffsetRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_RunPrepaidOffsetResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let ctx = try handler.context(request.metadata)
         _ = try Input.requestID(request.message.requestID)
         // Not replayed by request id: each run offsets what has fallen due since, and a rerun finds nothing twice.
         // Only the caller's communities: another community's accounts and bills stay untouched.
-        let done = try await PrepaidOffset(database: database, logger: ctx.logger)
+        let done = try await PrepaidOffsetJob(database: database, logger: ctx.logger)
             .run(try ctx.requireTenant(), communities: ctx.principal.communityIDs)
         return ServerResponse(
             message: .with {
@@ -303,39 +285,34 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func getReceipt(request: ServerRequest<Linli_Billing_V1_GetReceiptRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetReceiptResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let payment = try Input.id(request.message.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
-        let receipt = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.receipt(payment, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [cashier] call in
+            let receipt = try await cashier.receipt(payment, for: call.principal, on: call.connection, logger: call.logger)
+            return .with { $0.receipt = .init(receipt) }
         }
-        return ServerResponse(message: .with { $0.receipt = .init(receipt) })
     }
 
     public func voidReceipt(request: ServerRequest<Linli_Billing_V1_VoidReceiptRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_VoidReceiptResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let payment = try Input.id(m.paymentID, field: "payment_id", as: IDTag.Payment.self).uuid
         let reason = try Input.text(m.reason, field: "reason", min: 2, max: 200)
-        let response = try await database.once(ctx, "VoidReceipt", m) { [cashier] connection in
-            let receipt = try await cashier.void(payment, reason: reason, by: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.write(request, context) { [cashier] call in
+            let receipt = try await cashier.void(payment, reason: reason, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Billing_V1_VoidReceiptResponse.with { $0.receipt = .init(receipt) }
         }
-        return ServerResponse(message: response)
     }
 
     public func getArrears(request: ServerRequest<Linli_Billing_V1_GetArrearsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetArrearsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.arrears(community: community, byBuilding: m.byBuilding, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [cashier] call in
+            let rows = try await cashier.arrears(
+                community: community, byBuilding: m.byBuilding, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.rows = rows.map { row in
                     .with {
                         $0.id = row.id.uuidString.lowercased()
@@ -345,21 +322,20 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                     }
                 }
                 $0.totalFen = rows.reduce(0) { $0 + $1.totalFen }
-            })
+            }
+        }
     }
 
     public func getBillingSummary(request: ServerRequest<Linli_Billing_V1_GetBillingSummaryRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetBillingSummaryResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let (first, months) = try BillingReports.period(m.period, field: "period")
-        let summary = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
-            try await reports.summary(community: community, first: first, months: months, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        let (first, months) = try BillingReportStore.period(m.period, field: "period")
+        return try await handler.read(request) { [reports] call in
+            let summary = try await reports.summary(
+                community: community, first: first, months: months, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.from = summary.from
                 $0.to = summary.to
                 $0.receivableFen = summary.receivableFen
@@ -373,21 +349,19 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 $0.refundedFen = summary.refundedFen
                 $0.waivedFen = summary.waivedFen
                 $0.lateFeeFen = summary.lateFeeFen
-            })
+            }
+        }
     }
 
     public func getDailyClose(request: ServerRequest<Linli_Billing_V1_GetDailyCloseRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_GetDailyCloseResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let day = try Input.localDate(m.day, field: "day")
-        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [reports] connection in
-            try await reports.dailyClose(community: community, day: day, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [reports] call in
+            let rows = try await reports.dailyClose(community: community, day: day, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.rows = rows.map { row in
                     .with {
                         $0.cashierID = row.cashier.description
@@ -400,23 +374,23 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                     }
                 }
                 $0.netFen = rows.reduce(0) { $0 + $1.takenFen - $1.paidOutFen - $1.voidedFen }
-            })
+            }
+        }
     }
 
     public func recordMeterReading(request: ServerRequest<Linli_Billing_V1_RecordMeterReadingRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_RecordMeterReadingResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard (0...10_000_000_000_000).contains(m.valueCenti) else { throw LinliError.invalid("value_centi", "must be from 0 to 10^13") }
         guard m.replacement || m.oldFinalCenti == 0 else { throw LinliError.invalid("old_final_centi", "is only for a meter replacement") }
         guard m.oldFinalCenti >= 0 else { throw LinliError.invalid("old_final_centi", "must not be negative") }
-        let new = MeterDesk.NewReading(
-            room: try Input.id(m.roomID, field: "room_id"), kind: try ProtoEnum.decode(m.kind, MeterDesk.Kind.self, field: "kind"),
+        let new = MeterStore.NewReading(
+            room: try Input.id(m.roomID, field: "room_id"), kind: try ProtoEnum.decode(m.kind, MeterStore.Kind.self, field: "kind"),
             readOn: try Input.localDate(m.readOn, field: "read_on"), valueCenti: m.valueCenti, replacement: m.replacement,
             oldFinalCenti: m.oldFinalCenti)
-        let response = try await database.once(ctx, "RecordMeterReading", m) { [meters] connection in
-            let reading = try await meters.record(new, by: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.write(request, context) { [meters] call in
+            let reading = try await meters.record(new, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Billing_V1_RecordMeterReadingResponse.with {
                 $0.reading = .with {
                     $0.id = reading.id.uuidString.lowercased()
@@ -430,19 +404,17 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 }
             }
         }
-        return ServerResponse(message: response)
     }
 
     public func importMeterReadings(request: StreamingServerRequest<Linli_Billing_V1_ImportMeterReadingsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_ImportMeterReadingsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let whole = try await LineStream.collect(request.messages)
         let community: CommunityID = try Input.id(whole.communityID, field: "community_id")
-        let response = try await database.once(ctx, "ImportMeterReadings", whole) { [meters] connection in
+        return try await handler.write(whole, metadata: request.metadata, method: context.descriptor.method) { [meters] call in
             let sheet = try await meters.importReadings(
-                community: community, lines: whole.lines, by: ctx.principal, on: connection,
-                logger: ctx.logger)
+                community: community, lines: whole.lines, by: call.principal, on: call.connection,
+                logger: call.logger)
             return Linli_Billing_V1_ImportMeterReadingsResponse.with {
                 $0.committed = sheet.errorCount == 0
                 $0.rows = Int32(clamping: sheet.rows)
@@ -454,7 +426,6 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 }
             }
         }
-        return ServerResponse(message: response)
     }
 
     public func collectDeposit(request: ServerRequest<Linli_Billing_V1_CollectDepositRequest>, context: ServerContext)
@@ -483,36 +454,32 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func listDeposits(request: ServerRequest<Linli_Billing_V1_ListDepositsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_ListDepositsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let room: RoomID = try Input.id(request.message.roomID, field: "room_id")
-        let deposits = try await database.tenantTransaction(try ctx.requireTenant()) { [cashier] connection in
-            try await cashier.deposits(room: room, for: ctx.principal, on: connection, logger: ctx.logger)
-        }
-        return ServerResponse(
-            message: .with {
+        return try await handler.read(request) { [cashier] call in
+            let deposits = try await cashier.deposits(room: room, for: call.principal, on: call.connection, logger: call.logger)
+            return .with {
                 $0.deposits = deposits.map { deposit in
                     .with {
                         $0.kind = deposit.kind; $0.balanceFen = deposit.balanceFen
                     }
                 }
-            })
+            }
+        }
     }
 
     private func moveDeposit<Request: IdempotentRequest & Sendable>(
-        _ metadata: Metadata, _ method: String, _ m: Request, _ move: Cashier.DepositMove, room rawRoom: String, kind rawKind: String,
+        _ metadata: Metadata, _ method: String, _ m: Request, _ move: PaymentStore.DepositMove, room rawRoom: String, kind rawKind: String,
         amount: Int64
     ) async throws -> ServerResponse<Linli_Billing_V1_DepositResponse> {
-        let ctx = try RequestContext(admitted: metadata, logger: logger)
         let room: RoomID = try Input.id(rawRoom, field: "room_id")
         let kind = try Self.depositKind(rawKind, field: "kind")
         guard (1...Self.maxFen).contains(amount) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
-        let response = try await database.once(ctx, method, m) { [cashier] connection in
+        return try await handler.write(m, metadata: metadata, method: method) { [cashier] call in
             let balance = try await cashier.deposit(
-                move, room: room, kind: kind, amountFen: amount, by: ctx.principal, on: connection,
-                logger: ctx.logger)
+                move, room: room, kind: kind, amountFen: amount, by: call.principal, on: call.connection,
+                logger: call.logger)
             return Linli_Billing_V1_DepositResponse.with { $0.balanceFen = balance }
         }
-        return ServerResponse(message: response)
     }
 
     /// A deposit's kind: 1 to 20 lowercase letters, digits or underscores.
@@ -524,7 +491,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     /// A room's or a resident's prepaid account: exactly one of the two ids.
-    static func prepaidOwner(room: String, resident: String) throws(LinliError) -> Cashier.PrepaidOwner {
+    static func prepaidOwner(room: String, resident: String) throws(LinliError) -> PaymentStore.PrepaidOwner {
         switch (room.isEmpty, resident.isEmpty) {
         case (false, true): return .room(try Input.id(room, field: "room_id"))
         case (true, false): return .resident(try Input.id(resident, field: "resident_id"))
@@ -534,17 +501,17 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     /// A prepaid account's type; unspecified is general.
-    static func prepaidType(_ raw: Linli_Billing_V1_PrepaidType, field: String) throws(LinliError) -> Cashier.PrepaidType {
-        raw == .unspecified ? .general : try ProtoEnum.decode(raw, Cashier.PrepaidType.self, field: field)
+    static func prepaidType(_ raw: Linli_Billing_V1_PrepaidType, field: String) throws(LinliError) -> PaymentStore.PrepaidType {
+        raw == .unspecified ? .general : try ProtoEnum.decode(raw, PaymentStore.PrepaidType.self, field: field)
     }
 
     /// Metered price tiers: at least two, limits rising, the last without a limit.
-    static func tiers(_ raw: [Linli_Billing_V1_PriceTier], rule: FeeDesk.Rule) throws(LinliError) -> [FeeDesk.Tier] {
+    static func tiers(_ raw: [Linli_Billing_V1_PriceTier], rule: FeeStore.Rule) throws(LinliError) -> [FeeStore.Tier] {
         guard !raw.isEmpty else { return [] }
         guard rule == .metered else { throw .invalid("tiers", "are only for metered items") }
         guard (2...10).contains(raw.count) else { throw .invalid("tiers", "give 2 to 10 tiers") }
         var previous: Int64 = 0
-        var result: [FeeDesk.Tier] = []
+        var result: [FeeStore.Tier] = []
         for (index, tier) in raw.enumerated() {
             guard (0...Self.maxFen).contains(tier.unitPriceFen) else {
                 throw .invalid("tiers[\(index)].unit_price_fen", "must be from 0 to \(Self.maxFen)")
@@ -564,8 +531,8 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     /// Cash or a payment channel: not a stored balance.
-    static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> Cashier.Method {
-        let method = try ProtoEnum.decode(raw, Cashier.Method.self, field: field)
+    static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> PaymentStore.Method {
+        let method = try ProtoEnum.decode(raw, PaymentStore.Method.self, field: field)
         guard method != .prepaid, method != .deposit else { throw .invalid(field, "must be cash or a payment channel") }
         return method
     }
@@ -583,7 +550,7 @@ extension Linli_Billing_V1_WithdrawPrepaidRequest: IdempotentRequest {}
 extension Linli_Billing_V1_VoidReceiptRequest: IdempotentRequest {}
 
 extension Linli_Billing_V1_Receipt {
-    init(_ r: Cashier.Receipt) {
+    init(_ r: PaymentStore.Receipt) {
         self.init()
         paymentID = r.payment.uuidString.lowercased()
         receiptNo = r.receiptNo
@@ -619,7 +586,7 @@ extension Linli_Billing_V1_PayRequest: IdempotentRequest {}
 extension Linli_Billing_V1_TopUpPrepaidRequest: IdempotentRequest {}
 
 extension Linli_Billing_V1_Bill {
-    init(_ b: FeeDesk.Bill) {
+    init(_ b: FeeStore.Bill) {
         self.init()
         id = b.id.uuidString.lowercased()
         roomID = b.room.description
@@ -642,7 +609,7 @@ extension Linli_Billing_V1_Bill {
 }
 
 extension Linli_Billing_V1_FeeItem {
-    init(_ item: FeeDesk.Item) {
+    init(_ item: FeeStore.Item) {
         self.init()
         id = item.id.uuidString.lowercased()
         communityID = item.community.description

@@ -25,7 +25,7 @@ enum PaymentAllocation {
     /// The bills in allocation order. The base order is oldest due first (due day, period start,
     /// item name, id); item priority sorts by priority keeping that order within a priority;
     /// as listed follows `listed` (bills not listed last, in the base order).
-    static func ordered(_ dues: [Due], _ order: Cashier.AllocationOrder, listed: [UUID] = []) -> [Due] {
+    static func ordered(_ dues: [Due], _ order: PaymentStore.AllocationOrder, listed: [UUID] = []) -> [Due] {
         let base = dues.sorted {
             ($0.dueOn, $0.periodStart, $0.itemName, $0.bill.uuidString) < ($1.dueOn, $1.periodStart, $1.itemName, $1.bill.uuidString)
         }

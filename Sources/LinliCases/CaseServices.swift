@@ -15,9 +15,10 @@ func photoRefs(_ refs: [String]) throws(LinliError) -> [String] {
 
 /// The `linli.property.v1.ComplaintService` RPCs.
 public struct ComplaintService: Sendable {
-    let desk = ComplaintDesk()
+    let desk = ComplaintStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -29,133 +30,123 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     public func fileComplaint(request: ServerRequest<Linli_Property_V1_FileComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_FileComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         guard m.kind == .complaint || m.kind == .suggestion else { throw LinliError.invalid("kind", "is required") }
         let subject = try Input.text(m.subject, field: "subject", max: 200)
         let content = try Input.text(m.content, field: "content", max: 5000)
         let photos = try photoRefs(m.photoRefs)
-        let response = try await database.once(ctx, "FileComplaint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_FileComplaintResponse()
             response.complaint = .init(
                 try await desk.file(
                     community: community, suggestion: m.kind == .suggestion, subject: subject,
-                    content: content, photoRefs: photos, by: ctx.principal, on: connection,
-                    logger: ctx.logger))
+                    content: content, photoRefs: photos, by: call.principal, on: call.connection,
+                    logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func replyComplaint(request: ServerRequest<Linli_Property_V1_ReplyComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ReplyComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let body = try Input.text(m.body, field: "body", max: 5000)
-        let response = try await database.once(ctx, "ReplyComplaint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ReplyComplaintResponse()
-            response.complaint = .init(try await desk.reply(id, body: body, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.complaint = .init(try await desk.reply(id, body: body, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func resolveComplaint(request: ServerRequest<Linli_Property_V1_ResolveComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ResolveComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let resolution = try Input.text(m.resolution, field: "resolution", max: 5000)
-        let response = try await database.once(ctx, "ResolveComplaint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ResolveComplaintResponse()
-            response.complaint = .init(try await desk.resolve(id, resolution: resolution, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.complaint = .init(
+                try await desk.resolve(id, resolution: resolution, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func rateComplaint(request: ServerRequest<Linli_Property_V1_RateComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_RateComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be 1 to 5") }
         let comment = try Input.text(m.comment, field: "comment", min: 0, max: 1000)
-        let response = try await database.once(ctx, "RateComplaint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_RateComplaintResponse()
             response.complaint = .init(
                 try await desk.rate(
-                    id, satisfaction: Int(m.satisfaction), comment: comment, by: ctx.principal,
-                    on: connection, logger: ctx.logger))
+                    id, satisfaction: Int(m.satisfaction), comment: comment, by: call.principal,
+                    on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func withdrawComplaint(request: ServerRequest<Linli_Property_V1_WithdrawComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_WithdrawComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
-        let response = try await database.once(ctx, "WithdrawComplaint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_WithdrawComplaintResponse()
-            response.complaint = .init(try await desk.withdraw(id, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.complaint = .init(try await desk.withdraw(id, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func getComplaint(request: ServerRequest<Linli_Property_V1_GetComplaintRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetComplaintResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
-        let complaint = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let complaint = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_GetComplaintResponse()
+            response.complaint = .init(complaint)
+            return response
         }
-        var response = Linli_Property_V1_GetComplaintResponse()
-        response.complaint = .init(complaint)
-        return ServerResponse(message: response)
     }
 
     public func listComplaints(request: ServerRequest<Linli_Property_V1_ListComplaintsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListComplaintsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        let state: ComplaintDesk.State?
+        let state: ComplaintStore.State?
         switch m.state {
         case .unspecified: state = nil
         case .UNRECOGNIZED: throw LinliError.invalid("state", "is not a complaint state")
-        default: state = ComplaintDesk.State.allCases[m.state.rawValue - 1]
+        default: state = ComplaintStore.State.allCases[m.state.rawValue - 1]
         }
-        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(
-                community: community, state: state, after: after, limit: limit + 1, for: ctx.principal,
-                on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let rows = try await desk.list(
+                community: community, state: state, after: after, limit: limit + 1, for: call.principal,
+                on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListComplaintsResponse()
+            let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
+            response.complaints = page.rows.map(Linli_Property_V1_Complaint.init)
+            response.nextPageToken = page.next
+            return response
         }
-        var response = Linli_Property_V1_ListComplaintsResponse()
-        let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
-        response.complaints = page.rows.map(Linli_Property_V1_Complaint.init)
-        response.nextPageToken = page.next
-        return ServerResponse(message: response)
     }
 }
 
 /// The `linli.property.v1.HotlineService` RPCs.
 public struct HotlineService: Sendable {
-    let desk = HotlineDesk()
+    let desk = HotlineStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -167,12 +158,11 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     public func importHotlineTicket(request: ServerRequest<Linli_Property_V1_ImportHotlineTicketRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ImportHotlineTicketResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard m.hasReceivedAt else { throw LinliError.invalid("received_at", "is required") }
         guard m.hasDeadline else { throw LinliError.invalid("deadline", "is required") }
         guard m.deadline.date > m.receivedAt.date else { throw LinliError.invalid("deadline", "must be after received_at") }
-        let incoming = HotlineDesk.Incoming(
+        let incoming = HotlineStore.Incoming(
             community: try Input.id(m.communityID, field: "community_id"),
             externalID: try Input.text(m.externalID, field: "external_id", max: 64),
             receivedAt: m.receivedAt.date, deadline: m.deadline.date,
@@ -181,90 +171,82 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
             callerName: try Input.text(m.callerName, field: "caller_name", min: 0, max: 100),
             callerPhone: try Input.text(m.callerPhone, field: "caller_phone", min: 0, max: 30))
         // The external id is the idempotency key: a re-import returns the stored ticket.
-        let (ticket, created) = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.importTicket(incoming, by: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let (ticket, created) = try await desk.importTicket(incoming, by: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ImportHotlineTicketResponse()
+            response.ticket = .init(ticket)
+            response.created = created
+            return response
         }
-        var response = Linli_Property_V1_ImportHotlineTicketResponse()
-        response.ticket = .init(ticket)
-        response.created = created
-        return ServerResponse(message: response)
     }
 
     public func addHotlineStep(request: ServerRequest<Linli_Property_V1_AddHotlineStepRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_AddHotlineStepResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let note = try Input.text(m.note, field: "note", max: 2000)
-        let response = try await database.once(ctx, "AddHotlineStep", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_AddHotlineStepResponse()
-            response.ticket = .init(try await desk.step(id, note: note, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.ticket = .init(try await desk.step(id, note: note, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func replyHotlineTicket(request: ServerRequest<Linli_Property_V1_ReplyHotlineTicketRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ReplyHotlineTicketResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let reply = try Input.text(m.reply, field: "reply", max: 5000)
-        let response = try await database.once(ctx, "ReplyHotlineTicket", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ReplyHotlineTicketResponse()
-            response.ticket = .init(try await desk.reply(id, reply: reply, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.ticket = .init(try await desk.reply(id, reply: reply, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func closeHotlineTicket(request: ServerRequest<Linli_Property_V1_CloseHotlineTicketRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CloseHotlineTicketResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
-        let response = try await database.once(ctx, "CloseHotlineTicket", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_CloseHotlineTicketResponse()
-            response.ticket = .init(try await desk.close(id, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.ticket = .init(try await desk.close(id, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func getHotlineTicket(request: ServerRequest<Linli_Property_V1_GetHotlineTicketRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetHotlineTicketResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
-        let ticket = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let ticket = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_GetHotlineTicketResponse()
+            response.ticket = .init(ticket)
+            return response
         }
-        var response = Linli_Property_V1_GetHotlineTicketResponse()
-        response.ticket = .init(ticket)
-        return ServerResponse(message: response)
     }
 
     public func listHotlineTickets(request: ServerRequest<Linli_Property_V1_ListHotlineTicketsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListHotlineTicketsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(
-                community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: ctx.principal,
-                on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let rows = try await desk.list(
+                community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: call.principal,
+                on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListHotlineTicketsResponse()
+            let page = PageToken.page(rows, limit: limit) { ($0.receivedAt, $0.id) }
+            response.tickets = page.rows.map(Linli_Property_V1_HotlineTicket.init)
+            response.nextPageToken = page.next
+            return response
         }
-        var response = Linli_Property_V1_ListHotlineTicketsResponse()
-        let page = PageToken.page(rows, limit: limit) { ($0.receivedAt, $0.id) }
-        response.tickets = page.rows.map(Linli_Property_V1_HotlineTicket.init)
-        response.nextPageToken = page.next
-        return ServerResponse(message: response)
     }
 }
 
@@ -278,7 +260,7 @@ extension Linli_Property_V1_ReplyHotlineTicketRequest: IdempotentRequest {}
 extension Linli_Property_V1_CloseHotlineTicketRequest: IdempotentRequest {}
 
 extension Linli_Property_V1_Complaint {
-    init(_ c: ComplaintDesk.Complaint) {
+    init(_ c: ComplaintStore.Complaint) {
         self.init()
         id = c.id.uuidString.lowercased()
         communityID = c.community.description
@@ -287,7 +269,7 @@ extension Linli_Property_V1_Complaint {
         content = c.content
         photoRefs = c.photoRefs
         filedBy = c.filedBy.description
-        state = Linli_Property_V1_ComplaintState(rawValue: (ComplaintDesk.State.allCases.firstIndex(of: c.state) ?? -1) + 1) ?? .unspecified
+        state = Linli_Property_V1_ComplaintState(rawValue: (ComplaintStore.State.allCases.firstIndex(of: c.state) ?? -1) + 1) ?? .unspecified
         resolution = c.resolution
         satisfaction = Int32(clamping: c.satisfaction ?? 0)
         satisfactionComment = c.satisfactionComment
@@ -305,7 +287,7 @@ extension Linli_Property_V1_Complaint {
 }
 
 extension Linli_Property_V1_HotlineTicket {
-    init(_ t: HotlineDesk.Ticket) {
+    init(_ t: HotlineStore.Ticket) {
         self.init()
         id = t.id.uuidString.lowercased()
         communityID = t.community.description
@@ -316,7 +298,7 @@ extension Linli_Property_V1_HotlineTicket {
         content = t.content
         callerName = t.callerName
         callerPhone = PersonalData.maskPhone(t.callerPhone)
-        state = Linli_Property_V1_HotlineState(rawValue: (HotlineDesk.State.allCases.firstIndex(of: t.state) ?? -1) + 1) ?? .unspecified
+        state = Linli_Property_V1_HotlineState(rawValue: (HotlineStore.State.allCases.firstIndex(of: t.state) ?? -1) + 1) ?? .unspecified
         reply = t.reply
         if let replied = t.repliedAt { repliedAt = Google_Protobuf_Timestamp(date: replied) }
         overdue = t.overdue

@@ -9,9 +9,10 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.VisitorService` RPCs.
 public struct VisitorService: Sendable {
-    let desk = VisitorDesk()
+    let desk = VisitorStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -23,7 +24,6 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     public func registerVisitor(request: ServerRequest<Linli_Property_V1_RegisterVisitorRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_RegisterVisitorResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let from = m.hasValidFrom ? m.validFrom.date : Date()
         guard m.hasValidUntil else { throw LinliError.invalid("valid_until", "is required") }
@@ -33,92 +33,85 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
         guard until > Date() else { throw LinliError.invalid("valid_until", "must be in the future") }
         let phone = try Input.text(m.visitorPhone, field: "visitor_phone", min: 0, max: 20)
         guard phone.allSatisfy({ $0.isNumber || $0 == "+" || $0 == "-" }) else { throw LinliError.invalid("visitor_phone", "is not a phone number") }
-        let registration = VisitorDesk.Registration(
+        let registration = VisitorStore.Registration(
             community: try Input.id(m.communityID, field: "community_id"),
             visitorName: try Input.text(m.visitorName, field: "visitor_name", max: 50),
             visitorPhone: phone, plate: try Input.text(m.plate, field: "plate", min: 0, max: 12).uppercased(),
             validFrom: from, validUntil: until, singleUse: m.singleUse,
             host: m.hostID.isEmpty ? nil : try Input.id(m.hostID, field: "host_id"))
-        let response = try await database.once(ctx, "RegisterVisitor", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_RegisterVisitorResponse()
-            response.pass = .init(try await desk.register(registration, by: ctx.principal, on: connection, logger: ctx.logger), showCode: true)
+            response.pass = .init(try await desk.register(registration, by: call.principal, on: call.connection, logger: call.logger), showCode: true)
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func verifyVisitorPass(request: ServerRequest<Linli_Property_V1_VerifyVisitorPassRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_VerifyVisitorPassResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 6)
-        let response = try await database.once(ctx, "VerifyVisitorPass", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_VerifyVisitorPassResponse()
             response.pass = .init(
-                try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger),
+                try await desk.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger),
                 showCode: false)
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func recordVisitorExit(request: ServerRequest<Linli_Property_V1_RecordVisitorExitRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_RecordVisitorExitResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
-        let response = try await database.once(ctx, "RecordVisitorExit", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_RecordVisitorExitResponse()
-            response.pass = .init(try await desk.exit(id, by: ctx.principal, on: connection, logger: ctx.logger), showCode: false)
+            response.pass = .init(try await desk.exit(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func revokeVisitorPass(request: ServerRequest<Linli_Property_V1_RevokeVisitorPassRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_RevokeVisitorPassResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
-        let response = try await database.once(ctx, "RevokeVisitorPass", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_RevokeVisitorPassResponse()
-            response.pass = .init(try await desk.revoke(id, by: ctx.principal, on: connection, logger: ctx.logger), showCode: false)
+            response.pass = .init(try await desk.revoke(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func listVisitorPasses(request: ServerRequest<Linli_Property_V1_ListVisitorPassesRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListVisitorPassesResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        let passes = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(
-                community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: ctx.principal,
-                on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let passes = try await desk.list(
+                community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: call.principal,
+                on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListVisitorPassesResponse()
+            // Hosts see their own codes; a guard's list never shows codes.
+            let page = PageToken.page(passes, limit: limit) { ($0.createdAt, $0.id) }
+            response.passes = page.rows.map { .init($0, showCode: $0.host == call.principal.subjectID) }
+            response.nextPageToken = page.next
+            return response
         }
-        var response = Linli_Property_V1_ListVisitorPassesResponse()
-        // Hosts see their own codes; a guard's list never shows codes.
-        let page = PageToken.page(passes, limit: limit) { ($0.createdAt, $0.id) }
-        response.passes = page.rows.map { .init($0, showCode: $0.host == ctx.principal.subjectID) }
-        response.nextPageToken = page.next
-        return ServerResponse(message: response)
     }
 }
 
 /// The `linli.property.v1.ParcelService` RPCs.
 public struct ParcelService: Sendable {
-    let desk = ParcelDesk()
+    let desk = ParcelStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -130,52 +123,49 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
     public func logParcel(request: ServerRequest<Linli_Property_V1_LogParcelRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_LogParcelResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let resident: UserID = try Input.id(m.residentID, field: "resident_id")
         let carrier = try Input.text(m.carrier, field: "carrier", max: 40)
         let tracking = try Input.text(m.trackingNumber, field: "tracking_number", max: 64)
         let shelf = try Input.text(m.shelf, field: "shelf", min: 0, max: 20)
-        let response = try await database.once(ctx, "LogParcel", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_LogParcelResponse()
             response.parcel = .init(
                 try await desk.log(
                     community: community, resident: resident, carrier: carrier, trackingNumber: tracking,
-                    shelf: shelf, by: ctx.principal, on: connection, logger: ctx.logger))
+                    shelf: shelf, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func pickUpParcel(request: ServerRequest<Linli_Property_V1_PickUpParcelRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_PickUpParcelResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.pickupCode, field: "pickup_code", max: 6)
-        let response = try await database.once(ctx, "PickUpParcel", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_PickUpParcelResponse()
-            response.parcel = .init(try await desk.pickUp(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.parcel = .init(
+                try await desk.pickUp(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func listWaitingParcels(request: ServerRequest<Linli_Property_V1_ListWaitingParcelsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListWaitingParcelsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         guard (0...365).contains(m.minAgeDays) else { throw LinliError.invalid("min_age_days", "must be 0 to 365") }
-        let parcels = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.waiting(community: community, minAgeDays: Int(m.minAgeDays), for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let parcels = try await desk.waiting(
+                community: community, minAgeDays: Int(m.minAgeDays), for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListWaitingParcelsResponse()
+            response.parcels = parcels.map(Linli_Property_V1_Parcel.init)
+            return response
         }
-        var response = Linli_Property_V1_ListWaitingParcelsResponse()
-        response.parcels = parcels.map(Linli_Property_V1_Parcel.init)
-        return ServerResponse(message: response)
     }
 }
 
@@ -187,7 +177,7 @@ extension Linli_Property_V1_LogParcelRequest: IdempotentRequest {}
 extension Linli_Property_V1_PickUpParcelRequest: IdempotentRequest {}
 
 extension Linli_Property_V1_VisitorPass {
-    init(_ p: VisitorDesk.Pass, showCode: Bool) {
+    init(_ p: VisitorStore.Pass, showCode: Bool) {
         self.init()
         id = p.id.uuidString.lowercased()
         communityID = p.community.description
@@ -199,7 +189,7 @@ extension Linli_Property_V1_VisitorPass {
         validUntil = Google_Protobuf_Timestamp(date: p.validUntil)
         singleUse = p.singleUse
         code = showCode ? p.code : ""
-        state = Linli_Property_V1_VisitorPassState(rawValue: (VisitorDesk.State.allCases.firstIndex(of: p.state) ?? -1) + 1) ?? .unspecified
+        state = Linli_Property_V1_VisitorPassState(rawValue: (VisitorStore.State.allCases.firstIndex(of: p.state) ?? -1) + 1) ?? .unspecified
         walkIn = p.walkIn
         entries = Int32(clamping: p.entries)
         if let at = p.lastEntryAt { lastEntryAt = Google_Protobuf_Timestamp(date: at) }
@@ -208,7 +198,7 @@ extension Linli_Property_V1_VisitorPass {
 }
 
 extension Linli_Property_V1_Parcel {
-    init(_ p: ParcelDesk.Parcel) {
+    init(_ p: ParcelStore.Parcel) {
         self.init()
         id = p.id.uuidString.lowercased()
         communityID = p.community.description
@@ -226,9 +216,10 @@ extension Linli_Property_V1_Parcel {
 
 /// The `linli.property.v1.ItemReleaseService` RPCs.
 public struct ItemReleaseService: Sendable {
-    let desk = ItemReleaseDesk()
+    let desk = ItemReleaseStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -240,69 +231,65 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
     public func applyItemRelease(request: ServerRequest<Linli_Property_V1_ApplyItemReleaseRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ApplyItemReleaseResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let items = try Input.text(m.items, field: "items", max: 1000)
         let mover = try Input.text(m.mover, field: "mover", min: 0, max: 100)
         let date = try Input.localDate(m.plannedDate, field: "planned_date")
-        let response = try await database.once(ctx, "ApplyItemRelease", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ApplyItemReleaseResponse()
             response.release = .init(
                 try await desk.apply(
                     community: community, items: items, mover: mover, plannedDate: date,
-                    by: ctx.principal, on: connection, logger: ctx.logger))
+                    by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func reviewItemRelease(request: ServerRequest<Linli_Property_V1_ReviewItemReleaseRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ReviewItemReleaseResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id = try Input.id(m.releaseID, field: "release_id", as: IDTag.ItemRelease.self).uuid
         let note = try Input.text(m.note, field: "note", min: m.approve ? 0 : 1, max: 500)
-        let response = try await database.once(ctx, "ReviewItemRelease", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ReviewItemReleaseResponse()
-            response.release = .init(try await desk.review(id, approve: m.approve, note: note, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.release = .init(
+                try await desk.review(id, approve: m.approve, note: note, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func verifyItemRelease(request: ServerRequest<Linli_Property_V1_VerifyItemReleaseRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_VerifyItemReleaseResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 6)
-        let response = try await database.once(ctx, "VerifyItemRelease", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_VerifyItemReleaseResponse()
-            response.release = .init(try await desk.verify(community: community, code: code, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.release = .init(
+                try await desk.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func listItemReleases(request: ServerRequest<Linli_Property_V1_ListItemReleasesRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListItemReleasesResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        let rows = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(community: community, after: after, limit: limit + 1, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let rows = try await desk.list(
+                community: community, after: after, limit: limit + 1, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListItemReleasesResponse()
+            let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
+            response.releases = page.rows.map(Linli_Property_V1_ItemRelease.init)
+            response.nextPageToken = page.next
+            return response
         }
-        var response = Linli_Property_V1_ListItemReleasesResponse()
-        let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
-        response.releases = page.rows.map(Linli_Property_V1_ItemRelease.init)
-        response.nextPageToken = page.next
-        return ServerResponse(message: response)
     }
 }
 
@@ -311,7 +298,7 @@ extension Linli_Property_V1_ReviewItemReleaseRequest: IdempotentRequest {}
 extension Linli_Property_V1_VerifyItemReleaseRequest: IdempotentRequest {}
 
 extension Linli_Property_V1_ItemRelease {
-    init(_ r: ItemReleaseDesk.Release) {
+    init(_ r: ItemReleaseStore.Release) {
         self.init()
         id = r.id.uuidString.lowercased()
         communityID = r.community.description
@@ -319,7 +306,7 @@ extension Linli_Property_V1_ItemRelease {
         items = r.items
         mover = r.mover
         plannedDate = r.plannedDate
-        state = Linli_Property_V1_ItemReleaseState(rawValue: (ItemReleaseDesk.State.allCases.firstIndex(of: r.state) ?? -1) + 1) ?? .unspecified
+        state = Linli_Property_V1_ItemReleaseState(rawValue: (ItemReleaseStore.State.allCases.firstIndex(of: r.state) ?? -1) + 1) ?? .unspecified
         code = r.code ?? ""
         reviewNote = r.reviewNote
         createdAt = Google_Protobuf_Timestamp(date: r.createdAt)

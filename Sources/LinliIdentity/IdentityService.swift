@@ -12,7 +12,7 @@ import Synchronization
 public struct IdentityService: Sendable {
     let database: Database
     let tenants: TenantRegistry
-    let users: UserDirectory
+    let users: UserStore
     let sessions: SessionStore
     let apiKeys: ApiKeyStore
     let throttle: (any LoginThrottle)?
@@ -20,7 +20,7 @@ public struct IdentityService: Sendable {
 
     /// Creates the service.
     public init(
-        database: Database, tenants: TenantRegistry, users: UserDirectory, sessions: SessionStore,
+        database: Database, tenants: TenantRegistry, users: UserStore, sessions: SessionStore,
         apiKeys: ApiKeyStore, throttle: (any LoginThrottle)? = nil, logger: Logger
     ) {
         self.database = database
@@ -118,7 +118,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         let m = request.message
         let requestID = try Input.requestID(m.requestID)
         guard let role = Role(rawValue: m.role.rawValue) else { throw LinliError.invalid("role", "is required") }
-        let user = try UserDirectory.NewUser(
+        let user = try UserStore.NewUser(
             username: m.username, displayName: m.displayName, password: m.password, role: role,
             phone: m.phone.isEmpty ? nil : m.phone,
             communityIDs: Input.ids(m.communityIds, field: "community_ids"),

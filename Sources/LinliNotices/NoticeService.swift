@@ -8,13 +8,14 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.NoticeService` RPCs.
 public struct NoticeService: Sendable {
-    let board: NoticeBoard
+    let board: NoticeStore
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     /// Creates the service.
     public init(database: Database, logger: Logger) {
-        self.board = NoticeBoard(database: database)
+        self.board = NoticeStore(database: database)
         self.database = database
         self.logger = logger
     }
@@ -24,37 +25,27 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     public func publishNotice(request: ServerRequest<Linli_Property_V1_PublishNoticeRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_PublishNoticeResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
-        let tenant = try ctx.requireTenant()
         let m = request.message
-        let requestID = try Input.requestID(m.requestID)
-        let draft = try NoticeBoard.Draft(
+        let draft = try NoticeStore.Draft(
             communityID: m.communityID, title: m.title, body: m.body, category: m.category.rawValue, pinned: m.pinned,
             buildingIDs: m.buildingIds, expiresAt: m.hasExpiresAt ? m.expiresAt.date : nil)
-        try ctx.principal.requireScope(draft.communityID)
-        let response = try await database.tenantTransaction(tenant) { connection in
-            try await Idempotency.once(
-                .tenant, principal: ctx.principal.subjectID, requestID: requestID,
-                method: "PublishNotice", fingerprint: m, on: connection, logger: ctx.logger
-            ) {
-                let notice = try await board.publish(draft, by: ctx.principal.subjectID, on: connection, logger: ctx.logger)
-                var response = Linli_Property_V1_PublishNoticeResponse()
-                response.notice = .init(notice)
-                return response
-            }
+        return try await handler.write(request, context) { [board] call in
+            try Scope.requireCommunity(call.principal, draft.communityID)
+            var response = Linli_Property_V1_PublishNoticeResponse()
+            response.notice = .init(try await board.publish(draft, by: call.principal.subjectID, on: call.connection, logger: call.logger))
+            return response
         }
-        return ServerResponse(message: response)
     }
 
     public func listNotices(request: ServerRequest<Linli_Property_V1_ListNoticesRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListNoticesResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let ctx = try handler.context(request.metadata)
         let tenant = try ctx.requireTenant()
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
-        let cursor = m.page.pageToken.isEmpty ? nil : try NoticeBoard.Cursor(token: m.page.pageToken)
+        let cursor = m.page.pageToken.isEmpty ? nil : try NoticeStore.Cursor(token: m.page.pageToken)
         try ctx.principal.requireScope(community)
         let page = try await board.list(
             community: community, for: ctx.principal, after: cursor, limit: limit,
@@ -68,7 +59,7 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     public func markNoticeRead(request: ServerRequest<Linli_Property_V1_MarkNoticeReadRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_MarkNoticeReadResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let ctx = try handler.context(request.metadata)
         _ = try Input.requestID(request.message.requestID)
         let id: NoticeID = try Input.id(request.message.noticeID, field: "notice_id")
         // Marking read is idempotent by nature: a retry returns the first read time.
@@ -81,7 +72,7 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
     public func getNoticeReadStats(request: ServerRequest<Linli_Property_V1_GetNoticeReadStatsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetNoticeReadStatsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
+        let ctx = try handler.context(request.metadata)
         let id: NoticeID = try Input.id(request.message.noticeID, field: "notice_id")
         let stats = try await board.readStats(id, for: ctx.principal, tenant: ctx.requireTenant(), logger: ctx.logger)
         var response = Linli_Property_V1_GetNoticeReadStatsResponse()
@@ -93,7 +84,7 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
 }
 
 extension Linli_Property_V1_Notice {
-    init(_ notice: NoticeBoard.Notice) {
+    init(_ notice: NoticeStore.Notice) {
         self.init()
         id = notice.id.description
         communityID = notice.communityID.description

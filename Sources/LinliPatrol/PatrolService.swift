@@ -8,9 +8,10 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.PatrolService` RPCs.
 public struct PatrolService: Sendable {
-    let desk = PatrolDesk()
+    let desk = PatrolStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -22,50 +23,45 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     public func createCheckpoint(request: ServerRequest<Linli_Property_V1_CreateCheckpointRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CreateCheckpointResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let name = try Input.text(m.name, field: "name", max: 50)
         let location = try Input.text(m.location, field: "location", min: 0, max: 200)
         let code = try Input.text(m.code, field: "code", max: 64)
-        let response = try await database.once(ctx, "CreateCheckpoint", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_CreateCheckpointResponse()
             response.checkpoint = .init(
                 try await desk.createCheckpoint(
                     community: community, name: name, location: location, code: code,
-                    by: ctx.principal, on: connection, logger: ctx.logger))
+                    by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func createRoute(request: ServerRequest<Linli_Property_V1_CreateRouteRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CreateRouteResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let name = try Input.text(m.name, field: "name", max: 50)
-        let kind = try ProtoEnum.decode(m.kind, PatrolDesk.RouteKind.self, field: "kind")
+        let kind = try ProtoEnum.decode(m.kind, PatrolStore.RouteKind.self, field: "kind")
         guard !m.pointIds.isEmpty else { throw LinliError.invalid("point_ids", "a route needs at least one checkpoint") }
         guard m.pointIds.count <= 100 else { throw LinliError.invalid("point_ids", "at most 100 checkpoints") }
         let points = try Input.ids(m.pointIds, field: "point_ids", as: IDTag.PatrolPoint.self).map(\.uuid)
         guard points.count == m.pointIds.count else { throw LinliError.invalid("point_ids", "each checkpoint may appear once") }
-        let response = try await database.once(ctx, "CreateRoute", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_CreateRouteResponse()
             response.route = .init(
                 try await desk.createRoute(
-                    community: community, name: name, kind: kind, points: points, by: ctx.principal,
-                    on: connection, logger: ctx.logger))
+                    community: community, name: name, kind: kind, points: points, by: call.principal,
+                    on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func createPlan(request: ServerRequest<Linli_Property_V1_CreatePlanRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CreatePlanResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         guard !m.times.isEmpty, m.times.count <= 48 else { throw LinliError.invalid("times", "give 1 to 48 start times") }
         for (index, time) in m.times.enumerated() {
@@ -85,142 +81,129 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let startsOn = try Input.localDate(m.startsOn, field: "starts_on")
         let endsOn = m.endsOn.isEmpty ? nil : try Input.localDate(m.endsOn, field: "ends_on")
         if let endsOn, endsOn < startsOn { throw LinliError.invalid("ends_on", "must not be before starts_on") }
-        let plan = PatrolDesk.Plan(
+        let plan = PatrolStore.Plan(
             route: try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid,
             staff: try Input.id(m.staffID, field: "staff_id"), times: m.times, weekdays: m.weekdays.map(Int.init),
             everyDays: max(1, Int(m.everyDays)), startsOn: startsOn, endsOn: endsOn, windowMinutes: Int(m.windowMinutes))
-        let response = try await database.once(ctx, "CreatePlan", m) { [desk] connection in
-            let (id, generated) = try await desk.createPlan(plan, by: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.write(request, context) { [desk] call in
+            let (id, generated) = try await desk.createPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Property_V1_CreatePlanResponse.with {
                 $0.planID = id.uuidString.lowercased()
                 $0.tasksGenerated = Int32(clamping: generated)
             }
         }
-        return ServerResponse(message: response)
     }
 
     public func stopPlan(request: ServerRequest<Linli_Property_V1_StopPlanRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_StopPlanResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let plan = try Input.id(m.planID, field: "plan_id", as: IDTag.PatrolPlan.self).uuid
-        let response = try await database.once(ctx, "StopPlan", m) { [desk] connection in
-            try await desk.stopPlan(plan, by: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.write(request, context) { [desk] call in
+            try await desk.stopPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Property_V1_StopPlanResponse()
         }
-        return ServerResponse(message: response)
     }
 
     public func createTemporaryTask(request: ServerRequest<Linli_Property_V1_CreateTemporaryTaskRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CreateTemporaryTaskResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let route = try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid
         let staff: UserID = try Input.id(m.staffID, field: "staff_id")
         guard (5...1440).contains(m.windowMinutes) else { throw LinliError.invalid("window_minutes", "must be from 5 to 1440") }
         let startsAt = m.hasStartsAt ? m.startsAt.date : Date()
         guard startsAt > Date().addingTimeInterval(-3600) else { throw LinliError.invalid("starts_at", "must not be in the past") }
-        let response = try await database.once(ctx, "CreateTemporaryTask", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_CreateTemporaryTaskResponse()
             response.task = .init(
                 try await desk.createTemporaryTask(
                     route: route, staff: staff, startsAt: startsAt, windowMinutes: Int(m.windowMinutes),
-                    by: ctx.principal, on: connection, logger: ctx.logger))
+                    by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func listPatrolTasks(request: ServerRequest<Linli_Property_V1_ListPatrolTasksRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListPatrolTasksResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        let tasks = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
+        return try await handler.read(request) { [desk] call in
             // Without `from`: the community's today, from its own time zone.
-            let from = m.hasFrom ? m.from.date : try await BusinessDay.of(community, on: connection, logger: ctx.logger).startOfToday()
+            let from = m.hasFrom ? m.from.date : try await BusinessDay.of(community, on: call.connection, logger: call.logger).startOfToday()
             let until = m.hasUntil ? m.until.date : from.addingTimeInterval(86400)
             guard until > from else { throw LinliError.invalid("until", "must be after from") }
             guard until.timeIntervalSince(from) <= 31 * 86400 else { throw LinliError.invalid("until", "at most 31 days after from") }
-            return try await desk.list(
-                community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: ctx.principal,
-                on: connection, logger: ctx.logger)
+            let tasks = try await desk.list(
+                community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: call.principal,
+                on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListPatrolTasksResponse()
+            response.tasks = tasks.map(Linli_Property_V1_PatrolTask.init)
+            return response
         }
-        var response = Linli_Property_V1_ListPatrolTasksResponse()
-        response.tasks = tasks.map(Linli_Property_V1_PatrolTask.init)
-        return ServerResponse(message: response)
     }
 
     public func getPatrolTask(request: ServerRequest<Linli_Property_V1_GetPatrolTaskRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetPatrolTaskResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id = try Input.id(request.message.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
-        let task = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let task = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_GetPatrolTaskResponse()
+            response.task = .init(task)
+            return response
         }
-        var response = Linli_Property_V1_GetPatrolTaskResponse()
-        response.task = .init(task)
-        return ServerResponse(message: response)
     }
 
     public func checkIn(request: ServerRequest<Linli_Property_V1_CheckInRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_CheckInResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let code = try Input.text(m.pointCode, field: "point_code", max: 64)
-        let result = try ProtoEnum.decode(m.result, PatrolDesk.CheckResult.self, field: "result")
+        let result = try ProtoEnum.decode(m.result, PatrolStore.CheckResult.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .abnormal ? 2 : 0, max: 500)
         guard m.photoRefs.count <= 9 else { throw LinliError.invalid("photo_refs", "at most 9 photos") }
         let photos = try m.photoRefs.enumerated().map { index, ref throws(LinliError) in try Input.text(ref, field: "photo_refs[\(index)]", max: 200)
         }
-        let response = try await database.once(ctx, "CheckIn", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_CheckInResponse()
             response.task = .init(
                 try await desk.checkIn(
                     task: task, pointCode: code, result: result, note: note, photoRefs: photos,
-                    by: ctx.principal, on: connection, logger: ctx.logger))
+                    by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func finishPatrolTask(request: ServerRequest<Linli_Property_V1_FinishPatrolTaskRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_FinishPatrolTaskResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
-        let response = try await database.once(ctx, "FinishPatrolTask", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_FinishPatrolTaskResponse()
-            response.task = .init(try await desk.finish(task: task, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.task = .init(try await desk.finish(task: task, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func reviewPatrolTask(request: ServerRequest<Linli_Property_V1_ReviewPatrolTaskRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ReviewPatrolTaskResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
-        let result = try ProtoEnum.decode(m.result, PatrolDesk.Review.self, field: "result")
+        let result = try ProtoEnum.decode(m.result, PatrolStore.Review.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .failed ? 2 : 0, max: 500)
-        let response = try await database.once(ctx, "ReviewPatrolTask", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_ReviewPatrolTaskResponse()
             response.task = .init(
                 try await desk.review(
-                    task: task, result: result, note: note, by: ctx.principal, on: connection,
-                    logger: ctx.logger))
+                    task: task, result: result, note: note, by: call.principal, on: call.connection,
+                    logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 }
 
@@ -234,7 +217,7 @@ extension Linli_Property_V1_FinishPatrolTaskRequest: IdempotentRequest {}
 extension Linli_Property_V1_ReviewPatrolTaskRequest: IdempotentRequest {}
 
 extension Linli_Property_V1_Checkpoint {
-    init(_ p: PatrolDesk.Checkpoint) {
+    init(_ p: PatrolStore.Checkpoint) {
         self.init()
         id = p.id.uuidString.lowercased()
         name = p.name
@@ -244,7 +227,7 @@ extension Linli_Property_V1_Checkpoint {
 }
 
 extension Linli_Property_V1_Route {
-    init(_ r: PatrolDesk.Route) {
+    init(_ r: PatrolStore.Route) {
         self.init()
         id = r.id.uuidString.lowercased()
         communityID = r.community.description
@@ -255,7 +238,7 @@ extension Linli_Property_V1_Route {
 }
 
 extension Linli_Property_V1_PatrolTask {
-    init(_ t: PatrolDesk.Task) {
+    init(_ t: PatrolStore.Task) {
         self.init()
         id = t.id.uuidString.lowercased()
         communityID = t.community.description

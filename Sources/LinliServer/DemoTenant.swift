@@ -50,12 +50,12 @@ extension LinliApplication {
                         role: .resident, communityIDs: [community], buildingIDs: [buildings[index]]),
                     on: connection, logger: logger)
             }
-            let board = NoticeBoard(database: database)
+            let board = NoticeStore(database: database)
             let drafts = [
-                try NoticeBoard.Draft(
+                try NoticeStore.Draft(
                     communityID: made.id, title: "欢迎使用邻里", body: "物业服务中心电话 021-5555 0100。",
                     category: 1, pinned: true, buildingIDs: [], expiresAt: nil),
-                try NoticeBoard.Draft(
+                try NoticeStore.Draft(
                     communityID: made.id, title: "1栋周三停水", body: "周三 9:00-12:00 更换水泵。",
                     category: 3, pinned: false, buildingIDs: [made.buildings[0].id], expiresAt: nil),
             ]

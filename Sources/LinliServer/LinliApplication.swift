@@ -35,19 +35,19 @@ public struct LinliApplication: Sendable {
     /// The tenant registry.
     public let tenants: TenantRegistry
     /// Tenant users and operators.
-    public let users: UserDirectory
+    public let users: UserStore
     /// Tenant provisioning.
     public let provisioner: TenantProvisioner
     /// The national rollup.
-    public let rollup: NationalRollup
+    public let rollup: NationalRollupJob
     /// The patrol scheduler: plans into tasks ahead of time.
-    public let patrolScheduler: PatrolScheduler
+    public let patrolScheduler: PatrolSchedulerJob
     /// The outbox relay: committed messages into the in-app inbox.
     /// One consumer per `OutboxConsumerName`; `OutboxTopicsTests` checks the table.
     public static let outboxConsumers: [any OutboxConsumer] = [InboxDelivery(), WorkOrderChargeBilling(), HotlineBridge()]
-    public let outboxRelay: OutboxRelay
+    public let outboxRelay: OutboxRelayJob
     /// The hourly prepaid offset of bills fallen due.
-    public let prepaidOffset: PrepaidOffset
+    public let prepaidOffset: PrepaidOffsetJob
     /// Whether PostgreSQL and Redis answer; read by `grpc.health.v1.Health`.
     public let healthProbe: HealthProbe
     /// The gRPC server.
@@ -83,16 +83,16 @@ public struct LinliApplication: Sendable {
         database = Database(client: client, logger: logger, timeout: timeout > 0 ? .seconds(timeout) : nil, health: storageHealth)
         redis = RedisClient(configuration: configuration.redis, logger: logger)
         tenants = TenantRegistry(database: database)
-        users = UserDirectory(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))
+        users = UserStore(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))
         let catalog = try MigrationCatalog.bundled()
         provisioner = TenantProvisioner(
             runner: MigrationRunner(
                 database: database.unbounded, catalog: catalog,
                 parallelism: configuration.migrationParallelism))
-        rollup = NationalRollup(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
-        patrolScheduler = PatrolScheduler(database: database, logger: logger)
-        outboxRelay = OutboxRelay(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
-        prepaidOffset = PrepaidOffset(database: database, logger: logger)
+        rollup = NationalRollupJob(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
+        patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
+        outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
+        prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
 
         let sessions = SessionStore(
             redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),

@@ -31,7 +31,7 @@ extension WorkOrderFlow.Action {
 }
 
 extension Linli_Property_V1_WorkOrder {
-    init(_ order: WorkOrderDesk.WorkOrder) {
+    init(_ order: WorkOrderStore.WorkOrder) {
         self.init()
         id = order.id.description
         communityID = order.community.description

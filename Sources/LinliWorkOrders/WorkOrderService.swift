@@ -9,9 +9,10 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.WorkOrderService` RPCs.
 public struct WorkOrderService: Sendable {
-    let desk = WorkOrderDesk()
+    let desk = WorkOrderStore()
     let database: Database
     let logger: Logger
+    var handler: Handler { Handler(database: database, logger: logger) }
 
     public init(database: Database, logger: Logger) {
         self.database = database
@@ -23,17 +24,15 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
     public func configureCategory(request: ServerRequest<Linli_Property_V1_ConfigureCategoryRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ConfigureCategoryResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let c = m.category
         let community: CommunityID = try Input.id(c.communityID, field: "category.community_id")
-        try ctx.principal.requireScope(community)
         let code = try Input.text(c.code, field: "category.code", max: 40)
         guard code.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }) else {
             throw LinliError.invalid("category.code", "must be a-z, 0-9 and _")
         }
-        let mode: WorkOrderDesk.DispatchMode
+        let mode: WorkOrderStore.DispatchMode
         switch c.dispatchMode {
         case .manual: mode = .manual
         case .grab: mode = .grab
@@ -47,54 +46,50 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         guard minutes.contains(Int(c.emergencyDeadlineMinutes)) else {
             throw LinliError.invalid("category.emergency_deadline_minutes", "must be 1 to 525600")
         }
-        let category = WorkOrderDesk.Category(
+        let category = WorkOrderStore.Category(
             community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
             mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
-        let response = try await database.once(ctx, "ConfigureCategory", m) { [desk] connection in
-            try await desk.configure(category, on: connection, logger: ctx.logger)
+        return try await handler.write(request, context) { [desk] call in
+            try Scope.requireCommunity(call.principal, community)
+            try await desk.configure(category, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ConfigureCategoryResponse()
             response.category = c
             response.category.code = code
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func setTechnician(request: ServerRequest<Linli_Property_V1_SetTechnicianRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_SetTechnicianResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        try ctx.principal.requireScope(community)
-        let response = try await database.once(ctx, "SetTechnician", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
+            try Scope.requireCommunity(call.principal, community)
             try await desk.setTechnician(
                 user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
-                on: connection, logger: ctx.logger)
+                on: call.connection, logger: call.logger)
             return Linli_Property_V1_SetTechnicianResponse()
         }
-        return ServerResponse(message: response)
     }
 
     public func setMyDuty(request: ServerRequest<Linli_Property_V1_SetMyDutyRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_SetMyDutyResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         _ = try Input.requestID(request.message.requestID)
         let onDuty = request.message.onDuty
         // Setting a duty flag twice has the same effect as once: naturally idempotent.
-        try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.setDuty(ctx.principal.subjectID, onDuty: onDuty, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            try await desk.setDuty(call.principal.subjectID, onDuty: onDuty, on: call.connection, logger: call.logger)
+            return Linli_Property_V1_SetMyDutyResponse()
         }
-        return ServerResponse(message: .init())
     }
 
     public func fileRepair(request: ServerRequest<Linli_Property_V1_FileRepairRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_FileRepairResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let channel: String
@@ -107,7 +102,7 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         guard m.priority == .normal || m.priority == .emergency else { throw LinliError.invalid("priority", "is required") }
         if m.photoRefs.count > 9 { throw LinliError.invalid("photo_refs", "at most 9 photos") }
         for (index, ref) in m.photoRefs.enumerated() { _ = try Input.text(ref, field: "photo_refs[\(index)]", max: 500) }
-        let repair = WorkOrderDesk.Repair(
+        let repair = WorkOrderStore.Repair(
             community: try Input.id(m.communityID, field: "community_id"),
             category: try Input.text(m.category, field: "category", max: 40),
             emergency: m.priority == .emergency, channel: channel,
@@ -117,82 +112,76 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
             onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"),
             room: m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id"))
-        let response = try await database.once(ctx, "FileRepair", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_FileRepairResponse()
-            response.workOrder = .init(try await desk.file(repair, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.workOrder = .init(try await desk.file(repair, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func getWorkOrder(request: ServerRequest<Linli_Property_V1_GetWorkOrderRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetWorkOrderResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let id: WorkOrderID = try Input.id(request.message.workOrderID, field: "work_order_id")
-        let order = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.get(id, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let order = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_GetWorkOrderResponse()
+            response.workOrder = .init(order)
+            return response
         }
-        var response = Linli_Property_V1_GetWorkOrderResponse()
-        response.workOrder = .init(order)
-        return ServerResponse(message: response)
     }
 
     public func listWorkOrders(request: ServerRequest<Linli_Property_V1_ListWorkOrdersRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_ListWorkOrdersResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         let state = m.state == .unspecified ? nil : try WorkOrderFlow.State(m.state)
-        let filter = WorkOrderDesk.Filter(
+        let filter = WorkOrderStore.Filter(
             community: try Input.id(m.communityID, field: "community_id"), state: state,
             assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
             after: after, limit: limit + 1)
-        let orders = try await database.tenantTransaction(try ctx.requireTenant()) { [desk] connection in
-            try await desk.list(filter, for: ctx.principal, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { [desk] call in
+            let orders = try await desk.list(filter, for: call.principal, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_ListWorkOrdersResponse()
+            let page = PageToken.page(orders, limit: limit) { ($0.createdAt, $0.id.uuid) }
+            response.workOrders = page.rows.map(Linli_Property_V1_WorkOrder.init)
+            response.nextPageToken = page.next
+            return response
         }
-        var response = Linli_Property_V1_ListWorkOrdersResponse()
-        let page = PageToken.page(orders, limit: limit) { ($0.createdAt, $0.id.uuid) }
-        response.workOrders = page.rows.map(Linli_Property_V1_WorkOrder.init)
-        response.nextPageToken = page.next
-        return ServerResponse(message: response)
     }
 
     public func transitionWorkOrder(request: ServerRequest<Linli_Property_V1_TransitionWorkOrderRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_TransitionWorkOrderResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
         guard let action = WorkOrderFlow.Action(m.action) else { throw LinliError.invalid("action", "is required") }
-        let transition = WorkOrderDesk.Transition(
+        let transition = WorkOrderStore.Transition(
             action: action,
             assignee: m.assigneeID.isEmpty ? nil : try Input.id(m.assigneeID, field: "assignee_id"),
             note: try Input.text(m.note, field: "note", min: 0, max: 1000),
             completion: m.hasCompletion
-                ? WorkOrderDesk.Completion(
+                ? WorkOrderStore.Completion(
                     labourMinutes: Int(m.completion.labourMinutes),
                     materials: try Input.text(m.completion.materials, field: "completion.materials", min: 0, max: 2000),
                     chargeFen: m.completion.chargeFen) : nil,
             rating: m.hasRating
-                ? WorkOrderDesk.Rating(
+                ? WorkOrderStore.Rating(
                     speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
                     comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
-        let response = try await database.once(ctx, "TransitionWorkOrder", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_TransitionWorkOrderResponse()
-            response.workOrder = .init(try await desk.transition(id, transition, by: ctx.principal, on: connection, logger: ctx.logger))
+            response.workOrder = .init(try await desk.transition(id, transition, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func recordReturnVisit(request: ServerRequest<Linli_Property_V1_RecordReturnVisitRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_RecordReturnVisitResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let id: WorkOrderID = try Input.id(m.workOrderID, field: "work_order_id")
         var satisfaction: Int?
@@ -205,58 +194,56 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             throw LinliError.invalid("satisfaction", "must be 0 when the resident was not reached")
         }
         let note = try Input.text(m.note, field: "note", min: m.reached ? 0 : 2, max: 500)
-        let response = try await database.once(ctx, "RecordReturnVisit", m) { [desk] connection in
+        return try await handler.write(request, context) { [desk] call in
             var response = Linli_Property_V1_RecordReturnVisitResponse()
             response.workOrder = .init(
                 try await desk.recordReturnVisit(
                     id, reached: m.reached, satisfaction: satisfaction, note: note,
-                    by: ctx.principal, on: connection, logger: ctx.logger))
+                    by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
-        return ServerResponse(message: response)
     }
 
     public func getWorkloadStats(request: ServerRequest<Linli_Property_V1_GetWorkloadStatsRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Property_V1_GetWorkloadStatsResponse>
     {
-        let ctx = try RequestContext(admitted: request.metadata, logger: logger)
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        try ctx.principal.requireScope(community)
         guard m.hasFrom else { throw LinliError.invalid("from", "is required") }
         guard m.hasTo else { throw LinliError.invalid("to", "is required") }
         guard m.to.date > m.from.date else { throw LinliError.invalid("to", "must be after from") }
-        let stats = try await database.tenantTransaction(try ctx.requireTenant()) { connection in
-            try await WorkloadStats.read(community: community, from: m.from.date, to: m.to.date, on: connection, logger: ctx.logger)
+        return try await handler.read(request) { call in
+            try Scope.requireCommunity(call.principal, community)
+            let stats = try await WorkloadStats.read(community: community, from: m.from.date, to: m.to.date, on: call.connection, logger: call.logger)
+            var response = Linli_Property_V1_GetWorkloadStatsResponse()
+            response.technicians = stats.technicians.map { t in
+                var row = Linli_Property_V1_TechnicianWorkload()
+                row.userID = t.user.description
+                row.displayName = t.name
+                row.assigned = t.assigned
+                row.accepted = t.accepted
+                row.completed = t.completed
+                row.labourMinutes = t.labourMinutes
+                row.averageResponseMinutes = t.averageResponseMinutes
+                row.averageCompletionMinutes = t.averageCompletionMinutes
+                row.overdue = t.overdue
+                row.averageRating = t.averageRating
+                return row
+            }
+            response.categories = stats.categories.map { c in
+                var row = Linli_Property_V1_CategoryVolume()
+                row.category = c.code
+                row.filed = c.filed
+                row.completed = c.completed
+                return row
+            }
+            response.filed = stats.filed
+            response.completed = stats.completed
+            response.completionRate = stats.filed == 0 ? 0 : Double(stats.completed) / Double(stats.filed)
+            response.slaRate = stats.completed == 0 ? 0 : Double(stats.completedOnTime) / Double(stats.completed)
+            response.overdueOpen = stats.overdueOpen
+            return response
         }
-        var response = Linli_Property_V1_GetWorkloadStatsResponse()
-        response.technicians = stats.technicians.map { t in
-            var row = Linli_Property_V1_TechnicianWorkload()
-            row.userID = t.user.description
-            row.displayName = t.name
-            row.assigned = t.assigned
-            row.accepted = t.accepted
-            row.completed = t.completed
-            row.labourMinutes = t.labourMinutes
-            row.averageResponseMinutes = t.averageResponseMinutes
-            row.averageCompletionMinutes = t.averageCompletionMinutes
-            row.overdue = t.overdue
-            row.averageRating = t.averageRating
-            return row
-        }
-        response.categories = stats.categories.map { c in
-            var row = Linli_Property_V1_CategoryVolume()
-            row.category = c.code
-            row.filed = c.filed
-            row.completed = c.completed
-            return row
-        }
-        response.filed = stats.filed
-        response.completed = stats.completed
-        response.completionRate = stats.filed == 0 ? 0 : Double(stats.completed) / Double(stats.filed)
-        response.slaRate = stats.completed == 0 ? 0 : Double(stats.completedOnTime) / Double(stats.completed)
-        response.overdueOpen = stats.overdueOpen
-        return ServerResponse(message: response)
     }
 }
 

@@ -52,7 +52,7 @@ extension Bench {
                 var created = 0
                 let generation = try await clock.measure {
                     created = try await app.database.tenantTransaction(tenant) { connection in
-                        try await FeeDesk().generate(community: billed, month: "2026-01", by: principal, on: connection, logger: logger)
+                        try await FeeStore().generate(community: billed, month: "2026-01", by: principal, on: connection, logger: logger)
                     }.created
                 }
 
@@ -61,7 +61,7 @@ extension Bench {
                 var owingPrincipal = principal
                 owingPrincipal.communityIDs = [owing]
                 _ = try await app.database.tenantTransaction(tenant) { connection in
-                    try await FeeDesk().generate(community: owing, month: "2026-01", by: owingPrincipal, on: connection, logger: logger)
+                    try await FeeStore().generate(community: owing, month: "2026-01", by: owingPrincipal, on: connection, logger: logger)
                 }
                 try await app.database.tenantTransaction(tenant) { connection in
                     try await connection.query(
@@ -86,7 +86,7 @@ extension Bench {
                 }
                 var offset = (count: 0, fen: Int64(0))
                 let offsetTime = try await clock.measure {
-                    offset = try await PrepaidOffset(database: app.database, logger: logger).run(tenant)
+                    offset = try await PrepaidOffsetJob(database: app.database, logger: logger).run(tenant)
                 }
                 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
                 return [

@@ -28,7 +28,7 @@ struct UserCommand: AsyncParsableCommand {
             guard let password = password ?? ProcessInfo.processInfo.environment["LINLI_NEW_PASSWORD"] else {
                 throw ValidationError("--password or LINLI_NEW_PASSWORD is required")
             }
-            let user = UserDirectory.NewUser(
+            let user = UserStore.NewUser(
                 username: username, displayName: name, password: password, role: role, phone: phone,
                 communityIDs: try Input.ids(community, field: "community"),
                 buildingIDs: try Input.ids(building, field: "building"))

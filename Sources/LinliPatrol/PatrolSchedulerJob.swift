@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// `ON CONFLICT DO NOTHING`, so a pass that runs twice, or on several servers at once, adds
 /// nothing the first did not. A transaction-level advisory lock per tenant keeps concurrent
 /// passes from doing the same work: the second skips the tenant instead of waiting.
-public struct PatrolScheduler: Service, Sendable {
+public struct PatrolSchedulerJob: Service, Sendable {
     /// Days ahead that tasks exist, so staff see their next rounds and a scheduler outage is survived.
     public static let defaultHorizonDays = 2
 

@@ -5,7 +5,7 @@ import Logging
 import PostgresNIO
 
 /// Fee items, their bindings to rooms, and monthly bill generation, in the caller's tenant transaction.
-public struct FeeDesk: Sendable {
+public struct FeeStore: Sendable {
     public init() {}
 
     public enum Kind: String, Sendable, CaseIterable { case monthly, quarterly, yearly, oneTime = "one_time" }
@@ -32,7 +32,7 @@ public struct FeeDesk: Sendable {
         public var surchargeFen: Int64
         public var dueDay: Int
         /// For metered items: water, electricity or gas.
-        public var meterKind: MeterDesk.Kind?
+        public var meterKind: MeterStore.Kind?
         public var category: Category = .property
         public var cycleDay = 1
         public var lateFeePer10kDaily = 0
@@ -42,7 +42,7 @@ public struct FeeDesk: Sendable {
         public var yearlyIncreaseBP = 0
         public init(
             id: UUID, community: CommunityID, name: String, kind: Kind, rule: Rule, unitPriceFen: Int64, surchargeFen: Int64,
-            dueDay: Int, meterKind: MeterDesk.Kind? = nil
+            dueDay: Int, meterKind: MeterStore.Kind? = nil
         ) {
             self.meterKind = meterKind
             self.id = id

@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// What a resident sees of billing on their phone: the rooms they live in now (through their
 /// resident records linked to their app account) and nothing else.
-extension Cashier {
+extension PaymentStore {
     public struct ReceiptSummary: Sendable, Equatable {
         public var payment: UUID
         public var receiptNo: String
@@ -19,7 +19,7 @@ extension Cashier {
         public var room: RoomID
         public var label: String
         public var community: CommunityID
-        public var bills: [FeeDesk.Bill]
+        public var bills: [FeeStore.Bill]
         public var prepaid: [PrepaidAccount]
         public var receipts: [ReceiptSummary]
         public var totalDueFen: Int64 { bills.reduce(0) { $0 + $1.totalDueFen } }
@@ -41,7 +41,7 @@ extension Cashier {
         for (room, label, community, since) in try await Self.myRooms(principal, connection, logger) {
             let day = try await BusinessDay.of(community, on: connection, logger: logger)
             let cutoff = day.adding(-365, to: day.today()) ?? ""
-            let bills = try await FeeDesk.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
+            let bills = try await FeeStore.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
             // Only what was paid while the caller lived here: an earlier occupant's receipts stay theirs.
             let receipts = try await connection.query(
                 """

@@ -5,7 +5,7 @@ import Logging
 import PostgresNIO
 
 /// Payments, prepaid top-ups and the ledger check, in the caller's tenant transaction.
-public struct Cashier: Sendable {
+public struct PaymentStore: Sendable {
     public init() {}
 
     public enum Method: String, Sendable, CaseIterable { case cash, wechat, alipay, bankCard = "bank_card", prepaid, deposit }
@@ -42,7 +42,7 @@ public struct Cashier: Sendable {
     public enum PrepaidType: String, Sendable, CaseIterable {
         case general, property, utilities
         /// Whether money of this type may pay a bill of `category`.
-        func pays(_ category: FeeDesk.Category) -> Bool {
+        func pays(_ category: FeeStore.Category) -> Bool {
             switch self {
             case .general: true
             case .property: category == .property
@@ -66,7 +66,7 @@ public struct Cashier: Sendable {
 
         func community(_ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
             switch self {
-            case .room(let room): return try await FeeDesk.community(ofRoom: room, connection, logger)
+            case .room(let room): return try await FeeStore.community(ofRoom: room, connection, logger)
             case .resident(let resident):
                 let rows = try await connection.query("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
                 for try await id in rows.decode(UUID.self) { return CommunityID(id) }
@@ -103,7 +103,7 @@ public struct Cashier: Sendable {
     }
 
     /// A bill as allocation sees it.
-    static func due(_ bill: FeeDesk.Bill) -> PaymentAllocation.Due {
+    static func due(_ bill: FeeStore.Bill) -> PaymentAllocation.Due {
         PaymentAllocation.Due(
             bill: bill.id, fen: bill.totalDueFen, priority: bill.priority, dueOn: bill.dueOn, periodStart: bill.periodStart,
             itemName: bill.itemName)
@@ -118,12 +118,12 @@ public struct Cashier: Sendable {
         room: RoomID, bills chosen: [UUID], tenders: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
         by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Payment {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await FeeStore.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         if requested == .asListed, chosen.isEmpty { throw LinliError.invalid("allocation", "as listed needs bill_ids") }
         var order = requested ?? .oldestDueFirst
         if requested == nil { order = try await Self.allocationOrder(community, connection, logger) }
-        let bills = try await FeeDesk.bills(room: room, ids: chosen.isEmpty ? nil : chosen, openOnly: false, lock: true, connection, logger)
+        let bills = try await FeeStore.bills(room: room, ids: chosen.isEmpty ? nil : chosen, openOnly: false, lock: true, connection, logger)
         if !chosen.isEmpty {
             for id in chosen where !bills.contains(where: { $0.id == id }) {
                 throw LinliError.invalid("bill_ids", "\(id.uuidString.lowercased()) is not a bill of this room")

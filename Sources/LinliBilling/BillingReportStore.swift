@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 
 /// Summaries and the cashiers' daily close, computed from the ledger in the caller's tenant transaction.
-public struct BillingReports: Sendable {
+public struct BillingReportStore: Sendable {
     public init() {}
 
     public struct Summary: Sendable, Equatable {

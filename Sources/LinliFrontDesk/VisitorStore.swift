@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 
 /// Visitor passes and the gate log, in the caller's tenant transaction.
-public struct VisitorDesk: Sendable {
+public struct VisitorStore: Sendable {
     public init() {}
 
     public enum State: String, Sendable, CaseIterable { case active, used, revoked }
@@ -180,32 +180,5 @@ public struct VisitorDesk: Sendable {
             visitorPhone: try at(4), plate: try at(5), validFrom: try at(6), validUntil: try at(7), singleUse: try at(8),
             code: try at(9), state: State(rawValue: try at(10)) ?? .active, walkIn: try at(11), createdAt: try at(12),
             entries: Int(try at(13, as: Int64.self)), lastEntryAt: try at(14), lastExitAt: try at(15))
-    }
-}
-
-/// SQL shared by the front-desk desks.
-enum FrontDeskSQL {
-    static func isResident(_ user: UserID, of community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
-            """
-            SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
-            WHERE u.id = \(user.uuid) AND u.role = 'resident' AND u.status = 'active' AND uc.community_id = \(community.uuid)
-            """, logger: logger)
-        for try await _ in rows { return true }
-        return false
-    }
-
-    /// Runs a write that returns a row only when its fresh random 6-digit code was free (an
-    /// `INSERT … ON CONFLICT DO NOTHING RETURNING 1`, or a guarded UPDATE), with new codes until one
-    /// is free; partial unique indexes keep live codes unique.
-    static func writeWithFreshCode(
-        _ connection: PostgresConnection, _ logger: Logger,
-        _ insert: (String) -> PostgresQuery
-    ) async throws {
-        for _ in 0..<8 {
-            let code = String(format: "%06d", Int.random(in: 0..<1_000_000))
-            for try await _ in try await connection.query(insert(code), logger: logger) { return }
-        }
-        throw LinliError(.unavailable, "no free code found; retry")
     }
 }

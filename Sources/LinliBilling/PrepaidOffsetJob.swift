@@ -12,7 +12,7 @@ import ServiceLifecycle
 /// in progress keeps its bills; another pass keeps its accounts), then computes what is still
 /// open in a fresh statement, so a bill is never offset twice and a balance never overdrawn
 /// (the ledger's CHECK is the last guard).
-public struct PrepaidOffset: Service, Sendable {
+public struct PrepaidOffsetJob: Service, Sendable {
     let database: Database
     let interval: Duration
     let batch: Int
@@ -53,7 +53,7 @@ public struct PrepaidOffset: Service, Sendable {
     /// nil runs every community of the tenant (the background job).
     public func run(_ tenant: TenantRef, communities: [CommunityID]? = nil) async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
-        let types: [Cashier.PrepaidType] = [.property, .utilities, .general]
+        let types: [PaymentStore.PrepaidType] = [.property, .utilities, .general]
         for (residents, type) in [false, true].flatMap({ residents in types.map { (residents, $0) } }) {
             var after = UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
             while true {
@@ -74,7 +74,7 @@ public struct PrepaidOffset: Service, Sendable {
     /// One batch of prepaid accounts of `type` (rooms' or residents') after `after` (by id);
     /// returns the offsets and the last account claimed.
     static func offsetBatch(
-        _ type: Cashier.PrepaidType, residents: Bool = false, after: UUID, limit: Int,
+        _ type: PaymentStore.PrepaidType, residents: Bool = false, after: UUID, limit: Int,
         communities: [UUID]? = nil, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (count: Int, fen: Int64, last: UUID?) {
@@ -93,8 +93,8 @@ public struct PrepaidOffset: Service, Sendable {
         let category: String? =
             switch type {
             case .general: nil
-            case .property: FeeDesk.Category.property.rawValue
-            case .utilities: FeeDesk.Category.utilities.rawValue
+            case .property: FeeStore.Category.property.rawValue
+            case .utilities: FeeStore.Category.utilities.rawValue
             }
         // Which account pays which bill: a room's account its room's bills; a resident's account the
         // bills of the rooms they live in today, one account a bill (the first by id) in a pass.
@@ -152,14 +152,14 @@ public struct PrepaidOffset: Service, Sendable {
             var receivable: UUID
             var lateRevenue: UUID?
         }
-        var byAccount: [UUID: (balance: Int64, order: Cashier.AllocationOrder, bills: [Open])] = [:]
+        var byAccount: [UUID: (balance: Int64, order: PaymentStore.AllocationOrder, bills: [Open])] = [:]
         for try await (bill, account, balance, community, order, open, late, priority, dueOn, periodStart, item, receivable, revenue)
             in rows.decode((UUID, UUID, Int64, UUID, String, Int64, Int64, Int32, String, String, String, UUID, UUID?).self)
         where open + (revenue == nil ? 0 : late) > 0 {
             let late = revenue == nil ? 0 : late  // (the revenue account was opened above for every item with late fees)
             let due = PaymentAllocation.Due(
                 bill: bill, fen: open + late, priority: Int(priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
-            byAccount[account, default: (balance, Cashier.AllocationOrder(rawValue: order) ?? .oldestDueFirst, [])].bills.append(
+            byAccount[account, default: (balance, PaymentStore.AllocationOrder(rawValue: order) ?? .oldestDueFirst, [])].bills.append(
                 Open(due: due, community: CommunityID(community), late: late, receivable: receivable, lateRevenue: revenue))
         }
         var offsets: [Ledger.Leg] = []

@@ -5,7 +5,7 @@ import Logging
 import PostgresNIO
 
 /// Buildings and rooms of a community, in the caller's tenant transaction.
-public struct RoomRegistry: Sendable {
+public struct RoomStore: Sendable {
     public init() {}
 
     public enum Kind: String, Sendable, CaseIterable { case residence, shop, office, storage }
@@ -136,30 +136,5 @@ public struct RoomRegistry: Sendable {
             floor: try column(6, Int32?.self).map(Int.init), areaCentiM2: Int64(try column(7, Int32.self)),
             kind: Kind(rawValue: try column(8, String.self)) ?? .residence,
             state: State(rawValue: try column(9, String.self)) ?? .vacant)
-    }
-}
-
-/// SQL shared by the base-data registries.
-enum BaseDataSQL {
-    /// A room's state from its residencies, for `UPDATE rooms ... WHERE id = ...` (renovating is set apart).
-    static let occupancy = """
-        CASE WHEN EXISTS (SELECT 1 FROM residencies h WHERE h.room_id = rooms.id AND resides_on(h.move_in, h.move_out, community_today(rooms.community_id)))
-             THEN 'occupied' ELSE 'vacant' END
-        """
-
-    /// Puts a room's state in line with its residencies, unless it is being renovated.
-    static func refreshOccupancy(_ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
-            """
-            UPDATE rooms SET state = \(unescaped: occupancy) WHERE id = \(room.uuid) AND state <> 'renovating'
-            """, logger: logger)
-    }
-
-    static func requireCommunity(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await Scope.requireExists(community, on: connection, logger: logger)
-    }
-
-    static func community(ofBuilding building: BuildingID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
-        try await Scope.communityOf(building: building, on: connection, logger: logger)
     }
 }

@@ -9,7 +9,7 @@ import PostgresNIO
 /// Repair requests and work orders in the tenant schema. Every method runs inside the
 /// caller's tenant transaction; every state change goes through `WorkOrderFlow`, is recorded
 /// in `work_order_events`, and queues its notifications in `outbox` in the same transaction.
-public struct WorkOrderDesk: Sendable {
+public struct WorkOrderStore: Sendable {
     public init() {}
 
     // MARK: Types

@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// Refunds (退款) with approval, invoices (发票) split from a payment, and the community's
 /// allocation setting, in the caller's tenant transaction.
-public struct RefundDesk: Sendable {
+public struct RefundStore: Sendable {
     public init() {}
 
     public enum State: String, Sendable, CaseIterable { case requested, approved, rejected }
@@ -34,7 +34,7 @@ public struct RefundDesk: Sendable {
         public var decidedBy: UserID?
         public var decidedAt: Date?
         public var decisionNote: String
-        public var payouts: [Cashier.Allocation]
+        public var payouts: [PaymentStore.Allocation]
     }
 
     public struct InvoiceRequest: Sendable, Equatable {
@@ -65,18 +65,18 @@ public struct RefundDesk: Sendable {
     public func allocation(
         community: CommunityID, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
-    ) async throws -> Cashier.AllocationOrder {
+    ) async throws -> PaymentStore.AllocationOrder {
         try principal.requireScope(community)
-        try await FeeDesk.requireCommunity(community, connection, logger)
-        return try await Cashier.allocationOrder(community, connection, logger)
+        try await FeeStore.requireCommunity(community, connection, logger)
+        return try await PaymentStore.allocationOrder(community, connection, logger)
     }
 
     public func setAllocation(
-        _ order: Cashier.AllocationOrder, community: CommunityID, by principal: Principal, on connection: PostgresConnection,
+        _ order: PaymentStore.AllocationOrder, community: CommunityID, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
         try principal.requireScope(community)
-        try await FeeDesk.requireCommunity(community, connection, logger)
+        try await FeeStore.requireCommunity(community, connection, logger)
         try await connection.query(
             """
             INSERT INTO billing_settings (community_id, allocation, updated_by) VALUES (\(community.uuid), \(order.rawValue), \(principal.subjectID.uuid))
@@ -91,7 +91,7 @@ public struct RefundDesk: Sendable {
         var bill: UUID
         var payer: UUID  // the account that paid: a channel, prepaid or deposit
         var receivable: UUID
-        var method: Cashier.Method
+        var method: PaymentStore.Method
         var fen: Int64
     }
 
@@ -113,7 +113,8 @@ public struct RefundDesk: Sendable {
             """, logger: logger)
         var result: [Refundable] = []
         for try await (bill, payer, receivable, method, fen) in rows.decode((UUID, UUID, UUID, String, Int64).self) where fen > 0 {
-            result.append(Refundable(bill: bill, payer: payer, receivable: receivable, method: Cashier.Method(rawValue: method) ?? .cash, fen: fen))
+            result.append(
+                Refundable(bill: bill, payer: payer, receivable: receivable, method: PaymentStore.Method(rawValue: method) ?? .cash, fen: fen))
         }
         return result
     }
@@ -313,8 +314,8 @@ public struct RefundDesk: Sendable {
             WHERE t.entry_id = ANY(\(Array(entries.keys))::uuid[]) AND t.kind = 'refund' ORDER BY t.id
             """, logger: logger)
         for try await (entry, bill, method, amount) in payouts.decode((UUID, UUID, String, Int64).self) {
-            guard let index = entries[entry], let method = Cashier.Method(rawValue: method) else { continue }
-            result[index].payouts.append(Cashier.Allocation(bill: bill, method: method, amountFen: amount))
+            guard let index = entries[entry], let method = PaymentStore.Method(rawValue: method) else { continue }
+            result[index].payouts.append(PaymentStore.Allocation(bill: bill, method: method, amountFen: amount))
         }
         return result
     }
@@ -341,13 +342,13 @@ public struct RefundDesk: Sendable {
     public func writeOff(
         bill id: UUID, amountFen: Int64, waiveLateFee: Bool, reason: String, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
-    ) async throws -> (FeeDesk.Bill, Int64) {
+    ) async throws -> (FeeStore.Bill, Int64) {
         let rows = try await connection.query("SELECT room_id, community_id FROM bills WHERE id = \(id)", logger: logger)
         var found: (RoomID, CommunityID)?
         for try await (room, community) in rows.decode((UUID, UUID).self) { found = (RoomID(room), CommunityID(community)) }
         guard let (room, community) = found else { throw LinliError.notFound("bill") }
         try principal.requireScope(community)
-        guard let bill = try await FeeDesk.bills(room: room, ids: [id], openOnly: false, lock: true, connection, logger).first else {
+        guard let bill = try await FeeStore.bills(room: room, ids: [id], openOnly: false, lock: true, connection, logger).first else {
             throw LinliError.notFound("bill")
         }
         let lateFee = waiveLateFee ? bill.lateFeeDueFen : 0
@@ -372,7 +373,7 @@ public struct RefundDesk: Sendable {
         if amountFen > 0 {
             try await MetricDelta.record(.billingChargedFen, delta: -amountFen, community: community, on: connection, logger: logger)
         }
-        let after = try await FeeDesk.bills(room: room, ids: [id], openOnly: false, lock: false, connection, logger)
+        let after = try await FeeStore.bills(room: room, ids: [id], openOnly: false, lock: false, connection, logger)
         return (after[0], total)
     }
 

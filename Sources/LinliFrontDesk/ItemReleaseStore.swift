@@ -6,7 +6,7 @@ import Logging
 import PostgresNIO
 
 /// Item release applications, in the caller's tenant transaction.
-public struct ItemReleaseDesk: Sendable {
+public struct ItemReleaseStore: Sendable {
     public init() {}
 
     public enum State: String, Sendable, CaseIterable { case pending, approved, rejected, released }

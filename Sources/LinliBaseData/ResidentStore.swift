@@ -7,8 +7,8 @@ import PostgresNIO
 /// Residents, the rooms they live in over time, their vehicles and parking spaces, in the
 /// caller's tenant transaction. Phone and ID numbers leave here masked unless a read is
 /// revealed, and every revealed read is written to `personal_data_reads` in the same transaction.
-public struct ResidentRegistry: Sendable {
-    let rooms = RoomRegistry()
+public struct ResidentStore: Sendable {
+    let rooms = RoomStore()
     public init() {}
 
     public enum Relation: String, Sendable, CaseIterable { case owner, renter, family }
@@ -16,7 +16,7 @@ public struct ResidentRegistry: Sendable {
 
     public struct Residency: Sendable, Equatable {
         public var id: UUID
-        public var room: RoomRegistry.Room
+        public var room: RoomStore.Room
         public var relation: Relation
         public var moveIn: String
         public var moveOut: String?
@@ -203,7 +203,7 @@ public struct ResidentRegistry: Sendable {
     public func search(
         community: CommunityID, query: String, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
-    ) async throws -> (rooms: [RoomRegistry.Room], residents: [Resident]) {
+    ) async throws -> (rooms: [RoomStore.Room], residents: [Resident]) {
         try principal.requireScope(community)
         let parts = query.split(whereSeparator: { $0 == "-" || $0 == " " }).map(String.init)
         let number = parts.last ?? query
@@ -211,12 +211,12 @@ public struct ResidentRegistry: Sendable {
         let unit = parts.count >= 3 ? parts[1] : ""
         let roomRows = try await connection.query(
             """
-            SELECT \(unescaped: RoomRegistry.columns)
+            SELECT \(unescaped: RoomStore.columns)
             WHERE r.community_id = \(community.uuid) AND r.number = \(number)
               AND b.name LIKE \(Self.likePrefix(building)) AND r.unit LIKE \(Self.likePrefix(unit))
             ORDER BY b.name, r.unit, r.number LIMIT 20
             """, logger: logger)
-        let foundRooms = try await RoomRegistry.decodeAll(roomRows)
+        let foundRooms = try await RoomStore.decodeAll(roomRows)
         let digits = query.allSatisfy { $0.isASCII && $0.isNumber }
         let residentRows = try await connection.query(
             """
@@ -369,12 +369,12 @@ public struct ResidentRegistry: Sendable {
         guard var resident = found else { throw LinliError.notFound("resident") }
         let stays = try await connection.query(
             """
-            SELECT h.id, h.relation, h.move_in::text, h.move_out::text, \(unescaped: RoomRegistry.columns)
+            SELECT h.id, h.relation, h.move_in::text, h.move_out::text, \(unescaped: RoomStore.columns)
             JOIN residencies h ON h.room_id = r.id WHERE h.resident_id = \(id.uuid) ORDER BY h.move_out IS NOT NULL, h.move_in DESC
             """, logger: logger)
         for try await row in stays {
             let columns = row.makeRandomAccess()
-            let room = try RoomRegistry.decode(row, offset: 4)
+            let room = try RoomStore.decode(row, offset: 4)
             resident.residencies.append(
                 Residency(
                     id: try columns[0].decode(UUID.self), room: room,
@@ -396,20 +396,5 @@ public struct ResidentRegistry: Sendable {
     static func likeContains(_ text: String) -> String { "%" + escapeLike(text) + "%" }
     static func escapeLike(_ text: String) -> String {
         text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
-    }
-}
-
-extension BaseDataSQL {
-    /// A new current residency; the room becomes occupied unless it is being renovated.
-    static func addResidency(
-        resident: ResidentID, room: RoomID, relation: ResidentRegistry.Relation, moveIn: String,
-        _ connection: PostgresConnection, _ logger: Logger
-    ) async throws {
-        try await connection.query(
-            """
-            INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
-            VALUES (\(UUIDv7.make()), \(resident.uuid), \(room.uuid), \(relation.rawValue), \(moveIn)::date)
-            """, logger: logger)
-        try await refreshOccupancy(room, connection, logger)
     }
 }

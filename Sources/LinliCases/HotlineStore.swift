@@ -6,7 +6,7 @@ import Logging
 import PostgresNIO
 
 /// Tickets forwarded by the city's 12345 hotline; runs inside the caller's tenant transaction.
-public struct HotlineDesk: Sendable {
+public struct HotlineStore: Sendable {
     public init() {}
 
     public enum State: String, Sendable, CaseIterable { case received, handling, replied, closed }

@@ -6,8 +6,8 @@ import PostgresNIO
 
 /// Pets per room and their vaccinations, in the caller's tenant transaction. Residents act
 /// for the rooms they live in now; staff for any room of their communities.
-public struct PetRegistry: Sendable {
-    let rooms = RoomRegistry()
+public struct PetStore: Sendable {
+    let rooms = RoomStore()
     public init() {}
 
     public enum Species: String, Sendable, CaseIterable { case dog, cat, other }
@@ -116,7 +116,7 @@ public struct PetRegistry: Sendable {
     }
 
     /// Residents may act for rooms they live in now; staff within their communities.
-    private func requireRoom(_ room: RoomRegistry.Room, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
+    private func requireRoom(_ room: RoomStore.Room, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await Scope.requireRoom(principal, room.id, on: connection, logger: logger)
     }
 

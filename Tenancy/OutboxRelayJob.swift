@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// servers relaying at once neither block nor duplicate, and a failed consumer leaves its
 /// batch for the next pass. Consumers are idempotent all the same: a message replayed by hand,
 /// or written twice by a retried change, must not act twice.
-public struct OutboxRelay: Service, Sendable {
+public struct OutboxRelayJob: Service, Sendable {
     public static let channel = "linli_outbox"
 
     let database: Database

@@ -6,7 +6,7 @@ import Logging
 import PostgresNIO
 
 /// Complaints and suggestions in the tenant schema; runs inside the caller's transaction.
-public struct ComplaintDesk: Sendable {
+public struct ComplaintStore: Sendable {
     public init() {}
 
     public enum State: String, Sendable, CaseIterable { case open, handling, resolved, closed, withdrawn }

@@ -6,7 +6,7 @@ import Logging
 import PostgresNIO
 
 /// Parcels kept for residents, in the caller's tenant transaction.
-public struct ParcelDesk: Sendable {
+public struct ParcelStore: Sendable {
     public init() {}
 
     public struct Parcel: Sendable, Equatable {

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// and adds their sums to the platform tables (as the application role), then moves the
 /// tenant's watermark. A delta is therefore folded exactly once, even with several servers
 /// running the rollup at the same time, and a crash loses nothing.
-public struct NationalRollup: Service, Sendable {
+public struct NationalRollupJob: Service, Sendable {
     let database: Database
     let interval: Duration
     let batch: Int

@@ -5,7 +5,7 @@ import Logging
 import PostgresNIO
 
 /// Receipts (reprint and void), prepaid freeze and withdrawal, and arrears, in the caller's tenant transaction.
-extension Cashier {
+extension PaymentStore {
     public struct Receipt: Sendable, Equatable {
         public struct Line: Sendable, Equatable {
             public var bill: UUID?
@@ -204,7 +204,7 @@ extension Cashier {
     }
 }
 
-extension Cashier {
+extension PaymentStore {
     public enum DepositMove: Sendable { case collect(Method), convert, refund(Method) }
 
     /// Moves money into or out of a room's deposit of `kind`; returns that deposit's balance afterwards.
@@ -212,7 +212,7 @@ extension Cashier {
         _ move: DepositMove, room: RoomID, kind: String, amountFen: Int64, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await FeeStore.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         let account = try await Ledger.account(community, .deposit, subtype: kind, room: room, connection, logger)
         let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
@@ -241,7 +241,7 @@ extension Cashier {
         room: RoomID, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [(kind: String, balanceFen: Int64)] {
-        let community = try await FeeDesk.community(ofRoom: room, connection, logger)
+        let community = try await FeeStore.community(ofRoom: room, connection, logger)
         try principal.requireScope(community)
         let rows = try await connection.query(
             """

@@ -5,7 +5,7 @@ import Logging
 import PostgresNIO
 
 /// Tenant users (staff and residents) and platform operators, as stored in PostgreSQL.
-public struct UserDirectory: Sendable {
+public struct UserStore: Sendable {
     private let database: Database
     let hasher: PasswordHasher
 

@@ -4,7 +4,7 @@ import Logging
 import PostgresNIO
 
 /// Checkpoints, routes, plans and tasks of patrols and inspections, in the caller's tenant transaction.
-public struct PatrolDesk: Sendable {
+public struct PatrolStore: Sendable {
     public init() {}
 
     public enum RouteKind: String, Sendable, CaseIterable { case patrol, inspection }
@@ -150,7 +150,7 @@ public struct PatrolDesk: Sendable {
                     \(Int32(plan.everyDays)), \(plan.startsOn)::date, \(plan.endsOn)::date, \(Int32(plan.windowMinutes)),
                     \(principal.subjectID.uuid))
             """, logger: logger)
-        let generated = try await PatrolScheduler.generate(plan: id, horizonDays: PatrolScheduler.defaultHorizonDays, connection, logger)
+        let generated = try await PatrolSchedulerJob.generate(plan: id, horizonDays: PatrolSchedulerJob.defaultHorizonDays, connection, logger)
         return (id, generated)
     }
 
@@ -368,16 +368,4 @@ public struct PatrolDesk: Sendable {
     }
 
     static func iso(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
-}
-
-enum PatrolSQL {
-    static func requireStaff(_ user: UserID, in community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query(
-            """
-            SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = \(community.uuid)
-            WHERE u.id = \(user.uuid) AND u.status = 'active' AND u.role IN ('manager', 'technician', 'guard')
-            """, logger: logger)
-        for try await _ in rows { return }
-        throw LinliError.invalid("staff_id", "is not an active guard, technician or manager of this community")
-    }
 }

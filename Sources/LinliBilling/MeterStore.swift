@@ -6,7 +6,7 @@ import PostgresNIO
 /// Meters per room and their readings, in the caller's tenant transaction. Values are hundredths
 /// of a unit; a reading's usage is its rise over the previous one, and a reading lower than the
 /// last is refused unless it starts a replacement meter.
-public struct MeterDesk: Sendable {
+public struct MeterStore: Sendable {
     public init() {}
 
     public enum Kind: String, Sendable, CaseIterable { case water, electricity, gas }
@@ -61,7 +61,7 @@ public struct MeterDesk: Sendable {
     }
 
     public func record(_ new: NewReading, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Reading {
-        let community = try await FeeDesk.community(ofRoom: new.room, connection, logger)
+        let community = try await FeeStore.community(ofRoom: new.room, connection, logger)
         try principal.requireScope(community)
         let meter = try await Self.meter(community, new.room, new.kind, connection, logger)
         let last = try await connection.query(
@@ -88,7 +88,7 @@ public struct MeterDesk: Sendable {
         logger: Logger
     ) async throws -> CSVSheet {
         try principal.requireScope(community)
-        try await FeeDesk.requireCommunity(community, connection, logger)
+        try await FeeStore.requireCommunity(community, connection, logger)
         var rooms: [String: UUID] = [:]
         for try await (id, building, unit, number) in try await connection.query(
             """

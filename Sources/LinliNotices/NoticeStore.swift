@@ -6,7 +6,7 @@ import PostgresNIO
 
 /// Community notices in the tenant schema: publishing, the resident's feed, read marks and
 /// read counts.
-public struct NoticeBoard: Sendable {
+public struct NoticeStore: Sendable {
     let database: Database
 
     /// Creates the board.
@@ -226,7 +226,7 @@ struct FeedQuery: PostgresPreparedStatement {
         ORDER BY n.pinned DESC, n.published_at DESC, n.id DESC
         LIMIT $9
         """
-    typealias Row = NoticeBoard.Notice
+    typealias Row = NoticeStore.Notice
 
     var user: UUID
     var community: UUID
@@ -255,7 +255,7 @@ struct FeedQuery: PostgresPreparedStatement {
     func decodeRow(_ row: PostgresRow) throws -> Row {
         let (id, communityID, title, body, category, pinned, publishedAt, expiresAt, by, buildingIDs, read) =
             try row.decode((UUID, UUID, String, String, Int16, Bool, Date, Date?, UUID, [UUID], Bool).self)
-        return NoticeBoard.Notice(
+        return NoticeStore.Notice(
             id: NoticeID(id), communityID: CommunityID(communityID), title: title, body: body,
             category: Int(category), pinned: pinned, buildingIDs: buildingIDs.map(BuildingID.init),
             publishedAt: publishedAt, expiresAt: expiresAt, publishedBy: UserID(by), read: read)
