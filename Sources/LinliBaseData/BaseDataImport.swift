@@ -35,7 +35,7 @@ public struct BaseDataImport: Sendable {
         kind: Kind, community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Report {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await BaseDataSQL.requireCommunity(community, connection, logger)
         var check = Check(kind: kind)
         check.sheet.readHeader(lines.first)

@@ -68,7 +68,7 @@ public struct PetStore: Sendable {
     }
 
     public func list(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Pet] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT p.id FROM pets p WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
@@ -87,7 +87,7 @@ public struct PetStore: Sendable {
         community: CommunityID, by dueBy: String?, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [Due] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         // A resident sees only the pets of rooms they live in, as in `list`.
         let resident = principal.role == .resident
         let rows = try await connection.query(

@@ -103,7 +103,7 @@ public struct ResidentStore: Sendable {
     // MARK: Residents and residencies
 
     public func register(_ new: NewResident, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Resident {
-        try principal.requireScope(new.community)
+        try Scope.requireCommunity(principal, new.community)
         let room = try await rooms.load(new.room, connection, logger)
         guard room.community == new.community else { throw LinliError.invalid("room_id", "is not in this community") }
         if let user = new.user {
@@ -139,7 +139,7 @@ public struct ResidentStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Resident {
         let resident = try await load(id, connection, logger)
-        try principal.requireScope(resident.community)
+        try Scope.requireCommunity(principal, resident.community)
         let room = try await rooms.load(roomID, connection, logger)
         guard room.community == resident.community else { throw LinliError.invalid("room_id", "is not in the resident's community") }
         guard !resident.residencies.contains(where: { $0.room.id == roomID && $0.moveOut == nil }) else {
@@ -159,7 +159,7 @@ public struct ResidentStore: Sendable {
             FROM residencies h JOIN residents r ON r.id = h.resident_id WHERE h.id = \(residency) FOR UPDATE OF h
             """, logger: logger)
         for try await (resident, room, community, moveIn, ended) in rows.decode((UUID, UUID, UUID, String, Bool).self) {
-            try principal.requireScope(CommunityID(community))
+            try Scope.requireCommunity(principal, CommunityID(community))
             if ended { throw LinliError(.failedPrecondition, "residency_id: this residency has already ended", field: "residency_id") }
             guard date >= moveIn else { throw LinliError.invalid("move_out", "is before the move-in date \(moveIn)") }
             try await connection.query("UPDATE residencies SET move_out = \(date)::date WHERE id = \(residency)", logger: logger)
@@ -171,7 +171,7 @@ public struct ResidentStore: Sendable {
 
     public func verify(_ id: ResidentID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Resident {
         let resident = try await load(id, connection, logger)
-        try principal.requireScope(resident.community)
+        try Scope.requireCommunity(principal, resident.community)
         try await connection.query(
             """
             UPDATE residents SET verified_at = coalesce(verified_at, now()), verified_by = coalesce(verified_by, \(principal.subjectID.uuid))
@@ -186,7 +186,7 @@ public struct ResidentStore: Sendable {
         logger: Logger
     ) async throws -> Resident {
         let resident = try await load(id, connection, logger)
-        try principal.requireScope(resident.community)
+        try Scope.requireCommunity(principal, resident.community)
         guard let reason else { return resident.masked }
         let fields = [resident.phone.isEmpty ? nil : "phone", resident.idNumber.isEmpty ? nil : "id_number"].compactMap { $0 }
         if !fields.isEmpty {
@@ -204,7 +204,7 @@ public struct ResidentStore: Sendable {
         community: CommunityID, query: String, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (rooms: [RoomStore.Room], residents: [Resident]) {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let parts = query.split(whereSeparator: { $0 == "-" || $0 == " " }).map(String.init)
         let number = parts.last ?? query
         let building = parts.count >= 2 ? parts[0] : ""
@@ -240,7 +240,7 @@ public struct ResidentStore: Sendable {
         community: CommunityID, code: String, kind: ParkingKind, room: RoomID?, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> ParkingSpace {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await BaseDataSQL.requireCommunity(community, connection, logger)
         if let room {
             guard try await rooms.load(room, connection, logger).community == community else {
@@ -262,7 +262,7 @@ public struct ResidentStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Vehicle {
         let resident = try await load(id, connection, logger)
-        try principal.requireScope(resident.community)
+        try Scope.requireCommunity(principal, resident.community)
         if let space {
             let rows = try await connection.query(
                 """
@@ -297,7 +297,7 @@ public struct ResidentStore: Sendable {
         community: CommunityID, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [StaffMember] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT u.id, u.display_name, u.role, coalesce(d.on_duty, false), coalesce(u.phone, ''),
@@ -321,7 +321,7 @@ public struct ResidentStore: Sendable {
         community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Read] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         // The audit trail's ids are a sequence; the page token carries the last one in its uuid's low bits.
         let afterID = after.map { Int64(bitPattern: UInt64(Self.low64($0.1))) }
         let rows = try await connection.query(

@@ -47,7 +47,7 @@ public struct RoomStore: Sendable {
         community: CommunityID, name: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> BuildingID {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let id = BuildingID.make()
         let rows = try await connection.query(
             """
@@ -61,7 +61,7 @@ public struct RoomStore: Sendable {
 
     public func create(_ new: NewRoom, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Room {
         let community = try await BaseDataSQL.community(ofBuilding: new.building, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let id = RoomID.make()
         let rows = try await connection.query(
             """
@@ -83,7 +83,7 @@ public struct RoomStore: Sendable {
         logger: Logger
     ) async throws -> Room {
         let room = try await load(id, connection, logger)
-        try principal.requireScope(room.community)
+        try Scope.requireCommunity(principal, room.community)
         try await connection.query(
             """
             UPDATE rooms SET state = CASE WHEN \(renovating) THEN 'renovating' ELSE \(unescaped: BaseDataSQL.occupancy) END WHERE id = \(id.uuid)
@@ -96,7 +96,7 @@ public struct RoomStore: Sendable {
         community: CommunityID, building: BuildingID?, after: UUID?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Room] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         // The page key is the room id: a stable order that a page token can resume from.
         let rows = try await connection.query(
             """

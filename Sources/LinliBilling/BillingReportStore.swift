@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -54,7 +55,7 @@ public struct BillingReportStore: Sendable {
         community: CommunityID, first: String, months: Int, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Summary {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         // Local days: [from, to] as dates; [start, end) as instants in the community's time zone.
         let rows = try await connection.query(
             """
@@ -109,7 +110,7 @@ public struct BillingReportStore: Sendable {
         community: CommunityID, day: String, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [CloseRow] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             WITH day AS (SELECT community_day_start(\(community.uuid), \(day)::date) AS start_at,

@@ -88,7 +88,7 @@ public struct FeeStore: Sendable {
     }
 
     public func createItem(_ item: Item, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Item {
-        try principal.requireScope(item.community)
+        try Scope.requireCommunity(principal, item.community)
         let rows = try await connection.query(
             """
             INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind, category, cycle_day,
@@ -113,7 +113,7 @@ public struct FeeStore: Sendable {
         by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Int {
         let community = try await community(ofItem: item, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rule = try await rule(ofItem: item, connection, logger)
         switch (rule, amountFen) {
         case (.rent, nil): throw LinliError.invalid("amount_fen", "is required for rent: the rent per period")
@@ -183,7 +183,7 @@ public struct FeeStore: Sendable {
         community: CommunityID, month: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Run {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await Self.requireCommunity(community, connection, logger)
         let entry = UUIDv7.make()
         let first = month + "-01"
@@ -254,7 +254,7 @@ public struct FeeStore: Sendable {
         logger: Logger
     ) async throws -> [Bill] {
         let community = try await Self.community(ofRoom: room, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         return try await Self.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
     }
 
@@ -274,19 +274,26 @@ public struct FeeStore: Sendable {
             """
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
                    l.settled_fen, b.due_on::text, b.parking_space_id, l.late_fee_fen, l.waived_fen, l.open_fen,
-                   bill_late_fee_fen(b.id, community_today(b.community_id)), i.priority, i.category
+                   i.late_fee_per_10k_daily, i.grace_days, l.late_fee_through::text, community_today(b.community_id)::text, i.priority, i.category
             FROM bills b JOIN fee_items i ON i.id = b.fee_item_id CROSS JOIN LATERAL bill_ledger(b.id) l
             WHERE b.room_id = \(room.uuid) AND (\(ids == nil) OR b.id = ANY(\(ids ?? [])::uuid[]))
             ORDER BY b.due_on, b.period_start, i.name, b.id
             """, logger: logger)
         var result: [Bill] = []
-        for try await (id, item, name, start, end, days, periodDays, amount, settled, due, space, late, waived, open, lateDue, priority, category)
+        for try await (
+            id, item, name, start, end, days, periodDays, amount, settled, due, space, late, waived, open, rate, grace, through, today, priority,
+            category
+        )
             in rows.decode(
                 (
-                    UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String, UUID?, Int64, Int64, Int64, Int64, Int32,
-                    String
+                    UUID, UUID, String, String, String, Int32, Int32, Int64, Int64, String, UUID?, Int64, Int64, Int64, Int32, Int32, String?,
+                    String, Int32, String
                 ).self)
         {
+            let lateDue = LateFee.due(
+                .init(
+                    amountFen: amount, lateFeeChargedFen: late, settledFen: settled, waivedFen: waived, per10kDaily: Int(rate),
+                    graceDays: Int(grace), dueOn: due, chargedThrough: through), today: today)
             let bill = Bill(
                 id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(days),
                 periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -62,7 +63,7 @@ public struct MeterStore: Sendable {
 
     public func record(_ new: NewReading, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Reading {
         let community = try await FeeStore.community(ofRoom: new.room, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let meter = try await Self.meter(community, new.room, new.kind, connection, logger)
         let last = try await connection.query(
             """
@@ -87,7 +88,7 @@ public struct MeterStore: Sendable {
         community: CommunityID, lines: [String], by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> CSVSheet {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await FeeStore.requireCommunity(community, connection, logger)
         var rooms: [String: UUID] = [:]
         for try await (id, building, unit, number) in try await connection.query(

@@ -61,7 +61,7 @@ extension PaymentStore {
         guard let found else { throw LinliError.notFound("payment") }
         var receipt = found.0
         let (community, entry, reversal) = (found.1, found.2, found.3)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let lines = try await connection.query(
             """
             SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
@@ -99,7 +99,7 @@ extension PaymentStore {
         var found: (UUID, UUID, Bool)?
         for try await row in rows.decode((UUID, UUID, Bool).self) { found = row }
         guard let (community, entry, voided) = found else { throw LinliError.notFound("payment") }
-        try principal.requireScope(CommunityID(community))
+        try Scope.requireCommunity(principal, CommunityID(community))
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is already void", field: "payment_id") }
         let refunded = try await connection.query(
             """
@@ -146,7 +146,7 @@ extension PaymentStore {
         on connection: PostgresConnection, logger: Logger
     ) async throws {
         let community = try await owner.community(connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let prepaid = try await owner.account(community, type, connection, logger)
         try await connection.query("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
     }
@@ -157,7 +157,7 @@ extension PaymentStore {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
         let community = try await owner.community(connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let prepaid = try await owner.account(community, type, connection, logger)
         let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
         let field = owner.room == nil ? "resident_id" : "room_id"
@@ -177,7 +177,7 @@ extension PaymentStore {
         community: CommunityID, byBuilding: Bool, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [Arrears] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             WITH open_bills AS (
@@ -213,7 +213,7 @@ extension PaymentStore {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
         let community = try await FeeStore.community(ofRoom: room, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let account = try await Ledger.account(community, .deposit, subtype: kind, room: room, connection, logger)
         let (balance, _) = try await Ledger.lockBalance(account, connection, logger)
         let leg: Ledger.Leg
@@ -242,7 +242,7 @@ extension PaymentStore {
         logger: Logger
     ) async throws -> [(kind: String, balanceFen: Int64)] {
         let community = try await FeeStore.community(ofRoom: room, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT subtype, credits_fen - debits_fen FROM ledger_accounts

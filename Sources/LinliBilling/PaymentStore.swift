@@ -119,7 +119,7 @@ public struct PaymentStore: Sendable {
         by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Payment {
         let community = try await FeeStore.community(ofRoom: room, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         if requested == .asListed, chosen.isEmpty { throw LinliError.invalid("allocation", "as listed needs bill_ids") }
         var order = requested ?? .oldestDueFirst
         if requested == nil { order = try await Self.allocationOrder(community, connection, logger) }
@@ -255,7 +255,7 @@ public struct PaymentStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
         let community = try await owner.community(connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let prepaid = try await owner.account(community, type, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(
@@ -276,7 +276,7 @@ public struct PaymentStore: Sendable {
         logger: Logger
     ) async throws -> [PrepaidAccount] {
         let community = try await owner.community(connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts
@@ -293,7 +293,7 @@ public struct PaymentStore: Sendable {
 
     /// Proves the community's books from the transfers themselves.
     public func check(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Check {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             WITH accounts AS (SELECT * FROM ledger_accounts WHERE community_id = \(community.uuid)),

@@ -133,10 +133,10 @@ public struct PrepaidOffsetJob: Service, Sendable {
                 unsafeSQL: """
                     WITH claims AS (\(claims))
                     SELECT b.id, c.account, p.credits_fen - p.debits_fen, b.community_id, coalesce(s.allocation, 'oldest_due_first'),
-                           bill_open_fen(b.id),
-                           CASE WHEN i.late_fee_per_10k_daily > 0 THEN bill_late_fee_fen(b.id, community_today(b.community_id)) ELSE 0 END,
+                           l.open_fen, b.amount_fen, l.late_fee_fen, l.settled_fen, l.waived_fen, i.late_fee_per_10k_daily, i.grace_days,
+                           l.late_fee_through::text, community_today(b.community_id)::text,
                            i.priority, b.due_on::text, b.period_start::text, i.name, ra.id, rv.id
-                    FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                    FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id CROSS JOIN LATERAL bill_ledger(b.id) l
                     JOIN ledger_accounts p ON p.id = c.account
                     JOIN ledger_accounts ra ON ra.community_id = b.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
                          AND ra.room_id = b.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = b.fee_item_id
@@ -153,10 +153,25 @@ public struct PrepaidOffsetJob: Service, Sendable {
             var lateRevenue: UUID?
         }
         var byAccount: [UUID: (balance: Int64, order: PaymentStore.AllocationOrder, bills: [Open])] = [:]
-        for try await (bill, account, balance, community, order, open, late, priority, dueOn, periodStart, item, receivable, revenue)
-            in rows.decode((UUID, UUID, Int64, UUID, String, Int64, Int64, Int32, String, String, String, UUID, UUID?).self)
-        where open + (revenue == nil ? 0 : late) > 0 {
-            let late = revenue == nil ? 0 : late  // (the revenue account was opened above for every item with late fees)
+        for try await (
+            bill, account, balance, community, order, open, amount, charged, settled, waived, rate, grace, through, today, priority, dueOn,
+            periodStart, item, receivable, revenue
+        )
+            in rows.decode(
+                (
+                    UUID, UUID, Int64, UUID, String, Int64, Int64, Int64, Int64, Int64, Int32, Int32, String?, String, Int32, String, String,
+                    String, UUID, UUID?
+                ).self)
+        {
+            // (the revenue account was opened above for every item with late fees)
+            let late =
+                revenue == nil
+                ? 0
+                : LateFee.due(
+                    .init(
+                        amountFen: amount, lateFeeChargedFen: charged, settledFen: settled, waivedFen: waived, per10kDaily: Int(rate),
+                        graceDays: Int(grace), dueOn: dueOn, chargedThrough: through), today: today)
+            guard open + late > 0 else { continue }
             let due = PaymentAllocation.Due(
                 bill: bill, fen: open + late, priority: Int(priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
             byAccount[account, default: (balance, PaymentStore.AllocationOrder(rawValue: order) ?? .oldestDueFirst, [])].bills.append(

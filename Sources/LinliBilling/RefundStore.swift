@@ -66,7 +66,7 @@ public struct RefundStore: Sendable {
         community: CommunityID, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> PaymentStore.AllocationOrder {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await FeeStore.requireCommunity(community, connection, logger)
         return try await PaymentStore.allocationOrder(community, connection, logger)
     }
@@ -75,7 +75,7 @@ public struct RefundStore: Sendable {
         _ order: PaymentStore.AllocationOrder, community: CommunityID, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         try await FeeStore.requireCommunity(community, connection, logger)
         try await connection.query(
             """
@@ -135,7 +135,7 @@ public struct RefundStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Refund {
         let (community, entry, voided) = try await Self.lockPayment(payment, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is void", field: "payment_id") }
         let pending = try await connection.query("SELECT 1 FROM refunds WHERE payment_id = \(payment) AND state = 'requested'", logger: logger)
         for try await _ in pending {
@@ -268,7 +268,7 @@ public struct RefundStore: Sendable {
         community: CommunityID, state: State?, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [Refund] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         if let state {
             return try await refunds(
                 where: "r.community_id = $1 AND r.state = '\(state.rawValue)'", community.uuid, for: principal, connection, logger)
@@ -297,7 +297,7 @@ public struct RefundStore: Sendable {
         for try await (id, community, payment, receipt, state, amount, reason, waive, by, at, decidedBy, decidedAt, note, entry, bills, amounts)
             in rows.decode((UUID, UUID, UUID, String, String, Int64, String, Bool, UUID, Date, UUID?, Date?, String, UUID?, [UUID], [Int64]).self)
         {
-            try principal.requireScope(CommunityID(community))
+            try Scope.requireCommunity(principal, CommunityID(community))
             if let entry { entries[entry] = result.count }
             result.append(
                 Refund(
@@ -347,7 +347,7 @@ public struct RefundStore: Sendable {
         var found: (RoomID, CommunityID)?
         for try await (room, community) in rows.decode((UUID, UUID).self) { found = (RoomID(room), CommunityID(community)) }
         guard let (room, community) = found else { throw LinliError.notFound("bill") }
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         guard let bill = try await FeeStore.bills(room: room, ids: [id], openOnly: false, lock: true, connection, logger).first else {
             throw LinliError.notFound("bill")
         }
@@ -386,7 +386,7 @@ public struct RefundStore: Sendable {
         logger: Logger
     ) async throws -> [Invoice] {
         let (community, entry, voided) = try await Self.lockPayment(payment, connection, logger)
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is void", field: "payment_id") }
         var perBill: [UUID: Int64] = [:]
         for leg in try await Self.refundable(payment: payment, entry: entry, connection, logger) { perBill[leg.bill, default: 0] += leg.fen }
@@ -430,7 +430,7 @@ public struct RefundStore: Sendable {
     }
 
     public func invoices(payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Invoice] {
-        try principal.requireScope(try await Self.community(ofPayment: payment, connection, logger))
+        try Scope.requireCommunity(principal, try await Self.community(ofPayment: payment, connection, logger))
         let rows = try await connection.query(
             """
             SELECT id, invoice_no, title, tax_no, amount_fen, bill_ids, void_reason, created_at FROM invoices

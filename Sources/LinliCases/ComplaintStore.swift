@@ -48,7 +48,7 @@ public struct ComplaintStore: Sendable {
         community: CommunityID, suggestion: Bool, subject: String, content: String, photoRefs: [String],
         by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Complaint {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
         try await connection.query(
             """
@@ -133,7 +133,7 @@ public struct ComplaintStore: Sendable {
         community: CommunityID, state: State?, after: (Date, UUID)?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Complaint] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
         let rows = try await connection.query(
             """

@@ -71,7 +71,7 @@ public struct HotlineStore: Sendable {
         _ incoming: Incoming, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (Ticket, created: Bool) {
-        try principal.requireScope(incoming.community)
+        try Scope.requireCommunity(principal, incoming.community)
         let id = UUIDv7.make()
         let inserted = try await connection.query(
             """
@@ -141,7 +141,7 @@ public struct HotlineStore: Sendable {
         community: CommunityID, overdueOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Ticket] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT \(unescaped: Self.columns) FROM hotline_tickets

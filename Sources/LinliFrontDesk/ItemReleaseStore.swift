@@ -36,7 +36,7 @@ public struct ItemReleaseStore: Sendable {
         community: CommunityID, items: String, mover: String, plannedDate: String, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Release {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
         try await connection.query(
             """
@@ -81,7 +81,7 @@ public struct ItemReleaseStore: Sendable {
         community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Release {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             UPDATE item_releases SET state = 'released', released_by = \(principal.subjectID.uuid), released_at = now()
@@ -95,7 +95,7 @@ public struct ItemReleaseStore: Sendable {
         community: CommunityID, after: (Date, UUID)?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Release] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
         let rows = try await connection.query(
             """

@@ -27,7 +27,7 @@ public struct ParcelStore: Sendable {
         community: CommunityID, resident: UserID, carrier: String, trackingNumber: String, shelf: String,
         by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Parcel {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         guard try await FrontDeskSQL.isResident(resident, of: community, connection, logger) else {
             throw LinliError.invalid("resident_id", "is not a resident of this community")
         }
@@ -60,7 +60,7 @@ public struct ParcelStore: Sendable {
         community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Parcel {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             UPDATE parcels SET picked_up_at = now(), handed_by = \(principal.subjectID.uuid)
@@ -75,7 +75,7 @@ public struct ParcelStore: Sendable {
         community: CommunityID, minAgeDays: Int, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [Parcel] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
         let rows = try await connection.query(
             """

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -54,7 +55,7 @@ public struct VisitorStore: Sendable {
 
     /// A resident registers their visitor; staff register a walk-in for `host` (entry logged at once).
     public func register(_ r: Registration, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Pass {
-        try principal.requireScope(r.community)
+        try Scope.requireCommunity(principal, r.community)
         let host: UserID
         let walkIn: Bool
         if principal.role == .resident {
@@ -88,7 +89,7 @@ public struct VisitorStore: Sendable {
         community: CommunityID, code: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Pass {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let rows = try await connection.query(
             """
             SELECT id FROM visitor_passes WHERE community_id = \(community.uuid) AND code = \(code)
@@ -136,7 +137,7 @@ public struct VisitorStore: Sendable {
         community: CommunityID, activeOnly: Bool, after: (Date, UUID)?, limit: Int, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Pass] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
         let rows = try await connection.query(
             """

@@ -124,7 +124,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
             communityIDs: Input.ids(m.communityIds, field: "community_ids"),
             buildingIDs: Input.ids(m.buildingIds, field: "building_ids")
         ).validated()
-        for community in user.communityIDs { try ctx.principal.requireScope(community) }
+        for community in user.communityIDs { try Scope.requireCommunity(ctx.principal, community) }
         var fingerprint = m
         fingerprint.password = ""  // never stored, not even hashed into the key
         let response = try await database.tenantTransaction(tenant) { connection in
@@ -182,7 +182,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let communities: [CommunityID] = try Input.ids(m.communityIds, field: "community_ids")
         let buildings: [BuildingID] = try Input.ids(m.buildingIds, field: "building_ids")
-        for community in communities { try ctx.principal.requireScope(community) }
+        for community in communities { try Scope.requireCommunity(ctx.principal, community) }
         var response = Linli_Identity_V1_SetUserScopeResponse()
         response.sessionsRevoked = try await changeAccess(ctx, "SetUserScope", m, of: user, endSessions: true) { connection in
             try await users.setScope(user, communities: communities, buildings: buildings, on: connection, logger: ctx.logger)
@@ -226,7 +226,7 @@ extension IdentityService: Linli_Identity_V1_IdentityService.ServiceProtocol {
         let m = request.message
         let requestID = try Input.requestID(m.requestID)
         let communities: [CommunityID] = try Input.ids(m.communityIds, field: "community_ids")
-        for community in communities { try ctx.principal.requireScope(community) }
+        for community in communities { try Scope.requireCommunity(ctx.principal, community) }
         let name = try await apiKeys.validate(tenant: tenant, name: m.name, communityIDs: communities)
         // A retry with the same request_id returns the same key, never a second one; the
         // secret is never stored, so only the first answer carries it.

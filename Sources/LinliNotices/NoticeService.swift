@@ -46,7 +46,7 @@ extension NoticeService: Linli_Property_V1_NoticeService.ServiceProtocol {
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let cursor = m.page.pageToken.isEmpty ? nil : try NoticeStore.Cursor(token: m.page.pageToken)
-        try ctx.principal.requireScope(community)
+        try Scope.requireCommunity(ctx.principal, community)
         let page = try await board.list(
             community: community, for: ctx.principal, after: cursor, limit: limit,
             tenant: tenant, logger: ctx.logger)

@@ -1,5 +1,6 @@
 import Foundation
 import LinliCore
+import LinliTenancy
 import Logging
 import PostgresNIO
 
@@ -95,7 +96,7 @@ public struct PatrolStore: Sendable {
         community: CommunityID, name: String, location: String, code: String, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Checkpoint {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
         let rows = try await connection.query(
             """
@@ -111,7 +112,7 @@ public struct PatrolStore: Sendable {
         community: CommunityID, name: String, kind: RouteKind, points: [UUID], by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Route {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let known = try await connection.query(
             """
             SELECT count(*)::int4 FROM patrol_points WHERE community_id = \(community.uuid) AND id = ANY(\(points)::uuid[])
@@ -139,7 +140,7 @@ public struct PatrolStore: Sendable {
     /// Saves a plan and generates its tasks for the scheduler's horizon at once.
     public func createPlan(_ plan: Plan, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> (UUID, Int) {
         let route = try await route(plan.route, connection, logger)
-        try principal.requireScope(route.community)
+        try Scope.requireCommunity(principal, route.community)
         try await PatrolSQL.requireStaff(plan.staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
         try await connection.query(
@@ -156,7 +157,7 @@ public struct PatrolStore: Sendable {
 
     public func stopPlan(_ id: UUID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws {
         let rows = try await connection.query("UPDATE patrol_plans SET active = false WHERE id = \(id) RETURNING community_id", logger: logger)
-        for try await community in rows.decode(UUID.self) { return try principal.requireScope(CommunityID(community)) }
+        for try await community in rows.decode(UUID.self) { return try Scope.requireCommunity(principal, CommunityID(community)) }
         throw LinliError.notFound("plan")
     }
 
@@ -165,7 +166,7 @@ public struct PatrolStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Task {
         let route = try await route(routeID, connection, logger)
-        try principal.requireScope(route.community)
+        try Scope.requireCommunity(principal, route.community)
         try await PatrolSQL.requireStaff(staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
         try await connection.query(
@@ -191,7 +192,7 @@ public struct PatrolStore: Sendable {
         var found: (UUID, UUID, UUID, String, Date, Date, Date)?
         for try await row in locked.decode((UUID, UUID, UUID, String, Date, Date, Date).self) { found = row }
         guard let (community, route, staff, state, startsAt, dueAt, now) = found else { throw LinliError.notFound("patrol task") }
-        try principal.requireScope(CommunityID(community))
+        try Scope.requireCommunity(principal, CommunityID(community))
         guard UserID(staff) == principal.subjectID else {
             throw LinliError(.permissionDenied, "task_id: this task is assigned to someone else", field: "task_id")
         }
@@ -241,7 +242,7 @@ public struct PatrolStore: Sendable {
 
     public func finish(task id: UUID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Task {
         let current = try await task(id, detailed: false, connection, logger)
-        try principal.requireScope(current.community)
+        try Scope.requireCommunity(principal, current.community)
         guard current.staff == principal.subjectID || principal.role == .manager else {
             throw LinliError(.permissionDenied, "task_id: this task is assigned to someone else", field: "task_id")
         }
@@ -259,7 +260,7 @@ public struct PatrolStore: Sendable {
         logger: Logger
     ) async throws -> Task {
         let current = try await task(id, detailed: false, connection, logger)
-        try principal.requireScope(current.community)
+        try Scope.requireCommunity(principal, current.community)
         guard current.closed else {
             throw LinliError(.failedPrecondition, "task_id: the task is neither finished nor past its window", field: "task_id")
         }
@@ -279,7 +280,7 @@ public struct PatrolStore: Sendable {
         community: CommunityID, from: Date, until: Date, problemsOnly: Bool, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Task] {
-        try principal.requireScope(community)
+        try Scope.requireCommunity(principal, community)
         let own = principal.role != .manager
         let rows = try await connection.query(
             """
@@ -294,7 +295,7 @@ public struct PatrolStore: Sendable {
 
     public func get(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Task {
         let found = try await task(id, detailed: true, connection, logger)
-        try principal.requireScope(found.community)
+        try Scope.requireCommunity(principal, found.community)
         guard principal.role == .manager || found.staff == principal.subjectID else { throw LinliError.notFound("patrol task") }
         return found
     }

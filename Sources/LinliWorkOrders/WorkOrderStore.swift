@@ -220,7 +220,7 @@ public struct WorkOrderStore: Sendable {
 
     /// Files a repair for `principal`; dispatches at once in a round-robin category.
     public func file(_ repair: Repair, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> WorkOrder {
-        try principal.requireScope(repair.community)
+        try Scope.requireCommunity(principal, repair.community)
         let category = try await category(repair.community, repair.category, connection, logger)
         var repair = repair
         if let room = repair.room {
@@ -462,7 +462,7 @@ public struct WorkOrderStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> WorkOrder {
         let order = try await load(id, connection, logger, events: false)
-        try principal.requireScope(order.community)
+        try Scope.requireCommunity(principal, order.community)
         guard [.completed, .rated, .closed].contains(order.state) else {
             throw LinliError(
                 .failedPrecondition, "work_order_id: return visits follow completion; the order is \(order.state.rawValue)",
@@ -518,7 +518,7 @@ public struct WorkOrderStore: Sendable {
 
     /// A page of orders, newest first.
     public func list(_ filter: Filter, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [WorkOrder] {
-        try principal.requireScope(filter.community)
+        try Scope.requireCommunity(principal, filter.community)
         let me = principal.subjectID.uuid
         let residentOnly = principal.role == .resident
         let hasCursor = filter.after != nil

@@ -27,6 +27,12 @@ struct ArchitectureTests {
             pattern: #"FROM\s+rooms\b"#, owners: ["Sources/LinliBaseData/", "Tenancy/"],
             why: "other modules read rooms through Scope, community_rooms() and room_label_of()"),
         Rule(pattern: #"\|\|\s*r\.unit\s*\|\|"#, owners: [], why: "a room's label is room_label() / RoomLabel.make"),
+        Rule(
+            pattern: #"bill_late_fee_fen|late_fee_per_10k_daily\s*\*"#, owners: ["Tenancy/Migrations/tenant/0017_shared_facts.sql"],
+            why: "the late fee is LateFee.due"),
+        Rule(
+            pattern: #"\.requireScope\("#, owners: ["Tenancy/Scope.swift", "Sources/LinliCore/"],
+            why: "may this principal act on community / building / room X is Scope's question"),
     ]
 
     /// Benchmark fixtures write rows in bulk on purpose; they are not product code.

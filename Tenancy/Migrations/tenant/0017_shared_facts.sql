@@ -74,3 +74,7 @@ ALTER TABLE bills ADD COLUMN work_order_id uuid UNIQUE REFERENCES work_orders (i
 ALTER TABLE bills DROP CONSTRAINT bills_one_per_period;
 ALTER TABLE bills ADD CONSTRAINT bills_one_per_period
     UNIQUE NULLS NOT DISTINCT (room_id, fee_item_id, period_start, parking_space_id, work_order_id);
+
+-- The late-fee rule has one implementation, LateFee.due in LinliBilling (pure, unit-tested);
+-- SQL loads its inputs (bill_ledger) and no longer computes it.
+DROP FUNCTION bill_late_fee_fen(uuid, date);
