@@ -112,14 +112,23 @@ public struct OutboxRelayJob: Service, Sendable {
     }
 
     /// Hands one batch per consumer of `tenant`'s outbox to the consumers; returns how many messages moved.
+    /// A consumer that fails keeps its batch for the next pass and holds up neither the other
+    /// consumers nor the other tenants (the failure is logged and counted, the backlog gauge shows it).
     public func relay(_ tenant: TenantRef) async throws(LinliError) -> Int {
         var moved = 0
         for consumer in consumers {
             let topics = Topic.names(of: consumer.name)
-            moved += try await database.tenantTransaction(tenant) { connection in
-                let messages = try await Outbox.claim(topics, limit: batch, on: connection, logger: logger)
-                if !messages.isEmpty { try await consumer.consume(messages, tenant: tenant, on: connection, logger: logger) }
-                return messages.count
+            do {
+                moved += try await database.tenantTransaction(tenant) { connection in
+                    let messages = try await Outbox.claim(topics, limit: batch, on: connection, logger: logger)
+                    if !messages.isEmpty { try await consumer.consume(messages, tenant: tenant, on: connection, logger: logger) }
+                    return messages.count
+                }
+            } catch {
+                Counter(label: MetricName.jobFailures, dimensions: [("job", "outbox." + consumer.name.rawValue)]).increment()
+                logger.warning(
+                    "outbox consumer failed; its batch waits for the next pass",
+                    metadata: ["outbox.consumer": "\(consumer.name.rawValue)", "tenant.id": "\(tenant.id)", "error": "\(error)"])
             }
         }
         return moved

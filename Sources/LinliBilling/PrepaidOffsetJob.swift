@@ -133,10 +133,13 @@ public struct PrepaidOffsetJob: Service, Sendable {
                 unsafeSQL: """
                     WITH claims AS (\(claims))
                     SELECT b.id, c.account, p.credits_fen - p.debits_fen, b.community_id, coalesce(s.allocation, 'oldest_due_first'),
-                           l.open_fen, b.amount_fen, l.late_fee_fen, l.settled_fen, l.waived_fen, i.late_fee_per_10k_daily, i.grace_days,
-                           l.late_fee_through::text, community_today(b.community_id)::text,
+                           bill_open_fen(b.id), b.amount_fen, coalesce(l.late_fee_fen, 0), coalesce(l.settled_fen, 0),
+                           coalesce(l.waived_fen, 0), i.late_fee_per_10k_daily, i.grace_days, l.late_fee_through::text,
+                           community_today(b.community_id)::text,
                            i.priority, b.due_on::text, b.period_start::text, i.name, ra.id, rv.id
-                    FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id CROSS JOIN LATERAL bill_ledger(b.id) l
+                    FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                    -- The late fee's inputs only for items that charge one.
+                    LEFT JOIN LATERAL (SELECT * FROM bill_ledger(b.id) WHERE i.late_fee_per_10k_daily > 0) l ON true
                     JOIN ledger_accounts p ON p.id = c.account
                     JOIN ledger_accounts ra ON ra.community_id = b.community_id AND ra.kind = 'receivable' AND ra.subtype = ''
                          AND ra.room_id = b.room_id AND ra.resident_id IS NULL AND ra.fee_item_id = b.fee_item_id

@@ -4,6 +4,8 @@ import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
 import LinliServer
+import LinliTenancy
+import Logging
 import PostgresNIO
 import SwiftProtobuf
 import Testing
@@ -75,5 +77,47 @@ struct InboxTests {
         }
         // The billing messages went to billing (which logs these malformed ones), none to the inbox.
         #expect(delivered == 2250 && distinct == 2250 && toBilling == 250)
+    }
+}
+
+/// A billing consumer that always fails, to show a failing consumer holds up no one else.
+struct FailingBilling: OutboxConsumer {
+    let name = OutboxConsumerName.billing
+    func consume(_ messages: [Outbox.Message], tenant: TenantRef, on connection: PostgresConnection, logger: Logger) async throws {
+        throw LinliError(.internal, "billing is down")
+    }
+}
+
+@Suite("Outbox consumers fail alone")
+struct OutboxIsolationTests {
+    @Test("a failing consumer keeps its messages for the next pass; the inbox is still delivered")
+    func failingConsumerHoldsUpNoOne() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let resident = try #require(demo.users["resident1"])
+        let logger = server.app.database.logger
+        try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            for topic in ["billing.work_order_charge", "work_order.completed"] {
+                try await connection.query(
+                    """
+                    INSERT INTO outbox (topic, recipient_id, payload) VALUES (\(topic), \(resident.uuid), '{"work_order_id": "x"}')
+                    """, logger: logger)
+            }
+        }
+        let relay = OutboxRelayJob(
+            database: server.app.database, tenants: server.app.tenants,
+            consumers: [FailingBilling()] + LinliApplication.outboxConsumers.filter { $0.name == .inbox }, logger: logger)
+        _ = try await relay.relay(demo.tenant)
+        let (inbox, waiting) = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            var result: (Int64, Int64) = (0, 0)
+            for try await row in try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM notifications WHERE topic = 'work_order.completed'),
+                       (SELECT count(*) FROM outbox WHERE topic = 'billing.work_order_charge' AND delivered_at IS NULL)
+                """, logger: logger
+            ).decode((Int64, Int64).self) { result = row }
+            return result
+        }
+        #expect(inbox == 1 && waiting == 1)
     }
 }

@@ -56,8 +56,8 @@ LANGUAGE sql STABLE AS $$
            coalesce(sum(CASE WHEN kind IN ('settle', 'offset') THEN amount_fen WHEN kind IN ('reversal', 'refund') THEN -amount_fen END), 0)::bigint,
            coalesce(sum(amount_fen) FILTER (WHERE kind = 'write_off'), 0)::bigint,
            coalesce(sum(CASE WHEN kind IN ('charge', 'late_fee', 'reversal', 'refund') THEN amount_fen ELSE -amount_fen END), 0)::bigint,
-           max(local_day((SELECT c.time_zone FROM bills b JOIN communities c ON c.id = b.community_id WHERE b.id = bill), created_at))
-               FILTER (WHERE kind = 'late_fee')
+           local_day((SELECT c.time_zone FROM bills b JOIN communities c ON c.id = b.community_id WHERE b.id = bill),
+                     max(created_at) FILTER (WHERE kind = 'late_fee'))
     FROM ledger_transfers WHERE bill_id = bill
 $$;
 
