@@ -181,9 +181,9 @@ extension PaymentStore {
         let rows = try await connection.query(
             """
             WITH open_bills AS (
-                SELECT b.room_id, community_today(b.community_id) - b.due_on AS late,
+                SELECT b.room_id, (SELECT community_today(\(community.uuid))) - b.due_on AS late,
                        bill_open_fen(b.id) AS open
-                FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < community_today(b.community_id)),
+                FROM bills b WHERE b.community_id = \(community.uuid) AND b.due_on < (SELECT community_today(\(community.uuid)))),
             keyed AS (
                 SELECT CASE WHEN \(byBuilding) THEN bd.id ELSE r.id END AS id,
                        CASE WHEN \(byBuilding) THEN bd.name ELSE room_label(bd.name, r.unit, r.number) END AS key, o.late, o.open

@@ -101,15 +101,16 @@ public struct PrepaidOffsetJob: Service, Sendable {
         let rooms =
             residents
             ? """
-            JOIN residencies rs ON rs.resident_id = a.resident_id AND resides_on(rs.move_in, rs.move_out, community_today(a.community_id))
+            JOIN residencies rs ON rs.resident_id = a.resident_id AND resides_on(rs.move_in, rs.move_out, local_today(cm.time_zone))
             JOIN bills b ON b.room_id = rs.room_id AND b.community_id = a.community_id
             """ : "JOIN bills b ON b.room_id = a.room_id AND b.community_id = a.community_id"
         let claims = """
             SELECT DISTINCT ON (b.id) b.id AS bill, a.id AS account
             FROM ledger_accounts a
+            JOIN communities cm ON cm.id = a.community_id  -- today in each community: local_today inlines, per row
             \(rooms)
             JOIN fee_items i ON i.id = b.fee_item_id
-            WHERE a.id = ANY($1::uuid[]) AND b.due_on <= community_today(b.community_id)
+            WHERE a.id = ANY($1::uuid[]) AND b.due_on <= local_today(cm.time_zone)
               AND ($2::text IS NULL OR i.category = $2::text)
             ORDER BY b.id, a.id
             """
@@ -135,9 +136,10 @@ public struct PrepaidOffsetJob: Service, Sendable {
                     SELECT b.id, c.account, p.credits_fen - p.debits_fen, b.community_id, coalesce(s.allocation, 'oldest_due_first'),
                            bill_open_fen(b.id), b.amount_fen, coalesce(l.late_fee_fen, 0), coalesce(l.settled_fen, 0),
                            coalesce(l.waived_fen, 0), i.late_fee_per_10k_daily, i.grace_days, l.late_fee_through::text,
-                           community_today(b.community_id)::text,
+                           local_today(cm.time_zone)::text,
                            i.priority, b.due_on::text, b.period_start::text, i.name, ra.id, rv.id
                     FROM bills b JOIN claims c ON c.bill = b.id JOIN fee_items i ON i.id = b.fee_item_id
+                    JOIN communities cm ON cm.id = b.community_id
                     -- The late fee's inputs only for items that charge one.
                     LEFT JOIN LATERAL (SELECT * FROM bill_ledger(b.id) WHERE i.late_fee_per_10k_daily > 0) l ON true
                     JOIN ledger_accounts p ON p.id = c.account
