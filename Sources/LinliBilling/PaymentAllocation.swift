@@ -27,7 +27,8 @@ enum PaymentAllocation {
     /// as listed follows `listed` (bills not listed last, in the base order).
     static func ordered(_ dues: [Due], _ order: PaymentStore.AllocationOrder, listed: [UUID] = []) -> [Due] {
         let base = dues.sorted {
-            ($0.dueOn, $0.periodStart, $0.itemName, $0.bill.uuidString) < ($1.dueOn, $1.periodStart, $1.itemName, $1.bill.uuidString)
+            ($0.dueOn, $0.periodStart, $0.itemName, $0.bill.sortKey.0, $0.bill.sortKey.1)
+                < ($1.dueOn, $1.periodStart, $1.itemName, $1.bill.sortKey.0, $1.bill.sortKey.1)
         }
         switch order {
         case .oldestDueFirst:
@@ -59,5 +60,19 @@ enum PaymentAllocation {
             }
         }
         return (shares, left)
+    }
+}
+
+extension UUID {
+    /// The 16 bytes as two big-endian integers: PostgreSQL's order of `uuid`, without building strings.
+    var sortKey: (UInt64, UInt64) {
+        let b = uuid
+        let high =
+            UInt64(b.0) << 56 | UInt64(b.1) << 48 | UInt64(b.2) << 40 | UInt64(b.3) << 32 | UInt64(b.4) << 24 | UInt64(b.5) << 16
+            | UInt64(b.6) << 8 | UInt64(b.7)
+        let low =
+            UInt64(b.8) << 56 | UInt64(b.9) << 48 | UInt64(b.10) << 40 | UInt64(b.11) << 32 | UInt64(b.12) << 24 | UInt64(b.13) << 16
+            | UInt64(b.14) << 8 | UInt64(b.15)
+        return (high, low)
     }
 }

@@ -186,7 +186,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
         var lateFees: [Ledger.Leg] = []
         var collected: [CommunityID: Int64] = [:]
         var charged: [CommunityID: Int64] = [:]
-        for (account, claim) in byAccount.sorted(by: { $0.key.uuidString < $1.key.uuidString }) {
+        for (account, claim) in byAccount {
             let bySID = Dictionary(claim.bills.map { ($0.due.bill, $0) }, uniquingKeysWith: { first, _ in first })
             let ordered = PaymentAllocation.ordered(claim.bills.map(\.due), claim.order)
             for share in PaymentAllocation.allocate(ordered, tenders: [claim.balance]).shares {
