@@ -12,13 +12,10 @@ public struct BaseDataService: Sendable {
     let rooms = RoomStore()
     let residents = ResidentStore()
     let importer = BaseDataImport()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 

@@ -8,13 +8,10 @@ import Logging
 /// The `linli.property.v1.PetService` RPCs.
 public struct PetService: Sendable {
     let pets = PetStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 

@@ -13,13 +13,10 @@ public struct BillingService: Sendable {
     let reports = BillingReportStore()
     let meters = MeterStore()
     let refunds = RefundStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 
     /// The largest amount one call may carry: 10 million 元.
@@ -273,7 +270,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         _ = try Input.requestID(request.message.requestID)
         // Not replayed by request id: each run offsets what has fallen due since, and a rerun finds nothing twice.
         // Only the caller's communities: another community's accounts and bills stay untouched.
-        let done = try await PrepaidOffsetJob(database: database, logger: ctx.logger)
+        let done = try await PrepaidOffsetJob(database: handler.database, logger: ctx.logger)
             .run(try ctx.requireTenant(), communities: ctx.principal.communityIDs)
         return ServerResponse(
             message: .with {

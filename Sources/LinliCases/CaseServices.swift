@@ -16,13 +16,10 @@ func photoRefs(_ refs: [String]) throws(LinliError) -> [String] {
 /// The `linli.property.v1.ComplaintService` RPCs.
 public struct ComplaintService: Sendable {
     let desk = ComplaintStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 
@@ -144,13 +141,10 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
 /// The `linli.property.v1.HotlineService` RPCs.
 public struct HotlineService: Sendable {
     let desk = HotlineStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 

@@ -10,13 +10,10 @@ import SwiftProtobuf
 /// The `linli.property.v1.VisitorService` RPCs.
 public struct VisitorService: Sendable {
     let desk = VisitorStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 
@@ -109,13 +106,10 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
 /// The `linli.property.v1.ParcelService` RPCs.
 public struct ParcelService: Sendable {
     let desk = ParcelStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 
@@ -217,13 +211,10 @@ extension Linli_Property_V1_Parcel {
 /// The `linli.property.v1.ItemReleaseService` RPCs.
 public struct ItemReleaseService: Sendable {
     let desk = ItemReleaseStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 

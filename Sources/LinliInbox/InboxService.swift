@@ -9,13 +9,10 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.InboxService` RPCs: a principal's own notifications.
 public struct InboxService: Sendable {
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 
     struct Row: Sendable {

@@ -9,15 +9,12 @@ import SwiftProtobuf
 /// The `linli.property.v1.NoticeService` RPCs.
 public struct NoticeService: Sendable {
     let board: NoticeStore
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     /// Creates the service.
     public init(database: Database, logger: Logger) {
         self.board = NoticeStore(database: database)
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 

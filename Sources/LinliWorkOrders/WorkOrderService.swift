@@ -10,13 +10,10 @@ import SwiftProtobuf
 /// The `linli.property.v1.WorkOrderService` RPCs.
 public struct WorkOrderService: Sendable {
     let desk = WorkOrderStore()
-    let database: Database
-    let logger: Logger
-    var handler: Handler { Handler(database: database, logger: logger) }
+    let handler: Handler
 
     public init(database: Database, logger: Logger) {
-        self.database = database
-        self.logger = logger
+        handler = Handler(database: database, logger: logger)
     }
 }
 
