@@ -15,7 +15,7 @@ func photoRefs(_ refs: [String]) throws(LinliError) -> [String] {
 
 /// The `linli.property.v1.ComplaintService` RPCs.
 public struct ComplaintService: Sendable {
-    let desk = ComplaintStore()
+    let store = ComplaintStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -33,10 +33,10 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let subject = try Input.text(m.subject, field: "subject", max: 200)
         let content = try Input.text(m.content, field: "content", max: 5000)
         let photos = try photoRefs(m.photoRefs)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_FileComplaintResponse()
             response.complaint = .init(
-                try await desk.file(
+                try await store.file(
                     community: community, suggestion: m.kind == .suggestion, subject: subject,
                     content: content, photoRefs: photos, by: call.principal, on: call.connection,
                     logger: call.logger))
@@ -50,9 +50,9 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let body = try Input.text(m.body, field: "body", max: 5000)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ReplyComplaintResponse()
-            response.complaint = .init(try await desk.reply(id, body: body, by: call.principal, on: call.connection, logger: call.logger))
+            response.complaint = .init(try await store.reply(id, body: body, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -63,10 +63,10 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         let resolution = try Input.text(m.resolution, field: "resolution", max: 5000)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ResolveComplaintResponse()
             response.complaint = .init(
-                try await desk.resolve(id, resolution: resolution, by: call.principal, on: call.connection, logger: call.logger))
+                try await store.resolve(id, resolution: resolution, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -78,10 +78,10 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
         guard (1...5).contains(m.satisfaction) else { throw LinliError.invalid("satisfaction", "must be 1 to 5") }
         let comment = try Input.text(m.comment, field: "comment", min: 0, max: 1000)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_RateComplaintResponse()
             response.complaint = .init(
-                try await desk.rate(
+                try await store.rate(
                     id, satisfaction: Int(m.satisfaction), comment: comment, by: call.principal,
                     on: call.connection, logger: call.logger))
             return response
@@ -93,9 +93,9 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
     {
         let m = request.message
         let id = try Input.id(m.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_WithdrawComplaintResponse()
-            response.complaint = .init(try await desk.withdraw(id, by: call.principal, on: call.connection, logger: call.logger))
+            response.complaint = .init(try await store.withdraw(id, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -104,8 +104,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_GetComplaintResponse>
     {
         let id = try Input.id(request.message.complaintID, field: "complaint_id", as: IDTag.Complaint.self).uuid
-        return try await handler.read(request) { [desk] call in
-            let complaint = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let complaint = try await store.get(id, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_GetComplaintResponse()
             response.complaint = .init(complaint)
             return response
@@ -125,8 +125,8 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
         case .UNRECOGNIZED: throw LinliError.invalid("state", "is not a complaint state")
         default: state = ComplaintStore.State.allCases[m.state.rawValue - 1]
         }
-        return try await handler.read(request) { [desk] call in
-            let rows = try await desk.list(
+        return try await handler.read(request) { [store] call in
+            let rows = try await store.list(
                 community: community, state: state, after: after, limit: limit + 1, for: call.principal,
                 on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListComplaintsResponse()
@@ -140,7 +140,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
 
 /// The `linli.property.v1.HotlineService` RPCs.
 public struct HotlineService: Sendable {
-    let desk = HotlineStore()
+    let store = HotlineStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -165,8 +165,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
             callerName: try Input.text(m.callerName, field: "caller_name", min: 0, max: 100),
             callerPhone: try Input.text(m.callerPhone, field: "caller_phone", min: 0, max: 30))
         // The external id is the idempotency key: a re-import returns the stored ticket.
-        return try await handler.read(request) { [desk] call in
-            let (ticket, created) = try await desk.importTicket(incoming, by: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let (ticket, created) = try await store.importTicket(incoming, by: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ImportHotlineTicketResponse()
             response.ticket = .init(ticket)
             response.created = created
@@ -180,9 +180,9 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let note = try Input.text(m.note, field: "note", max: 2000)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_AddHotlineStepResponse()
-            response.ticket = .init(try await desk.step(id, note: note, by: call.principal, on: call.connection, logger: call.logger))
+            response.ticket = .init(try await store.step(id, note: note, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -193,9 +193,9 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
         let reply = try Input.text(m.reply, field: "reply", max: 5000)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ReplyHotlineTicketResponse()
-            response.ticket = .init(try await desk.reply(id, reply: reply, by: call.principal, on: call.connection, logger: call.logger))
+            response.ticket = .init(try await store.reply(id, reply: reply, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -205,9 +205,9 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
     {
         let m = request.message
         let id = try Input.id(m.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_CloseHotlineTicketResponse()
-            response.ticket = .init(try await desk.close(id, by: call.principal, on: call.connection, logger: call.logger))
+            response.ticket = .init(try await store.close(id, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -216,8 +216,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_GetHotlineTicketResponse>
     {
         let id = try Input.id(request.message.ticketID, field: "ticket_id", as: IDTag.HotlineTicket.self).uuid
-        return try await handler.read(request) { [desk] call in
-            let ticket = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let ticket = try await store.get(id, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_GetHotlineTicketResponse()
             response.ticket = .init(ticket)
             return response
@@ -231,8 +231,8 @@ extension HotlineService: Linli_Property_V1_HotlineService.ServiceProtocol {
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        return try await handler.read(request) { [desk] call in
-            let rows = try await desk.list(
+        return try await handler.read(request) { [store] call in
+            let rows = try await store.list(
                 community: community, overdueOnly: m.overdueOnly, after: after, limit: limit + 1, for: call.principal,
                 on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListHotlineTicketsResponse()

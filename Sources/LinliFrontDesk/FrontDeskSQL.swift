@@ -4,7 +4,7 @@ import LinliTenancy
 import Logging
 import PostgresNIO
 
-/// SQL shared by the front-desk desks.
+/// SQL shared by the front-desk stores.
 enum FrontDeskSQL {
     static func isResident(_ user: UserID, of community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
         let rows = try await connection.query(

@@ -9,7 +9,7 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.VisitorService` RPCs.
 public struct VisitorService: Sendable {
-    let desk = VisitorStore()
+    let store = VisitorStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -36,9 +36,10 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
             visitorPhone: phone, plate: try Input.text(m.plate, field: "plate", min: 0, max: 12).uppercased(),
             validFrom: from, validUntil: until, singleUse: m.singleUse,
             host: m.hostID.isEmpty ? nil : try Input.id(m.hostID, field: "host_id"))
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_RegisterVisitorResponse()
-            response.pass = .init(try await desk.register(registration, by: call.principal, on: call.connection, logger: call.logger), showCode: true)
+            response.pass = .init(
+                try await store.register(registration, by: call.principal, on: call.connection, logger: call.logger), showCode: true)
             return response
         }
     }
@@ -49,10 +50,10 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 6)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_VerifyVisitorPassResponse()
             response.pass = .init(
-                try await desk.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger),
+                try await store.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger),
                 showCode: false)
             return response
         }
@@ -63,9 +64,9 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     {
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_RecordVisitorExitResponse()
-            response.pass = .init(try await desk.exit(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
+            response.pass = .init(try await store.exit(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
             return response
         }
     }
@@ -75,9 +76,9 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
     {
         let m = request.message
         let id = try Input.id(m.passID, field: "pass_id", as: IDTag.VisitorPass.self).uuid
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_RevokeVisitorPassResponse()
-            response.pass = .init(try await desk.revoke(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
+            response.pass = .init(try await store.revoke(id, by: call.principal, on: call.connection, logger: call.logger), showCode: false)
             return response
         }
     }
@@ -89,8 +90,8 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        return try await handler.read(request) { [desk] call in
-            let passes = try await desk.list(
+        return try await handler.read(request) { [store] call in
+            let passes = try await store.list(
                 community: community, activeOnly: m.activeOnly, after: after, limit: limit + 1, for: call.principal,
                 on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListVisitorPassesResponse()
@@ -105,7 +106,7 @@ extension VisitorService: Linli_Property_V1_VisitorService.ServiceProtocol {
 
 /// The `linli.property.v1.ParcelService` RPCs.
 public struct ParcelService: Sendable {
-    let desk = ParcelStore()
+    let store = ParcelStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -123,10 +124,10 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
         let carrier = try Input.text(m.carrier, field: "carrier", max: 40)
         let tracking = try Input.text(m.trackingNumber, field: "tracking_number", max: 64)
         let shelf = try Input.text(m.shelf, field: "shelf", min: 0, max: 20)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_LogParcelResponse()
             response.parcel = .init(
-                try await desk.log(
+                try await store.log(
                     community: community, resident: resident, carrier: carrier, trackingNumber: tracking,
                     shelf: shelf, by: call.principal, on: call.connection, logger: call.logger))
             return response
@@ -139,10 +140,10 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.pickupCode, field: "pickup_code", max: 6)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_PickUpParcelResponse()
             response.parcel = .init(
-                try await desk.pickUp(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
+                try await store.pickUp(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -153,8 +154,8 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         guard (0...365).contains(m.minAgeDays) else { throw LinliError.invalid("min_age_days", "must be 0 to 365") }
-        return try await handler.read(request) { [desk] call in
-            let parcels = try await desk.waiting(
+        return try await handler.read(request) { [store] call in
+            let parcels = try await store.waiting(
                 community: community, minAgeDays: Int(m.minAgeDays), for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListWaitingParcelsResponse()
             response.parcels = parcels.map(Linli_Property_V1_Parcel.init)
@@ -210,7 +211,7 @@ extension Linli_Property_V1_Parcel {
 
 /// The `linli.property.v1.ItemReleaseService` RPCs.
 public struct ItemReleaseService: Sendable {
-    let desk = ItemReleaseStore()
+    let store = ItemReleaseStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -227,10 +228,10 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
         let items = try Input.text(m.items, field: "items", max: 1000)
         let mover = try Input.text(m.mover, field: "mover", min: 0, max: 100)
         let date = try Input.localDate(m.plannedDate, field: "planned_date")
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ApplyItemReleaseResponse()
             response.release = .init(
-                try await desk.apply(
+                try await store.apply(
                     community: community, items: items, mover: mover, plannedDate: date,
                     by: call.principal, on: call.connection, logger: call.logger))
             return response
@@ -243,10 +244,10 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
         let m = request.message
         let id = try Input.id(m.releaseID, field: "release_id", as: IDTag.ItemRelease.self).uuid
         let note = try Input.text(m.note, field: "note", min: m.approve ? 0 : 1, max: 500)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ReviewItemReleaseResponse()
             response.release = .init(
-                try await desk.review(id, approve: m.approve, note: note, by: call.principal, on: call.connection, logger: call.logger))
+                try await store.review(id, approve: m.approve, note: note, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -257,10 +258,10 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let code = try Input.text(m.code, field: "code", max: 6)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_VerifyItemReleaseResponse()
             response.release = .init(
-                try await desk.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
+                try await store.verify(community: community, code: code, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -272,8 +273,8 @@ extension ItemReleaseService: Linli_Property_V1_ItemReleaseService.ServiceProtoc
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
-        return try await handler.read(request) { [desk] call in
-            let rows = try await desk.list(
+        return try await handler.read(request) { [store] call in
+            let rows = try await store.list(
                 community: community, after: after, limit: limit + 1, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListItemReleasesResponse()
             let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }

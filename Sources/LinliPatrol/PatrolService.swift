@@ -8,7 +8,7 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.PatrolService` RPCs.
 public struct PatrolService: Sendable {
-    let desk = PatrolStore()
+    let store = PatrolStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -25,10 +25,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let name = try Input.text(m.name, field: "name", max: 50)
         let location = try Input.text(m.location, field: "location", min: 0, max: 200)
         let code = try Input.text(m.code, field: "code", max: 64)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_CreateCheckpointResponse()
             response.checkpoint = .init(
-                try await desk.createCheckpoint(
+                try await store.createCheckpoint(
                     community: community, name: name, location: location, code: code,
                     by: call.principal, on: call.connection, logger: call.logger))
             return response
@@ -46,10 +46,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard m.pointIds.count <= 100 else { throw LinliError.invalid("point_ids", "at most 100 checkpoints") }
         let points = try Input.ids(m.pointIds, field: "point_ids", as: IDTag.PatrolPoint.self).map(\.uuid)
         guard points.count == m.pointIds.count else { throw LinliError.invalid("point_ids", "each checkpoint may appear once") }
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_CreateRouteResponse()
             response.route = .init(
-                try await desk.createRoute(
+                try await store.createRoute(
                     community: community, name: name, kind: kind, points: points, by: call.principal,
                     on: call.connection, logger: call.logger))
             return response
@@ -82,8 +82,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
             route: try Input.id(m.routeID, field: "route_id", as: IDTag.PatrolRoute.self).uuid,
             staff: try Input.id(m.staffID, field: "staff_id"), times: m.times, weekdays: m.weekdays.map(Int.init),
             everyDays: max(1, Int(m.everyDays)), startsOn: startsOn, endsOn: endsOn, windowMinutes: Int(m.windowMinutes))
-        return try await handler.write(request, context) { [desk] call in
-            let (id, generated) = try await desk.createPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.write(request, context) { [store] call in
+            let (id, generated) = try await store.createPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Property_V1_CreatePlanResponse.with {
                 $0.planID = id.uuidString.lowercased()
                 $0.tasksGenerated = Int32(clamping: generated)
@@ -96,8 +96,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     {
         let m = request.message
         let plan = try Input.id(m.planID, field: "plan_id", as: IDTag.PatrolPlan.self).uuid
-        return try await handler.write(request, context) { [desk] call in
-            try await desk.stopPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.write(request, context) { [store] call in
+            try await store.stopPlan(plan, by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Property_V1_StopPlanResponse()
         }
     }
@@ -111,10 +111,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard (5...1440).contains(m.windowMinutes) else { throw LinliError.invalid("window_minutes", "must be from 5 to 1440") }
         let startsAt = m.hasStartsAt ? m.startsAt.date : Date()
         guard startsAt > Date().addingTimeInterval(-3600) else { throw LinliError.invalid("starts_at", "must not be in the past") }
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_CreateTemporaryTaskResponse()
             response.task = .init(
-                try await desk.createTemporaryTask(
+                try await store.createTemporaryTask(
                     route: route, staff: staff, startsAt: startsAt, windowMinutes: Int(m.windowMinutes),
                     by: call.principal, on: call.connection, logger: call.logger))
             return response
@@ -126,13 +126,13 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        return try await handler.read(request) { [desk] call in
+        return try await handler.read(request) { [store] call in
             // Without `from`: the community's today, from its own time zone.
             let from = m.hasFrom ? m.from.date : try await BusinessDay.of(community, on: call.connection, logger: call.logger).startOfToday()
             let until = m.hasUntil ? m.until.date : from.addingTimeInterval(86400)
             guard until > from else { throw LinliError.invalid("until", "must be after from") }
             guard until.timeIntervalSince(from) <= 31 * 86400 else { throw LinliError.invalid("until", "at most 31 days after from") }
-            let tasks = try await desk.list(
+            let tasks = try await store.list(
                 community: community, from: from, until: until, problemsOnly: m.problemsOnly, for: call.principal,
                 on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListPatrolTasksResponse()
@@ -145,8 +145,8 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_GetPatrolTaskResponse>
     {
         let id = try Input.id(request.message.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
-        return try await handler.read(request) { [desk] call in
-            let task = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let task = try await store.get(id, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_GetPatrolTaskResponse()
             response.task = .init(task)
             return response
@@ -164,10 +164,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         guard m.photoRefs.count <= 9 else { throw LinliError.invalid("photo_refs", "at most 9 photos") }
         let photos = try m.photoRefs.enumerated().map { index, ref throws(LinliError) in try Input.text(ref, field: "photo_refs[\(index)]", max: 200)
         }
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_CheckInResponse()
             response.task = .init(
-                try await desk.checkIn(
+                try await store.checkIn(
                     task: task, pointCode: code, result: result, note: note, photoRefs: photos,
                     by: call.principal, on: call.connection, logger: call.logger))
             return response
@@ -179,9 +179,9 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
     {
         let m = request.message
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_FinishPatrolTaskResponse()
-            response.task = .init(try await desk.finish(task: task, by: call.principal, on: call.connection, logger: call.logger))
+            response.task = .init(try await store.finish(task: task, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -193,10 +193,10 @@ extension PatrolService: Linli_Property_V1_PatrolService.ServiceProtocol {
         let task = try Input.id(m.taskID, field: "task_id", as: IDTag.PatrolTask.self).uuid
         let result = try ProtoEnum.decode(m.result, PatrolStore.Review.self, field: "result")
         let note = try Input.text(m.note, field: "note", min: result == .failed ? 2 : 0, max: 500)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_ReviewPatrolTaskResponse()
             response.task = .init(
-                try await desk.review(
+                try await store.review(
                     task: task, result: result, note: note, by: call.principal, on: call.connection,
                     logger: call.logger))
             return response

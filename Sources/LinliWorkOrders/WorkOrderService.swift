@@ -9,7 +9,7 @@ import SwiftProtobuf
 
 /// The `linli.property.v1.WorkOrderService` RPCs.
 public struct WorkOrderService: Sendable {
-    let desk = WorkOrderStore()
+    let store = WorkOrderStore()
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
@@ -46,9 +46,9 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         let category = WorkOrderStore.Category(
             community: community, code: code, name: try Input.text(c.name, field: "category.name", max: 100),
             mode: mode, normalMinutes: Int(c.normalDeadlineMinutes), emergencyMinutes: Int(c.emergencyDeadlineMinutes))
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             try Scope.requireCommunity(call.principal, community)
-            try await desk.configure(category, on: call.connection, logger: call.logger)
+            try await store.configure(category, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ConfigureCategoryResponse()
             response.category = c
             response.category.code = code
@@ -63,9 +63,9 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         _ = try Input.requestID(m.requestID)  // named first, before the other fields
         let user: UserID = try Input.id(m.userID, field: "user_id")
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             try Scope.requireCommunity(call.principal, community)
-            try await desk.setTechnician(
+            try await store.setTechnician(
                 user, community: community, categories: m.categoryCodes, onDuty: m.onDuty,
                 on: call.connection, logger: call.logger)
             return Linli_Property_V1_SetTechnicianResponse()
@@ -78,8 +78,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         _ = try Input.requestID(request.message.requestID)
         let onDuty = request.message.onDuty
         // Setting a duty flag twice has the same effect as once: naturally idempotent.
-        return try await handler.read(request) { [desk] call in
-            try await desk.setDuty(call.principal.subjectID, onDuty: onDuty, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            try await store.setDuty(call.principal.subjectID, onDuty: onDuty, on: call.connection, logger: call.logger)
             return Linli_Property_V1_SetMyDutyResponse()
         }
     }
@@ -109,9 +109,9 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             photoRefs: m.photoRefs, preferredAt: m.hasPreferredAt ? m.preferredAt.date : nil,
             onBehalfOf: m.onBehalfOf.isEmpty ? nil : try Input.id(m.onBehalfOf, field: "on_behalf_of"),
             room: m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id"))
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_FileRepairResponse()
-            response.workOrder = .init(try await desk.file(repair, by: call.principal, on: call.connection, logger: call.logger))
+            response.workOrder = .init(try await store.file(repair, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -120,8 +120,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
         async throws -> ServerResponse<Linli_Property_V1_GetWorkOrderResponse>
     {
         let id: WorkOrderID = try Input.id(request.message.workOrderID, field: "work_order_id")
-        return try await handler.read(request) { [desk] call in
-            let order = try await desk.get(id, for: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let order = try await store.get(id, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_GetWorkOrderResponse()
             response.workOrder = .init(order)
             return response
@@ -139,8 +139,8 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             community: try Input.id(m.communityID, field: "community_id"), state: state,
             assignedToMe: m.assignedToMe, overdueOnly: m.overdueOnly, poolOnly: m.poolOnly,
             after: after, limit: limit + 1)
-        return try await handler.read(request) { [desk] call in
-            let orders = try await desk.list(filter, for: call.principal, on: call.connection, logger: call.logger)
+        return try await handler.read(request) { [store] call in
+            let orders = try await store.list(filter, for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListWorkOrdersResponse()
             let page = PageToken.page(orders, limit: limit) { ($0.createdAt, $0.id.uuid) }
             response.workOrders = page.rows.map(Linli_Property_V1_WorkOrder.init)
@@ -169,9 +169,9 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
                 ? WorkOrderStore.Rating(
                     speed: Int(m.rating.speed), attitude: Int(m.rating.attitude), quality: Int(m.rating.quality),
                     comment: try Input.text(m.rating.comment, field: "rating.comment", min: 0, max: 1000)) : nil)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_TransitionWorkOrderResponse()
-            response.workOrder = .init(try await desk.transition(id, transition, by: call.principal, on: call.connection, logger: call.logger))
+            response.workOrder = .init(try await store.transition(id, transition, by: call.principal, on: call.connection, logger: call.logger))
             return response
         }
     }
@@ -191,10 +191,10 @@ extension WorkOrderService: Linli_Property_V1_WorkOrderService.ServiceProtocol {
             throw LinliError.invalid("satisfaction", "must be 0 when the resident was not reached")
         }
         let note = try Input.text(m.note, field: "note", min: m.reached ? 0 : 2, max: 500)
-        return try await handler.write(request, context) { [desk] call in
+        return try await handler.write(request, context) { [store] call in
             var response = Linli_Property_V1_RecordReturnVisitResponse()
             response.workOrder = .init(
-                try await desk.recordReturnVisit(
+                try await store.recordReturnVisit(
                     id, reached: m.reached, satisfaction: satisfaction, note: note,
                     by: call.principal, on: call.connection, logger: call.logger))
             return response
