@@ -135,7 +135,7 @@ public struct BillingReportStore: Sendable {
             result.append(
                 CloseRow(
                     cashier: UserID(cashier), cashierName: name, method: method, takenFen: taken, paidOutFen: paidOut,
-                    voidedFen: voided, receipts: Int(receipts)))
+                    voidedFen: voided, receipts: Int(clamping: receipts)))
         }
         return result
     }

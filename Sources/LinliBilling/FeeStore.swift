@@ -292,11 +292,11 @@ public struct FeeStore: Sendable {
         {
             let lateDue = LateFee.due(
                 .init(
-                    amountFen: amount, lateFeeChargedFen: late, settledFen: settled, waivedFen: waived, per10kDaily: Int(rate),
-                    graceDays: Int(grace), dueOn: due, chargedThrough: through), today: today)
+                    amountFen: amount, lateFeeChargedFen: late, settledFen: settled, waivedFen: waived, per10kDaily: Int(clamping: rate),
+                    graceDays: Int(clamping: grace), dueOn: due, chargedThrough: through), today: today)
             let bill = Bill(
-                id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(days),
-                periodDays: Int(periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
+                id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(clamping: days),
+                periodDays: Int(clamping: periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
                 lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(priority),
                 category: Category(rawValue: category) ?? .other)
             if !openOnly || bill.totalDueFen > 0 { result.append(bill) }

@@ -174,8 +174,8 @@ public struct PrepaidOffsetJob: Service, Sendable {
                 ? 0
                 : LateFee.due(
                     .init(
-                        amountFen: amount, lateFeeChargedFen: charged, settledFen: settled, waivedFen: waived, per10kDaily: Int(rate),
-                        graceDays: Int(grace), dueOn: dueOn, chargedThrough: through), today: today)
+                        amountFen: amount, lateFeeChargedFen: charged, settledFen: settled, waivedFen: waived, per10kDaily: Int(clamping: rate),
+                        graceDays: Int(clamping: grace), dueOn: dueOn, chargedThrough: through), today: today)
             guard open + late > 0 else { continue }
             let due = PaymentAllocation.Due(
                 bill: bill, fen: open + late, priority: Int(priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
