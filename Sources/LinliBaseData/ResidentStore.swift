@@ -328,7 +328,7 @@ public struct ResidentStore: Sendable {
             """
             SELECT id, reader_id, resident_id, fields, reason, at FROM personal_data_reads
             WHERE community_id = \(community.uuid) AND (\(afterID)::int8 IS NULL OR id < \(afterID))
-            ORDER BY id DESC LIMIT \(Int32(limit))
+            ORDER BY id DESC LIMIT \(Int32(clamping: limit))
             """, logger: logger)
         var result: [Read] = []
         for try await (id, reader, resident, fields, reason, at) in rows.decode((Int64, UUID, UUID, [String], String, Date).self) {

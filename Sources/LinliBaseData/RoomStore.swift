@@ -103,7 +103,7 @@ public struct RoomStore: Sendable {
             SELECT \(unescaped: Self.columns) WHERE r.community_id = \(community.uuid)
               AND (\(building?.uuid)::uuid IS NULL OR r.building_id = \(building?.uuid))
               AND (\(after)::uuid IS NULL OR r.id > \(after))
-            ORDER BY r.id LIMIT \(Int32(limit))
+            ORDER BY r.id LIMIT \(Int32(clamping: limit))
             """, logger: logger)
         return try await Self.decodeAll(rows)
     }

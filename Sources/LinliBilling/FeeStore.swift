@@ -297,7 +297,7 @@ public struct FeeStore: Sendable {
             let bill = Bill(
                 id: id, room: room, item: item, itemName: name, periodStart: start, periodEnd: end, billedDays: Int(clamping: days),
                 periodDays: Int(clamping: periodDays), amountFen: amount, settledFen: settled, dueOn: due, parkingSpace: space,
-                lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(priority),
+                lateFeeChargedFen: late, waivedFen: waived, openFen: open, lateFeeDueFen: lateDue, priority: Int(clamping: priority),
                 category: Category(rawValue: category) ?? .other)
             if !openOnly || bill.totalDueFen > 0 { result.append(bill) }
         }

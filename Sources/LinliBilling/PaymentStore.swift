@@ -328,8 +328,8 @@ public struct PaymentStore: Sendable {
             (Int64, Int64, Int32, Int32, Int32, Int32, Int32).self)
         {
             return Check(
-                debitsFen: debits, creditsFen: credits, accountsOff: Int(accountsOff), billsOff: Int(billsOff),
-                receivablesOff: Int(receivablesOff), transfers: Int(transfers), bills: Int(bills))
+                debitsFen: debits, creditsFen: credits, accountsOff: Int(clamping: accountsOff), billsOff: Int(clamping: billsOff),
+                receivablesOff: Int(clamping: receivablesOff), transfers: Int(clamping: transfers), bills: Int(clamping: bills))
         }
         throw LinliError(.internal, "ledger check returned nothing")
     }

@@ -85,7 +85,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
               AND (\(communities == nil) OR a.community_id = ANY(\(communities ?? [])))
               AND CASE WHEN \(residents) THEN a.resident_id IS NOT NULL ELSE a.room_id IS NOT NULL END
               AND a.credits_fen > a.debits_fen AND a.id > \(after)
-            ORDER BY a.id LIMIT \(Int32(limit)) FOR UPDATE SKIP LOCKED
+            ORDER BY a.id LIMIT \(Int32(clamping: limit)) FOR UPDATE SKIP LOCKED
             """, logger: logger)
         var accounts: [UUID] = []
         for try await id in claimed.decode(UUID.self) { accounts.append(id) }
@@ -178,7 +178,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
                         graceDays: Int(clamping: grace), dueOn: dueOn, chargedThrough: through), today: today)
             guard open + late > 0 else { continue }
             let due = PaymentAllocation.Due(
-                bill: bill, fen: open + late, priority: Int(priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
+                bill: bill, fen: open + late, priority: Int(clamping: priority), dueOn: dueOn, periodStart: periodStart, itemName: item)
             byAccount[account, default: (balance, PaymentStore.AllocationOrder(rawValue: order) ?? .oldestDueFirst, [])].bills.append(
                 Open(due: due, community: CommunityID(community), late: late, receivable: receivable, lateRevenue: revenue))
         }
