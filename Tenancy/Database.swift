@@ -70,6 +70,7 @@ public struct Database: Sendable {
                 throw LinliError(.unavailable, "database unavailable; retry")
             }
             return try await client.withConnection { connection in
+                var mark = Stage.acquire.record(since: started)
                 // At the deadline the connection closes: whatever waits on it fails at once. A
                 // timer on the connection's event loop, cancelled when the transaction ends, costs
                 // no task on the hot path.
@@ -89,8 +90,11 @@ public struct Database: Sendable {
                         let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
                         for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
                     }
+                    mark = Stage.begin.record(since: mark)
                     let result = try await body(connection)
+                    mark = Stage.body.record(since: mark)
                     try await connection.query("COMMIT", logger: logger)
+                    Stage.commit.record(since: mark)
                     return result
                 } catch {
                     // ROLLBACK runs even when this task is cancelled (the client went away,
@@ -208,7 +212,7 @@ public final class StorageHealth: Sendable {
 
 extension Duration {
     /// Whole nanoseconds, clamped to Int64 (a deadline already past is 0 or negative).
-    var nanosecondsClamped: Int64 {
+    public var nanosecondsClamped: Int64 {
         let (seconds, attoseconds) = components
         let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
         if overflow { return seconds < 0 ? .min : .max }

@@ -39,6 +39,8 @@ public enum LogKey {
 /// Metric names, defined once (OpenTelemetry style).
 public enum MetricName {
     public static let rpcDuration = "rpc.server.duration"
+    /// Time per stage of the request path (`Stage`), dimension `stage`.
+    public static let stageDuration = "linli.stage.duration"
     public static let rpcRequests = "rpc.server.requests"
     public static let rateLimitFailOpen = "linli.ratelimit.fail_open"
     public static let rollupDeltas = "linli.rollup.deltas_folded"

@@ -1,5 +1,6 @@
 import GRPCCore
 import LinliCore
+import LinliRedis
 import LinliTenancy
 
 /// Turns a call's credentials into a principal and its tenant.
@@ -25,6 +26,16 @@ public struct Authenticator: Sendable {
             if trimmed.lowercased().hasPrefix("bearer ") { return String(trimmed.dropFirst(7)).trimmingCharacters(in: .whitespaces) }
         }
         return nil
+    }
+
+    /// The principal and tenant of a session token, sliding the session, and in the same Redis
+    /// round trip a slot of the rate-limit budget `budget(tag)` names (see `SessionStore.admit`);
+    /// returns the microseconds the call must wait (0: go ahead).
+    public func admitSession(
+        _ token: String, budget: (_ tag: String) -> GCRA.Budget?
+    ) async throws(LinliError) -> (principal: Principal, tenant: TenantRef?, waitMicros: Int64) {
+        let (principal, wait) = try await sessions.admit(token, budget: budget)
+        return (principal, try await activeTenant(principal.tenantID), wait)
     }
 
     /// The principal behind `metadata`; `unauthenticated` without valid credentials.

@@ -2,6 +2,7 @@ import Foundation
 import GRPCCore
 import LinliCore
 import LinliIdentity
+import LinliTenancy
 import Logging
 import Metrics
 
@@ -26,13 +27,13 @@ struct ObservabilityInterceptor: ServerInterceptor {
         defer {
             let elapsed = ContinuousClock.now - start
             let dimensions = [("rpc.method", method), ("rpc.status", status)]
-            Timer(label: MetricName.rpcDuration, dimensions: dimensions).recordNanoseconds(elapsed.nanoseconds)
+            Timer(label: MetricName.rpcDuration, dimensions: dimensions).recordNanoseconds(elapsed.nanosecondsClamped)
             Counter(label: MetricName.rpcRequests, dimensions: dimensions).increment()
             logger.debug(
                 "rpc",
                 metadata: [
                     LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", LogKey.status: "\(status)",
-                    LogKey.durationMs: "\(Double(elapsed.nanoseconds) / 1e6)",
+                    LogKey.durationMs: "\(Double(elapsed.nanosecondsClamped) / 1e6)",
                 ])
         }
         do {
@@ -93,10 +94,9 @@ struct AdmissionInterceptor: ServerInterceptor {
             }
             return try await next(request, context)
         }
-        let (principal, tenant) = try await authenticate(request.metadata, address: Self.peerHost(context.remotePeer))
-        if let rateClass = rule.rateClass {
-            try await limiter.check(rateClass, tenant: tenant?.id.description ?? "platform", subject: principal.subjectID.description)
-        }
+        let admitting = ContinuousClock.now
+        let (principal, tenant) = try await admit(request.metadata, rateClass: rule.rateClass, address: Self.peerHost(context.remotePeer))
+        Stage.admit.record(since: admitting)
         guard rule.permission.isGranted(to: principal.role) else {
             throw LinliError(.permissionDenied, "your role may not call \(context.descriptor.method)")
         }
@@ -105,16 +105,37 @@ struct AdmissionInterceptor: ServerInterceptor {
         return try await next(request, context)
     }
 
-    /// Bad credentials are counted per address; past the budget the address is refused before
-    /// any lookup, so random tokens and API keys cost Redis a peek, not PostgreSQL a query.
-    private func authenticate(_ metadata: Metadata, address: String) async throws(LinliError) -> (Principal, TenantRef?) {
+    /// The caller and its tenant, with a slot of `rateClass` taken for the caller.
+    ///
+    /// A session costs one Redis round trip: the session lookup and the rate-limit slot are one
+    /// script (`SessionStore.admit`). Bad credentials are counted per address; past that budget
+    /// a bad token or API key is refused as `resourceExhausted`, and an API key is refused
+    /// before any lookup, so random keys cost Redis a peek, not PostgreSQL a query. A valid
+    /// session passes even from an address over that budget: it guesses nothing.
+    private func admit(_ metadata: Metadata, rateClass: RateClass?, address: String) async throws(LinliError) -> (Principal, TenantRef?) {
+        if let token = Authenticator.bearerToken(metadata) {
+            let admitted: (principal: Principal, tenant: TenantRef?, waitMicros: Int64)
+            do {
+                admitted = try await authenticator.admitSession(token) { tag in rateClass.flatMap { limiter.budget($0, tenant: tag) } }
+            } catch  where error.code == .unauthenticated {
+                try await limiter.check(.authfail, tenant: "anon", subject: address)
+                throw error
+            }
+            if admitted.waitMicros > 0 { throw LinliError.rateLimited(retryAfterMilliseconds: max(1, (admitted.waitMicros + 999) / 1000)) }
+            return (admitted.principal, admitted.tenant)
+        }
         try await limiter.check(.authfail, tenant: "anon", subject: address, peek: true)
+        let principal: Principal, tenant: TenantRef?
         do {
-            return try await authenticator.authenticate(metadata)
-        } catch {
-            if error.code == .unauthenticated { try await limiter.check(.authfail, tenant: "anon", subject: address) }
+            (principal, tenant) = try await authenticator.authenticate(metadata)
+        } catch  where error.code == .unauthenticated {
+            try await limiter.check(.authfail, tenant: "anon", subject: address)
             throw error
         }
+        if let rateClass {
+            try await limiter.check(rateClass, tenant: SessionStore.tag(principal.tenantID), subject: principal.subjectID.description)
+        }
+        return (principal, tenant)
     }
 
     /// `ipv4:127.0.0.1:5000` → `127.0.0.1`.
@@ -122,12 +143,5 @@ struct AdmissionInterceptor: ServerInterceptor {
         let parts = peer.split(separator: ":")
         guard parts.count >= 3 else { return peer }
         return parts.dropFirst().dropLast().joined(separator: ":")
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }

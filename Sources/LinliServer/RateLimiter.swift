@@ -4,7 +4,7 @@ import LinliRedis
 import Logging
 import Metrics
 
-/// GCRA rate limiting in one Lua script, so the check and the update are atomic in Redis.
+/// GCRA rate limiting (`GCRA`) in one Lua script, so the check and the update are atomic in Redis.
 ///
 /// When Redis is unavailable the limiter fails open: the call goes through and a line is
 /// logged, because refusing every call would turn a cache outage into a full outage.
@@ -22,34 +22,23 @@ public struct RateLimiter: Sendable {
 
     // KEYS[1]: the bucket. ARGV[1]: emission interval (µs). ARGV[2]: burst. ARGV[3]: "peek" to
     // ask without taking a slot. Returns 0 when allowed, else the microseconds to wait.
-    static let script = RedisScript(
-        """
-        local t = redis.call('TIME')
-        local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local interval = tonumber(ARGV[1])
-        local tolerance = interval * tonumber(ARGV[2])
-        local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-        if tat < now then tat = now end
-        local new_tat = tat + interval
-        local wait = new_tat - now - tolerance
-        if wait > 0 then return wait end
-        if ARGV[3] == 'peek' then return 0 end
-        redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil((new_tat - now) / 1000) + 1)
-        return 0
-        """)
+    static let script = RedisScript(GCRA.function + "return gcra(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3] == 'peek')")
+
+    /// The budget of `rateClass` in `tenant`'s bucket of that class, with the subject to be appended; nil when unlimited.
+    public func budget(_ rateClass: RateClass, tenant: String) -> GCRA.Budget? {
+        limits[rateClass].map { GCRA.Budget(key: RedisKey.tenant(tenant, "rl", rateClass.rawValue, ""), perSecond: $0.perSecond, burst: $0.burst) }
+    }
 
     /// Throws `resourceExhausted` with the retry delay when `subject` is over its limit.
     /// With `peek`, only asks whether a call would pass, without counting one.
     public func check(_ rateClass: RateClass, tenant: String, subject: String, peek: Bool = false) async throws(LinliError) {
-        guard let limit = limits[rateClass] else { return }
-        let interval = Int((1_000_000 / limit.perSecond).rounded(.up))
-        let key = RedisKey.tenant(tenant, "rl", rateClass.rawValue, subject)
+        guard let budget = budget(rateClass, tenant: tenant) else { return }
         let wait: Int64
         do {
             wait =
                 try await redis.run(
-                    Self.script, keys: [key],
-                    arguments: [String(interval), String(limit.burst), peek ? "peek" : "take"]
+                    Self.script, keys: [budget.key + subject],
+                    arguments: [String(budget.intervalMicros), String(budget.burst), peek ? "peek" : "take"]
                 ).integer ?? 0
         } catch {
             logger.warning("rate limit skipped: Redis unavailable", metadata: ["error": "\(error)"])

@@ -25,6 +25,34 @@ struct RateLimitTests {
         _ = try await server.identity.whoAmI(.init(), metadata: resident)
     }
 
+    @Test("a session call costs Redis one command: the session lookup and the rate-limit slot are one script")
+    func oneRoundTrip() async throws {
+        let server = try await TestServer.start { $0.rateLimits[.read] = RateLimit(perSecond: 1, burst: 5) }
+        defer { Task { await server.stop() } }
+        let demo = try await server.newTenant()
+        let resident = try await server.login(demo, "resident1")
+        func calls() async throws -> [String: Int] {
+            let info = try await server.app.redis.send(["INFO", "commandstats"]).string ?? ""
+            var result: [String: Int] = [:]
+            for line in info.split(whereSeparator: \.isNewline) where line.hasPrefix("cmdstat_") {
+                let name = line.dropFirst(8).prefix { $0 != ":" }
+                let count = line.split(separator: "calls=").dropFirst().first?.prefix { $0.isNumber }
+                result[String(name)] = count.flatMap { Int($0) }
+            }
+            return result
+        }
+        let before = try await calls()
+        for _ in 0..<5 { _ = try await server.identity.whoAmI(.init(), metadata: resident) }
+        let after = try await calls()
+        // Commands a script runs count too, so the check is on scripts: one per call (the
+        // session lookup, a peek and a rate-limit script one by one made it two scripts and a GETEX).
+        func scripts(_ stats: [String: Int]) -> Int { (stats["evalsha"] ?? 0) + (stats["eval"] ?? 0) }
+        #expect(scripts(after) - scripts(before) == 5)
+        #expect((after["getex"] ?? 0) - (before["getex"] ?? 0) == 5)
+        // The slot was taken in that script: the sixth call in the second is over the burst.
+        #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: resident) } == .resourceExhausted)
+    }
+
     @Test("with Redis down, logins and sessions are UNAVAILABLE and rate limits fail open")
     func redisDown() async throws {
         let healthy = try await TestServer.shared.value
