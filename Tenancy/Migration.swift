@@ -11,6 +11,8 @@ public struct Migration: Sendable, Equatable {
     public let sql: String
     /// SHA-256 of the SQL, hex: an applied migration whose file changed is refused.
     public let checksum: String
+    /// Its statements (`SQLScript`), split once: a tenant's migrations run thousands of times.
+    public let statements: [String]
 
     /// Creates a migration from its file name and contents.
     public init?(fileName: String, sql: String) {
@@ -21,6 +23,12 @@ public struct Migration: Sendable, Equatable {
         self.name = String(fileName[fileName.index(after: underscore)...].dropLast(4))
         self.sql = sql
         self.checksum = SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.statements = SQLScript.statements(sql)
+    }
+
+    // Equal when file name and text are: `statements` follows from `sql`.
+    public static func == (a: Migration, b: Migration) -> Bool {
+        a.version == b.version && a.name == b.name && a.sql == b.sql
     }
 }
 

@@ -120,24 +120,32 @@ public struct MigrationRunner: Sendable {
 
     /// Applies the tenant migrations `tenant` lacks, inside the caller's transaction.
     /// The SQL runs as the tenant's role so that everything it creates is owned by that role.
+    /// All pending migrations go to PostgreSQL as one `DO` block (`SQLScript.block`) and are
+    /// recorded by one insert: provisioning a tenant is a handful of round trips, not one per
+    /// statement.
     func applyTenantMigrations(_ tenant: TenantRef, _ connection: PostgresConnection) async throws -> Int {
         let logger = database.logger
         try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("linli.migrate." + tenant.schema)))", logger: logger)
         let applied = try await Self.applied(scope: tenant.schema, connection, logger)
-        var count = 0
-        for migration in catalog.tenant where try !Self.verify(migration, against: applied, scope: tenant.schema) {
-            try await connection.query(
-                "SELECT set_config('role', \(tenant.schema), true), set_config('search_path', \(tenant.schema), true)",
-                logger: logger)
-            for statement in SQLScript.statements(migration.sql) {
-                try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
-            }
-            try await connection.query("SET LOCAL ROLE NONE", logger: logger)
-            try await connection.query("SELECT set_config('search_path', 'platform', true)", logger: logger)
-            try await Self.record(migration, scope: tenant.schema, connection, logger)
-            count += 1
+        let pending = try catalog.tenant.filter { try !Self.verify($0, against: applied, scope: tenant.schema) }
+        guard !pending.isEmpty else { return 0 }
+        try await connection.query(
+            "SELECT set_config('role', \(tenant.schema), true), set_config('search_path', \(tenant.schema), true)", logger: logger)
+        let statements = pending.flatMap(\.statements)
+        if let block = SQLScript.block(statements) {
+            try await connection.query(PostgresQuery(unsafeSQL: block), logger: logger)
+        } else {
+            for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
         }
-        return count
+        try await connection.query("SET LOCAL ROLE NONE", logger: logger)
+        try await connection.query("SELECT set_config('search_path', 'platform', true)", logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO platform.schema_migrations (scope, version, name, checksum)
+            SELECT \(tenant.schema), * FROM unnest(\(pending.map(\.version))::int[], \(pending.map(\.name))::text[],
+                                                 \(pending.map(\.checksum))::text[])
+            """, logger: logger)
+        return pending.count
     }
 
     private static func applied(scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Int: String] {
@@ -158,7 +166,7 @@ public struct MigrationRunner: Sendable {
     }
 
     private static func run(_ migration: Migration, scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        for statement in SQLScript.statements(migration.sql) {
+        for statement in migration.statements {
             try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
         try await record(migration, scope: scope, connection, logger)

@@ -65,6 +65,15 @@ public enum SQLScript {
         return statements
     }
 
+    /// One `DO` block that runs `statements` in order with `EXECUTE`, so a whole script costs
+    /// one round trip instead of one per statement; nil when a statement holds the block's
+    /// own quote tags (then run them one by one).
+    public static func block(_ statements: [String]) -> String? {
+        let outer = "$linli_block$", inner = "$linli_statement$"
+        guard !statements.contains(where: { $0.contains(outer) || $0.contains(inner) }) else { return nil }
+        return "DO \(outer)\nBEGIN\n" + statements.map { "EXECUTE \(inner)\($0)\n\(inner);\n" }.joined() + "END\n\(outer)"
+    }
+
     /// The index of the closing `$` of a dollar-quote tag starting at `start`, if it is one.
     private static func dollarTagEnd(_ chars: [Unicode.Scalar], from start: Int) -> Int? {
         var j = start + 1
