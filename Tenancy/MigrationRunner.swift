@@ -114,23 +114,23 @@ public struct MigrationRunner: Sendable {
 
     private func migrate(_ tenant: TenantRef) async throws(LinliError) -> Int {
         try await database.platformTransaction { connection in
-            try await applyTenantMigrations(tenant, connection)
+            try await applyTenantMigrations(schema: tenant.schema, connection)
         }
     }
 
-    /// Applies the tenant migrations `tenant` lacks, inside the caller's transaction.
-    /// The SQL runs as the tenant's role so that everything it creates is owned by that role.
+    /// Applies the tenant migrations `schema` lacks, inside the caller's transaction.
+    /// The SQL runs as the schema's role (of the same name) so that everything it creates is owned by that role.
     /// All pending migrations go to PostgreSQL as one `DO` block (`SQLScript.block`) and are
     /// recorded by one insert: provisioning a tenant is a handful of round trips, not one per
     /// statement.
-    func applyTenantMigrations(_ tenant: TenantRef, _ connection: PostgresConnection) async throws -> Int {
+    func applyTenantMigrations(schema: String, _ connection: PostgresConnection) async throws -> Int {
         let logger = database.logger
-        try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("linli.migrate." + tenant.schema)))", logger: logger)
-        let applied = try await Self.applied(scope: tenant.schema, connection, logger)
-        let pending = try catalog.tenant.filter { try !Self.verify($0, against: applied, scope: tenant.schema) }
+        try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("linli.migrate." + schema)))", logger: logger)
+        let applied = try await Self.applied(scope: schema, connection, logger)
+        let pending = try catalog.tenant.filter { try !Self.verify($0, against: applied, scope: schema) }
         guard !pending.isEmpty else { return 0 }
         try await connection.query(
-            "SELECT set_config('role', \(tenant.schema), true), set_config('search_path', \(tenant.schema), true)", logger: logger)
+            "SELECT set_config('role', \(schema), true), set_config('search_path', \(schema), true)", logger: logger)
         let statements = pending.flatMap(\.statements)
         if let block = SQLScript.block(statements) {
             try await connection.query(PostgresQuery(unsafeSQL: block), logger: logger)
@@ -142,7 +142,7 @@ public struct MigrationRunner: Sendable {
         try await connection.query(
             """
             INSERT INTO platform.schema_migrations (scope, version, name, checksum)
-            SELECT \(tenant.schema), * FROM unnest(\(pending.map(\.version))::int[], \(pending.map(\.name))::text[],
+            SELECT \(schema), * FROM unnest(\(pending.map(\.version))::int[], \(pending.map(\.name))::text[],
                                                  \(pending.map(\.checksum))::text[])
             """, logger: logger)
         return pending.count

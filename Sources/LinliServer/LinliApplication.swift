@@ -48,6 +48,8 @@ public struct LinliApplication: Sendable {
     public let outboxRelay: OutboxRelayJob
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffsetJob
+    /// Keeps spare tenant schemas ready.
+    public let tenantSpares: TenantSpareJob
     /// Whether PostgreSQL and Redis answer; read by `grpc.health.v1.Health`.
     public let healthProbe: HealthProbe
     /// The gRPC server.
@@ -93,6 +95,7 @@ public struct LinliApplication: Sendable {
         patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
         outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
+        tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
         let sessions = SessionStore(
             redis: redis, idleTimeout: .seconds(configuration.sessionIdleSeconds),
@@ -149,7 +152,10 @@ public struct LinliApplication: Sendable {
     /// The services to run, in start order.
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe] + extraServices
-            + [rollup, patrolScheduler, outboxRelay, prepaidOffset, GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown)]
+            + [
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, tenantSpares,
+                GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
+            ]
     }
 
     /// A group running every service, shut down gracefully on SIGTERM and SIGINT.

@@ -20,6 +20,7 @@ import NIOCore
 /// | `LINLI_SCRYPT_LOG_ROUNDS`             | 15                      |
 /// | `LINLI_ROLLUP_INTERVAL_SECONDS`       | 5                       |
 /// | `LINLI_MIGRATION_PARALLELISM`         | 4                       |
+/// | `LINLI_TENANT_SPARES`                 | 2 (spare schemas kept ready for new tenants; 0: none) |
 /// | `LINLI_METRICS_HOST` / `LINLI_METRICS_PORT` | 127.0.0.1 / 9464 (Prometheus `/metrics`; port 0: off) |
 /// | `LINLI_PAGE_TOKEN_SECRET`             | none: a random key per process (set the same on every server) |
 public struct ServerConfiguration: Sendable {
@@ -37,6 +38,8 @@ public struct ServerConfiguration: Sendable {
     public var scryptLogRounds: Int
     public var rollupIntervalSeconds: Int
     public var migrationParallelism: Int
+    /// Spare tenant schemas kept ready, so provisioning is a rename (`TenantSpareJob`).
+    public var tenantSpares: Int
     /// Where `linli serve` exports Prometheus metrics; port 0 turns it off.
     public var metricsHost: String
     public var metricsPort: Int
@@ -100,6 +103,8 @@ public struct ServerConfiguration: Sendable {
         if !(10...20).contains(scryptLogRounds) { problems.append("LINLI_SCRYPT_LOG_ROUNDS must be 10...20") }
         rollupIntervalSeconds = positive(config.int(forKey: "rollup.interval.seconds", default: 5), env: "LINLI_ROLLUP_INTERVAL_SECONDS")
         migrationParallelism = positive(config.int(forKey: "migration.parallelism", default: 4), env: "LINLI_MIGRATION_PARALLELISM")
+        tenantSpares = config.int(forKey: "tenant.spares", default: 2)
+        if !(0...100).contains(tenantSpares) { problems.append("LINLI_TENANT_SPARES must be 0...100") }
         metricsHost = config.string(forKey: "metrics.host", default: "127.0.0.1")
         metricsPort = config.int(forKey: "metrics.port", default: 9464)
         if !(0...65535).contains(metricsPort) { problems.append("LINLI_METRICS_PORT must be 0...65535") }

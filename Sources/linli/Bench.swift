@@ -188,6 +188,7 @@ extension Bench {
 
         @Option(help: "Tenants to provision.") var count = 1000
         @Option(help: "Provisioning calls in flight.") var concurrency = 2
+        @Option(help: "Tenants provisioned from spare schemas first (the rest from scratch).") var spares = 20
 
         func run() async throws {
             let app = try Runtime.application()
@@ -196,23 +197,37 @@ extension Bench {
                 try await app.migrations.migratePlatform()
                 let prefix = "bench_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
                 let clock = ContinuousClock()
-                var durations: [Duration] = []
-                let began = clock.now
-                try await withThrowingTaskGroup(of: Duration.self) { group in
-                    var next = 0
-                    func add() {
-                        let slug = "\(prefix)_\(next)"
-                        next += 1
-                        group.addTask { try await clock.measure { _ = try await app.provisioner.create(slug: slug, name: slug) } }
+                var next = 0
+                // Provisions `n` tenants, `concurrency` at once; the time of each.
+                func provision(_ n: Int) async throws -> [Duration] {
+                    var durations: [Duration] = []
+                    try await withThrowingTaskGroup(of: Duration.self) { group in
+                        var started = 0
+                        func add() {
+                            let slug = "\(prefix)_\(next)"
+                            next += 1
+                            started += 1
+                            group.addTask { try await clock.measure { _ = try await app.provisioner.create(slug: slug, name: slug) } }
+                        }
+                        for _ in 0..<min(concurrency, n) { add() }
+                        while let duration = try await group.next() {
+                            durations.append(duration)
+                            if started < n { add() }
+                        }
                     }
-                    for _ in 0..<min(concurrency, count) { add() }
-                    while let duration = try await group.next() {
-                        durations.append(duration)
-                        if next < count { add() }
-                    }
+                    return durations.sorted()
                 }
+                // Warm: a new tenant takes a spare schema made beforehand (TenantSpareJob's
+                // work, timed here too); cold: the pool is empty and every migration runs.
+                let warmCount = min(count, spares)
+                let spareJob = TenantSpareJob(provisioner: app.provisioner, target: warmCount, logger: app.logger)
+                let spareStart = clock.now
+                let made = try await spareJob.refill()
+                let spareTime = clock.now - spareStart
+                let warm = try await provision(warmCount)
+                let began = clock.now
+                let durations = try await provision(count - warmCount)
                 let provisionWall = clock.now - began
-                durations.sort()
                 guard
                     let probe = Migration(
                         fileName: "9001_bench_probe.sql",
@@ -228,11 +243,16 @@ extension Bench {
                 let migrateTime = clock.now - migrateStart
                 func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
                 func ms(_ d: Duration) -> String { String(format: "%.1f", seconds(d) * 1000) }
+                func percentile(_ sorted: [Duration], _ p: Int) -> String {
+                    sorted.isEmpty ? "n/a" : ms(sorted[min(sorted.count - 1, sorted.count * p / 100)])
+                }
                 return [
                     "tenants=\(count)", "provision_concurrency=\(concurrency)",
-                    "provision_p50_ms=\(ms(durations[durations.count / 2]))",
-                    "provision_p99_ms=\(ms(durations[min(durations.count - 1, durations.count * 99 / 100)]))",
-                    "provision_total_s=" + String(format: "%.1f", seconds(provisionWall)),
+                    "from_spare=\(warm.count)", "from_spare_p50_ms=\(percentile(warm, 50))", "from_spare_p99_ms=\(percentile(warm, 99))",
+                    "spare_make_ms=" + (made > 0 ? String(format: "%.1f", seconds(spareTime) * 1000 / Double(made)) : "n/a"),
+                    "from_scratch=\(durations.count)", "from_scratch_p50_ms=\(percentile(durations, 50))",
+                    "from_scratch_p99_ms=\(percentile(durations, 99))",
+                    "from_scratch_total_s=" + String(format: "%.1f", seconds(provisionWall)),
                     "migrated_tenants=\(report.tenantsMigrated)",
                     "migrate_one_table_s=" + String(format: "%.1f", seconds(migrateTime)),
                 ].joined(separator: " ")

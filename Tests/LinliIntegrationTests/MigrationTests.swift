@@ -69,6 +69,50 @@ struct MigrationTests {
         await #expect(throws: LinliError.self) { try await server.app.provisioner.create(slug: "Bad-Slug", name: "x") }
     }
 
+    @Test("a tenant made from a spare schema: schema and role renamed, owned by its NOLOGIN role, every migration recorded, no CREATE left")
+    func fromSpare() async throws {
+        let server = try await TestServer.shared.value
+        let database = server.app.database
+        func spares() async throws -> Set<String> {
+            try await database.platformTransaction { connection in
+                var names: Set<String> = []
+                for try await name in try await connection.query("SELECT schema FROM platform.tenant_spares", logger: database.logger)
+                    .decode(String.self)
+                { names.insert(name) }
+                return names
+            }
+        }
+        try await server.app.provisioner.makeSpare()
+        let before = try await spares()
+        let slug = "spare_" + UUIDv7.make().uuidString.suffix(8).lowercased()
+        let tenant = try await server.app.provisioner.create(slug: slug, name: "备用物业")
+        let claimed = try #require(before.subtracting(try await spares()).first)
+        let facts = try await database.platformTransaction { connection in
+            let rows = try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = \(claimed)) + (SELECT count(*) FROM pg_roles WHERE rolname = \(claimed)),
+                       (SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = \(tenant.ref.schema)),
+                       (SELECT NOT rolcanlogin FROM pg_roles WHERE rolname = \(tenant.ref.schema)),
+                       has_database_privilege(\(tenant.ref.schema), current_database(), 'CREATE'),
+                       (SELECT count(*) FROM platform.schema_migrations WHERE scope = \(tenant.ref.schema)),
+                       (SELECT count(*) FROM platform.schema_migrations WHERE scope = \(claimed))
+                """, logger: database.logger)
+            for try await row in rows.decode((Int64, String, Bool, Bool, Int64, Int64).self) { return row }
+            throw LinliError(.internal, "no row")
+        }
+        #expect(facts.0 == 0 && facts.1 == tenant.ref.schema && facts.2 && !facts.3)
+        #expect(facts.4 == Int64(server.app.migrations.catalog.tenant.count) && facts.5 == 0)
+        // The tenant's role reaches its own tables, and only through its schema.
+        let communities = try await database.tenantTransaction(tenant.ref) { connection in
+            var count: Int64 = -1
+            for try await n in try await connection.query("SELECT count(*) FROM communities", logger: database.logger).decode(Int64.self) {
+                count = n
+            }
+            return count
+        }
+        #expect(communities == 0)
+    }
+
     func tablesPresent(_ table: String, in slugs: [String], _ database: Database) async throws -> Int {
         try await database.platformTransaction { connection in
             let schemas = slugs.map { "t_\($0)" }
