@@ -4,6 +4,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import Histogram
 import LinliAPI
+import LinliCore
 import LinliServer
 import LinliTenancy
 import LinliWorkOrders
@@ -13,7 +14,7 @@ import SwiftProtobuf
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
-        subcommands: [RPC.self, Tenants.self, Script.self, Billing.self])
+        subcommands: [RPC.self, Tenants.self, Probe.self, Script.self, Billing.self])
 }
 
 extension Bench {
@@ -39,6 +40,9 @@ extension Bench {
         @Option(help: "Measured seconds.") var duration = 10.0
         @Option(help: "Unmeasured warm-up seconds.") var warmup = 2.0
         @Option var tenant = "demo"
+        @Option(help: "Spread the calls over tenants <prefix>_0 … <prefix>_<n-1> (with --tenant-count) instead of --tenant.")
+        var tenantPrefix: String?
+        @Option(help: "How many tenants of --tenant-prefix to spread over.") var tenantCount = 1000
         @Option var username = "manager"
         @Option var password = "linli-demo-2026"
 
@@ -61,17 +65,39 @@ extension Bench {
         }
 
         private func measure(_ clients: [GRPCClient<HTTP2ClientTransport.Posix>]) async throws -> String {
-            var login = Linli_Identity_V1_LoginRequest()
-            login.tenantSlug = tenant
-            login.username = username
-            login.password = password
+            // One session per tenant called; caller w's k-th call goes to tenant (w + k·callers) mod n,
+            // so every tenant is called in turn by every server connection.
+            let slugs = tenantPrefix.map { prefix in (0..<max(1, tenantCount)).map { "\(prefix)_\($0)" } } ?? [tenant]
             let identity = Linli_Identity_V1_IdentityService.Client(wrapping: clients[0])
-            let session = try await identity.login(login)
-            let auth = LinliClientTransport.bearer(session.sessionToken)
-            let community = session.principal.communityIds.first ?? ""
+            let (username, password) = (username, password)
+            let sessions = try await withThrowingTaskGroup(of: (Int, Session).self) { group in
+                var result = [Session?](repeating: nil, count: slugs.count)
+                var iterator = slugs.enumerated().makeIterator()
+                func add() {
+                    guard let (index, slug) = iterator.next() else { return }
+                    group.addTask {
+                        var login = Linli_Identity_V1_LoginRequest()
+                        login.tenantSlug = slug
+                        login.username = username
+                        login.password = password
+                        let session = try await identity.login(login)
+                        return (
+                            index,
+                            Session(auth: LinliClientTransport.bearer(session.sessionToken), community: session.principal.communityIds.first ?? "")
+                        )
+                    }
+                }
+                for _ in 0..<16 { add() }
+                while let (index, session) = try await group.next() {
+                    result[index] = session
+                    add()
+                }
+                return result.compactMap { $0 }
+            }
             let rooms = try roomsFile.map { try String(contentsOfFile: $0, encoding: .utf8).split(separator: "\n").map(String.init) } ?? []
             if rpc == .pay && rooms.isEmpty { throw ValidationError("pay needs --rooms-file with room ids") }
-            let call = makeCall(auth: auth, community: community, rooms: rooms)
+            let call = makeCall(rooms: rooms)
+            let concurrency = concurrency
 
             let start = ContinuousClock.now
             let measureFrom = start + .milliseconds(Int(warmup * 1000))
@@ -82,10 +108,13 @@ extension Bench {
                     group.addTask {
                         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
                         var errors = 0
+                        var sequence = worker
                         while true {
                             let began = ContinuousClock.now
                             if began >= end { break }
-                            let ok = (try? await call(client)) != nil
+                            let session = sessions[sequence % sessions.count]
+                            sequence += concurrency
+                            let ok = (try? await call(client, session)) != nil
                             guard began >= measureFrom else { continue }
                             if ok {
                                 let micros = (ContinuousClock.now - began).components
@@ -108,7 +137,7 @@ extension Bench {
             let (histogram, errors) = partials
             func ms(_ micros: UInt64) -> String { String(format: "%.2f", Double(micros) / 1000) }
             return [
-                "rpc=\(rpc.rawValue)", "concurrency=\(concurrency)", "connections=\(clients.count)",
+                "rpc=\(rpc.rawValue)", "concurrency=\(concurrency)", "connections=\(clients.count)", "tenants=\(sessions.count)",
                 "calls=\(histogram.totalCount)", "errors=\(errors)",
                 "qps=" + String(format: "%.0f", Double(histogram.totalCount) / duration),
                 "p50_ms=\(ms(histogram.valueAtPercentile(50)))", "p90_ms=\(ms(histogram.valueAtPercentile(90)))",
@@ -116,12 +145,18 @@ extension Bench {
             ].joined(separator: " ")
         }
 
-        private func makeCall(auth: Metadata, community: String, rooms: [String])
-            -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Void
+        /// A signed-in caller of one tenant and the first community it serves.
+        struct Session: Sendable {
+            let auth: Metadata
+            let community: String
+        }
+
+        private func makeCall(rooms: [String])
+            -> @Sendable (GRPCClient<HTTP2ClientTransport.Posix>, Session) async throws -> Void
         {
             switch rpc {
             case .pay:
-                return { client in
+                return { client, session in
                     var request = Linli_Billing_V1_PayRequest()
                     request.requestID = UUID().uuidString.lowercased()
                     request.roomID = rooms.randomElement() ?? ""
@@ -130,51 +165,51 @@ extension Bench {
                             $0.method = .cash; $0.amountFen = 100_000
                         }
                     ]
-                    _ = try await Linli_Billing_V1_BillingService.Client(wrapping: client).pay(request, metadata: auth)
+                    _ = try await Linli_Billing_V1_BillingService.Client(wrapping: client).pay(request, metadata: session.auth)
                 }
             case .health:
-                return { client in _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init()) }
+                return { client, session in _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.init()) }
             case .whoami:
-                return { client in
-                    _ = try await Linli_Identity_V1_IdentityService.Client(wrapping: client).whoAmI(.init(), metadata: auth)
+                return { client, session in
+                    _ = try await Linli_Identity_V1_IdentityService.Client(wrapping: client).whoAmI(.init(), metadata: session.auth)
                 }
             case .listNotices:
-                var request = Linli_Property_V1_ListNoticesRequest()
-                request.communityID = community
-                request.page.pageSize = 20
-                return { [request] client in
-                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).listNotices(request, metadata: auth)
+                return { client, session in
+                    var request = Linli_Property_V1_ListNoticesRequest()
+                    request.communityID = session.community
+                    request.page.pageSize = 20
+                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).listNotices(request, metadata: session.auth)
                 }
             case .fileRepair:
                 let category = category
-                return { client in
+                return { client, session in
                     var request = Linli_Property_V1_FileRepairRequest()
                     request.requestID = UUID().uuidString.lowercased()
-                    request.communityID = community
+                    request.communityID = session.community
                     request.category = category
                     request.priority = .normal
                     request.channel = .app
                     request.location = "压测 302 室"
                     request.description_p = "benchmark repair"
-                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).fileRepair(request, metadata: auth)
+                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).fileRepair(request, metadata: session.auth)
                 }
             case .workloadStats:
-                var request = Linli_Property_V1_GetWorkloadStatsRequest()
-                request.communityID = community
-                request.from = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(-30 * 86400))
-                request.to = Google_Protobuf_Timestamp(date: Date())
-                return { [request] client in
-                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).getWorkloadStats(request, metadata: auth)
+                return { client, session in
+                    var request = Linli_Property_V1_GetWorkloadStatsRequest()
+                    request.communityID = session.community
+                    request.from = Google_Protobuf_Timestamp(date: Date().addingTimeInterval(-30 * 86400))
+                    request.to = Google_Protobuf_Timestamp(date: Date())
+                    _ = try await Linli_Property_V1_WorkOrderService.Client(wrapping: client).getWorkloadStats(request, metadata: session.auth)
                 }
             case .publishNotice:
-                return { client in
+                return { client, session in
                     var request = Linli_Property_V1_PublishNoticeRequest()
                     request.requestID = UUID().uuidString.lowercased()
-                    request.communityID = community
+                    request.communityID = session.community
                     request.title = "压测通知"
                     request.body = "benchmark notice body"
                     request.category = .general
-                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).publishNotice(request, metadata: auth)
+                    _ = try await Linli_Property_V1_NoticeService.Client(wrapping: client).publishNotice(request, metadata: session.auth)
                 }
             }
         }
@@ -189,25 +224,52 @@ extension Bench {
         @Option(help: "Tenants to provision.") var count = 1000
         @Option(help: "Provisioning calls in flight.") var concurrency = 2
         @Option(help: "Tenants provisioned from spare schemas first (the rest from scratch).") var spares = 20
+        @Option(help: "Slug prefix: tenants are <prefix>_0, <prefix>_1, … (default: random).") var prefix: String?
+        @Option(help: "The first N tenants get the demo data (community, staff, residents, notices, a 'plumbing' category).")
+        var demo = 0
+        @Option(help: "Password of the demo tenants' accounts.") var password = "linli-demo-2026"
+        @Flag(inversion: .prefixedNo, help: "Apply the one-table probe migration to every tenant afterwards.") var probe = true
+
+        func validate() throws {
+            guard count > 0, concurrency > 0, spares >= 0, demo >= 0 else {
+                throw ValidationError("--count and --concurrency must be positive, --spares and --demo not negative")
+            }
+            if let prefix, !TenantRef.isValidSlug(prefix + "_0") { throw ValidationError("--prefix: a-z, 0-9 and _ only") }
+        }
 
         func run() async throws {
             let app = try Runtime.application()
-            let count = count, concurrency = max(1, concurrency)
+            let count = count, concurrency = concurrency, demo = demo, password = password
+            let prefix = prefix ?? "bench_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
             let line: String = try await app.withStorage {
                 try await app.migrations.migratePlatform()
-                let prefix = "bench_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
                 let clock = ContinuousClock()
+                @Sendable func create(_ index: Int) async throws {
+                    let slug = "\(prefix)_\(index)"
+                    guard index < demo else {
+                        _ = try await app.provisioner.create(slug: slug, name: slug)
+                        return
+                    }
+                    let seeded = try await app.seedDemoTenant(slug: slug, name: slug, password: password)
+                    try await app.database.tenantTransaction(seeded.tenant) { connection in
+                        try await connection.query(
+                            """
+                            INSERT INTO repair_categories (community_id, code, name, dispatch_mode, normal_minutes, emergency_minutes)
+                            VALUES (\(seeded.community.uuid), 'plumbing', '水电维修', 'grab', 240, 30)
+                            """, logger: app.logger)
+                    }
+                }
                 var next = 0
-                // Provisions `n` tenants, `concurrency` at once; the time of each.
+                // Provisions the next `n` tenants, `concurrency` at once; the time of each, sorted.
                 func provision(_ n: Int) async throws -> [Duration] {
                     var durations: [Duration] = []
                     try await withThrowingTaskGroup(of: Duration.self) { group in
                         var started = 0
                         func add() {
-                            let slug = "\(prefix)_\(next)"
+                            let index = next
                             next += 1
                             started += 1
-                            group.addTask { try await clock.measure { _ = try await app.provisioner.create(slug: slug, name: slug) } }
+                            group.addTask { try await clock.measure { try await create(index) } }
                         }
                         for _ in 0..<min(concurrency, n) { add() }
                         while let duration = try await group.next() {
@@ -226,38 +288,53 @@ extension Bench {
                 let spareTime = clock.now - spareStart
                 let warm = try await provision(warmCount)
                 let began = clock.now
-                let durations = try await provision(count - warmCount)
+                let cold = try await provision(count - warmCount)
                 let provisionWall = clock.now - began
-                guard
-                    let probe = Migration(
-                        fileName: "9001_bench_probe.sql",
-                        sql: "CREATE TABLE bench_probe (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
-                else { throw ValidationError("bench probe migration name") }
-                let bundled = app.migrations.catalog
-                let runner = MigrationRunner(
-                    database: app.database,
-                    catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + [probe]),
-                    parallelism: app.configuration.migrationParallelism)
-                let migrateStart = clock.now
-                let report = try await runner.migrateTenants()
-                let migrateTime = clock.now - migrateStart
-                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
-                func ms(_ d: Duration) -> String { String(format: "%.1f", seconds(d) * 1000) }
-                func percentile(_ sorted: [Duration], _ p: Int) -> String {
-                    sorted.isEmpty ? "n/a" : ms(sorted[min(sorted.count - 1, sorted.count * p / 100)])
-                }
-                return [
-                    "tenants=\(count)", "provision_concurrency=\(concurrency)",
-                    "from_spare=\(warm.count)", "from_spare_p50_ms=\(percentile(warm, 50))", "from_spare_p99_ms=\(percentile(warm, 99))",
-                    "spare_make_ms=" + (made > 0 ? String(format: "%.1f", seconds(spareTime) * 1000 / Double(made)) : "n/a"),
-                    "from_scratch=\(durations.count)", "from_scratch_p50_ms=\(percentile(durations, 50))",
-                    "from_scratch_p99_ms=\(percentile(durations, 99))",
-                    "from_scratch_total_s=" + String(format: "%.1f", seconds(provisionWall)),
-                    "migrated_tenants=\(report.tenantsMigrated)",
-                    "migrate_one_table_s=" + String(format: "%.1f", seconds(migrateTime)),
-                ].joined(separator: " ")
+                var fields = [
+                    "tenants=\(count)", "demo_tenants=\(min(demo, count))", "provision_concurrency=\(concurrency)",
+                    "from_spare=\(warm.count)", "from_spare_p50_ms=\(Self.percentile(warm, 50))",
+                    "from_spare_p99_ms=\(Self.percentile(warm, 99))",
+                    "spare_make_ms=" + (made > 0 ? String(format: "%.1f", Self.seconds(spareTime) * 1000 / Double(made)) : "n/a"),
+                    "from_scratch=\(cold.count)", "from_scratch_p50_ms=\(Self.percentile(cold, 50))",
+                    "from_scratch_p99_ms=\(Self.percentile(cold, 99))",
+                    "from_scratch_total_s=" + String(format: "%.1f", Self.seconds(provisionWall)),
+                ]
+                if probe { fields.append(try await Probe.migrate(app)) }
+                return fields.joined(separator: " ")
             }
             print(line)
+        }
+
+        static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        static func percentile(_ sorted: [Duration], _ p: Int) -> String {
+            sorted.isEmpty ? "n/a" : String(format: "%.1f", seconds(sorted[min(sorted.count - 1, sorted.count * p / 100)]) * 1000)
+        }
+    }
+
+    /// Times one extra one-table migration over every tenant schema.
+    struct Probe: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "migrate-probe", abstract: "Apply a one-table migration to every tenant schema and print the time it took.")
+
+        func run() async throws {
+            let app = try Runtime.application()
+            let line = try await app.withStorage { try await Self.migrate(app) }
+            print(line)
+        }
+
+        static func migrate(_ app: LinliApplication) async throws -> String {
+            guard
+                let probe = Migration(
+                    fileName: "9001_bench_probe.sql", sql: "CREATE TABLE bench_probe (id bigint PRIMARY KEY, note text NOT NULL DEFAULT '')")
+            else { throw ValidationError("bench probe migration name") }
+            let bundled = app.migrations.catalog
+            let runner = MigrationRunner(
+                database: app.database, catalog: MigrationCatalog(platform: bundled.platform, tenant: bundled.tenant + [probe]),
+                parallelism: app.configuration.migrationParallelism)
+            let clock = ContinuousClock()
+            let start = clock.now
+            let report = try await runner.migrateTenants()
+            return "migrated_tenants=\(report.tenantsMigrated) migrate_one_table_s=" + String(format: "%.1f", Tenants.seconds(clock.now - start))
         }
     }
 }
