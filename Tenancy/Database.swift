@@ -84,12 +84,17 @@ public struct Database: Sendable {
                     }
                 }
                 defer { watchdog?.cancel() }
-                try await connection.query("BEGIN", logger: logger)
+                // BEGIN and the tenant switch are queued on the connection together: the
+                // connection sends the switch the moment BEGIN completes, and this task wakes
+                // once for both (it still costs PostgreSQL two round trips; postgres-nio sends
+                // one statement at a time).
+                let begin: EventLoopFuture<PostgresQueryResult> = connection.query("BEGIN", logger: logger)
                 do {
                     if let schema {
                         let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
                         for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
                     }
+                    _ = try await begin.get()
                     mark = Stage.begin.record(since: mark)
                     let result = try await body(connection)
                     mark = Stage.body.record(since: mark)

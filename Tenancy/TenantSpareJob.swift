@@ -19,7 +19,11 @@ public struct TenantSpareJob: Service, Sendable {
     }
 
     public func run() async throws {
-        guard target > 0 else { return }
+        // A service that returns ends the whole service group: with no pool to keep, it waits.
+        guard target > 0 else {
+            try? await gracefulShutdown()
+            return
+        }
         await PeriodicJob.run(every: interval, first: .atStart, name: "tenant_spares", logger: logger) { try await refill() }
     }
 
