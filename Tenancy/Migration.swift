@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LinliCore
 
 /// One SQL migration file: `NNNN_name.sql` in `Migrations/platform` or `Migrations/tenant`.
 public struct Migration: Sendable, Equatable {
@@ -22,7 +23,7 @@ public struct Migration: Sendable, Equatable {
         self.version = version
         self.name = String(fileName[fileName.index(after: underscore)...].dropLast(4))
         self.sql = sql
-        self.checksum = SHA256.hash(data: Data(sql.utf8)).map { String(format: "%02x", $0) }.joined()
+        self.checksum = SHA256.hash(data: Data(sql.utf8)).hexString
         self.statements = SQLScript.statements(sql)
     }
 

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import LinliCore
 import _CryptoExtras
 
 /// Hashes passwords with scrypt and verifies them in constant time.
@@ -67,7 +68,7 @@ public enum Secret {
 
     /// SHA-256 of `secret`, in hex.
     public static func hashHex(_ secret: String) -> String {
-        SHA256.hash(data: Array(secret.utf8)).map { String(format: "%02x", $0) }.joined()
+        SHA256.hash(data: Array(secret.utf8)).hexString
     }
 
     /// SHA-256 of `secret`.

@@ -5,6 +5,7 @@ import LinliIdentity
 import LinliTenancy
 import Logging
 import Metrics
+import Synchronization
 
 /// First in the chain: a request id, one structured log line per call, and metrics.
 struct ObservabilityInterceptor: ServerInterceptor {
@@ -26,9 +27,9 @@ struct ObservabilityInterceptor: ServerInterceptor {
         var status = "ok"
         defer {
             let elapsed = ContinuousClock.now - start
-            let dimensions = [("rpc.method", method), ("rpc.status", status)]
-            Timer(label: MetricName.rpcDuration, dimensions: dimensions).recordNanoseconds(elapsed.nanosecondsClamped)
-            Counter(label: MetricName.rpcRequests, dimensions: dimensions).increment()
+            let (timer, counter) = RPCMetrics.shared.handlers(method: method, status: status)
+            timer.recordNanoseconds(elapsed.nanosecondsClamped)
+            counter.increment()
             logger.debug(
                 "rpc",
                 metadata: [
@@ -64,6 +65,22 @@ struct ObservabilityInterceptor: ServerInterceptor {
             logger.error("rpc failed", metadata: [LogKey.requestID: "\(requestID)", LogKey.method: "\(method)", "error.cause": "\(error)"])
             throw RPCError(code: .internalError, message: "internal error")
         }
+    }
+}
+
+/// The duration timer and request counter of each method and status, made once: the
+/// Prometheus factory checks and escapes names on every make, a cost on every call.
+final class RPCMetrics: Sendable {
+    static let shared = RPCMetrics()
+    private let made = Mutex<[String: (Timer, Counter)]>([:])
+
+    func handlers(method: String, status: String) -> (Timer, Counter) {
+        let key = method + "|" + status
+        if let hit = made.withLock({ $0[key] }) { return hit }
+        let dimensions = [("rpc.method", method), ("rpc.status", status)]
+        let pair = (Timer(label: MetricName.rpcDuration, dimensions: dimensions), Counter(label: MetricName.rpcRequests, dimensions: dimensions))
+        made.withLock { $0[key] = $0[key] ?? pair }
+        return pair
     }
 }
 

@@ -27,7 +27,7 @@ public struct WorkOrderStore: Sendable {
         /// The sequence that deals round-robin turns in this category.
         public var rotationSequence: String {
             let digest = Insecure.MD5.hash(data: Data("\(community):\(code)".utf8))
-            return "rotation_" + digest.map { String(format: "%02x", $0) }.joined().prefix(20)
+            return "rotation_" + digest.hexString.prefix(20)
         }
 
         public init(community: CommunityID, code: String, name: String, mode: DispatchMode, normalMinutes: Int, emergencyMinutes: Int) {

@@ -21,11 +21,7 @@ enum Runtime {
     /// A logger writing to standard error at `LINLI_LOG_LEVEL` (default `info`).
     static func logger(_ label: String = "linli") -> Logger {
         let level = ProcessInfo.processInfo.environment["LINLI_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in LinliLogHandler(label: label, level: level) }
         return Logger(label: label)
     }
 
