@@ -3,17 +3,20 @@ import LinliCore
 import PostgresNIO
 import Synchronization
 
-/// Looks tenants up by id or slug, with a short-lived in-process cache.
+/// Looks tenants up by id or slug, with an in-process cache.
 ///
-/// The cache only saves a round trip: entries live `ttl` seconds, so a suspension made by
-/// any server process takes effect everywhere within that time.
+/// The cache saves every call a platform transaction (three round trips), which matters once
+/// calls spread over many tenants. A serving process runs `TenantChangeListener`, which drops
+/// the cache the moment any process commits a change to a tenant; entries also expire after
+/// `ttl`, which bounds staleness while that listener is reconnecting (and in processes that
+/// do not listen, such as CLI commands).
 public final class TenantRegistry: Sendable {
     private let database: Database
     private let ttl: Duration
     private let cache = Mutex<[String: (TenantRef, ContinuousClock.Instant)]>([:])
 
     /// Creates a registry.
-    public init(database: Database, ttl: Duration = .seconds(2)) {
+    public init(database: Database, ttl: Duration = .seconds(30)) {
         self.database = database
         self.ttl = ttl
     }

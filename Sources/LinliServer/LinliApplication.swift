@@ -50,6 +50,8 @@ public struct LinliApplication: Sendable {
     public let prepaidOffset: PrepaidOffsetJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
+    /// Drops cached tenants when any process changes one.
+    public let tenantChanges: TenantChangeListener
     /// Whether PostgreSQL and Redis answer; read by `grpc.health.v1.Health`.
     public let healthProbe: HealthProbe
     /// The gRPC server.
@@ -95,6 +97,7 @@ public struct LinliApplication: Sendable {
         patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
         outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
+        tenantChanges = TenantChangeListener(database: database, registry: tenants, logger: logger)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
         let sessions = SessionStore(
@@ -151,7 +154,7 @@ public struct LinliApplication: Sendable {
 
     /// The services to run, in start order.
     public var services: [any Service] {
-        [PostgresService(client: database.client), redis, healthProbe] + extraServices
+        [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
                 rollup, patrolScheduler, outboxRelay, prepaidOffset, tenantSpares,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),

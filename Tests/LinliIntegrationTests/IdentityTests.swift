@@ -70,6 +70,19 @@ struct IdentityTests {
                 == .permissionDenied)
     }
 
+    @Test("a session revoked on one server is refused by another at its very next call")
+    func revokedEverywhere() async throws {
+        let first = try await TestServer.shared.value
+        let second = try await TestServer.start { _ in }
+        defer { Task { await second.stop() } }
+        let demo = try await first.newTenant()
+        let session = try await first.login(demo, "resident1")
+        // Both servers admit it (the second has just looked it up, were there anything to cache).
+        _ = try await second.identity.whoAmI(.init(), metadata: session)
+        _ = try await first.identity.logout(.init(), metadata: session)
+        #expect(await rpcCode { try await second.identity.whoAmI(.init(), metadata: session) } == .unauthenticated)
+    }
+
     @Test("an idle session expires")
     func idleExpiry() async throws {
         let server = try await TestServer.start { $0.sessionIdleSeconds = 1 }
@@ -81,23 +94,36 @@ struct IdentityTests {
         #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: session) } == .unauthenticated)
     }
 
-    @Test("a suspended tenant's users can no longer log in or use their sessions")
+    @Test("a suspended tenant's users can no longer log in or use their sessions, on every server within moments")
     func suspension() async throws {
         let server = try await TestServer.shared.value
+        let other = try await TestServer.start { _ in }
+        defer { Task { await other.stop() } }
         let demo = try await server.newTenant()
         let session = try await server.login(demo, "manager")
+        // The other server has the tenant cached (for 30 s) before the suspension.
+        _ = try await other.identity.whoAmI(.init(), metadata: session)
         var suspend = Linli_Platform_V1_SuspendTenantRequest()
         suspend.requestID = UUID().uuidString
         suspend.tenantID = demo.tenant.id.description
         suspend.reason = "欠费"
         #expect(try await server.platform.suspendTenant(suspend, metadata: try await server.operatorLogin()).tenant.status == .suspended)
-        server.app.tenants.invalidate()
+        // The change is announced on commit; each server drops its cached tenants on the notice.
+        var codes: [RPCError.Code?] = []
+        for _ in 0..<40 {
+            codes = [
+                await rpcCode { try await server.identity.whoAmI(.init(), metadata: session) },
+                await rpcCode { try await other.identity.whoAmI(.init(), metadata: session) },
+            ]
+            if codes.allSatisfy({ $0 == .permissionDenied }) { break }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(codes == [.permissionDenied, .permissionDenied])
         // Signing in to a suspended tenant reads exactly like an unknown one: nobody learns which slugs exist.
         let suspended = await rpcError { try await server.login(demo, "manager") }
         let unknown = await rpcError { try await server.identity.login(loginRequest("no_such_tenant", "manager", demo.password)) }
         #expect(suspended?.code == .unauthenticated)
         #expect(suspended?.code == unknown?.code && suspended?.message == unknown?.message)
-        #expect(await rpcCode { try await server.identity.whoAmI(.init(), metadata: session) } == .permissionDenied)
     }
 
     @Test("an API key is shown once, works as x-api-key within its communities, and stops when revoked")
