@@ -82,7 +82,7 @@ extension ComplaintService: Linli_Property_V1_ComplaintService.ServiceProtocol {
             var response = Linli_Property_V1_RateComplaintResponse()
             response.complaint = .init(
                 try await store.rate(
-                    id, satisfaction: Int(m.satisfaction), comment: comment, by: call.principal,
+                    id, satisfaction: Int(clamping: m.satisfaction), comment: comment, by: call.principal,
                     on: call.connection, logger: call.logger))
             return response
         }

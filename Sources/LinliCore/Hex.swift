@@ -6,8 +6,8 @@ extension Sequence where Element == UInt8 {
         var out: [UInt8] = []
         out.reserveCapacity(underestimatedCount * 2)
         for byte in self {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
+            out.append(digits[Int(clamping: byte >> 4)])
+            out.append(digits[Int(clamping: byte & 0x0f)])
         }
         return String(decoding: out, as: UTF8.self)
     }

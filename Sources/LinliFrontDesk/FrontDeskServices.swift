@@ -156,7 +156,7 @@ extension ParcelService: Linli_Property_V1_ParcelService.ServiceProtocol {
         guard (0...365).contains(m.minAgeDays) else { throw LinliError.invalid("min_age_days", "must be 0 to 365") }
         return try await handler.read(request) { [store] call in
             let parcels = try await store.waiting(
-                community: community, minAgeDays: Int(m.minAgeDays), for: call.principal, on: call.connection, logger: call.logger)
+                community: community, minAgeDays: Int(clamping: m.minAgeDays), for: call.principal, on: call.connection, logger: call.logger)
             var response = Linli_Property_V1_ListWaitingParcelsResponse()
             response.parcels = parcels.map(Linli_Property_V1_Parcel.init)
             return response
