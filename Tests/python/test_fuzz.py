@@ -187,8 +187,11 @@ class Fuzzer:
 
     def call(self, service, method, message, metadata, label):
         # The server answers a flood of oversize requests on one connection with GOAWAY
-        # (ENHANCE_YOUR_CALM, HTTP/2 abuse protection); the calls in flight on it get
-        # UNAVAILABLE, which the contract says to retry: up to four retries with a back-off.
+        # (ENHANCE_YOUR_CALM, HTTP/2 abuse protection) and closes it; the calls in flight on it
+        # get UNAVAILABLE, which the contract says to retry: up to four retries with a back-off.
+        # A client still writing a large body when the socket closes sees the same event as a
+        # TCP reset ("Stream removed … Connection reset by peer") instead of the GOAWAY. A
+        # crashed server refuses every retry, so the last attempt still records it.
         for attempt in range(5):
             goaway = self.attempt(service, method, message, metadata, label, last=attempt == 4)
             if not goaway:
@@ -215,7 +218,9 @@ class Fuzzer:
         except grpc.RpcError as error:
             code = error.code()
             elapsed = time.monotonic() - started
-            if code == grpc.StatusCode.UNAVAILABLE and "GOAWAY" in (error.details() or "") and not last:
+            details = error.details() or ""
+            connection_lost = "GOAWAY" in details or "Connection reset by peer" in details
+            if code == grpc.StatusCode.UNAVAILABLE and connection_lost and not last:
                 return True
             bad = code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE)
             bad = bad or (code == grpc.StatusCode.DEADLINE_EXCEEDED and not method.server_streaming)
