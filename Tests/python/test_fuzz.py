@@ -272,7 +272,7 @@ class FuzzTest(unittest.TestCase):
         for leak in leaks:
             print("  " + leak, file=sys.stderr)
         print(f"fuzz: {fuzzer.calls} calls, {len(methods) + len(health)} methods, {len(fuzzer.fields)} fields, "
-              f"{len(sessions)} roles, {elapsed:.0f} s; retried after GOAWAY: {fuzzer.goaways}; failures: {len(fuzzer.failures)}", file=sys.stderr)
+              f"{len(sessions)} roles, {elapsed:.0f} s; retried after the connection closed (GOAWAY or reset): {fuzzer.goaways}; failures: {len(fuzzer.failures)}", file=sys.stderr)
         for failure in fuzzer.failures[:40]:
             print("  " + failure, file=sys.stderr)
         self.assertEqual(fuzzer.failures, [])
