@@ -28,11 +28,11 @@ public struct SessionStore: Sendable {
         let token = "lls_\(tag)_\(Secret.random())"
         let key = RedisKey.tenant(tag, "sess", Secret.hashHex(token))
         let userKey = RedisKey.tenant(tag, "usess", principal.subjectID.description)
-        let ttl = String(Int(idleTimeout.components.seconds))
+        let ttl = String(Int(clamping: idleTimeout.components.seconds))
         do {
             try await redis.send(["SET", key, PrincipalCodec.encode(principal, issuedAt: now), "EX", ttl])
             try await redis.send(["SADD", userKey, key])
-            try await redis.send(["EXPIRE", userKey, String(Int(maxLifetime.components.seconds))])
+            try await redis.send(["EXPIRE", userKey, String(Int(clamping: maxLifetime.components.seconds))])
         } catch {
             throw Self.map(error)
         }
@@ -74,7 +74,7 @@ public struct SessionStore: Sendable {
                 try await redis.run(
                     Self.admitScript, keys: [key],
                     arguments: [
-                        String(Int(idleTimeout.components.seconds)), rate?.key ?? "", String(rate?.intervalMicros ?? 0),
+                        String(Int(clamping: idleTimeout.components.seconds)), rate?.key ?? "", String(rate?.intervalMicros ?? 0),
                         String(rate?.burst ?? 0),
                     ]
                 ).array ?? []
