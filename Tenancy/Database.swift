@@ -37,6 +37,29 @@ public struct Database: Sendable {
     public static let tenantSwitchSQL =
         "SELECT set_config('role', $1, true), set_config('search_path', $1, true), set_config('statement_timeout', $2, true)"
 
+    /// Listens on `channel` until the task is cancelled, on a pooled connection of its own,
+    /// reconnecting a second after a failure. `connected` runs each time LISTEN is in place
+    /// (what was sent while nobody listened is lost: catch up there); `received` runs for
+    /// every notification's payload.
+    public func listen(
+        on channel: String, connected: @Sendable () async -> Void = {}, _ received: @Sendable (String) async -> Void
+    ) async {
+        while !Task.isCancelled {
+            do {
+                try await client.withConnection { connection in
+                    try await connection.listen(on: channel) { notifications in
+                        await connected()
+                        for try await notification in notifications { await received(notification.payload) }
+                    }
+                }
+            } catch {
+                if Task.isCancelled { return }
+                logger.warning("listener on \(channel) lost its connection; reconnecting", metadata: ["error": "\(error)"])
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
+    }
+
     /// Runs `body` in a transaction as the application role, for `platform` tables.
     public func platformTransaction<R: Sendable>(
         _ body: (PostgresConnection) async throws -> R

@@ -48,21 +48,7 @@ public struct OutboxRelayJob: Service, Sendable {
 
     /// Relays a tenant as soon as one of its transactions adds to the outbox; reconnects after failures.
     private func listen() async {
-        while !Task.isCancelled {
-            do {
-                try await database.client.withConnection { connection in
-                    try await connection.listen(on: Self.channel) { notifications in
-                        for try await notification in notifications {
-                            await relay(schema: notification.payload)
-                        }
-                    }
-                }
-            } catch {
-                if Task.isCancelled { return }
-                logger.warning("outbox listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
-                try? await Task.sleep(for: .seconds(1))
-            }
-        }
+        await database.listen(on: Self.channel) { schema in await relay(schema: schema) }
     }
 
     private func sweep() async {

@@ -1,6 +1,4 @@
 import LinliCore
-import Logging
-import PostgresNIO
 import ServiceLifecycle
 
 /// Keeps `TenantRegistry`'s cache honest across server processes: a trigger on
@@ -14,30 +12,15 @@ public struct TenantChangeListener: Service, Sendable {
 
     let database: Database
     let registry: TenantRegistry
-    let logger: Logger
 
-    public init(database: Database, registry: TenantRegistry, logger: Logger) {
+    public init(database: Database, registry: TenantRegistry) {
         self.database = database
         self.registry = registry
-        self.logger = logger
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
-            while !Task.isCancelled {
-                do {
-                    try await database.client.withConnection { connection in
-                        try await connection.listen(on: Self.channel) { notifications in
-                            registry.invalidate()
-                            for try await _ in notifications { registry.invalidate() }
-                        }
-                    }
-                } catch {
-                    if Task.isCancelled { return }
-                    logger.warning("tenant change listener lost its connection; reconnecting", metadata: ["error": "\(error)"])
-                    try? await Task.sleep(for: .seconds(1))
-                }
-            }
+            await database.listen(on: Self.channel, connected: { registry.invalidate() }) { _ in registry.invalidate() }
         }
     }
 }

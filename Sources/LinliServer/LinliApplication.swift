@@ -97,7 +97,7 @@ public struct LinliApplication: Sendable {
         patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
         outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
-        tenantChanges = TenantChangeListener(database: database, registry: tenants, logger: logger)
+        tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
         let sessions = SessionStore(
