@@ -7,7 +7,8 @@ let package = Package(
     name: "linli",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "linli", targets: ["linli"])
+        .executable(name: "linli", targets: ["linli"]),
+        .executable(name: "linli-device", targets: ["linli-device"]),
     ],
     dependencies: [
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
@@ -16,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
@@ -39,6 +41,29 @@ let package = Package(
             name: "CHiredis",
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
+        ),
+        .systemLibrary(
+            name: "CProtobufC",
+            pkgConfig: "libprotobuf-c",
+            providers: [.apt(["libprotobuf-c-dev"])]
+        ),
+        .systemLibrary(
+            name: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // The C reference client of the device gateway: protobuf-c over OpenSSL TLS. Its
+        // generated wire code comes from Deploy/generate-protos like the Swift code.
+        .target(
+            name: "LinliDeviceClient",
+            dependencies: ["CProtobufC", "COpenSSL"],
+            exclude: ["generated/linli/device/v1/wire.pb-c.h"],
+            sources: [".", "generated/linli/device/v1/wire.pb-c.c"],
+            cSettings: [.headerSearchPath("generated"), .unsafeFlags(["-Wall", "-Wextra", "-Wno-unused-parameter"])]
+        ),
+        .executableTarget(
+            name: "linli-device",
+            dependencies: ["LinliDeviceClient"]
         ),
         .target(
             name: "LinliRedis",
@@ -189,11 +214,28 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliDevices",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliRedis", "LinliAPI",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
                 "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
-                "LinliAPI",
+                "LinliDevices", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -229,7 +271,7 @@ let package = Package(
             name: "LinliUnitTests",
             dependencies: [
                 "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
-                "LinliPatrol", "LinliInbox", "LinliBilling",
+                "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -239,7 +281,7 @@ let package = Package(
         .testTarget(
             name: "LinliIntegrationTests",
             dependencies: [
-                "LinliServer", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
+                "LinliServer", "LinliDevices", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

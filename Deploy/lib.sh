@@ -4,6 +4,7 @@
 LINLI_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_BIN=/usr/lib/postgresql/15/bin
 APT_PACKAGES=(postgresql-15 postgresql-client-15 redis-server libhiredis-dev protobuf-compiler libprotobuf-dev
+              protobuf-c-compiler libprotobuf-c-dev libssl-dev
               openssl pkg-config python3 python3-venv python3-pip)
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
@@ -109,7 +110,7 @@ python_env() {
 # linli_build [swift build args...]: builds the `linli` binary and prints its path; fails when
 # the build fails (callers use `linli=$(linli_build) || exit 1`: set -e does not reach into $(...)).
 linli_build() {
-  (cd "$LINLI_ROOT" && swift build --product linli "$@" >&2) || return 1
+  (cd "$LINLI_ROOT" && swift build --product linli "$@" >&2 && swift build --product linli-device "$@" >&2) || return 1
   echo "$(cd "$LINLI_ROOT" && swift build --show-bin-path "$@")/linli"
 }
 

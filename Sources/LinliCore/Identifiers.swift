@@ -61,6 +61,8 @@ public enum IDTag {
     public enum Bill {}
     public enum Payment {}
     public enum Refund {}
+    public enum Device {}
+    public enum DeviceCommand {}
 }
 
 /// A tenant's identifier.
@@ -81,3 +83,7 @@ public typealias WorkOrderID = TypedID<IDTag.WorkOrder>
 public typealias RoomID = TypedID<IDTag.Room>
 /// A resident record's identifier (a person living in the community, with or without an app account).
 public typealias ResidentID = TypedID<IDTag.Resident>
+/// A device's identifier (door controller, face terminal, meter, ...).
+public typealias DeviceID = TypedID<IDTag.Device>
+/// A device command's identifier, also its correlation id on the wire.
+public typealias DeviceCommandID = TypedID<IDTag.DeviceCommand>

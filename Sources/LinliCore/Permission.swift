@@ -48,6 +48,9 @@ public enum Permission: String, Sendable, CaseIterable {
     case billingApprove = "billing.approve"  // refunds and write-offs: a second person's decision
     case meterRecord = "meter.record"
     case billingOwn = "billing.own"  // a resident's own bills, balances and receipts
+    case deviceManage = "device.manage"  // register devices, issue secrets, disable and revoke
+    case deviceRead = "device.read"
+    case deviceCommand = "device.command"  // open a door, reboot a device
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -63,21 +66,24 @@ public enum Permission: String, Sendable, CaseIterable {
             .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
-            .meterRecord,
+            .meterRecord, .deviceManage, .deviceRead, .deviceCommand,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
             .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead,
         ],
-        .technician: [.noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord],
+        .technician: [
+            .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,
+            .deviceRead,
+        ],
         .guardian: [
             .noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
-            .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork,
+            .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand,
         ],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
-        .partner: [.noticeRead, .noticePublish, .hotlineImport],
+        .partner: [.noticeRead, .noticePublish, .hotlineImport, .deviceRead, .deviceCommand],
     ]
 
     /// Whether `role` holds this permission.

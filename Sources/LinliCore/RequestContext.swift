@@ -51,4 +51,9 @@ public enum MetricName {
     public static let jobRuns = "linli.job.runs"
     public static let jobFailures = "linli.job.failures"
     public static let outboxBacklog = "linli.outbox.backlog"
+    /// Device gateway: connections held, events stored, frames refused, devices gone offline.
+    public static let deviceConnections = "linli.device.connections"
+    public static let deviceEvents = "linli.device.events"
+    public static let deviceRefusals = "linli.device.refusals"
+    public static let devicesOffline = "linli.device.offline"
 }

@@ -42,6 +42,14 @@ public enum InputLimits {
         "password": .line(128),
         "page_token": .line(200),
         "request_id": .line(36),
+        // The device wire protocol (Protos/linli/device/v1/wire.options says the same to nanopb).
+        "Challenge.nonce": .line(32), "Hello.tenant": .line(64), "Hello.device_id": .line(36),
+        "Hello.client_nonce": .line(64), "Hello.proof": .line(32), "Hello.firmware": .line(64),
+        "Refusal.detail": .line(200), "AccessEvent.door_code": .line(32), "AccessEvent.credential": .line(64),
+        "AccessEvent.reason": .line(200), "StatusEvent.code": .line(32), "StatusEvent.detail": .line(200),
+        "RefusedEvent.reason": .line(200), "Command.command_id": .line(36), "OpenDoor.door_code": .line(32),
+        "CommandUpdate.command_id": .line(36), "CommandUpdate.detail": .line(200),
+        "RegisterDeviceRequest.serial": .line(64), "RegisterDeviceRequest.name": .line(100),
     ]
 
     public static let counts: [String: Int] = [
@@ -52,6 +60,7 @@ public enum InputLimits {
         "community_ids": 200, "point_ids": 200,
         "category_codes": 50, "invoices": 20, "times": 48,
         "photo_refs": 9, "weekdays": 7, "methods": 6, "tiers": 10,
+        "EventBatch.events": 256, "CommitPoint.refused": 256,
     ]
 
     public static let integers: [String: ClosedRange<Int64>] = [
@@ -70,6 +79,9 @@ public enum InputLimits {
         "normal_deadline_minutes": 0...43_200, "emergency_deadline_minutes": 0...43_200,
         "min_age_days": 0...3_650,
         "page_size": 0...1_000,
+        // Device frames: sequence numbers and device clocks in milliseconds.
+        "seq": 0...Int64.max, "device_time_ms": (earliestSeconds * 1000)...(latestSeconds * 1000),
+        "hold_seconds": 0...600, "protocol_version": 0...1_000, "ttl_seconds": 0...86_400,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

@@ -5,6 +5,7 @@ import LinliBaseData
 import LinliBilling
 import LinliCases
 import LinliCore
+import LinliDevices
 import LinliFrontDesk
 import LinliIdentity
 import LinliInbox
@@ -54,6 +55,8 @@ public struct LinliApplication: Sendable {
     public let tenantChanges: TenantChangeListener
     /// Whether PostgreSQL and Redis answer; read by `grpc.health.v1.Health`.
     public let healthProbe: HealthProbe
+    /// The device gateway (its own TLS port).
+    public let deviceGateway: DeviceGateway
     /// The gRPC server.
     public let server: GRPCServer<HTTP2ServerTransport.Posix>
     public let logger: Logger
@@ -130,7 +133,15 @@ public struct LinliApplication: Sendable {
             PatrolService(database: database, logger: logger),
             InboxService(database: database, logger: logger),
             BillingService(database: database, logger: logger),
+            DeviceService(database: database, logger: logger),
         ]
+        deviceGateway = DeviceGateway(
+            configuration: DeviceGateway.Configuration(
+                host: configuration.deviceHost, port: configuration.devicePort,
+                certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
+                heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
+            database: database, redis: redis, tenants: tenants, logger: logger,
+            validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
             transportSecurity: .tls(
@@ -156,7 +167,7 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, tenantSpares,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

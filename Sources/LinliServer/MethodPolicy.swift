@@ -170,5 +170,14 @@ public enum MethodPolicy {
         "linli.billing.v1.BillingService/ListInvoices": Rule(permission: .billingRead, rateClass: .read),
         "linli.billing.v1.BillingService/GetMyBilling": Rule(permission: .billingOwn, rateClass: .read),
         "linli.billing.v1.BillingService/GetMyReceipt": Rule(permission: .billingOwn, rateClass: .read),
+
+        "linli.device.v1.DeviceService/RegisterDevice": Rule(permission: .deviceManage, rateClass: .write),
+        "linli.device.v1.DeviceService/RotateDeviceSecret": Rule(permission: .deviceManage, rateClass: .write),
+        "linli.device.v1.DeviceService/SetDeviceStatus": Rule(permission: .deviceManage, rateClass: .write),
+        "linli.device.v1.DeviceService/ListDevices": Rule(permission: .deviceRead, rateClass: .read),
+        "linli.device.v1.DeviceService/ListDeviceEvents": Rule(permission: .deviceRead, rateClass: .read),
+        "linli.device.v1.DeviceService/SendCommand": Rule(permission: .deviceCommand, rateClass: .write),
+        "linli.device.v1.DeviceService/GetCommand": Rule(permission: .deviceRead, rateClass: .read),
+        "linli.device.v1.DeviceService/WatchCommand": Rule(permission: .deviceRead, rateClass: .read),
     ]
 }

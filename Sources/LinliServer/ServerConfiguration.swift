@@ -23,6 +23,10 @@ import NIOCore
 /// | `LINLI_TENANT_SPARES`                 | 2 (spare schemas kept ready for new tenants; 0: none) |
 /// | `LINLI_METRICS_HOST` / `LINLI_METRICS_PORT` | 127.0.0.1 / 9464 (Prometheus `/metrics`; port 0: off) |
 /// | `LINLI_PAGE_TOKEN_SECRET`             | none: a random key per process (set the same on every server) |
+/// | `LINLI_DEVICE_HOST` / `LINLI_DEVICE_PORT` | 127.0.0.1 / 8444 (the device gateway, TLS) |
+/// | `LINLI_DEVICE_TLS_CERTIFICATE` / `LINLI_DEVICE_TLS_KEY` | the gRPC server's |
+/// | `LINLI_DEVICE_HEARTBEAT_SECONDS`      | 30 (silent for three periods: offline) |
+/// | `LINLI_DEVICE_MAX_CONNECTIONS`        | 20000                   |
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
@@ -45,6 +49,13 @@ public struct ServerConfiguration: Sendable {
     public var metricsPort: Int
     /// The secret that signs page tokens; empty: a random key per process.
     public var pageTokenSecret: String
+    /// The device gateway's listener.
+    public var deviceHost: String
+    public var devicePort: Int
+    public var deviceCertificatePath: String
+    public var deviceKeyPath: String
+    public var deviceHeartbeatSeconds: Int
+    public var deviceMaxConnections: Int
 
     /// PostgreSQL connection settings.
     public struct PostgresSettings: Sendable {
@@ -112,6 +123,14 @@ public struct ServerConfiguration: Sendable {
         if !pageTokenSecret.isEmpty && pageTokenSecret.utf8.count < 16 {
             problems.append("LINLI_PAGE_TOKEN_SECRET must be at least 16 characters")
         }
+        deviceHost = config.string(forKey: "device.host", default: "127.0.0.1")
+        devicePort = config.int(forKey: "device.port", default: 8444)
+        if !(0...65535).contains(devicePort) { problems.append("LINLI_DEVICE_PORT must be 0...65535") }
+        deviceCertificatePath = config.string(forKey: "device.tls.certificate", default: tlsCertificatePath)
+        deviceKeyPath = config.string(forKey: "device.tls.key", default: tlsKeyPath)
+        deviceHeartbeatSeconds = config.int(forKey: "device.heartbeat.seconds", default: 30)
+        if !(1...3600).contains(deviceHeartbeatSeconds) { problems.append("LINLI_DEVICE_HEARTBEAT_SECONDS must be 1...3600") }
+        deviceMaxConnections = positive(config.int(forKey: "device.max.connections", default: 20_000), env: "LINLI_DEVICE_MAX_CONNECTIONS")
         if !problems.isEmpty { throw ConfigurationProblem(problems: problems) }
     }
 

@@ -25,6 +25,7 @@ final class TestServer: Sendable {
     static func start(_ adjust: @Sendable (inout ServerConfiguration) -> Void = { _ in }) async throws -> TestServer {
         var configuration = try ServerConfiguration.fromEnvironment()
         configuration.port = 0
+        configuration.devicePort = 0
         configuration.rollupIntervalSeconds = 3600
         for rateClass in RateClass.allCases { configuration.rateLimits[rateClass] = RateLimit(perSecond: 10_000, burst: 10_000) }
         adjust(&configuration)
@@ -65,6 +66,7 @@ final class TestServer: Sendable {
     var identity: Linli_Identity_V1_IdentityService.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
     var notices: Linli_Property_V1_NoticeService.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
     var platform: Linli_Platform_V1_PlatformService.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
+    var devices: Linli_Device_V1_DeviceService.Client<HTTP2ClientTransport.Posix> { .init(wrapping: client) }
 
     /// A fresh demo tenant with a unique slug.
     func newTenant() async throws -> DemoTenant {

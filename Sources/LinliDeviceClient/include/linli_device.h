@@ -1,0 +1,86 @@
+/*
+ * The Linli device client: protobuf-c frames over TLS to Linli's device gateway
+ * (Protos/linli/device/v1/wire.proto). A device program links this library, opens a
+ * connection with ld_connect, and runs ld_device_run, which sends the events in its buffer
+ * file, resumes from the server's commit point, heartbeats, and runs commands.
+ */
+#ifndef LINLI_DEVICE_H
+#define LINLI_DEVICE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Exit statuses of ld_device_run and the linli-device program. */
+enum {
+    LD_OK = 0,
+    LD_ERR_CONNECT = 1,       /* no TCP/TLS connection, or it broke */
+    LD_ERR_CREDENTIAL = 2,    /* the gateway refused the credential */
+    LD_ERR_DISABLED = 3,      /* the device (or its tenant) is disabled or revoked */
+    LD_ERR_REFUSED = 4,       /* any other refusal (malformed, too large, timeout, ...) */
+    LD_ERR_USAGE = 64,
+    LD_ERR_BUFFER = 74        /* the buffer file could not be read or written */
+};
+
+typedef struct ld_options {
+    const char *host;         /* gateway host (name or IP); the certificate must match it */
+    int port;
+    const char *ca_path;      /* PEM file of the CA that signed the gateway's certificate */
+    const char *tenant;       /* tenant slug */
+    const char *device_id;    /* from RegisterDevice */
+    const char *secret_hex;   /* 64 hex characters, from RegisterDevice or RotateDeviceSecret */
+    const char *firmware;
+    const char *buffer_path;  /* events not yet acknowledged; NULL: in memory only */
+    int run_seconds;          /* stop after this long; 0: run until refused or disconnected */
+    int exit_when_acked;      /* stop once the buffer is empty */
+    int quiet;                /* no progress lines on stderr */
+    int heartbeat_override;   /* seconds; 0: what the server says */
+    int frame_limit_probe;    /* testing: announce a frame over the limit after Welcome */
+    int garbage_probe;        /* testing: send a frame that is not a DeviceMessage after Welcome */
+} ld_options;
+
+/* What one run did. */
+typedef struct ld_stats {
+    uint64_t commit_point;
+    uint64_t events_acked;
+    uint64_t events_refused;
+    uint64_t commands_run;
+    uint64_t heartbeats;
+    int refusal_code;          /* the server's RefusalCode when it refused, else 0 */
+    char refusal_detail[201];
+    /* event → commit latency per batch, microseconds, for benchmarks */
+    uint64_t *ack_latencies_us;
+    size_t n_ack_latencies;
+    size_t cap_ack_latencies;
+} ld_stats;
+
+/* The local event buffer: events captured but not yet acknowledged, kept in a file so that
+ * they survive a restart of the device process. */
+typedef struct ld_buffer ld_buffer;
+
+ld_buffer *ld_buffer_open(const char *path);   /* NULL path: memory only; NULL on error */
+void ld_buffer_close(ld_buffer *buffer);
+/* Captures an access event now (device time = clock + offset_ms). 0 on success. */
+int ld_buffer_add_access(ld_buffer *buffer, const char *door, int method, const char *credential,
+                         int granted, int64_t offset_ms);
+/* The same, `count` times, written to the file once. */
+int ld_buffer_add_access_many(ld_buffer *buffer, size_t count, const char *door, int method,
+                              const char *credential, int granted, int64_t offset_ms);
+size_t ld_buffer_pending(const ld_buffer *buffer);
+uint64_t ld_buffer_commit_point(const ld_buffer *buffer);
+
+/* One device session: connect, authenticate, then send, heartbeat and obey until done.
+ * Returns an LD_* status; fills stats when it is not NULL. */
+int ld_device_run(const ld_options *options, ld_buffer *buffer, ld_stats *stats);
+
+/* The linli-device program (run, capture, simulate). */
+int linli_device_main(int argc, char **argv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

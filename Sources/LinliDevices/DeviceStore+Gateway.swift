@@ -1,0 +1,122 @@
+import Foundation
+import LinliCore
+import LinliTenancy
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// What the gateway reads and writes for a connected device. Every write is conditional on the
+/// device still being active under the credential generation it authenticated with, so a
+/// revoked device or a rotated secret stops a connection at its next write.
+extension DeviceStore {
+    /// What a Hello is checked against.
+    public struct Credential: Sendable {
+        public var storedKey: [UInt8]
+        public var status: String
+        public var generation: Int32
+    }
+
+    /// The device's credential in `tenant`, nil when there is no such device.
+    public func credential(_ id: DeviceID, tenant: TenantRef, logger: Logger) async throws(LinliError) -> Credential? {
+        try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query(
+                "SELECT stored_key, status, generation FROM devices WHERE id = \(id.uuid)", logger: logger)
+            for try await (key, status, generation) in rows.decode((ByteBuffer, String, Int32).self) {
+                return Credential(storedKey: Array(buffer: key), status: status, generation: generation)
+            }
+            return nil
+        }
+    }
+
+    /// Marks the device online after a Hello and clears its offline alarm; returns its commit
+    /// point, nil when the device changed since the credential was read.
+    public func connected(_ id: DeviceID, generation: Int32, firmware: String, tenant: TenantRef, logger: Logger)
+        async throws(LinliError) -> Int64?
+    {
+        try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query(
+                """
+                UPDATE devices SET online = true, last_seen_at = now(), firmware = \(firmware)
+                WHERE id = \(id.uuid) AND status = 'active' AND generation = \(generation)
+                RETURNING commit_point
+                """, logger: logger)
+            var point: Int64?
+            for try await value in rows.decode(Int64.self) { point = value }
+            guard let point else { return nil }
+            try await connection.query(
+                """
+                UPDATE device_alarms SET status = 'cleared', cleared_at = now()
+                WHERE device_id = \(id.uuid) AND type = 'device.offline' AND status <> 'cleared'
+                """, logger: logger)
+            return point
+        }
+    }
+
+    /// An event ready to store.
+    public struct IncomingEvent: Sendable {
+        public var seq: Int64
+        public var kind: String
+        public var deviceTime: Date
+        public var late: Bool
+        public var body: ByteBuffer
+    }
+
+    /// Stores each event once and moves the commit point to `upTo` (which also covers events
+    /// refused for good); returns the new commit point and how many events were new, or nil when
+    /// the device is no longer active under `generation` (nothing is stored then).
+    public func ingest(
+        _ events: [IncomingEvent], upTo: Int64, device: DeviceID, generation: Int32, tenant: TenantRef, logger: Logger
+    ) async throws(LinliError) -> (commitPoint: Int64, stored: Int)? {
+        try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query(
+                """
+                WITH d AS (
+                    UPDATE devices SET commit_point = GREATEST(commit_point, \(upTo)), last_seen_at = now(), online = true
+                    WHERE id = \(device.uuid) AND status = 'active' AND generation = \(generation)
+                    RETURNING commit_point
+                ), ins AS (
+                    INSERT INTO device_events (device_id, seq, kind, device_time, late, body)
+                    SELECT \(device.uuid), e.seq, e.kind, e.t, e.late, e.body
+                    FROM unnest(\(events.map(\.seq)), \(events.map(\.kind)), \(events.map(\.deviceTime)),
+                                \(events.map(\.late)), \(events.map(\.body))) AS e(seq, kind, t, late, body)
+                    WHERE EXISTS (SELECT 1 FROM d)
+                    ON CONFLICT (device_id, seq) DO NOTHING
+                    RETURNING 1
+                )
+                SELECT (SELECT commit_point FROM d), (SELECT count(*) FROM ins)
+                """, logger: logger)
+            for try await (point, stored) in rows.decode((Int64?, Int64).self) {
+                guard let point else { return nil }
+                return (point, Int(clamping: stored))
+            }
+            return nil
+        }
+    }
+
+    /// Marks devices offline that Redis last saw at the given times, when they are online and
+    /// not seen since `silentSince` (a device that reconnected meanwhile stays online), and
+    /// raises one `device.offline` alarm each; returns the devices it marked.
+    public func markOffline(_ devices: [(DeviceID, Date)], silentSince: Date, tenant: TenantRef, logger: Logger)
+        async throws(LinliError) -> [DeviceID]
+    {
+        try await database.tenantTransaction(tenant) { connection in
+            let rows = try await connection.query(
+                """
+                WITH off AS (
+                    UPDATE devices d SET online = false, last_seen_at = GREATEST(d.last_seen_at, s.seen)
+                    FROM unnest(\(devices.map(\.0.uuid)), \(devices.map(\.1))) AS s(id, seen)
+                    WHERE d.id = s.id AND d.online AND (d.last_seen_at IS NULL OR d.last_seen_at < \(silentSince))
+                    RETURNING d.id
+                ), alarm AS (
+                    INSERT INTO device_alarms (id, device_id, type, severity)
+                    SELECT uuid_v7(), id, 'device.offline', 'major' FROM off
+                    ON CONFLICT (device_id, type) WHERE status <> 'cleared' DO NOTHING
+                )
+                SELECT id FROM off
+                """, logger: logger)
+            var marked: [DeviceID] = []
+            for try await id in rows.decode(UUID.self) { marked.append(DeviceID(id)) }
+            return marked
+        }
+    }
+}
