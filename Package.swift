@@ -274,6 +274,7 @@ let package = Package(
                 "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Configuration", package: "swift-configuration"),
             ],
             swiftSettings: strict

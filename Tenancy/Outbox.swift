@@ -40,11 +40,13 @@ public enum Topic {
         name: "complaint.resolved", consumer: .inbox, needsRecipient: true)
     public static let hotlineReplied = OutboxTopic<Linli_Events_V1_HotlineReplied>(
         name: "hotline.reply", consumer: .hotlineBridge, needsRecipient: false)
+    public static let deviceAlarmRaised = OutboxTopic<Linli_Events_V1_DeviceAlarmRaised>(
+        name: "device.alarm", consumer: .inbox, needsRecipient: true)
 
     /// Every topic with its consumer.
     public static let all: [(name: String, consumer: OutboxConsumerName)] = [
         entry(workOrderAssigned), entry(workOrderCompleted), entry(workOrderCharged), entry(parcelArrived),
-        entry(itemReleaseReviewed), entry(complaintResolved), entry(hotlineReplied),
+        entry(itemReleaseReviewed), entry(complaintResolved), entry(hotlineReplied), entry(deviceAlarmRaised),
     ]
 
     /// The names of the topics `consumer` handles.

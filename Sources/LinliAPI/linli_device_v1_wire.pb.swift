@@ -197,6 +197,58 @@ public nonisolated enum Linli_Device_V1_CommandOutcome: SwiftProtobuf.Enum, Swif
 
 }
 
+public nonisolated enum Linli_Device_V1_CredentialKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case card // = 1
+
+  /// `value` is the hex SHA-256 of "<key>:<pin>": the device hashes what is typed the same way.
+  case pin // = 2
+
+  /// `value` is the reference of a face template enrolled on the device.
+  case face // = 3
+
+  /// A visitor's pass code, valid in its window.
+  case visitorCode // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .card
+    case 2: self = .pin
+    case 3: self = .face
+    case 4: self = .visitorCode
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .card: return 1
+    case .pin: return 2
+    case .face: return 3
+    case .visitorCode: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_CredentialKind] = [
+    .unspecified,
+    .card,
+    .pin,
+    .face,
+    .visitorCode,
+  ]
+
+}
+
 /// Device → server.
 public nonisolated struct Linli_Device_V1_DeviceMessage: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
@@ -237,6 +289,14 @@ public nonisolated struct Linli_Device_V1_DeviceMessage: Sendable {
     set {kind = .commandUpdate(newValue)}
   }
 
+  public var whitelistAck: Linli_Device_V1_WhitelistAck {
+    get {
+      if case .whitelistAck(let v)? = kind {return v}
+      return Linli_Device_V1_WhitelistAck()
+    }
+    set {kind = .whitelistAck(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -244,6 +304,7 @@ public nonisolated struct Linli_Device_V1_DeviceMessage: Sendable {
     case heartbeat(Linli_Device_V1_Heartbeat)
     case events(Linli_Device_V1_EventBatch)
     case commandUpdate(Linli_Device_V1_CommandUpdate)
+    case whitelistAck(Linli_Device_V1_WhitelistAck)
 
   }
 
@@ -306,6 +367,14 @@ public nonisolated struct Linli_Device_V1_ServerMessage: Sendable {
     set {kind = .heartbeatAck(newValue)}
   }
 
+  public var whitelist: Linli_Device_V1_WhitelistDiff {
+    get {
+      if case .whitelist(let v)? = kind {return v}
+      return Linli_Device_V1_WhitelistDiff()
+    }
+    set {kind = .whitelist(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -315,6 +384,7 @@ public nonisolated struct Linli_Device_V1_ServerMessage: Sendable {
     case commit(Linli_Device_V1_CommitPoint)
     case command(Linli_Device_V1_Command)
     case heartbeatAck(Linli_Device_V1_HeartbeatAck)
+    case whitelist(Linli_Device_V1_WhitelistDiff)
 
   }
 
@@ -360,6 +430,10 @@ public nonisolated struct Linli_Device_V1_Hello: Sendable {
   public var firmware: String = String()
 
   public var protocolVersion: UInt32 = 0
+
+  /// The whitelist version the device holds (0: none). Anything but the version it last
+  /// acknowledged gets a full whitelist.
+  public var whitelistVersion: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -638,6 +712,92 @@ public nonisolated struct Linli_Device_V1_CommandUpdate: Sendable {
   public init() {}
 }
 
+/// Who may open this device's doors, as a change from the version the device last acknowledged
+/// (README, "Access control"). The device applies `removes`, then `upserts`, then stores
+/// `to_version` and acknowledges it; with `full` it first forgets every entry it holds. An
+/// entry added and removed while the device was away is in neither list: the device gets the
+/// net change. Faces travel as references to templates enrolled on the device, never as images.
+public nonisolated struct Linli_Device_V1_WhitelistDiff: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var fromVersion: UInt64 = 0
+
+  public var toVersion: UInt64 = 0
+
+  public var full: Bool = false
+
+  public var upserts: [Linli_Device_V1_WhitelistEntry] = []
+
+  /// Entry keys.
+  public var removes: [String] = []
+
+  /// Ed25519 public key (32 bytes) that verifies the community's QR codes offline.
+  public var qrPublicKey: Data = Data()
+
+  /// The doors this device serves, with their buildings, for checking QR codes.
+  public var doors: [Linli_Device_V1_DoorInfo] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_DoorInfo: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var code: String = String()
+
+  /// Empty: a community gate.
+  public var buildingID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_WhitelistEntry: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The credential's id; the device reports it in AccessEvent.credential.
+  public var key: String = String()
+
+  public var kind: Linli_Device_V1_CredentialKind = .unspecified
+
+  public var value: String = String()
+
+  public var validFromMs: Int64 = 0
+
+  /// 0: open-ended.
+  public var validUntilMs: Int64 = 0
+
+  /// The doors of this device the entry opens.
+  public var doorCodes: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_WhitelistAck: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The to_version the device now holds. An ack older than one already acknowledged, or newer
+  /// than any sent, is ignored.
+  public var version: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.device.v1"
@@ -654,9 +814,13 @@ nonisolated extension Linli_Device_V1_CommandOutcome: SwiftProtobuf._ProtoNamePr
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COMMAND_OUTCOME_UNSPECIFIED\0\u{1}COMMAND_OUTCOME_RECEIVED\0\u{1}COMMAND_OUTCOME_SUCCEEDED\0\u{1}COMMAND_OUTCOME_FAILED\0")
 }
 
+nonisolated extension Linli_Device_V1_CredentialKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0CREDENTIAL_KIND_UNSPECIFIED\0\u{1}CREDENTIAL_KIND_CARD\0\u{1}CREDENTIAL_KIND_PIN\0\u{1}CREDENTIAL_KIND_FACE\0\u{1}CREDENTIAL_KIND_VISITOR_CODE\0")
+}
+
 nonisolated extension Linli_Device_V1_DeviceMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".DeviceMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}heartbeat\0\u{1}events\0\u{3}command_update\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}hello\0\u{1}heartbeat\0\u{1}events\0\u{3}command_update\0\u{3}whitelist_ack\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -716,6 +880,19 @@ nonisolated extension Linli_Device_V1_DeviceMessage: SwiftProtobuf.Message, Swif
           self.kind = .commandUpdate(v)
         }
       }()
+      case 5: try {
+        var v: Linli_Device_V1_WhitelistAck?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .whitelistAck(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .whitelistAck(v)
+        }
+      }()
       default: break
       }
     }
@@ -743,6 +920,10 @@ nonisolated extension Linli_Device_V1_DeviceMessage: SwiftProtobuf.Message, Swif
       guard case .commandUpdate(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
     }()
+    case .whitelistAck?: try {
+      guard case .whitelistAck(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -757,7 +938,7 @@ nonisolated extension Linli_Device_V1_DeviceMessage: SwiftProtobuf.Message, Swif
 
 nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServerMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}challenge\0\u{1}welcome\0\u{1}refusal\0\u{1}commit\0\u{1}command\0\u{3}heartbeat_ack\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}challenge\0\u{1}welcome\0\u{1}refusal\0\u{1}commit\0\u{1}command\0\u{3}heartbeat_ack\0\u{1}whitelist\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -843,6 +1024,19 @@ nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, Swif
           self.kind = .heartbeatAck(v)
         }
       }()
+      case 7: try {
+        var v: Linli_Device_V1_WhitelistDiff?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .whitelist(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .whitelist(v)
+        }
+      }()
       default: break
       }
     }
@@ -877,6 +1071,10 @@ nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, Swif
     case .heartbeatAck?: try {
       guard case .heartbeatAck(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    }()
+    case .whitelist?: try {
+      guard case .whitelist(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
     }()
     case nil: break
     }
@@ -932,7 +1130,7 @@ nonisolated extension Linli_Device_V1_Challenge: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Linli_Device_V1_Hello: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Hello"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0\u{3}device_id\0\u{3}client_nonce\0\u{1}proof\0\u{1}firmware\0\u{3}protocol_version\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenant\0\u{3}device_id\0\u{3}client_nonce\0\u{1}proof\0\u{1}firmware\0\u{3}protocol_version\0\u{3}whitelist_version\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -946,6 +1144,7 @@ nonisolated extension Linli_Device_V1_Hello: SwiftProtobuf.Message, SwiftProtobu
       case 4: try { try decoder.decodeSingularBytesField(value: &self.proof) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.firmware) }()
       case 6: try { try decoder.decodeSingularUInt32Field(value: &self.protocolVersion) }()
+      case 7: try { try decoder.decodeSingularUInt64Field(value: &self.whitelistVersion) }()
       default: break
       }
     }
@@ -970,6 +1169,9 @@ nonisolated extension Linli_Device_V1_Hello: SwiftProtobuf.Message, SwiftProtobu
     if self.protocolVersion != 0 {
       try visitor.visitSingularUInt32Field(value: self.protocolVersion, fieldNumber: 6)
     }
+    if self.whitelistVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.whitelistVersion, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -980,6 +1182,7 @@ nonisolated extension Linli_Device_V1_Hello: SwiftProtobuf.Message, SwiftProtobu
     if lhs.proof != rhs.proof {return false}
     if lhs.firmware != rhs.firmware {return false}
     if lhs.protocolVersion != rhs.protocolVersion {return false}
+    if lhs.whitelistVersion != rhs.whitelistVersion {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1558,6 +1761,186 @@ nonisolated extension Linli_Device_V1_CommandUpdate: SwiftProtobuf.Message, Swif
     if lhs.commandID != rhs.commandID {return false}
     if lhs.outcome != rhs.outcome {return false}
     if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_WhitelistDiff: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WhitelistDiff"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}from_version\0\u{3}to_version\0\u{1}full\0\u{1}upserts\0\u{1}removes\0\u{3}qr_public_key\0\u{1}doors\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.fromVersion) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.toVersion) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.full) }()
+      case 4: try { try decoder.decodeRepeatedMessageField(value: &self.upserts) }()
+      case 5: try { try decoder.decodeRepeatedStringField(value: &self.removes) }()
+      case 6: try { try decoder.decodeSingularBytesField(value: &self.qrPublicKey) }()
+      case 7: try { try decoder.decodeRepeatedMessageField(value: &self.doors) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.fromVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.fromVersion, fieldNumber: 1)
+    }
+    if self.toVersion != 0 {
+      try visitor.visitSingularUInt64Field(value: self.toVersion, fieldNumber: 2)
+    }
+    if self.full != false {
+      try visitor.visitSingularBoolField(value: self.full, fieldNumber: 3)
+    }
+    if !self.upserts.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.upserts, fieldNumber: 4)
+    }
+    if !self.removes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.removes, fieldNumber: 5)
+    }
+    if !self.qrPublicKey.isEmpty {
+      try visitor.visitSingularBytesField(value: self.qrPublicKey, fieldNumber: 6)
+    }
+    if !self.doors.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.doors, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_WhitelistDiff, rhs: Linli_Device_V1_WhitelistDiff) -> Bool {
+    if lhs.fromVersion != rhs.fromVersion {return false}
+    if lhs.toVersion != rhs.toVersion {return false}
+    if lhs.full != rhs.full {return false}
+    if lhs.upserts != rhs.upserts {return false}
+    if lhs.removes != rhs.removes {return false}
+    if lhs.qrPublicKey != rhs.qrPublicKey {return false}
+    if lhs.doors != rhs.doors {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_DoorInfo: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DoorInfo"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}code\0\u{3}building_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.code) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.buildingID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.code.isEmpty {
+      try visitor.visitSingularStringField(value: self.code, fieldNumber: 1)
+    }
+    if !self.buildingID.isEmpty {
+      try visitor.visitSingularStringField(value: self.buildingID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_DoorInfo, rhs: Linli_Device_V1_DoorInfo) -> Bool {
+    if lhs.code != rhs.code {return false}
+    if lhs.buildingID != rhs.buildingID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_WhitelistEntry: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WhitelistEntry"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}key\0\u{1}kind\0\u{1}value\0\u{3}valid_from_ms\0\u{3}valid_until_ms\0\u{3}door_codes\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.key) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.value) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.validFromMs) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.validUntilMs) }()
+      case 6: try { try decoder.decodeRepeatedStringField(value: &self.doorCodes) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.key.isEmpty {
+      try visitor.visitSingularStringField(value: self.key, fieldNumber: 1)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.value.isEmpty {
+      try visitor.visitSingularStringField(value: self.value, fieldNumber: 3)
+    }
+    if self.validFromMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validFromMs, fieldNumber: 4)
+    }
+    if self.validUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validUntilMs, fieldNumber: 5)
+    }
+    if !self.doorCodes.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.doorCodes, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_WhitelistEntry, rhs: Linli_Device_V1_WhitelistEntry) -> Bool {
+    if lhs.key != rhs.key {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.value != rhs.value {return false}
+    if lhs.validFromMs != rhs.validFromMs {return false}
+    if lhs.validUntilMs != rhs.validUntilMs {return false}
+    if lhs.doorCodes != rhs.doorCodes {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_WhitelistAck: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".WhitelistAck"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}version\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.version) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.version != 0 {
+      try visitor.visitSingularUInt64Field(value: self.version, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_WhitelistAck, rhs: Linli_Device_V1_WhitelistAck) -> Bool {
+    if lhs.version != rhs.version {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -123,6 +123,29 @@ public nonisolated struct Linli_Events_V1_HotlineReplied: Sendable {
   public init() {}
 }
 
+/// A device alarm was raised (a stranger at a door, a device gone offline): to each person on
+/// duty for it.
+public nonisolated struct Linli_Events_V1_DeviceAlarmRaised: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var alarmID: String = String()
+
+  public var deviceID: String = String()
+
+  public var communityID: String = String()
+
+  /// "access.stranger", "device.offline", ...
+  public var type: String = String()
+
+  public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.events.v1"
@@ -372,6 +395,56 @@ nonisolated extension Linli_Events_V1_HotlineReplied: SwiftProtobuf.Message, Swi
   public static func ==(lhs: Linli_Events_V1_HotlineReplied, rhs: Linli_Events_V1_HotlineReplied) -> Bool {
     if lhs.externalID != rhs.externalID {return false}
     if lhs.reply != rhs.reply {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Events_V1_DeviceAlarmRaised: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".DeviceAlarmRaised"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}alarm_id\0\u{3}device_id\0\u{3}community_id\0\u{1}type\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.alarmID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.deviceID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.type) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.alarmID.isEmpty {
+      try visitor.visitSingularStringField(value: self.alarmID, fieldNumber: 1)
+    }
+    if !self.deviceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceID, fieldNumber: 2)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 3)
+    }
+    if !self.type.isEmpty {
+      try visitor.visitSingularStringField(value: self.type, fieldNumber: 4)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Events_V1_DeviceAlarmRaised, rhs: Linli_Events_V1_DeviceAlarmRaised) -> Bool {
+    if lhs.alarmID != rhs.alarmID {return false}
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.type != rhs.type {return false}
+    if lhs.detail != rhs.detail {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -22,13 +22,30 @@ public enum PageToken {
 
     /// The token that continues after the row at (`time`, `id`).
     public static func encode(_ time: Date, _ id: UUID) -> String {
-        let micros = Int64(exactly: (time.timeIntervalSince1970 * 1_000_000).rounded()) ?? 0
-        let payload = Data("\(micros)|\(id.uuidString.lowercased())".utf8)
+        signed("\(micros(time))|\(id.uuidString.lowercased())")
+    }
+
+    private static func micros(_ time: Date) -> Int64 { Int64(exactly: (time.timeIntervalSince1970 * 1_000_000).rounded()) ?? 0 }
+
+    private static func signed(_ text: String) -> String {
+        let payload = Data(text.utf8)
         return base64URL(payload) + "." + base64URL(tag(payload))
     }
 
     /// The position a token stands for; nil for an empty token.
     public static func decode(_ token: String, field: String = "page.page_token") throws(LinliError) -> (Date, UUID)? {
+        guard let fields = try fields(of: token, field: field) else { return nil }
+        guard fields.count == 2, let micros = Int64(fields[0]), (0...latestMicros).contains(micros),
+            let uuid = UUID(uuidString: String(fields[1]))
+        else {
+            throw .invalid(field, "is not a valid page token")
+        }
+        return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
+    }
+
+    /// The fields of a token this process (or one with the same secret) issued; nil for an
+    /// empty token.
+    private static func fields(of token: String, field: String) throws(LinliError) -> [Substring]? {
         if token.isEmpty { return nil }
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard token.utf8.count <= 200, parts.count == 2,
@@ -37,13 +54,24 @@ public enum PageToken {
         else {
             throw .invalid(field, "is not a valid page token")
         }
-        let fields = String(decoding: payload, as: UTF8.self).split(separator: "|")
-        guard fields.count == 2, let micros = Int64(fields[0]), (0...latestMicros).contains(micros),
-            let uuid = UUID(uuidString: String(fields[1]))
+        return String(decoding: payload, as: UTF8.self).split(separator: "|")
+    }
+
+    /// The token that continues after the row at (`time`, `id`, `sequence`), for lists ordered
+    /// by a time, an id and a sequence number within it (device events, the access log).
+    public static func encode(_ time: Date, _ id: UUID, sequence: Int64) -> String {
+        signed("\(micros(time))|\(id.uuidString.lowercased())|\(sequence)")
+    }
+
+    /// The position a sequenced token stands for; nil for an empty token.
+    public static func decodeSequenced(_ token: String, field: String = "page.page_token") throws(LinliError) -> (Date, UUID, Int64)? {
+        guard let fields = try fields(of: token, field: field) else { return nil }
+        guard fields.count == 3, let micros = Int64(fields[0]), (0...latestMicros).contains(micros),
+            let uuid = UUID(uuidString: String(fields[1])), let sequence = Int64(fields[2]), sequence >= 0
         else {
             throw .invalid(field, "is not a valid page token")
         }
-        return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid)
+        return (Date(timeIntervalSince1970: Double(micros) / 1_000_000), uuid, sequence)
     }
 
     private static func tag(_ payload: Data) -> Data {

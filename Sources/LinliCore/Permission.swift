@@ -51,13 +51,18 @@ public enum Permission: String, Sendable, CaseIterable {
     case deviceManage = "device.manage"  // register devices, issue secrets, disable and revoke
     case deviceRead = "device.read"
     case deviceCommand = "device.command"  // open a door, reboot a device
+    case accessManage = "access.manage"  // doors, credentials, access settings
+    case accessRead = "access.read"  // doors, the access log, whitelist status
+    case accessOpen = "access.open"  // open a door from the app (residents: the doors they may use)
+    case accessOwn = "access.own"  // one's own QR code and access history
+    case accessFace = "access.face"  // withdraw face consent (residents: their own)
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
             .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
-            .billingOwn,
+            .billingOwn, .accessOpen, .accessOwn, .accessFace,
         ],
         .manager: [
             .userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
@@ -66,19 +71,21 @@ public enum Permission: String, Sendable, CaseIterable {
             .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead, .itemReview, .itemRead,
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
-            .meterRecord, .deviceManage, .deviceRead, .deviceCommand,
+            .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
+            .accessFace,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead,
+            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn,
         ],
         .technician: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,
-            .deviceRead,
+            .deviceRead, .accessOwn,
         ],
         .guardian: [
             .noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
-            .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand,
+            .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand, .accessRead, .accessOpen,
+            .accessOwn,
         ],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],

@@ -142,16 +142,17 @@ void ld_buffer_close(ld_buffer *b) {
     free(b);
 }
 
-static int add_access(ld_buffer *b, const char *door, int method, const char *credential, int granted,
-                      int64_t offset_ms) {
+static int add_access(ld_buffer *b, const char *door, int method, const char *credential, int granted, const char *reason,
+                      int64_t device_time_ms) {
     Linli__Device__V1__AccessEvent access = LINLI__DEVICE__V1__ACCESS_EVENT__INIT;
     access.door_code = (char *)door;
     access.method = (Linli__Device__V1__AccessMethod)method;
     access.credential = (char *)credential;
     access.granted = granted ? 1 : 0;
+    access.reason = (char *)(reason ? reason : "");
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
     event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.device_time_ms = device_time_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_ACCESS;
     event.access = &access;
     size_t len = linli__device__v1__event__get_packed_size(&event);
@@ -171,7 +172,7 @@ int ld_buffer_add_access(ld_buffer *b, const char *door, int method, const char 
 int ld_buffer_add_access_many(ld_buffer *b, size_t count, const char *door, int method, const char *credential,
                               int granted, int64_t offset_ms) {
     for (size_t i = 0; i < count; i++) {
-        if (add_access(b, door, method, credential, granted, offset_ms) != 0) return -1;
+        if (add_access(b, door, method, credential, granted, "", ld_now_ms() + offset_ms) != 0) return -1;
     }
     /* The records first, then the counter: a crash between the two leaves records whose seq
      * the reopened buffer takes next_seq past. */
@@ -213,5 +214,12 @@ int ld_buffer_acknowledge(ld_buffer *b, uint64_t point) {
     /* The state first: a crash after it and before the records leaves records at or below the
      * commit point, which the next open skips. */
     if (save_state(b) != 0 || save_records(b) != 0) return -1;
+    return 0;
+}
+
+int ld_buffer_add_event(ld_buffer *b, const char *door, int method, const char *credential, int granted, const char *reason,
+                        int64_t device_time_ms) {
+    if (add_access(b, door, method, credential, granted, reason, device_time_ms) != 0) return -1;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }

@@ -18,7 +18,7 @@ static void usage(void) {
           "  linli-device run --tenant SLUG --device ID [--secret HEX | env LINLI_DEVICE_SECRET]\n"
           "      [--host 127.0.0.1] [--port 8444] [--ca .data/tls/ca.crt] [--buffer FILE]\n"
           "      [--capture N] [--door CODE] [--time-offset-ms MS] [--run-seconds S] [--exit-when-acked]\n"
-          "      [--reconnect] [--heartbeat-seconds S] [--quiet]\n"
+          "      [--reconnect] [--heartbeat-seconds S] [--quiet] [--swipe CARD]... [--scan-qr CODE]...\n"
           "  linli-device capture --buffer FILE --capture N [--door CODE] [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--host H] [--port P] [--ca CA] [--capture N]\n"
           "      [--run-seconds S] [--heartbeat-seconds S]\n"
@@ -50,6 +50,7 @@ static int parse_args(int argc, char **argv, cli *c) {
     c->options.ca_path = ".data/tls/ca.crt";
     c->options.secret_hex = getenv("LINLI_DEVICE_SECRET");
     c->door = "main";
+    c->options.door = "main";
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -63,7 +64,15 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--secret")) { NEED_VALUE c->options.secret_hex = v; }
         else if (!strcmp(a, "--buffer")) { NEED_VALUE c->options.buffer_path = v; }
         else if (!strcmp(a, "--firmware")) { NEED_VALUE c->options.firmware = v; }
-        else if (!strcmp(a, "--door")) { NEED_VALUE c->door = v; }
+        else if (!strcmp(a, "--door")) { NEED_VALUE c->door = v; c->options.door = v; }
+        else if (!strcmp(a, "--swipe")) {
+            NEED_VALUE if (c->options.n_swipes == 16) goto bad;
+            c->options.swipes[c->options.n_swipes++] = v;
+        }
+        else if (!strcmp(a, "--scan-qr")) {
+            NEED_VALUE if (c->options.n_qr_codes == 4) goto bad;
+            c->options.qr_codes[c->options.n_qr_codes++] = v;
+        }
         else if (!strcmp(a, "--capture")) { NEED_VALUE if (parse_long(v, 0, 10000000, &c->capture)) goto bad; }
         else if (!strcmp(a, "--time-offset-ms")) {
             NEED_VALUE if (parse_long(v, -400L * 86400 * 1000, 400L * 86400 * 1000, &n)) goto bad;
@@ -108,6 +117,8 @@ static int command_run(cli *c) {
     if (!buffer) { fputs("linli-device: cannot read the buffer file\n", stderr); return LD_ERR_BUFFER; }
     int status = capture(c, buffer);
     if (status != 0) { ld_buffer_close(buffer); return status; }
+    ld_whitelist *whitelist = ld_whitelist_open(c->options.buffer_path);
+    if (!whitelist) { ld_buffer_close(buffer); return LD_ERR_BUFFER; }
     time_t started = time(NULL);
     int backoff = 1;
     ld_stats stats;
@@ -119,14 +130,18 @@ static int command_run(cli *c) {
             if (left <= 0) { status = LD_OK; break; }
             options.run_seconds = (int)left;
         }
-        status = ld_device_run(&options, buffer, &stats);
+        status = ld_device_run(&options, buffer, whitelist, &stats);
         free(stats.ack_latencies_us);
+        /* Swipes and scans happen once, not again on a reconnect. */
+        c->options.n_swipes = 0;
+        c->options.n_qr_codes = 0;
         if (status != LD_ERR_CONNECT || !c->reconnect) break;
         if (c->options.exit_when_acked && ld_buffer_pending(buffer) == 0) { status = LD_OK; break; }
         sleep((unsigned)backoff);
         if (backoff < 8) backoff *= 2;
     }
     printf("commit_point %llu pending %zu\n", (unsigned long long)ld_buffer_commit_point(buffer), ld_buffer_pending(buffer));
+    ld_whitelist_close(whitelist);
     ld_buffer_close(buffer);
     return status;
 }
@@ -154,14 +169,16 @@ typedef struct sim_device {
 static void *sim_thread(void *arg) {
     sim_device *d = arg;
     ld_buffer *buffer = ld_buffer_open(NULL);
-    if (!buffer) { d->status = LD_ERR_BUFFER; return NULL; }
+    ld_whitelist *whitelist = ld_whitelist_open(NULL);
+    if (!buffer || !whitelist) { ld_buffer_close(buffer); ld_whitelist_close(whitelist); d->status = LD_ERR_BUFFER; return NULL; }
     if (d->capture > 0 &&
         ld_buffer_add_access_many(buffer, (size_t)d->capture, "main", LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_CARD,
                                   "card-sim", 1, 0) != 0) {
         d->status = LD_ERR_BUFFER;
     } else {
-        d->status = ld_device_run(&d->options, buffer, &d->stats);
+        d->status = ld_device_run(&d->options, buffer, whitelist, &d->stats);
     }
+    ld_whitelist_close(whitelist);
     ld_buffer_close(buffer);
     return NULL;
 }

@@ -119,7 +119,54 @@ static int send_batch(ld_conn *conn, ld_buffer *buffer, uint64_t after, size_t m
     return rc == 0 ? (int)n : -1;
 }
 
-int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_stats *stats_out) {
+/* Applies a whitelist diff and acknowledges the version it brought. */
+static int take_whitelist(ld_conn *conn, ld_whitelist *whitelist, const Linli__Device__V1__WhitelistDiff *diff) {
+    uint64_t before = ld_whitelist_version(whitelist);
+    if (ld_whitelist_apply(whitelist, diff) != 0) {
+        fprintf(stderr, "linli-device: whitelist diff from %llu does not apply to %llu\n",
+                (unsigned long long)diff->from_version, (unsigned long long)before);
+        return 0;
+    }
+    printf("whitelist %llu -> %llu full=%d upserts=%zu removes=%zu entries=%zu\n", (unsigned long long)before,
+           (unsigned long long)diff->to_version, diff->full ? 1 : 0, diff->n_upserts, diff->n_removes,
+           ld_whitelist_count(whitelist));
+    fflush(stdout);
+    Linli__Device__V1__WhitelistAck ack = LINLI__DEVICE__V1__WHITELIST_ACK__INIT;
+    ack.version = diff->to_version;
+    Linli__Device__V1__DeviceMessage message = LINLI__DEVICE__V1__DEVICE_MESSAGE__INIT;
+    message.kind_case = LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_WHITELIST_ACK;
+    message.whitelist_ack = &ack;
+    return ld_conn_send(conn, &message);
+}
+
+/* Cards presented and QR codes scanned at the door, checked offline against the whitelist. */
+static int door_actions(const ld_options *o, ld_buffer *buffer, const ld_whitelist *whitelist, int64_t clock_offset_ms) {
+    const char *door = o->door ? o->door : "main";
+    int64_t now = ld_now_ms() + clock_offset_ms;
+    for (int i = 0; i < o->n_swipes; i++) {
+        const char *key, *reason;
+        int granted = ld_whitelist_check_card(whitelist, o->swipes[i], door, now, &key, &reason);
+        printf("access card %s %s%s%s\n", o->swipes[i], granted ? "granted" : "refused", granted ? "" : ": ", reason);
+        if (ld_buffer_add_event(buffer, door, LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_CARD, key, granted, reason,
+                                ld_now_ms()) != 0) {
+            return -1;
+        }
+    }
+    for (int i = 0; i < o->n_qr_codes; i++) {
+        char holder[64];
+        const char *reason;
+        int granted = ld_whitelist_check_qr(whitelist, o->qr_codes[i], door, now, holder, sizeof holder, &reason);
+        printf("access qr %s%s%s\n", granted ? "granted" : "refused", granted ? "" : ": ", reason);
+        if (ld_buffer_add_event(buffer, door, LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_QR, holder, granted, reason,
+                                ld_now_ms()) != 0) {
+            return -1;
+        }
+    }
+    fflush(stdout);
+    return 0;
+}
+
+int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelist, ld_stats *stats_out) {
     ld_stats local;
     ld_stats *stats = stats_out ? stats_out : &local;
     if (!stats_out) memset(&local, 0, sizeof local);
@@ -164,6 +211,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_stats *stats_out) {
     hello.proof.len = sizeof proof;
     hello.firmware = (char *)(o->firmware ? o->firmware : "linli-device/1");
     hello.protocol_version = 1;
+    hello.whitelist_version = ld_whitelist_version(whitelist);
     Linli__Device__V1__DeviceMessage message = LINLI__DEVICE__V1__DEVICE_MESSAGE__INIT;
     message.kind_case = LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_HELLO;
     message.hello = &hello;
@@ -203,11 +251,16 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_stats *stats_out) {
     int64_t batch_sent_ms = 0;
     int64_t started = ld_now_ms();
     int64_t next_heartbeat = started + heartbeat_s * 1000;
+    int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0;
     status = LD_OK;
     for (;;) {
         int64_t now = ld_now_ms();
+        if (!actions_done && now - started >= 1000) {
+            actions_done = 1;
+            if (door_actions(o, buffer, whitelist, clock_offset_ms) != 0) { status = LD_ERR_BUFFER; break; }
+        }
         if (o->run_seconds > 0 && now - started >= (int64_t)o->run_seconds * 1000) break;
-        if (o->exit_when_acked && ld_buffer_pending(buffer) == 0 && in_flight == 0) break;
+        if (o->exit_when_acked && actions_done && ld_buffer_pending(buffer) == 0 && in_flight == 0) break;
         if (in_flight == 0 && ld_buffer_pending(buffer) > 0) {
             int sent = send_batch(&conn, buffer, commit, max_batch, &in_flight);
             if (sent < 0) { status = LD_ERR_CONNECT; break; }
@@ -229,7 +282,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_stats *stats_out) {
             if (left < wait) wait = left;
         }
         if (wait < 0) wait = 0;
-        int got = ld_conn_receive(&conn, (int)(wait > 1000 ? 1000 : wait), &in);
+        int got = ld_conn_receive(&conn, (int)(wait > 100 ? 100 : wait), &in);
         if (got == 0) continue;
         if (got < 0) { status = LD_ERR_CONNECT; break; }
         switch (in->kind_case) {
@@ -254,6 +307,9 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_stats *stats_out) {
             if (run_command(&conn, in->command, clock_offset_ms, recent, &recent_next, stats, o->quiet) != 0) {
                 status = LD_ERR_CONNECT;
             }
+            break;
+        case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST:
+            if (take_whitelist(&conn, whitelist, in->whitelist) != 0) status = LD_ERR_CONNECT;
             break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_REFUSAL:
             note_refusal(stats, in->refusal, o->quiet);

@@ -15,6 +15,16 @@ size_t ld_buffer_batch(const ld_buffer *b, uint64_t after, size_t max, const uin
                        uint64_t *seqs);
 int ld_buffer_acknowledge(ld_buffer *b, uint64_t point);
 
+int ld_whitelist_apply(ld_whitelist *w, const Linli__Device__V1__WhitelistDiff *diff);
+/* 1: open; 0: refused, with the reason; key is the matched entry ("" when unknown). */
+int ld_whitelist_check_card(const ld_whitelist *w, const char *card, const char *door, int64_t now_ms, const char **key,
+                            const char **reason);
+int ld_whitelist_check_qr(const ld_whitelist *w, const char *code, const char *door, int64_t now_ms, char *holder,
+                          size_t holder_len, const char **reason);
+/* Captures an access event with everything given. */
+int ld_buffer_add_event(ld_buffer *b, const char *door, int method, const char *credential, int granted, const char *reason,
+                        int64_t device_time_ms);
+
 /* A TLS connection to the gateway. */
 typedef struct ld_conn {
     int fd;

@@ -23,6 +23,8 @@ struct AuthenticatedDevice {
     let device: DeviceID
     let generation: Int32
     var commitPoint: Int64
+    /// The whitelist version the device holds, when a diff can start from it; nil: send it all.
+    let whitelistBase: Int64?
 }
 
 extension DeviceGateway {
@@ -105,8 +107,11 @@ extension DeviceGateway {
             // Sends due commands whenever something wakes it.
             let tenant = device.tenant
             let id = device.device
+            let base = device.whitelistBase
             group.addTask {
                 var sent: Set<DeviceCommandID> = []
+                // What the device will hold once it has applied what this connection sent.
+                var held = base
                 for await _ in wakes {
                     do {
                         for (command, body) in try await self.store.takeDue(for: id, except: sent, tenant: tenant, logger: logger) {
@@ -115,8 +120,12 @@ extension DeviceGateway {
                             out.yield(message)
                             sent.insert(command)
                         }
+                        if let diff = try await self.whitelists.diff(device: id, from: held, tenant: tenant, logger: logger) {
+                            out.yield(.with { $0.whitelist = diff })
+                            held = Int64(clamping: diff.toVersion)
+                        }
                     } catch {
-                        logger.warning("could not send due commands; the sweep retries", metadata: ["error": "\(error)"])
+                        logger.warning("could not send due commands or whitelist; the sweep retries", metadata: ["error": "\(error)"])
                     }
                 }
             }
@@ -144,6 +153,9 @@ extension DeviceGateway {
                         try await store.report(
                             DeviceCommandID(command), outcome: update.outcome, detail: update.detail, device: device.device,
                             tenant: device.tenant, logger: logger)
+                    case .whitelistAck(let ack):
+                        try await whitelists.acknowledge(
+                            Int64(clamping: ack.version), device: device.device, tenant: device.tenant, logger: logger)
                     case .hello:
                         throw DeviceRefusal(.malformed, "hello: the connection is already authenticated")
                     case nil:
@@ -188,7 +200,10 @@ extension DeviceGateway {
             let point = try await store.connected(
                 device, generation: credential.generation, firmware: hello.firmware, tenant: tenant, logger: logger)
         else { throw DeviceRefusal(.deviceDisabled, "the device changed while connecting; reconnect") }
-        return AuthenticatedDevice(tenant: tenant, device: device, generation: credential.generation, commitPoint: point)
+        let base = try await whitelists.baseline(
+            device: device, reported: Int64(clamping: hello.whitelistVersion), tenant: tenant, logger: logger)
+        return AuthenticatedDevice(
+            tenant: tenant, device: device, generation: credential.generation, commitPoint: point, whitelistBase: base)
     }
 
     /// Stores a batch and answers with the new commit point: events at or below the current one
@@ -202,6 +217,7 @@ extension DeviceGateway {
         let now = Date()
         var commit = Linli_Device_V1_CommitPoint()
         var incoming: [DeviceStore.IncomingEvent] = []
+        var access: [AccessLog.Row] = []
         var upTo = device.commitPoint
         for event in batch.events.sorted(by: { $0.seq < $1.seq }) {
             guard event.seq > 0, let seq = Int64(exactly: event.seq) else {
@@ -232,6 +248,9 @@ extension DeviceGateway {
                 commit.refused.append(refused)
                 continue
             }
+            if case .access(let event) = event.body {
+                access.append(AccessLog.row(seq: seq, event: event, deviceTime: time, late: -ahead > Self.lateAfter))
+            }
             incoming.append(
                 DeviceStore.IncomingEvent(
                     seq: seq, kind: kind, deviceTime: time, late: -ahead > Self.lateAfter,
@@ -240,7 +259,7 @@ extension DeviceGateway {
         if upTo > device.commitPoint {
             guard
                 let result = try await store.ingest(
-                    incoming, upTo: upTo, device: device.device, generation: device.generation, tenant: device.tenant, logger: logger)
+                    incoming, access: access, upTo: upTo, device: device.device, generation: device.generation, tenant: device.tenant, logger: logger)
             else { throw DeviceRefusal(.deviceDisabled, "the device was disabled, revoked or given a new secret") }
             device.commitPoint = result.commitPoint
             Counter(label: MetricName.deviceEvents).increment(by: result.stored)

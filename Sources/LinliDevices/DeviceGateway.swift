@@ -55,6 +55,7 @@ public final class DeviceGateway: Service, Sendable {
 
     let configuration: Configuration
     let store: DeviceStore
+    let whitelists: WhitelistStore
     let database: Database
     let tenants: TenantRegistry
     let presence: DevicePresence
@@ -71,6 +72,7 @@ public final class DeviceGateway: Service, Sendable {
         self.configuration = configuration
         self.database = database
         self.store = DeviceStore(database: database)
+        self.whitelists = WhitelistStore(database: database)
         self.tenants = tenants
         self.presence = DevicePresence(redis: redis)
         self.validate = validate
@@ -115,6 +117,12 @@ public final class DeviceGateway: Service, Sendable {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
                 group.addTask { await self.listenForCommands() }
+                group.addTask { await self.listenForWhitelistChanges() }
+                group.addTask {
+                    await PeriodicJob.run(every: .seconds(60), first: .afterInterval, name: "access_tidy", logger: self.logger) {
+                        try await self.tidy()
+                    }
+                }
                 group.addTask {
                     await PeriodicJob.run(every: self.configuration.sweepInterval, first: .afterInterval, name: "device_sweep", logger: self.logger) {
                         try await self.sweep()
@@ -146,6 +154,31 @@ public final class DeviceGateway: Service, Sendable {
         }
     }
 
+    /// Reconciles the whitelists a change marked, in the tenant whose schema NOTIFY names; the
+    /// reconcile wakes the connections of devices whose version moved.
+    private func listenForWhitelistChanges() async {
+        await database.listen(on: "linli_whitelist") { schema in
+            guard schema.hasPrefix("t_"), let tenant = try? await self.tenants.find(slug: String(schema.dropFirst(2))) else { return }
+            do {
+                try await self.whitelists.reconcileMarked(tenant: tenant, logger: self.logger)
+            } catch {
+                self.logger.warning("whitelist reconcile failed; the sweep retries", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// The slow clock: every whitelist is reconciled (expired passes and credentials leave),
+    /// stranger alarms past their window clear, and access records past retention are deleted.
+    public func tidy() async throws {
+        for tenantID in try await presence.tenants() {
+            guard let tenant = try? await tenants.tenant(id: tenantID) else { continue }
+            try await whitelists.reconcileAll(tenant: tenant, logger: logger)
+            try await database.tenantTransaction(tenant) { connection in
+                try await AccessLog.tidy(on: connection, logger: self.logger)
+            }
+        }
+    }
+
     /// The backstop and the clock: silent devices go offline, commands past their time settle,
     /// and connections with due commands that a lost notification did not wake are woken. The
     /// gateway runs it every `sweepInterval`; tests call it to make time pass deterministically.
@@ -163,6 +196,7 @@ public final class DeviceGateway: Service, Sendable {
                 try await presence.forget(silent.map(\.0), tenant: tenantID, before: cutoff)
             }
             _ = try await store.sweepCommands(tenant: tenant, logger: logger)
+            try await whitelists.reconcileMarked(tenant: tenant, logger: logger)
         }
         for (_, (tenant, links)) in connections.byTenant() {
             let due = try await store.devicesWithQueuedCommands(links.map(\.device), tenant: tenant, logger: logger)

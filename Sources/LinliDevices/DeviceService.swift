@@ -116,13 +116,16 @@ extension DeviceService: Linli_Device_V1_DeviceService.ServiceProtocol {
         let id: DeviceID = try Input.id(m.deviceID, field: "device_id")
         let limit = try Input.pageSize(m.page.pageSize)
         // The token holds the last sequence number of the page before.
-        let before = try PageToken.decode(m.page.pageToken).map { Int64(clamping: Int(($0.0.timeIntervalSince1970 * 1_000_000).rounded())) }
+        let before = try PageToken.decodeSequenced(m.page.pageToken).map(\.2)
         return try await handler.read(request) { [store] call in
             _ = try await store.device(id, for: call.principal, on: call.connection, logger: call.logger)
             let rows = try await store.events(of: id, before: before, limit: limit, on: call.connection, logger: call.logger)
-            let page = PageToken.page(rows, limit: limit) { (Date(timeIntervalSince1970: Double($0.seq) / 1_000_000), id.uuid) }
+            let rowsOfPage = Array(rows.prefix(limit))
             var response = Linli_Device_V1_ListDeviceEventsResponse()
-            response.events = try page.rows.map { row in
+            if rows.count > limit, let last = rowsOfPage.last {
+                response.nextPageToken = PageToken.encode(Date(timeIntervalSince1970: 0), id.uuid, sequence: last.seq)
+            }
+            response.events = try rowsOfPage.map { row in
                 var stored = Linli_Device_V1_StoredEvent()
                 stored.deviceID = id.description
                 stored.event = try Linli_Device_V1_Event(serializedBytes: Array(buffer: row.body))
@@ -130,7 +133,6 @@ extension DeviceService: Linli_Device_V1_DeviceService.ServiceProtocol {
                 stored.late = row.late
                 return stored
             }
-            response.nextPageToken = page.next
             return response
         }
     }

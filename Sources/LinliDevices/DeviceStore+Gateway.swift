@@ -65,7 +65,8 @@ extension DeviceStore {
     /// refused for good); returns the new commit point and how many events were new, or nil when
     /// the device is no longer active under `generation` (nothing is stored then).
     public func ingest(
-        _ events: [IncomingEvent], upTo: Int64, device: DeviceID, generation: Int32, tenant: TenantRef, logger: Logger
+        _ events: [IncomingEvent], access: [AccessLog.Row], upTo: Int64, device: DeviceID, generation: Int32, tenant: TenantRef,
+        logger: Logger
     ) async throws(LinliError) -> (commitPoint: Int64, stored: Int)? {
         try await database.tenantTransaction(tenant) { connection in
             let rows = try await connection.query(
@@ -85,11 +86,13 @@ extension DeviceStore {
                 )
                 SELECT (SELECT commit_point FROM d), (SELECT count(*) FROM ins)
                 """, logger: logger)
+            var result: (Int64, Int)?
             for try await (point, stored) in rows.decode((Int64?, Int64).self) {
-                guard let point else { return nil }
-                return (point, Int(clamping: stored))
+                if let point { result = (point, Int(clamping: stored)) }
             }
-            return nil
+            guard let result else { return nil }
+            try await AccessLog.record(access, device: device, on: connection, logger: logger)
+            return result
         }
     }
 

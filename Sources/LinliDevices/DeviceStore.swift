@@ -130,7 +130,7 @@ public struct DeviceStore: Sendable {
         community: CommunityID, after cursor: (Date, UUID)?, limit: Int, on connection: PostgresConnection, logger: Logger
     ) async throws -> [Device] {
         let at = cursor?.0 ?? .distantPast
-        let after = cursor?.1 ?? UUID(uuid: UUID_NULL)
+        let after = cursor?.1 ?? UUID(uuid: uuidZero)
         let rows = try await connection.query(
             """
             SELECT \(unescaped: Self.deviceColumns) FROM devices
@@ -164,5 +164,3 @@ public struct DeviceStore: Sendable {
         return result
     }
 }
-
-private let UUID_NULL: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)

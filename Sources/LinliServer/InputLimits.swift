@@ -50,6 +50,10 @@ public enum InputLimits {
         "RefusedEvent.reason": .line(200), "Command.command_id": .line(36), "OpenDoor.door_code": .line(32),
         "CommandUpdate.command_id": .line(36), "CommandUpdate.detail": .line(200),
         "RegisterDeviceRequest.serial": .line(64), "RegisterDeviceRequest.name": .line(100),
+        "WhitelistDiff.qr_public_key": .line(32), "WhitelistDiff.removes": .line(36), "WhitelistEntry.key": .line(36),
+        "WhitelistEntry.value": .line(64), "WhitelistEntry.door_codes": .line(32), "DoorInfo.code": .line(32),
+        "DoorInfo.building_id": .line(36), "CreateDoorRequest.code": .line(32), "CreateDoorRequest.name": .line(100),
+        "IssueCredentialRequest.value": .line(64),
     ]
 
     public static let counts: [String: Int] = [
@@ -61,6 +65,7 @@ public enum InputLimits {
         "category_codes": 50, "invoices": 20, "times": 48,
         "photo_refs": 9, "weekdays": 7, "methods": 6, "tiers": 10,
         "EventBatch.events": 256, "CommitPoint.refused": 256,
+        "WhitelistDiff.upserts": 10_000, "WhitelistDiff.removes": 10_000, "WhitelistEntry.door_codes": 16, "WhitelistDiff.doors": 16,
     ]
 
     public static let integers: [String: ClosedRange<Int64>] = [
@@ -82,6 +87,8 @@ public enum InputLimits {
         // Device frames: sequence numbers and device clocks in milliseconds.
         "seq": 0...Int64.max, "device_time_ms": (earliestSeconds * 1000)...(latestSeconds * 1000),
         "hold_seconds": 0...600, "protocol_version": 0...1_000, "ttl_seconds": 0...86_400,
+        "whitelist_version": 0...Int64.max, "WhitelistAck.version": 0...Int64.max,
+        "stranger_threshold": 0...100, "stranger_window_minutes": 0...1_440, "retention_days": 0...365,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

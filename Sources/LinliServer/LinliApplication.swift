@@ -134,6 +134,7 @@ public struct LinliApplication: Sendable {
             InboxService(database: database, logger: logger),
             BillingService(database: database, logger: logger),
             DeviceService(database: database, logger: logger),
+            AccessService(database: database, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(

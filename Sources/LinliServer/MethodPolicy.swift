@@ -179,5 +179,20 @@ public enum MethodPolicy {
         "linli.device.v1.DeviceService/SendCommand": Rule(permission: .deviceCommand, rateClass: .write),
         "linli.device.v1.DeviceService/GetCommand": Rule(permission: .deviceRead, rateClass: .read),
         "linli.device.v1.DeviceService/WatchCommand": Rule(permission: .deviceRead, rateClass: .read),
+
+        "linli.device.v1.AccessService/CreateDoor": Rule(permission: .accessManage, rateClass: .write),
+        "linli.device.v1.AccessService/ListDoors": Rule(permission: .accessRead, rateClass: .read),
+        "linli.device.v1.AccessService/BindDoorDevice": Rule(permission: .accessManage, rateClass: .write),
+        "linli.device.v1.AccessService/IssueCredential": Rule(permission: .accessManage, rateClass: .write),
+        "linli.device.v1.AccessService/RevokeCredential": Rule(permission: .accessManage, rateClass: .write),
+        "linli.device.v1.AccessService/ListCredentials": Rule(permission: .accessManage, rateClass: .read),
+        "linli.device.v1.AccessService/WithdrawFaceConsent": Rule(permission: .accessFace, rateClass: .write),
+        "linli.device.v1.AccessService/IssueQRCode": Rule(permission: .accessOwn, rateClass: .write),
+        "linli.device.v1.AccessService/OpenDoor": Rule(permission: .accessOpen, rateClass: .write),
+        "linli.device.v1.AccessService/ListAccessLog": Rule(permission: .accessRead, rateClass: .read),
+        "linli.device.v1.AccessService/ListMyAccessLog": Rule(permission: .accessOwn, rateClass: .read),
+        "linli.device.v1.AccessService/GetWhitelistStatus": Rule(permission: .accessRead, rateClass: .read),
+        "linli.device.v1.AccessService/GetAccessSettings": Rule(permission: .accessRead, rateClass: .read),
+        "linli.device.v1.AccessService/SetAccessSettings": Rule(permission: .accessManage, rateClass: .write),
     ]
 }

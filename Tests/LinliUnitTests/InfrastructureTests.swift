@@ -77,6 +77,8 @@ struct InfrastructureTests {
             Linli_Property_V1_PatrolService.Method.descriptors,
             Linli_Property_V1_InboxService.Method.descriptors,
             Linli_Billing_V1_BillingService.Method.descriptors,
+            Linli_Device_V1_DeviceService.Method.descriptors,
+            Linli_Device_V1_AccessService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(

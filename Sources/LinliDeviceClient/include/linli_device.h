@@ -40,6 +40,11 @@ typedef struct ld_options {
     int heartbeat_override;   /* seconds; 0: what the server says */
     int frame_limit_probe;    /* testing: announce a frame over the limit after Welcome */
     int garbage_probe;        /* testing: send a frame that is not a DeviceMessage after Welcome */
+    const char *door;         /* the door code swipes and scans happen at */
+    const char *swipes[16];   /* card numbers presented at the door, 1 s after connecting */
+    int n_swipes;
+    const char *qr_codes[4];  /* QR codes scanned at the door, 1 s after connecting */
+    int n_qr_codes;
 } ld_options;
 
 /* What one run did. */
@@ -72,9 +77,16 @@ int ld_buffer_add_access_many(ld_buffer *buffer, size_t count, const char *door,
 size_t ld_buffer_pending(const ld_buffer *buffer);
 uint64_t ld_buffer_commit_point(const ld_buffer *buffer);
 
+/* The whitelist the device holds (persisted beside the buffer file as <path>.whitelist). */
+typedef struct ld_whitelist ld_whitelist;
+ld_whitelist *ld_whitelist_open(const char *buffer_path);
+void ld_whitelist_close(ld_whitelist *whitelist);
+uint64_t ld_whitelist_version(const ld_whitelist *whitelist);
+size_t ld_whitelist_count(const ld_whitelist *whitelist);
+
 /* One device session: connect, authenticate, then send, heartbeat and obey until done.
  * Returns an LD_* status; fills stats when it is not NULL. */
-int ld_device_run(const ld_options *options, ld_buffer *buffer, ld_stats *stats);
+int ld_device_run(const ld_options *options, ld_buffer *buffer, ld_whitelist *whitelist, ld_stats *stats);
 
 /* The linli-device program (run, capture, simulate). */
 int linli_device_main(int argc, char **argv);

@@ -817,7 +817,187 @@ void   linli__device__v1__command_update__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__command_update__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor linli__device__v1__device_message__field_descriptors[4] =
+void   linli__device__v1__whitelist_diff__init
+                     (Linli__Device__V1__WhitelistDiff         *message)
+{
+  static const Linli__Device__V1__WhitelistDiff init_value = LINLI__DEVICE__V1__WHITELIST_DIFF__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__whitelist_diff__get_packed_size
+                     (const Linli__Device__V1__WhitelistDiff *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_diff__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__whitelist_diff__pack
+                     (const Linli__Device__V1__WhitelistDiff *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_diff__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__whitelist_diff__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistDiff *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_diff__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__WhitelistDiff *
+       linli__device__v1__whitelist_diff__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__WhitelistDiff *)
+     protobuf_c_message_unpack (&linli__device__v1__whitelist_diff__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__whitelist_diff__free_unpacked
+                     (Linli__Device__V1__WhitelistDiff *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__whitelist_diff__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   linli__device__v1__door_info__init
+                     (Linli__Device__V1__DoorInfo         *message)
+{
+  static const Linli__Device__V1__DoorInfo init_value = LINLI__DEVICE__V1__DOOR_INFO__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__door_info__get_packed_size
+                     (const Linli__Device__V1__DoorInfo *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__door_info__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__door_info__pack
+                     (const Linli__Device__V1__DoorInfo *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__door_info__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__door_info__pack_to_buffer
+                     (const Linli__Device__V1__DoorInfo *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__door_info__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__DoorInfo *
+       linli__device__v1__door_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__DoorInfo *)
+     protobuf_c_message_unpack (&linli__device__v1__door_info__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__door_info__free_unpacked
+                     (Linli__Device__V1__DoorInfo *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__door_info__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   linli__device__v1__whitelist_entry__init
+                     (Linli__Device__V1__WhitelistEntry         *message)
+{
+  static const Linli__Device__V1__WhitelistEntry init_value = LINLI__DEVICE__V1__WHITELIST_ENTRY__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__whitelist_entry__get_packed_size
+                     (const Linli__Device__V1__WhitelistEntry *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_entry__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__whitelist_entry__pack
+                     (const Linli__Device__V1__WhitelistEntry *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_entry__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__whitelist_entry__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistEntry *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_entry__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__WhitelistEntry *
+       linli__device__v1__whitelist_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__WhitelistEntry *)
+     protobuf_c_message_unpack (&linli__device__v1__whitelist_entry__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__whitelist_entry__free_unpacked
+                     (Linli__Device__V1__WhitelistEntry *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__whitelist_entry__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   linli__device__v1__whitelist_ack__init
+                     (Linli__Device__V1__WhitelistAck         *message)
+{
+  static const Linli__Device__V1__WhitelistAck init_value = LINLI__DEVICE__V1__WHITELIST_ACK__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__whitelist_ack__get_packed_size
+                     (const Linli__Device__V1__WhitelistAck *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_ack__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__whitelist_ack__pack
+                     (const Linli__Device__V1__WhitelistAck *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_ack__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__whitelist_ack__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistAck *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__whitelist_ack__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__WhitelistAck *
+       linli__device__v1__whitelist_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__WhitelistAck *)
+     protobuf_c_message_unpack (&linli__device__v1__whitelist_ack__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__whitelist_ack__free_unpacked
+                     (Linli__Device__V1__WhitelistAck *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__whitelist_ack__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+static const ProtobufCFieldDescriptor linli__device__v1__device_message__field_descriptors[5] =
 {
   {
     "hello",
@@ -867,17 +1047,30 @@ static const ProtobufCFieldDescriptor linli__device__v1__device_message__field_d
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "whitelist_ack",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__DeviceMessage, kind_case),
+    offsetof(Linli__Device__V1__DeviceMessage, whitelist_ack),
+    &linli__device__v1__whitelist_ack__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__device_message__field_indices_by_name[] = {
   3,   /* field[3] = command_update */
   2,   /* field[2] = events */
   1,   /* field[1] = heartbeat */
   0,   /* field[0] = hello */
+  4,   /* field[4] = whitelist_ack */
 };
 static const ProtobufCIntRange linli__device__v1__device_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor =
 {
@@ -887,14 +1080,14 @@ const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor =
   "Linli__Device__V1__DeviceMessage",
   "linli.device.v1",
   sizeof(Linli__Device__V1__DeviceMessage),
-  4,
+  5,
   linli__device__v1__device_message__field_descriptors,
   linli__device__v1__device_message__field_indices_by_name,
   1,  linli__device__v1__device_message__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__device_message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_descriptors[6] =
+static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_descriptors[7] =
 {
   {
     "challenge",
@@ -968,6 +1161,18 @@ static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_d
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "whitelist",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__ServerMessage, kind_case),
+    offsetof(Linli__Device__V1__ServerMessage, whitelist),
+    &linli__device__v1__whitelist_diff__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__server_message__field_indices_by_name[] = {
   0,   /* field[0] = challenge */
@@ -976,11 +1181,12 @@ static const unsigned linli__device__v1__server_message__field_indices_by_name[]
   5,   /* field[5] = heartbeat_ack */
   2,   /* field[2] = refusal */
   1,   /* field[1] = welcome */
+  6,   /* field[6] = whitelist */
 };
 static const ProtobufCIntRange linli__device__v1__server_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__server_message__descriptor =
 {
@@ -990,7 +1196,7 @@ const ProtobufCMessageDescriptor linli__device__v1__server_message__descriptor =
   "Linli__Device__V1__ServerMessage",
   "linli.device.v1",
   sizeof(Linli__Device__V1__ServerMessage),
-  6,
+  7,
   linli__device__v1__server_message__field_descriptors,
   linli__device__v1__server_message__field_indices_by_name,
   1,  linli__device__v1__server_message__number_ranges,
@@ -1061,7 +1267,7 @@ const ProtobufCMessageDescriptor linli__device__v1__challenge__descriptor =
   (ProtobufCMessageInit) linli__device__v1__challenge__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__hello__field_descriptors[6] =
+static const ProtobufCFieldDescriptor linli__device__v1__hello__field_descriptors[7] =
 {
   {
     "tenant",
@@ -1135,6 +1341,18 @@ static const ProtobufCFieldDescriptor linli__device__v1__hello__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "whitelist_version",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__Hello, whitelist_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__hello__field_indices_by_name[] = {
   2,   /* field[2] = client_nonce */
@@ -1143,11 +1361,12 @@ static const unsigned linli__device__v1__hello__field_indices_by_name[] = {
   3,   /* field[3] = proof */
   5,   /* field[5] = protocol_version */
   0,   /* field[0] = tenant */
+  6,   /* field[6] = whitelist_version */
 };
 static const ProtobufCIntRange linli__device__v1__hello__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__hello__descriptor =
 {
@@ -1157,7 +1376,7 @@ const ProtobufCMessageDescriptor linli__device__v1__hello__descriptor =
   "Linli__Device__V1__Hello",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Hello),
-  6,
+  7,
   linli__device__v1__hello__field_descriptors,
   linli__device__v1__hello__field_indices_by_name,
   1,  linli__device__v1__hello__number_ranges,
@@ -1951,6 +2170,314 @@ const ProtobufCMessageDescriptor linli__device__v1__command_update__descriptor =
   (ProtobufCMessageInit) linli__device__v1__command_update__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
+static const ProtobufCFieldDescriptor linli__device__v1__whitelist_diff__field_descriptors[7] =
+{
+  {
+    "from_version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistDiff, from_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "to_version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistDiff, to_version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "full",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistDiff, full),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "upserts",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__WhitelistDiff, n_upserts),
+    offsetof(Linli__Device__V1__WhitelistDiff, upserts),
+    &linli__device__v1__whitelist_entry__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "removes",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Linli__Device__V1__WhitelistDiff, n_removes),
+    offsetof(Linli__Device__V1__WhitelistDiff, removes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "qr_public_key",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BYTES,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistDiff, qr_public_key),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "doors",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__WhitelistDiff, n_doors),
+    offsetof(Linli__Device__V1__WhitelistDiff, doors),
+    &linli__device__v1__door_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__whitelist_diff__field_indices_by_name[] = {
+  6,   /* field[6] = doors */
+  0,   /* field[0] = from_version */
+  2,   /* field[2] = full */
+  5,   /* field[5] = qr_public_key */
+  4,   /* field[4] = removes */
+  1,   /* field[1] = to_version */
+  3,   /* field[3] = upserts */
+};
+static const ProtobufCIntRange linli__device__v1__whitelist_diff__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 7 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__whitelist_diff__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.WhitelistDiff",
+  "WhitelistDiff",
+  "Linli__Device__V1__WhitelistDiff",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__WhitelistDiff),
+  7,
+  linli__device__v1__whitelist_diff__field_descriptors,
+  linli__device__v1__whitelist_diff__field_indices_by_name,
+  1,  linli__device__v1__whitelist_diff__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__whitelist_diff__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__door_info__field_descriptors[2] =
+{
+  {
+    "code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__DoorInfo, code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "building_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__DoorInfo, building_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__door_info__field_indices_by_name[] = {
+  1,   /* field[1] = building_id */
+  0,   /* field[0] = code */
+};
+static const ProtobufCIntRange linli__device__v1__door_info__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__door_info__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.DoorInfo",
+  "DoorInfo",
+  "Linli__Device__V1__DoorInfo",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__DoorInfo),
+  2,
+  linli__device__v1__door_info__field_descriptors,
+  linli__device__v1__door_info__field_indices_by_name,
+  1,  linli__device__v1__door_info__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__door_info__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__whitelist_entry__field_descriptors[6] =
+{
+  {
+    "key",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistEntry, key),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistEntry, kind),
+    &linli__device__v1__credential_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistEntry, value),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "valid_from_ms",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistEntry, valid_from_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "valid_until_ms",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistEntry, valid_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "door_codes",
+    6,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Linli__Device__V1__WhitelistEntry, n_door_codes),
+    offsetof(Linli__Device__V1__WhitelistEntry, door_codes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__whitelist_entry__field_indices_by_name[] = {
+  5,   /* field[5] = door_codes */
+  0,   /* field[0] = key */
+  1,   /* field[1] = kind */
+  3,   /* field[3] = valid_from_ms */
+  4,   /* field[4] = valid_until_ms */
+  2,   /* field[2] = value */
+};
+static const ProtobufCIntRange linli__device__v1__whitelist_entry__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__whitelist_entry__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.WhitelistEntry",
+  "WhitelistEntry",
+  "Linli__Device__V1__WhitelistEntry",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__WhitelistEntry),
+  6,
+  linli__device__v1__whitelist_entry__field_descriptors,
+  linli__device__v1__whitelist_entry__field_indices_by_name,
+  1,  linli__device__v1__whitelist_entry__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__whitelist_entry__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__whitelist_ack__field_descriptors[1] =
+{
+  {
+    "version",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__WhitelistAck, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__whitelist_ack__field_indices_by_name[] = {
+  0,   /* field[0] = version */
+};
+static const ProtobufCIntRange linli__device__v1__whitelist_ack__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__whitelist_ack__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.WhitelistAck",
+  "WhitelistAck",
+  "Linli__Device__V1__WhitelistAck",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__WhitelistAck),
+  1,
+  linli__device__v1__whitelist_ack__field_descriptors,
+  linli__device__v1__whitelist_ack__field_indices_by_name,
+  1,  linli__device__v1__whitelist_ack__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__whitelist_ack__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
 static const ProtobufCEnumValue linli__device__v1__refusal_code__enum_values_by_number[8] =
 {
   { "REFUSAL_CODE_UNSPECIFIED", "LINLI__DEVICE__V1__REFUSAL_CODE__REFUSAL_CODE_UNSPECIFIED", 0 },
@@ -2061,5 +2588,39 @@ const ProtobufCEnumDescriptor linli__device__v1__command_outcome__descriptor =
   linli__device__v1__command_outcome__enum_values_by_name,
   1,
   linli__device__v1__command_outcome__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__credential_kind__enum_values_by_number[5] =
+{
+  { "CREDENTIAL_KIND_UNSPECIFIED", "LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_UNSPECIFIED", 0 },
+  { "CREDENTIAL_KIND_CARD", "LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_CARD", 1 },
+  { "CREDENTIAL_KIND_PIN", "LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_PIN", 2 },
+  { "CREDENTIAL_KIND_FACE", "LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_FACE", 3 },
+  { "CREDENTIAL_KIND_VISITOR_CODE", "LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_VISITOR_CODE", 4 },
+};
+static const ProtobufCIntRange linli__device__v1__credential_kind__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__credential_kind__enum_values_by_name[5] =
+{
+  { "CREDENTIAL_KIND_CARD", 1 },
+  { "CREDENTIAL_KIND_FACE", 3 },
+  { "CREDENTIAL_KIND_PIN", 2 },
+  { "CREDENTIAL_KIND_UNSPECIFIED", 0 },
+  { "CREDENTIAL_KIND_VISITOR_CODE", 4 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__credential_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.CredentialKind",
+  "CredentialKind",
+  "Linli__Device__V1__CredentialKind",
+  "linli.device.v1",
+  5,
+  linli__device__v1__credential_kind__enum_values_by_number,
+  5,
+  linli__device__v1__credential_kind__enum_values_by_name,
+  1,
+  linli__device__v1__credential_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

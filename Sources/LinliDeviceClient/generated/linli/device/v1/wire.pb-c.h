@@ -33,6 +33,10 @@ typedef struct Linli__Device__V1__Command Linli__Device__V1__Command;
 typedef struct Linli__Device__V1__OpenDoor Linli__Device__V1__OpenDoor;
 typedef struct Linli__Device__V1__Reboot Linli__Device__V1__Reboot;
 typedef struct Linli__Device__V1__CommandUpdate Linli__Device__V1__CommandUpdate;
+typedef struct Linli__Device__V1__WhitelistDiff Linli__Device__V1__WhitelistDiff;
+typedef struct Linli__Device__V1__DoorInfo Linli__Device__V1__DoorInfo;
+typedef struct Linli__Device__V1__WhitelistEntry Linli__Device__V1__WhitelistEntry;
+typedef struct Linli__Device__V1__WhitelistAck Linli__Device__V1__WhitelistAck;
 
 
 /* --- enums --- */
@@ -87,6 +91,23 @@ typedef enum _Linli__Device__V1__CommandOutcome {
   LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_FAILED = 3
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__COMMAND_OUTCOME)
 } Linli__Device__V1__CommandOutcome;
+typedef enum _Linli__Device__V1__CredentialKind {
+  LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_UNSPECIFIED = 0,
+  LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_CARD = 1,
+  /*
+   * `value` is the hex SHA-256 of "<key>:<pin>": the device hashes what is typed the same way.
+   */
+  LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_PIN = 2,
+  /*
+   * `value` is the reference of a face template enrolled on the device.
+   */
+  LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_FACE = 3,
+  /*
+   * A visitor's pass code, valid in its window.
+   */
+  LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_VISITOR_CODE = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__CREDENTIAL_KIND)
+} Linli__Device__V1__CredentialKind;
 
 /* --- messages --- */
 
@@ -95,7 +116,8 @@ typedef enum {
   LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_HELLO = 1,
   LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_HEARTBEAT = 2,
   LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_EVENTS = 3,
-  LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_COMMAND_UPDATE = 4
+  LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_COMMAND_UPDATE = 4,
+  LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND_WHITELIST_ACK = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__DEVICE_MESSAGE__KIND__CASE)
 } Linli__Device__V1__DeviceMessage__KindCase;
 
@@ -111,6 +133,7 @@ struct  Linli__Device__V1__DeviceMessage
     Linli__Device__V1__Heartbeat *heartbeat;
     Linli__Device__V1__EventBatch *events;
     Linli__Device__V1__CommandUpdate *command_update;
+    Linli__Device__V1__WhitelistAck *whitelist_ack;
   };
 };
 #define LINLI__DEVICE__V1__DEVICE_MESSAGE__INIT \
@@ -125,7 +148,8 @@ typedef enum {
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_REFUSAL = 3,
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_COMMIT = 4,
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_COMMAND = 5,
-  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_HEARTBEAT_ACK = 6
+  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_HEARTBEAT_ACK = 6,
+  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__SERVER_MESSAGE__KIND__CASE)
 } Linli__Device__V1__ServerMessage__KindCase;
 
@@ -143,6 +167,7 @@ struct  Linli__Device__V1__ServerMessage
     Linli__Device__V1__CommitPoint *commit;
     Linli__Device__V1__Command *command;
     Linli__Device__V1__HeartbeatAck *heartbeat_ack;
+    Linli__Device__V1__WhitelistDiff *whitelist;
   };
 };
 #define LINLI__DEVICE__V1__SERVER_MESSAGE__INIT \
@@ -192,10 +217,15 @@ struct  Linli__Device__V1__Hello
   ProtobufCBinaryData proof;
   char *firmware;
   uint32_t protocol_version;
+  /*
+   * The whitelist version the device holds (0: none). Anything but the version it last
+   * acknowledged gets a full whitelist.
+   */
+  uint64_t whitelist_version;
 };
 #define LINLI__DEVICE__V1__HELLO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__hello__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, {0,NULL}, {0,NULL}, (char *)protobuf_c_empty_string, 0, 0 }
 
 
 struct  Linli__Device__V1__Welcome
@@ -440,6 +470,94 @@ struct  Linli__Device__V1__CommandUpdate
 #define LINLI__DEVICE__V1__COMMAND_UPDATE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__command_update__descriptor) \
     , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+/*
+ * Who may open this device's doors, as a change from the version the device last acknowledged
+ * (README, "Access control"). The device applies `removes`, then `upserts`, then stores
+ * `to_version` and acknowledges it; with `full` it first forgets every entry it holds. An
+ * entry added and removed while the device was away is in neither list: the device gets the
+ * net change. Faces travel as references to templates enrolled on the device, never as images.
+ */
+struct  Linli__Device__V1__WhitelistDiff
+{
+  ProtobufCMessage base;
+  uint64_t from_version;
+  uint64_t to_version;
+  protobuf_c_boolean full;
+  size_t n_upserts;
+  Linli__Device__V1__WhitelistEntry **upserts;
+  /*
+   * Entry keys.
+   */
+  size_t n_removes;
+  char **removes;
+  /*
+   * Ed25519 public key (32 bytes) that verifies the community's QR codes offline.
+   */
+  ProtobufCBinaryData qr_public_key;
+  /*
+   * The doors this device serves, with their buildings, for checking QR codes.
+   */
+  size_t n_doors;
+  Linli__Device__V1__DoorInfo **doors;
+};
+#define LINLI__DEVICE__V1__WHITELIST_DIFF__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__whitelist_diff__descriptor) \
+    , 0, 0, 0, 0,NULL, 0,NULL, {0,NULL}, 0,NULL }
+
+
+struct  Linli__Device__V1__DoorInfo
+{
+  ProtobufCMessage base;
+  char *code;
+  /*
+   * Empty: a community gate.
+   */
+  char *building_id;
+};
+#define LINLI__DEVICE__V1__DOOR_INFO__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__door_info__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Linli__Device__V1__WhitelistEntry
+{
+  ProtobufCMessage base;
+  /*
+   * The credential's id; the device reports it in AccessEvent.credential.
+   */
+  char *key;
+  Linli__Device__V1__CredentialKind kind;
+  char *value;
+  int64_t valid_from_ms;
+  /*
+   * 0: open-ended.
+   */
+  int64_t valid_until_ms;
+  /*
+   * The doors of this device the entry opens.
+   */
+  size_t n_door_codes;
+  char **door_codes;
+};
+#define LINLI__DEVICE__V1__WHITELIST_ENTRY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__whitelist_entry__descriptor) \
+    , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__CREDENTIAL_KIND__CREDENTIAL_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0,NULL }
+
+
+struct  Linli__Device__V1__WhitelistAck
+{
+  ProtobufCMessage base;
+  /*
+   * The to_version the device now holds. An ack older than one already acknowledged, or newer
+   * than any sent, is ignored.
+   */
+  uint64_t version;
+};
+#define LINLI__DEVICE__V1__WHITELIST_ACK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__whitelist_ack__descriptor) \
+    , 0 }
 
 
 /* Linli__Device__V1__DeviceMessage methods */
@@ -784,6 +902,82 @@ Linli__Device__V1__CommandUpdate *
 void   linli__device__v1__command_update__free_unpacked
                      (Linli__Device__V1__CommandUpdate *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__WhitelistDiff methods */
+void   linli__device__v1__whitelist_diff__init
+                     (Linli__Device__V1__WhitelistDiff         *message);
+size_t linli__device__v1__whitelist_diff__get_packed_size
+                     (const Linli__Device__V1__WhitelistDiff   *message);
+size_t linli__device__v1__whitelist_diff__pack
+                     (const Linli__Device__V1__WhitelistDiff   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__whitelist_diff__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistDiff   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__WhitelistDiff *
+       linli__device__v1__whitelist_diff__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__whitelist_diff__free_unpacked
+                     (Linli__Device__V1__WhitelistDiff *message,
+                      ProtobufCAllocator *allocator);
+/* Linli__Device__V1__DoorInfo methods */
+void   linli__device__v1__door_info__init
+                     (Linli__Device__V1__DoorInfo         *message);
+size_t linli__device__v1__door_info__get_packed_size
+                     (const Linli__Device__V1__DoorInfo   *message);
+size_t linli__device__v1__door_info__pack
+                     (const Linli__Device__V1__DoorInfo   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__door_info__pack_to_buffer
+                     (const Linli__Device__V1__DoorInfo   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__DoorInfo *
+       linli__device__v1__door_info__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__door_info__free_unpacked
+                     (Linli__Device__V1__DoorInfo *message,
+                      ProtobufCAllocator *allocator);
+/* Linli__Device__V1__WhitelistEntry methods */
+void   linli__device__v1__whitelist_entry__init
+                     (Linli__Device__V1__WhitelistEntry         *message);
+size_t linli__device__v1__whitelist_entry__get_packed_size
+                     (const Linli__Device__V1__WhitelistEntry   *message);
+size_t linli__device__v1__whitelist_entry__pack
+                     (const Linli__Device__V1__WhitelistEntry   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__whitelist_entry__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistEntry   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__WhitelistEntry *
+       linli__device__v1__whitelist_entry__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__whitelist_entry__free_unpacked
+                     (Linli__Device__V1__WhitelistEntry *message,
+                      ProtobufCAllocator *allocator);
+/* Linli__Device__V1__WhitelistAck methods */
+void   linli__device__v1__whitelist_ack__init
+                     (Linli__Device__V1__WhitelistAck         *message);
+size_t linli__device__v1__whitelist_ack__get_packed_size
+                     (const Linli__Device__V1__WhitelistAck   *message);
+size_t linli__device__v1__whitelist_ack__pack
+                     (const Linli__Device__V1__WhitelistAck   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__whitelist_ack__pack_to_buffer
+                     (const Linli__Device__V1__WhitelistAck   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__WhitelistAck *
+       linli__device__v1__whitelist_ack__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__whitelist_ack__free_unpacked
+                     (Linli__Device__V1__WhitelistAck *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Linli__Device__V1__DeviceMessage_Closure)
@@ -840,6 +1034,18 @@ typedef void (*Linli__Device__V1__Reboot_Closure)
 typedef void (*Linli__Device__V1__CommandUpdate_Closure)
                  (const Linli__Device__V1__CommandUpdate *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__WhitelistDiff_Closure)
+                 (const Linli__Device__V1__WhitelistDiff *message,
+                  void *closure_data);
+typedef void (*Linli__Device__V1__DoorInfo_Closure)
+                 (const Linli__Device__V1__DoorInfo *message,
+                  void *closure_data);
+typedef void (*Linli__Device__V1__WhitelistEntry_Closure)
+                 (const Linli__Device__V1__WhitelistEntry *message,
+                  void *closure_data);
+typedef void (*Linli__Device__V1__WhitelistAck_Closure)
+                 (const Linli__Device__V1__WhitelistAck *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -849,6 +1055,7 @@ typedef void (*Linli__Device__V1__CommandUpdate_Closure)
 extern const ProtobufCEnumDescriptor    linli__device__v1__refusal_code__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__access_method__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__command_outcome__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__credential_kind__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__server_message__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__challenge__descriptor;
@@ -867,6 +1074,10 @@ extern const ProtobufCMessageDescriptor linli__device__v1__command__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__open_door__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__reboot__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__command_update__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__whitelist_diff__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__door_info__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__whitelist_entry__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__whitelist_ack__descriptor;
 
 PROTOBUF_C__END_DECLS
 
