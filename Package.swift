@@ -255,7 +255,7 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
-                "LinliWorkOrders", "LinliBilling", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "LinliWorkOrders", "LinliBilling", "LinliDevices", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -15,7 +15,7 @@
 
 static void usage(void) {
     fputs("usage:\n"
-          "  linli-device run --tenant SLUG --device ID [--secret HEX | env LINLI_DEVICE_SECRET]\n"
+          "  linli-device run (--credentials FILE | --tenant SLUG --device ID [--secret HEX | env LINLI_DEVICE_SECRET])\n"
           "      [--host 127.0.0.1] [--port 8444] [--ca .data/tls/ca.crt] [--buffer FILE]\n"
           "      [--capture N] [--door CODE] [--time-offset-ms MS] [--run-seconds S] [--exit-when-acked]\n"
           "      [--reconnect] [--heartbeat-seconds S] [--quiet] [--swipe CARD]... [--scan-qr CODE]...\n"
@@ -33,6 +33,7 @@ typedef struct cli {
     long long time_offset_ms;
     int reconnect;
     const char *devices_file;
+    char cred_tenant[65], cred_device[37], cred_secret[65];
 } cli;
 
 static int parse_long(const char *text, long min, long max, long *out) {
@@ -81,6 +82,20 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--run-seconds")) { NEED_VALUE if (parse_long(v, 0, 86400 * 365, &n)) goto bad; c->options.run_seconds = (int)n; }
         else if (!strcmp(a, "--heartbeat-seconds")) { NEED_VALUE if (parse_long(v, 1, 3600, &n)) goto bad; c->options.heartbeat_override = (int)n; }
         else if (!strcmp(a, "--devices-file")) { NEED_VALUE c->devices_file = v; }
+        else if (!strcmp(a, "--credentials")) {
+            /* "tenant device_id secret", as linli seed-demo writes it: keeps the secret off the command line. */
+            NEED_VALUE
+            FILE *f = fopen(v, "r");
+            if (!f || fscanf(f, "%64s %36s %64s", c->cred_tenant, c->cred_device, c->cred_secret) != 3) {
+                if (f) fclose(f);
+                fprintf(stderr, "linli-device: %s: expected \"tenant device_id secret\"\n", v);
+                return -1;
+            }
+            fclose(f);
+            c->options.tenant = c->cred_tenant;
+            c->options.device_id = c->cred_device;
+            c->options.secret_hex = c->cred_secret;
+        }
         else if (!strcmp(a, "--exit-when-acked")) c->options.exit_when_acked = 1;
         else if (!strcmp(a, "--reconnect")) c->reconnect = 1;
         else if (!strcmp(a, "--quiet")) c->options.quiet = 1;
@@ -226,13 +241,14 @@ static int command_simulate(cli *c) {
         d->capture = c->capture;
         if (pthread_create(&threads[i], &attr, sim_thread, d) != 0) { d->status = LD_ERR_CONNECT; threads[i] = 0; }
     }
-    uint64_t acked = 0, refused = 0, commands = 0, heartbeats = 0, failures = 0, total_latencies = 0;
+    uint64_t acked = 0, refused = 0, commands = 0, heartbeats = 0, heartbeat_acks = 0, failures = 0, total_latencies = 0;
     for (size_t i = 0; i < n; i++) {
         if (threads[i]) pthread_join(threads[i], NULL);
         acked += devices[i].stats.events_acked;
         refused += devices[i].stats.events_refused;
         commands += devices[i].stats.commands_run;
         heartbeats += devices[i].stats.heartbeats;
+        heartbeat_acks += devices[i].stats.heartbeat_acks;
         total_latencies += devices[i].stats.n_ack_latencies;
         if (devices[i].status != LD_OK) failures++;
     }
@@ -251,10 +267,11 @@ static int command_simulate(cli *c) {
         p99 = all[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
     }
     printf("{\"devices\": %zu, \"failed\": %llu, \"events_acked\": %llu, \"events_refused\": %llu, "
-           "\"commands_run\": %llu, \"heartbeats\": %llu, \"seconds\": %.3f, \"events_per_second\": %.1f, "
-           "\"ack_p50_ms\": %.2f, \"ack_p99_ms\": %.2f}\n",
+           "\"commands_run\": %llu, \"heartbeats\": %llu, \"heartbeat_acks\": %llu, \"heartbeat_acks_per_second\": %.1f, "
+           "\"seconds\": %.3f, \"events_per_second\": %.1f, \"ack_p50_ms\": %.2f, \"ack_p99_ms\": %.2f}\n",
            n, (unsigned long long)failures, (unsigned long long)acked, (unsigned long long)refused,
-           (unsigned long long)commands, (unsigned long long)heartbeats, seconds, seconds > 0 ? (double)acked / seconds : 0.0,
+           (unsigned long long)commands, (unsigned long long)heartbeats, (unsigned long long)heartbeat_acks,
+           seconds > 0 ? (double)heartbeat_acks / seconds : 0.0, seconds, seconds > 0 ? (double)acked / seconds : 0.0,
            (double)p50 / 1000.0, (double)p99 / 1000.0);
     free(all);
     free(threads);

@@ -308,6 +308,9 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
                 status = LD_ERR_CONNECT;
             }
             break;
+        case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_HEARTBEAT_ACK:
+            stats->heartbeat_acks++;
+            break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST:
             if (take_whitelist(&conn, whitelist, in->whitelist) != 0) status = LD_ERR_CONNECT;
             break;

@@ -1,4 +1,5 @@
 import Foundation
+import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
@@ -97,8 +98,8 @@ extension DeviceStore {
     }
 
     /// Marks devices offline that Redis last saw at the given times, when they are online and
-    /// not seen since `silentSince` (a device that reconnected meanwhile stays online), and
-    /// raises one `device.offline` alarm each; returns the devices it marked.
+    /// not seen since `silentSince` (a device that reconnected meanwhile stays online), raises one
+    /// `device.offline` alarm each and tells the community's managers; returns the devices it marked.
     public func markOffline(_ devices: [(DeviceID, Date)], silentSince: Date, tenant: TenantRef, logger: Logger)
         async throws(LinliError) -> [DeviceID]
     {
@@ -109,17 +110,31 @@ extension DeviceStore {
                     UPDATE devices d SET online = false, last_seen_at = GREATEST(d.last_seen_at, s.seen)
                     FROM unnest(\(devices.map(\.0.uuid)), \(devices.map(\.1))) AS s(id, seen)
                     WHERE d.id = s.id AND d.online AND (d.last_seen_at IS NULL OR d.last_seen_at < \(silentSince))
-                    RETURNING d.id
+                    RETURNING d.id, d.community_id, d.name
                 ), alarm AS (
                     INSERT INTO device_alarms (id, device_id, type, severity)
                     SELECT uuid_v7(), id, 'device.offline', 'major' FROM off
                     ON CONFLICT (device_id, type) WHERE status <> 'cleared' DO NOTHING
+                    RETURNING id, device_id
                 )
-                SELECT id FROM off
+                SELECT off.id, off.community_id, off.name, alarm.id, u.id
+                FROM off LEFT JOIN alarm ON alarm.device_id = off.id
+                LEFT JOIN user_communities uc ON uc.community_id = off.community_id AND alarm.id IS NOT NULL
+                LEFT JOIN users u ON u.id = uc.user_id AND u.role = 'manager' AND u.status = 'active'
                 """, logger: logger)
-            var marked: [DeviceID] = []
-            for try await id in rows.decode(UUID.self) { marked.append(DeviceID(id)) }
-            return marked
+            var marked: Set<DeviceID> = []
+            for try await (id, community, name, alarm, manager) in rows.decode((UUID, UUID, String, UUID?, UUID?).self) {
+                marked.insert(DeviceID(id))
+                guard let alarm, let manager else { continue }
+                var message = Linli_Events_V1_DeviceAlarmRaised()
+                message.alarmID = alarm.uuidString.lowercased()
+                message.deviceID = id.uuidString.lowercased()
+                message.communityID = community.uuidString.lowercased()
+                message.type = "device.offline"
+                message.detail = "\(name) stopped answering"
+                try await Outbox.enqueue(Topic.deviceAlarmRaised, message, to: UserID(manager), on: connection, logger: logger)
+            }
+            return Array(marked)
         }
     }
 }

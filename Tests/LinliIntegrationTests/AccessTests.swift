@@ -282,4 +282,48 @@ struct AccessTests {
         #expect(result.output.contains("command \(gate.commands[0].id) open_door gate"))
         #expect(result.output.contains("command \(b2.commands[0].id) open_door b2"))
     }
+
+    @Test("a visitor pass opens the gates in its window; access records past the retention are deleted")
+    func visitorsAndRetention() async throws {
+        let server = try await TestServer.shared.value
+        let f = try await AccessFixture.make(server)
+        let resident = try await server.login(f.demo, "resident1")
+        var visit = Linli_Property_V1_RegisterVisitorRequest()
+        visit.requestID = UUID().uuidString
+        visit.communityID = f.demo.community.description
+        visit.visitorName = "访客甲"
+        visit.validUntil = .init(date: Date().addingTimeInterval(3600))
+        let pass = try await Linli_Property_V1_VisitorService.Client(wrapping: server.client).registerVisitor(visit, metadata: resident).pass
+        try await f.settle()
+        let synced = try await f.runDevice([])
+        #expect(synced.output.contains("full=1 upserts=1 removes=0 entries=1"), "\(synced.output)")
+        let entry = try await server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            var found: [String] = []
+            let rows = try await connection.query(
+                "SELECT kind || ':' || value || ':' || array_to_string(door_codes, ',') FROM whitelist_entries WHERE key = \(pass.id)",
+                logger: server.app.logger)
+            for try await text in rows.decode(String.self) { found.append(text) }
+            return found
+        }
+        #expect(entry == ["visitor_code:\(pass.code):gate"], "a pass opens the gates only")
+
+        // Two events two days old, then a retention of one day.
+        _ = try await DeviceProgram.run(f.device.arguments("capture") + ["--capture", "2", "--time-offset-ms", "-172800000"])
+        _ = try await f.runDevice(["--swipe", "X1", "--exit-when-acked"])
+        var settings = Linli_Device_V1_SetAccessSettingsRequest()
+        settings.requestID = UUID().uuidString
+        settings.settings = .with {
+            $0.communityID = f.demo.community.description
+            $0.strangerThreshold = 5
+            $0.strangerWindowMinutes = 10
+            $0.retentionDays = 1
+        }
+        _ = try await f.access.setAccessSettings(settings, metadata: f.manager)
+        try await server.app.deviceGateway.tidy()
+        var all = Linli_Device_V1_ListAccessLogRequest()
+        all.communityID = f.demo.community.description
+        let left = try await f.access.listAccessLog(all, metadata: f.manager).entries
+        #expect(left.count == 1 && left.first?.late == false, "the two old records are gone, today's stays")
+        #expect(try await server.storedEvents(f.device, as: f.manager).count == 1)
+    }
 }

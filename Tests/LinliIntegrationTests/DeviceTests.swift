@@ -391,6 +391,14 @@ struct DeviceTests {
             }
         }
         #expect(try await alarms() == ["active"])
+        let inbox = Linli_Property_V1_InboxService.Client(wrapping: server.client)
+        var told = 0
+        let deadline = ContinuousClock.now + .seconds(5)
+        while told == 0, ContinuousClock.now < deadline {
+            told = try await inbox.listNotifications(.init(), metadata: manager).notifications.filter { $0.topic == "device.alarm" }.count
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(told == 1, "the manager hears of it once")
 
         #expect(try await DeviceProgram.run(device.arguments() + ["--run-seconds", "1"]).status == 0)
         #expect(try await server.device(device, in: demo, as: manager)?.online == true)

@@ -14,6 +14,10 @@ rate limits raised, so that the limiter does not hide the handlers.
 import base64
 import concurrent.futures
 import os
+import random
+import socket
+import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -35,7 +39,7 @@ ROLES = [("demo", "manager"), ("demo", "cashier"), ("demo", "technician"), ("dem
          ("demo", "resident1"), ("", "operator"), (None, None)]
 MODULES = ["identity.v1.identity", "platform.v1.platform", "billing.v1.billing", "property.v1.notices",
            "property.v1.work_orders", "property.v1.cases", "property.v1.front_desk", "property.v1.base_data",
-           "property.v1.inbox", "property.v1.patrol"]
+           "property.v1.inbox", "property.v1.patrol", "device.v1.devices", "device.v1.access"]
 
 INT32 = [-1, 6, 32767, 32768, 2**31 - 1, -2**31, 10**9]
 INT64 = [-1, 2**63 - 1, -2**63, 10**9, 10**15]
@@ -318,6 +322,77 @@ class FuzzTest(unittest.TestCase):
             except grpc.RpcError:
                 time.sleep(0.5)
         return False
+
+
+DEVICE_PORT = int(os.environ.get("LINLI_TEST_DEVICE_PORT", "8444"))
+
+
+def device_connection():
+    """A TLS connection to the device gateway that has read its Challenge frame."""
+    context = ssl.create_default_context(cafile=CA)
+    raw = socket.create_connection(("127.0.0.1", DEVICE_PORT), timeout=10)
+    conn = context.wrap_socket(raw, server_hostname="127.0.0.1")
+    frame = read_frame(conn)
+    assert frame is not None and frame[:1] == b"\x0a", "the gateway's first frame is a Challenge"
+    return conn
+
+
+def read_frame(conn):
+    head = b""
+    while len(head) < 4:
+        chunk = conn.recv(4 - len(head))
+        if not chunk:
+            return None
+        head += chunk
+    (length,) = struct.unpack(">I", head)
+    body = b""
+    while len(body) < length:
+        chunk = conn.recv(min(65536, length - len(body)))
+        if not chunk:
+            return None
+        body += chunk
+    return body
+
+
+class GatewayFuzzTest(unittest.TestCase):
+    """Hostile frames at the device gateway: each ends its own connection with a Refusal or a
+    close, never the gateway; the gRPC server keeps answering."""
+
+    def test_hostile_frames(self):
+        rng = random.Random(20261129)
+        cases = [b"\x00\x00\x00\x05garbage"[:4] + b"\xff" * 5, struct.pack(">I", 0), struct.pack(">I", (2 << 20) + 1),
+                 struct.pack(">I", 0xFFFFFFFF), struct.pack(">I", 10) + b"\x0a\x08" + b"\x00" * 8]
+        # Hellos with every field out of bounds, and random bodies of random lengths.
+        cases.append(struct.pack(">I", 3) + b"\x0a\x01\x0a")
+        for _ in range(60):
+            body = bytes(rng.getrandbits(8) for _ in range(rng.randrange(0, 300)))
+            cases.append(struct.pack(">I", len(body)) + body)
+        refused = closed = 0
+        for case in cases:
+            conn = device_connection()
+            try:
+                conn.sendall(case)
+                frame = read_frame(conn)
+                if frame is None:
+                    closed += 1
+                else:
+                    self.assertEqual(frame[:1], b"\x1a", f"a Refusal answers {case[:16]!r}")
+                    refused += 1
+            except (ConnectionError, ssl.SSLError, socket.timeout):
+                closed += 1
+            finally:
+                conn.close()
+        # Many connections that never say Hello, held open at once.
+        idle = [device_connection() for _ in range(50)]
+        for conn in idle:
+            conn.close()
+        # The gateway still greets and the API still answers.
+        device_connection().close()
+        client = Linli(TARGET, CA)
+        self.assertTrue(FuzzTest.serving(client))
+        client.close()
+        print(f"gateway fuzz: {len(cases)} hostile frames: {refused} refused with a reason, {closed} closed; "
+              f"50 silent connections; gateway and API still serving", file=sys.stderr)
 
 
 def encode_varint(value):

@@ -54,6 +54,7 @@ typedef struct ld_stats {
     uint64_t events_refused;
     uint64_t commands_run;
     uint64_t heartbeats;
+    uint64_t heartbeat_acks;
     int refusal_code;          /* the server's RefusalCode when it refused, else 0 */
     char refusal_detail[201];
     /* event → commit latency per batch, microseconds, for benchmarks */
