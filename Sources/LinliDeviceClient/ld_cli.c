@@ -20,8 +20,8 @@ static void usage(void) {
           "      [--capture N] [--door CODE] [--time-offset-ms MS] [--run-seconds S] [--exit-when-acked]\n"
           "      [--reconnect] [--heartbeat-seconds S] [--quiet] [--swipe CARD]... [--scan-qr CODE]...\n"
           "  linli-device capture --buffer FILE --capture N [--door CODE] [--time-offset-ms MS]\n"
-          "  linli-device simulate --devices-file FILE [--host H] [--port P] [--ca CA] [--capture N]\n"
-          "      [--run-seconds S] [--heartbeat-seconds S]\n"
+          "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
+          "      [--run-seconds S] [--heartbeat-seconds S] [--ramp CONNECTIONS_PER_S] [--batch-every-ms MS --batch-size N]\n"
           "      FILE: one device per line, \"tenant device_id secret\"\n",
           stderr);
 }
@@ -33,6 +33,8 @@ typedef struct cli {
     long long time_offset_ms;
     int reconnect;
     const char *devices_file;
+    long devices; /* simulate: the first N devices of the file; 0: all */
+    long ramp;    /* simulate: new connections per second (default 500) */
     char cred_tenant[65], cred_device[37], cred_secret[65];
 } cli;
 
@@ -82,6 +84,10 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--run-seconds")) { NEED_VALUE if (parse_long(v, 0, 86400 * 365, &n)) goto bad; c->options.run_seconds = (int)n; }
         else if (!strcmp(a, "--heartbeat-seconds")) { NEED_VALUE if (parse_long(v, 1, 3600, &n)) goto bad; c->options.heartbeat_override = (int)n; }
         else if (!strcmp(a, "--devices-file")) { NEED_VALUE c->devices_file = v; }
+        else if (!strcmp(a, "--devices")) { NEED_VALUE if (parse_long(v, 1, 100000, &c->devices)) goto bad; }
+        else if (!strcmp(a, "--ramp")) { NEED_VALUE if (parse_long(v, 1, 100000, &c->ramp)) goto bad; }
+        else if (!strcmp(a, "--batch-every-ms")) { NEED_VALUE if (parse_long(v, 1, 3600000, &n)) goto bad; c->options.batch_every_ms = (int)n; }
+        else if (!strcmp(a, "--batch-size")) { NEED_VALUE if (parse_long(v, 1, 256, &n)) goto bad; c->options.batch_size = (int)n; }
         else if (!strcmp(a, "--credentials")) {
             /* "tenant device_id secret", as linli seed-demo writes it: keeps the secret off the command line. */
             NEED_VALUE
@@ -176,11 +182,19 @@ typedef struct sim_device {
     ld_options options;
     char tenant[65], device_id[37], secret[65];
     long capture;
+    int64_t start_at_ms;
     ld_stats stats;
     int status;
     int connected;
 } sim_device;
 
+static void sim_sleep_ms(int64_t ms) {
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (ms > 0 && nanosleep(&ts, &ts) != 0 && !ld_stop_requested) {}
+}
+
+/* One simulated device: starts at its ramp slot, and like a real device reconnects with
+ * backoff and jitter when the connection fails, until its run is over. */
 static void *sim_thread(void *arg) {
     sim_device *d = arg;
     ld_buffer *buffer = ld_buffer_open(NULL);
@@ -191,11 +205,46 @@ static void *sim_thread(void *arg) {
                                   "card-sim", 1, 0) != 0) {
         d->status = LD_ERR_BUFFER;
     } else {
-        d->status = ld_device_run(&d->options, buffer, whitelist, &d->stats);
+        sim_sleep_ms(d->start_at_ms - ld_now_ms());
+        int64_t ends = d->options.run_seconds > 0 ? ld_now_ms() + (int64_t)d->options.run_seconds * 1000 : 0;
+        unsigned int seed = (unsigned int)(uintptr_t)d;
+        int backoff = 500;
+        for (;;) {
+            ld_options options = d->options;
+            if (ends) {
+                int64_t left = ends - ld_now_ms();
+                if (left <= 0) { d->status = LD_OK; break; }
+                options.run_seconds = (int)((left + 999) / 1000);
+            }
+            ld_stats run;
+            memset(&run, 0, sizeof run);
+            run.ack_latencies_us = d->stats.ack_latencies_us;
+            run.n_ack_latencies = d->stats.n_ack_latencies;
+            run.cap_ack_latencies = d->stats.cap_ack_latencies;
+            d->status = ld_device_run(&options, buffer, whitelist, &run);
+            d->stats.events_acked += run.events_acked;
+            d->stats.events_refused += run.events_refused;
+            d->stats.commands_run += run.commands_run;
+            d->stats.heartbeats += run.heartbeats;
+            d->stats.heartbeat_acks += run.heartbeat_acks;
+            d->stats.ack_latencies_us = run.ack_latencies_us;
+            d->stats.n_ack_latencies = run.n_ack_latencies;
+            d->stats.cap_ack_latencies = run.cap_ack_latencies;
+            if (d->status != LD_ERR_CONNECT || ld_stop_requested) break;
+            if (d->options.exit_when_acked && ld_buffer_pending(buffer) == 0) { d->status = LD_OK; break; }
+            d->stats.reconnects++;
+            sim_sleep_ms(backoff / 2 + (int64_t)(rand_r(&seed) % (unsigned int)backoff));
+            if (backoff < 8000) backoff *= 2;
+        }
     }
     ld_whitelist_close(whitelist);
     ld_buffer_close(buffer);
     return NULL;
+}
+
+static void on_stop(int signal_number) {
+    (void)signal_number;
+    ld_stop_requested = 1;
 }
 
 static int compare_u64(const void *a, const void *b) {
@@ -210,7 +259,7 @@ static int command_simulate(cli *c) {
     size_t cap = 64, n = 0;
     sim_device *devices = calloc(cap, sizeof *devices);
     char line[256];
-    while (devices && fgets(line, sizeof line, f)) {
+    while (devices && (c->devices == 0 || (long)n < c->devices) && fgets(line, sizeof line, f)) {
         if (n == cap) {
             sim_device *grown = realloc(devices, cap * 2 * sizeof *grown);
             if (!grown) break;
@@ -223,15 +272,25 @@ static int command_simulate(cli *c) {
         n++;
     }
     fclose(f);
-    if (!devices || n == 0) { fputs("linli-device: no devices in the file\n", stderr); free(devices); return LD_ERR_USAGE; }
+    if (!devices || n == 0 || (c->devices > 0 && (long)n < c->devices)) {
+        fprintf(stderr, "linli-device: the file lists %zu devices, fewer than asked\n", n);
+        free(devices);
+        return LD_ERR_USAGE;
+    }
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 256 * 1024);
     pthread_t *threads = calloc(n, sizeof *threads);
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+    /* SIGTERM ends the run early and still prints the summary. */
+    signal(SIGTERM, on_stop);
+    signal(SIGINT, on_stop);
+    long ramp = c->ramp > 0 ? c->ramp : 500;
+    int64_t first = ld_now_ms();
     for (size_t i = 0; i < n; i++) {
         sim_device *d = &devices[i];
+        d->start_at_ms = first + (int64_t)(i * 1000 / (size_t)ramp);
         d->options = c->options;
         d->options.tenant = d->tenant;
         d->options.device_id = d->device_id;
@@ -242,6 +301,7 @@ static int command_simulate(cli *c) {
         if (pthread_create(&threads[i], &attr, sim_thread, d) != 0) { d->status = LD_ERR_CONNECT; threads[i] = 0; }
     }
     uint64_t acked = 0, refused = 0, commands = 0, heartbeats = 0, heartbeat_acks = 0, failures = 0, total_latencies = 0;
+    uint64_t reconnects = 0;
     for (size_t i = 0; i < n; i++) {
         if (threads[i]) pthread_join(threads[i], NULL);
         acked += devices[i].stats.events_acked;
@@ -249,6 +309,7 @@ static int command_simulate(cli *c) {
         commands += devices[i].stats.commands_run;
         heartbeats += devices[i].stats.heartbeats;
         heartbeat_acks += devices[i].stats.heartbeat_acks;
+        reconnects += devices[i].stats.reconnects;
         total_latencies += devices[i].stats.n_ack_latencies;
         if (devices[i].status != LD_OK) failures++;
     }
@@ -266,10 +327,10 @@ static int command_simulate(cli *c) {
         p50 = all[k / 2];
         p99 = all[(k * 99) / 100 < k ? (k * 99) / 100 : k - 1];
     }
-    printf("{\"devices\": %zu, \"failed\": %llu, \"events_acked\": %llu, \"events_refused\": %llu, "
+    printf("{\"devices\": %zu, \"failed\": %llu, \"reconnects\": %llu, \"events_acked\": %llu, \"events_refused\": %llu, "
            "\"commands_run\": %llu, \"heartbeats\": %llu, \"heartbeat_acks\": %llu, \"heartbeat_acks_per_second\": %.1f, "
            "\"seconds\": %.3f, \"events_per_second\": %.1f, \"ack_p50_ms\": %.2f, \"ack_p99_ms\": %.2f}\n",
-           n, (unsigned long long)failures, (unsigned long long)acked, (unsigned long long)refused,
+           n, (unsigned long long)failures, (unsigned long long)reconnects, (unsigned long long)acked, (unsigned long long)refused,
            (unsigned long long)commands, (unsigned long long)heartbeats, (unsigned long long)heartbeat_acks,
            seconds > 0 ? (double)heartbeat_acks / seconds : 0.0, seconds, seconds > 0 ? (double)acked / seconds : 0.0,
            (double)p50 / 1000.0, (double)p99 / 1000.0);

@@ -10,6 +10,8 @@
 
 #define LD_RECENT_COMMANDS 64
 
+volatile int ld_stop_requested = 0;
+
 static int parse_secret(const char *hex, uint8_t out[32]) {
     if (!hex || strlen(hex) != 64) return -1;
     for (int i = 0; i < 32; i++) {
@@ -120,17 +122,19 @@ static int send_batch(ld_conn *conn, ld_buffer *buffer, uint64_t after, size_t m
 }
 
 /* Applies a whitelist diff and acknowledges the version it brought. */
-static int take_whitelist(ld_conn *conn, ld_whitelist *whitelist, const Linli__Device__V1__WhitelistDiff *diff) {
+static int take_whitelist(ld_conn *conn, ld_whitelist *whitelist, const Linli__Device__V1__WhitelistDiff *diff, int quiet) {
     uint64_t before = ld_whitelist_version(whitelist);
     if (ld_whitelist_apply(whitelist, diff) != 0) {
         fprintf(stderr, "linli-device: whitelist diff from %llu does not apply to %llu\n",
                 (unsigned long long)diff->from_version, (unsigned long long)before);
         return 0;
     }
-    printf("whitelist %llu -> %llu full=%d upserts=%zu removes=%zu entries=%zu\n", (unsigned long long)before,
-           (unsigned long long)diff->to_version, diff->full ? 1 : 0, diff->n_upserts, diff->n_removes,
-           ld_whitelist_count(whitelist));
-    fflush(stdout);
+    if (!quiet) {
+        printf("whitelist %llu -> %llu full=%d upserts=%zu removes=%zu entries=%zu\n", (unsigned long long)before,
+               (unsigned long long)diff->to_version, diff->full ? 1 : 0, diff->n_upserts, diff->n_removes,
+               ld_whitelist_count(whitelist));
+        fflush(stdout);
+    }
     Linli__Device__V1__WhitelistAck ack = LINLI__DEVICE__V1__WHITELIST_ACK__INIT;
     ack.version = diff->to_version;
     Linli__Device__V1__DeviceMessage message = LINLI__DEVICE__V1__DEVICE_MESSAGE__INIT;
@@ -253,8 +257,18 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
     int64_t next_heartbeat = started + heartbeat_s * 1000;
     int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0;
     status = LD_OK;
+    int64_t next_batch = started + o->batch_every_ms;
     for (;;) {
         int64_t now = ld_now_ms();
+        if (ld_stop_requested) break;
+        if (o->batch_every_ms > 0 && o->batch_size > 0 && now >= next_batch) {
+            next_batch += o->batch_every_ms;
+            if (ld_buffer_add_access_many(buffer, (size_t)o->batch_size, o->door ? o->door : "main",
+                                          LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_CARD, "card-sim", 1, 0) != 0) {
+                status = LD_ERR_BUFFER;
+                break;
+            }
+        }
         if (!actions_done && now - started >= 1000) {
             actions_done = 1;
             if (door_actions(o, buffer, whitelist, clock_offset_ms) != 0) { status = LD_ERR_BUFFER; break; }
@@ -277,12 +291,13 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
             next_heartbeat = now + heartbeat_s * 1000;
         }
         int64_t wait = next_heartbeat - ld_now_ms();
+        if (o->batch_every_ms > 0 && next_batch - ld_now_ms() < wait) wait = next_batch - ld_now_ms();
         if (o->run_seconds > 0) {
             int64_t left = started + (int64_t)o->run_seconds * 1000 - ld_now_ms();
             if (left < wait) wait = left;
         }
         if (wait < 0) wait = 0;
-        int got = ld_conn_receive(&conn, (int)(wait > 100 ? 100 : wait), &in);
+        int got = ld_conn_receive(&conn, (int)(wait > 100 ? 100 : wait < 1 ? 1 : wait), &in);
         if (got == 0) continue;
         if (got < 0) { status = LD_ERR_CONNECT; break; }
         switch (in->kind_case) {
@@ -312,7 +327,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
             stats->heartbeat_acks++;
             break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST:
-            if (take_whitelist(&conn, whitelist, in->whitelist) != 0) status = LD_ERR_CONNECT;
+            if (take_whitelist(&conn, whitelist, in->whitelist, o->quiet) != 0) status = LD_ERR_CONNECT;
             break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_REFUSAL:
             note_refusal(stats, in->refusal, o->quiet);

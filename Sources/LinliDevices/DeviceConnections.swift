@@ -12,16 +12,29 @@ final class DeviceLink: Sendable {
     let generation: Int32
     let outgoing: AsyncStream<Linli_Device_V1_ServerMessage>.Continuation
     let wakeUp: AsyncStream<Void>.Continuation
+    let channel: any Channel
+
+    /// Messages queued for a device that does not read; past it the connection closes.
+    static let maxQueued = 1024
 
     init(
         device: DeviceID, tenant: TenantRef, generation: Int32,
-        outgoing: AsyncStream<Linli_Device_V1_ServerMessage>.Continuation, wakeUp: AsyncStream<Void>.Continuation
+        outgoing: AsyncStream<Linli_Device_V1_ServerMessage>.Continuation, wakeUp: AsyncStream<Void>.Continuation,
+        channel: any Channel
     ) {
         self.device = device
         self.tenant = tenant
         self.generation = generation
         self.outgoing = outgoing
         self.wakeUp = wakeUp
+        self.channel = channel
+    }
+
+    /// Queues a message for the device; a device that stopped reading (its queue full) is
+    /// disconnected rather than allowed to grow the server's memory. What it misses is resent
+    /// after it reconnects (commands still due, its whitelist from its version, its commit point).
+    func send(_ message: Linli_Device_V1_ServerMessage) {
+        if case .dropped = outgoing.yield(message) { channel.close(promise: nil) }
     }
 
     /// Looks for due commands soon (several wake-ups before it looks are one look).
@@ -29,7 +42,7 @@ final class DeviceLink: Sendable {
 
     /// Sends a `Refusal` and closes the connection after it.
     func close(_ code: Linli_Device_V1_RefusalCode, _ detail: String) {
-        outgoing.yield(.refusal(code, detail))
+        send(.refusal(code, detail))
         outgoing.finish()
     }
 }

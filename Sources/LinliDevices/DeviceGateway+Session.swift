@@ -84,9 +84,11 @@ extension DeviceGateway {
         device: inout AuthenticatedDevice, frames: inout NIOAsyncChannelInboundStream<ByteBuffer>.AsyncIterator,
         outbound: NIOAsyncChannelOutboundWriter<ByteBuffer>, channel: any Channel, logger: Logger
     ) async throws {
-        let (outgoing, out) = AsyncStream.makeStream(of: Linli_Device_V1_ServerMessage.self)
+        let (outgoing, out) = AsyncStream.makeStream(
+            of: Linli_Device_V1_ServerMessage.self, bufferingPolicy: .bufferingOldest(DeviceLink.maxQueued))
         let (wakes, wakeUp) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let link = DeviceLink(device: device.device, tenant: device.tenant, generation: device.generation, outgoing: out, wakeUp: wakeUp)
+        let link = DeviceLink(
+            device: device.device, tenant: device.tenant, generation: device.generation, outgoing: out, wakeUp: wakeUp, channel: channel)
         connections.add(link)
         let gauge = Gauge(label: MetricName.deviceConnections)
         gauge.record(connections.count)
@@ -117,11 +119,11 @@ extension DeviceGateway {
                         for (command, body) in try await self.store.takeDue(for: id, except: sent, tenant: tenant, logger: logger) {
                             var message = Linli_Device_V1_ServerMessage()
                             message.command = try Linli_Device_V1_Command(serializedBytes: Array(buffer: body))
-                            out.yield(message)
+                            link.send(message)
                             sent.insert(command)
                         }
                         if let diff = try await self.whitelists.diff(device: id, from: held, tenant: tenant, logger: logger) {
-                            out.yield(.with { $0.whitelist = diff })
+                            link.send(.with { $0.whitelist = diff })
                             held = Int64(clamping: diff.toVersion)
                         }
                     } catch {
@@ -142,10 +144,10 @@ extension DeviceGateway {
                     case .heartbeat:
                         var ack = Linli_Device_V1_HeartbeatAck()
                         ack.serverTimeMs = Self.nowMs()
-                        out.yield(.with { $0.heartbeatAck = ack })
+                        link.send(.with { $0.heartbeatAck = ack })
                     case .events(let batch):
                         let commit = try await ingest(batch, device: &device, logger: logger)
-                        out.yield(.with { $0.commit = commit })
+                        link.send(.with { $0.commit = commit })
                     case .commandUpdate(let update):
                         guard let command = UUID(uuidString: update.commandID) else {
                             throw DeviceRefusal(.malformed, "command_update.command_id: is not a command id")

@@ -45,7 +45,12 @@ typedef struct ld_options {
     int n_swipes;
     const char *qr_codes[4];  /* QR codes scanned at the door, 1 s after connecting */
     int n_qr_codes;
+    int batch_every_ms;       /* paced load: capture batch_size events every this many ms */
+    int batch_size;
 } ld_options;
+
+/* Set (from a signal handler) to end every running ld_device_run at its next turn, with LD_OK. */
+extern volatile int ld_stop_requested;
 
 /* What one run did. */
 typedef struct ld_stats {
@@ -55,6 +60,7 @@ typedef struct ld_stats {
     uint64_t commands_run;
     uint64_t heartbeats;
     uint64_t heartbeat_acks;
+    uint64_t reconnects;
     int refusal_code;          /* the server's RefusalCode when it refused, else 0 */
     char refusal_detail[201];
     /* event → commit latency per batch, microseconds, for benchmarks */
