@@ -297,7 +297,9 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
             if (left < wait) wait = left;
         }
         if (wait < 0) wait = 0;
-        int got = ld_conn_receive(&conn, (int)(wait > 100 ? 100 : wait < 1 ? 1 : wait), &in);
+        /* Door actions wait for their second; otherwise sleep until the next heartbeat or batch. */
+        int64_t cap = actions_done ? 1000 : 100;
+        int got = ld_conn_receive(&conn, (int)(wait > cap ? cap : wait < 1 ? 1 : wait), &in);
         if (got == 0) continue;
         if (got < 0) { status = LD_ERR_CONNECT; break; }
         switch (in->kind_case) {

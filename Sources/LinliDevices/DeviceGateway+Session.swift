@@ -259,10 +259,11 @@ extension DeviceGateway {
                     body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8])))
         }
         if upTo > device.commitPoint {
-            guard
-                let result = try await store.ingest(
-                    incoming, access: access, upTo: upTo, device: device.device, generation: device.generation, tenant: device.tenant, logger: logger)
-            else { throw DeviceRefusal(.deviceDisabled, "the device was disabled, revoked or given a new secret") }
+            let batch = DeviceStore.Batch(
+                device: device.device, generation: device.generation, events: incoming, access: access, upTo: upTo)
+            guard let result = try await ingestQueue.ingest(batch, tenant: device.tenant) else {
+                throw DeviceRefusal(.deviceDisabled, "the device was disabled, revoked or given a new secret")
+            }
             device.commitPoint = result.commitPoint
             Counter(label: MetricName.deviceEvents).increment(by: result.stored)
         }

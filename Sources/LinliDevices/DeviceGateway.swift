@@ -56,6 +56,7 @@ public final class DeviceGateway: Service, Sendable {
     let configuration: Configuration
     let store: DeviceStore
     let whitelists: WhitelistStore
+    let ingestQueue: IngestQueue
     let database: Database
     let tenants: TenantRegistry
     let presence: DevicePresence
@@ -73,6 +74,7 @@ public final class DeviceGateway: Service, Sendable {
         self.database = database
         self.store = DeviceStore(database: database)
         self.whitelists = WhitelistStore(database: database)
+        self.ingestQueue = IngestQueue(store: DeviceStore(database: database), logger: logger)
         self.tenants = tenants
         self.presence = DevicePresence(redis: redis)
         self.validate = validate

@@ -62,39 +62,63 @@ extension DeviceStore {
         public var body: ByteBuffer
     }
 
-    /// Stores each event once and moves the commit point to `upTo` (which also covers events
-    /// refused for good); returns the new commit point and how many events were new, or nil when
-    /// the device is no longer active under `generation` (nothing is stored then).
-    public func ingest(
-        _ events: [IncomingEvent], access: [AccessLog.Row], upTo: Int64, device: DeviceID, generation: Int32, tenant: TenantRef,
-        logger: Logger
-    ) async throws(LinliError) -> (commitPoint: Int64, stored: Int)? {
+    /// One device's batch, ready to store.
+    public struct Batch: Sendable {
+        public var device: DeviceID
+        public var generation: Int32
+        public var events: [IncomingEvent]
+        public var access: [AccessLog.Row]
+        /// The commit point after it (also covering events refused for good).
+        public var upTo: Int64
+    }
+
+    /// Stores each event once and moves the commit point to `upTo`; returns the new commit point
+    /// and how many events were new, or nil when the device is no longer active under
+    /// `generation` (nothing is stored then).
+    public func ingest(_ batch: Batch, tenant: TenantRef, logger: Logger) async throws(LinliError) -> (commitPoint: Int64, stored: Int)? {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
-                """
-                WITH d AS (
-                    UPDATE devices SET commit_point = GREATEST(commit_point, \(upTo)), last_seen_at = now(), online = true
-                    WHERE id = \(device.uuid) AND status = 'active' AND generation = \(generation)
-                    RETURNING commit_point
-                ), ins AS (
-                    INSERT INTO device_events (device_id, seq, kind, device_time, late, body)
-                    SELECT \(device.uuid), e.seq, e.kind, e.t, e.late, e.body
-                    FROM unnest(\(events.map(\.seq)), \(events.map(\.kind)), \(events.map(\.deviceTime)),
-                                \(events.map(\.late)), \(events.map(\.body))) AS e(seq, kind, t, late, body)
-                    WHERE EXISTS (SELECT 1 FROM d)
-                    ON CONFLICT (device_id, seq) DO NOTHING
-                    RETURNING 1
-                )
-                SELECT (SELECT commit_point FROM d), (SELECT count(*) FROM ins)
-                """, logger: logger)
-            var result: (Int64, Int)?
-            for try await (point, stored) in rows.decode((Int64?, Int64).self) {
-                if let point { result = (point, Int(clamping: stored)) }
-            }
-            guard let result else { return nil }
-            try await AccessLog.record(access, device: device, on: connection, logger: logger)
-            return result
+            try await Self.ingest(batch, on: connection, logger: logger)
         }
+    }
+
+    /// Several devices' batches in one transaction: one commit (one WAL flush) for all of them.
+    /// Each batch's answer is its own; a statement that fails fails them all, and the caller
+    /// retries them one by one.
+    func ingest(_ batches: [Batch], tenant: TenantRef, logger: Logger) async throws(LinliError) -> [(commitPoint: Int64, stored: Int)?] {
+        try await database.tenantTransaction(tenant) { connection in
+            var results: [(commitPoint: Int64, stored: Int)?] = []
+            for batch in batches { results.append(try await Self.ingest(batch, on: connection, logger: logger)) }
+            return results
+        }
+    }
+
+    static func ingest(_ batch: Batch, on connection: PostgresConnection, logger: Logger) async throws -> (commitPoint: Int64, stored: Int)? {
+        let events = batch.events
+        let device = batch.device
+        let rows = try await connection.query(
+            """
+            WITH d AS (
+                UPDATE devices SET commit_point = GREATEST(commit_point, \(batch.upTo)), last_seen_at = now(), online = true
+                WHERE id = \(device.uuid) AND status = 'active' AND generation = \(batch.generation)
+                RETURNING commit_point
+            ), ins AS (
+                INSERT INTO device_events (device_id, seq, kind, device_time, late, body)
+                SELECT \(device.uuid), e.seq, e.kind, e.t, e.late, e.body
+                FROM unnest(\(events.map(\.seq)), \(events.map(\.kind)), \(events.map(\.deviceTime)),
+                            \(events.map(\.late)), \(events.map(\.body))) AS e(seq, kind, t, late, body)
+                WHERE EXISTS (SELECT 1 FROM d)
+                ON CONFLICT (device_id, seq) DO NOTHING
+                RETURNING 1
+            )
+            SELECT (SELECT commit_point FROM d), (SELECT count(*) FROM ins)
+            """, logger: logger)
+        var result: (Int64, Int)?
+        for try await (point, stored) in rows.decode((Int64?, Int64).self) {
+            if let point { result = (point, Int(clamping: stored)) }
+        }
+        guard let result else { return nil }
+        try await AccessLog.record(batch.access, device: device, on: connection, logger: logger)
+        return result
     }
 
     /// Marks devices offline that Redis last saw at the given times, when they are online and

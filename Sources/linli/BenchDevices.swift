@@ -20,7 +20,7 @@ extension Bench {
         @Option(help: "Devices that send events, get the whitelist change and the commands.") var active = 1000
         @Option(help: "Events each active device sends.") var events = 1000
         @Option(help: "Commands sent one after another to connected devices.") var commands = 200
-        @Option(help: "Seconds to wait for every device to connect.") var connectSeconds = 180
+        @Option(help: "Seconds to wait for every device to connect (the devices stay 60 s longer).") var connectSeconds = 120
         @Option var host = "127.0.0.1"
         @Option(help: "The gateway's port.") var port = 8444
         @Option var ca = ".data/tls/ca.crt"
@@ -95,7 +95,8 @@ extension Bench {
             let rssBefore = Self.rssKB(serverPid)
             let since = Date()
             let holding = try Self.start(
-                deviceBinary, common + ["--devices-file", allFile.path, "--run-seconds", "3600", "--heartbeat-seconds", "5", "--ramp", "500"])
+                deviceBinary,
+                common + ["--devices-file", allFile.path, "--run-seconds", "\(connectSeconds + 60)", "--heartbeat-seconds", "5", "--ramp", "250"])
             let clock = ContinuousClock()
             let connectStart = clock.now
             var online = 0
@@ -147,7 +148,6 @@ extension Bench {
                 if done { latencies.append(clock.now - started) } else { timeouts += 1 }
             }
             latencies.sort()
-            holding.0.terminate()
             let held = try await Self.finish(holding)
             let perConnection = (rssConnected - rssBefore) * 1024 / max(1, online)
             return [
