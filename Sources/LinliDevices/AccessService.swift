@@ -300,7 +300,8 @@ extension AccessService: Linli_Device_V1_AccessService.ServiceProtocol {
         }
         guard (1...365).contains(s.retentionDays) else { throw LinliError.invalid("settings.retention_days", "must be 1 to 365") }
         let settings = AccessStore.Settings(
-            strangerThreshold: Int(s.strangerThreshold), strangerWindowMinutes: Int(s.strangerWindowMinutes), retentionDays: Int(s.retentionDays))
+            strangerThreshold: Int(clamping: s.strangerThreshold), strangerWindowMinutes: Int(clamping: s.strangerWindowMinutes),
+            retentionDays: Int(clamping: s.retentionDays))
         return try await handler.write(request, context) { [access] call in
             try Scope.requireCommunity(call.principal, community)
             try await access.setSettings(settings, community: community, on: call.connection, logger: call.logger)

@@ -265,7 +265,9 @@ public struct AccessStore: Sendable {
             WHERE community_id = \(community.uuid)
             """, logger: logger)
         for try await (threshold, window, retention) in rows.decode((Int32, Int32, Int32).self) {
-            return Settings(strangerThreshold: Int(threshold), strangerWindowMinutes: Int(window), retentionDays: Int(retention))
+            return Settings(
+                strangerThreshold: Int(clamping: threshold), strangerWindowMinutes: Int(clamping: window),
+                retentionDays: Int(clamping: retention))
         }
         return .defaults
     }

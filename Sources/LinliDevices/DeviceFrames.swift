@@ -21,10 +21,10 @@ struct DeviceFrameDecoder: ByteToMessageDecoder {
     mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let length = buffer.getInteger(at: buffer.readerIndex, as: UInt32.self) else { return .needMoreData }
         guard length <= DeviceFrame.maxFrameBytes else { throw DeviceFrame.TooLarge(length: length) }
-        let total = 4 + Int(length)
+        let total = 4 + Int(clamping: length)
         guard buffer.readableBytes >= total else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 4)
-        guard let body = buffer.readSlice(length: Int(length)) else { return .needMoreData }
+        guard let body = buffer.readSlice(length: Int(clamping: length)) else { return .needMoreData }
         context.fireChannelRead(NIOAny(body))
         return .continue
     }

@@ -231,7 +231,8 @@ extension DeviceGateway {
             let ahead = time.timeIntervalSince(now)
             var refusedReason: String?
             if ahead > TimeInterval(configuration.maxClockSkewSeconds) {
-                refusedReason = "device_time_ms is \(Int(ahead)) s ahead of the server; at most \(configuration.maxClockSkewSeconds) s allowed"
+                refusedReason =
+                    "device_time_ms is \(Int64(exactly: ahead.rounded()) ?? 0) s ahead of the server; at most \(configuration.maxClockSkewSeconds) s allowed"
             } else if -ahead > Self.maxEventAge {
                 refusedReason = "device_time_ms is more than 30 days old"
             }

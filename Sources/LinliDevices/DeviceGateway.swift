@@ -98,7 +98,7 @@ public final class DeviceGateway: Service, Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMFile(configuration.certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: configuration.keyPath, format: .pem)))
         let sslContext = try NIOSSLContext(configuration: tls)
-        let idle = TimeAmount.seconds(Int64(configuration.heartbeatSeconds) * 3)
+        let idle = TimeAmount.seconds(Int64(clamping: configuration.heartbeatSeconds) * 3)
         let server = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)

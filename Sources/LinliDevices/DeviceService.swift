@@ -143,7 +143,7 @@ extension DeviceService: Linli_Device_V1_DeviceService.ServiceProtocol {
         let m = request.message
         let id: DeviceID = try Input.id(m.deviceID, field: "device_id")
         guard m.ttlSeconds <= 86_400 else { throw LinliError.invalid("ttl_seconds", "must be at most 86400") }
-        let ttl = Duration.seconds(m.ttlSeconds == 0 ? 30 : Int64(m.ttlSeconds))
+        let ttl = Duration.seconds(m.ttlSeconds == 0 ? 30 : Int64(clamping: m.ttlSeconds))
         var command = Linli_Device_V1_Command()
         let action: String
         switch m.action {

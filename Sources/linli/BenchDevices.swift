@@ -178,7 +178,7 @@ extension Bench {
         /// rows per second.
         func copyReference(_ app: LinliApplication, tenant: TenantRef, devices: [DeviceID]) async throws -> Double {
             var event = Linli_Device_V1_Event()
-            event.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+            event.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
             event.access = .with {
                 $0.doorCode = "main"
                 $0.method = .card
@@ -190,7 +190,7 @@ extension Bench {
             csv.reserveCapacity(devices.count * events * 120)
             for device in devices {
                 for seq in 1...events {
-                    event.seq = UInt64(1_000_000 + seq)
+                    event.seq = UInt64(clamping: 1_000_000 + seq)
                     let body = try event.serializedBytes() as [UInt8]
                     csv += "\(device),\(1_000_000 + seq),access,\(time),false,\\\\x\(body.hexString)\n"
                 }
