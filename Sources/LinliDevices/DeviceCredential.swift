@@ -63,14 +63,12 @@ public enum DeviceCredential {
         return bytes
     }
 
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
     private static func nibble(_ digit: UInt8) -> UInt8? {
-        switch digit {
-        // Wrapping arithmetic: each case has checked the range already.
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): digit &- UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): digit &- UInt8(ascii: "a") &+ 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): digit &- UInt8(ascii: "A") &+ 10
-        default: nil
-        }
+        // Upper-case letters read as lower-case ones: A–F are 0x41–0x46, a–f 0x61–0x66.
+        let lower = (0x41...0x46).contains(digit) ? digit | 0x20 : digit
+        return hexDigits.firstIndex(of: lower).map { UInt8(truncatingIfNeeded: $0) }
     }
 
     private static func clientKey(secret: [UInt8]) -> [UInt8] {

@@ -260,7 +260,8 @@ extension Bench {
         static func rssKB(_ pid: Int32?) -> Int {
             guard let pid, let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
             for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-                return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? 0
+                let field = line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? ""
+                return Double(field).flatMap { Int(exactly: $0) } ?? 0
             }
             return 0
         }
