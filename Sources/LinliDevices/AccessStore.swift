@@ -305,7 +305,14 @@ public struct AccessStore: Sendable {
         for try await key in rows.decode(ByteBuffer.self) {
             return try Curve25519.Signing.PrivateKey(rawRepresentation: Array(buffer: key))
         }
-        throw LinliError(.internal, "no QR key")
+        // Another transaction made the key while this statement ran: its snapshot could not see
+        // it, the next statement's can.
+        let made = try await connection.query(
+            "SELECT private_key FROM access_qr_keys WHERE community_id = \(community.uuid)", logger: logger)
+        for try await key in made.decode(ByteBuffer.self) {
+            return try Curve25519.Signing.PrivateKey(rawRepresentation: Array(buffer: key))
+        }
+        throw LinliError(.unavailable, "the community's QR key is being made; retry")
     }
 
     /// How long a QR code is valid.
