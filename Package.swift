@@ -231,11 +231,22 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliParking",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI", "LinliDevices", "LinliBilling",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
                 "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
-                "LinliDevices", "LinliAPI",
+                "LinliDevices", "LinliParking", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -255,7 +266,7 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
-                "LinliWorkOrders", "LinliBilling", "LinliDevices", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -271,7 +282,7 @@ let package = Package(
             name: "LinliUnitTests",
             dependencies: [
                 "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
-                "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices",
+                "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices", "LinliParking",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
@@ -282,7 +293,7 @@ let package = Package(
         .testTarget(
             name: "LinliIntegrationTests",
             dependencies: [
-                "LinliServer", "LinliDevices", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
+                "LinliServer", "LinliDevices", "LinliParking", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

@@ -19,6 +19,10 @@ public struct MetricDelta: Sendable {
         /// Fen charged on bills, and fen settled on them (payments and prepaid offsets, less voids).
         case billingChargedFen = "billing_charged_fen"
         case billingCollectedFen = "billing_collected_fen"
+        /// Parking: fen taken (stays, renewals and redeemed coupons, less refunds), cars in and out.
+        case parkingRevenueFen = "parking_revenue_fen"
+        case parkingEntries = "parking_entries"
+        case parkingExits = "parking_exits"
     }
 
     /// Records `delta` of `metric` for `community` on the community's today.

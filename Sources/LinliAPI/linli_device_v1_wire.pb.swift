@@ -153,6 +153,58 @@ public nonisolated enum Linli_Device_V1_AccessMethod: SwiftProtobuf.Enum, Swift.
 
 }
 
+public nonisolated enum Linli_Device_V1_PlateColor: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case blue // = 1
+  case yellow // = 2
+
+  /// New-energy plates.
+  case green // = 3
+  case white // = 4
+  case black // = 5
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .blue
+    case 2: self = .yellow
+    case 3: self = .green
+    case 4: self = .white
+    case 5: self = .black
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .blue: return 1
+    case .yellow: return 2
+    case .green: return 3
+    case .white: return 4
+    case .black: return 5
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_PlateColor] = [
+    .unspecified,
+    .blue,
+    .yellow,
+    .green,
+    .white,
+    .black,
+  ]
+
+}
+
 public nonisolated enum Linli_Device_V1_CommandOutcome: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -375,6 +427,14 @@ public nonisolated struct Linli_Device_V1_ServerMessage: Sendable {
     set {kind = .whitelist(newValue)}
   }
 
+  public var gate: Linli_Device_V1_GateDecision {
+    get {
+      if case .gate(let v)? = kind {return v}
+      return Linli_Device_V1_GateDecision()
+    }
+    set {kind = .gate(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Kind: Equatable, Sendable {
@@ -385,6 +445,7 @@ public nonisolated struct Linli_Device_V1_ServerMessage: Sendable {
     case command(Linli_Device_V1_Command)
     case heartbeatAck(Linli_Device_V1_HeartbeatAck)
     case whitelist(Linli_Device_V1_WhitelistDiff)
+    case gate(Linli_Device_V1_GateDecision)
 
   }
 
@@ -548,11 +609,20 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     set {body = .status(newValue)}
   }
 
+  public var plate: Linli_Device_V1_PlateEvent {
+    get {
+      if case .plate(let v)? = body {return v}
+      return Linli_Device_V1_PlateEvent()
+    }
+    set {body = .plate(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case access(Linli_Device_V1_AccessEvent)
     case status(Linli_Device_V1_StatusEvent)
+    case plate(Linli_Device_V1_PlateEvent)
 
   }
 
@@ -577,6 +647,63 @@ public nonisolated struct Linli_Device_V1_AccessEvent: Sendable {
   public var granted: Bool = false
 
   /// Why it was refused, for people.
+  public var reason: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A barrier camera read a plate at one of its lanes (README, "Parking"). The server answers a
+/// live read (one within a minute of the server's clock) with a GateDecision after the read is
+/// committed; a read flushed from the device's buffer later is recorded and reconciled, and
+/// gets no decision (the lane decided offline).
+public nonisolated struct Linli_Device_V1_PlateEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The lane's code at this device.
+  public var laneCode: String = String()
+
+  /// As read; the server normalises it (NFKC, no spaces, upper case).
+  public var plate: String = String()
+
+  public var color: Linli_Device_V1_PlateColor = .unspecified
+
+  /// 0–100.
+  public var confidence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// The server's answer to a live plate read: open the barrier or not, what the LED shows and
+/// what the speaker says.
+public nonisolated struct Linli_Device_V1_GateDecision: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The PlateEvent's seq.
+  public var seq: UInt64 = 0
+
+  public var laneCode: String = String()
+
+  public var `open`: Bool = false
+
+  /// Up to four lines.
+  public var ledLines: [String] = []
+
+  public var voice: String = String()
+
+  /// What the driver still has to pay before the barrier opens (0 when it opens).
+  public var dueFen: Int64 = 0
+
+  public var sessionID: String = String()
+
+  /// Machine-readable: blacklisted, monthly_expiring, pay_due, … (README, "Parking").
   public var reason: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -810,6 +937,10 @@ nonisolated extension Linli_Device_V1_AccessMethod: SwiftProtobuf._ProtoNameProv
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ACCESS_METHOD_UNSPECIFIED\0\u{1}ACCESS_METHOD_CARD\0\u{1}ACCESS_METHOD_PIN\0\u{1}ACCESS_METHOD_QR\0\u{1}ACCESS_METHOD_FACE\0\u{1}ACCESS_METHOD_REMOTE\0\u{1}ACCESS_METHOD_VISITOR_CODE\0\u{1}ACCESS_METHOD_BUTTON\0")
 }
 
+nonisolated extension Linli_Device_V1_PlateColor: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PLATE_COLOR_UNSPECIFIED\0\u{1}PLATE_COLOR_BLUE\0\u{1}PLATE_COLOR_YELLOW\0\u{1}PLATE_COLOR_GREEN\0\u{1}PLATE_COLOR_WHITE\0\u{1}PLATE_COLOR_BLACK\0")
+}
+
 nonisolated extension Linli_Device_V1_CommandOutcome: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COMMAND_OUTCOME_UNSPECIFIED\0\u{1}COMMAND_OUTCOME_RECEIVED\0\u{1}COMMAND_OUTCOME_SUCCEEDED\0\u{1}COMMAND_OUTCOME_FAILED\0")
 }
@@ -938,7 +1069,7 @@ nonisolated extension Linli_Device_V1_DeviceMessage: SwiftProtobuf.Message, Swif
 
 nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ServerMessage"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}challenge\0\u{1}welcome\0\u{1}refusal\0\u{1}commit\0\u{1}command\0\u{3}heartbeat_ack\0\u{1}whitelist\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}challenge\0\u{1}welcome\0\u{1}refusal\0\u{1}commit\0\u{1}command\0\u{3}heartbeat_ack\0\u{1}whitelist\0\u{1}gate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1037,6 +1168,19 @@ nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, Swif
           self.kind = .whitelist(v)
         }
       }()
+      case 8: try {
+        var v: Linli_Device_V1_GateDecision?
+        var hadOneofValue = false
+        if let current = self.kind {
+          hadOneofValue = true
+          if case .gate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.kind = .gate(v)
+        }
+      }()
       default: break
       }
     }
@@ -1075,6 +1219,10 @@ nonisolated extension Linli_Device_V1_ServerMessage: SwiftProtobuf.Message, Swif
     case .whitelist?: try {
       guard case .whitelist(let v)? = self.kind else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    }()
+    case .gate?: try {
+      guard case .gate(let v)? = self.kind else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
     }()
     case nil: break
     }
@@ -1365,7 +1513,7 @@ nonisolated extension Linli_Device_V1_EventBatch: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1401,6 +1549,19 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
           self.body = .status(v)
         }
       }()
+      case 12: try {
+        var v: Linli_Device_V1_PlateEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .plate(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .plate(v)
+        }
+      }()
       default: break
       }
     }
@@ -1425,6 +1586,10 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
     case .status?: try {
       guard case .status(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    }()
+    case .plate?: try {
+      guard case .plate(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
     }()
     case nil: break
     }
@@ -1484,6 +1649,116 @@ nonisolated extension Linli_Device_V1_AccessEvent: SwiftProtobuf.Message, SwiftP
     if lhs.method != rhs.method {return false}
     if lhs.credential != rhs.credential {return false}
     if lhs.granted != rhs.granted {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_PlateEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PlateEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lane_code\0\u{1}plate\0\u{1}color\0\u{1}confidence\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.laneCode) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.plate) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.color) }()
+      case 4: try { try decoder.decodeSingularUInt32Field(value: &self.confidence) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.laneCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.laneCode, fieldNumber: 1)
+    }
+    if !self.plate.isEmpty {
+      try visitor.visitSingularStringField(value: self.plate, fieldNumber: 2)
+    }
+    if self.color != .unspecified {
+      try visitor.visitSingularEnumField(value: self.color, fieldNumber: 3)
+    }
+    if self.confidence != 0 {
+      try visitor.visitSingularUInt32Field(value: self.confidence, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_PlateEvent, rhs: Linli_Device_V1_PlateEvent) -> Bool {
+    if lhs.laneCode != rhs.laneCode {return false}
+    if lhs.plate != rhs.plate {return false}
+    if lhs.color != rhs.color {return false}
+    if lhs.confidence != rhs.confidence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_GateDecision: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GateDecision"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}lane_code\0\u{1}open\0\u{3}led_lines\0\u{1}voice\0\u{3}due_fen\0\u{3}session_id\0\u{1}reason\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularUInt64Field(value: &self.seq) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.laneCode) }()
+      case 3: try { try decoder.decodeSingularBoolField(value: &self.`open`) }()
+      case 4: try { try decoder.decodeRepeatedStringField(value: &self.ledLines) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.voice) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.dueFen) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if self.seq != 0 {
+      try visitor.visitSingularUInt64Field(value: self.seq, fieldNumber: 1)
+    }
+    if !self.laneCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.laneCode, fieldNumber: 2)
+    }
+    if self.`open` != false {
+      try visitor.visitSingularBoolField(value: self.`open`, fieldNumber: 3)
+    }
+    if !self.ledLines.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.ledLines, fieldNumber: 4)
+    }
+    if !self.voice.isEmpty {
+      try visitor.visitSingularStringField(value: self.voice, fieldNumber: 5)
+    }
+    if self.dueFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.dueFen, fieldNumber: 6)
+    }
+    if !self.sessionID.isEmpty {
+      try visitor.visitSingularStringField(value: self.sessionID, fieldNumber: 7)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 8)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_GateDecision, rhs: Linli_Device_V1_GateDecision) -> Bool {
+    if lhs.seq != rhs.seq {return false}
+    if lhs.laneCode != rhs.laneCode {return false}
+    if lhs.`open` != rhs.`open` {return false}
+    if lhs.ledLines != rhs.ledLines {return false}
+    if lhs.voice != rhs.voice {return false}
+    if lhs.dueFen != rhs.dueFen {return false}
+    if lhs.sessionID != rhs.sessionID {return false}
     if lhs.reason != rhs.reason {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true

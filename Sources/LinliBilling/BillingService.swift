@@ -528,7 +528,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     }
 
     /// Cash or a payment channel: not a stored balance.
-    static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> PaymentStore.Method {
+    public static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> PaymentStore.Method {
         let method = try ProtoEnum.decode(raw, PaymentStore.Method.self, field: field)
         guard method != .prepaid, method != .deposit else { throw .invalid(field, "must be cash or a payment channel") }
         return method

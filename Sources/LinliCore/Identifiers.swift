@@ -63,6 +63,8 @@ public enum IDTag {
     public enum Refund {}
     public enum Device {}
     public enum DeviceCommand {}
+    /// Parking rows (lots, permits, sessions, coupons …) named by id in requests.
+    public enum Parking {}
 }
 
 /// A tenant's identifier.

@@ -84,16 +84,36 @@ extension Input {
     }
 
     /// A vehicle plate: a province character then 6 (or 7 for new-energy) letters and digits, upper-cased.
+    /// The one normal form of a Chinese plate, used wherever a plate is stored or compared: NFKC
+    /// (full-width letters and digits become ASCII), whitespace, '·' and '-' dropped, upper case;
+    /// then a province character, a letter, and 5 (ordinary) or 6 (new-energy) letters or digits,
+    /// or 4–5 with a trailing 学 / 警 / 挂 / 港 / 澳 / 领 / 试 / 超. "粤ｂ·12345 " → "粤B12345".
     public static func plate(_ raw: String, field: String) throws(LinliError) -> String {
-        let plate = raw.filter { !$0.isWhitespace && $0 != "·" && $0 != "-" }.uppercased()
-        if plate.isEmpty { throw .invalid(field, "is required") }
-        guard let first = plate.first, !first.isASCII, (7...8).contains(plate.count),
-            plate.dropFirst().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
-        else {
-            throw .invalid(field, "is not a plate like 沪A12345")
+        guard let plate = normalizedPlate(raw) else {
+            if raw.allSatisfy(\.isWhitespace) { throw .invalid(field, "is required") }
+            throw .invalid(field, "is not a plate like 沪A12345 or 沪AD12345")
         }
         return plate
     }
+
+    /// `plate(_:field:)` without the error: nil when `raw` is not a plate.
+    public static func normalizedPlate(_ raw: String) -> String? {
+        guard raw.unicodeScalars.count <= 64 else { return nil }
+        let folded = raw.precomposedStringWithCompatibilityMapping
+        let plate = String(folded.filter { !$0.isWhitespace && $0 != "·" && $0 != "-" && $0 != "." && $0 != "•" }).uppercased()
+        let chars = Array(plate)
+        guard (7...8).contains(chars.count), provinces.contains(chars[0]), chars[1].isASCII, chars[1].isLetter else { return nil }
+        let body = chars.dropFirst(2)
+        let ascii = body.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+        if ascii { return plate }
+        guard chars.count == 7, let last = chars.last, plateSuffixes.contains(last),
+            body.dropLast().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber) })
+        else { return nil }
+        return plate
+    }
+
+    static let provinces: Set<Character> = Set("京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼使领")
+    static let plateSuffixes: Set<Character> = Set("学警挂港澳领试超")
 
     /// A decimal with at most two places, as hundredths: "89.5" → 8950. No floating point.
     public static func hundredths(_ raw: String, field: String, max: Int64) throws(LinliError) -> Int64 {

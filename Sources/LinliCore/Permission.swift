@@ -56,13 +56,17 @@ public enum Permission: String, Sendable, CaseIterable {
     case accessOpen = "access.open"  // open a door from the app (residents: the doors they may use)
     case accessOwn = "access.own"  // one's own QR code and access history
     case accessFace = "access.face"  // withdraw face consent (residents: their own)
+    case parkingManage = "parking.manage"  // lots, lanes, fee rules, permits, lists, coupons, corrections
+    case parkingRead = "parking.read"  // lots, sessions, reports
+    case parkingPay = "parking.pay"  // quote and pay a stay (residents: any plate, as a driver would at the lane)
+    case parkingVisitor = "parking.visitor"  // register a visitor's car (residents: for themselves)
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
             .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
-            .billingOwn, .accessOpen, .accessOwn, .accessFace,
+            .billingOwn, .accessOpen, .accessOwn, .accessFace, .parkingPay, .parkingVisitor,
         ],
         .manager: [
             .userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
@@ -72,11 +76,11 @@ public enum Permission: String, Sendable, CaseIterable {
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
-            .accessFace,
+            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn,
+            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn, .parkingRead, .parkingPay,
         ],
         .technician: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,
@@ -85,7 +89,7 @@ public enum Permission: String, Sendable, CaseIterable {
         .guardian: [
             .noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
             .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand, .accessRead, .accessOpen,
-            .accessOwn,
+            .accessOwn, .parkingRead, .parkingPay, .parkingVisitor,
         ],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],

@@ -146,8 +146,9 @@ extension DeviceGateway {
                         ack.serverTimeMs = Self.nowMs()
                         link.send(.with { $0.heartbeatAck = ack })
                     case .events(let batch):
-                        let commit = try await ingest(batch, device: &device, logger: logger)
+                        let (commit, replies) = try await ingest(batch, device: &device, logger: logger)
                         link.send(.with { $0.commit = commit })
+                        for reply in replies { link.send(reply) }
                     case .commandUpdate(let update):
                         guard let command = UUID(uuidString: update.commandID) else {
                             throw DeviceRefusal(.malformed, "command_update.command_id: is not a command id")
@@ -211,7 +212,7 @@ extension DeviceGateway {
     /// Stores a batch and answers with the new commit point: events at or below the current one
     /// are replays (already stored), events with an impossible device time are refused for good.
     private func ingest(_ batch: Linli_Device_V1_EventBatch, device: inout AuthenticatedDevice, logger: Logger)
-        async throws -> Linli_Device_V1_CommitPoint
+        async throws -> (Linli_Device_V1_CommitPoint, [Linli_Device_V1_ServerMessage])
     {
         guard batch.events.count <= Self.maxBatch else {
             throw DeviceRefusal(.malformed, "events: at most \(Self.maxBatch) events in one batch")
@@ -240,6 +241,7 @@ extension DeviceGateway {
             switch event.body {
             case .access: kind = "access"
             case .status: kind = "status"
+            case .plate: kind = "plate"
             case nil:
                 kind = ""
                 refusedReason = refusedReason ?? "the event carries no body"
@@ -257,8 +259,9 @@ extension DeviceGateway {
             incoming.append(
                 DeviceStore.IncomingEvent(
                     seq: seq, kind: kind, deviceTime: time, late: -ahead > Self.lateAfter,
-                    body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8])))
+                    body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8]), event: event))
         }
+        var replies: [Linli_Device_V1_ServerMessage] = []
         if upTo > device.commitPoint {
             let batch = DeviceStore.Batch(
                 device: device.device, generation: device.generation, events: incoming, access: access, upTo: upTo)
@@ -266,10 +269,11 @@ extension DeviceGateway {
                 throw DeviceRefusal(.deviceDisabled, "the device was disabled, revoked or given a new secret")
             }
             device.commitPoint = result.commitPoint
+            replies = result.replies
             Counter(label: MetricName.deviceEvents).increment(by: result.stored)
         }
         commit.seq = UInt64(clamping: device.commitPoint)
-        return commit
+        return (commit, replies)
     }
 
     private func decode(_ frame: ByteBuffer) throws -> Linli_Device_V1_DeviceMessage {

@@ -65,16 +65,18 @@ public final class DeviceGateway: Service, Sendable {
     let logger: Logger
     private let boundPort = Mutex<Int?>(nil)
 
-    /// `validate` checks every decoded frame against the declared input limits.
+    /// `validate` checks every decoded frame against the declared input limits; `handler` acts on
+    /// events in the transaction that stores them (parking's plate reads).
     public init(
         configuration: Configuration, database: Database, redis: RedisClient, tenants: TenantRegistry, logger: Logger,
+        handler: (any DeviceEventHandler)? = nil,
         validate: @escaping @Sendable (Linli_Device_V1_DeviceMessage) throws(LinliError) -> Void
     ) {
         self.configuration = configuration
         self.database = database
         self.store = DeviceStore(database: database)
         self.whitelists = WhitelistStore(database: database)
-        self.ingestQueue = IngestQueue(store: DeviceStore(database: database), logger: logger)
+        self.ingestQueue = IngestQueue(store: DeviceStore(database: database), handler: handler, logger: logger)
         self.tenants = tenants
         self.presence = DevicePresence(redis: redis)
         self.validate = validate

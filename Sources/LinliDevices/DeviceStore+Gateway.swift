@@ -6,6 +6,18 @@ import Logging
 import NIOCore
 import PostgresNIO
 
+/// A module that acts on device events inside the transaction that stores them (parking turns
+/// plate reads into sessions and gate decisions). It sees each event once: only events stored
+/// new by this transaction, never a replay.
+public protocol DeviceEventHandler: Sendable {
+    /// Whether `handle` wants this event.
+    func handles(_ event: Linli_Device_V1_Event) -> Bool
+    /// Acts on the events (in increasing `seq`) in the storing transaction; returns what to send
+    /// the device after COMMIT.
+    func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
+        async throws -> [Linli_Device_V1_ServerMessage]
+}
+
 /// What the gateway reads and writes for a connected device. Every write is conditional on the
 /// device still being active under the credential generation it authenticated with, so a
 /// revoked device or a rotated secret stops a connection at its next write.
@@ -60,6 +72,16 @@ extension DeviceStore {
         public var deviceTime: Date
         public var late: Bool
         public var body: ByteBuffer
+        /// The event as the device sent it.
+        public var event: Linli_Device_V1_Event
+    }
+
+    /// What a batch's transaction answered: the new commit point, how many events were new,
+    /// and what the event handlers want sent to the device once the transaction has committed.
+    public struct Stored: Sendable {
+        public var commitPoint: Int64
+        public var stored: Int
+        public var replies: [Linli_Device_V1_ServerMessage]
     }
 
     /// One device's batch, ready to store.
@@ -75,24 +97,28 @@ extension DeviceStore {
     /// Stores each event once and moves the commit point to `upTo`; returns the new commit point
     /// and how many events were new, or nil when the device is no longer active under
     /// `generation` (nothing is stored then).
-    public func ingest(_ batch: Batch, tenant: TenantRef, logger: Logger) async throws(LinliError) -> (commitPoint: Int64, stored: Int)? {
+    public func ingest(_ batch: Batch, tenant: TenantRef, handler: (any DeviceEventHandler)? = nil, logger: Logger)
+        async throws(LinliError) -> Stored?
+    {
         try await database.tenantTransaction(tenant) { connection in
-            try await Self.ingest(batch, on: connection, logger: logger)
+            try await Self.ingest(batch, handler: handler, on: connection, logger: logger)
         }
     }
 
     /// Several devices' batches in one transaction: one commit (one WAL flush) for all of them.
     /// Each batch's answer is its own; a statement that fails fails them all, and the caller
     /// retries them one by one.
-    func ingest(_ batches: [Batch], tenant: TenantRef, logger: Logger) async throws(LinliError) -> [(commitPoint: Int64, stored: Int)?] {
+    func ingest(_ batches: [Batch], tenant: TenantRef, handler: (any DeviceEventHandler)?, logger: Logger) async throws(LinliError) -> [Stored?] {
         try await database.tenantTransaction(tenant) { connection in
-            var results: [(commitPoint: Int64, stored: Int)?] = []
-            for batch in batches { results.append(try await Self.ingest(batch, on: connection, logger: logger)) }
+            var results: [Stored?] = []
+            for batch in batches { results.append(try await Self.ingest(batch, handler: handler, on: connection, logger: logger)) }
             return results
         }
     }
 
-    static func ingest(_ batch: Batch, on connection: PostgresConnection, logger: Logger) async throws -> (commitPoint: Int64, stored: Int)? {
+    static func ingest(_ batch: Batch, handler: (any DeviceEventHandler)?, on connection: PostgresConnection, logger: Logger) async throws
+        -> Stored?
+    {
         let events = batch.events
         let device = batch.device
         let rows = try await connection.query(
@@ -108,17 +134,25 @@ extension DeviceStore {
                             \(events.map(\.late)), \(events.map(\.body))) AS e(seq, kind, t, late, body)
                 WHERE EXISTS (SELECT 1 FROM d)
                 ON CONFLICT (device_id, seq) DO NOTHING
-                RETURNING 1
+                RETURNING seq
             )
-            SELECT (SELECT commit_point FROM d), (SELECT count(*) FROM ins)
+            SELECT (SELECT commit_point FROM d), (SELECT coalesce(array_agg(seq), '{}') FROM ins)
             """, logger: logger)
-        var result: (Int64, Int)?
-        for try await (point, stored) in rows.decode((Int64?, Int64).self) {
-            if let point { result = (point, Int(clamping: stored)) }
+        var result: (Int64, [Int64])?
+        for try await (point, stored) in rows.decode((Int64?, [Int64]).self) {
+            if let point { result = (point, stored) }
         }
-        guard let result else { return nil }
+        guard let (point, new) = result else { return nil }
         try await AccessLog.record(batch.access, device: device, on: connection, logger: logger)
-        return result
+        var replies: [Linli_Device_V1_ServerMessage] = []
+        if let handler, !new.isEmpty {
+            let fresh = Set(new)
+            let handled = events.filter { fresh.contains($0.seq) && handler.handles($0.event) }
+            if !handled.isEmpty {
+                replies = try await handler.handle(handled, device: device, on: connection, logger: logger)
+            }
+        }
+        return Stored(commitPoint: point, stored: new.count, replies: replies)
     }
 
     /// Marks devices offline that Redis last saw at the given times, when they are online and

@@ -8,7 +8,7 @@ import Logging
 /// sending small batches cost tens of commits a second instead of a thousand. Every batch still
 /// gets its own answer, after the COMMIT that made it durable.
 actor IngestQueue {
-    typealias Result = (commitPoint: Int64, stored: Int)?
+    typealias Result = DeviceStore.Stored?
 
     private struct Job {
         let batch: DeviceStore.Batch
@@ -16,14 +16,16 @@ actor IngestQueue {
     }
 
     private let store: DeviceStore
+    private let handler: (any DeviceEventHandler)?
     private let logger: Logger
     private let maxBatches: Int
     private let maxRunning: Int
     private var waiting: [TenantID: [Job]] = [:]
     private var running: [TenantID: Int] = [:]
 
-    init(store: DeviceStore, logger: Logger, maxBatches: Int = 64, maxRunning: Int = 4) {
+    init(store: DeviceStore, handler: (any DeviceEventHandler)?, logger: Logger, maxBatches: Int = 64, maxRunning: Int = 4) {
         self.store = store
+        self.handler = handler
         self.logger = logger
         self.maxBatches = maxBatches
         self.maxRunning = maxRunning
@@ -45,14 +47,14 @@ actor IngestQueue {
             let jobs = Array(queued.prefix(maxBatches))
             waiting[tenant.id] = Array(queued.dropFirst(jobs.count))
             do {
-                let results = try await store.ingest(jobs.map(\.batch), tenant: tenant, logger: logger)
+                let results = try await store.ingest(jobs.map(\.batch), tenant: tenant, handler: handler, logger: logger)
                 for (job, result) in zip(jobs, results) { job.done.resume(returning: result) }
             } catch {
                 // One batch's statement failed the shared transaction: each on its own, so that
                 // it fails alone.
                 for job in jobs {
                     do {
-                        job.done.resume(returning: try await store.ingest(job.batch, tenant: tenant, logger: logger))
+                        job.done.resume(returning: try await store.ingest(job.batch, tenant: tenant, handler: handler, logger: logger))
                     } catch {
                         job.done.resume(throwing: error)
                     }

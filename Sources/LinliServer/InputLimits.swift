@@ -54,6 +54,9 @@ public enum InputLimits {
         "WhitelistEntry.value": .line(64), "WhitelistEntry.door_codes": .line(32), "DoorInfo.code": .line(32),
         "DoorInfo.building_id": .line(36), "CreateDoorRequest.code": .line(32), "CreateDoorRequest.name": .line(100),
         "IssueCredentialRequest.value": .line(64),
+        "PlateEvent.lane_code": .line(32), "PlateEvent.plate": .line(32), "GateDecision.lane_code": .line(32),
+        "GateDecision.led_lines": .line(96), "GateDecision.voice": .line(200), "GateDecision.session_id": .line(36),
+        "GateDecision.reason": .line(32),
     ]
 
     public static let counts: [String: Int] = [
@@ -66,6 +69,7 @@ public enum InputLimits {
         "photo_refs": 9, "weekdays": 7, "methods": 6, "tiers": 10,
         "EventBatch.events": 256, "CommitPoint.refused": 256,
         "WhitelistDiff.upserts": 10_000, "WhitelistDiff.removes": 10_000, "WhitelistEntry.door_codes": 16, "WhitelistDiff.doors": 16,
+        "GateDecision.led_lines": 4,
     ]
 
     public static let integers: [String: ClosedRange<Int64>] = [
@@ -89,6 +93,7 @@ public enum InputLimits {
         "hold_seconds": 0...600, "protocol_version": 0...1_000, "ttl_seconds": 0...86_400,
         "whitelist_version": 0...Int64.max, "WhitelistAck.version": 0...Int64.max,
         "stranger_threshold": 0...100, "stranger_window_minutes": 0...1_440, "retention_days": 0...365,
+        "confidence": 0...100, "due_fen": 0...maxAmountFen,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

@@ -10,6 +10,7 @@ import LinliFrontDesk
 import LinliIdentity
 import LinliInbox
 import LinliNotices
+import LinliParking
 import LinliPatrol
 import LinliPlatform
 import LinliRedis
@@ -135,13 +136,14 @@ public struct LinliApplication: Sendable {
             BillingService(database: database, logger: logger),
             DeviceService(database: database, logger: logger),
             AccessService(database: database, logger: logger),
+            ParkingService(database: database, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger,
+            database: database, redis: redis, tenants: tenants, logger: logger, handler: ParkingGate(),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

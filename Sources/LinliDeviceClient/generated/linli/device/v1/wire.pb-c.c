@@ -502,6 +502,96 @@ void   linli__device__v1__access_event__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__access_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__plate_event__init
+                     (Linli__Device__V1__PlateEvent         *message)
+{
+  static const Linli__Device__V1__PlateEvent init_value = LINLI__DEVICE__V1__PLATE_EVENT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__plate_event__get_packed_size
+                     (const Linli__Device__V1__PlateEvent *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__plate_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__plate_event__pack
+                     (const Linli__Device__V1__PlateEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__plate_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__plate_event__pack_to_buffer
+                     (const Linli__Device__V1__PlateEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__plate_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__PlateEvent *
+       linli__device__v1__plate_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__PlateEvent *)
+     protobuf_c_message_unpack (&linli__device__v1__plate_event__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__plate_event__free_unpacked
+                     (Linli__Device__V1__PlateEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__plate_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   linli__device__v1__gate_decision__init
+                     (Linli__Device__V1__GateDecision         *message)
+{
+  static const Linli__Device__V1__GateDecision init_value = LINLI__DEVICE__V1__GATE_DECISION__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__gate_decision__get_packed_size
+                     (const Linli__Device__V1__GateDecision *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__gate_decision__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__gate_decision__pack
+                     (const Linli__Device__V1__GateDecision *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__gate_decision__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__gate_decision__pack_to_buffer
+                     (const Linli__Device__V1__GateDecision *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__gate_decision__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__GateDecision *
+       linli__device__v1__gate_decision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__GateDecision *)
+     protobuf_c_message_unpack (&linli__device__v1__gate_decision__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__gate_decision__free_unpacked
+                     (Linli__Device__V1__GateDecision *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__gate_decision__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__status_event__init
                      (Linli__Device__V1__StatusEvent         *message)
 {
@@ -1087,7 +1177,7 @@ const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor =
   (ProtobufCMessageInit) linli__device__v1__device_message__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_descriptors[7] =
+static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_descriptors[8] =
 {
   {
     "challenge",
@@ -1173,11 +1263,24 @@ static const ProtobufCFieldDescriptor linli__device__v1__server_message__field_d
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "gate",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__ServerMessage, kind_case),
+    offsetof(Linli__Device__V1__ServerMessage, gate),
+    &linli__device__v1__gate_decision__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__server_message__field_indices_by_name[] = {
   0,   /* field[0] = challenge */
   4,   /* field[4] = command */
   3,   /* field[3] = commit */
+  7,   /* field[7] = gate */
   5,   /* field[5] = heartbeat_ack */
   2,   /* field[2] = refusal */
   1,   /* field[1] = welcome */
@@ -1186,7 +1289,7 @@ static const unsigned linli__device__v1__server_message__field_indices_by_name[]
 static const ProtobufCIntRange linli__device__v1__server_message__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__server_message__descriptor =
 {
@@ -1196,7 +1299,7 @@ const ProtobufCMessageDescriptor linli__device__v1__server_message__descriptor =
   "Linli__Device__V1__ServerMessage",
   "linli.device.v1",
   sizeof(Linli__Device__V1__ServerMessage),
-  7,
+  8,
   linli__device__v1__server_message__field_descriptors,
   linli__device__v1__server_message__field_indices_by_name,
   1,  linli__device__v1__server_message__number_ranges,
@@ -1638,7 +1741,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor =
   (ProtobufCMessageInit) linli__device__v1__event_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[4] =
+static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[5] =
 {
   {
     "seq",
@@ -1688,10 +1791,23 @@ static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "plate",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Event, body_case),
+    offsetof(Linli__Device__V1__Event, plate),
+    &linli__device__v1__plate_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = access */
   1,   /* field[1] = device_time_ms */
+  4,   /* field[4] = plate */
   0,   /* field[0] = seq */
   3,   /* field[3] = status */
 };
@@ -1699,7 +1815,7 @@ static const ProtobufCIntRange linli__device__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
 {
@@ -1709,7 +1825,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
   "Linli__Device__V1__Event",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Event),
-  4,
+  5,
   linli__device__v1__event__field_descriptors,
   linli__device__v1__event__field_indices_by_name,
   2,  linli__device__v1__event__number_ranges,
@@ -1804,6 +1920,212 @@ const ProtobufCMessageDescriptor linli__device__v1__access_event__descriptor =
   linli__device__v1__access_event__field_indices_by_name,
   1,  linli__device__v1__access_event__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__access_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__plate_event__field_descriptors[4] =
+{
+  {
+    "lane_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__PlateEvent, lane_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "plate",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__PlateEvent, plate),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "color",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__PlateEvent, color),
+    &linli__device__v1__plate_color__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "confidence",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__PlateEvent, confidence),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__plate_event__field_indices_by_name[] = {
+  2,   /* field[2] = color */
+  3,   /* field[3] = confidence */
+  0,   /* field[0] = lane_code */
+  1,   /* field[1] = plate */
+};
+static const ProtobufCIntRange linli__device__v1__plate_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.PlateEvent",
+  "PlateEvent",
+  "Linli__Device__V1__PlateEvent",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__PlateEvent),
+  4,
+  linli__device__v1__plate_event__field_descriptors,
+  linli__device__v1__plate_event__field_indices_by_name,
+  1,  linli__device__v1__plate_event__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__plate_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__gate_decision__field_descriptors[8] =
+{
+  {
+    "seq",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, seq),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "lane_code",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, lane_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "open",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, open),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "led_lines",
+    4,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Linli__Device__V1__GateDecision, n_led_lines),
+    offsetof(Linli__Device__V1__GateDecision, led_lines),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "voice",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, voice),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "due_fen",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, due_fen),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "session_id",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, session_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "reason",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__GateDecision, reason),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__gate_decision__field_indices_by_name[] = {
+  5,   /* field[5] = due_fen */
+  1,   /* field[1] = lane_code */
+  3,   /* field[3] = led_lines */
+  2,   /* field[2] = open */
+  7,   /* field[7] = reason */
+  0,   /* field[0] = seq */
+  6,   /* field[6] = session_id */
+  4,   /* field[4] = voice */
+};
+static const ProtobufCIntRange linli__device__v1__gate_decision__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.GateDecision",
+  "GateDecision",
+  "Linli__Device__V1__GateDecision",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__GateDecision),
+  8,
+  linli__device__v1__gate_decision__field_descriptors,
+  linli__device__v1__gate_decision__field_indices_by_name,
+  1,  linli__device__v1__gate_decision__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__gate_decision__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__status_event__field_descriptors[2] =
@@ -2556,6 +2878,42 @@ const ProtobufCEnumDescriptor linli__device__v1__access_method__descriptor =
   linli__device__v1__access_method__enum_values_by_name,
   1,
   linli__device__v1__access_method__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__plate_color__enum_values_by_number[6] =
+{
+  { "PLATE_COLOR_UNSPECIFIED", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_UNSPECIFIED", 0 },
+  { "PLATE_COLOR_BLUE", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_BLUE", 1 },
+  { "PLATE_COLOR_YELLOW", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_YELLOW", 2 },
+  { "PLATE_COLOR_GREEN", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_GREEN", 3 },
+  { "PLATE_COLOR_WHITE", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_WHITE", 4 },
+  { "PLATE_COLOR_BLACK", "LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_BLACK", 5 },
+};
+static const ProtobufCIntRange linli__device__v1__plate_color__value_ranges[] = {
+{0, 0},{0, 6}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__plate_color__enum_values_by_name[6] =
+{
+  { "PLATE_COLOR_BLACK", 5 },
+  { "PLATE_COLOR_BLUE", 1 },
+  { "PLATE_COLOR_GREEN", 3 },
+  { "PLATE_COLOR_UNSPECIFIED", 0 },
+  { "PLATE_COLOR_WHITE", 4 },
+  { "PLATE_COLOR_YELLOW", 2 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__plate_color__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.PlateColor",
+  "PlateColor",
+  "Linli__Device__V1__PlateColor",
+  "linli.device.v1",
+  6,
+  linli__device__v1__plate_color__enum_values_by_number,
+  6,
+  linli__device__v1__plate_color__enum_values_by_name,
+  1,
+  linli__device__v1__plate_color__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue linli__device__v1__command_outcome__enum_values_by_number[4] =

@@ -26,6 +26,8 @@ typedef struct Linli__Device__V1__HeartbeatAck Linli__Device__V1__HeartbeatAck;
 typedef struct Linli__Device__V1__EventBatch Linli__Device__V1__EventBatch;
 typedef struct Linli__Device__V1__Event Linli__Device__V1__Event;
 typedef struct Linli__Device__V1__AccessEvent Linli__Device__V1__AccessEvent;
+typedef struct Linli__Device__V1__PlateEvent Linli__Device__V1__PlateEvent;
+typedef struct Linli__Device__V1__GateDecision Linli__Device__V1__GateDecision;
 typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
 typedef struct Linli__Device__V1__RefusedEvent Linli__Device__V1__RefusedEvent;
@@ -81,6 +83,18 @@ typedef enum _Linli__Device__V1__AccessMethod {
   LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_BUTTON = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__ACCESS_METHOD)
 } Linli__Device__V1__AccessMethod;
+typedef enum _Linli__Device__V1__PlateColor {
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_UNSPECIFIED = 0,
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_BLUE = 1,
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_YELLOW = 2,
+  /*
+   * New-energy plates.
+   */
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_GREEN = 3,
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_WHITE = 4,
+  LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_BLACK = 5
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__PLATE_COLOR)
+} Linli__Device__V1__PlateColor;
 typedef enum _Linli__Device__V1__CommandOutcome {
   LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_UNSPECIFIED = 0,
   /*
@@ -149,7 +163,8 @@ typedef enum {
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_COMMIT = 4,
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_COMMAND = 5,
   LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_HEARTBEAT_ACK = 6,
-  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST = 7
+  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST = 7,
+  LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_GATE = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__SERVER_MESSAGE__KIND__CASE)
 } Linli__Device__V1__ServerMessage__KindCase;
 
@@ -168,6 +183,7 @@ struct  Linli__Device__V1__ServerMessage
     Linli__Device__V1__Command *command;
     Linli__Device__V1__HeartbeatAck *heartbeat_ack;
     Linli__Device__V1__WhitelistDiff *whitelist;
+    Linli__Device__V1__GateDecision *gate;
   };
 };
 #define LINLI__DEVICE__V1__SERVER_MESSAGE__INIT \
@@ -309,7 +325,8 @@ struct  Linli__Device__V1__EventBatch
 typedef enum {
   LINLI__DEVICE__V1__EVENT__BODY__NOT_SET = 0,
   LINLI__DEVICE__V1__EVENT__BODY_ACCESS = 10,
-  LINLI__DEVICE__V1__EVENT__BODY_STATUS = 11
+  LINLI__DEVICE__V1__EVENT__BODY_STATUS = 11,
+  LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__EVENT__BODY__CASE)
 } Linli__Device__V1__Event__BodyCase;
 
@@ -329,6 +346,7 @@ struct  Linli__Device__V1__Event
   union {
     Linli__Device__V1__AccessEvent *access;
     Linli__Device__V1__StatusEvent *status;
+    Linli__Device__V1__PlateEvent *plate;
   };
 };
 #define LINLI__DEVICE__V1__EVENT__INIT \
@@ -361,6 +379,68 @@ struct  Linli__Device__V1__AccessEvent
 #define LINLI__DEVICE__V1__ACCESS_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__access_event__descriptor) \
     , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__ACCESS_METHOD__ACCESS_METHOD_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A barrier camera read a plate at one of its lanes (README, "Parking"). The server answers a
+ * live read (one within a minute of the server's clock) with a GateDecision after the read is
+ * committed; a read flushed from the device's buffer later is recorded and reconciled, and
+ * gets no decision (the lane decided offline).
+ */
+struct  Linli__Device__V1__PlateEvent
+{
+  ProtobufCMessage base;
+  /*
+   * The lane's code at this device.
+   */
+  char *lane_code;
+  /*
+   * As read; the server normalises it (NFKC, no spaces, upper case).
+   */
+  char *plate;
+  Linli__Device__V1__PlateColor color;
+  /*
+   * 0–100.
+   */
+  uint32_t confidence;
+};
+#define LINLI__DEVICE__V1__PLATE_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__plate_event__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_UNSPECIFIED, 0 }
+
+
+/*
+ * The server's answer to a live plate read: open the barrier or not, what the LED shows and
+ * what the speaker says.
+ */
+struct  Linli__Device__V1__GateDecision
+{
+  ProtobufCMessage base;
+  /*
+   * The PlateEvent's seq.
+   */
+  uint64_t seq;
+  char *lane_code;
+  protobuf_c_boolean open;
+  /*
+   * Up to four lines.
+   */
+  size_t n_led_lines;
+  char **led_lines;
+  char *voice;
+  /*
+   * What the driver still has to pay before the barrier opens (0 when it opens).
+   */
+  int64_t due_fen;
+  char *session_id;
+  /*
+   * Machine-readable: blacklisted, monthly_expiring, pay_due, … (README, "Parking").
+   */
+  char *reason;
+};
+#define LINLI__DEVICE__V1__GATE_DECISION__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__gate_decision__descriptor) \
+    , 0, (char *)protobuf_c_empty_string, 0, 0,NULL, (char *)protobuf_c_empty_string, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -769,6 +849,44 @@ Linli__Device__V1__AccessEvent *
 void   linli__device__v1__access_event__free_unpacked
                      (Linli__Device__V1__AccessEvent *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__PlateEvent methods */
+void   linli__device__v1__plate_event__init
+                     (Linli__Device__V1__PlateEvent         *message);
+size_t linli__device__v1__plate_event__get_packed_size
+                     (const Linli__Device__V1__PlateEvent   *message);
+size_t linli__device__v1__plate_event__pack
+                     (const Linli__Device__V1__PlateEvent   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__plate_event__pack_to_buffer
+                     (const Linli__Device__V1__PlateEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__PlateEvent *
+       linli__device__v1__plate_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__plate_event__free_unpacked
+                     (Linli__Device__V1__PlateEvent *message,
+                      ProtobufCAllocator *allocator);
+/* Linli__Device__V1__GateDecision methods */
+void   linli__device__v1__gate_decision__init
+                     (Linli__Device__V1__GateDecision         *message);
+size_t linli__device__v1__gate_decision__get_packed_size
+                     (const Linli__Device__V1__GateDecision   *message);
+size_t linli__device__v1__gate_decision__pack
+                     (const Linli__Device__V1__GateDecision   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__gate_decision__pack_to_buffer
+                     (const Linli__Device__V1__GateDecision   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__GateDecision *
+       linli__device__v1__gate_decision__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__gate_decision__free_unpacked
+                     (Linli__Device__V1__GateDecision *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__StatusEvent methods */
 void   linli__device__v1__status_event__init
                      (Linli__Device__V1__StatusEvent         *message);
@@ -1013,6 +1131,12 @@ typedef void (*Linli__Device__V1__Event_Closure)
 typedef void (*Linli__Device__V1__AccessEvent_Closure)
                  (const Linli__Device__V1__AccessEvent *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__PlateEvent_Closure)
+                 (const Linli__Device__V1__PlateEvent *message,
+                  void *closure_data);
+typedef void (*Linli__Device__V1__GateDecision_Closure)
+                 (const Linli__Device__V1__GateDecision *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__StatusEvent_Closure)
                  (const Linli__Device__V1__StatusEvent *message,
                   void *closure_data);
@@ -1054,6 +1178,7 @@ typedef void (*Linli__Device__V1__WhitelistAck_Closure)
 
 extern const ProtobufCEnumDescriptor    linli__device__v1__refusal_code__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__access_method__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__plate_color__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__command_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__credential_kind__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor;
@@ -1067,6 +1192,8 @@ extern const ProtobufCMessageDescriptor linli__device__v1__heartbeat_ack__descri
 extern const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__access_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__refused_event__descriptor;

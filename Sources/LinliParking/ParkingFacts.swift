@@ -1,0 +1,135 @@
+import Foundation
+import LinliCore
+import Logging
+import PostgresNIO
+
+/// What the gate decision reads about one car in one lot at one time, loaded in the deciding
+/// transaction; the open session and the coupons are locked until it commits.
+struct ParkingFacts {
+    struct Permit {
+        var id: UUID
+        var kind: GateDecision.Permit.Kind
+        var space: UUID?
+        var decision: GateDecision.Permit
+    }
+
+    struct OpenSession {
+        var id: UUID
+        var enteredAt: Date
+        var decision: GateDecision.Session
+    }
+
+    struct Rule {
+        var id: UUID
+        var version: Int
+        var rule: ParkingFeeRule
+    }
+
+    struct Coupon {
+        var id: UUID
+        var fee: ParkingFee.Coupon
+    }
+
+    var blacklisted = false
+    var whitelisted = false
+    var permit: Permit?
+    var visitor: UUID?
+    var session: OpenSession?
+    var rule: Rule?
+    var coupons: [Coupon] = []
+
+    static func load(
+        plate: String, lot: UUID, community: CommunityID, at time: Date, direction: GateDecision.Direction, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> ParkingFacts {
+        var facts = ParkingFacts()
+        let lists = try await connection.query(
+            """
+            SELECT DISTINCT list FROM parking_lists
+            WHERE community_id = \(community.uuid) AND plate = \(plate) AND removed_at IS NULL AND (lot_id IS NULL OR lot_id = \(lot))
+              AND valid_from <= \(time) AND (valid_until IS NULL OR valid_until > \(time))
+            """, logger: logger)
+        for try await list in lists.decode(String.self) {
+            if list == "black" { facts.blacklisted = true } else { facts.whitelisted = true }
+        }
+        // The permit that serves best: one valid now first, then the latest to expire. A mother
+        // space's other car inside makes its space taken.
+        let permits = try await connection.query(
+            """
+            SELECT p.id, p.kind, p.space_id, p.valid_from, p.valid_until,
+                   EXISTS (SELECT 1 FROM parking_sessions s JOIN parking_spaces sp ON sp.id = s.space_id
+                           WHERE s.space_id = p.space_id AND sp.one_car_inside AND s.exited_at IS NULL AND s.plate <> p.plate)
+            FROM parking_permits p
+            WHERE p.community_id = \(community.uuid) AND p.plate = \(plate) AND p.revoked_at IS NULL AND (p.lot_id IS NULL OR p.lot_id = \(lot))
+              AND p.valid_from <= \(time)
+            ORDER BY (p.valid_until IS NULL OR p.valid_until > \(time)) DESC, p.valid_until DESC NULLS FIRST
+            LIMIT 1
+            """, logger: logger)
+        for try await (id, kind, space, from, until, taken) in permits.decode((UUID, String, UUID?, Date, Date?, Bool).self) {
+            let kind = GateDecision.Permit.Kind(rawValue: kind) ?? .monthly
+            facts.permit = Permit(
+                id: id, kind: kind, space: space, decision: GateDecision.Permit(kind: kind, validFrom: from, validUntil: until, spaceTaken: taken))
+        }
+        let visitors = try await connection.query(
+            """
+            SELECT id FROM parking_visitor_cars
+            WHERE community_id = \(community.uuid) AND plate = \(plate) AND lot_id = \(lot) AND cancelled_at IS NULL
+              AND valid_from <= \(time) AND valid_until > \(time)
+            LIMIT 1
+            """, logger: logger)
+        for try await id in visitors.decode(UUID.self) { facts.visitor = id }
+        let sessions = try await connection.query(
+            """
+            SELECT id, car_class, free_minutes, entered_at, paid_fen, coupon_off_fen, paid_at
+            FROM parking_sessions WHERE lot_id = \(lot) AND plate = \(plate) AND exited_at IS NULL
+            FOR UPDATE
+            """, logger: logger)
+        for try await (id, carClass, free, entered, paid, off, paidAt) in sessions.decode((UUID, String, Int32, Date, Int64, Int64, Date?).self) {
+            facts.session = OpenSession(
+                id: id, enteredAt: entered,
+                decision: GateDecision.Session(
+                    enteredAt: entered, carClass: GateDecision.CarClass(rawValue: carClass) ?? .temp, freeMinutes: Int(free), paidFen: paid,
+                    couponOffFen: off, paidAt: paidAt))
+        }
+        facts.rule = try await rule(lot: lot, on: connection, logger: logger)
+        if direction == .exit, facts.session != nil {
+            facts.coupons = try await coupons(plate: plate, community: community, at: time, on: connection, logger: logger)
+        }
+        return facts
+    }
+
+    /// The lot's current fee rule version.
+    static func rule(lot: UUID, version: Int? = nil, on connection: PostgresConnection, logger: Logger) async throws -> Rule? {
+        let rows = try await connection.query(
+            """
+            SELECT id, version, spec::text FROM parking_fee_rules
+            WHERE lot_id = \(lot) AND (\(version.map { Int32(clamping: $0) }) IS NULL OR version = \(version.map { Int32(clamping: $0) }))
+            ORDER BY version DESC LIMIT 1
+            """, logger: logger)
+        for try await (id, version, spec) in rows.decode((UUID, Int32, String).self) {
+            guard let rule = try? JSONDecoder().decode(ParkingFeeRule.self, from: Data(spec.utf8)) else { continue }
+            return Rule(id: id, version: Int(version), rule: rule)
+        }
+        return nil
+    }
+
+    /// The plate's unused coupons valid at `time`, locked, soonest-expiring first.
+    static func coupons(plate: String, community: CommunityID, at time: Date, on connection: PostgresConnection, logger: Logger)
+        async throws -> [Coupon]
+    {
+        let rows = try await connection.query(
+            """
+            SELECT c.id, b.kind, b.value FROM parking_coupons c JOIN parking_coupon_batches b ON b.id = c.batch_id
+            WHERE c.community_id = \(community.uuid) AND c.plate = \(plate) AND c.status = 'unused'
+              AND c.valid_from <= \(time) AND c.valid_until > \(time)
+            ORDER BY c.valid_until, c.id
+            FOR UPDATE OF c
+            """, logger: logger)
+        var result: [Coupon] = []
+        for try await (id, kind, value) in rows.decode((UUID, String, Int64).self) {
+            guard let kind = ParkingFee.Coupon.Kind(rawValue: kind) else { continue }
+            result.append(Coupon(id: id, fee: ParkingFee.Coupon(id: id, kind: kind, value: value)))
+        }
+        return result
+    }
+}
