@@ -223,3 +223,23 @@ int ld_buffer_add_event(ld_buffer *b, const char *door, int method, const char *
     if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }
+
+int ld_buffer_add_plate(ld_buffer *b, const char *lane, const char *plate, int64_t offset_ms) {
+    Linli__Device__V1__PlateEvent read = LINLI__DEVICE__V1__PLATE_EVENT__INIT;
+    read.lane_code = (char *)lane;
+    read.plate = (char *)plate;
+    read.confidence = 95;
+    Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
+    event.seq = b->next_seq;
+    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.body_case = LINLI__DEVICE__V1__EVENT__BODY_PLATE;
+    event.plate = &read;
+    size_t len = linli__device__v1__event__get_packed_size(&event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(&event, bytes);
+    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}

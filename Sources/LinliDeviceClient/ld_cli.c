@@ -19,7 +19,9 @@ static void usage(void) {
           "      [--host 127.0.0.1] [--port 8444] [--ca .data/tls/ca.crt] [--buffer FILE]\n"
           "      [--capture N] [--door CODE] [--time-offset-ms MS] [--run-seconds S] [--exit-when-acked]\n"
           "      [--reconnect] [--heartbeat-seconds S] [--quiet] [--swipe CARD]... [--scan-qr CODE]...\n"
-          "  linli-device capture --buffer FILE --capture N [--door CODE] [--time-offset-ms MS]\n"
+          "      [--lane CODE --plate PLATE...]   plate reads at a barrier lane; the server answers each\n"
+          "  linli-device capture --buffer FILE (--capture N [--door CODE] | --lane CODE --plate PLATE...)\n"
+          "      [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
           "      [--run-seconds S] [--heartbeat-seconds S] [--ramp CONNECTIONS_PER_S] [--batch-every-ms MS --batch-size N]\n"
           "      FILE: one device per line, \"tenant device_id secret\"\n",
@@ -71,6 +73,11 @@ static int parse_args(int argc, char **argv, cli *c) {
         else if (!strcmp(a, "--swipe")) {
             NEED_VALUE if (c->options.n_swipes == 16) goto bad;
             c->options.swipes[c->options.n_swipes++] = v;
+        }
+        else if (!strcmp(a, "--lane")) { NEED_VALUE c->options.lane = v; }
+        else if (!strcmp(a, "--plate")) {
+            NEED_VALUE if (c->options.n_plates == 16) goto bad;
+            c->options.plates[c->options.n_plates++] = v;
         }
         else if (!strcmp(a, "--scan-qr")) {
             NEED_VALUE if (c->options.n_qr_codes == 4) goto bad;
@@ -172,6 +179,13 @@ static int command_capture(cli *c) {
     ld_buffer *buffer = ld_buffer_open(c->options.buffer_path);
     if (!buffer) { fputs("linli-device: cannot read the buffer file\n", stderr); return LD_ERR_BUFFER; }
     int status = capture(c, buffer);
+    /* Offline plate reads: recorded now (shifted by --time-offset-ms), sent when the lane reconnects. */
+    for (int i = 0; status == 0 && i < c->options.n_plates; i++) {
+        if (ld_buffer_add_plate(buffer, c->options.lane ? c->options.lane : "in", c->options.plates[i], c->time_offset_ms) != 0) {
+            fputs("linli-device: cannot write the buffer file\n", stderr);
+            status = LD_ERR_BUFFER;
+        }
+    }
     printf("pending %zu\n", ld_buffer_pending(buffer));
     ld_buffer_close(buffer);
     return status;

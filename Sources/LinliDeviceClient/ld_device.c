@@ -166,8 +166,23 @@ static int door_actions(const ld_options *o, ld_buffer *buffer, const ld_whiteli
             return -1;
         }
     }
+    for (int i = 0; i < o->n_plates; i++) {
+        if (ld_buffer_add_plate(buffer, o->lane ? o->lane : "in", o->plates[i], 0) != 0) return -1;
+    }
     fflush(stdout);
     return 0;
+}
+
+/* The server's answer to a plate read: what the barrier does and what its LED and speaker say. */
+static void show_gate(const Linli__Device__V1__GateDecision *g, ld_stats *stats) {
+    stats->gate_decisions++;
+    printf("gate %s seq %llu %s %s", g->lane_code, (unsigned long long)g->seq, g->open ? "OPEN" : "CLOSED", g->reason);
+    if (g->due_fen > 0) printf(" due %lld.%02lld", (long long)(g->due_fen / 100), (long long)(g->due_fen % 100));
+    if (g->session_id && g->session_id[0]) printf(" session %s", g->session_id);
+    printf(" |");
+    for (size_t i = 0; i < g->n_led_lines; i++) printf(" %s |", g->led_lines[i]);
+    printf(" voice: %s\n", g->voice);
+    fflush(stdout);
 }
 
 int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelist, ld_stats *stats_out) {
@@ -255,7 +270,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
     int64_t batch_sent_ms = 0;
     int64_t started = ld_now_ms();
     int64_t next_heartbeat = started + heartbeat_s * 1000;
-    int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0;
+    int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0 && o->n_plates == 0;
     status = LD_OK;
     int64_t next_batch = started + o->batch_every_ms;
     for (;;) {
@@ -330,6 +345,9 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
             break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_WHITELIST:
             if (take_whitelist(&conn, whitelist, in->whitelist, o->quiet) != 0) status = LD_ERR_CONNECT;
+            break;
+        case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_GATE:
+            show_gate(in->gate, stats);
             break;
         case LINLI__DEVICE__V1__SERVER_MESSAGE__KIND_REFUSAL:
             note_refusal(stats, in->refusal, o->quiet);

@@ -147,8 +147,10 @@ extension DeviceGateway {
                         link.send(.with { $0.heartbeatAck = ack })
                     case .events(let batch):
                         let (commit, replies) = try await ingest(batch, device: &device, logger: logger)
-                        link.send(.with { $0.commit = commit })
+                        // The answers first: they are committed already, and a device may stop
+                        // listening once its buffer is acknowledged.
                         for reply in replies { link.send(reply) }
+                        link.send(.with { $0.commit = commit })
                     case .commandUpdate(let update):
                         guard let command = UUID(uuidString: update.commandID) else {
                             throw DeviceRefusal(.malformed, "command_update.command_id: is not a command id")

@@ -103,7 +103,7 @@ struct ParkingFacts {
         let rows = try await connection.query(
             """
             SELECT id, version, spec::text FROM parking_fee_rules
-            WHERE lot_id = \(lot) AND (\(version.map { Int32(clamping: $0) }) IS NULL OR version = \(version.map { Int32(clamping: $0) }))
+            WHERE lot_id = \(lot) AND (\(version.map { Int32(clamping: $0) })::int4 IS NULL OR version = \(version.map { Int32(clamping: $0) })::int4)
             ORDER BY version DESC LIMIT 1
             """, logger: logger)
         for try await (id, version, spec) in rows.decode((UUID, Int32, String).self) {

@@ -243,7 +243,8 @@ public enum ParkingFee {
             let local = Int64(from.timeIntervalSince1970.rounded(.down)) + Int64(offset)
             let dayStart = local - ((local % 86_400) + 86_400) % 86_400
             let minute = Int((local - dayStart) / 60)
-            let isNight = !(rule.dayStartMinute < rule.nightStartMinute
+            let isNight =
+                !(rule.dayStartMinute < rule.nightStartMinute
                 ? (rule.dayStartMinute..<rule.nightStartMinute).contains(minute)
                 : !(rule.nightStartMinute..<rule.dayStartMinute).contains(minute))
             // The next boundary after `from`: the day start or night start today, or tomorrow's.

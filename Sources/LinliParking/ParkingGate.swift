@@ -35,8 +35,29 @@ public struct ParkingGate: DeviceEventHandler {
         var replies: [Linli_Device_V1_ServerMessage] = []
         for incoming in events {
             guard case .plate(let read) = incoming.event.body else { continue }
-            let decision = try await Self.process(
-                read, seq: incoming.seq, at: incoming.deviceTime, late: incoming.late, device: device, on: connection, logger: logger)
+            // A read this code cannot decide must not block the lane's stream: its work is rolled
+            // back to the savepoint, the read is stored as an error, and the lane is told to ask
+            // the booth. A lost connection still fails the whole batch (it is resent).
+            try await connection.query("SAVEPOINT parking_read", logger: logger)
+            var decision: Linli_Device_V1_GateDecision
+            do {
+                decision = try await Self.process(
+                    read, seq: incoming.seq, at: incoming.deviceTime, late: incoming.late, device: device, on: connection, logger: logger)
+                try await connection.query("RELEASE SAVEPOINT parking_read", logger: logger)
+            } catch let error as PSQLError where error.code == .server {
+                logger.error("plate read not decided", metadata: ["device.id": "\(device)", "seq": "\(incoming.seq)", "error": "\(error)"])
+                try await connection.query("ROLLBACK TO SAVEPOINT parking_read", logger: logger)
+                decision = Linli_Device_V1_GateDecision()
+                decision.seq = UInt64(clamping: incoming.seq)
+                decision.laneCode = read.laneCode
+                decision.reason = "error"
+                decision.ledLines = ["请联系岗亭"]
+                decision.voice = "请联系岗亭"
+                try await Self.record(
+                    device: device, seq: incoming.seq, lane: nil, laneCode: read.laneCode, plate: String(read.plate.prefix(32)),
+                    direction: .entry, time: incoming.deviceTime, late: incoming.late, opened: false, reason: "error", due: 0, session: nil,
+                    duplicate: false, on: connection, logger: logger)
+            }
             if !incoming.late { replies.append(.with { $0.gate = decision }) }
         }
         return replies

@@ -45,6 +45,21 @@ extension ParkingStore {
         public var quantity: Int
         public var issued: Int
         public var validDays: Int
+
+        public init(
+            id: UUID, community: CommunityID, merchant: UUID, kind: ParkingFee.Coupon.Kind, value: Int64, priceFen: Int64, quantity: Int, issued: Int,
+            validDays: Int
+        ) {
+            self.id = id
+            self.community = community
+            self.merchant = merchant
+            self.kind = kind
+            self.value = value
+            self.priceFen = priceFen
+            self.quantity = quantity
+            self.issued = issued
+            self.validDays = validDays
+        }
     }
 
     public func buyCoupons(

@@ -18,6 +18,23 @@ extension ParkingStore {
         public var validUntil: Date?
         public var monthlyFeeFen: Int64
         public var revoked: Bool
+
+        public init(
+            id: UUID, community: CommunityID, lot: UUID?, plate: String, kind: GateDecision.Permit.Kind, space: UUID?, resident: UUID?,
+            validFrom: Date, validUntil: Date?, monthlyFeeFen: Int64, revoked: Bool
+        ) {
+            self.id = id
+            self.community = community
+            self.lot = lot
+            self.plate = plate
+            self.kind = kind
+            self.space = space
+            self.resident = resident
+            self.validFrom = validFrom
+            self.validUntil = validUntil
+            self.monthlyFeeFen = monthlyFeeFen
+            self.revoked = revoked
+        }
     }
 
     static let permitColumns =

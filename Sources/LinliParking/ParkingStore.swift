@@ -79,6 +79,22 @@ public struct ParkingStore: Sendable {
         public var visitorFreeMinutes: Int
         public var visitorDailyLimit: Int
         public var duplicateReadSeconds: Int
+
+        public init(
+            community: CommunityID, code: String, name: String, kind: String, parent: UUID?, capacity: Int, payWindowMinutes: Int,
+            visitorFreeMinutes: Int, visitorDailyLimit: Int, duplicateReadSeconds: Int
+        ) {
+            self.community = community
+            self.code = code
+            self.name = name
+            self.kind = kind
+            self.parent = parent
+            self.capacity = capacity
+            self.payWindowMinutes = payWindowMinutes
+            self.visitorFreeMinutes = visitorFreeMinutes
+            self.visitorDailyLimit = visitorDailyLimit
+            self.duplicateReadSeconds = duplicateReadSeconds
+        }
     }
 
     public func createLot(_ new: NewLot, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Lot {
@@ -134,6 +150,22 @@ public struct ParkingStore: Sendable {
         public var charges: Bool
         public var reentry: Bool
         public var exitWithoutEntry: Bool
+
+        public init(
+            id: UUID, lot: UUID, device: UUID, code: String, name: String, direction: String, tempCarsEnter: Bool, charges: Bool, reentry: Bool,
+            exitWithoutEntry: Bool
+        ) {
+            self.id = id
+            self.lot = lot
+            self.device = device
+            self.code = code
+            self.name = name
+            self.direction = direction
+            self.tempCarsEnter = tempCarsEnter
+            self.charges = charges
+            self.reentry = reentry
+            self.exitWithoutEntry = exitWithoutEntry
+        }
     }
 
     public func addLane(_ lane: Lane, lot: Lot, on connection: PostgresConnection, logger: Logger) async throws -> Lane {
@@ -226,7 +258,9 @@ public struct ParkingStore: Sendable {
         return result
     }
 
-    public func rule(lot: UUID, version: Int?, on connection: PostgresConnection, logger: Logger) async throws -> (version: Int, rule: ParkingFeeRule)? {
+    public func rule(lot: UUID, version: Int?, on connection: PostgresConnection, logger: Logger) async throws -> (
+        version: Int, rule: ParkingFeeRule
+    )? {
         guard let found = try await ParkingFacts.rule(lot: lot, version: version, on: connection, logger: logger) else { return nil }
         return (found.version, found.rule)
     }

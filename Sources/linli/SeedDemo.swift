@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import LinliCore
 import LinliDevices
+import LinliParking
 import LinliServer
 import LinliTenancy
 
@@ -15,6 +16,8 @@ struct SeedDemo: AsyncParsableCommand {
     @Option(help: "Password given to every demo account.") var password = "linli-demo-2026"
     @Option(help: "Where the demo door device's credentials are written (tenant, device id, secret).")
     var deviceFile = ".data/demo-device"
+    @Option(help: "Where the demo barrier device's credentials are written.")
+    var laneFile = ".data/demo-lane"
 
     func run() async throws {
         let app = try Runtime.application()
@@ -26,6 +29,7 @@ struct SeedDemo: AsyncParsableCommand {
             }
             let demo = try await app.seedDemoTenant(slug: "demo", name: "邻里示范物业", password: password)
             try await seedDoors(app, demo)
+            try await seedParking(app, demo)
             return "demo tenant created (\(demo.tenant.id)); community 阳光花园 \(demo.community)"
         }
         print(
@@ -37,6 +41,8 @@ struct SeedDemo: AsyncParsableCommand {
               resident1 resident2                residents of 1栋 and 2栋 (tenant_slug demo)
             door device "DEMO-DOOR-1" on doors gate (大门) and b1 (1栋单元门); guard card DEMO0001;
               its credentials: \(deviceFile) ("tenant device_id secret", for linli-device --credentials)
+            lot P1 (地面停车场, 200 spaces) with lanes in and out on barrier "DEMO-GATE-1", fee rule: 15 min free,
+              first hour 5元, then 2元 per 30 min, 20元 per 24 h; monthly car 沪A12345; its credentials: \(laneFile)
             """)
     }
 
@@ -60,9 +66,58 @@ struct SeedDemo: AsyncParsableCommand {
                 faceConsent: false, by: manager, on: connection, logger: logger)
             return "\(demo.tenant.slug) \(device.id) \(secret.hexString)\n"
         }
-        let url = URL(fileURLWithPath: deviceFile)
+        try Self.writeCredentials(line, to: deviceFile)
+    }
+
+    static func writeCredentials(_ line: String, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(line.utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+    }
+
+    /// A lot with an entry and an exit lane on one barrier camera, the fee table of the research
+    /// note, a monthly car and a merchant's time coupons.
+    private func seedParking(_ app: LinliApplication, _ demo: DemoTenant) async throws {
+        let logger = app.database.logger
+        guard let manager = demo.users["manager"] else { return }
+        let principal = Principal(
+            tenantID: demo.tenant.id, subjectID: manager, displayName: "王经理", role: .manager, communityIDs: [demo.community], buildingIDs: [])
+        let line: String = try await app.database.tenantTransaction(demo.tenant) { connection in
+            let (device, secret) = try await DeviceStore(database: app.database).register(
+                community: demo.community, serial: "DEMO-GATE-1", kind: "barrier", name: "地面停车场道闸", by: manager,
+                on: connection, logger: logger)
+            let store = ParkingStore()
+            let lot = try await store.createLot(
+                .init(
+                    community: demo.community, code: "P1", name: "地面停车场", kind: "above_ground", parent: nil, capacity: 200,
+                    payWindowMinutes: 15, visitorFreeMinutes: 120, visitorDailyLimit: 3, duplicateReadSeconds: 10),
+                for: principal, on: connection, logger: logger)
+            for (code, name, direction) in [("in", "入口", "entry"), ("out", "出口", "exit")] {
+                _ = try await store.addLane(
+                    .init(
+                        id: UUIDv7.make(), lot: lot.id, device: device.id.uuid, code: code, name: name, direction: direction,
+                        tempCarsEnter: true, charges: true, reentry: false, exitWithoutEntry: false),
+                    lot: lot, on: connection, logger: logger)
+            }
+            _ = try await store.setRule(
+                ParkingFeeRule(
+                    kind: .standard, freeMinutes: 15,
+                    tariff: .init(firstBlockMinutes: 60, firstBlockFen: 500, stepMinutes: 30, stepFen: 200, capFen: 2_000)),
+                name: "临时车标准", lot: lot, by: manager, on: connection, logger: logger)
+            _ = try await store.issuePermit(
+                .init(
+                    id: UUIDv7.make(), community: demo.community, lot: nil, plate: "沪A12345", kind: .monthly, space: nil, resident: nil,
+                    validFrom: Date(), validUntil: Date().addingTimeInterval(30 * 86_400), monthlyFeeFen: 30_000, revoked: false),
+                by: manager, on: connection, logger: logger)
+            let merchant = try await store.createMerchant(community: demo.community, name: "邻里超市", on: connection, logger: logger)
+            _ = try await store.buyCoupons(
+                .init(
+                    id: UUIDv7.make(), community: demo.community, merchant: merchant.id, kind: .time, value: 60, priceFen: 300,
+                    quantity: 10, issued: 0, validDays: 30),
+                method: .wechat, by: manager, on: connection, logger: logger)
+            return "\(demo.tenant.slug) \(device.id) \(secret.hexString)\n"
+        }
+        try Self.writeCredentials(line, to: laneFile)
     }
 }

@@ -102,15 +102,16 @@ struct TestDevice {
 }
 
 extension TestServer {
-    func registerDevice(_ demo: DemoTenant, as session: Metadata, serial: String = UUID().uuidString.prefix(12).description)
-        async throws -> TestDevice
-    {
+    func registerDevice(
+        _ demo: DemoTenant, as session: Metadata, serial: String = UUID().uuidString.prefix(12).description,
+        kind: Linli_Device_V1_DeviceKind = .door
+    ) async throws -> TestDevice {
         var request = Linli_Device_V1_RegisterDeviceRequest()
         request.requestID = UUID().uuidString
         request.communityID = demo.community.description
         request.serial = serial
-        request.kind = .door
-        request.name = "1栋单元门"
+        request.kind = kind
+        request.name = kind == .barrier ? "停车场道闸" : "1栋单元门"
         let response = try await devices.registerDevice(request, metadata: session)
         let buffer = FileManager.default.temporaryDirectory.appendingPathComponent("device-\(UUID().uuidString).buf").path
         return TestDevice(

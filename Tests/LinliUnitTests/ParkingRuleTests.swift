@@ -107,13 +107,17 @@ struct ParkingRuleTests {
         #expect(quote.dueFen == 0)
         let three = ParkingFee.quote(
             Self.table, entry: entry, exit: exit,
-            coupons: [.init(id: time, kind: .time, value: 60), .init(id: money, kind: .money, value: 500), .init(id: discount, kind: .discount, value: 80)])
+            coupons: [
+                .init(id: time, kind: .time, value: 60), .init(id: money, kind: .money, value: 500), .init(id: discount, kind: .discount, value: 80),
+            ])
         // 1700 − 500 = 1200 × 0.8 = 960.
         #expect(three.dueFen == 960)
         #expect(three.used.map(\.offFen) == [300, 500, 240])
         let free = ParkingFee.quote(Self.table, entry: entry, exit: exit, coupons: [.init(id: spare, kind: .free, value: 0)])
         #expect(free.dueFen == 0 && free.used.map(\.offFen) == [2_000])
-        #expect(ParkingFee.quote(Self.table, entry: entry, exit: entry.addingTimeInterval(600), coupons: [.init(id: money, kind: .money, value: 100)]).used.isEmpty)
+        #expect(
+            ParkingFee.quote(Self.table, entry: entry, exit: entry.addingTimeInterval(600), coupons: [.init(id: money, kind: .money, value: 100)])
+                .used.isEmpty)
     }
 
     func facts(_ direction: GateDecision.Direction, _ time: Date) -> GateDecision.Facts {

@@ -45,6 +45,9 @@ typedef struct ld_options {
     int n_swipes;
     const char *qr_codes[4];  /* QR codes scanned at the door, 1 s after connecting */
     int n_qr_codes;
+    const char *lane;         /* the lane code plate reads happen at (barrier cameras) */
+    const char *plates[16];   /* plates read at the lane, 1 s after connecting; the server answers each */
+    int n_plates;
     int batch_every_ms;       /* paced load: capture batch_size events every this many ms */
     int batch_size;
 } ld_options;
@@ -60,6 +63,7 @@ typedef struct ld_stats {
     uint64_t commands_run;
     uint64_t heartbeats;
     uint64_t heartbeat_acks;
+    uint64_t gate_decisions;
     uint64_t reconnects;
     int refusal_code;          /* the server's RefusalCode when it refused, else 0 */
     char refusal_detail[201];
@@ -81,6 +85,8 @@ int ld_buffer_add_access(ld_buffer *buffer, const char *door, int method, const 
 /* The same, `count` times, written to the file once. */
 int ld_buffer_add_access_many(ld_buffer *buffer, size_t count, const char *door, int method,
                               const char *credential, int granted, int64_t offset_ms);
+/* A plate read at `lane` at (now + offset_ms), written to the file before it returns. */
+int ld_buffer_add_plate(ld_buffer *buffer, const char *lane, const char *plate, int64_t offset_ms);
 size_t ld_buffer_pending(const ld_buffer *buffer);
 uint64_t ld_buffer_commit_point(const ld_buffer *buffer);
 

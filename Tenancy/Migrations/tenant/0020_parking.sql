@@ -225,3 +225,7 @@ CREATE TABLE parking_coupons (
     CHECK ((status = 'used') = (session_id IS NOT NULL))
 );
 CREATE INDEX parking_coupons_plate ON parking_coupons (community_id, plate) WHERE status = 'unused';
+
+-- Parking receipts have their own gap-free series per community and year (printed "P2026-000001").
+ALTER TABLE document_counters DROP CONSTRAINT document_counters_series_check;
+ALTER TABLE document_counters ADD CONSTRAINT document_counters_series_check CHECK (series IN ('receipt', 'invoice', 'parking'));
