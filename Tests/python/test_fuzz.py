@@ -39,7 +39,7 @@ ROLES = [("demo", "manager"), ("demo", "cashier"), ("demo", "technician"), ("dem
          ("demo", "resident1"), ("", "operator"), (None, None)]
 MODULES = ["identity.v1.identity", "platform.v1.platform", "billing.v1.billing", "property.v1.notices",
            "property.v1.work_orders", "property.v1.cases", "property.v1.front_desk", "property.v1.base_data",
-           "property.v1.inbox", "property.v1.patrol", "device.v1.devices", "device.v1.access"]
+           "property.v1.inbox", "property.v1.patrol", "device.v1.devices", "device.v1.access", "parking.v1.parking"]
 
 INT32 = [-1, 6, 32767, 32768, 2**31 - 1, -2**31, 10**9]
 INT64 = [-1, 2**63 - 1, -2**63, 10**9, 10**15]
@@ -293,7 +293,13 @@ class FuzzTest(unittest.TestCase):
         client.login("demo", "manager", PASSWORD)
         feed = client.notices.ListNotices(notices.ListNoticesRequest(community_id=resident.community_ids[0]),
                                           metadata=client.metadata)
-        return {"notice_id": feed.notices[0].id, "user_id": resident.user_id, "building_id": resident.building_ids[0]}
+        parking = linli_client.importlib.import_module("linli.parking.v1.parking_pb2")
+        lots = client.channel.unary_unary("/linli.parking.v1.ParkingService/ListLots",
+                                          request_serializer=parking.ListLotsRequest.SerializeToString,
+                                          response_deserializer=parking.ListLotsResponse.FromString)(
+            parking.ListLotsRequest(community_id=resident.community_ids[0]), metadata=client.metadata, timeout=DEADLINE)
+        return {"notice_id": feed.notices[0].id, "user_id": resident.user_id, "building_id": resident.building_ids[0],
+                "lot_id": lots.lots[0].id}
 
     @staticmethod
     def foreign_manager(client, community):
