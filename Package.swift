@@ -242,11 +242,23 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliAlarms",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI", "LinliDevices", "LinliWorkOrders",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliServer",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
                 "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
-                "LinliDevices", "LinliParking", "LinliAPI",
+                "LinliDevices", "LinliParking", "LinliAlarms", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -266,7 +278,7 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
-                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -293,7 +305,7 @@ let package = Package(
         .testTarget(
             name: "LinliIntegrationTests",
             dependencies: [
-                "LinliServer", "LinliDevices", "LinliParking", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
+                "LinliServer", "LinliDevices", "LinliParking", "LinliAlarms", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

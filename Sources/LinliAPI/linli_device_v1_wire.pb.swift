@@ -205,6 +205,76 @@ public nonisolated enum Linli_Device_V1_PlateColor: SwiftProtobuf.Enum, Swift.Ca
 
 }
 
+public nonisolated enum Linli_Device_V1_FireEventKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// 火警: a detector or call point signals fire.
+  case fire // = 1
+
+  /// 故障: a point or the panel is faulty.
+  case fault // = 2
+
+  /// 监管: a supervised device changed state (a valve closed, a pump stopped).
+  case supervisory // = 3
+
+  /// 屏蔽: a point was disabled at the panel.
+  case disabled // = 4
+
+  /// 启动 / 反馈: linkage (fans, doors, pumps) started, and its confirmation.
+  case linkageStarted // = 5
+  case linkageConfirmed // = 6
+
+  /// The panel was reset: every fire alarm of this device clears.
+  case reset // = 7
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .fire
+    case 2: self = .fault
+    case 3: self = .supervisory
+    case 4: self = .disabled
+    case 5: self = .linkageStarted
+    case 6: self = .linkageConfirmed
+    case 7: self = .reset
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .fire: return 1
+    case .fault: return 2
+    case .supervisory: return 3
+    case .disabled: return 4
+    case .linkageStarted: return 5
+    case .linkageConfirmed: return 6
+    case .reset: return 7
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_FireEventKind] = [
+    .unspecified,
+    .fire,
+    .fault,
+    .supervisory,
+    .disabled,
+    .linkageStarted,
+    .linkageConfirmed,
+    .reset,
+  ]
+
+}
+
 public nonisolated enum Linli_Device_V1_CommandOutcome: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -617,12 +687,21 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     set {body = .plate(newValue)}
   }
 
+  public var fire: Linli_Device_V1_FireEvent {
+    get {
+      if case .fire(let v)? = body {return v}
+      return Linli_Device_V1_FireEvent()
+    }
+    set {body = .fire(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
     case access(Linli_Device_V1_AccessEvent)
     case status(Linli_Device_V1_StatusEvent)
     case plate(Linli_Device_V1_PlateEvent)
+    case fire(Linli_Device_V1_FireEvent)
 
   }
 
@@ -673,6 +752,26 @@ public nonisolated struct Linli_Device_V1_PlateEvent: Sendable {
 
   /// 0–100.
   public var confidence: UInt32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A fire alarm control panel (or a detector speaking for itself) reports a point's state
+/// (README, "Alarms"). Every such event is kept; a fire raises one alarm per point that reaches
+/// the guards within seconds, whatever else the server is doing.
+public nonisolated struct Linli_Device_V1_FireEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// The point's code at this panel (loop and address, e.g. "1-023"); empty for the panel itself.
+  public var pointCode: String = String()
+
+  public var kind: Linli_Device_V1_FireEventKind = .unspecified
+
+  public var detail: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -939,6 +1038,10 @@ nonisolated extension Linli_Device_V1_AccessMethod: SwiftProtobuf._ProtoNameProv
 
 nonisolated extension Linli_Device_V1_PlateColor: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PLATE_COLOR_UNSPECIFIED\0\u{1}PLATE_COLOR_BLUE\0\u{1}PLATE_COLOR_YELLOW\0\u{1}PLATE_COLOR_GREEN\0\u{1}PLATE_COLOR_WHITE\0\u{1}PLATE_COLOR_BLACK\0")
+}
+
+nonisolated extension Linli_Device_V1_FireEventKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FIRE_EVENT_KIND_UNSPECIFIED\0\u{1}FIRE_EVENT_KIND_FIRE\0\u{1}FIRE_EVENT_KIND_FAULT\0\u{1}FIRE_EVENT_KIND_SUPERVISORY\0\u{1}FIRE_EVENT_KIND_DISABLED\0\u{1}FIRE_EVENT_KIND_LINKAGE_STARTED\0\u{1}FIRE_EVENT_KIND_LINKAGE_CONFIRMED\0\u{1}FIRE_EVENT_KIND_RESET\0")
 }
 
 nonisolated extension Linli_Device_V1_CommandOutcome: SwiftProtobuf._ProtoNameProviding {
@@ -1513,7 +1616,7 @@ nonisolated extension Linli_Device_V1_EventBatch: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1562,6 +1665,19 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
           self.body = .plate(v)
         }
       }()
+      case 13: try {
+        var v: Linli_Device_V1_FireEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .fire(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .fire(v)
+        }
+      }()
       default: break
       }
     }
@@ -1590,6 +1706,10 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
     case .plate?: try {
       guard case .plate(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .fire?: try {
+      guard case .fire(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
     case nil: break
     }
@@ -1695,6 +1815,46 @@ nonisolated extension Linli_Device_V1_PlateEvent: SwiftProtobuf.Message, SwiftPr
     if lhs.plate != rhs.plate {return false}
     if lhs.color != rhs.color {return false}
     if lhs.confidence != rhs.confidence {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_FireEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".FireEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}point_code\0\u{1}kind\0\u{1}detail\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.pointCode) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.detail) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.pointCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.pointCode, fieldNumber: 1)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 2)
+    }
+    if !self.detail.isEmpty {
+      try visitor.visitSingularStringField(value: self.detail, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_FireEvent, rhs: Linli_Device_V1_FireEvent) -> Bool {
+    if lhs.pointCode != rhs.pointCode {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.detail != rhs.detail {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -65,6 +65,7 @@ public enum IDTag {
     public enum DeviceCommand {}
     /// Parking rows (lots, permits, sessions, coupons …) named by id in requests.
     public enum Parking {}
+    public enum Alarm {}
 }
 
 /// A tenant's identifier.

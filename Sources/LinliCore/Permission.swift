@@ -60,6 +60,8 @@ public enum Permission: String, Sendable, CaseIterable {
     case parkingRead = "parking.read"  // lots, sessions, reports
     case parkingPay = "parking.pay"  // quote and pay a stay (residents: any plate, as a driver would at the lane)
     case parkingVisitor = "parking.visitor"  // register a visitor's car (residents: for themselves)
+    case alarmRead = "alarm.read"  // device and fire alarms, fire points, fire reports
+    case alarmHandle = "alarm.handle"  // acknowledge, assign and clear alarms
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
@@ -76,7 +78,7 @@ public enum Permission: String, Sendable, CaseIterable {
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
-            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor,
+            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
@@ -84,12 +86,12 @@ public enum Permission: String, Sendable, CaseIterable {
         ],
         .technician: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,
-            .deviceRead, .accessOwn,
+            .deviceRead, .accessOwn, .alarmRead,
         ],
         .guardian: [
             .noticeRead, .repairFile, .workOrderRead, .visitorRegister, .visitorGate, .visitorRead, .parcelDesk, .parcelRead,
             .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand, .accessRead, .accessOpen,
-            .accessOwn, .parkingRead, .parkingPay, .parkingVisitor,
+            .accessOwn, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle,
         ],
         .merchant: [.noticeRead],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],

@@ -243,3 +243,31 @@ int ld_buffer_add_plate(ld_buffer *b, const char *lane, const char *plate, int64
     if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }
+
+int ld_fire_kind(const char *name) {
+    static const char *names[] = {"", "fire", "fault", "supervisory", "disabled", "linkage_started", "linkage_confirmed", "reset"};
+    for (int i = 1; i < (int)(sizeof names / sizeof *names); i++) {
+        if (!strcmp(name, names[i])) return i;
+    }
+    return 0;
+}
+
+int ld_buffer_add_fire(ld_buffer *b, const char *point, int kind, const char *detail, int64_t offset_ms) {
+    Linli__Device__V1__FireEvent fire = LINLI__DEVICE__V1__FIRE_EVENT__INIT;
+    fire.point_code = (char *)point;
+    fire.kind = (Linli__Device__V1__FireEventKind)kind;
+    fire.detail = (char *)(detail ? detail : "");
+    Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
+    event.seq = b->next_seq;
+    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.body_case = LINLI__DEVICE__V1__EVENT__BODY_FIRE;
+    event.fire = &fire;
+    size_t len = linli__device__v1__event__get_packed_size(&event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(&event, bytes);
+    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}

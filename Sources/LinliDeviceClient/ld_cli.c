@@ -20,6 +20,8 @@ static void usage(void) {
           "      [--capture N] [--door CODE] [--time-offset-ms MS] [--run-seconds S] [--exit-when-acked]\n"
           "      [--reconnect] [--heartbeat-seconds S] [--quiet] [--swipe CARD]... [--scan-qr CODE]...\n"
           "      [--lane CODE --plate PLATE...]   plate reads at a barrier lane; the server answers each\n"
+          "      [--fire POINT:KIND...]   fire panel events; KIND fire, fault, supervisory, disabled, linkage_started,\n"
+          "                               linkage_confirmed or reset (\":reset\" resets the panel)\n"
           "  linli-device capture --buffer FILE (--capture N [--door CODE] | --lane CODE --plate PLATE...)\n"
           "      [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
@@ -75,6 +77,11 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->options.swipes[c->options.n_swipes++] = v;
         }
         else if (!strcmp(a, "--lane")) { NEED_VALUE c->options.lane = v; }
+        else if (!strcmp(a, "--fire")) {
+            NEED_VALUE const char *colon = strchr(v, ':');
+            if (c->options.n_fires == 16 || !colon || colon - v > 32 || !ld_fire_kind(colon + 1)) goto bad;
+            c->options.fires[c->options.n_fires++] = v;
+        }
         else if (!strcmp(a, "--plate")) {
             NEED_VALUE if (c->options.n_plates == 16) goto bad;
             c->options.plates[c->options.n_plates++] = v;

@@ -169,6 +169,17 @@ static int door_actions(const ld_options *o, ld_buffer *buffer, const ld_whiteli
     for (int i = 0; i < o->n_plates; i++) {
         if (ld_buffer_add_plate(buffer, o->lane ? o->lane : "in", o->plates[i], 0) != 0) return -1;
     }
+    for (int i = 0; i < o->n_fires; i++) {
+        /* "POINT:KIND"; the point may be empty (":reset" is the panel itself). */
+        char point[40];
+        const char *colon = strchr(o->fires[i], ':');
+        size_t n = colon ? (size_t)(colon - o->fires[i]) : 0;
+        if (!colon || n >= sizeof point) return -1;
+        memcpy(point, o->fires[i], n);
+        point[n] = '\0';
+        if (ld_buffer_add_fire(buffer, point, ld_fire_kind(colon + 1), "", 0) != 0) return -1;
+        printf("fire %s %s sent\n", point, colon + 1);
+    }
     fflush(stdout);
     return 0;
 }
@@ -270,7 +281,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
     int64_t batch_sent_ms = 0;
     int64_t started = ld_now_ms();
     int64_t next_heartbeat = started + heartbeat_s * 1000;
-    int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0 && o->n_plates == 0;
+    int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0 && o->n_plates == 0 && o->n_fires == 0;
     status = LD_OK;
     int64_t next_batch = started + o->batch_every_ms;
     for (;;) {

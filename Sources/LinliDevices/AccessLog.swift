@@ -84,9 +84,10 @@ public enum AccessLog {
                                   AND l.device_time > now() - make_interval(mins => rule.window_minutes)) AS strangers
                 FROM rule
             )
-            INSERT INTO device_alarms (id, device_id, type, severity)
-            SELECT uuid_v7(), \(device.uuid), 'access.stranger', 'major' FROM seen WHERE strangers >= threshold
-            ON CONFLICT (device_id, type) WHERE status <> 'cleared' DO NOTHING
+            INSERT INTO device_alarms (id, device_id, community_id, type, severity, detail)
+            SELECT uuid_v7(), \(device.uuid), community_id, 'access.stranger', 'major', strangers || ' unknown faces or cards'
+            FROM seen WHERE strangers >= threshold
+            ON CONFLICT (device_id, type, source) WHERE status <> 'cleared' DO NOTHING
             RETURNING id, (SELECT community_id FROM dev), (SELECT strangers FROM seen), (SELECT window_minutes FROM seen)
             """, logger: logger)
         var raised: (UUID, UUID, Int64, Int32)?

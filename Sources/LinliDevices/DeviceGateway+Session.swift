@@ -244,6 +244,7 @@ extension DeviceGateway {
             case .access: kind = "access"
             case .status: kind = "status"
             case .plate: kind = "plate"
+            case .fire: kind = "fire"
             case nil:
                 kind = ""
                 refusedReason = refusedReason ?? "the event carries no body"

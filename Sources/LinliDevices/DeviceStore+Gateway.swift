@@ -170,9 +170,9 @@ extension DeviceStore {
                     WHERE d.id = s.id AND d.online AND (d.last_seen_at IS NULL OR d.last_seen_at < \(silentSince))
                     RETURNING d.id, d.community_id, d.name
                 ), alarm AS (
-                    INSERT INTO device_alarms (id, device_id, type, severity)
-                    SELECT uuid_v7(), id, 'device.offline', 'major' FROM off
-                    ON CONFLICT (device_id, type) WHERE status <> 'cleared' DO NOTHING
+                    INSERT INTO device_alarms (id, device_id, community_id, type, severity, detail)
+                    SELECT uuid_v7(), id, community_id, 'device.offline', 'major', name || ' stopped answering' FROM off
+                    ON CONFLICT (device_id, type, source) WHERE status <> 'cleared' DO NOTHING
                     RETURNING id, device_id
                 )
                 SELECT off.id, off.community_id, off.name, alarm.id, u.id
@@ -194,5 +194,26 @@ extension DeviceStore {
             }
             return Array(marked)
         }
+    }
+}
+
+/// Several modules' handlers as one: each gets the events it wants, in order, and the replies
+/// are sent in the order of the handlers.
+public struct DeviceEventHandlers: DeviceEventHandler {
+    let handlers: [any DeviceEventHandler]
+
+    public init(_ handlers: [any DeviceEventHandler]) { self.handlers = handlers }
+
+    public func handles(_ event: Linli_Device_V1_Event) -> Bool { handlers.contains { $0.handles(event) } }
+
+    public func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
+        async throws -> [Linli_Device_V1_ServerMessage]
+    {
+        var replies: [Linli_Device_V1_ServerMessage] = []
+        for handler in handlers {
+            let mine = events.filter { handler.handles($0.event) }
+            if !mine.isEmpty { replies += try await handler.handle(mine, device: device, on: connection, logger: logger) }
+        }
+        return replies
     }
 }

@@ -56,7 +56,7 @@ public enum InputLimits {
         "IssueCredentialRequest.value": .line(64),
         "PlateEvent.lane_code": .line(32), "PlateEvent.plate": .line(32), "GateDecision.lane_code": .line(32),
         "GateDecision.led_lines": .line(96), "GateDecision.voice": .line(200), "GateDecision.session_id": .line(36),
-        "GateDecision.reason": .line(32),
+        "GateDecision.reason": .line(32), "FireEvent.point_code": .line(32), "FireEvent.detail": .line(200),
     ]
 
     public static let counts: [String: Int] = [

@@ -1,6 +1,7 @@
 import Foundation
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import LinliAlarms
 import LinliBaseData
 import LinliBilling
 import LinliCases
@@ -50,6 +51,7 @@ public struct LinliApplication: Sendable {
     public let outboxRelay: OutboxRelayJob
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffsetJob
+    public let alarmEscalation: AlarmEscalationJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -101,6 +103,7 @@ public struct LinliApplication: Sendable {
         patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
         outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
+        alarmEscalation = AlarmEscalationJob(database: database, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -137,13 +140,14 @@ public struct LinliApplication: Sendable {
             DeviceService(database: database, logger: logger),
             AccessService(database: database, logger: logger),
             ParkingService(database: database, logger: logger),
+            AlarmService(database: database, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger, handler: ParkingGate(),
+            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler()]),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -170,7 +174,7 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, tenantSpares, deviceGateway,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

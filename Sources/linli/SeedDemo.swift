@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LinliAlarms
 import LinliCore
 import LinliDevices
 import LinliParking
@@ -18,6 +19,8 @@ struct SeedDemo: AsyncParsableCommand {
     var deviceFile = ".data/demo-device"
     @Option(help: "Where the demo barrier device's credentials are written.")
     var laneFile = ".data/demo-lane"
+    @Option(help: "Where the demo fire panel's credentials are written.")
+    var fireFile = ".data/demo-fire"
 
     func run() async throws {
         let app = try Runtime.application()
@@ -30,6 +33,7 @@ struct SeedDemo: AsyncParsableCommand {
             let demo = try await app.seedDemoTenant(slug: "demo", name: "邻里示范物业", password: password)
             try await seedDoors(app, demo)
             try await seedParking(app, demo)
+            try await seedFirePanel(app, demo)
             return "demo tenant created (\(demo.tenant.id)); community 阳光花园 \(demo.community)"
         }
         print(
@@ -43,6 +47,8 @@ struct SeedDemo: AsyncParsableCommand {
               its credentials: \(deviceFile) ("tenant device_id secret", for linli-device --credentials)
             lot P1 (地面停车场, 200 spaces) with lanes in and out on barrier "DEMO-GATE-1", fee rule: 15 min free,
               first hour 5元, then 2元 per 30 min, 20元 per 24 h; monthly car 沪A12345; its credentials: \(laneFile)
+            fire panel "DEMO-FIRE-1" with points 1-001 (smoke, 1栋3层电梯厅) and 1-002 (manual call point);
+              its credentials: \(fireFile)
             """)
     }
 
@@ -74,6 +80,28 @@ struct SeedDemo: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(line.utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+    }
+
+    /// A fire panel with two points in building 1.
+    private func seedFirePanel(_ app: LinliApplication, _ demo: DemoTenant) async throws {
+        let logger = app.database.logger
+        guard let manager = demo.users["manager"] else { return }
+        let principal = Principal(
+            tenantID: demo.tenant.id, subjectID: manager, displayName: "王经理", role: .manager, communityIDs: [demo.community], buildingIDs: [])
+        let line: String = try await app.database.tenantTransaction(demo.tenant) { connection in
+            let (device, secret) = try await DeviceStore(database: app.database).register(
+                community: demo.community, serial: "DEMO-FIRE-1", kind: "detector", name: "1栋火灾报警控制器", by: manager,
+                on: connection, logger: logger)
+            for (code, kind, location) in [("1-001", "smoke", "3层电梯厅"), ("1-002", "manual_call_point", "1层大堂")] {
+                _ = try await AlarmStore().createPoint(
+                    .init(
+                        id: UUIDv7.make(), device: device.id.uuid, code: code, kind: kind, building: demo.buildings.first?.uuid,
+                        floor: code == "1-001" ? 3 : 1, location: location, disabled: false, remediationFlaggedAt: nil),
+                    for: principal, on: connection, logger: logger)
+            }
+            return "\(demo.tenant.slug) \(device.id) \(secret.hexString)\n"
+        }
+        try Self.writeCredentials(line, to: fireFile)
     }
 
     /// A lot with an entry and an exit lane on one barrier camera, the fee table of the research

@@ -48,6 +48,9 @@ typedef struct ld_options {
     const char *lane;         /* the lane code plate reads happen at (barrier cameras) */
     const char *plates[16];   /* plates read at the lane, 1 s after connecting; the server answers each */
     int n_plates;
+    const char *fires[16];    /* fire panel events "POINT:KIND" (kind fire, fault, supervisory, disabled,
+                                 linkage_started, linkage_confirmed, reset), 1 s after connecting */
+    int n_fires;
     int batch_every_ms;       /* paced load: capture batch_size events every this many ms */
     int batch_size;
 } ld_options;
@@ -87,6 +90,10 @@ int ld_buffer_add_access_many(ld_buffer *buffer, size_t count, const char *door,
                               const char *credential, int granted, int64_t offset_ms);
 /* A plate read at `lane` at (now + offset_ms), written to the file before it returns. */
 int ld_buffer_add_plate(ld_buffer *buffer, const char *lane, const char *plate, int64_t offset_ms);
+/* A fire panel event: `kind` is a Linli__Device__V1__FireEventKind value. */
+int ld_buffer_add_fire(ld_buffer *buffer, const char *point, int kind, const char *detail, int64_t offset_ms);
+/* "fire" → LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FIRE …; 0 when unknown. */
+int ld_fire_kind(const char *name);
 size_t ld_buffer_pending(const ld_buffer *buffer);
 uint64_t ld_buffer_commit_point(const ld_buffer *buffer);
 

@@ -547,6 +547,51 @@ void   linli__device__v1__plate_event__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__plate_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__fire_event__init
+                     (Linli__Device__V1__FireEvent         *message)
+{
+  static const Linli__Device__V1__FireEvent init_value = LINLI__DEVICE__V1__FIRE_EVENT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__fire_event__get_packed_size
+                     (const Linli__Device__V1__FireEvent *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__fire_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__fire_event__pack
+                     (const Linli__Device__V1__FireEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__fire_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__fire_event__pack_to_buffer
+                     (const Linli__Device__V1__FireEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__fire_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__FireEvent *
+       linli__device__v1__fire_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__FireEvent *)
+     protobuf_c_message_unpack (&linli__device__v1__fire_event__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__fire_event__free_unpacked
+                     (Linli__Device__V1__FireEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__fire_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message)
 {
@@ -1741,7 +1786,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor =
   (ProtobufCMessageInit) linli__device__v1__event_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[5] =
+static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[6] =
 {
   {
     "seq",
@@ -1803,10 +1848,23 @@ static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "fire",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Event, body_case),
+    offsetof(Linli__Device__V1__Event, fire),
+    &linli__device__v1__fire_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = access */
   1,   /* field[1] = device_time_ms */
+  5,   /* field[5] = fire */
   4,   /* field[4] = plate */
   0,   /* field[0] = seq */
   3,   /* field[3] = status */
@@ -1815,7 +1873,7 @@ static const ProtobufCIntRange linli__device__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
 {
@@ -1825,7 +1883,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
   "Linli__Device__V1__Event",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Event),
-  5,
+  6,
   linli__device__v1__event__field_descriptors,
   linli__device__v1__event__field_indices_by_name,
   2,  linli__device__v1__event__number_ranges,
@@ -1997,6 +2055,70 @@ const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor =
   linli__device__v1__plate_event__field_indices_by_name,
   1,  linli__device__v1__plate_event__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__plate_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__fire_event__field_descriptors[3] =
+{
+  {
+    "point_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__FireEvent, point_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "kind",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__FireEvent, kind),
+    &linli__device__v1__fire_event_kind__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "detail",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__FireEvent, detail),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__fire_event__field_indices_by_name[] = {
+  2,   /* field[2] = detail */
+  1,   /* field[1] = kind */
+  0,   /* field[0] = point_code */
+};
+static const ProtobufCIntRange linli__device__v1__fire_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.FireEvent",
+  "FireEvent",
+  "Linli__Device__V1__FireEvent",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__FireEvent),
+  3,
+  linli__device__v1__fire_event__field_descriptors,
+  linli__device__v1__fire_event__field_indices_by_name,
+  1,  linli__device__v1__fire_event__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__fire_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__gate_decision__field_descriptors[8] =
@@ -2914,6 +3036,46 @@ const ProtobufCEnumDescriptor linli__device__v1__plate_color__descriptor =
   linli__device__v1__plate_color__enum_values_by_name,
   1,
   linli__device__v1__plate_color__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__fire_event_kind__enum_values_by_number[8] =
+{
+  { "FIRE_EVENT_KIND_UNSPECIFIED", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_UNSPECIFIED", 0 },
+  { "FIRE_EVENT_KIND_FIRE", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FIRE", 1 },
+  { "FIRE_EVENT_KIND_FAULT", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FAULT", 2 },
+  { "FIRE_EVENT_KIND_SUPERVISORY", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_SUPERVISORY", 3 },
+  { "FIRE_EVENT_KIND_DISABLED", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_DISABLED", 4 },
+  { "FIRE_EVENT_KIND_LINKAGE_STARTED", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_LINKAGE_STARTED", 5 },
+  { "FIRE_EVENT_KIND_LINKAGE_CONFIRMED", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_LINKAGE_CONFIRMED", 6 },
+  { "FIRE_EVENT_KIND_RESET", "LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_RESET", 7 },
+};
+static const ProtobufCIntRange linli__device__v1__fire_event_kind__value_ranges[] = {
+{0, 0},{0, 8}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__fire_event_kind__enum_values_by_name[8] =
+{
+  { "FIRE_EVENT_KIND_DISABLED", 4 },
+  { "FIRE_EVENT_KIND_FAULT", 2 },
+  { "FIRE_EVENT_KIND_FIRE", 1 },
+  { "FIRE_EVENT_KIND_LINKAGE_CONFIRMED", 6 },
+  { "FIRE_EVENT_KIND_LINKAGE_STARTED", 5 },
+  { "FIRE_EVENT_KIND_RESET", 7 },
+  { "FIRE_EVENT_KIND_SUPERVISORY", 3 },
+  { "FIRE_EVENT_KIND_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__fire_event_kind__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.FireEventKind",
+  "FireEventKind",
+  "Linli__Device__V1__FireEventKind",
+  "linli.device.v1",
+  8,
+  linli__device__v1__fire_event_kind__enum_values_by_number,
+  8,
+  linli__device__v1__fire_event_kind__enum_values_by_name,
+  1,
+  linli__device__v1__fire_event_kind__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue linli__device__v1__command_outcome__enum_values_by_number[4] =

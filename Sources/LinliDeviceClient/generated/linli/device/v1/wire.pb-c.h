@@ -27,6 +27,7 @@ typedef struct Linli__Device__V1__EventBatch Linli__Device__V1__EventBatch;
 typedef struct Linli__Device__V1__Event Linli__Device__V1__Event;
 typedef struct Linli__Device__V1__AccessEvent Linli__Device__V1__AccessEvent;
 typedef struct Linli__Device__V1__PlateEvent Linli__Device__V1__PlateEvent;
+typedef struct Linli__Device__V1__FireEvent Linli__Device__V1__FireEvent;
 typedef struct Linli__Device__V1__GateDecision Linli__Device__V1__GateDecision;
 typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
@@ -95,6 +96,35 @@ typedef enum _Linli__Device__V1__PlateColor {
   LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_BLACK = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__PLATE_COLOR)
 } Linli__Device__V1__PlateColor;
+typedef enum _Linli__Device__V1__FireEventKind {
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_UNSPECIFIED = 0,
+  /*
+   * 火警: a detector or call point signals fire.
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FIRE = 1,
+  /*
+   * 故障: a point or the panel is faulty.
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FAULT = 2,
+  /*
+   * 监管: a supervised device changed state (a valve closed, a pump stopped).
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_SUPERVISORY = 3,
+  /*
+   * 屏蔽: a point was disabled at the panel.
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_DISABLED = 4,
+  /*
+   * 启动 / 反馈: linkage (fans, doors, pumps) started, and its confirmation.
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_LINKAGE_STARTED = 5,
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_LINKAGE_CONFIRMED = 6,
+  /*
+   * The panel was reset: every fire alarm of this device clears.
+   */
+  LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_RESET = 7
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__FIRE_EVENT_KIND)
+} Linli__Device__V1__FireEventKind;
 typedef enum _Linli__Device__V1__CommandOutcome {
   LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_UNSPECIFIED = 0,
   /*
@@ -326,7 +356,8 @@ typedef enum {
   LINLI__DEVICE__V1__EVENT__BODY__NOT_SET = 0,
   LINLI__DEVICE__V1__EVENT__BODY_ACCESS = 10,
   LINLI__DEVICE__V1__EVENT__BODY_STATUS = 11,
-  LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12
+  LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12,
+  LINLI__DEVICE__V1__EVENT__BODY_FIRE = 13
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__EVENT__BODY__CASE)
 } Linli__Device__V1__Event__BodyCase;
 
@@ -347,6 +378,7 @@ struct  Linli__Device__V1__Event
     Linli__Device__V1__AccessEvent *access;
     Linli__Device__V1__StatusEvent *status;
     Linli__Device__V1__PlateEvent *plate;
+    Linli__Device__V1__FireEvent *fire;
   };
 };
 #define LINLI__DEVICE__V1__EVENT__INIT \
@@ -407,6 +439,26 @@ struct  Linli__Device__V1__PlateEvent
 #define LINLI__DEVICE__V1__PLATE_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__plate_event__descriptor) \
     , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__PLATE_COLOR__PLATE_COLOR_UNSPECIFIED, 0 }
+
+
+/*
+ * A fire alarm control panel (or a detector speaking for itself) reports a point's state
+ * (README, "Alarms"). Every such event is kept; a fire raises one alarm per point that reaches
+ * the guards within seconds, whatever else the server is doing.
+ */
+struct  Linli__Device__V1__FireEvent
+{
+  ProtobufCMessage base;
+  /*
+   * The point's code at this panel (loop and address, e.g. "1-023"); empty for the panel itself.
+   */
+  char *point_code;
+  Linli__Device__V1__FireEventKind kind;
+  char *detail;
+};
+#define LINLI__DEVICE__V1__FIRE_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__fire_event__descriptor) \
+    , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string }
 
 
 /*
@@ -868,6 +920,25 @@ Linli__Device__V1__PlateEvent *
 void   linli__device__v1__plate_event__free_unpacked
                      (Linli__Device__V1__PlateEvent *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__FireEvent methods */
+void   linli__device__v1__fire_event__init
+                     (Linli__Device__V1__FireEvent         *message);
+size_t linli__device__v1__fire_event__get_packed_size
+                     (const Linli__Device__V1__FireEvent   *message);
+size_t linli__device__v1__fire_event__pack
+                     (const Linli__Device__V1__FireEvent   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__fire_event__pack_to_buffer
+                     (const Linli__Device__V1__FireEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__FireEvent *
+       linli__device__v1__fire_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__fire_event__free_unpacked
+                     (Linli__Device__V1__FireEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__GateDecision methods */
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message);
@@ -1134,6 +1205,9 @@ typedef void (*Linli__Device__V1__AccessEvent_Closure)
 typedef void (*Linli__Device__V1__PlateEvent_Closure)
                  (const Linli__Device__V1__PlateEvent *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__FireEvent_Closure)
+                 (const Linli__Device__V1__FireEvent *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__GateDecision_Closure)
                  (const Linli__Device__V1__GateDecision *message,
                   void *closure_data);
@@ -1179,6 +1253,7 @@ typedef void (*Linli__Device__V1__WhitelistAck_Closure)
 extern const ProtobufCEnumDescriptor    linli__device__v1__refusal_code__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__access_method__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__plate_color__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__fire_event_kind__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__command_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__credential_kind__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor;
@@ -1193,6 +1268,7 @@ extern const ProtobufCMessageDescriptor linli__device__v1__event_batch__descript
 extern const ProtobufCMessageDescriptor linli__device__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__access_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;

@@ -1,0 +1,207 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LinliAPI
+import LinliAlarms
+import LinliCore
+import LinliServer
+import LinliTenancy
+import PostgresNIO
+import Testing
+
+@testable import LinliDevices
+
+@Suite("Alarms: fire panels over the device gateway (B-3)", .serialized)
+struct AlarmTests {
+    struct Fixture {
+        let server: TestServer
+        let demo: DemoTenant
+        let manager: Metadata
+        let panel: TestDevice
+        var alarms: Linli_Device_V1_AlarmService.Client<HTTP2ClientTransport.Posix> { .init(wrapping: server.client) }
+
+        static func make() async throws -> Fixture {
+            let server = try await TestServer.shared.value
+            let demo = try await server.newTenant()
+            let manager = try await server.login(demo, "manager")
+            let panel = try await server.registerDevice(demo, as: manager, kind: .detector)
+            let f = Fixture(server: server, demo: demo, manager: manager, panel: panel)
+            _ = try await f.alarms.createFirePoint(
+                .with {
+                    $0.requestID = UUID().uuidString
+                    $0.deviceID = panel.id
+                    $0.code = "1-001"
+                    $0.kind = .smoke
+                    $0.buildingID = demo.buildings[0].description
+                    $0.floor = 3
+                    $0.location = "3层电梯厅"
+                }, metadata: manager)
+            return f
+        }
+
+        func fire(_ events: [String]) async throws {
+            let result = try await DeviceProgram.run(
+                panel.arguments() + ["--exit-when-acked", "--quiet"] + events.flatMap { ["--fire", $0] })
+            #expect(result.status == 0, "\(result.errors)")
+        }
+
+        func list(activeOnly: Bool = true) async throws -> [Linli_Device_V1_Alarm] {
+            try await alarms.listAlarms(
+                .with {
+                    $0.communityID = demo.community.description
+                    $0.activeOnly = activeOnly
+                    $0.typePrefix = "fire"
+                }, metadata: manager
+            ).alarms
+        }
+
+        func inbox(_ username: String, topic: String = "device.alarm") async throws -> Int {
+            let session = try await server.login(demo, username)
+            let inbox = Linli_Property_V1_InboxService.Client(wrapping: server.client)
+            return try await inbox.listNotifications(.init(), metadata: session).notifications.filter { $0.topic == topic }.count
+        }
+
+        func sql(_ query: PostgresQuery) async throws {
+            try await server.app.database.tenantTransaction(demo.tenant) { connection in
+                try await connection.query(query, logger: server.app.logger)
+            }
+        }
+    }
+
+    @Test("two smoke messages milliseconds apart raise one alarm, told to the guards within seconds; the panel's reset clears it")
+    func oneAlarmThenReset() async throws {
+        let f = try await Fixture.make()
+        try await f.fire(["1-001:fire", "1-001:fire"])
+        let active = try await f.list()
+        #expect(active.count == 1)
+        #expect(active.first?.occurrences == 2 && active.first?.severity == .critical && active.first?.status == .active)
+        #expect(active.first?.location.contains("3层电梯厅") == true)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try await f.inbox("guard") == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await f.inbox("guard") == 1)
+
+        // Concurrent identical events in two transactions still make one alarm.
+        let device = DeviceID(UUID(uuidString: f.panel.id)!)
+        let store = DeviceStore(database: f.server.app.database)
+        let generation: Int32 = try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            for try await g in try await connection.query("SELECT generation FROM devices WHERE id = \(device.uuid)", logger: f.server.app.logger)
+                .decode(Int32.self)
+            {
+                return g
+            }
+            return 0
+        }
+        func event(_ seq: Int64) throws -> DeviceStore.IncomingEvent {
+            var e = Linli_Device_V1_Event()
+            e.seq = UInt64(seq)
+            e.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+            e.fire = .with {
+                $0.pointCode = "2-002"
+                $0.kind = .fire
+            }
+            return .init(seq: seq, kind: "fire", deviceTime: Date(), late: false, body: .init(bytes: try e.serializedBytes() as [UInt8]), event: e)
+        }
+        async let a = store.ingest(
+            .init(device: device, generation: generation, events: [try event(101)], access: [], upTo: 101), tenant: f.demo.tenant,
+            handler: FireHandler(), logger: f.server.app.logger)
+        async let b = store.ingest(
+            .init(device: device, generation: generation, events: [try event(102)], access: [], upTo: 102), tenant: f.demo.tenant,
+            handler: FireHandler(), logger: f.server.app.logger)
+        _ = try await (a, b)
+        let second = try await f.list().filter { $0.source == "2-002" }
+        #expect(second.count == 1 && second.first?.occurrences == 2, "an unconfigured point still raises its one alarm")
+
+        // The panel's reset clears every fire alarm of the panel (cleared by the device, not a person).
+        try await f.sql("UPDATE devices SET commit_point = 0 WHERE id = \(device.uuid)")
+        try await f.fire([":reset"])
+        #expect(try await f.list().isEmpty)
+        let cleared = try await f.list(activeOnly: false)
+        #expect(cleared.count == 2 && cleared.allSatisfy { $0.status == .cleared && $0.clearedBy.isEmpty })
+    }
+
+    @Test("unacknowledged past the deadline → a work order and the managers told; a false alarm needs a reason and counts toward the daily limit")
+    func escalationAndFalseAlarms() async throws {
+        let f = try await Fixture.make()
+        _ = try await f.alarms.setFireSettings(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.communityID = f.demo.community.description
+                $0.escalateAfterSeconds = 180
+                $0.falseAlarmDailyLimit = 1
+            }, metadata: f.manager)
+        try await f.fire(["1-001:fire"])
+        var alarm = try #require(try await f.list().first)
+        // Not yet due: nothing escalates.
+        #expect(try await f.server.app.alarmEscalation.run(f.demo.tenant) == 0)
+        try await f.sql("UPDATE device_alarms SET raised_at = now() - interval '181 seconds' WHERE id = \(UUID(uuidString: alarm.id)!)")
+        #expect(try await f.server.app.alarmEscalation.run(f.demo.tenant) == 1)
+        #expect(try await f.server.app.alarmEscalation.run(f.demo.tenant) == 0, "each alarm escalates once")
+        alarm = try #require(try await f.list().first)
+        #expect(alarm.hasEscalatedAt && !alarm.workOrderID.isEmpty)
+        let order = try await Linli_Property_V1_WorkOrderService.Client(wrapping: f.server.client).getWorkOrder(
+            .with { $0.workOrderID = alarm.workOrderID }, metadata: f.manager)
+        #expect(order.workOrder.priority == .emergency && order.workOrder.category == "fire")
+        let deadline = ContinuousClock.now + .seconds(5)
+        while try await f.inbox("manager") < 2, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await f.inbox("manager") >= 2, "the alarm, then its escalation")
+
+        // A false alarm without its cause is refused, naming the field; with it, it clears.
+        do {
+            _ = try await f.alarms.clearAlarm(
+                .with {
+                    $0.requestID = UUID().uuidString
+                    $0.alarmID = alarm.id
+                    $0.falseAlarm = true
+                }, metadata: f.manager)
+            Issue.record("a false alarm without a reason was accepted")
+        } catch let error as RPCError {
+            #expect(error.code == .invalidArgument && error.message.contains("reason"))
+        }
+        func clearFalse(_ id: String) async throws -> Linli_Device_V1_Alarm {
+            try await f.alarms.clearAlarm(
+                .with {
+                    $0.requestID = UUID().uuidString
+                    $0.alarmID = id
+                    $0.falseAlarm = true
+                    $0.reason = "厨房油烟"
+                }, metadata: f.manager)
+        }
+        let first = try await clearFalse(alarm.id)
+        #expect(first.status == .cleared && first.falseAlarm && first.clearedReason == "厨房油烟")
+        var points = try await f.alarms.listFirePoints(.with { $0.communityID = f.demo.community.description }, metadata: f.manager).points
+        #expect(points.first?.hasRemediationFlaggedAt == false, "one false alarm is within the limit of 1")
+        // A second false alarm the same day passes the limit: the point is flagged.
+        try await f.fire(["1-001:fire"])
+        let again = try #require(try await f.list().first)
+        let guardSession = try await f.server.login(f.demo, "guard")
+        _ = try await f.alarms.acknowledgeAlarm(
+            .with {
+                $0.requestID = UUID().uuidString; $0.alarmID = again.id
+            }, metadata: guardSession)
+        _ = try await clearFalse(again.id)
+        points = try await f.alarms.listFirePoints(.with { $0.communityID = f.demo.community.description }, metadata: f.manager).points
+        #expect(points.first?.hasRemediationFlaggedAt == true)
+
+        let report = try await f.alarms.getFireReport(
+            .with {
+                $0.communityID = f.demo.community.description
+                $0.from = ParkingFixture.yesterday
+                $0.to = ParkingFixture.today
+            }, metadata: f.manager)
+        #expect(report.fireAlarms == 2 && report.falseAlarms == 2 && report.escalated == 1 && report.pointsFlagged == 1)
+        #expect(report.alarms.count == 2)
+
+        // Another tenant's manager cannot see or touch the alarm.
+        let other = try await f.server.newTenant()
+        let stranger = try await f.server.login(other, "manager")
+        do {
+            _ = try await f.alarms.acknowledgeAlarm(
+                .with {
+                    $0.requestID = UUID().uuidString; $0.alarmID = again.id
+                }, metadata: stranger)
+            Issue.record("another tenant acknowledged the alarm")
+        } catch let error as RPCError {
+            #expect(error.code == .notFound)
+        }
+    }
+}
