@@ -79,6 +79,8 @@ struct InfrastructureTests {
             Linli_Billing_V1_BillingService.Method.descriptors,
             Linli_Device_V1_DeviceService.Method.descriptors,
             Linli_Device_V1_AccessService.Method.descriptors,
+            Linli_Device_V1_AlarmService.Method.descriptors,
+            Linli_Parking_V1_ParkingService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(
