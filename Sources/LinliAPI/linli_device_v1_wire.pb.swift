@@ -695,6 +695,14 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     set {body = .fire(newValue)}
   }
 
+  public var meter: Linli_Device_V1_MeterEvent {
+    get {
+      if case .meter(let v)? = body {return v}
+      return Linli_Device_V1_MeterEvent()
+    }
+    set {body = .meter(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -702,6 +710,7 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     case status(Linli_Device_V1_StatusEvent)
     case plate(Linli_Device_V1_PlateEvent)
     case fire(Linli_Device_V1_FireEvent)
+    case meter(Linli_Device_V1_MeterEvent)
 
   }
 
@@ -772,6 +781,23 @@ public nonisolated struct Linli_Device_V1_FireEvent: Sendable {
   public var kind: Linli_Device_V1_FireEventKind = .unspecified
 
   public var detail: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A remote-reading meter's register (README, "Smart meters"): the cumulative value in
+/// hundredths of a unit (m³ or kWh: 1234.56 kWh is 123456). A concentrator reports for many
+/// meters, each by its code.
+public nonisolated struct Linli_Device_V1_MeterEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var meterCode: String = String()
+
+  public var valueCenti: UInt64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1616,7 +1642,7 @@ nonisolated extension Linli_Device_V1_EventBatch: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0\u{1}meter\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1678,6 +1704,19 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
           self.body = .fire(v)
         }
       }()
+      case 14: try {
+        var v: Linli_Device_V1_MeterEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .meter(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .meter(v)
+        }
+      }()
       default: break
       }
     }
@@ -1710,6 +1749,10 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
     case .fire?: try {
       guard case .fire(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
+    case .meter?: try {
+      guard case .meter(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
     }()
     case nil: break
     }
@@ -1855,6 +1898,41 @@ nonisolated extension Linli_Device_V1_FireEvent: SwiftProtobuf.Message, SwiftPro
     if lhs.pointCode != rhs.pointCode {return false}
     if lhs.kind != rhs.kind {return false}
     if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_MeterEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MeterEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}meter_code\0\u{3}value_centi\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.meterCode) }()
+      case 2: try { try decoder.decodeSingularUInt64Field(value: &self.valueCenti) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.meterCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.meterCode, fieldNumber: 1)
+    }
+    if self.valueCenti != 0 {
+      try visitor.visitSingularUInt64Field(value: self.valueCenti, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_MeterEvent, rhs: Linli_Device_V1_MeterEvent) -> Bool {
+    if lhs.meterCode != rhs.meterCode {return false}
+    if lhs.valueCenti != rhs.valueCenti {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -134,3 +134,15 @@ public struct FireHandler: DeviceEventHandler {
         }
     }
 }
+
+/// Raising an alarm from any module: the one create-or-update of (device, type, source), told
+/// to the community's managers when it is new.
+public enum Alarms {
+    @discardableResult
+    public static func raise(
+        type: String, severity: String, source: String, detail: String, device: DeviceID, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> UUID? {
+        try await FireHandler.raise(type: type, severity: severity, point: source, detail: detail, device: device, on: connection, logger: logger)
+    }
+}

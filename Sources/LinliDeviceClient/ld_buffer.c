@@ -271,3 +271,34 @@ int ld_buffer_add_fire(ld_buffer *b, const char *point, int kind, const char *de
     if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }
+
+int ld_parse_meter(const char *text, char code[33], uint64_t *value) {
+    const char *colon = strchr(text, ':');
+    if (!colon || colon == text || colon - text > 32 || !colon[1]) return -1;
+    char *end;
+    unsigned long long v = strtoull(colon + 1, &end, 10);
+    if (*end != '\0' || colon[1] == '-' || v > 100000000000ULL) return -1;
+    memcpy(code, text, (size_t)(colon - text));
+    code[colon - text] = '\0';
+    *value = v;
+    return 0;
+}
+
+int ld_buffer_add_meter(ld_buffer *b, const char *code, uint64_t value_centi, int64_t offset_ms) {
+    Linli__Device__V1__MeterEvent meter = LINLI__DEVICE__V1__METER_EVENT__INIT;
+    meter.meter_code = (char *)code;
+    meter.value_centi = value_centi;
+    Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
+    event.seq = b->next_seq;
+    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.body_case = LINLI__DEVICE__V1__EVENT__BODY_METER;
+    event.meter = &meter;
+    size_t len = linli__device__v1__event__get_packed_size(&event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(&event, bytes);
+    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}

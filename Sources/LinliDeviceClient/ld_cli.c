@@ -22,6 +22,7 @@ static void usage(void) {
           "      [--lane CODE --plate PLATE...]   plate reads at a barrier lane; the server answers each\n"
           "      [--fire POINT:KIND...]   fire panel events; KIND fire, fault, supervisory, disabled, linkage_started,\n"
           "                               linkage_confirmed or reset (\":reset\" resets the panel)\n"
+          "      [--meter CODE:VALUE_CENTI...]   meter readings (capture: at --time-offset-ms)\n"
           "  linli-device capture --buffer FILE (--capture N [--door CODE] | --lane CODE --plate PLATE...)\n"
           "      [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
@@ -77,6 +78,12 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->options.swipes[c->options.n_swipes++] = v;
         }
         else if (!strcmp(a, "--lane")) { NEED_VALUE c->options.lane = v; }
+        else if (!strcmp(a, "--meter")) {
+            char code[33];
+            uint64_t value;
+            NEED_VALUE if (c->options.n_meters == 16 || ld_parse_meter(v, code, &value) != 0) goto bad;
+            c->options.meters[c->options.n_meters++] = v;
+        }
         else if (!strcmp(a, "--fire")) {
             NEED_VALUE const char *colon = strchr(v, ':');
             if (c->options.n_fires == 16 || !colon || colon - v > 32 || !ld_fire_kind(colon + 1)) goto bad;
@@ -189,6 +196,15 @@ static int command_capture(cli *c) {
     /* Offline plate reads: recorded now (shifted by --time-offset-ms), sent when the lane reconnects. */
     for (int i = 0; status == 0 && i < c->options.n_plates; i++) {
         if (ld_buffer_add_plate(buffer, c->options.lane ? c->options.lane : "in", c->options.plates[i], c->time_offset_ms) != 0) {
+            fputs("linli-device: cannot write the buffer file\n", stderr);
+            status = LD_ERR_BUFFER;
+        }
+    }
+    for (int i = 0; status == 0 && i < c->options.n_meters; i++) {
+        char code[33];
+        uint64_t value;
+        if (ld_parse_meter(c->options.meters[i], code, &value) != 0 ||
+            ld_buffer_add_meter(buffer, code, value, c->time_offset_ms) != 0) {
             fputs("linli-device: cannot write the buffer file\n", stderr);
             status = LD_ERR_BUFFER;
         }

@@ -245,6 +245,7 @@ extension DeviceGateway {
             case .status: kind = "status"
             case .plate: kind = "plate"
             case .fire: kind = "fire"
+            case .meter: kind = "meter"
             case nil:
                 kind = ""
                 refusedReason = refusedReason ?? "the event carries no body"

@@ -10,6 +10,7 @@ import LinliDevices
 import LinliFrontDesk
 import LinliIdentity
 import LinliInbox
+import LinliMeters
 import LinliNotices
 import LinliParking
 import LinliPatrol
@@ -52,6 +53,7 @@ public struct LinliApplication: Sendable {
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffsetJob
     public let alarmEscalation: AlarmEscalationJob
+    public let smartMeters: SmartMeterJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -104,6 +106,7 @@ public struct LinliApplication: Sendable {
         outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
         alarmEscalation = AlarmEscalationJob(database: database, logger: logger)
+        smartMeters = SmartMeterJob(database: database, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -141,13 +144,14 @@ public struct LinliApplication: Sendable {
             AccessService(database: database, logger: logger),
             ParkingService(database: database, logger: logger),
             AlarmService(database: database, logger: logger),
+            MeterService(database: database, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler()]),
+            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler()]),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -174,7 +178,7 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, tenantSpares, deviceGateway,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

@@ -51,6 +51,8 @@ typedef struct ld_options {
     const char *fires[16];    /* fire panel events "POINT:KIND" (kind fire, fault, supervisory, disabled,
                                  linkage_started, linkage_confirmed, reset), 1 s after connecting */
     int n_fires;
+    const char *meters[16];   /* meter readings "CODE:VALUE_CENTI", 1 s after connecting */
+    int n_meters;
     int batch_every_ms;       /* paced load: capture batch_size events every this many ms */
     int batch_size;
 } ld_options;
@@ -92,6 +94,10 @@ int ld_buffer_add_access_many(ld_buffer *buffer, size_t count, const char *door,
 int ld_buffer_add_plate(ld_buffer *buffer, const char *lane, const char *plate, int64_t offset_ms);
 /* A fire panel event: `kind` is a Linli__Device__V1__FireEventKind value. */
 int ld_buffer_add_fire(ld_buffer *buffer, const char *point, int kind, const char *detail, int64_t offset_ms);
+/* A meter's cumulative register in hundredths of a unit. */
+int ld_buffer_add_meter(ld_buffer *buffer, const char *code, uint64_t value_centi, int64_t offset_ms);
+/* "CODE:VALUE" → code (up to 32 characters) and value; -1 when malformed. */
+int ld_parse_meter(const char *text, char code[33], uint64_t *value);
 /* "fire" → LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FIRE …; 0 when unknown. */
 int ld_fire_kind(const char *name);
 size_t ld_buffer_pending(const ld_buffer *buffer);

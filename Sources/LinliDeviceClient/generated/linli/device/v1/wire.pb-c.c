@@ -592,6 +592,51 @@ void   linli__device__v1__fire_event__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__fire_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__meter_event__init
+                     (Linli__Device__V1__MeterEvent         *message)
+{
+  static const Linli__Device__V1__MeterEvent init_value = LINLI__DEVICE__V1__METER_EVENT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__meter_event__get_packed_size
+                     (const Linli__Device__V1__MeterEvent *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__meter_event__pack
+                     (const Linli__Device__V1__MeterEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__meter_event__pack_to_buffer
+                     (const Linli__Device__V1__MeterEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__MeterEvent *
+       linli__device__v1__meter_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__MeterEvent *)
+     protobuf_c_message_unpack (&linli__device__v1__meter_event__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__meter_event__free_unpacked
+                     (Linli__Device__V1__MeterEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__meter_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message)
 {
@@ -1786,7 +1831,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor =
   (ProtobufCMessageInit) linli__device__v1__event_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[6] =
+static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[7] =
 {
   {
     "seq",
@@ -1860,11 +1905,24 @@ static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "meter",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Event, body_case),
+    offsetof(Linli__Device__V1__Event, meter),
+    &linli__device__v1__meter_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = access */
   1,   /* field[1] = device_time_ms */
   5,   /* field[5] = fire */
+  6,   /* field[6] = meter */
   4,   /* field[4] = plate */
   0,   /* field[0] = seq */
   3,   /* field[3] = status */
@@ -1873,7 +1931,7 @@ static const ProtobufCIntRange linli__device__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
 {
@@ -1883,7 +1941,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
   "Linli__Device__V1__Event",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Event),
-  6,
+  7,
   linli__device__v1__event__field_descriptors,
   linli__device__v1__event__field_indices_by_name,
   2,  linli__device__v1__event__number_ranges,
@@ -2119,6 +2177,57 @@ const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor =
   linli__device__v1__fire_event__field_indices_by_name,
   1,  linli__device__v1__fire_event__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__fire_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__meter_event__field_descriptors[2] =
+{
+  {
+    "meter_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__MeterEvent, meter_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value_centi",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__MeterEvent, value_centi),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__meter_event__field_indices_by_name[] = {
+  0,   /* field[0] = meter_code */
+  1,   /* field[1] = value_centi */
+};
+static const ProtobufCIntRange linli__device__v1__meter_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__meter_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.MeterEvent",
+  "MeterEvent",
+  "Linli__Device__V1__MeterEvent",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__MeterEvent),
+  2,
+  linli__device__v1__meter_event__field_descriptors,
+  linli__device__v1__meter_event__field_indices_by_name,
+  1,  linli__device__v1__meter_event__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__meter_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__gate_decision__field_descriptors[8] =

@@ -28,6 +28,7 @@ typedef struct Linli__Device__V1__Event Linli__Device__V1__Event;
 typedef struct Linli__Device__V1__AccessEvent Linli__Device__V1__AccessEvent;
 typedef struct Linli__Device__V1__PlateEvent Linli__Device__V1__PlateEvent;
 typedef struct Linli__Device__V1__FireEvent Linli__Device__V1__FireEvent;
+typedef struct Linli__Device__V1__MeterEvent Linli__Device__V1__MeterEvent;
 typedef struct Linli__Device__V1__GateDecision Linli__Device__V1__GateDecision;
 typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
@@ -357,7 +358,8 @@ typedef enum {
   LINLI__DEVICE__V1__EVENT__BODY_ACCESS = 10,
   LINLI__DEVICE__V1__EVENT__BODY_STATUS = 11,
   LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12,
-  LINLI__DEVICE__V1__EVENT__BODY_FIRE = 13
+  LINLI__DEVICE__V1__EVENT__BODY_FIRE = 13,
+  LINLI__DEVICE__V1__EVENT__BODY_METER = 14
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__EVENT__BODY__CASE)
 } Linli__Device__V1__Event__BodyCase;
 
@@ -379,6 +381,7 @@ struct  Linli__Device__V1__Event
     Linli__Device__V1__StatusEvent *status;
     Linli__Device__V1__PlateEvent *plate;
     Linli__Device__V1__FireEvent *fire;
+    Linli__Device__V1__MeterEvent *meter;
   };
 };
 #define LINLI__DEVICE__V1__EVENT__INIT \
@@ -459,6 +462,22 @@ struct  Linli__Device__V1__FireEvent
 #define LINLI__DEVICE__V1__FIRE_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__fire_event__descriptor) \
     , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_UNSPECIFIED, (char *)protobuf_c_empty_string }
+
+
+/*
+ * A remote-reading meter's register (README, "Smart meters"): the cumulative value in
+ * hundredths of a unit (m³ or kWh: 1234.56 kWh is 123456). A concentrator reports for many
+ * meters, each by its code.
+ */
+struct  Linli__Device__V1__MeterEvent
+{
+  ProtobufCMessage base;
+  char *meter_code;
+  uint64_t value_centi;
+};
+#define LINLI__DEVICE__V1__METER_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__meter_event__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -939,6 +958,25 @@ Linli__Device__V1__FireEvent *
 void   linli__device__v1__fire_event__free_unpacked
                      (Linli__Device__V1__FireEvent *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__MeterEvent methods */
+void   linli__device__v1__meter_event__init
+                     (Linli__Device__V1__MeterEvent         *message);
+size_t linli__device__v1__meter_event__get_packed_size
+                     (const Linli__Device__V1__MeterEvent   *message);
+size_t linli__device__v1__meter_event__pack
+                     (const Linli__Device__V1__MeterEvent   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__meter_event__pack_to_buffer
+                     (const Linli__Device__V1__MeterEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__MeterEvent *
+       linli__device__v1__meter_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__meter_event__free_unpacked
+                     (Linli__Device__V1__MeterEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__GateDecision methods */
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message);
@@ -1208,6 +1246,9 @@ typedef void (*Linli__Device__V1__PlateEvent_Closure)
 typedef void (*Linli__Device__V1__FireEvent_Closure)
                  (const Linli__Device__V1__FireEvent *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__MeterEvent_Closure)
+                 (const Linli__Device__V1__MeterEvent *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__GateDecision_Closure)
                  (const Linli__Device__V1__GateDecision *message,
                   void *closure_data);
@@ -1269,6 +1310,7 @@ extern const ProtobufCMessageDescriptor linli__device__v1__event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__access_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__meter_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;

@@ -1,0 +1,270 @@
+import Foundation
+import GRPCCore
+import LinliAPI
+import LinliAlarms
+import LinliBilling
+import LinliCore
+import LinliDevices
+import LinliTenancy
+import Logging
+import PostgresNIO
+import ServiceLifecycle
+import SwiftProtobuf
+
+/// Meter readings from the gateway, inside the transaction that stores them: kept as sent and
+/// noted on the bound meter (a code nobody bound is kept too, for when it is bound).
+public struct MeterHandler: DeviceEventHandler {
+    public init() {}
+
+    public func handles(_ event: Linli_Device_V1_Event) -> Bool {
+        if case .meter = event.body { return true }
+        return false
+    }
+
+    public func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
+        async throws -> [Linli_Device_V1_ServerMessage]
+    {
+        var seqs: [Int64] = []
+        var codes: [String] = []
+        var values: [Int64] = []
+        var times: [Date] = []
+        for incoming in events {
+            guard case .meter(let reading) = incoming.event.body, let value = Int64(exactly: reading.valueCenti) else { continue }
+            seqs.append(incoming.seq)
+            codes.append(reading.meterCode)
+            values.append(value)
+            times.append(incoming.deviceTime)
+        }
+        guard !seqs.isEmpty else { return [] }
+        try await connection.query(
+            """
+            WITH r AS (
+                INSERT INTO smart_meter_readings (device_id, seq, smart_meter_id, meter_code, value_centi, device_time)
+                SELECT \(device.uuid), e.seq, m.id, e.code, e.value, e.t
+                FROM unnest(\(seqs), \(codes), \(values), \(times)) AS e(seq, code, value, t)
+                LEFT JOIN smart_meters m ON m.device_id = \(device.uuid) AND m.code = e.code
+                ON CONFLICT (device_id, seq) DO NOTHING
+                RETURNING smart_meter_id, value_centi, device_time
+            ), latest AS (
+                SELECT DISTINCT ON (smart_meter_id) smart_meter_id, value_centi, device_time FROM r
+                WHERE smart_meter_id IS NOT NULL ORDER BY smart_meter_id, device_time DESC
+            )
+            UPDATE smart_meters m SET last_value_centi = latest.value_centi, last_read_at = latest.device_time
+            FROM latest WHERE m.id = latest.smart_meter_id AND (m.last_read_at IS NULL OR m.last_read_at <= latest.device_time)
+            """, logger: logger)
+        return []
+    }
+}
+
+/// Bound meters and the daily transfer into billing's meter readings.
+public struct SmartMeterStore: Sendable {
+    public init() {}
+
+    public struct Meter: Sendable {
+        public var id: UUID
+        public var device: UUID
+        public var code: String
+        public var room: UUID
+        public var kind: MeterStore.Kind
+        public var lastValueCenti: Int64?
+        public var lastReadAt: Date?
+        public var transferredThrough: String?
+        public var lastError: String
+    }
+
+    public func bind(
+        device: DeviceID, code: String, room: RoomID, kind: MeterStore.Kind, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Meter {
+        let rows = try await connection.query("SELECT community_id, kind FROM devices WHERE id = \(device.uuid)", logger: logger)
+        var found: (UUID, String)?
+        for try await row in rows.decode((UUID, String).self) { found = row }
+        guard let (community, deviceKind) = found, principal.canAct(in: CommunityID(community)) else { throw LinliError.notFound("device") }
+        guard deviceKind == "meter" else { throw LinliError.invalid("device_id", "is a \(deviceKind) device, not a METER") }
+        guard try await Scope.building(of: room, in: CommunityID(community), on: connection, logger: logger) != nil else {
+            throw LinliError.invalid("room_id", "is not a room of the device's community")
+        }
+        let id = UUIDv7.make()
+        let made = try await connection.query(
+            """
+            INSERT INTO smart_meters (id, community_id, device_id, code, room_id, kind)
+            VALUES (\(id), \(community), \(device.uuid), \(code), \(room.uuid), \(kind.rawValue))
+            ON CONFLICT DO NOTHING RETURNING 1
+            """, logger: logger)
+        var ok = false
+        for try await _ in made { ok = true }
+        guard ok else { throw LinliError(.alreadyExists, "code: the device's code or the room's meter of this kind is bound already", field: "code") }
+        // Readings that came before the binding now belong to it.
+        try await connection.query(
+            "UPDATE smart_meter_readings SET smart_meter_id = \(id) WHERE device_id = \(device.uuid) AND meter_code = \(code)",
+            logger: logger)
+        return try await meters(community: CommunityID(community), on: connection, logger: logger).first { $0.id == id }!
+    }
+
+    public func meters(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Meter] {
+        let rows = try await connection.query(
+            """
+            SELECT m.id, m.device_id, m.code, m.room_id, m.kind,
+                   (SELECT r.value_centi FROM smart_meter_readings r WHERE r.smart_meter_id = m.id ORDER BY r.device_time DESC LIMIT 1),
+                   (SELECT max(r.device_time) FROM smart_meter_readings r WHERE r.smart_meter_id = m.id),
+                   m.transferred_through::text, m.last_error
+            FROM smart_meters m WHERE m.community_id = \(community.uuid) ORDER BY m.device_id, m.code
+            """, logger: logger)
+        var result: [Meter] = []
+        for try await r in rows.decode((UUID, UUID, String, UUID, String, Int64?, Date?, String?, String).self) {
+            result.append(
+                Meter(
+                    id: r.0, device: r.1, code: r.2, room: r.3, kind: MeterStore.Kind(rawValue: r.4) ?? .water, lastValueCenti: r.5,
+                    lastReadAt: r.6, transferredThrough: r.7, lastError: r.8))
+        }
+        return result
+    }
+
+    /// For each bound meter of `community` (every community when nil): the last reading before
+    /// today (local) becomes billing's reading for its day, when that day is after the last one
+    /// transferred. Each meter in its own savepoint: a refused one keeps its error and raises a
+    /// `meter.transfer` alarm; the others go on. Returns (transferred, refused).
+    public func transfer(community: CommunityID?, on connection: PostgresConnection, logger: Logger) async throws -> (Int, Int) {
+        let rows = try await connection.query(
+            """
+            SELECT m.id, m.community_id, m.device_id, m.code, m.room_id, m.kind, last.value_centi,
+                   (last.device_time AT TIME ZONE community_zone(m.community_id))::date::text,
+                   (SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
+                    WHERE uc.community_id = m.community_id AND u.role = 'manager' AND u.status = 'active' ORDER BY u.id LIMIT 1)
+            FROM smart_meters m
+            CROSS JOIN LATERAL (
+                SELECT r.value_centi, r.device_time FROM smart_meter_readings r
+                WHERE r.smart_meter_id = m.id AND r.device_time < community_day_start(m.community_id, community_today(m.community_id))
+                ORDER BY r.device_time DESC LIMIT 1
+            ) last
+            WHERE (\(community?.uuid)::uuid IS NULL OR m.community_id = \(community?.uuid)::uuid)
+              AND (m.transferred_through IS NULL
+                   OR (last.device_time AT TIME ZONE community_zone(m.community_id))::date > m.transferred_through)
+            FOR UPDATE OF m SKIP LOCKED
+            """, logger: logger)
+        var due: [(UUID, UUID, UUID, String, UUID, String, Int64, String, UUID?)] = []
+        for try await row in rows.decode((UUID, UUID, UUID, String, UUID, String, Int64, String, UUID?).self) { due.append(row) }
+        var done = 0
+        var refused = 0
+        for (meter, community, device, code, room, kind, value, day, manager) in due {
+            guard let manager, let kind = MeterStore.Kind(rawValue: kind) else { continue }
+            let principal = Principal(
+                tenantID: nil, subjectID: UserID(manager), displayName: "智能抄表", role: .manager, communityIDs: [CommunityID(community)],
+                buildingIDs: [])
+            try await connection.query("SAVEPOINT meter_transfer", logger: logger)
+            do {
+                _ = try await MeterStore().record(
+                    .init(room: RoomID(room), kind: kind, readOn: day, valueCenti: value, replacement: false, oldFinalCenti: 0),
+                    by: principal, on: connection, logger: logger)
+                try await connection.query("RELEASE SAVEPOINT meter_transfer", logger: logger)
+                try await connection.query(
+                    "UPDATE smart_meters SET transferred_through = \(day)::date, last_error = '' WHERE id = \(meter)", logger: logger)
+                done += 1
+            } catch let error as LinliError where error.code != .unavailable && error.code != .internal {
+                try await connection.query("ROLLBACK TO SAVEPOINT meter_transfer", logger: logger)
+                let message = "\(day): \(error.message)"
+                try await connection.query("UPDATE smart_meters SET last_error = \(message) WHERE id = \(meter)", logger: logger)
+                try await Alarms.raise(
+                    type: "meter.transfer", severity: "major", source: code, detail: String(message.prefix(400)), device: DeviceID(device),
+                    on: connection, logger: logger)
+                refused += 1
+            }
+        }
+        return (done, refused)
+    }
+}
+
+/// Every hour, for every active tenant: the smart meters' finished days into billing.
+public struct SmartMeterJob: Service, Sendable {
+    let database: Database
+    let interval: Duration
+    let logger: Logger
+
+    public init(database: Database, interval: Duration = .seconds(3_600), logger: Logger) {
+        self.database = database
+        self.interval = interval
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await PeriodicJob.run(every: interval, first: .afterInterval, name: "smart meter transfer", logger: logger) {
+            for tenant in try await database.allTenants() where tenant.isActive {
+                _ = try await database.tenantTransaction(tenant) { connection in
+                    try await SmartMeterStore().transfer(community: nil, on: connection, logger: logger)
+                }
+            }
+        }
+    }
+}
+
+/// The `linli.device.v1.MeterService` RPCs (meters.proto).
+public struct MeterService: Sendable {
+    let store = SmartMeterStore()
+    let handler: Handler
+
+    public init(database: Database, logger: Logger) {
+        handler = Handler(database: database, logger: logger)
+    }
+}
+
+extension MeterService: Linli_Device_V1_MeterService.ServiceProtocol {
+    public func bindSmartMeter(request: ServerRequest<Linli_Device_V1_BindSmartMeterRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_SmartMeter>
+    {
+        let m = request.message
+        let device: DeviceID = try Input.id(m.deviceID, field: "device_id")
+        let room: RoomID = try Input.id(m.roomID, field: "room_id")
+        guard (1...32).contains(m.code.count),
+            m.code.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
+        else { throw LinliError.invalid("code", "1 to 32 letters, digits, '-' or '_'") }
+        let kind = try ProtoEnum.decode(m.kind, MeterStore.Kind.self, field: "kind")
+        return try await handler.write(request, context) { [store] call in
+            .init(
+                try await store.bind(
+                    device: device, code: m.code, room: room, kind: kind, for: call.principal, on: call.connection, logger: call.logger))
+        }
+    }
+
+    public func listSmartMeters(request: ServerRequest<Linli_Device_V1_ListSmartMetersRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_ListSmartMetersResponse>
+    {
+        let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
+        return try await handler.read(request) { [store] call in
+            try Scope.requireCommunity(call.principal, community)
+            let meters = try await store.meters(community: community, on: call.connection, logger: call.logger)
+            return .with { $0.meters = meters.map(Linli_Device_V1_SmartMeter.init) }
+        }
+    }
+
+    public func transferMeterReadings(request: ServerRequest<Linli_Device_V1_TransferMeterReadingsRequest>, context: ServerContext)
+        async throws -> ServerResponse<Linli_Device_V1_TransferMeterReadingsResponse>
+    {
+        let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
+        return try await handler.write(request, context) { [store] call in
+            try Scope.requireCommunity(call.principal, community)
+            let (done, refused) = try await store.transfer(community: community, on: call.connection, logger: call.logger)
+            return .with {
+                $0.transferred = Int32(clamping: done)
+                $0.refused = Int32(clamping: refused)
+            }
+        }
+    }
+}
+
+extension Linli_Device_V1_BindSmartMeterRequest: IdempotentRequest {}
+extension Linli_Device_V1_TransferMeterReadingsRequest: IdempotentRequest {}
+
+extension Linli_Device_V1_SmartMeter {
+    init(_ m: SmartMeterStore.Meter) {
+        self.init()
+        id = m.id.uuidString.lowercased()
+        deviceID = m.device.uuidString.lowercased()
+        code = m.code
+        roomID = m.room.uuidString.lowercased()
+        kind = ProtoEnum.encode(m.kind)
+        lastValueCenti = m.lastValueCenti ?? 0
+        if let at = m.lastReadAt { lastReadAt = Google_Protobuf_Timestamp(date: at) }
+        transferredThrough = m.transferredThrough ?? ""
+        lastError = m.lastError
+    }
+}
