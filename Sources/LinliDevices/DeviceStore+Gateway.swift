@@ -74,6 +74,15 @@ extension DeviceStore {
         public var body: ByteBuffer
         /// The event as the device sent it.
         public var event: Linli_Device_V1_Event
+
+        public init(seq: Int64, kind: String, deviceTime: Date, late: Bool, body: ByteBuffer, event: Linli_Device_V1_Event) {
+            self.seq = seq
+            self.kind = kind
+            self.deviceTime = deviceTime
+            self.late = late
+            self.body = body
+            self.event = event
+        }
     }
 
     /// What a batch's transaction answered: the new commit point, how many events were new,
@@ -92,6 +101,14 @@ extension DeviceStore {
         public var access: [AccessLog.Row]
         /// The commit point after it (also covering events refused for good).
         public var upTo: Int64
+
+        public init(device: DeviceID, generation: Int32, events: [IncomingEvent], access: [AccessLog.Row], upTo: Int64) {
+            self.device = device
+            self.generation = generation
+            self.events = events
+            self.access = access
+            self.upTo = upTo
+        }
     }
 
     /// Stores each event once and moves the commit point to `upTo`; returns the new commit point

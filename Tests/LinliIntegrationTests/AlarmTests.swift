@@ -9,7 +9,7 @@ import LinliTenancy
 import PostgresNIO
 import Testing
 
-@testable import LinliDevices
+import LinliDevices
 
 @Suite("Alarms: fire panels over the device gateway (B-3)", .serialized)
 struct AlarmTests {

@@ -9,7 +9,7 @@ import LinliTenancy
 import PostgresNIO
 import Testing
 
-@testable import LinliDevices
+import LinliDevices
 
 /// A lot with an entry and an exit lane on a barrier camera (the real C client), the research
 /// note's fee table, in a fresh demo tenant.
