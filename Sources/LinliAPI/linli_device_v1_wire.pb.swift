@@ -275,6 +275,52 @@ public nonisolated enum Linli_Device_V1_FireEventKind: SwiftProtobuf.Enum, Swift
 
 }
 
+public nonisolated enum Linli_Device_V1_ElevatorState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case running // = 1
+  case stopped // = 2
+  case fault // = 3
+  case maintenance // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .running
+    case 2: self = .stopped
+    case 3: self = .fault
+    case 4: self = .maintenance
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .running: return 1
+    case .stopped: return 2
+    case .fault: return 3
+    case .maintenance: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_ElevatorState] = [
+    .unspecified,
+    .running,
+    .stopped,
+    .fault,
+    .maintenance,
+  ]
+
+}
+
 public nonisolated enum Linli_Device_V1_CommandOutcome: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -703,6 +749,14 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     set {body = .meter(newValue)}
   }
 
+  public var elevator: Linli_Device_V1_ElevatorEvent {
+    get {
+      if case .elevator(let v)? = body {return v}
+      return Linli_Device_V1_ElevatorEvent()
+    }
+    set {body = .elevator(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -711,6 +765,7 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     case plate(Linli_Device_V1_PlateEvent)
     case fire(Linli_Device_V1_FireEvent)
     case meter(Linli_Device_V1_MeterEvent)
+    case elevator(Linli_Device_V1_ElevatorEvent)
 
   }
 
@@ -798,6 +853,32 @@ public nonisolated struct Linli_Device_V1_MeterEvent: Sendable {
   public var meterCode: String = String()
 
   public var valueCenti: UInt64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// An elevator's state (README, "Elevators"): a monitor reports a change. `trapped` raises an
+/// emergency: a work order with the 30-minute arrival clock, told to the guards and managers at
+/// once; a fault code raises a fault alarm.
+public nonisolated struct Linli_Device_V1_ElevatorEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var elevatorCode: String = String()
+
+  public var state: Linli_Device_V1_ElevatorState = .unspecified
+
+  public var floor: Int32 = 0
+
+  public var doorOpen: Bool = false
+
+  /// The controller's fault code; empty: none.
+  public var faultCode: String = String()
+
+  public var trapped: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1068,6 +1149,10 @@ nonisolated extension Linli_Device_V1_PlateColor: SwiftProtobuf._ProtoNameProvid
 
 nonisolated extension Linli_Device_V1_FireEventKind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FIRE_EVENT_KIND_UNSPECIFIED\0\u{1}FIRE_EVENT_KIND_FIRE\0\u{1}FIRE_EVENT_KIND_FAULT\0\u{1}FIRE_EVENT_KIND_SUPERVISORY\0\u{1}FIRE_EVENT_KIND_DISABLED\0\u{1}FIRE_EVENT_KIND_LINKAGE_STARTED\0\u{1}FIRE_EVENT_KIND_LINKAGE_CONFIRMED\0\u{1}FIRE_EVENT_KIND_RESET\0")
+}
+
+nonisolated extension Linli_Device_V1_ElevatorState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ELEVATOR_STATE_UNSPECIFIED\0\u{1}ELEVATOR_STATE_RUNNING\0\u{1}ELEVATOR_STATE_STOPPED\0\u{1}ELEVATOR_STATE_FAULT\0\u{1}ELEVATOR_STATE_MAINTENANCE\0")
 }
 
 nonisolated extension Linli_Device_V1_CommandOutcome: SwiftProtobuf._ProtoNameProviding {
@@ -1642,7 +1727,7 @@ nonisolated extension Linli_Device_V1_EventBatch: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0\u{1}meter\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0\u{1}meter\0\u{1}elevator\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1717,6 +1802,19 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
           self.body = .meter(v)
         }
       }()
+      case 15: try {
+        var v: Linli_Device_V1_ElevatorEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .elevator(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .elevator(v)
+        }
+      }()
       default: break
       }
     }
@@ -1753,6 +1851,10 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
     case .meter?: try {
       guard case .meter(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
+    case .elevator?: try {
+      guard case .elevator(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
     }()
     case nil: break
     }
@@ -1933,6 +2035,61 @@ nonisolated extension Linli_Device_V1_MeterEvent: SwiftProtobuf.Message, SwiftPr
   public static func ==(lhs: Linli_Device_V1_MeterEvent, rhs: Linli_Device_V1_MeterEvent) -> Bool {
     if lhs.meterCode != rhs.meterCode {return false}
     if lhs.valueCenti != rhs.valueCenti {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_ElevatorEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ElevatorEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}elevator_code\0\u{1}state\0\u{1}floor\0\u{3}door_open\0\u{3}fault_code\0\u{1}trapped\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.elevatorCode) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 3: try { try decoder.decodeSingularSInt32Field(value: &self.floor) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.doorOpen) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.faultCode) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.trapped) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.elevatorCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.elevatorCode, fieldNumber: 1)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    if self.floor != 0 {
+      try visitor.visitSingularSInt32Field(value: self.floor, fieldNumber: 3)
+    }
+    if self.doorOpen != false {
+      try visitor.visitSingularBoolField(value: self.doorOpen, fieldNumber: 4)
+    }
+    if !self.faultCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.faultCode, fieldNumber: 5)
+    }
+    if self.trapped != false {
+      try visitor.visitSingularBoolField(value: self.trapped, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_ElevatorEvent, rhs: Linli_Device_V1_ElevatorEvent) -> Bool {
+    if lhs.elevatorCode != rhs.elevatorCode {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.floor != rhs.floor {return false}
+    if lhs.doorOpen != rhs.doorOpen {return false}
+    if lhs.faultCode != rhs.faultCode {return false}
+    if lhs.trapped != rhs.trapped {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -6,7 +6,8 @@ import Logging
 import PostgresNIO
 import ServiceLifecycle
 
-/// Escalates fire alarms nobody acknowledged within the community's `escalate_after_seconds`
+/// Escalates trapped-passenger alarms nobody acknowledged (the maintainer's arrival) within 30
+/// minutes — the managers are told — and fire alarms nobody acknowledged within the community's `escalate_after_seconds`
 /// (default 180): an emergency work order in the "fire" category (made on first use) filed on
 /// behalf of the community's manager, and a notice in every manager's inbox. Each alarm
 /// escalates once (`escalated_at`), whichever process gets it first (SKIP LOCKED).
@@ -44,19 +45,29 @@ public struct AlarmEscalationJob: Service, Sendable {
         try await database.tenantTransaction(tenant) { connection in
             let rows = try await connection.query(
                 """
-                SELECT a.id, a.community_id, a.device_id, a.source, a.detail, a.raised_at,
+                SELECT a.id, a.type, a.community_id, a.device_id, a.source, a.detail, a.raised_at,
                        (SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
                         WHERE uc.community_id = a.community_id AND u.role = 'manager' AND u.status = 'active' ORDER BY u.id LIMIT 1)
                 FROM device_alarms a LEFT JOIN fire_settings s ON s.community_id = a.community_id
-                WHERE a.status = 'active' AND a.escalated_at IS NULL AND a.type = 'fire'
-                  AND a.raised_at < now() - make_interval(secs => coalesce(s.escalate_after_seconds, 180))
+                WHERE a.status = 'active' AND a.escalated_at IS NULL
+                  AND ((a.type = 'fire' AND a.raised_at < now() - make_interval(secs => coalesce(s.escalate_after_seconds, 180)))
+                       OR (a.type = 'elevator.trapped'
+                           AND a.raised_at < now() - make_interval(mins => \(Int32(ElevatorHandler.arrivalMinutes)))))
                 ORDER BY a.raised_at
                 LIMIT 100
                 FOR UPDATE OF a SKIP LOCKED
                 """, logger: logger)
-            var due: [(UUID, UUID, UUID, String, String, Date, UUID?)] = []
-            for try await row in rows.decode((UUID, UUID, UUID, String, String, Date, UUID?).self) { due.append(row) }
-            for (alarm, community, device, point, detail, raised, manager) in due {
+            var due: [(UUID, String, UUID, UUID, String, String, Date, UUID?)] = []
+            for try await row in rows.decode((UUID, String, UUID, UUID, String, String, Date, UUID?).self) { due.append(row) }
+            for (alarm, type, community, device, point, detail, raised, manager) in due {
+                if type == "elevator.trapped" {
+                    // The work order exists since the alarm; past the arrival clock the managers act (second tier).
+                    try await connection.query("UPDATE device_alarms SET escalated_at = now() WHERE id = \(alarm)", logger: logger)
+                    try await FireHandler.notify(
+                        alarm: alarm, type: "elevator.escalated", detail: "困人 \(ElevatorHandler.arrivalMinutes) 分钟未到达: \(detail)",
+                        device: DeviceID(device), community: community, roles: ["manager"], on: connection, logger: logger)
+                    continue
+                }
                 var order: UUID?
                 if let manager {
                     order = try await fileWorkOrder(

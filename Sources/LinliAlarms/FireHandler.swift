@@ -79,6 +79,17 @@ public struct FireHandler: DeviceEventHandler {
         type: String, severity: String, point: String, detail: String, device: DeviceID, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> UUID? {
+        try await raiseNew(type: type, severity: severity, point: point, detail: detail, device: device, on: connection, logger: logger)?.id
+    }
+
+    /// Guards are told at once of these; managers of every alarm.
+    static let urgent: Set<String> = ["fire", "elevator.trapped"]
+
+    /// `raise`, also saying whether the alarm is new.
+    static func raiseNew(
+        type: String, severity: String, point: String, detail: String, device: DeviceID, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (id: UUID, community: UUID, new: Bool)? {
         let rows = try await connection.query(
             """
             WITH d AS (
@@ -100,15 +111,15 @@ public struct FireHandler: DeviceEventHandler {
         for try await row in rows.decode((UUID, UUID, String, Bool).self) { raised = row }
         guard let (alarm, community, text, inserted) = raised else { return nil }
         if inserted {
-            let roles = type == "fire" ? ["guard", "manager"] : ["manager"]
+            let roles = urgent.contains(type) ? ["guard", "manager"] : ["manager"]
             try await notify(
                 alarm: alarm, type: type, detail: text.isEmpty ? point : text, device: device, community: community, roles: roles,
                 on: connection, logger: logger)
-            if type == "fire" {
-                logger.notice("fire alarm", metadata: ["device.id": "\(device)", "point": "\(point)", "alarm.id": "\(alarm)"])
+            if urgent.contains(type) {
+                logger.notice("urgent alarm", metadata: ["type": "\(type)", "device.id": "\(device)", "point": "\(point)", "alarm.id": "\(alarm)"])
             }
         }
-        return alarm
+        return (alarm, community, inserted)
     }
 
     /// Tells the community's active staff of `roles` through the outbox (their inboxes).

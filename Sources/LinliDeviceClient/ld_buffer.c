@@ -302,3 +302,44 @@ int ld_buffer_add_meter(ld_buffer *b, const char *code, uint64_t value_centi, in
     if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }
+
+int ld_buffer_add_elevator(ld_buffer *b, const char *spec, int64_t offset_ms) {
+    char code[33], what[40];
+    long floor;
+    const char *first = strchr(spec, ':');
+    if (!first || first == spec || first - spec > 32) return -1;
+    memcpy(code, spec, (size_t)(first - spec));
+    code[first - spec] = '\0';
+    char *end;
+    floor = strtol(first + 1, &end, 10);
+    if (end == first + 1 || *end != ':' || floor < -10 || floor > 200 || strlen(end + 1) >= sizeof what) return -1;
+    strcpy(what, end + 1);
+    Linli__Device__V1__ElevatorEvent elevator = LINLI__DEVICE__V1__ELEVATOR_EVENT__INIT;
+    elevator.elevator_code = code;
+    elevator.floor = (int32_t)floor;
+    elevator.fault_code = "";
+    if (!strcmp(what, "running")) elevator.state = LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_RUNNING;
+    else if (!strcmp(what, "stopped")) elevator.state = LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_STOPPED;
+    else if (!strcmp(what, "trapped")) {
+        elevator.state = LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_STOPPED;
+        elevator.trapped = 1;
+    } else if (!strncmp(what, "fault=", 6) && what[6] && strlen(what + 6) <= 32) {
+        elevator.state = LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_FAULT;
+        elevator.fault_code = what + 6;
+    } else {
+        return -1;
+    }
+    Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
+    event.seq = b->next_seq;
+    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.body_case = LINLI__DEVICE__V1__EVENT__BODY_ELEVATOR;
+    event.elevator = &elevator;
+    size_t len = linli__device__v1__event__get_packed_size(&event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(&event, bytes);
+    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}

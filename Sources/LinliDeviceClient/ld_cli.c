@@ -23,6 +23,7 @@ static void usage(void) {
           "      [--fire POINT:KIND...]   fire panel events; KIND fire, fault, supervisory, disabled, linkage_started,\n"
           "                               linkage_confirmed or reset (\":reset\" resets the panel)\n"
           "      [--meter CODE:VALUE_CENTI...]   meter readings (capture: at --time-offset-ms)\n"
+          "      [--elevator CODE:FLOOR:WHAT...]   WHAT running, stopped, trapped or fault=CODE\n"
           "  linli-device capture --buffer FILE (--capture N [--door CODE] | --lane CODE --plate PLATE...)\n"
           "      [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
@@ -78,6 +79,10 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->options.swipes[c->options.n_swipes++] = v;
         }
         else if (!strcmp(a, "--lane")) { NEED_VALUE c->options.lane = v; }
+        else if (!strcmp(a, "--elevator")) {
+            NEED_VALUE if (c->options.n_elevators == 8 || !strchr(v, ':')) goto bad;
+            c->options.elevators[c->options.n_elevators++] = v;
+        }
         else if (!strcmp(a, "--meter")) {
             char code[33];
             uint64_t value;

@@ -246,6 +246,7 @@ extension DeviceGateway {
             case .plate: kind = "plate"
             case .fire: kind = "fire"
             case .meter: kind = "meter"
+            case .elevator: kind = "elevator"
             case nil:
                 kind = ""
                 refusedReason = refusedReason ?? "the event carries no body"

@@ -57,7 +57,7 @@ public enum InputLimits {
         "PlateEvent.lane_code": .line(32), "PlateEvent.plate": .line(32), "GateDecision.lane_code": .line(32),
         "GateDecision.led_lines": .line(96), "GateDecision.voice": .line(200), "GateDecision.session_id": .line(36),
         "GateDecision.reason": .line(32), "FireEvent.point_code": .line(32), "FireEvent.detail": .line(200),
-        "MeterEvent.meter_code": .line(32),
+        "MeterEvent.meter_code": .line(32), "ElevatorEvent.elevator_code": .line(32), "ElevatorEvent.fault_code": .line(32),
     ]
 
     public static let counts: [String: Int] = [
@@ -95,6 +95,7 @@ public enum InputLimits {
         "whitelist_version": 0...Int64.max, "WhitelistAck.version": 0...Int64.max,
         "stranger_threshold": 0...100, "stranger_window_minutes": 0...1_440, "retention_days": 0...365,
         "confidence": 0...100, "due_fen": 0...maxAmountFen, "MeterEvent.value_centi": 0...100_000_000_000,
+        "ElevatorEvent.floor": -10...200,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

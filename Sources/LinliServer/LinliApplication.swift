@@ -151,7 +151,7 @@ public struct LinliApplication: Sendable {
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler()]),
+            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler(), ElevatorHandler()]),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),

@@ -4,12 +4,11 @@ import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliAlarms
 import LinliCore
+import LinliDevices
 import LinliServer
 import LinliTenancy
 import PostgresNIO
 import Testing
-
-import LinliDevices
 
 @Suite("Alarms: fire panels over the device gateway (B-3)", .serialized)
 struct AlarmTests {
@@ -203,5 +202,64 @@ struct AlarmTests {
         } catch let error as RPCError {
             #expect(error.code == .notFound)
         }
+    }
+
+    @Test(
+        "a trapped passenger: one alarm to the guards, an emergency work order with the 30-minute arrival clock, escalation, arrival and cause recorded"
+    )
+    func trappedPassenger() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try await server.login(demo, "manager")
+        let monitor = try await server.registerDevice(demo, as: manager, kind: .elevator)
+        let alarms = Linli_Device_V1_AlarmService.Client(wrapping: server.client)
+        let sent = try await DeviceProgram.run(
+            monitor.arguments() + ["--exit-when-acked", "--quiet", "--elevator", "E1:7:trapped", "--elevator", "E1:7:trapped"])
+        #expect(sent.status == 0, "\(sent.errors)")
+        func trapped() async throws -> [Linli_Device_V1_Alarm] {
+            try await alarms.listAlarms(
+                .with {
+                    $0.communityID = demo.community.description
+                    $0.typePrefix = "elevator"
+                }, metadata: manager
+            ).alarms
+        }
+        var alarm = try #require(try await trapped().first)
+        #expect(try await trapped().count == 1 && alarm.type == "elevator.trapped" && alarm.occurrences == 2 && alarm.severity == .critical)
+        let order = try await Linli_Property_V1_WorkOrderService.Client(wrapping: server.client).getWorkOrder(
+            .with { $0.workOrderID = alarm.workOrderID }, metadata: manager
+        ).workOrder
+        #expect(order.priority == .emergency && order.category == "elevator")
+        #expect(abs(order.dueAt.date.timeIntervalSince(order.createdAt.date) - 1_800) < 5, "the 30-minute arrival clock")
+        let inbox = Linli_Property_V1_InboxService.Client(wrapping: server.client)
+        let guardSession = try await server.login(demo, "guard")
+        let deadline = ContinuousClock.now + .seconds(5)
+        func told() async throws -> Int {
+            try await inbox.listNotifications(.init(), metadata: guardSession).notifications.filter { $0.topic == "device.alarm" }.count
+        }
+        while try await told() == 0, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        #expect(try await told() == 1)
+
+        // Nobody arrived in 30 minutes: the managers are told, once.
+        try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            try await connection.query(
+                "UPDATE device_alarms SET raised_at = now() - interval '31 minutes' WHERE id = \(UUID(uuidString: alarm.id)!)",
+                logger: server.app.logger)
+        }
+        #expect(try await server.app.alarmEscalation.run(demo.tenant) == 1)
+        #expect(try await server.app.alarmEscalation.run(demo.tenant) == 0)
+        // The maintainer arrives (acknowledges) and records the cause (clears).
+        alarm = try await alarms.acknowledgeAlarm(
+            .with {
+                $0.requestID = UUID().uuidString; $0.alarmID = alarm.id
+            }, metadata: guardSession)
+        #expect(alarm.status == .acknowledged && alarm.hasAcknowledgedAt && alarm.hasEscalatedAt)
+        alarm = try await alarms.clearAlarm(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.alarmID = alarm.id
+                $0.reason = "门锁回路故障，已放人并修复"
+            }, metadata: guardSession)
+        #expect(alarm.status == .cleared && alarm.clearedReason.contains("门锁"))
     }
 }

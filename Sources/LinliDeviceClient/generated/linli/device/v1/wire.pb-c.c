@@ -637,6 +637,51 @@ void   linli__device__v1__meter_event__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__meter_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__elevator_event__init
+                     (Linli__Device__V1__ElevatorEvent         *message)
+{
+  static const Linli__Device__V1__ElevatorEvent init_value = LINLI__DEVICE__V1__ELEVATOR_EVENT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__elevator_event__get_packed_size
+                     (const Linli__Device__V1__ElevatorEvent *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__elevator_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__elevator_event__pack
+                     (const Linli__Device__V1__ElevatorEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__elevator_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__elevator_event__pack_to_buffer
+                     (const Linli__Device__V1__ElevatorEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__elevator_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__ElevatorEvent *
+       linli__device__v1__elevator_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__ElevatorEvent *)
+     protobuf_c_message_unpack (&linli__device__v1__elevator_event__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__elevator_event__free_unpacked
+                     (Linli__Device__V1__ElevatorEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__elevator_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message)
 {
@@ -1831,7 +1876,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor =
   (ProtobufCMessageInit) linli__device__v1__event_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[7] =
+static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[8] =
 {
   {
     "seq",
@@ -1917,10 +1962,23 @@ static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "elevator",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Event, body_case),
+    offsetof(Linli__Device__V1__Event, elevator),
+    &linli__device__v1__elevator_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = access */
   1,   /* field[1] = device_time_ms */
+  7,   /* field[7] = elevator */
   5,   /* field[5] = fire */
   6,   /* field[6] = meter */
   4,   /* field[4] = plate */
@@ -1931,7 +1989,7 @@ static const ProtobufCIntRange linli__device__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
 {
@@ -1941,7 +1999,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
   "Linli__Device__V1__Event",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Event),
-  7,
+  8,
   linli__device__v1__event__field_descriptors,
   linli__device__v1__event__field_indices_by_name,
   2,  linli__device__v1__event__number_ranges,
@@ -2228,6 +2286,109 @@ const ProtobufCMessageDescriptor linli__device__v1__meter_event__descriptor =
   linli__device__v1__meter_event__field_indices_by_name,
   1,  linli__device__v1__meter_event__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__meter_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__elevator_event__field_descriptors[6] =
+{
+  {
+    "elevator_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, elevator_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, state),
+    &linli__device__v1__elevator_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "floor",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, floor),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "door_open",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, door_open),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "fault_code",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, fault_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "trapped",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__ElevatorEvent, trapped),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__elevator_event__field_indices_by_name[] = {
+  3,   /* field[3] = door_open */
+  0,   /* field[0] = elevator_code */
+  4,   /* field[4] = fault_code */
+  2,   /* field[2] = floor */
+  1,   /* field[1] = state */
+  5,   /* field[5] = trapped */
+};
+static const ProtobufCIntRange linli__device__v1__elevator_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 6 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__elevator_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.ElevatorEvent",
+  "ElevatorEvent",
+  "Linli__Device__V1__ElevatorEvent",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__ElevatorEvent),
+  6,
+  linli__device__v1__elevator_event__field_descriptors,
+  linli__device__v1__elevator_event__field_indices_by_name,
+  1,  linli__device__v1__elevator_event__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__elevator_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__gate_decision__field_descriptors[8] =
@@ -3185,6 +3346,40 @@ const ProtobufCEnumDescriptor linli__device__v1__fire_event_kind__descriptor =
   linli__device__v1__fire_event_kind__enum_values_by_name,
   1,
   linli__device__v1__fire_event_kind__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__elevator_state__enum_values_by_number[5] =
+{
+  { "ELEVATOR_STATE_UNSPECIFIED", "LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_UNSPECIFIED", 0 },
+  { "ELEVATOR_STATE_RUNNING", "LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_RUNNING", 1 },
+  { "ELEVATOR_STATE_STOPPED", "LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_STOPPED", 2 },
+  { "ELEVATOR_STATE_FAULT", "LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_FAULT", 3 },
+  { "ELEVATOR_STATE_MAINTENANCE", "LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_MAINTENANCE", 4 },
+};
+static const ProtobufCIntRange linli__device__v1__elevator_state__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__elevator_state__enum_values_by_name[5] =
+{
+  { "ELEVATOR_STATE_FAULT", 3 },
+  { "ELEVATOR_STATE_MAINTENANCE", 4 },
+  { "ELEVATOR_STATE_RUNNING", 1 },
+  { "ELEVATOR_STATE_STOPPED", 2 },
+  { "ELEVATOR_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__elevator_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.ElevatorState",
+  "ElevatorState",
+  "Linli__Device__V1__ElevatorState",
+  "linli.device.v1",
+  5,
+  linli__device__v1__elevator_state__enum_values_by_number,
+  5,
+  linli__device__v1__elevator_state__enum_values_by_name,
+  1,
+  linli__device__v1__elevator_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue linli__device__v1__command_outcome__enum_values_by_number[4] =

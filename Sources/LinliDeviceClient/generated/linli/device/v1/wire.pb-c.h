@@ -29,6 +29,7 @@ typedef struct Linli__Device__V1__AccessEvent Linli__Device__V1__AccessEvent;
 typedef struct Linli__Device__V1__PlateEvent Linli__Device__V1__PlateEvent;
 typedef struct Linli__Device__V1__FireEvent Linli__Device__V1__FireEvent;
 typedef struct Linli__Device__V1__MeterEvent Linli__Device__V1__MeterEvent;
+typedef struct Linli__Device__V1__ElevatorEvent Linli__Device__V1__ElevatorEvent;
 typedef struct Linli__Device__V1__GateDecision Linli__Device__V1__GateDecision;
 typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
@@ -126,6 +127,14 @@ typedef enum _Linli__Device__V1__FireEventKind {
   LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_RESET = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__FIRE_EVENT_KIND)
 } Linli__Device__V1__FireEventKind;
+typedef enum _Linli__Device__V1__ElevatorState {
+  LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_UNSPECIFIED = 0,
+  LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_RUNNING = 1,
+  LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_STOPPED = 2,
+  LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_FAULT = 3,
+  LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_MAINTENANCE = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__ELEVATOR_STATE)
+} Linli__Device__V1__ElevatorState;
 typedef enum _Linli__Device__V1__CommandOutcome {
   LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_UNSPECIFIED = 0,
   /*
@@ -359,7 +368,8 @@ typedef enum {
   LINLI__DEVICE__V1__EVENT__BODY_STATUS = 11,
   LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12,
   LINLI__DEVICE__V1__EVENT__BODY_FIRE = 13,
-  LINLI__DEVICE__V1__EVENT__BODY_METER = 14
+  LINLI__DEVICE__V1__EVENT__BODY_METER = 14,
+  LINLI__DEVICE__V1__EVENT__BODY_ELEVATOR = 15
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__EVENT__BODY__CASE)
 } Linli__Device__V1__Event__BodyCase;
 
@@ -382,6 +392,7 @@ struct  Linli__Device__V1__Event
     Linli__Device__V1__PlateEvent *plate;
     Linli__Device__V1__FireEvent *fire;
     Linli__Device__V1__MeterEvent *meter;
+    Linli__Device__V1__ElevatorEvent *elevator;
   };
 };
 #define LINLI__DEVICE__V1__EVENT__INIT \
@@ -478,6 +489,29 @@ struct  Linli__Device__V1__MeterEvent
 #define LINLI__DEVICE__V1__METER_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__meter_event__descriptor) \
     , (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * An elevator's state (README, "Elevators"): a monitor reports a change. `trapped` raises an
+ * emergency: a work order with the 30-minute arrival clock, told to the guards and managers at
+ * once; a fault code raises a fault alarm.
+ */
+struct  Linli__Device__V1__ElevatorEvent
+{
+  ProtobufCMessage base;
+  char *elevator_code;
+  Linli__Device__V1__ElevatorState state;
+  int32_t floor;
+  protobuf_c_boolean door_open;
+  /*
+   * The controller's fault code; empty: none.
+   */
+  char *fault_code;
+  protobuf_c_boolean trapped;
+};
+#define LINLI__DEVICE__V1__ELEVATOR_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__elevator_event__descriptor) \
+    , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -977,6 +1011,25 @@ Linli__Device__V1__MeterEvent *
 void   linli__device__v1__meter_event__free_unpacked
                      (Linli__Device__V1__MeterEvent *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__ElevatorEvent methods */
+void   linli__device__v1__elevator_event__init
+                     (Linli__Device__V1__ElevatorEvent         *message);
+size_t linli__device__v1__elevator_event__get_packed_size
+                     (const Linli__Device__V1__ElevatorEvent   *message);
+size_t linli__device__v1__elevator_event__pack
+                     (const Linli__Device__V1__ElevatorEvent   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__elevator_event__pack_to_buffer
+                     (const Linli__Device__V1__ElevatorEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__ElevatorEvent *
+       linli__device__v1__elevator_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__elevator_event__free_unpacked
+                     (Linli__Device__V1__ElevatorEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__GateDecision methods */
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message);
@@ -1249,6 +1302,9 @@ typedef void (*Linli__Device__V1__FireEvent_Closure)
 typedef void (*Linli__Device__V1__MeterEvent_Closure)
                  (const Linli__Device__V1__MeterEvent *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__ElevatorEvent_Closure)
+                 (const Linli__Device__V1__ElevatorEvent *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__GateDecision_Closure)
                  (const Linli__Device__V1__GateDecision *message,
                   void *closure_data);
@@ -1295,6 +1351,7 @@ extern const ProtobufCEnumDescriptor    linli__device__v1__refusal_code__descrip
 extern const ProtobufCEnumDescriptor    linli__device__v1__access_method__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__plate_color__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__fire_event_kind__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__elevator_state__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__command_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__credential_kind__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor;
@@ -1311,6 +1368,7 @@ extern const ProtobufCMessageDescriptor linli__device__v1__access_event__descrip
 extern const ProtobufCMessageDescriptor linli__device__v1__plate_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__meter_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__elevator_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;
