@@ -292,56 +292,110 @@ public nonisolated struct Linli_Platform_V1_GetNationalOverviewRequest: Sendable
   public init() {}
 }
 
-public nonisolated struct Linli_Platform_V1_TenantFigures: Sendable {
+public nonisolated struct Linli_Platform_V1_TenantFigures: @unchecked Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
-  public var tenantID: String = String()
+  public var tenantID: String {
+    get {_storage._tenantID}
+    set {_uniqueStorage()._tenantID = newValue}
+  }
 
-  public var tenantSlug: String = String()
+  public var tenantSlug: String {
+    get {_storage._tenantSlug}
+    set {_uniqueStorage()._tenantSlug = newValue}
+  }
 
-  public var communities: Int64 = 0
+  public var communities: Int64 {
+    get {_storage._communities}
+    set {_uniqueStorage()._communities = newValue}
+  }
 
-  public var noticesPublished: Int64 = 0
+  public var noticesPublished: Int64 {
+    get {_storage._noticesPublished}
+    set {_uniqueStorage()._noticesPublished = newValue}
+  }
 
   /// Everything recorded up to this moment is folded in.
   public var foldedThrough: SwiftProtobuf.Google_Protobuf_Timestamp {
-    get {_foldedThrough ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
-    set {_foldedThrough = newValue}
+    get {_storage._foldedThrough ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._foldedThrough = newValue}
   }
   /// Returns true if `foldedThrough` has been explicitly set.
-  public var hasFoldedThrough: Bool {self._foldedThrough != nil}
+  public var hasFoldedThrough: Bool {_storage._foldedThrough != nil}
   /// Clears the value of `foldedThrough`. Subsequent reads from it will return its default value.
-  public mutating func clearFoldedThrough() {self._foldedThrough = nil}
+  public mutating func clearFoldedThrough() {_uniqueStorage()._foldedThrough = nil}
 
-  public var workOrdersFiled: Int64 = 0
+  public var workOrdersFiled: Int64 {
+    get {_storage._workOrdersFiled}
+    set {_uniqueStorage()._workOrdersFiled = newValue}
+  }
 
-  public var workOrdersCompleted: Int64 = 0
+  public var workOrdersCompleted: Int64 {
+    get {_storage._workOrdersCompleted}
+    set {_uniqueStorage()._workOrdersCompleted = newValue}
+  }
 
-  public var complaintsFiled: Int64 = 0
+  public var complaintsFiled: Int64 {
+    get {_storage._complaintsFiled}
+    set {_uniqueStorage()._complaintsFiled = newValue}
+  }
 
-  public var hotlineTickets: Int64 = 0
+  public var hotlineTickets: Int64 {
+    get {_storage._hotlineTickets}
+    set {_uniqueStorage()._hotlineTickets = newValue}
+  }
 
-  public var rooms: Int64 = 0
+  public var rooms: Int64 {
+    get {_storage._rooms}
+    set {_uniqueStorage()._rooms = newValue}
+  }
 
-  public var residents: Int64 = 0
+  public var residents: Int64 {
+    get {_storage._residents}
+    set {_uniqueStorage()._residents = newValue}
+  }
 
   /// Complaints filed per 1,000 rooms; 0 without rooms.
-  public var complaintsPerThousandRooms: Double = 0
+  public var complaintsPerThousandRooms: Double {
+    get {_storage._complaintsPerThousandRooms}
+    set {_uniqueStorage()._complaintsPerThousandRooms = newValue}
+  }
 
-  public var billingChargedFen: Int64 = 0
+  public var billingChargedFen: Int64 {
+    get {_storage._billingChargedFen}
+    set {_uniqueStorage()._billingChargedFen = newValue}
+  }
 
-  public var billingCollectedFen: Int64 = 0
+  public var billingCollectedFen: Int64 {
+    get {_storage._billingCollectedFen}
+    set {_uniqueStorage()._billingCollectedFen = newValue}
+  }
 
   /// collected ÷ charged, in basis points (9734 = 97.34%).
-  public var collectionRateBasisPoints: Int32 = 0
+  public var collectionRateBasisPoints: Int32 {
+    get {_storage._collectionRateBasisPoints}
+    set {_uniqueStorage()._collectionRateBasisPoints = newValue}
+  }
+
+  /// Parking: fen taken (stays, renewals, redeemed coupons, less refunds) and cars inside now
+  /// (entries less exits).
+  public var parkingRevenueFen: Int64 {
+    get {_storage._parkingRevenueFen}
+    set {_uniqueStorage()._parkingRevenueFen = newValue}
+  }
+
+  public var parkingOccupied: Int64 {
+    get {_storage._parkingOccupied}
+    set {_uniqueStorage()._parkingOccupied = newValue}
+  }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
-  fileprivate var _foldedThrough: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _storage = _StorageClass.defaultInstance
 }
 
 /// A community's complaint rate, for the operators' watch list.
@@ -460,6 +514,16 @@ public nonisolated struct Linli_Platform_V1_GetNationalOverviewResponse: @unchec
   public var collectionRateBasisPoints: Int32 {
     get {_storage._collectionRateBasisPoints}
     set {_uniqueStorage()._collectionRateBasisPoints = newValue}
+  }
+
+  public var parkingRevenueFen: Int64 {
+    get {_storage._parkingRevenueFen}
+    set {_uniqueStorage()._parkingRevenueFen = newValue}
+  }
+
+  public var parkingOccupied: Int64 {
+    get {_storage._parkingOccupied}
+    set {_uniqueStorage()._parkingOccupied = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -958,103 +1022,181 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewRequest: SwiftProtobu
 
 nonisolated extension Linli_Platform_V1_TenantFigures: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".TenantFigures"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{3}tenant_slug\0\u{1}communities\0\u{3}notices_published\0\u{3}folded_through\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0\u{3}billing_charged_fen\0\u{3}billing_collected_fen\0\u{3}collection_rate_basis_points\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}tenant_id\0\u{3}tenant_slug\0\u{1}communities\0\u{3}notices_published\0\u{3}folded_through\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0\u{3}billing_charged_fen\0\u{3}billing_collected_fen\0\u{3}collection_rate_basis_points\0\u{3}parking_revenue_fen\0\u{3}parking_occupied\0")
+
+  fileprivate class _StorageClass {
+    var _tenantID: String = String()
+    var _tenantSlug: String = String()
+    var _communities: Int64 = 0
+    var _noticesPublished: Int64 = 0
+    var _foldedThrough: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _workOrdersFiled: Int64 = 0
+    var _workOrdersCompleted: Int64 = 0
+    var _complaintsFiled: Int64 = 0
+    var _hotlineTickets: Int64 = 0
+    var _rooms: Int64 = 0
+    var _residents: Int64 = 0
+    var _complaintsPerThousandRooms: Double = 0
+    var _billingChargedFen: Int64 = 0
+    var _billingCollectedFen: Int64 = 0
+    var _collectionRateBasisPoints: Int32 = 0
+    var _parkingRevenueFen: Int64 = 0
+    var _parkingOccupied: Int64 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _tenantID = source._tenantID
+      _tenantSlug = source._tenantSlug
+      _communities = source._communities
+      _noticesPublished = source._noticesPublished
+      _foldedThrough = source._foldedThrough
+      _workOrdersFiled = source._workOrdersFiled
+      _workOrdersCompleted = source._workOrdersCompleted
+      _complaintsFiled = source._complaintsFiled
+      _hotlineTickets = source._hotlineTickets
+      _rooms = source._rooms
+      _residents = source._residents
+      _complaintsPerThousandRooms = source._complaintsPerThousandRooms
+      _billingChargedFen = source._billingChargedFen
+      _billingCollectedFen = source._billingCollectedFen
+      _collectionRateBasisPoints = source._collectionRateBasisPoints
+      _parkingRevenueFen = source._parkingRevenueFen
+      _parkingOccupied = source._parkingOccupied
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.tenantID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.tenantSlug) }()
-      case 3: try { try decoder.decodeSingularInt64Field(value: &self.communities) }()
-      case 4: try { try decoder.decodeSingularInt64Field(value: &self.noticesPublished) }()
-      case 5: try { try decoder.decodeSingularMessageField(value: &self._foldedThrough) }()
-      case 6: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersFiled) }()
-      case 7: try { try decoder.decodeSingularInt64Field(value: &self.workOrdersCompleted) }()
-      case 8: try { try decoder.decodeSingularInt64Field(value: &self.complaintsFiled) }()
-      case 9: try { try decoder.decodeSingularInt64Field(value: &self.hotlineTickets) }()
-      case 10: try { try decoder.decodeSingularInt64Field(value: &self.rooms) }()
-      case 11: try { try decoder.decodeSingularInt64Field(value: &self.residents) }()
-      case 12: try { try decoder.decodeSingularDoubleField(value: &self.complaintsPerThousandRooms) }()
-      case 13: try { try decoder.decodeSingularInt64Field(value: &self.billingChargedFen) }()
-      case 14: try { try decoder.decodeSingularInt64Field(value: &self.billingCollectedFen) }()
-      case 15: try { try decoder.decodeSingularInt32Field(value: &self.collectionRateBasisPoints) }()
-      default: break
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._tenantID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._tenantSlug) }()
+        case 3: try { try decoder.decodeSingularInt64Field(value: &_storage._communities) }()
+        case 4: try { try decoder.decodeSingularInt64Field(value: &_storage._noticesPublished) }()
+        case 5: try { try decoder.decodeSingularMessageField(value: &_storage._foldedThrough) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._workOrdersFiled) }()
+        case 7: try { try decoder.decodeSingularInt64Field(value: &_storage._workOrdersCompleted) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._complaintsFiled) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._hotlineTickets) }()
+        case 10: try { try decoder.decodeSingularInt64Field(value: &_storage._rooms) }()
+        case 11: try { try decoder.decodeSingularInt64Field(value: &_storage._residents) }()
+        case 12: try { try decoder.decodeSingularDoubleField(value: &_storage._complaintsPerThousandRooms) }()
+        case 13: try { try decoder.decodeSingularInt64Field(value: &_storage._billingChargedFen) }()
+        case 14: try { try decoder.decodeSingularInt64Field(value: &_storage._billingCollectedFen) }()
+        case 15: try { try decoder.decodeSingularInt32Field(value: &_storage._collectionRateBasisPoints) }()
+        case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._parkingRevenueFen) }()
+        case 17: try { try decoder.decodeSingularInt64Field(value: &_storage._parkingOccupied) }()
+        default: break
+        }
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    // The use of inline closures is to circumvent an issue where the compiler
-    // allocates stack space for every if/case branch local when no optimizations
-    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
-    // https://github.com/apple/swift-protobuf/issues/1182
-    if !self.tenantID.isEmpty {
-      try visitor.visitSingularStringField(value: self.tenantID, fieldNumber: 1)
-    }
-    if !self.tenantSlug.isEmpty {
-      try visitor.visitSingularStringField(value: self.tenantSlug, fieldNumber: 2)
-    }
-    if self.communities != 0 {
-      try visitor.visitSingularInt64Field(value: self.communities, fieldNumber: 3)
-    }
-    if self.noticesPublished != 0 {
-      try visitor.visitSingularInt64Field(value: self.noticesPublished, fieldNumber: 4)
-    }
-    try { if let v = self._foldedThrough {
-      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
-    } }()
-    if self.workOrdersFiled != 0 {
-      try visitor.visitSingularInt64Field(value: self.workOrdersFiled, fieldNumber: 6)
-    }
-    if self.workOrdersCompleted != 0 {
-      try visitor.visitSingularInt64Field(value: self.workOrdersCompleted, fieldNumber: 7)
-    }
-    if self.complaintsFiled != 0 {
-      try visitor.visitSingularInt64Field(value: self.complaintsFiled, fieldNumber: 8)
-    }
-    if self.hotlineTickets != 0 {
-      try visitor.visitSingularInt64Field(value: self.hotlineTickets, fieldNumber: 9)
-    }
-    if self.rooms != 0 {
-      try visitor.visitSingularInt64Field(value: self.rooms, fieldNumber: 10)
-    }
-    if self.residents != 0 {
-      try visitor.visitSingularInt64Field(value: self.residents, fieldNumber: 11)
-    }
-    if self.complaintsPerThousandRooms.bitPattern != 0 {
-      try visitor.visitSingularDoubleField(value: self.complaintsPerThousandRooms, fieldNumber: 12)
-    }
-    if self.billingChargedFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.billingChargedFen, fieldNumber: 13)
-    }
-    if self.billingCollectedFen != 0 {
-      try visitor.visitSingularInt64Field(value: self.billingCollectedFen, fieldNumber: 14)
-    }
-    if self.collectionRateBasisPoints != 0 {
-      try visitor.visitSingularInt32Field(value: self.collectionRateBasisPoints, fieldNumber: 15)
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._tenantID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._tenantID, fieldNumber: 1)
+      }
+      if !_storage._tenantSlug.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._tenantSlug, fieldNumber: 2)
+      }
+      if _storage._communities != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._communities, fieldNumber: 3)
+      }
+      if _storage._noticesPublished != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._noticesPublished, fieldNumber: 4)
+      }
+      try { if let v = _storage._foldedThrough {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+      } }()
+      if _storage._workOrdersFiled != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._workOrdersFiled, fieldNumber: 6)
+      }
+      if _storage._workOrdersCompleted != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._workOrdersCompleted, fieldNumber: 7)
+      }
+      if _storage._complaintsFiled != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._complaintsFiled, fieldNumber: 8)
+      }
+      if _storage._hotlineTickets != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._hotlineTickets, fieldNumber: 9)
+      }
+      if _storage._rooms != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._rooms, fieldNumber: 10)
+      }
+      if _storage._residents != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._residents, fieldNumber: 11)
+      }
+      if _storage._complaintsPerThousandRooms.bitPattern != 0 {
+        try visitor.visitSingularDoubleField(value: _storage._complaintsPerThousandRooms, fieldNumber: 12)
+      }
+      if _storage._billingChargedFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._billingChargedFen, fieldNumber: 13)
+      }
+      if _storage._billingCollectedFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._billingCollectedFen, fieldNumber: 14)
+      }
+      if _storage._collectionRateBasisPoints != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._collectionRateBasisPoints, fieldNumber: 15)
+      }
+      if _storage._parkingRevenueFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._parkingRevenueFen, fieldNumber: 16)
+      }
+      if _storage._parkingOccupied != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._parkingOccupied, fieldNumber: 17)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Platform_V1_TenantFigures, rhs: Linli_Platform_V1_TenantFigures) -> Bool {
-    if lhs.tenantID != rhs.tenantID {return false}
-    if lhs.tenantSlug != rhs.tenantSlug {return false}
-    if lhs.communities != rhs.communities {return false}
-    if lhs.noticesPublished != rhs.noticesPublished {return false}
-    if lhs._foldedThrough != rhs._foldedThrough {return false}
-    if lhs.workOrdersFiled != rhs.workOrdersFiled {return false}
-    if lhs.workOrdersCompleted != rhs.workOrdersCompleted {return false}
-    if lhs.complaintsFiled != rhs.complaintsFiled {return false}
-    if lhs.hotlineTickets != rhs.hotlineTickets {return false}
-    if lhs.rooms != rhs.rooms {return false}
-    if lhs.residents != rhs.residents {return false}
-    if lhs.complaintsPerThousandRooms != rhs.complaintsPerThousandRooms {return false}
-    if lhs.billingChargedFen != rhs.billingChargedFen {return false}
-    if lhs.billingCollectedFen != rhs.billingCollectedFen {return false}
-    if lhs.collectionRateBasisPoints != rhs.collectionRateBasisPoints {return false}
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._tenantID != rhs_storage._tenantID {return false}
+        if _storage._tenantSlug != rhs_storage._tenantSlug {return false}
+        if _storage._communities != rhs_storage._communities {return false}
+        if _storage._noticesPublished != rhs_storage._noticesPublished {return false}
+        if _storage._foldedThrough != rhs_storage._foldedThrough {return false}
+        if _storage._workOrdersFiled != rhs_storage._workOrdersFiled {return false}
+        if _storage._workOrdersCompleted != rhs_storage._workOrdersCompleted {return false}
+        if _storage._complaintsFiled != rhs_storage._complaintsFiled {return false}
+        if _storage._hotlineTickets != rhs_storage._hotlineTickets {return false}
+        if _storage._rooms != rhs_storage._rooms {return false}
+        if _storage._residents != rhs_storage._residents {return false}
+        if _storage._complaintsPerThousandRooms != rhs_storage._complaintsPerThousandRooms {return false}
+        if _storage._billingChargedFen != rhs_storage._billingChargedFen {return false}
+        if _storage._billingCollectedFen != rhs_storage._billingCollectedFen {return false}
+        if _storage._collectionRateBasisPoints != rhs_storage._collectionRateBasisPoints {return false}
+        if _storage._parkingRevenueFen != rhs_storage._parkingRevenueFen {return false}
+        if _storage._parkingOccupied != rhs_storage._parkingOccupied {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -1117,7 +1259,7 @@ nonisolated extension Linli_Platform_V1_CommunityComplaintRate: SwiftProtobuf.Me
 
 nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetNationalOverviewResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenants\0\u{3}active_tenants\0\u{1}communities\0\u{3}notices_published\0\u{3}per_tenant\0\u{3}generated_at\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0\u{3}highest_complaint_rates\0\u{3}billing_charged_fen\0\u{3}billing_collected_fen\0\u{3}collection_rate_basis_points\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}tenants\0\u{3}active_tenants\0\u{1}communities\0\u{3}notices_published\0\u{3}per_tenant\0\u{3}generated_at\0\u{3}work_orders_filed\0\u{3}work_orders_completed\0\u{3}complaints_filed\0\u{3}hotline_tickets\0\u{1}rooms\0\u{1}residents\0\u{3}complaints_per_thousand_rooms\0\u{3}highest_complaint_rates\0\u{3}billing_charged_fen\0\u{3}billing_collected_fen\0\u{3}collection_rate_basis_points\0\u{3}parking_revenue_fen\0\u{3}parking_occupied\0")
 
   fileprivate class _StorageClass {
     var _tenants: Int64 = 0
@@ -1137,6 +1279,8 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
     var _billingChargedFen: Int64 = 0
     var _billingCollectedFen: Int64 = 0
     var _collectionRateBasisPoints: Int32 = 0
+    var _parkingRevenueFen: Int64 = 0
+    var _parkingOccupied: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -1164,6 +1308,8 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
       _billingChargedFen = source._billingChargedFen
       _billingCollectedFen = source._billingCollectedFen
       _collectionRateBasisPoints = source._collectionRateBasisPoints
+      _parkingRevenueFen = source._parkingRevenueFen
+      _parkingOccupied = source._parkingOccupied
     }
   }
 
@@ -1199,6 +1345,8 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
         case 15: try { try decoder.decodeSingularInt64Field(value: &_storage._billingChargedFen) }()
         case 16: try { try decoder.decodeSingularInt64Field(value: &_storage._billingCollectedFen) }()
         case 17: try { try decoder.decodeSingularInt32Field(value: &_storage._collectionRateBasisPoints) }()
+        case 18: try { try decoder.decodeSingularInt64Field(value: &_storage._parkingRevenueFen) }()
+        case 19: try { try decoder.decodeSingularInt64Field(value: &_storage._parkingOccupied) }()
         default: break
         }
       }
@@ -1262,6 +1410,12 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
       if _storage._collectionRateBasisPoints != 0 {
         try visitor.visitSingularInt32Field(value: _storage._collectionRateBasisPoints, fieldNumber: 17)
       }
+      if _storage._parkingRevenueFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._parkingRevenueFen, fieldNumber: 18)
+      }
+      if _storage._parkingOccupied != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._parkingOccupied, fieldNumber: 19)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -1288,6 +1442,8 @@ nonisolated extension Linli_Platform_V1_GetNationalOverviewResponse: SwiftProtob
         if _storage._billingChargedFen != rhs_storage._billingChargedFen {return false}
         if _storage._billingCollectedFen != rhs_storage._billingCollectedFen {return false}
         if _storage._collectionRateBasisPoints != rhs_storage._collectionRateBasisPoints {return false}
+        if _storage._parkingRevenueFen != rhs_storage._parkingRevenueFen {return false}
+        if _storage._parkingOccupied != rhs_storage._parkingOccupied {return false}
         return true
       }
       if !storagesAreEqual {return false}

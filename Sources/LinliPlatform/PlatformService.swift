@@ -206,6 +206,8 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 figures.billingChargedFen = total(.billingChargedFen)
                 figures.billingCollectedFen = total(.billingCollectedFen)
                 figures.collectionRateBasisPoints = Self.basisPoints(figures.billingCollectedFen, figures.billingChargedFen)
+                figures.parkingRevenueFen = total(.parkingRevenueFen)
+                figures.parkingOccupied = max(0, total(.parkingEntries) - total(.parkingExits))
                 if let folded { figures.foldedThrough = Google_Protobuf_Timestamp(date: folded) }
                 response.perTenant.append(figures)
                 response.tenants += 1
@@ -220,6 +222,8 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 response.residents += figures.residents
                 response.billingChargedFen += figures.billingChargedFen
                 response.billingCollectedFen += figures.billingCollectedFen
+                response.parkingRevenueFen += figures.parkingRevenueFen
+                response.parkingOccupied += figures.parkingOccupied
             }
             response.collectionRateBasisPoints = Self.basisPoints(response.billingCollectedFen, response.billingChargedFen)
             response.complaintsPerThousandRooms = Self.perThousand(response.complaintsFiled, response.rooms)

@@ -165,6 +165,12 @@ struct ParkingTests {
                 $0.communityID = f.demo.community.description; $0.day = ParkingFixture.today
             }, metadata: f.manager)
         #expect(close.rows.contains { $0.method == "wechat" && $0.takenFen >= 1_100 }, "\(close.rows)")
+
+        // The national layer: the tenant's parking revenue and its cars inside, folded by the rollup.
+        try await f.server.app.rollup.foldAll()
+        let overview = try await f.server.platform.getNationalOverview(.init(), metadata: try await f.server.operatorLogin())
+        let mine = try #require(overview.perTenant.first { $0.tenantSlug == f.demo.tenant.slug })
+        #expect(mine.parkingRevenueFen == 1_100 && mine.parkingOccupied == 0)
     }
 
     @Test("A-5: duplicate reads make one session; an exit flushed before its entry is reconciled, never billed")
