@@ -306,7 +306,7 @@ let package = Package(
             name: "LinliUnitTests",
             dependencies: [
                 "LinliCore", "LinliRedis", "LinliTenancy", "LinliIdentity", "LinliServer", "LinliAPI", "LinliWorkOrders", "LinliBaseData",
-                "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices", "LinliParking",
+                "LinliPatrol", "LinliInbox", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

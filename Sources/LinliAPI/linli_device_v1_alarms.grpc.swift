@@ -137,6 +137,45 @@ public enum Linli_Device_V1_AlarmService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SetAlarmRule" metadata.
+        public enum SetAlarmRule: Sendable {
+            /// Request type for "SetAlarmRule".
+            public typealias Input = Linli_Device_V1_SetAlarmRuleRequest
+            /// Response type for "SetAlarmRule".
+            public typealias Output = Linli_Device_V1_AlarmRule
+            /// Descriptor for "SetAlarmRule".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.device.v1.AlarmService"),
+                method: "SetAlarmRule",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListAlarmRules" metadata.
+        public enum ListAlarmRules: Sendable {
+            /// Request type for "ListAlarmRules".
+            public typealias Input = Linli_Device_V1_ListAlarmRulesRequest
+            /// Response type for "ListAlarmRules".
+            public typealias Output = Linli_Device_V1_ListAlarmRulesResponse
+            /// Descriptor for "ListAlarmRules".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.device.v1.AlarmService"),
+                method: "ListAlarmRules",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetTelemetry" metadata.
+        public enum GetTelemetry: Sendable {
+            /// Request type for "GetTelemetry".
+            public typealias Input = Linli_Device_V1_GetTelemetryRequest
+            /// Response type for "GetTelemetry".
+            public typealias Output = Linli_Device_V1_GetTelemetryResponse
+            /// Descriptor for "GetTelemetry".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.device.v1.AlarmService"),
+                method: "GetTelemetry",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.device.v1.AlarmService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             ListAlarms.descriptor,
@@ -147,7 +186,10 @@ public enum Linli_Device_V1_AlarmService: Sendable {
             ListFirePoints.descriptor,
             GetFireSettings.descriptor,
             SetFireSettings.descriptor,
-            GetFireReport.descriptor
+            GetFireReport.descriptor,
+            SetAlarmRule.descriptor,
+            ListAlarmRules.descriptor,
+            GetTelemetry.descriptor
         ]
     }
 }
@@ -320,6 +362,59 @@ extension Linli_Device_V1_AlarmService {
             request: GRPCCore.StreamingServerRequest<Linli_Device_V1_GetFireReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_FireReport>
+
+        /// Handle the "SetAlarmRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+        /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+        /// > state per device is stored, so a restart does not reset a duration.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Device_V1_SetAlarmRuleRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Device_V1_AlarmRule` messages.
+        func setAlarmRule(
+            request: GRPCCore.StreamingServerRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_AlarmRule>
+
+        /// Handle the "ListAlarmRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Device_V1_ListAlarmRulesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Device_V1_ListAlarmRulesResponse` messages.
+        func listAlarmRules(
+            request: GRPCCore.StreamingServerRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_ListAlarmRulesResponse>
+
+        /// Handle the "GetTelemetry" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+        /// > buckets it reported in (its uptime).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Device_V1_GetTelemetryRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Device_V1_GetTelemetryResponse` messages.
+        func getTelemetry(
+            request: GRPCCore.StreamingServerRequest<Linli_Device_V1_GetTelemetryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_GetTelemetryResponse>
     }
 
     /// Service protocol for the "linli.device.v1.AlarmService" service.
@@ -476,6 +571,59 @@ extension Linli_Device_V1_AlarmService {
             request: GRPCCore.ServerRequest<Linli_Device_V1_GetFireReportRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_FireReport>
+
+        /// Handle the "SetAlarmRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+        /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+        /// > state per device is stored, so a restart does not reset a duration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_SetAlarmRuleRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Device_V1_AlarmRule` message.
+        func setAlarmRule(
+            request: GRPCCore.ServerRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_AlarmRule>
+
+        /// Handle the "ListAlarmRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_ListAlarmRulesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Device_V1_ListAlarmRulesResponse` message.
+        func listAlarmRules(
+            request: GRPCCore.ServerRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_ListAlarmRulesResponse>
+
+        /// Handle the "GetTelemetry" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+        /// > buckets it reported in (its uptime).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetTelemetryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Device_V1_GetTelemetryResponse` message.
+        func getTelemetry(
+            request: GRPCCore.ServerRequest<Linli_Device_V1_GetTelemetryRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_GetTelemetryResponse>
     }
 
     /// Simple service protocol for the "linli.device.v1.AlarmService" service.
@@ -630,6 +778,59 @@ extension Linli_Device_V1_AlarmService {
             request: Linli_Device_V1_GetFireReportRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Device_V1_FireReport
+
+        /// Handle the "SetAlarmRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+        /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+        /// > state per device is stored, so a restart does not reset a duration.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Device_V1_SetAlarmRuleRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Device_V1_AlarmRule` to respond with.
+        func setAlarmRule(
+            request: Linli_Device_V1_SetAlarmRuleRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Device_V1_AlarmRule
+
+        /// Handle the "ListAlarmRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Device_V1_ListAlarmRulesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Device_V1_ListAlarmRulesResponse` to respond with.
+        func listAlarmRules(
+            request: Linli_Device_V1_ListAlarmRulesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Device_V1_ListAlarmRulesResponse
+
+        /// Handle the "GetTelemetry" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+        /// > buckets it reported in (its uptime).
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Device_V1_GetTelemetryRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Device_V1_GetTelemetryResponse` to respond with.
+        func getTelemetry(
+            request: Linli_Device_V1_GetTelemetryRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Device_V1_GetTelemetryResponse
     }
 }
 
@@ -736,6 +937,39 @@ extension Linli_Device_V1_AlarmService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Linli_Device_V1_AlarmService.Method.SetAlarmRule.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_SetAlarmRuleRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_AlarmRule>(),
+            handler: { request, context in
+                try await self.setAlarmRule(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Device_V1_AlarmService.Method.ListAlarmRules.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_ListAlarmRulesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_ListAlarmRulesResponse>(),
+            handler: { request, context in
+                try await self.listAlarmRules(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Device_V1_AlarmService.Method.GetTelemetry.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_GetTelemetryRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_GetTelemetryResponse>(),
+            handler: { request, context in
+                try await self.getTelemetry(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -835,6 +1069,39 @@ extension Linli_Device_V1_AlarmService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_FireReport> {
         let response = try await self.getFireReport(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setAlarmRule(
+        request: GRPCCore.StreamingServerRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_AlarmRule> {
+        let response = try await self.setAlarmRule(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listAlarmRules(
+        request: GRPCCore.StreamingServerRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_ListAlarmRulesResponse> {
+        let response = try await self.listAlarmRules(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getTelemetry(
+        request: GRPCCore.StreamingServerRequest<Linli_Device_V1_GetTelemetryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_GetTelemetryResponse> {
+        let response = try await self.getTelemetry(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -955,6 +1222,45 @@ extension Linli_Device_V1_AlarmService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_FireReport> {
         return GRPCCore.ServerResponse<Linli_Device_V1_FireReport>(
             message: try await self.getFireReport(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setAlarmRule(
+        request: GRPCCore.ServerRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_AlarmRule> {
+        return GRPCCore.ServerResponse<Linli_Device_V1_AlarmRule>(
+            message: try await self.setAlarmRule(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listAlarmRules(
+        request: GRPCCore.ServerRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_ListAlarmRulesResponse> {
+        return GRPCCore.ServerResponse<Linli_Device_V1_ListAlarmRulesResponse>(
+            message: try await self.listAlarmRules(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getTelemetry(
+        request: GRPCCore.ServerRequest<Linli_Device_V1_GetTelemetryRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_GetTelemetryResponse> {
+        return GRPCCore.ServerResponse<Linli_Device_V1_GetTelemetryResponse>(
+            message: try await self.getTelemetry(
                 request: request.message,
                 context: context
             ),
@@ -1162,6 +1468,74 @@ extension Linli_Device_V1_AlarmService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_FireReport>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_FireReport>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetAlarmRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+        /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+        /// > state per device is stored, so a restart does not reset a duration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_SetAlarmRuleRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_SetAlarmRuleRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_AlarmRule` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setAlarmRule<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_SetAlarmRuleRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_AlarmRule>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_AlarmRule>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListAlarmRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_ListAlarmRulesRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_ListAlarmRulesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_ListAlarmRulesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listAlarmRules<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_ListAlarmRulesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_ListAlarmRulesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_ListAlarmRulesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetTelemetry" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+        /// > buckets it reported in (its uptime).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetTelemetryRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_GetTelemetryRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_GetTelemetryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getTelemetry<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_GetTelemetryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_GetTelemetryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_GetTelemetryResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_GetTelemetryResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1471,6 +1845,107 @@ extension Linli_Device_V1_AlarmService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SetAlarmRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+        /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+        /// > state per device is stored, so a restart does not reset a duration.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_SetAlarmRuleRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_SetAlarmRuleRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_AlarmRule` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setAlarmRule<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_SetAlarmRuleRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_AlarmRule>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_AlarmRule>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Device_V1_AlarmService.Method.SetAlarmRule.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListAlarmRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_ListAlarmRulesRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_ListAlarmRulesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_ListAlarmRulesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listAlarmRules<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_ListAlarmRulesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_ListAlarmRulesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_ListAlarmRulesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Device_V1_AlarmService.Method.ListAlarmRules.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetTelemetry" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+        /// > buckets it reported in (its uptime).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetTelemetryRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_GetTelemetryRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_GetTelemetryResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getTelemetry<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_GetTelemetryRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_GetTelemetryRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_GetTelemetryResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_GetTelemetryResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Device_V1_AlarmService.Method.GetTelemetry.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1705,6 +2180,92 @@ extension Linli_Device_V1_AlarmService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_GetFireReportRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_FireReport>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetAlarmRule" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+    /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+    /// > state per device is stored, so a restart does not reset a duration.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Device_V1_SetAlarmRuleRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setAlarmRule<Result>(
+        request: GRPCCore.ClientRequest<Linli_Device_V1_SetAlarmRuleRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_AlarmRule>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setAlarmRule(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_SetAlarmRuleRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_AlarmRule>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlarmRules" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Device_V1_ListAlarmRulesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlarmRules<Result>(
+        request: GRPCCore.ClientRequest<Linli_Device_V1_ListAlarmRulesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_ListAlarmRulesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listAlarmRules(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_ListAlarmRulesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_ListAlarmRulesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetTelemetry" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+    /// > buckets it reported in (its uptime).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Device_V1_GetTelemetryRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getTelemetry<Result>(
+        request: GRPCCore.ClientRequest<Linli_Device_V1_GetTelemetryRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_GetTelemetryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getTelemetry(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_GetTelemetryRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_GetTelemetryResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1977,6 +2538,104 @@ extension Linli_Device_V1_AlarmService.ClientProtocol {
             metadata: metadata
         )
         return try await self.getFireReport(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetAlarmRule" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A threshold rule on a metric of every device of a kind in the community (its profile):
+    /// > simple, for a duration, or so many times in a row, with its clear threshold. The rule's
+    /// > state per device is stored, so a restart does not reset a duration.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setAlarmRule<Result>(
+        _ message: Linli_Device_V1_SetAlarmRuleRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_AlarmRule>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Device_V1_SetAlarmRuleRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setAlarmRule(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListAlarmRules" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listAlarmRules<Result>(
+        _ message: Linli_Device_V1_ListAlarmRulesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_ListAlarmRulesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Device_V1_ListAlarmRulesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listAlarmRules(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetTelemetry" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A device's metric over a period, downsampled into buckets (avg, min, max), and the share of
+    /// > buckets it reported in (its uptime).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getTelemetry<Result>(
+        _ message: Linli_Device_V1_GetTelemetryRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_GetTelemetryResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Device_V1_GetTelemetryRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getTelemetry(
             request: request,
             options: options,
             onResponse: handleResponse

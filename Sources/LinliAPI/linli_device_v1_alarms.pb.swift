@@ -20,6 +20,44 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Linli_Device_V1_RuleComparison: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case above // = 1
+  case below // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .above
+    case 2: self = .below
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .above: return 1
+    case .below: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_RuleComparison] = [
+    .unspecified,
+    .above,
+    .below,
+  ]
+
+}
+
 public nonisolated enum Linli_Device_V1_AlarmSeverity: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -152,6 +190,172 @@ public nonisolated enum Linli_Device_V1_FirePointKind: SwiftProtobuf.Enum, Swift
     .hydrantButton,
   ]
 
+}
+
+public nonisolated struct Linli_Device_V1_AlarmRule: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var communityID: String = String()
+
+  /// The device kind the rule applies to: "energy", "meter", …
+  public var deviceKind: String = String()
+
+  public var metric: String = String()
+
+  public var comparison: Linli_Device_V1_RuleComparison = .unspecified
+
+  public var thresholdMilli: Int64 = 0
+
+  /// 0: raise at the first breach. Otherwise the breach must last this long …
+  public var durationSeconds: Int32 = 0
+
+  /// … or be seen this many times in a row (0: not a repeating rule).
+  public var repeatCount: Int32 = 0
+
+  /// The alarm clears when the value is back past this (below it for ABOVE, above it for BELOW).
+  public var recoveryThresholdMilli: Int64 = 0
+
+  public var severity: Linli_Device_V1_AlarmSeverity = .unspecified
+
+  /// The alarm's type: "energy.<name>".
+  public var name: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_SetAlarmRuleRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var rule: Linli_Device_V1_AlarmRule {
+    get {_rule ?? Linli_Device_V1_AlarmRule()}
+    set {_rule = newValue}
+  }
+  /// Returns true if `rule` has been explicitly set.
+  public var hasRule: Bool {self._rule != nil}
+  /// Clears the value of `rule`. Subsequent reads from it will return its default value.
+  public mutating func clearRule() {self._rule = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _rule: Linli_Device_V1_AlarmRule? = nil
+}
+
+public nonisolated struct Linli_Device_V1_ListAlarmRulesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_ListAlarmRulesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rules: [Linli_Device_V1_AlarmRule] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_GetTelemetryRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var deviceID: String = String()
+
+  public var metric: String = String()
+
+  public var from: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_from ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_from = newValue}
+  }
+  /// Returns true if `from` has been explicitly set.
+  public var hasFrom: Bool {self._from != nil}
+  /// Clears the value of `from`. Subsequent reads from it will return its default value.
+  public mutating func clearFrom() {self._from = nil}
+
+  public var to: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_to ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_to = newValue}
+  }
+  /// Returns true if `to` has been explicitly set.
+  public var hasTo: Bool {self._to != nil}
+  /// Clears the value of `to`. Subsequent reads from it will return its default value.
+  public mutating func clearTo() {self._to = nil}
+
+  /// 60 to 86400; default 300.
+  public var bucketSeconds: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _from: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _to: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Device_V1_TelemetryPoint: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var at: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_at ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_at = newValue}
+  }
+  /// Returns true if `at` has been explicitly set.
+  public var hasAt: Bool {self._at != nil}
+  /// Clears the value of `at`. Subsequent reads from it will return its default value.
+  public mutating func clearAt() {self._at = nil}
+
+  public var avgMilli: Int64 = 0
+
+  public var minMilli: Int64 = 0
+
+  public var maxMilli: Int64 = 0
+
+  public var samples: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _at: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Device_V1_GetTelemetryResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var points: [Linli_Device_V1_TelemetryPoint] = []
+
+  /// Buckets with at least one sample ÷ buckets in the period, in basis points.
+  public var uptimeBasisPoints: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Device_V1_Alarm: @unchecked Sendable {
@@ -568,6 +772,10 @@ public nonisolated struct Linli_Device_V1_FireReport: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "linli.device.v1"
 
+nonisolated extension Linli_Device_V1_RuleComparison: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RULE_COMPARISON_UNSPECIFIED\0\u{1}RULE_COMPARISON_ABOVE\0\u{1}RULE_COMPARISON_BELOW\0")
+}
+
 nonisolated extension Linli_Device_V1_AlarmSeverity: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ALARM_SEVERITY_UNSPECIFIED\0\u{1}ALARM_SEVERITY_CRITICAL\0\u{1}ALARM_SEVERITY_MAJOR\0\u{1}ALARM_SEVERITY_MINOR\0\u{1}ALARM_SEVERITY_WARNING\0")
 }
@@ -578,6 +786,328 @@ nonisolated extension Linli_Device_V1_AlarmStatus: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Linli_Device_V1_FirePointKind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0FIRE_POINT_KIND_UNSPECIFIED\0\u{1}FIRE_POINT_KIND_SMOKE\0\u{1}FIRE_POINT_KIND_HEAT\0\u{1}FIRE_POINT_KIND_MANUAL_CALL_POINT\0\u{1}FIRE_POINT_KIND_HYDRANT_BUTTON\0")
+}
+
+nonisolated extension Linli_Device_V1_AlarmRule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AlarmRule"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{3}device_kind\0\u{1}metric\0\u{1}comparison\0\u{3}threshold_milli\0\u{3}duration_seconds\0\u{3}repeat_count\0\u{3}recovery_threshold_milli\0\u{1}severity\0\u{1}name\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.deviceKind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.comparison) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.thresholdMilli) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.durationSeconds) }()
+      case 8: try { try decoder.decodeSingularInt32Field(value: &self.repeatCount) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.recoveryThresholdMilli) }()
+      case 10: try { try decoder.decodeSingularEnumField(value: &self.severity) }()
+      case 11: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.deviceKind.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceKind, fieldNumber: 3)
+    }
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 4)
+    }
+    if self.comparison != .unspecified {
+      try visitor.visitSingularEnumField(value: self.comparison, fieldNumber: 5)
+    }
+    if self.thresholdMilli != 0 {
+      try visitor.visitSingularInt64Field(value: self.thresholdMilli, fieldNumber: 6)
+    }
+    if self.durationSeconds != 0 {
+      try visitor.visitSingularInt32Field(value: self.durationSeconds, fieldNumber: 7)
+    }
+    if self.repeatCount != 0 {
+      try visitor.visitSingularInt32Field(value: self.repeatCount, fieldNumber: 8)
+    }
+    if self.recoveryThresholdMilli != 0 {
+      try visitor.visitSingularInt64Field(value: self.recoveryThresholdMilli, fieldNumber: 9)
+    }
+    if self.severity != .unspecified {
+      try visitor.visitSingularEnumField(value: self.severity, fieldNumber: 10)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_AlarmRule, rhs: Linli_Device_V1_AlarmRule) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.deviceKind != rhs.deviceKind {return false}
+    if lhs.metric != rhs.metric {return false}
+    if lhs.comparison != rhs.comparison {return false}
+    if lhs.thresholdMilli != rhs.thresholdMilli {return false}
+    if lhs.durationSeconds != rhs.durationSeconds {return false}
+    if lhs.repeatCount != rhs.repeatCount {return false}
+    if lhs.recoveryThresholdMilli != rhs.recoveryThresholdMilli {return false}
+    if lhs.severity != rhs.severity {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_SetAlarmRuleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetAlarmRuleRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}rule\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._rule) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    try { if let v = self._rule {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_SetAlarmRuleRequest, rhs: Linli_Device_V1_SetAlarmRuleRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs._rule != rhs._rule {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_ListAlarmRulesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlarmRulesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_ListAlarmRulesRequest, rhs: Linli_Device_V1_ListAlarmRulesRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_ListAlarmRulesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListAlarmRulesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rules\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rules) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rules.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rules, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_ListAlarmRulesResponse, rhs: Linli_Device_V1_ListAlarmRulesResponse) -> Bool {
+    if lhs.rules != rhs.rules {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_GetTelemetryRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetTelemetryRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}device_id\0\u{1}metric\0\u{1}from\0\u{1}to\0\u{3}bucket_seconds\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.deviceID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._from) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._to) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.bucketSeconds) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.deviceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.deviceID, fieldNumber: 1)
+    }
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 2)
+    }
+    try { if let v = self._from {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._to {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    if self.bucketSeconds != 0 {
+      try visitor.visitSingularInt32Field(value: self.bucketSeconds, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_GetTelemetryRequest, rhs: Linli_Device_V1_GetTelemetryRequest) -> Bool {
+    if lhs.deviceID != rhs.deviceID {return false}
+    if lhs.metric != rhs.metric {return false}
+    if lhs._from != rhs._from {return false}
+    if lhs._to != rhs._to {return false}
+    if lhs.bucketSeconds != rhs.bucketSeconds {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_TelemetryPoint: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TelemetryPoint"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}at\0\u{3}avg_milli\0\u{3}min_milli\0\u{3}max_milli\0\u{1}samples\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularMessageField(value: &self._at) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.avgMilli) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.minMilli) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.maxMilli) }()
+      case 5: try { try decoder.decodeSingularInt32Field(value: &self.samples) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    try { if let v = self._at {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 1)
+    } }()
+    if self.avgMilli != 0 {
+      try visitor.visitSingularInt64Field(value: self.avgMilli, fieldNumber: 2)
+    }
+    if self.minMilli != 0 {
+      try visitor.visitSingularInt64Field(value: self.minMilli, fieldNumber: 3)
+    }
+    if self.maxMilli != 0 {
+      try visitor.visitSingularInt64Field(value: self.maxMilli, fieldNumber: 4)
+    }
+    if self.samples != 0 {
+      try visitor.visitSingularInt32Field(value: self.samples, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_TelemetryPoint, rhs: Linli_Device_V1_TelemetryPoint) -> Bool {
+    if lhs._at != rhs._at {return false}
+    if lhs.avgMilli != rhs.avgMilli {return false}
+    if lhs.minMilli != rhs.minMilli {return false}
+    if lhs.maxMilli != rhs.maxMilli {return false}
+    if lhs.samples != rhs.samples {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_GetTelemetryResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetTelemetryResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}points\0\u{3}uptime_basis_points\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.points) }()
+      case 2: try { try decoder.decodeSingularInt32Field(value: &self.uptimeBasisPoints) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.points.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.points, fieldNumber: 1)
+    }
+    if self.uptimeBasisPoints != 0 {
+      try visitor.visitSingularInt32Field(value: self.uptimeBasisPoints, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_GetTelemetryResponse, rhs: Linli_Device_V1_GetTelemetryResponse) -> Bool {
+    if lhs.points != rhs.points {return false}
+    if lhs.uptimeBasisPoints != rhs.uptimeBasisPoints {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Linli_Device_V1_Alarm: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -757,6 +757,14 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     set {body = .elevator(newValue)}
   }
 
+  public var telemetry: Linli_Device_V1_TelemetryEvent {
+    get {
+      if case .telemetry(let v)? = body {return v}
+      return Linli_Device_V1_TelemetryEvent()
+    }
+    set {body = .telemetry(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Body: Equatable, Sendable {
@@ -766,6 +774,7 @@ public nonisolated struct Linli_Device_V1_Event: Sendable {
     case fire(Linli_Device_V1_FireEvent)
     case meter(Linli_Device_V1_MeterEvent)
     case elevator(Linli_Device_V1_ElevatorEvent)
+    case telemetry(Linli_Device_V1_TelemetryEvent)
 
   }
 
@@ -879,6 +888,23 @@ public nonisolated struct Linli_Device_V1_ElevatorEvent: Sendable {
   public var faultCode: String = String()
 
   public var trapped: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// A measured value of an energy device (pump pressure, lighting circuit power, HVAC supply
+/// temperature …), in thousandths of the metric's unit (README, "Energy devices and alarm rules").
+public nonisolated struct Linli_Device_V1_TelemetryEvent: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Lower case letters, digits, '.' and '_': "pump.pressure_kpa".
+  public var metric: String = String()
+
+  public var valueMilli: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1727,7 +1753,7 @@ nonisolated extension Linli_Device_V1_EventBatch: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Event"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0\u{1}meter\0\u{1}elevator\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}seq\0\u{3}device_time_ms\0\u{2}\u{8}access\0\u{1}status\0\u{1}plate\0\u{1}fire\0\u{1}meter\0\u{1}elevator\0\u{1}telemetry\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -1815,6 +1841,19 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
           self.body = .elevator(v)
         }
       }()
+      case 16: try {
+        var v: Linli_Device_V1_TelemetryEvent?
+        var hadOneofValue = false
+        if let current = self.body {
+          hadOneofValue = true
+          if case .telemetry(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.body = .telemetry(v)
+        }
+      }()
       default: break
       }
     }
@@ -1855,6 +1894,10 @@ nonisolated extension Linli_Device_V1_Event: SwiftProtobuf.Message, SwiftProtobu
     case .elevator?: try {
       guard case .elevator(let v)? = self.body else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+    }()
+    case .telemetry?: try {
+      guard case .telemetry(let v)? = self.body else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
     }()
     case nil: break
     }
@@ -2090,6 +2133,41 @@ nonisolated extension Linli_Device_V1_ElevatorEvent: SwiftProtobuf.Message, Swif
     if lhs.doorOpen != rhs.doorOpen {return false}
     if lhs.faultCode != rhs.faultCode {return false}
     if lhs.trapped != rhs.trapped {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_TelemetryEvent: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TelemetryEvent"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}metric\0\u{3}value_milli\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.metric) }()
+      case 2: try { try decoder.decodeSingularSInt64Field(value: &self.valueMilli) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.metric.isEmpty {
+      try visitor.visitSingularStringField(value: self.metric, fieldNumber: 1)
+    }
+    if self.valueMilli != 0 {
+      try visitor.visitSingularSInt64Field(value: self.valueMilli, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_TelemetryEvent, rhs: Linli_Device_V1_TelemetryEvent) -> Bool {
+    if lhs.metric != rhs.metric {return false}
+    if lhs.valueMilli != rhs.valueMilli {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

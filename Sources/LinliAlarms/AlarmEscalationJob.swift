@@ -112,3 +112,38 @@ public struct AlarmEscalationJob: Service, Sendable {
         return order.id.uuid
     }
 }
+
+/// Keeps `telemetry`'s monthly partitions: the next three months made ahead, months older than
+/// `retentionMonths` dropped whole (no row-by-row delete).
+public struct TelemetryPartitionJob: Service, Sendable {
+    let database: Database
+    let retentionMonths: Int
+    let logger: Logger
+
+    public init(database: Database, retentionMonths: Int = 13, logger: Logger) {
+        self.database = database
+        self.retentionMonths = retentionMonths
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await PeriodicJob.run(every: .seconds(6 * 3_600), first: .atStart, name: "telemetry partitions", logger: logger) {
+            for tenant in try await database.allTenants() where tenant.isActive {
+                try await database.tenantTransaction(tenant) { connection in
+                    try await connection.query("SELECT telemetry_partitions(now()::date, 3)", logger: logger)
+                    let old = try await connection.query(
+                        """
+                        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                        JOIN pg_namespace n ON n.oid = p.relnamespace
+                        WHERE p.relname = 'telemetry' AND n.nspname = current_schema() AND c.relname ~ '^telemetry_[0-9]{6}$'
+                          AND to_date(substr(c.relname, 11), 'YYYYMM') < date_trunc('month', now()) - make_interval(months => \(Int32(clamping: retentionMonths)))
+                        """, logger: logger)
+                    var names: [String] = []
+                    for try await name in old.decode(String.self) { names.append(name) }
+                    // Names matched ^telemetry_[0-9]{6}$ above: safe to interpolate.
+                    for name in names { try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger) }
+                }
+            }
+        }
+    }
+}

@@ -218,3 +218,109 @@ extension Linli_Device_V1_FirePoint {
         if let at = p.remediationFlaggedAt { remediationFlaggedAt = Google_Protobuf_Timestamp(date: at) }
     }
 }
+
+extension AlarmService {
+    static let severities: [Linli_Device_V1_AlarmSeverity: String] = [.critical: "critical", .major: "major", .minor: "minor", .warning: "warning"]
+
+    public func setAlarmRule(request: ServerRequest<Linli_Device_V1_SetAlarmRuleRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_AlarmRule>
+    {
+        let r = request.message.rule
+        let community: CommunityID = try Input.id(r.communityID, field: "rule.community_id")
+        let kinds: Set<String> = ["door", "face_terminal", "barrier", "meter", "detector", "broadcast", "elevator", "energy"]
+        guard kinds.contains(r.deviceKind) else {
+            throw LinliError.invalid("rule.device_kind", "must be one of \(kinds.sorted().joined(separator: ", "))")
+        }
+        let lowerDigits = { (text: String) in
+            text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" || $0 == "." }
+        }
+        guard (1...32).contains(r.metric.count), lowerDigits(r.metric) else {
+            throw LinliError.invalid("rule.metric", "1 to 32 lower-case letters, digits, '.' or '_'")
+        }
+        guard (1...32).contains(r.name.count), lowerDigits(r.name), !r.name.contains(".") else {
+            throw LinliError.invalid("rule.name", "1 to 32 lower-case letters, digits or '_'")
+        }
+        guard r.comparison != .unspecified else { throw LinliError.invalid("rule.comparison", "must be ABOVE or BELOW") }
+        let above = r.comparison == .above
+        guard above ? r.recoveryThresholdMilli <= r.thresholdMilli : r.recoveryThresholdMilli >= r.thresholdMilli else {
+            throw LinliError.invalid("rule.recovery_threshold_milli", above ? "must not be above the threshold" : "must not be below the threshold")
+        }
+        guard (0...86_400).contains(r.durationSeconds) else { throw LinliError.invalid("rule.duration_seconds", "must be 0 to 86400") }
+        guard (0...1_000).contains(r.repeatCount) else { throw LinliError.invalid("rule.repeat_count", "must be 0 to 1000") }
+        guard r.durationSeconds == 0 || r.repeatCount == 0 else {
+            throw LinliError.invalid("rule.repeat_count", "a rule is either for a duration or repeating, not both")
+        }
+        guard let severity = Self.severities[r.severity] else { throw LinliError.invalid("rule.severity", "is required") }
+        return try await handler.write(request, context) { [store] call in
+            try Scope.requireCommunity(call.principal, community)
+            let rule = try await store.setRule(
+                .init(
+                    id: UUIDv7.make(), community: community, deviceKind: r.deviceKind, metric: r.metric, above: above, threshold: r.thresholdMilli,
+                    durationSeconds: Int(r.durationSeconds), repeatCount: Int(r.repeatCount), clearThreshold: r.recoveryThresholdMilli,
+                    severity: severity, name: r.name), on: call.connection, logger: call.logger)
+            return .init(rule)
+        }
+    }
+
+    public func listAlarmRules(request: ServerRequest<Linli_Device_V1_ListAlarmRulesRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_ListAlarmRulesResponse>
+    {
+        let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
+        return try await handler.read(request) { [store] call in
+            try Scope.requireCommunity(call.principal, community)
+            let rules = try await store.rules(community: community, on: call.connection, logger: call.logger)
+            return .with { $0.rules = rules.map(Linli_Device_V1_AlarmRule.init) }
+        }
+    }
+
+    public func getTelemetry(request: ServerRequest<Linli_Device_V1_GetTelemetryRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_GetTelemetryResponse>
+    {
+        let m = request.message
+        let device: DeviceID = try Input.id(m.deviceID, field: "device_id")
+        guard (1...32).contains(m.metric.count) else { throw LinliError.invalid("metric", "is required") }
+        guard m.hasFrom, m.hasTo else { throw LinliError.invalid("from", "from and to are required") }
+        let from = m.from.date
+        let to = m.to.date
+        guard to > from, to.timeIntervalSince(from) <= 92 * 86_400 else { throw LinliError.invalid("to", "after from, at most 92 days later") }
+        let bucket = m.bucketSeconds == 0 ? 300 : Int(m.bucketSeconds)
+        guard (60...86_400).contains(bucket) else { throw LinliError.invalid("bucket_seconds", "must be 60 to 86400") }
+        guard to.timeIntervalSince(from) / Double(bucket) <= 10_000 else { throw LinliError.invalid("bucket_seconds", "at most 10,000 buckets") }
+        return try await handler.read(request) { [store] call in
+            let (buckets, uptime) = try await store.telemetry(
+                device: device, metric: m.metric, from: from, to: to, bucket: bucket, for: call.principal, on: call.connection,
+                logger: call.logger)
+            return .with {
+                $0.points = buckets.map { b in
+                    .with {
+                        $0.at = Google_Protobuf_Timestamp(date: b.at)
+                        $0.avgMilli = b.avg
+                        $0.minMilli = b.min
+                        $0.maxMilli = b.max
+                        $0.samples = Int32(clamping: b.samples)
+                    }
+                }
+                $0.uptimeBasisPoints = Int32(clamping: uptime)
+            }
+        }
+    }
+}
+
+extension Linli_Device_V1_SetAlarmRuleRequest: IdempotentRequest {}
+
+extension Linli_Device_V1_AlarmRule {
+    init(_ r: AlarmStore.Rule) {
+        self.init()
+        id = r.id.uuidString.lowercased()
+        communityID = r.community.description
+        deviceKind = r.deviceKind
+        metric = r.metric
+        comparison = r.above ? .above : .below
+        thresholdMilli = r.threshold
+        durationSeconds = Int32(clamping: r.durationSeconds)
+        repeatCount = Int32(clamping: r.repeatCount)
+        recoveryThresholdMilli = r.clearThreshold
+        severity = AlarmService.severities.first { $0.value == r.severity }?.key ?? .unspecified
+        name = r.name
+    }
+}

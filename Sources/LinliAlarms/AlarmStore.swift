@@ -277,3 +277,106 @@ public struct AlarmStore: Sendable {
         return report
     }
 }
+
+extension AlarmStore {
+    public struct Rule: Sendable {
+        public var id: UUID
+        public var community: CommunityID
+        public var deviceKind: String
+        public var metric: String
+        public var above: Bool
+        public var threshold: Int64
+        public var durationSeconds: Int
+        public var repeatCount: Int
+        public var clearThreshold: Int64
+        public var severity: String
+        public var name: String
+
+        public init(
+            id: UUID, community: CommunityID, deviceKind: String, metric: String, above: Bool, threshold: Int64, durationSeconds: Int,
+            repeatCount: Int, clearThreshold: Int64, severity: String, name: String
+        ) {
+            self.id = id
+            self.community = community
+            self.deviceKind = deviceKind
+            self.metric = metric
+            self.above = above
+            self.threshold = threshold
+            self.durationSeconds = durationSeconds
+            self.repeatCount = repeatCount
+            self.clearThreshold = clearThreshold
+            self.severity = severity
+            self.name = name
+        }
+    }
+
+    /// Creates the rule, or replaces the one of the same (kind, metric, name); a changed rule
+    /// starts its state afresh.
+    public func setRule(_ r: Rule, on connection: PostgresConnection, logger: Logger) async throws -> Rule {
+        let rows = try await connection.query(
+            """
+            INSERT INTO alarm_rules (id, community_id, device_kind, metric, comparison, threshold_milli, duration_seconds, repeat_count,
+                                     clear_threshold_milli, severity, name)
+            VALUES (\(r.id), \(r.community.uuid), \(r.deviceKind), \(r.metric), \(r.above ? "above" : "below"), \(r.threshold),
+                    \(Int32(clamping: r.durationSeconds)), \(Int32(clamping: r.repeatCount)), \(r.clearThreshold), \(r.severity), \(r.name))
+            ON CONFLICT (community_id, device_kind, metric, name) DO UPDATE SET comparison = EXCLUDED.comparison,
+                threshold_milli = EXCLUDED.threshold_milli, duration_seconds = EXCLUDED.duration_seconds, repeat_count = EXCLUDED.repeat_count,
+                clear_threshold_milli = EXCLUDED.clear_threshold_milli, severity = EXCLUDED.severity
+            RETURNING id
+            """, logger: logger)
+        var stored = r
+        for try await id in rows.decode(UUID.self) { stored.id = id }
+        try await connection.query("DELETE FROM alarm_rule_state WHERE rule_id = \(stored.id)", logger: logger)
+        return stored
+    }
+
+    public func rules(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Rule] {
+        let rows = try await connection.query(
+            """
+            SELECT id, device_kind, metric, comparison = 'above', threshold_milli, duration_seconds, repeat_count, clear_threshold_milli,
+                   severity, name
+            FROM alarm_rules WHERE community_id = \(community.uuid) ORDER BY device_kind, metric, name
+            """, logger: logger)
+        var result: [Rule] = []
+        for try await r in rows.decode((UUID, String, String, Bool, Int64, Int32, Int32, Int64, String, String).self) {
+            result.append(
+                Rule(
+                    id: r.0, community: community, deviceKind: r.1, metric: r.2, above: r.3, threshold: r.4, durationSeconds: Int(r.5),
+                    repeatCount: Int(r.6), clearThreshold: r.7, severity: r.8, name: r.9))
+        }
+        return result
+    }
+
+    public struct Bucket: Sendable {
+        public var at: Date
+        public var avg: Int64
+        public var min: Int64
+        public var max: Int64
+        public var samples: Int
+    }
+
+    /// The device's metric in [from, to) in buckets of `bucket` seconds, and the basis points of
+    /// buckets with a sample.
+    public func telemetry(
+        device: DeviceID, metric: String, from: Date, to: Date, bucket: Int, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (buckets: [Bucket], uptimeBasisPoints: Int) {
+        let owner = try await connection.query("SELECT community_id FROM devices WHERE id = \(device.uuid)", logger: logger)
+        var community: UUID?
+        for try await id in owner.decode(UUID.self) { community = id }
+        guard let community, principal.canAct(in: CommunityID(community)) else { throw LinliError.notFound("device") }
+        let rows = try await connection.query(
+            """
+            SELECT date_bin(make_interval(secs => \(Int32(clamping: bucket))), at, \(from)) AS b, avg(value_milli)::int8, min(value_milli),
+                   max(value_milli), count(*)::int4
+            FROM telemetry WHERE device_id = \(device.uuid) AND metric = \(metric) AND at >= \(from) AND at < \(to)
+            GROUP BY b ORDER BY b
+            """, logger: logger)
+        var buckets: [Bucket] = []
+        for try await (at, avg, low, high, count) in rows.decode((Date, Int64, Int64, Int64, Int32).self) {
+            buckets.append(Bucket(at: at, avg: avg, min: low, max: high, samples: Int(count)))
+        }
+        let total = max(1, Int((to.timeIntervalSince(from) / Double(bucket)).rounded(.up)))
+        return (buckets, buckets.count * 10_000 / total)
+    }
+}

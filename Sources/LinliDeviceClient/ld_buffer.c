@@ -343,3 +343,30 @@ int ld_buffer_add_elevator(ld_buffer *b, const char *spec, int64_t offset_ms) {
     if (save_records(b) != 0 || save_state(b) != 0) return -1;
     return 0;
 }
+
+int ld_buffer_add_telemetry(ld_buffer *b, const char *spec, int64_t offset_ms) {
+    char metric[33];
+    const char *colon = strchr(spec, ':');
+    if (!colon || colon == spec || colon - spec > 32 || !colon[1]) return -1;
+    memcpy(metric, spec, (size_t)(colon - spec));
+    metric[colon - spec] = '\0';
+    char *end;
+    long long value = strtoll(colon + 1, &end, 10);
+    if (*end != '\0') return -1;
+    Linli__Device__V1__TelemetryEvent t = LINLI__DEVICE__V1__TELEMETRY_EVENT__INIT;
+    t.metric = metric;
+    t.value_milli = value;
+    Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
+    event.seq = b->next_seq;
+    event.device_time_ms = ld_now_ms() + offset_ms;
+    event.body_case = LINLI__DEVICE__V1__EVENT__BODY_TELEMETRY;
+    event.telemetry = &t;
+    size_t len = linli__device__v1__event__get_packed_size(&event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(&event, bytes);
+    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}

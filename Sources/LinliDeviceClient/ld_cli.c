@@ -24,6 +24,7 @@ static void usage(void) {
           "                               linkage_confirmed or reset (\":reset\" resets the panel)\n"
           "      [--meter CODE:VALUE_CENTI...]   meter readings (capture: at --time-offset-ms)\n"
           "      [--elevator CODE:FLOOR:WHAT...]   WHAT running, stopped, trapped or fault=CODE\n"
+          "      [--telemetry METRIC:VALUE_MILLI...]   energy telemetry (capture: at --time-offset-ms)\n"
           "  linli-device capture --buffer FILE (--capture N [--door CODE] | --lane CODE --plate PLATE...)\n"
           "      [--time-offset-ms MS]\n"
           "  linli-device simulate --devices-file FILE [--devices N] [--host H] [--port P] [--ca CA] [--capture N]\n"
@@ -79,6 +80,10 @@ static int parse_args(int argc, char **argv, cli *c) {
             c->options.swipes[c->options.n_swipes++] = v;
         }
         else if (!strcmp(a, "--lane")) { NEED_VALUE c->options.lane = v; }
+        else if (!strcmp(a, "--telemetry")) {
+            NEED_VALUE if (c->options.n_telemetry == 16 || !strchr(v, ':')) goto bad;
+            c->options.telemetry[c->options.n_telemetry++] = v;
+        }
         else if (!strcmp(a, "--elevator")) {
             NEED_VALUE if (c->options.n_elevators == 8 || !strchr(v, ':')) goto bad;
             c->options.elevators[c->options.n_elevators++] = v;
@@ -202,6 +207,12 @@ static int command_capture(cli *c) {
     for (int i = 0; status == 0 && i < c->options.n_plates; i++) {
         if (ld_buffer_add_plate(buffer, c->options.lane ? c->options.lane : "in", c->options.plates[i], c->time_offset_ms) != 0) {
             fputs("linli-device: cannot write the buffer file\n", stderr);
+            status = LD_ERR_BUFFER;
+        }
+    }
+    for (int i = 0; status == 0 && i < c->options.n_telemetry; i++) {
+        if (ld_buffer_add_telemetry(buffer, c->options.telemetry[i], c->time_offset_ms) != 0) {
+            fputs("linli-device: bad --telemetry or cannot write the buffer file\n", stderr);
             status = LD_ERR_BUFFER;
         }
     }

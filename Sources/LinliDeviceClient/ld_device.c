@@ -188,6 +188,9 @@ static int door_actions(const ld_options *o, ld_buffer *buffer, const ld_whiteli
     for (int i = 0; i < o->n_elevators; i++) {
         if (ld_buffer_add_elevator(buffer, o->elevators[i], 0) != 0) return -1;
     }
+    for (int i = 0; i < o->n_telemetry; i++) {
+        if (ld_buffer_add_telemetry(buffer, o->telemetry[i], 0) != 0) return -1;
+    }
     fflush(stdout);
     return 0;
 }
@@ -290,7 +293,7 @@ int ld_device_run(const ld_options *o, ld_buffer *buffer, ld_whitelist *whitelis
     int64_t started = ld_now_ms();
     int64_t next_heartbeat = started + heartbeat_s * 1000;
     int actions_done = o->n_swipes == 0 && o->n_qr_codes == 0 && o->n_plates == 0 && o->n_fires == 0 &&
-                       o->n_meters == 0 && o->n_elevators == 0;
+                       o->n_meters == 0 && o->n_elevators == 0 && o->n_telemetry == 0;
     status = LD_OK;
     int64_t next_batch = started + o->batch_every_ms;
     for (;;) {

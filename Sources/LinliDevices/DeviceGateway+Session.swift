@@ -247,6 +247,7 @@ extension DeviceGateway {
             case .fire: kind = "fire"
             case .meter: kind = "meter"
             case .elevator: kind = "elevator"
+            case .telemetry: kind = "telemetry"
             case nil:
                 kind = ""
                 refusedReason = refusedReason ?? "the event carries no body"

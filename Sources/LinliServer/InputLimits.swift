@@ -58,6 +58,7 @@ public enum InputLimits {
         "GateDecision.led_lines": .line(96), "GateDecision.voice": .line(200), "GateDecision.session_id": .line(36),
         "GateDecision.reason": .line(32), "FireEvent.point_code": .line(32), "FireEvent.detail": .line(200),
         "MeterEvent.meter_code": .line(32), "ElevatorEvent.elevator_code": .line(32), "ElevatorEvent.fault_code": .line(32),
+        "TelemetryEvent.metric": .line(32), "AlarmRule.metric": .line(32), "GetTelemetryRequest.metric": .line(32),
     ]
 
     public static let counts: [String: Int] = [
@@ -95,7 +96,9 @@ public enum InputLimits {
         "whitelist_version": 0...Int64.max, "WhitelistAck.version": 0...Int64.max,
         "stranger_threshold": 0...100, "stranger_window_minutes": 0...1_440, "retention_days": 0...365,
         "confidence": 0...100, "due_fen": 0...maxAmountFen, "MeterEvent.value_centi": 0...100_000_000_000,
-        "ElevatorEvent.floor": -10...200,
+        "ElevatorEvent.floor": -10...200, "TelemetryEvent.value_milli": -1_000_000_000_000...1_000_000_000_000,
+        "threshold_milli": -1_000_000_000_000...1_000_000_000_000, "recovery_threshold_milli": -1_000_000_000_000...1_000_000_000_000,
+        "duration_seconds": 0...86_400, "repeat_count": 0...1_000, "bucket_seconds": 0...86_400,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

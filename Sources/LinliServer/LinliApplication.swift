@@ -54,6 +54,7 @@ public struct LinliApplication: Sendable {
     public let prepaidOffset: PrepaidOffsetJob
     public let alarmEscalation: AlarmEscalationJob
     public let smartMeters: SmartMeterJob
+    public let telemetryPartitions: TelemetryPartitionJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -107,6 +108,7 @@ public struct LinliApplication: Sendable {
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
         alarmEscalation = AlarmEscalationJob(database: database, logger: logger)
         smartMeters = SmartMeterJob(database: database, logger: logger)
+        telemetryPartitions = TelemetryPartitionJob(database: database, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -151,7 +153,7 @@ public struct LinliApplication: Sendable {
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler(), ElevatorHandler()]),
+            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler(), ElevatorHandler(), TelemetryHandler()]),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -178,7 +180,7 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, tenantSpares, deviceGateway,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

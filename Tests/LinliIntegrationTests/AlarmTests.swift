@@ -262,4 +262,69 @@ struct AlarmTests {
             }, metadata: guardSession)
         #expect(alarm.status == .cleared && alarm.clearedReason.contains("门锁"))
     }
+
+    @Test("energy telemetry: a duration rule's state outlives a disconnect, the alarm raises once and clears on recovery; curves downsample")
+    func telemetryRules() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try await server.login(demo, "manager")
+        let pump = try await server.registerDevice(demo, as: manager, kind: .energy)
+        let alarms = Linli_Device_V1_AlarmService.Client(wrapping: server.client)
+        _ = try await alarms.setAlarmRule(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.rule = .with {
+                    $0.communityID = demo.community.description
+                    $0.deviceKind = "energy"
+                    $0.metric = "pump.pressure_kpa"
+                    $0.comparison = .above
+                    $0.thresholdMilli = 800_000
+                    $0.durationSeconds = 600
+                    $0.recoveryThresholdMilli = 700_000
+                    $0.severity = .major
+                    $0.name = "pressure_high"
+                }
+            }, metadata: manager)
+        func send(_ value: Int64, minutesAgo: Int) async throws {
+            let captured = try await DeviceProgram.run(
+                pump.arguments("capture") + ["--telemetry", "pump.pressure_kpa:\(value)", "--time-offset-ms", "\(-minutesAgo * 60_000)"])
+            #expect(captured.status == 0, "\(captured.errors)")
+            let sent = try await DeviceProgram.run(pump.arguments() + ["--exit-when-acked", "--quiet"])
+            #expect(sent.status == 0, "\(sent.errors)")
+        }
+        func active() async throws -> [Linli_Device_V1_Alarm] {
+            try await alarms.listAlarms(
+                .with {
+                    $0.communityID = demo.community.description
+                    $0.activeOnly = true
+                    $0.typePrefix = "energy"
+                }, metadata: manager
+            ).alarms
+        }
+        // Above 800 kPa from 20 minutes ago, each reading on a connection of its own.
+        try await send(900_000, minutesAgo: 20)
+        try await send(910_000, minutesAgo: 15)
+        #expect(try await active().isEmpty, "5 minutes is not yet 10")
+        try await send(920_000, minutesAgo: 9)
+        let raised = try await active()
+        #expect(raised.count == 1 && raised.first?.type == "energy.pressure_high" && raised.first?.source == "pump.pressure_kpa")
+        try await send(930_000, minutesAgo: 5)
+        #expect(try await active().first?.occurrences == 2)
+        try await send(750_000, minutesAgo: 4)
+        #expect(try await active().count == 1, "between the thresholds the alarm stays")
+        try await send(650_000, minutesAgo: 3)
+        #expect(try await active().isEmpty)
+
+        let curve = try await alarms.getTelemetry(
+            .with {
+                $0.deviceID = pump.id
+                $0.metric = "pump.pressure_kpa"
+                $0.from = .init(date: Date().addingTimeInterval(-30 * 60))
+                $0.to = .init(date: Date())
+                $0.bucketSeconds = 600
+            }, metadata: manager)
+        #expect(curve.points.reduce(0) { $0 + $1.samples } == 6)
+        #expect(curve.points.map(\.maxMilli).max() == 930_000 && curve.points.map(\.minMilli).min() == 650_000)
+        #expect(curve.uptimeBasisPoints > 0 && curve.uptimeBasisPoints <= 10_000)
+    }
 }

@@ -55,6 +55,8 @@ typedef struct ld_options {
     int n_meters;
     const char *elevators[8]; /* elevator reports "CODE:FLOOR:WHAT", WHAT running, stopped, trapped or fault=CODE */
     int n_elevators;
+    const char *telemetry[16]; /* "METRIC:VALUE_MILLI", 1 s after connecting */
+    int n_telemetry;
     int batch_every_ms;       /* paced load: capture batch_size events every this many ms */
     int batch_size;
 } ld_options;
@@ -102,6 +104,8 @@ int ld_buffer_add_meter(ld_buffer *buffer, const char *code, uint64_t value_cent
 int ld_parse_meter(const char *text, char code[33], uint64_t *value);
 /* An elevator report from "CODE:FLOOR:WHAT"; -1 when malformed. */
 int ld_buffer_add_elevator(ld_buffer *buffer, const char *spec, int64_t offset_ms);
+/* A telemetry value from "METRIC:VALUE_MILLI"; -1 when malformed. */
+int ld_buffer_add_telemetry(ld_buffer *buffer, const char *spec, int64_t offset_ms);
 /* "fire" → LINLI__DEVICE__V1__FIRE_EVENT_KIND__FIRE_EVENT_KIND_FIRE …; 0 when unknown. */
 int ld_fire_kind(const char *name);
 size_t ld_buffer_pending(const ld_buffer *buffer);

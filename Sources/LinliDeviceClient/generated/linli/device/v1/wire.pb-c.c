@@ -682,6 +682,51 @@ void   linli__device__v1__elevator_event__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__elevator_event__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__telemetry_event__init
+                     (Linli__Device__V1__TelemetryEvent         *message)
+{
+  static const Linli__Device__V1__TelemetryEvent init_value = LINLI__DEVICE__V1__TELEMETRY_EVENT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__telemetry_event__get_packed_size
+                     (const Linli__Device__V1__TelemetryEvent *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__telemetry_event__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__telemetry_event__pack
+                     (const Linli__Device__V1__TelemetryEvent *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__telemetry_event__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__telemetry_event__pack_to_buffer
+                     (const Linli__Device__V1__TelemetryEvent *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__telemetry_event__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__TelemetryEvent *
+       linli__device__v1__telemetry_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__TelemetryEvent *)
+     protobuf_c_message_unpack (&linli__device__v1__telemetry_event__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__telemetry_event__free_unpacked
+                     (Linli__Device__V1__TelemetryEvent *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__telemetry_event__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message)
 {
@@ -1876,7 +1921,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event_batch__descriptor =
   (ProtobufCMessageInit) linli__device__v1__event_batch__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[8] =
+static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptors[9] =
 {
   {
     "seq",
@@ -1974,6 +2019,18 @@ static const ProtobufCFieldDescriptor linli__device__v1__event__field_descriptor
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "telemetry",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Event, body_case),
+    offsetof(Linli__Device__V1__Event, telemetry),
+    &linli__device__v1__telemetry_event__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   2,   /* field[2] = access */
@@ -1984,12 +2041,13 @@ static const unsigned linli__device__v1__event__field_indices_by_name[] = {
   4,   /* field[4] = plate */
   0,   /* field[0] = seq */
   3,   /* field[3] = status */
+  8,   /* field[8] = telemetry */
 };
 static const ProtobufCIntRange linli__device__v1__event__number_ranges[2 + 1] =
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 8 }
+  { 0, 9 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
 {
@@ -1999,7 +2057,7 @@ const ProtobufCMessageDescriptor linli__device__v1__event__descriptor =
   "Linli__Device__V1__Event",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Event),
-  8,
+  9,
   linli__device__v1__event__field_descriptors,
   linli__device__v1__event__field_indices_by_name,
   2,  linli__device__v1__event__number_ranges,
@@ -2389,6 +2447,57 @@ const ProtobufCMessageDescriptor linli__device__v1__elevator_event__descriptor =
   linli__device__v1__elevator_event__field_indices_by_name,
   1,  linli__device__v1__elevator_event__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__elevator_event__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__telemetry_event__field_descriptors[2] =
+{
+  {
+    "metric",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__TelemetryEvent, metric),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "value_milli",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_SINT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__TelemetryEvent, value_milli),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__telemetry_event__field_indices_by_name[] = {
+  0,   /* field[0] = metric */
+  1,   /* field[1] = value_milli */
+};
+static const ProtobufCIntRange linli__device__v1__telemetry_event__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__telemetry_event__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.TelemetryEvent",
+  "TelemetryEvent",
+  "Linli__Device__V1__TelemetryEvent",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__TelemetryEvent),
+  2,
+  linli__device__v1__telemetry_event__field_descriptors,
+  linli__device__v1__telemetry_event__field_indices_by_name,
+  1,  linli__device__v1__telemetry_event__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__telemetry_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__gate_decision__field_descriptors[8] =

@@ -30,6 +30,7 @@ typedef struct Linli__Device__V1__PlateEvent Linli__Device__V1__PlateEvent;
 typedef struct Linli__Device__V1__FireEvent Linli__Device__V1__FireEvent;
 typedef struct Linli__Device__V1__MeterEvent Linli__Device__V1__MeterEvent;
 typedef struct Linli__Device__V1__ElevatorEvent Linli__Device__V1__ElevatorEvent;
+typedef struct Linli__Device__V1__TelemetryEvent Linli__Device__V1__TelemetryEvent;
 typedef struct Linli__Device__V1__GateDecision Linli__Device__V1__GateDecision;
 typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
@@ -369,7 +370,8 @@ typedef enum {
   LINLI__DEVICE__V1__EVENT__BODY_PLATE = 12,
   LINLI__DEVICE__V1__EVENT__BODY_FIRE = 13,
   LINLI__DEVICE__V1__EVENT__BODY_METER = 14,
-  LINLI__DEVICE__V1__EVENT__BODY_ELEVATOR = 15
+  LINLI__DEVICE__V1__EVENT__BODY_ELEVATOR = 15,
+  LINLI__DEVICE__V1__EVENT__BODY_TELEMETRY = 16
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__EVENT__BODY__CASE)
 } Linli__Device__V1__Event__BodyCase;
 
@@ -393,6 +395,7 @@ struct  Linli__Device__V1__Event
     Linli__Device__V1__FireEvent *fire;
     Linli__Device__V1__MeterEvent *meter;
     Linli__Device__V1__ElevatorEvent *elevator;
+    Linli__Device__V1__TelemetryEvent *telemetry;
   };
 };
 #define LINLI__DEVICE__V1__EVENT__INIT \
@@ -512,6 +515,24 @@ struct  Linli__Device__V1__ElevatorEvent
 #define LINLI__DEVICE__V1__ELEVATOR_EVENT__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__elevator_event__descriptor) \
     , (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_UNSPECIFIED, 0, 0, (char *)protobuf_c_empty_string, 0 }
+
+
+/*
+ * A measured value of an energy device (pump pressure, lighting circuit power, HVAC supply
+ * temperature …), in thousandths of the metric's unit (README, "Energy devices and alarm rules").
+ */
+struct  Linli__Device__V1__TelemetryEvent
+{
+  ProtobufCMessage base;
+  /*
+   * Lower case letters, digits, '.' and '_': "pump.pressure_kpa".
+   */
+  char *metric;
+  int64_t value_milli;
+};
+#define LINLI__DEVICE__V1__TELEMETRY_EVENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__telemetry_event__descriptor) \
+    , (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1030,6 +1051,25 @@ Linli__Device__V1__ElevatorEvent *
 void   linli__device__v1__elevator_event__free_unpacked
                      (Linli__Device__V1__ElevatorEvent *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__TelemetryEvent methods */
+void   linli__device__v1__telemetry_event__init
+                     (Linli__Device__V1__TelemetryEvent         *message);
+size_t linli__device__v1__telemetry_event__get_packed_size
+                     (const Linli__Device__V1__TelemetryEvent   *message);
+size_t linli__device__v1__telemetry_event__pack
+                     (const Linli__Device__V1__TelemetryEvent   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__telemetry_event__pack_to_buffer
+                     (const Linli__Device__V1__TelemetryEvent   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__TelemetryEvent *
+       linli__device__v1__telemetry_event__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__telemetry_event__free_unpacked
+                     (Linli__Device__V1__TelemetryEvent *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__GateDecision methods */
 void   linli__device__v1__gate_decision__init
                      (Linli__Device__V1__GateDecision         *message);
@@ -1305,6 +1345,9 @@ typedef void (*Linli__Device__V1__MeterEvent_Closure)
 typedef void (*Linli__Device__V1__ElevatorEvent_Closure)
                  (const Linli__Device__V1__ElevatorEvent *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__TelemetryEvent_Closure)
+                 (const Linli__Device__V1__TelemetryEvent *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__GateDecision_Closure)
                  (const Linli__Device__V1__GateDecision *message,
                   void *closure_data);
@@ -1369,6 +1412,7 @@ extern const ProtobufCMessageDescriptor linli__device__v1__plate_event__descript
 extern const ProtobufCMessageDescriptor linli__device__v1__fire_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__meter_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__elevator_event__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__telemetry_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__gate_decision__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;
