@@ -321,6 +321,96 @@ public nonisolated enum Linli_Device_V1_ElevatorState: SwiftProtobuf.Enum, Swift
 
 }
 
+public nonisolated enum Linli_Device_V1_BroadcastSource: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// `content` names an audio file the terminal holds or fetches.
+  case file // = 1
+
+  /// `content` is text the terminal speaks.
+  case tts // = 2
+
+  /// `content` names the live stream to join.
+  case live // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .file
+    case 2: self = .tts
+    case 3: self = .live
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .file: return 1
+    case .tts: return 2
+    case .live: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_BroadcastSource] = [
+    .unspecified,
+    .file,
+    .tts,
+    .live,
+  ]
+
+}
+
+public nonisolated enum Linli_Device_V1_BroadcastRepeat: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case once // = 1
+  case daily // = 2
+  case weekly // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .once
+    case 2: self = .daily
+    case 3: self = .weekly
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .once: return 1
+    case .daily: return 2
+    case .weekly: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Device_V1_BroadcastRepeat] = [
+    .unspecified,
+    .once,
+    .daily,
+    .weekly,
+  ]
+
+}
+
 public nonisolated enum Linli_Device_V1_CommandOutcome: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -1018,13 +1108,84 @@ public nonisolated struct Linli_Device_V1_Command: Sendable {
     set {action = .reboot(newValue)}
   }
 
+  public var broadcast: Linli_Device_V1_BroadcastTask {
+    get {
+      if case .broadcast(let v)? = action {return v}
+      return Linli_Device_V1_BroadcastTask()
+    }
+    set {action = .broadcast(newValue)}
+  }
+
+  public var cancelBroadcast: Linli_Device_V1_CancelBroadcast {
+    get {
+      if case .cancelBroadcast(let v)? = action {return v}
+      return Linli_Device_V1_CancelBroadcast()
+    }
+    set {action = .cancelBroadcast(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Action: Equatable, Sendable {
     case openDoor(Linli_Device_V1_OpenDoor)
     case reboot(Linli_Device_V1_Reboot)
+    case broadcast(Linli_Device_V1_BroadcastTask)
+    case cancelBroadcast(Linli_Device_V1_CancelBroadcast)
 
   }
+
+  public init() {}
+}
+
+/// A broadcast task for an IP broadcast terminal (README, "IP broadcast"). The terminal stores
+/// it (replacing an older version of the same task) and plays it on schedule, offline too:
+/// priority 1 (emergency) pre-empts everything at maximum volume; a smaller number wins; equal
+/// priorities play first come first served; a pre-empted programme resumes afterwards.
+/// SUCCEEDED on this command is the terminal's acknowledgement of the task.
+public nonisolated struct Linli_Device_V1_BroadcastTask: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var taskID: String = String()
+
+  public var version: UInt32 = 0
+
+  /// 1 to 8.
+  public var priority: UInt32 = 0
+
+  public var source: Linli_Device_V1_BroadcastSource = .unspecified
+
+  public var content: String = String()
+
+  public var `repeat`: Linli_Device_V1_BroadcastRepeat = .unspecified
+
+  /// ONCE: when (server clock, milliseconds since the epoch).
+  public var startsAtMs: Int64 = 0
+
+  /// DAILY / WEEKLY: the local minute of the day; WEEKLY: weekdays as bits, Monday = 1.
+  public var minuteOfDay: UInt32 = 0
+
+  public var weekdays: UInt32 = 0
+
+  public var durationSeconds: UInt32 = 0
+
+  /// 0: open-ended.
+  public var validUntilMs: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_CancelBroadcast: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var taskID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -1179,6 +1340,14 @@ nonisolated extension Linli_Device_V1_FireEventKind: SwiftProtobuf._ProtoNamePro
 
 nonisolated extension Linli_Device_V1_ElevatorState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ELEVATOR_STATE_UNSPECIFIED\0\u{1}ELEVATOR_STATE_RUNNING\0\u{1}ELEVATOR_STATE_STOPPED\0\u{1}ELEVATOR_STATE_FAULT\0\u{1}ELEVATOR_STATE_MAINTENANCE\0")
+}
+
+nonisolated extension Linli_Device_V1_BroadcastSource: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0BROADCAST_SOURCE_UNSPECIFIED\0\u{1}BROADCAST_SOURCE_FILE\0\u{1}BROADCAST_SOURCE_TTS\0\u{1}BROADCAST_SOURCE_LIVE\0")
+}
+
+nonisolated extension Linli_Device_V1_BroadcastRepeat: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0BROADCAST_REPEAT_UNSPECIFIED\0\u{1}BROADCAST_REPEAT_ONCE\0\u{1}BROADCAST_REPEAT_DAILY\0\u{1}BROADCAST_REPEAT_WEEKLY\0")
 }
 
 nonisolated extension Linli_Device_V1_CommandOutcome: SwiftProtobuf._ProtoNameProviding {
@@ -2345,7 +2514,7 @@ nonisolated extension Linli_Device_V1_RefusedEvent: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}command_id\0\u{3}expires_at_ms\0\u{4}\u{8}open_door\0\u{1}reboot\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}command_id\0\u{3}expires_at_ms\0\u{4}\u{8}open_door\0\u{1}reboot\0\u{1}broadcast\0\u{3}cancel_broadcast\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2381,6 +2550,32 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
           self.action = .reboot(v)
         }
       }()
+      case 12: try {
+        var v: Linli_Device_V1_BroadcastTask?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .broadcast(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .broadcast(v)
+        }
+      }()
+      case 13: try {
+        var v: Linli_Device_V1_CancelBroadcast?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .cancelBroadcast(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .cancelBroadcast(v)
+        }
+      }()
       default: break
       }
     }
@@ -2406,6 +2601,14 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
       guard case .reboot(let v)? = self.action else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
     }()
+    case .broadcast?: try {
+      guard case .broadcast(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+    }()
+    case .cancelBroadcast?: try {
+      guard case .cancelBroadcast(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2415,6 +2618,116 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
     if lhs.commandID != rhs.commandID {return false}
     if lhs.expiresAtMs != rhs.expiresAtMs {return false}
     if lhs.action != rhs.action {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_BroadcastTask: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BroadcastTask"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0\u{1}version\0\u{1}priority\0\u{1}source\0\u{1}content\0\u{1}repeat\0\u{3}starts_at_ms\0\u{3}minute_of_day\0\u{1}weekdays\0\u{3}duration_seconds\0\u{3}valid_until_ms\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.taskID) }()
+      case 2: try { try decoder.decodeSingularUInt32Field(value: &self.version) }()
+      case 3: try { try decoder.decodeSingularUInt32Field(value: &self.priority) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.source) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.content) }()
+      case 6: try { try decoder.decodeSingularEnumField(value: &self.`repeat`) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.startsAtMs) }()
+      case 8: try { try decoder.decodeSingularUInt32Field(value: &self.minuteOfDay) }()
+      case 9: try { try decoder.decodeSingularUInt32Field(value: &self.weekdays) }()
+      case 10: try { try decoder.decodeSingularUInt32Field(value: &self.durationSeconds) }()
+      case 11: try { try decoder.decodeSingularInt64Field(value: &self.validUntilMs) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.taskID.isEmpty {
+      try visitor.visitSingularStringField(value: self.taskID, fieldNumber: 1)
+    }
+    if self.version != 0 {
+      try visitor.visitSingularUInt32Field(value: self.version, fieldNumber: 2)
+    }
+    if self.priority != 0 {
+      try visitor.visitSingularUInt32Field(value: self.priority, fieldNumber: 3)
+    }
+    if self.source != .unspecified {
+      try visitor.visitSingularEnumField(value: self.source, fieldNumber: 4)
+    }
+    if !self.content.isEmpty {
+      try visitor.visitSingularStringField(value: self.content, fieldNumber: 5)
+    }
+    if self.`repeat` != .unspecified {
+      try visitor.visitSingularEnumField(value: self.`repeat`, fieldNumber: 6)
+    }
+    if self.startsAtMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.startsAtMs, fieldNumber: 7)
+    }
+    if self.minuteOfDay != 0 {
+      try visitor.visitSingularUInt32Field(value: self.minuteOfDay, fieldNumber: 8)
+    }
+    if self.weekdays != 0 {
+      try visitor.visitSingularUInt32Field(value: self.weekdays, fieldNumber: 9)
+    }
+    if self.durationSeconds != 0 {
+      try visitor.visitSingularUInt32Field(value: self.durationSeconds, fieldNumber: 10)
+    }
+    if self.validUntilMs != 0 {
+      try visitor.visitSingularInt64Field(value: self.validUntilMs, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_BroadcastTask, rhs: Linli_Device_V1_BroadcastTask) -> Bool {
+    if lhs.taskID != rhs.taskID {return false}
+    if lhs.version != rhs.version {return false}
+    if lhs.priority != rhs.priority {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.content != rhs.content {return false}
+    if lhs.`repeat` != rhs.`repeat` {return false}
+    if lhs.startsAtMs != rhs.startsAtMs {return false}
+    if lhs.minuteOfDay != rhs.minuteOfDay {return false}
+    if lhs.weekdays != rhs.weekdays {return false}
+    if lhs.durationSeconds != rhs.durationSeconds {return false}
+    if lhs.validUntilMs != rhs.validUntilMs {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_CancelBroadcast: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CancelBroadcast"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}task_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.taskID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.taskID.isEmpty {
+      try visitor.visitSingularStringField(value: self.taskID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_CancelBroadcast, rhs: Linli_Device_V1_CancelBroadcast) -> Bool {
+    if lhs.taskID != rhs.taskID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

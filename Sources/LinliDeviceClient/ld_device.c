@@ -84,6 +84,15 @@ static int run_command(ld_conn *conn, const Linli__Device__V1__Command *command,
     case LINLI__DEVICE__V1__COMMAND__ACTION_REBOOT:
         printf("command %s reboot\n", id);
         break;
+    case LINLI__DEVICE__V1__COMMAND__ACTION_BROADCAST:
+        /* A terminal stores the task and plays it on schedule, offline too; the reference
+         * client records that it holds it. */
+        printf("command %s broadcast task %s v%u priority %u %s\n", id, command->broadcast->task_id, command->broadcast->version,
+               command->broadcast->priority, command->broadcast->content);
+        break;
+    case LINLI__DEVICE__V1__COMMAND__ACTION_CANCEL_BROADCAST:
+        printf("command %s cancel broadcast task %s\n", id, command->cancel_broadcast->task_id);
+        break;
     default:
         fflush(stdout);
         return send_update(conn, id, LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_FAILED, "unknown action");

@@ -58,7 +58,8 @@ public enum InputLimits {
         "GateDecision.led_lines": .line(96), "GateDecision.voice": .line(200), "GateDecision.session_id": .line(36),
         "GateDecision.reason": .line(32), "FireEvent.point_code": .line(32), "FireEvent.detail": .line(200),
         "MeterEvent.meter_code": .line(32), "ElevatorEvent.elevator_code": .line(32), "ElevatorEvent.fault_code": .line(32),
-        "TelemetryEvent.metric": .line(32), "AlarmRule.metric": .line(32), "GetTelemetryRequest.metric": .line(32),
+        "TelemetryEvent.metric": .line(32), "BroadcastTask.task_id": .line(36), "BroadcastTask.content": .line(500),
+        "CancelBroadcast.task_id": .line(36), "ScheduleBroadcastRequest.content": .line(500), "PlayEmergencyRequest.content": .line(500), "AlarmRule.metric": .line(32), "GetTelemetryRequest.metric": .line(32),
     ]
 
     public static let counts: [String: Int] = [
@@ -98,7 +99,8 @@ public enum InputLimits {
         "confidence": 0...100, "due_fen": 0...maxAmountFen, "MeterEvent.value_centi": 0...100_000_000_000,
         "ElevatorEvent.floor": -10...200, "TelemetryEvent.value_milli": -1_000_000_000_000...1_000_000_000_000,
         "threshold_milli": -1_000_000_000_000...1_000_000_000_000, "recovery_threshold_milli": -1_000_000_000_000...1_000_000_000_000,
-        "duration_seconds": 0...86_400, "repeat_count": 0...1_000, "bucket_seconds": 0...86_400,
+        "duration_seconds": 0...86_400, "minute_of_day": 0...1_439, "ScheduleBroadcastRequest.weekdays": 0...127,
+        "BroadcastTask.weekdays": 0...127, "BroadcastTaskStatus.weekdays": 0...127, "repeat_count": 0...1_000, "bucket_seconds": 0...86_400,
     ]
 
     static func text(_ message: String, _ field: String) -> Text {

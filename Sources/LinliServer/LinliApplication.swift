@@ -55,6 +55,7 @@ public struct LinliApplication: Sendable {
     public let alarmEscalation: AlarmEscalationJob
     public let smartMeters: SmartMeterJob
     public let telemetryPartitions: TelemetryPartitionJob
+    public let broadcastSync: BroadcastSyncJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -109,6 +110,7 @@ public struct LinliApplication: Sendable {
         alarmEscalation = AlarmEscalationJob(database: database, logger: logger)
         smartMeters = SmartMeterJob(database: database, logger: logger)
         telemetryPartitions = TelemetryPartitionJob(database: database, logger: logger)
+        broadcastSync = BroadcastSyncJob(database: database, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -147,6 +149,7 @@ public struct LinliApplication: Sendable {
             ParkingService(database: database, logger: logger),
             AlarmService(database: database, logger: logger),
             MeterService(database: database, logger: logger),
+            BroadcastService(database: database, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
@@ -180,7 +183,7 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, tenantSpares, deviceGateway,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, broadcastSync, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

@@ -46,3 +46,27 @@ struct AlarmRuleTests {
         #expect(outcomes == [.none, .none, .none, .none, .none, .raise, .clear])
     }
 }
+
+@Suite("Broadcast arbitration at a terminal (pure)")
+struct BroadcastArbiterTests {
+    @Test("an emergency pre-empts background music, which resumes for its remaining time")
+    func preemption() {
+        let segments = BroadcastArbiter.timeline([
+            .init(id: "music", priority: 5, start: 0, duration: 600), .init(id: "evacuate", priority: 1, start: 100, duration: 60),
+        ])
+        #expect(
+            segments == [.init(id: "music", from: 0, to: 100), .init(id: "evacuate", from: 100, to: 160), .init(id: "music", from: 160, to: 660)])
+    }
+
+    @Test("equal priorities: first come first served, the later one waits and plays after")
+    func firstComeFirstServed() {
+        let segments = BroadcastArbiter.timeline([
+            .init(id: "notice-b", priority: 3, start: 50, duration: 100), .init(id: "notice-a", priority: 3, start: 0, duration: 100),
+            .init(id: "drill", priority: 2, start: 500, duration: 10),
+        ])
+        #expect(
+            segments == [
+                .init(id: "notice-a", from: 0, to: 100), .init(id: "notice-b", from: 100, to: 200), .init(id: "drill", from: 500, to: 510),
+            ])
+    }
+}

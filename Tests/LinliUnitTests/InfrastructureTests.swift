@@ -81,6 +81,7 @@ struct InfrastructureTests {
             Linli_Device_V1_AccessService.Method.descriptors,
             Linli_Device_V1_AlarmService.Method.descriptors,
             Linli_Device_V1_MeterService.Method.descriptors,
+            Linli_Device_V1_BroadcastService.Method.descriptors,
             Linli_Parking_V1_ParkingService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))

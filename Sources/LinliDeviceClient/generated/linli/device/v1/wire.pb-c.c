@@ -952,6 +952,96 @@ void   linli__device__v1__command__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__command__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__broadcast_task__init
+                     (Linli__Device__V1__BroadcastTask         *message)
+{
+  static const Linli__Device__V1__BroadcastTask init_value = LINLI__DEVICE__V1__BROADCAST_TASK__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__broadcast_task__get_packed_size
+                     (const Linli__Device__V1__BroadcastTask *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__broadcast_task__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__broadcast_task__pack
+                     (const Linli__Device__V1__BroadcastTask *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__broadcast_task__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__broadcast_task__pack_to_buffer
+                     (const Linli__Device__V1__BroadcastTask *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__broadcast_task__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__BroadcastTask *
+       linli__device__v1__broadcast_task__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__BroadcastTask *)
+     protobuf_c_message_unpack (&linli__device__v1__broadcast_task__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__broadcast_task__free_unpacked
+                     (Linli__Device__V1__BroadcastTask *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__broadcast_task__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   linli__device__v1__cancel_broadcast__init
+                     (Linli__Device__V1__CancelBroadcast         *message)
+{
+  static const Linli__Device__V1__CancelBroadcast init_value = LINLI__DEVICE__V1__CANCEL_BROADCAST__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__cancel_broadcast__get_packed_size
+                     (const Linli__Device__V1__CancelBroadcast *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__cancel_broadcast__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__cancel_broadcast__pack
+                     (const Linli__Device__V1__CancelBroadcast *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__cancel_broadcast__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__cancel_broadcast__pack_to_buffer
+                     (const Linli__Device__V1__CancelBroadcast *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__cancel_broadcast__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__CancelBroadcast *
+       linli__device__v1__cancel_broadcast__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__CancelBroadcast *)
+     protobuf_c_message_unpack (&linli__device__v1__cancel_broadcast__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__cancel_broadcast__free_unpacked
+                     (Linli__Device__V1__CancelBroadcast *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__cancel_broadcast__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__open_door__init
                      (Linli__Device__V1__OpenDoor         *message)
 {
@@ -2782,7 +2872,7 @@ const ProtobufCMessageDescriptor linli__device__v1__refused_event__descriptor =
   (ProtobufCMessageInit) linli__device__v1__refused_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__command__field_descriptors[4] =
+static const ProtobufCFieldDescriptor linli__device__v1__command__field_descriptors[6] =
 {
   {
     "command_id",
@@ -2832,8 +2922,34 @@ static const ProtobufCFieldDescriptor linli__device__v1__command__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "broadcast",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Command, action_case),
+    offsetof(Linli__Device__V1__Command, broadcast),
+    &linli__device__v1__broadcast_task__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancel_broadcast",
+    13,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Command, action_case),
+    offsetof(Linli__Device__V1__Command, cancel_broadcast),
+    &linli__device__v1__cancel_broadcast__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__command__field_indices_by_name[] = {
+  4,   /* field[4] = broadcast */
+  5,   /* field[5] = cancel_broadcast */
   0,   /* field[0] = command_id */
   1,   /* field[1] = expires_at_ms */
   2,   /* field[2] = open_door */
@@ -2843,7 +2959,7 @@ static const ProtobufCIntRange linli__device__v1__command__number_ranges[2 + 1] 
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 4 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__command__descriptor =
 {
@@ -2853,11 +2969,217 @@ const ProtobufCMessageDescriptor linli__device__v1__command__descriptor =
   "Linli__Device__V1__Command",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Command),
-  4,
+  6,
   linli__device__v1__command__field_descriptors,
   linli__device__v1__command__field_indices_by_name,
   2,  linli__device__v1__command__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__broadcast_task__field_descriptors[11] =
+{
+  {
+    "task_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "version",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, version),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "priority",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, priority),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "source",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, source),
+    &linli__device__v1__broadcast_source__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "content",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, content),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "repeat",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, repeat),
+    &linli__device__v1__broadcast_repeat__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "starts_at_ms",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, starts_at_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "minute_of_day",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, minute_of_day),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "weekdays",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, weekdays),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "duration_seconds",
+    10,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, duration_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "valid_until_ms",
+    11,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__BroadcastTask, valid_until_ms),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__broadcast_task__field_indices_by_name[] = {
+  4,   /* field[4] = content */
+  9,   /* field[9] = duration_seconds */
+  7,   /* field[7] = minute_of_day */
+  2,   /* field[2] = priority */
+  5,   /* field[5] = repeat */
+  3,   /* field[3] = source */
+  6,   /* field[6] = starts_at_ms */
+  0,   /* field[0] = task_id */
+  10,   /* field[10] = valid_until_ms */
+  1,   /* field[1] = version */
+  8,   /* field[8] = weekdays */
+};
+static const ProtobufCIntRange linli__device__v1__broadcast_task__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 11 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__broadcast_task__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.BroadcastTask",
+  "BroadcastTask",
+  "Linli__Device__V1__BroadcastTask",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__BroadcastTask),
+  11,
+  linli__device__v1__broadcast_task__field_descriptors,
+  linli__device__v1__broadcast_task__field_indices_by_name,
+  1,  linli__device__v1__broadcast_task__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__broadcast_task__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__cancel_broadcast__field_descriptors[1] =
+{
+  {
+    "task_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__CancelBroadcast, task_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__cancel_broadcast__field_indices_by_name[] = {
+  0,   /* field[0] = task_id */
+};
+static const ProtobufCIntRange linli__device__v1__cancel_broadcast__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__cancel_broadcast__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.CancelBroadcast",
+  "CancelBroadcast",
+  "Linli__Device__V1__CancelBroadcast",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__CancelBroadcast),
+  1,
+  linli__device__v1__cancel_broadcast__field_descriptors,
+  linli__device__v1__cancel_broadcast__field_indices_by_name,
+  1,  linli__device__v1__cancel_broadcast__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__cancel_broadcast__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__open_door__field_descriptors[2] =
@@ -3489,6 +3811,70 @@ const ProtobufCEnumDescriptor linli__device__v1__elevator_state__descriptor =
   linli__device__v1__elevator_state__enum_values_by_name,
   1,
   linli__device__v1__elevator_state__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__broadcast_source__enum_values_by_number[4] =
+{
+  { "BROADCAST_SOURCE_UNSPECIFIED", "LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_UNSPECIFIED", 0 },
+  { "BROADCAST_SOURCE_FILE", "LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_FILE", 1 },
+  { "BROADCAST_SOURCE_TTS", "LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_TTS", 2 },
+  { "BROADCAST_SOURCE_LIVE", "LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_LIVE", 3 },
+};
+static const ProtobufCIntRange linli__device__v1__broadcast_source__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__broadcast_source__enum_values_by_name[4] =
+{
+  { "BROADCAST_SOURCE_FILE", 1 },
+  { "BROADCAST_SOURCE_LIVE", 3 },
+  { "BROADCAST_SOURCE_TTS", 2 },
+  { "BROADCAST_SOURCE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__broadcast_source__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.BroadcastSource",
+  "BroadcastSource",
+  "Linli__Device__V1__BroadcastSource",
+  "linli.device.v1",
+  4,
+  linli__device__v1__broadcast_source__enum_values_by_number,
+  4,
+  linli__device__v1__broadcast_source__enum_values_by_name,
+  1,
+  linli__device__v1__broadcast_source__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue linli__device__v1__broadcast_repeat__enum_values_by_number[4] =
+{
+  { "BROADCAST_REPEAT_UNSPECIFIED", "LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_UNSPECIFIED", 0 },
+  { "BROADCAST_REPEAT_ONCE", "LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_ONCE", 1 },
+  { "BROADCAST_REPEAT_DAILY", "LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_DAILY", 2 },
+  { "BROADCAST_REPEAT_WEEKLY", "LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_WEEKLY", 3 },
+};
+static const ProtobufCIntRange linli__device__v1__broadcast_repeat__value_ranges[] = {
+{0, 0},{0, 4}
+};
+static const ProtobufCEnumValueIndex linli__device__v1__broadcast_repeat__enum_values_by_name[4] =
+{
+  { "BROADCAST_REPEAT_DAILY", 2 },
+  { "BROADCAST_REPEAT_ONCE", 1 },
+  { "BROADCAST_REPEAT_UNSPECIFIED", 0 },
+  { "BROADCAST_REPEAT_WEEKLY", 3 },
+};
+const ProtobufCEnumDescriptor linli__device__v1__broadcast_repeat__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "linli.device.v1.BroadcastRepeat",
+  "BroadcastRepeat",
+  "Linli__Device__V1__BroadcastRepeat",
+  "linli.device.v1",
+  4,
+  linli__device__v1__broadcast_repeat__enum_values_by_number,
+  4,
+  linli__device__v1__broadcast_repeat__enum_values_by_name,
+  1,
+  linli__device__v1__broadcast_repeat__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
 static const ProtobufCEnumValue linli__device__v1__command_outcome__enum_values_by_number[4] =

@@ -36,6 +36,8 @@ typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
 typedef struct Linli__Device__V1__RefusedEvent Linli__Device__V1__RefusedEvent;
 typedef struct Linli__Device__V1__Command Linli__Device__V1__Command;
+typedef struct Linli__Device__V1__BroadcastTask Linli__Device__V1__BroadcastTask;
+typedef struct Linli__Device__V1__CancelBroadcast Linli__Device__V1__CancelBroadcast;
 typedef struct Linli__Device__V1__OpenDoor Linli__Device__V1__OpenDoor;
 typedef struct Linli__Device__V1__Reboot Linli__Device__V1__Reboot;
 typedef struct Linli__Device__V1__CommandUpdate Linli__Device__V1__CommandUpdate;
@@ -136,6 +138,29 @@ typedef enum _Linli__Device__V1__ElevatorState {
   LINLI__DEVICE__V1__ELEVATOR_STATE__ELEVATOR_STATE_MAINTENANCE = 4
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__ELEVATOR_STATE)
 } Linli__Device__V1__ElevatorState;
+typedef enum _Linli__Device__V1__BroadcastSource {
+  LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_UNSPECIFIED = 0,
+  /*
+   * `content` names an audio file the terminal holds or fetches.
+   */
+  LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_FILE = 1,
+  /*
+   * `content` is text the terminal speaks.
+   */
+  LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_TTS = 2,
+  /*
+   * `content` names the live stream to join.
+   */
+  LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_LIVE = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__BROADCAST_SOURCE)
+} Linli__Device__V1__BroadcastSource;
+typedef enum _Linli__Device__V1__BroadcastRepeat {
+  LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_UNSPECIFIED = 0,
+  LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_ONCE = 1,
+  LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_DAILY = 2,
+  LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_WEEKLY = 3
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__BROADCAST_REPEAT)
+} Linli__Device__V1__BroadcastRepeat;
 typedef enum _Linli__Device__V1__CommandOutcome {
   LINLI__DEVICE__V1__COMMAND_OUTCOME__COMMAND_OUTCOME_UNSPECIFIED = 0,
   /*
@@ -613,7 +638,9 @@ struct  Linli__Device__V1__RefusedEvent
 typedef enum {
   LINLI__DEVICE__V1__COMMAND__ACTION__NOT_SET = 0,
   LINLI__DEVICE__V1__COMMAND__ACTION_OPEN_DOOR = 10,
-  LINLI__DEVICE__V1__COMMAND__ACTION_REBOOT = 11
+  LINLI__DEVICE__V1__COMMAND__ACTION_REBOOT = 11,
+  LINLI__DEVICE__V1__COMMAND__ACTION_BROADCAST = 12,
+  LINLI__DEVICE__V1__COMMAND__ACTION_CANCEL_BROADCAST = 13
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__COMMAND__ACTION__CASE)
 } Linli__Device__V1__Command__ActionCase;
 
@@ -633,11 +660,62 @@ struct  Linli__Device__V1__Command
   union {
     Linli__Device__V1__OpenDoor *open_door;
     Linli__Device__V1__Reboot *reboot;
+    Linli__Device__V1__BroadcastTask *broadcast;
+    Linli__Device__V1__CancelBroadcast *cancel_broadcast;
   };
 };
 #define LINLI__DEVICE__V1__COMMAND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__command__descriptor) \
     , (char *)protobuf_c_empty_string, 0, LINLI__DEVICE__V1__COMMAND__ACTION__NOT_SET, {0} }
+
+
+/*
+ * A broadcast task for an IP broadcast terminal (README, "IP broadcast"). The terminal stores
+ * it (replacing an older version of the same task) and plays it on schedule, offline too:
+ * priority 1 (emergency) pre-empts everything at maximum volume; a smaller number wins; equal
+ * priorities play first come first served; a pre-empted programme resumes afterwards.
+ * SUCCEEDED on this command is the terminal's acknowledgement of the task.
+ */
+struct  Linli__Device__V1__BroadcastTask
+{
+  ProtobufCMessage base;
+  char *task_id;
+  uint32_t version;
+  /*
+   * 1 to 8.
+   */
+  uint32_t priority;
+  Linli__Device__V1__BroadcastSource source;
+  char *content;
+  Linli__Device__V1__BroadcastRepeat repeat;
+  /*
+   * ONCE: when (server clock, milliseconds since the epoch).
+   */
+  int64_t starts_at_ms;
+  /*
+   * DAILY / WEEKLY: the local minute of the day; WEEKLY: weekdays as bits, Monday = 1.
+   */
+  uint32_t minute_of_day;
+  uint32_t weekdays;
+  uint32_t duration_seconds;
+  /*
+   * 0: open-ended.
+   */
+  int64_t valid_until_ms;
+};
+#define LINLI__DEVICE__V1__BROADCAST_TASK__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__broadcast_task__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, LINLI__DEVICE__V1__BROADCAST_SOURCE__BROADCAST_SOURCE_UNSPECIFIED, (char *)protobuf_c_empty_string, LINLI__DEVICE__V1__BROADCAST_REPEAT__BROADCAST_REPEAT_UNSPECIFIED, 0, 0, 0, 0, 0 }
+
+
+struct  Linli__Device__V1__CancelBroadcast
+{
+  ProtobufCMessage base;
+  char *task_id;
+};
+#define LINLI__DEVICE__V1__CANCEL_BROADCAST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__cancel_broadcast__descriptor) \
+    , (char *)protobuf_c_empty_string }
 
 
 struct  Linli__Device__V1__OpenDoor
@@ -1165,6 +1243,44 @@ Linli__Device__V1__Command *
 void   linli__device__v1__command__free_unpacked
                      (Linli__Device__V1__Command *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__BroadcastTask methods */
+void   linli__device__v1__broadcast_task__init
+                     (Linli__Device__V1__BroadcastTask         *message);
+size_t linli__device__v1__broadcast_task__get_packed_size
+                     (const Linli__Device__V1__BroadcastTask   *message);
+size_t linli__device__v1__broadcast_task__pack
+                     (const Linli__Device__V1__BroadcastTask   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__broadcast_task__pack_to_buffer
+                     (const Linli__Device__V1__BroadcastTask   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__BroadcastTask *
+       linli__device__v1__broadcast_task__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__broadcast_task__free_unpacked
+                     (Linli__Device__V1__BroadcastTask *message,
+                      ProtobufCAllocator *allocator);
+/* Linli__Device__V1__CancelBroadcast methods */
+void   linli__device__v1__cancel_broadcast__init
+                     (Linli__Device__V1__CancelBroadcast         *message);
+size_t linli__device__v1__cancel_broadcast__get_packed_size
+                     (const Linli__Device__V1__CancelBroadcast   *message);
+size_t linli__device__v1__cancel_broadcast__pack
+                     (const Linli__Device__V1__CancelBroadcast   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__cancel_broadcast__pack_to_buffer
+                     (const Linli__Device__V1__CancelBroadcast   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__CancelBroadcast *
+       linli__device__v1__cancel_broadcast__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__cancel_broadcast__free_unpacked
+                     (Linli__Device__V1__CancelBroadcast *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__OpenDoor methods */
 void   linli__device__v1__open_door__init
                      (Linli__Device__V1__OpenDoor         *message);
@@ -1363,6 +1479,12 @@ typedef void (*Linli__Device__V1__RefusedEvent_Closure)
 typedef void (*Linli__Device__V1__Command_Closure)
                  (const Linli__Device__V1__Command *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__BroadcastTask_Closure)
+                 (const Linli__Device__V1__BroadcastTask *message,
+                  void *closure_data);
+typedef void (*Linli__Device__V1__CancelBroadcast_Closure)
+                 (const Linli__Device__V1__CancelBroadcast *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__OpenDoor_Closure)
                  (const Linli__Device__V1__OpenDoor *message,
                   void *closure_data);
@@ -1395,6 +1517,8 @@ extern const ProtobufCEnumDescriptor    linli__device__v1__access_method__descri
 extern const ProtobufCEnumDescriptor    linli__device__v1__plate_color__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__fire_event_kind__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__elevator_state__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__broadcast_source__descriptor;
+extern const ProtobufCEnumDescriptor    linli__device__v1__broadcast_repeat__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__command_outcome__descriptor;
 extern const ProtobufCEnumDescriptor    linli__device__v1__credential_kind__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__device_message__descriptor;
@@ -1418,6 +1542,8 @@ extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descrip
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__refused_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__command__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__broadcast_task__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__cancel_broadcast__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__open_door__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__reboot__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__command_update__descriptor;
