@@ -21,6 +21,9 @@ struct SeedDemo: AsyncParsableCommand {
     var laneFile = ".data/demo-lane"
     @Option(help: "Where the demo fire panel's credentials are written.")
     var fireFile = ".data/demo-fire"
+    @Option(help: "Where the demo meter concentrator's and broadcast terminal's credentials are written.")
+    var meterFile = ".data/demo-meter"
+    @Option var broadcastFile = ".data/demo-broadcast"
 
     func run() async throws {
         let app = try Runtime.application()
@@ -34,6 +37,7 @@ struct SeedDemo: AsyncParsableCommand {
             try await seedDoors(app, demo)
             try await seedParking(app, demo)
             try await seedFirePanel(app, demo)
+            try await seedMeterAndBroadcast(app, demo)
             return "demo tenant created (\(demo.tenant.id)); community 阳光花园 \(demo.community)"
         }
         print(
@@ -49,6 +53,7 @@ struct SeedDemo: AsyncParsableCommand {
               first hour 5元, then 2元 per 30 min, 20元 per 24 h; monthly car 沪A12345; its credentials: \(laneFile)
             fire panel "DEMO-FIRE-1" with points 1-001 (smoke, 1栋3层电梯厅) and 1-002 (manual call point);
               its credentials: \(fireFile)
+            meter concentrator "DEMO-METER-1" (\(meterFile)) and broadcast terminal "DEMO-PA-1" in zone 全区 (\(broadcastFile))
             """)
     }
 
@@ -80,6 +85,30 @@ struct SeedDemo: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(line.utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+    }
+
+    /// A meter concentrator and a broadcast terminal in a zone of its own.
+    private func seedMeterAndBroadcast(_ app: LinliApplication, _ demo: DemoTenant) async throws {
+        let logger = app.database.logger
+        guard let manager = demo.users["manager"] else { return }
+        let principal = Principal(
+            tenantID: demo.tenant.id, subjectID: manager, displayName: "王经理", role: .manager, communityIDs: [demo.community], buildingIDs: [])
+        let lines: [String] = try await app.database.tenantTransaction(demo.tenant) { connection in
+            let store = DeviceStore(database: app.database)
+            let (meter, meterSecret) = try await store.register(
+                community: demo.community, serial: "DEMO-METER-1", kind: "meter", name: "1栋抄表集中器", by: manager, on: connection,
+                logger: logger)
+            let (terminal, terminalSecret) = try await store.register(
+                community: demo.community, serial: "DEMO-PA-1", kind: "broadcast", name: "大门广播终端", by: manager, on: connection,
+                logger: logger)
+            _ = try await BroadcastStore(database: app.database).createZone(
+                community: demo.community, name: "全区", devices: [terminal.id], for: principal, on: connection, logger: logger)
+            return [
+                "\(demo.tenant.slug) \(meter.id) \(meterSecret.hexString)\n", "\(demo.tenant.slug) \(terminal.id) \(terminalSecret.hexString)\n",
+            ]
+        }
+        try Self.writeCredentials(lines[0], to: meterFile)
+        try Self.writeCredentials(lines[1], to: broadcastFile)
     }
 
     /// A fire panel with two points in building 1.
