@@ -52,7 +52,7 @@ public struct AlarmEscalationJob: Service, Sendable {
                 WHERE a.status = 'active' AND a.escalated_at IS NULL
                   AND ((a.type = 'fire' AND a.raised_at < now() - make_interval(secs => coalesce(s.escalate_after_seconds, 180)))
                        OR (a.type = 'elevator.trapped'
-                           AND a.raised_at < now() - make_interval(mins => \(Int32(ElevatorHandler.arrivalMinutes)))))
+                           AND a.raised_at < now() - make_interval(mins => \(Int32(clamping: ElevatorHandler.arrivalMinutes)))))
                 ORDER BY a.raised_at
                 LIMIT 100
                 FOR UPDATE OF a SKIP LOCKED

@@ -95,7 +95,7 @@ extension AlarmService: Linli_Device_V1_AlarmService.ServiceProtocol {
         let location = m.location.isEmpty ? "" : try Input.text(m.location, field: "location", max: 100)
         return try await handler.write(request, context) { [store] call in
             let point = AlarmStore.FirePoint(
-                id: UUIDv7.make(), device: device.uuid, code: m.code, kind: kind, building: building?.uuid, floor: Int(m.floor),
+                id: UUIDv7.make(), device: device.uuid, code: m.code, kind: kind, building: building?.uuid, floor: Int(clamping: m.floor),
                 location: location, disabled: false, remediationFlaggedAt: nil)
             return .init(try await store.createPoint(point, for: call.principal, on: call.connection, logger: call.logger))
         }
@@ -137,7 +137,8 @@ extension AlarmService: Linli_Device_V1_AlarmService.ServiceProtocol {
         return try await handler.write(request, context) { [store] call in
             try Scope.requireCommunity(call.principal, community)
             try await store.setSettings(
-                community: community, escalate: Int(m.escalateAfterSeconds), limit: Int(m.falseAlarmDailyLimit), on: call.connection,
+                community: community, escalate: Int(clamping: m.escalateAfterSeconds), limit: Int(clamping: m.falseAlarmDailyLimit),
+                on: call.connection,
                 logger: call.logger)
             return .with {
                 $0.communityID = community.description
@@ -256,7 +257,8 @@ extension AlarmService {
             let rule = try await store.setRule(
                 .init(
                     id: UUIDv7.make(), community: community, deviceKind: r.deviceKind, metric: r.metric, above: above, threshold: r.thresholdMilli,
-                    durationSeconds: Int(r.durationSeconds), repeatCount: Int(r.repeatCount), clearThreshold: r.recoveryThresholdMilli,
+                    durationSeconds: Int(clamping: r.durationSeconds), repeatCount: Int(clamping: r.repeatCount),
+                    clearThreshold: r.recoveryThresholdMilli,
                     severity: severity, name: r.name), on: call.connection, logger: call.logger)
             return .init(rule)
         }
@@ -283,7 +285,7 @@ extension AlarmService {
         let from = m.from.date
         let to = m.to.date
         guard to > from, to.timeIntervalSince(from) <= 92 * 86_400 else { throw LinliError.invalid("to", "after from, at most 92 days later") }
-        let bucket = m.bucketSeconds == 0 ? 300 : Int(m.bucketSeconds)
+        let bucket = m.bucketSeconds == 0 ? 300 : Int(clamping: m.bucketSeconds)
         guard (60...86_400).contains(bucket) else { throw LinliError.invalid("bucket_seconds", "must be 60 to 86400") }
         guard to.timeIntervalSince(from) / Double(bucket) <= 10_000 else { throw LinliError.invalid("bucket_seconds", "at most 10,000 buckets") }
         return try await handler.read(request) { [store] call in

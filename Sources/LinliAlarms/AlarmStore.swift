@@ -49,7 +49,7 @@ public struct AlarmStore: Sendable {
             result.append(
                 Alarm(
                     id: r.0, community: CommunityID(r.1), device: r.2, type: r.3, source: r.4, severity: r.5, status: r.6, detail: r.7,
-                    occurrences: Int(r.8), raisedAt: r.9, lastSeenAt: r.10, acknowledgedAt: r.11, acknowledgedBy: r.12, assignee: r.13,
+                    occurrences: Int(clamping: r.8), raisedAt: r.9, lastSeenAt: r.10, acknowledgedAt: r.11, acknowledgedBy: r.12, assignee: r.13,
                     clearedAt: r.14, clearedBy: r.15, falseAlarm: r.16, clearReason: r.17, escalatedAt: r.18, workOrder: r.19))
         }
         return result
@@ -210,7 +210,7 @@ public struct AlarmStore: Sendable {
         for try await r in rows.decode((UUID, UUID, String, String, UUID?, Int32, String, Bool, Date?).self) {
             result.append(
                 FirePoint(
-                    id: r.0, device: r.1, code: r.2, kind: r.3, building: r.4, floor: Int(r.5), location: r.6, disabled: r.7,
+                    id: r.0, device: r.1, code: r.2, kind: r.3, building: r.4, floor: Int(clamping: r.5), location: r.6, disabled: r.7,
                     remediationFlaggedAt: r.8))
         }
         return result
@@ -219,7 +219,7 @@ public struct AlarmStore: Sendable {
     public func settings(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> (escalate: Int, limit: Int) {
         let rows = try await connection.query(
             "SELECT escalate_after_seconds, false_alarm_daily_limit FROM fire_settings WHERE community_id = \(community.uuid)", logger: logger)
-        for try await (escalate, limit) in rows.decode((Int32, Int32).self) { return (Int(escalate), Int(limit)) }
+        for try await (escalate, limit) in rows.decode((Int32, Int32).self) { return (Int(clamping: escalate), Int(clamping: limit)) }
         return (180, 5)
     }
 
@@ -264,7 +264,7 @@ public struct AlarmStore: Sendable {
         for try await r in rows.decode((Int64, Int64, Int64, Int64, Int32, Int64).self) {
             report = Report(
                 fireAlarms: Int(clamping: r.0), falseAlarms: Int(clamping: r.1), faults: Int(clamping: r.2), escalated: Int(clamping: r.3),
-                medianAckSeconds: Int(r.4), pointsFlagged: Int(clamping: r.5), alarms: [])
+                medianAckSeconds: Int(clamping: r.4), pointsFlagged: Int(clamping: r.5), alarms: [])
         }
         let list = try await connection.query(
             PostgresQuery(
@@ -341,8 +341,8 @@ extension AlarmStore {
         for try await r in rows.decode((UUID, String, String, Bool, Int64, Int32, Int32, Int64, String, String).self) {
             result.append(
                 Rule(
-                    id: r.0, community: community, deviceKind: r.1, metric: r.2, above: r.3, threshold: r.4, durationSeconds: Int(r.5),
-                    repeatCount: Int(r.6), clearThreshold: r.7, severity: r.8, name: r.9))
+                    id: r.0, community: community, deviceKind: r.1, metric: r.2, above: r.3, threshold: r.4, durationSeconds: Int(clamping: r.5),
+                    repeatCount: Int(clamping: r.6), clearThreshold: r.7, severity: r.8, name: r.9))
         }
         return result
     }
@@ -374,9 +374,9 @@ extension AlarmStore {
             """, logger: logger)
         var buckets: [Bucket] = []
         for try await (at, avg, low, high, count) in rows.decode((Date, Int64, Int64, Int64, Int32).self) {
-            buckets.append(Bucket(at: at, avg: avg, min: low, max: high, samples: Int(count)))
+            buckets.append(Bucket(at: at, avg: avg, min: low, max: high, samples: Int(clamping: count)))
         }
-        let total = max(1, Int((to.timeIntervalSince(from) / Double(bucket)).rounded(.up)))
+        let total = max(1, Int(exactly: (to.timeIntervalSince(from) / Double(bucket)).rounded(.up)) ?? 1)
         return (buckets, buckets.count * 10_000 / total)
     }
 }

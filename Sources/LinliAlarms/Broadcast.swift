@@ -112,11 +112,11 @@ public struct BroadcastStore: Sendable {
             $0.source = sources[t.source] ?? .tts
             $0.content = t.content
             $0.repeat = repeats[t.repeatMode] ?? .once
-            $0.startsAtMs = t.startsAt.map { Int64(clamping: Int(($0.timeIntervalSince1970 * 1000).rounded(.down))) } ?? 0
+            $0.startsAtMs = t.startsAt.map { Int64(exactly: ($0.timeIntervalSince1970 * 1000).rounded(.down)) ?? 0 } ?? 0
             $0.minuteOfDay = UInt32(clamping: t.minuteOfDay)
             $0.weekdays = UInt32(clamping: t.weekdays)
             $0.durationSeconds = UInt32(clamping: t.durationSeconds)
-            $0.validUntilMs = t.validUntil.map { Int64(clamping: Int(($0.timeIntervalSince1970 * 1000).rounded(.down))) } ?? 0
+            $0.validUntilMs = t.validUntil.map { Int64(exactly: ($0.timeIntervalSince1970 * 1000).rounded(.down)) ?? 0 } ?? 0
         }
         return command
     }
@@ -172,7 +172,7 @@ public struct BroadcastStore: Sendable {
         if !zones.isEmpty {
             let known = try await connection.query(
                 "SELECT count(*) FROM broadcast_zones WHERE id = ANY(\(zones)::uuid[]) AND community_id = \(task.community.uuid)", logger: logger)
-            for try await count in known.decode(Int64.self) where count != Int64(Set(zones).count) { throw LinliError.notFound("zone") }
+            for try await count in known.decode(Int64.self) where count != Int64(clamping: Set(zones).count) { throw LinliError.notFound("zone") }
         }
         try await connection.query(
             """
@@ -218,8 +218,9 @@ public struct BroadcastStore: Sendable {
         for try await r in rows.decode((UUID, UUID, Int32, String, String, String, Date?, Int32, Int32, Int32, Date?, Int32, Bool, Bool).self)
         where principal.canAct(in: CommunityID(r.1)) {
             return Task(
-                id: r.0, community: CommunityID(r.1), priority: Int(r.2), source: r.3, content: r.4, repeatMode: r.5, startsAt: r.6,
-                minuteOfDay: Int(r.7), weekdays: Int(r.8), durationSeconds: Int(r.9), validUntil: r.10, version: Int(r.11), cancelled: r.12,
+                id: r.0, community: CommunityID(r.1), priority: Int(clamping: r.2), source: r.3, content: r.4, repeatMode: r.5, startsAt: r.6,
+                minuteOfDay: Int(clamping: r.7), weekdays: Int(clamping: r.8), durationSeconds: Int(clamping: r.9), validUntil: r.10,
+                version: Int(clamping: r.11), cancelled: r.12,
                 emergency: r.13)
         }
         throw LinliError.notFound("broadcast task")

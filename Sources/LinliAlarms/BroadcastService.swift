@@ -112,8 +112,10 @@ extension BroadcastService: Linli_Device_V1_BroadcastService.ServiceProtocol {
         return try await handler.write(request, context) { [store] call in
             try Scope.requireCommunity(call.principal, community)
             let task = BroadcastStore.Task(
-                id: UUIDv7.make(), community: community, priority: Int(m.priority), source: source, content: content, repeatMode: repeatMode,
-                startsAt: startsAt, minuteOfDay: Int(m.minuteOfDay), weekdays: Int(m.weekdays), durationSeconds: Int(m.durationSeconds),
+                id: UUIDv7.make(), community: community, priority: Int(clamping: m.priority), source: source, content: content,
+                repeatMode: repeatMode,
+                startsAt: startsAt, minuteOfDay: Int(clamping: m.minuteOfDay), weekdays: Int(clamping: m.weekdays),
+                durationSeconds: Int(clamping: m.durationSeconds),
                 validUntil: validUntil, version: 1, cancelled: false, emergency: false)
             _ = try await store.schedule(task, zones: zones, by: call.principal, on: call.connection, logger: call.logger)
             return Self.status(task, try await store.deliveries(task.id, on: call.connection, logger: call.logger))
@@ -127,7 +129,7 @@ extension BroadcastService: Linli_Device_V1_BroadcastService.ServiceProtocol {
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let zones = try Input.ids(m.zoneIds, field: "zone_ids", as: IDTag.Alarm.self).map(\.uuid)
         let content = try Input.text(m.content, field: "content", max: 500)
-        let duration = m.durationSeconds == 0 ? 120 : Int(m.durationSeconds)
+        let duration = m.durationSeconds == 0 ? 120 : Int(clamping: m.durationSeconds)
         guard (1...7_200).contains(duration) else { throw LinliError.invalid("duration_seconds", "must be 1 to 7200") }
         return try await handler.write(request, context) { [store] call in
             try Scope.requireCommunity(call.principal, community)

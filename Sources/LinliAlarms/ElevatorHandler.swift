@@ -57,7 +57,7 @@ public struct ElevatorHandler: DeviceEventHandler {
                     device: device, on: connection, logger: logger), raised.new
             {
                 let order = try await Self.fileWorkOrder(
-                    community: CommunityID(raised.community), code: e.elevatorCode, floor: Int(floor), on: connection, logger: logger)
+                    community: CommunityID(raised.community), code: e.elevatorCode, floor: Int(clamping: floor), on: connection, logger: logger)
                 try await connection.query("UPDATE device_alarms SET work_order_id = \(order) WHERE id = \(raised.id)", logger: logger)
             }
             if !e.faultCode.isEmpty {

@@ -106,7 +106,8 @@ public struct TelemetryHandler: DeviceEventHandler {
                 (
                     r.0, r.1,
                     AlarmRuleEngine.Rule(
-                        above: r.2, threshold: r.3, durationSeconds: Int(r.4), repeatCount: Int(r.5), clearThreshold: r.6), r.7, r.8
+                        above: r.2, threshold: r.3, durationSeconds: Int(clamping: r.4), repeatCount: Int(clamping: r.5), clearThreshold: r.6), r.7,
+                    r.8
                 ))
         }
         for (id, metric, rule, severity, name) in found {
@@ -117,7 +118,7 @@ public struct TelemetryHandler: DeviceEventHandler {
                 logger: logger)
             var state = AlarmRuleEngine.State()
             for try await (since, count) in stored.decode((Date?, Int32).self) {
-                state = AlarmRuleEngine.State(breachingSince: since, consecutive: Int(count))
+                state = AlarmRuleEngine.State(breachingSince: since, consecutive: Int(clamping: count))
             }
             // Every change in order: a batch that breaches and recovers raises and clears.
             var changes: [(AlarmRuleEngine.Outcome, Int64)] = []

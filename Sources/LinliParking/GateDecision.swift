@@ -166,7 +166,7 @@ public enum GateDecision {
             // 5–6. Monthly cars: valid (with the warning near the end), or expired (in as temporary).
             case .monthly:
                 if permit.valid(at: f.at) {
-                    let left = permit.validUntil.map { Int(($0.timeIntervalSince(f.at) / 86_400).rounded(.down)) }
+                    let left = permit.validUntil.map { Int(exactly: ($0.timeIntervalSince(f.at) / 86_400).rounded(.down)) ?? 0 }
                     if let left, left <= warnDays {
                         return open(.monthlyExpiring, .monthly, "月卡剩余\(left)天", warn: left)
                     }

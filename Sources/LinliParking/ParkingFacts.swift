@@ -88,7 +88,7 @@ struct ParkingFacts {
             facts.session = OpenSession(
                 id: id, enteredAt: entered,
                 decision: GateDecision.Session(
-                    enteredAt: entered, carClass: GateDecision.CarClass(rawValue: carClass) ?? .temp, freeMinutes: Int(free), paidFen: paid,
+                    enteredAt: entered, carClass: GateDecision.CarClass(rawValue: carClass) ?? .temp, freeMinutes: Int(clamping: free), paidFen: paid,
                     couponOffFen: off, paidAt: paidAt))
         }
         facts.rule = try await rule(lot: lot, on: connection, logger: logger)
@@ -108,7 +108,7 @@ struct ParkingFacts {
             """, logger: logger)
         for try await (id, version, spec) in rows.decode((UUID, Int32, String).self) {
             guard let rule = try? JSONDecoder().decode(ParkingFeeRule.self, from: Data(spec.utf8)) else { continue }
-            return Rule(id: id, version: Int(version), rule: rule)
+            return Rule(id: id, version: Int(clamping: version), rule: rule)
         }
         return nil
     }

@@ -43,7 +43,7 @@ public struct ParkingFeeRule: Codable, Sendable, Equatable {
             guard minutes > 0 else { return 0 }
             var fen = firstBlockFen
             if minutes > firstBlockMinutes, stepMinutes > 0 {
-                let steps = Int64((minutes - firstBlockMinutes + stepMinutes - 1) / stepMinutes)
+                let steps = Int64(clamping: (minutes - firstBlockMinutes + stepMinutes - 1) / stepMinutes)
                 let (more, overflow) = steps.multipliedReportingOverflow(by: stepFen)
                 fen = overflow ? Int64.max : fen.addingReportingOverflow(more).overflow ? Int64.max : fen + more
             }
@@ -144,7 +144,7 @@ public enum ParkingFee {
     public static func minutes(from: Date, to: Date) -> Int {
         let seconds = to.timeIntervalSince(from)
         guard seconds > 0 else { return 0 }
-        return Int(clamping: Int64((seconds / 60).rounded(.up)))
+        return Int(exactly: min((seconds / 60).rounded(.up), 1e15)) ?? Int.max
     }
 
     /// The fee for a stay from `entry` to `exit`, before coupons. `utcOffsetSeconds` places the
@@ -160,7 +160,7 @@ public enum ParkingFee {
         let end = start.addingTimeInterval(TimeInterval(minutes) * 60)
         switch rule.kind {
         case .perEntry:
-            return rule.perEntryFen.multipliedReportingOverflow(by: Int64((minutes + 1_439) / 1_440)).partialValue
+            return rule.perEntryFen.multipliedReportingOverflow(by: Int64(clamping: (minutes + 1_439) / 1_440)).partialValue
         case .standard:
             var total: Int64 = 0
             for (from, to) in windows(start, end, rule.capMode, utcOffsetSeconds) {
@@ -225,8 +225,8 @@ public enum ParkingFee {
             switch mode {
             case .rolling24h: next = from.addingTimeInterval(86_400)
             case .calendarDay:
-                let local = Int64(from.timeIntervalSince1970.rounded(.down)) + Int64(offset)
-                let midnight = (local / 86_400 + (local % 86_400 < 0 ? 0 : 1)) * 86_400 - Int64(offset)
+                let local = (Int64(exactly: from.timeIntervalSince1970.rounded(.down)) ?? 0) + Int64(clamping: offset)
+                let midnight = (local / 86_400 + (local % 86_400 < 0 ? 0 : 1)) * 86_400 - Int64(clamping: offset)
                 next = Date(timeIntervalSince1970: TimeInterval(midnight))
             }
             result.append((from, min(next, end)))
@@ -240,18 +240,18 @@ public enum ParkingFee {
         var result: [(Date, Date, Bool)] = []
         var from = start
         while from < end, result.count < 10_000 {
-            let local = Int64(from.timeIntervalSince1970.rounded(.down)) + Int64(offset)
+            let local = (Int64(exactly: from.timeIntervalSince1970.rounded(.down)) ?? 0) + Int64(clamping: offset)
             let dayStart = local - ((local % 86_400) + 86_400) % 86_400
-            let minute = Int((local - dayStart) / 60)
+            let minute = Int(clamping: (local - dayStart) / 60)
             let isNight =
                 !(rule.dayStartMinute < rule.nightStartMinute
                 ? (rule.dayStartMinute..<rule.nightStartMinute).contains(minute)
                 : !(rule.nightStartMinute..<rule.dayStartMinute).contains(minute))
             // The next boundary after `from`: the day start or night start today, or tomorrow's.
             let candidates = [rule.dayStartMinute, rule.nightStartMinute, rule.dayStartMinute + 1_440, rule.nightStartMinute + 1_440]
-                .map { dayStart + Int64($0) * 60 }
+                .map { dayStart + Int64(clamping: $0) * 60 }
                 .filter { $0 > local }
-            let boundary = Date(timeIntervalSince1970: TimeInterval((candidates.min() ?? local + 86_400) - Int64(offset)))
+            let boundary = Date(timeIntervalSince1970: TimeInterval((candidates.min() ?? local + 86_400) - Int64(clamping: offset)))
             let to = min(boundary, end)
             result.append((from, to, isNight))
             from = to

@@ -88,7 +88,8 @@ public struct ParkingGate: DeviceEventHandler {
             return LaneFacts(
                 id: row.0, lot: row.1, community: CommunityID(row.2), direction: row.3 == "exit" ? .exit : .entry,
                 lane: GateDecision.Lane(tempCarsEnter: row.4, charges: row.5, reentry: row.6, exitWithoutEntry: row.7),
-                payWindowMinutes: Int(row.8), visitorFreeMinutes: Int(row.9), duplicateSeconds: Int(row.10), zone: row.11)
+                payWindowMinutes: Int(clamping: row.8), visitorFreeMinutes: Int(clamping: row.9), duplicateSeconds: Int(clamping: row.10),
+                zone: row.11)
         }
         return nil
     }

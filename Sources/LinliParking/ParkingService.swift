@@ -26,13 +26,14 @@ public struct ParkingService: Sendable {
 
     static func within(_ value: Int32, _ range: ClosedRange<Int>, default def: Int, field: String) throws(LinliError) -> Int {
         if value == 0 { return def }
-        guard range.contains(Int(value)) else { throw LinliError.invalid(field, "must be \(range.lowerBound) to \(range.upperBound)") }
-        return Int(value)
+        guard range.contains(Int(clamping: value)) else { throw LinliError.invalid(field, "must be \(range.lowerBound) to \(range.upperBound)") }
+        return Int(clamping: value)
     }
 
     static func tariff(_ t: Linli_Parking_V1_Tariff) -> ParkingFeeRule.Tariff {
         ParkingFeeRule.Tariff(
-            firstBlockMinutes: Int(t.firstBlockMinutes), firstBlockFen: t.firstBlockFen, stepMinutes: Int(t.stepMinutes), stepFen: t.stepFen,
+            firstBlockMinutes: Int(clamping: t.firstBlockMinutes), firstBlockFen: t.firstBlockFen, stepMinutes: Int(clamping: t.stepMinutes),
+            stepFen: t.stepFen,
             capFen: t.capFen)
     }
 
@@ -40,10 +41,12 @@ public struct ParkingService: Sendable {
         let kind = try ProtoEnum.decode(r.kind, ParkingFeeRule.Kind.self, field: "rule.kind")
         guard r.hasTariff || kind == .perEntry else { throw LinliError.invalid("rule.tariff", "is required") }
         let rule = ParkingFeeRule(
-            kind: kind, freeMinutes: Int(r.freeMinutes), freeMode: r.freeMode == .deduction ? .deduction : .threshold,
+            kind: kind, freeMinutes: Int(clamping: r.freeMinutes), freeMode: r.freeMode == .deduction ? .deduction : .threshold,
             tariff: tariff(r.tariff), capMode: r.capMode == .calendarDay ? .calendarDay : .rolling24h,
-            night: r.hasNight ? tariff(r.night) : nil, dayStartMinute: r.dayStartMinute == 0 && r.nightStartMinute == 0 ? 480 : Int(r.dayStartMinute),
-            nightStartMinute: r.dayStartMinute == 0 && r.nightStartMinute == 0 ? 1_140 : Int(r.nightStartMinute), perEntryFen: r.perEntryFen)
+            night: r.hasNight ? tariff(r.night) : nil,
+            dayStartMinute: r.dayStartMinute == 0 && r.nightStartMinute == 0 ? 480 : Int(clamping: r.dayStartMinute),
+            nightStartMinute: r.dayStartMinute == 0 && r.nightStartMinute == 0 ? 1_140 : Int(clamping: r.nightStartMinute), perEntryFen: r.perEntryFen
+        )
         if let (field, message) = rule.problem { throw LinliError.invalid("rule.\(field)", message) }
         return rule
     }
@@ -202,7 +205,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
             let lot = try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger)
             guard
                 let (version, rule) = try await store.rule(
-                    lot: lot.id, version: m.version == 0 ? nil : Int(m.version), on: call.connection, logger: call.logger)
+                    lot: lot.id, version: m.version == 0 ? nil : Int(clamping: m.version), on: call.connection, logger: call.logger)
             else { throw LinliError.notFound("fee rule version") }
             return .with {
                 $0.version = Int32(clamping: version)
@@ -250,7 +253,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
         return try await handler.write(request, context) { [store] call in
             let permit = try await store.permit(id, for: call.principal, lock: true, on: call.connection, logger: call.logger)
             let (renewed, payment) = try await store.renew(
-                permit, months: Int(m.months), method: method, by: call.principal.subjectID, on: call.connection, logger: call.logger)
+                permit, months: Int(clamping: m.months), method: method, by: call.principal.subjectID, on: call.connection, logger: call.logger)
             return .with {
                 $0.permit = .init(renewed)
                 $0.payment = .init(payment)
@@ -456,7 +459,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
         guard (0...100_000).contains(m.counted) else { throw LinliError.invalid("counted", "must be 0 to 100000") }
         return try await handler.write(request, context) { [store] call in
             let lot = try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger)
-            try await store.correctOccupancy(lot, counted: Int(m.counted), on: call.connection, logger: call.logger)
+            try await store.correctOccupancy(lot, counted: Int(clamping: m.counted), on: call.connection, logger: call.logger)
             return .init(try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger))
         }
     }
@@ -493,7 +496,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
             let merchant = try await store.merchant(merchantID, for: call.principal, on: call.connection, logger: call.logger)
             let batch = ParkingStore.Batch(
                 id: UUIDv7.make(), community: merchant.community, merchant: merchant.id, kind: kind, value: m.value, priceFen: m.priceFen,
-                quantity: Int(m.quantity), issued: 0, validDays: Int(m.validDays))
+                quantity: Int(clamping: m.quantity), issued: 0, validDays: Int(clamping: m.validDays))
             return .init(try await store.buyCoupons(batch, method: method, by: call.principal.subjectID, on: call.connection, logger: call.logger))
         }
     }

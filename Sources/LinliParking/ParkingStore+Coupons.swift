@@ -65,7 +65,7 @@ extension ParkingStore {
     public func buyCoupons(
         _ batch: Batch, method: PaymentStore.Method, by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Batch {
-        let (total, overflow) = batch.priceFen.multipliedReportingOverflow(by: Int64(batch.quantity))
+        let (total, overflow) = batch.priceFen.multipliedReportingOverflow(by: Int64(clamping: batch.quantity))
         guard !overflow, total <= 100_000_000 else { throw LinliError.invalid("quantity", "price_fen × quantity must be at most 1,000,000 元") }
         let entry = try await ParkingLedger.buyCoupons(
             total, method: method, merchant: batch.merchant, community: batch.community, by: user, on: connection, logger: logger)
@@ -169,7 +169,7 @@ extension ParkingStore {
         for try await (entries, exits, temp, monthly, stay) in rows.decode((Int64, Int64, Int64, Int64, Int32).self) {
             report = Report(
                 entries: Int(clamping: entries), exits: Int(clamping: exits), revenueFen: temp + monthly, monthlyRevenueFen: monthly, byRule: [],
-                averageStayMinutes: Int(stay))
+                averageStayMinutes: Int(clamping: stay))
         }
         let lines = try await connection.query(
             """
@@ -185,7 +185,7 @@ extension ParkingStore {
             GROUP BY 1, 2 ORDER BY 1, 2
             """, logger: logger)
         for try await (carClass, version, fen, count) in lines.decode((String, Int32, Int64, Int32).self) {
-            report.byRule.append((GateDecision.CarClass(rawValue: carClass) ?? .temp, Int(version), fen, Int(count)))
+            report.byRule.append((GateDecision.CarClass(rawValue: carClass) ?? .temp, Int(clamping: version), fen, Int(clamping: count)))
         }
         return report
     }

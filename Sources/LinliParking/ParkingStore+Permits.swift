@@ -99,7 +99,7 @@ extension ParkingStore {
         guard permit.monthlyFeeFen > 0 else {
             throw LinliError(.failedPrecondition, "permit_id: the permit has no monthly fee; set one when issuing it", field: "permit_id")
         }
-        let amount = permit.monthlyFeeFen * Int64(months)
+        let amount = permit.monthlyFeeFen * Int64(clamping: months)
         let (entry, receipt) = try await ParkingLedger.collect(
             amount, method: method, into: .monthly, community: permit.community, memo: "monthly permit \(permit.plate)", by: user,
             on: connection, logger: logger)

@@ -34,7 +34,7 @@ extension ParkingStore {
             result.append(
                 Session(
                     id: r.0, community: CommunityID(r.1), lot: r.2, plate: r.3, carClass: GateDecision.CarClass(rawValue: r.4) ?? .temp,
-                    enteredAt: r.5, exitedAt: r.6, ruleVersion: Int(r.7), grossFen: r.8, paidFen: r.9, couponOffFen: r.10, paidAt: r.11,
+                    enteredAt: r.5, exitedAt: r.6, ruleVersion: Int(clamping: r.7), grossFen: r.8, paidFen: r.9, couponOffFen: r.10, paidAt: r.11,
                     closeNote: r.12))
         }
         return result

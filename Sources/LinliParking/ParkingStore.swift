@@ -39,9 +39,10 @@ public struct ParkingStore: Sendable {
         for try await r in rows.decode((UUID, UUID, String, String, String, UUID?, Int32, Int32, Int32, Int32, Int32, Int32, Int32).self) {
             result.append(
                 Lot(
-                    id: r.0, community: CommunityID(r.1), code: r.2, name: r.3, kind: r.4, parent: r.5, capacity: Int(r.6),
-                    occupied: max(0, Int(r.7)), payWindowMinutes: Int(r.8), visitorFreeMinutes: Int(r.9), visitorDailyLimit: Int(r.10),
-                    duplicateReadSeconds: Int(r.11), ruleVersion: Int(r.12)))
+                    id: r.0, community: CommunityID(r.1), code: r.2, name: r.3, kind: r.4, parent: r.5, capacity: Int(clamping: r.6),
+                    occupied: max(0, Int(clamping: r.7)), payWindowMinutes: Int(clamping: r.8), visitorFreeMinutes: Int(clamping: r.9),
+                    visitorDailyLimit: Int(clamping: r.10),
+                    duplicateReadSeconds: Int(clamping: r.11), ruleVersion: Int(clamping: r.12)))
         }
         return result
     }
@@ -241,7 +242,7 @@ public struct ParkingStore: Sendable {
             RETURNING version, created_at
             """, logger: logger)
         for try await (version, at) in rows.decode((Int32, Date).self) {
-            return RuleVersion(id: id, lot: lot.id, version: Int(version), name: name, rule: rule, createdAt: at)
+            return RuleVersion(id: id, lot: lot.id, version: Int(clamping: version), name: name, rule: rule, createdAt: at)
         }
         throw LinliError(.internal, "fee rule not stored")
     }
@@ -253,7 +254,7 @@ public struct ParkingStore: Sendable {
         var result: [RuleVersion] = []
         for try await (id, version, name, spec, at) in rows.decode((UUID, Int32, String, String, Date).self) {
             guard let rule = try? JSONDecoder().decode(ParkingFeeRule.self, from: Data(spec.utf8)) else { continue }
-            result.append(RuleVersion(id: id, lot: lot, version: Int(version), name: name, rule: rule, createdAt: at))
+            result.append(RuleVersion(id: id, lot: lot, version: Int(clamping: version), name: name, rule: rule, createdAt: at))
         }
         return result
     }

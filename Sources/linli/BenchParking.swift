@@ -83,8 +83,8 @@ extension Bench {
             }
             func read(_ device: DeviceID, seq: Int64, lane: String, plate: String) throws -> DeviceStore.IncomingEvent {
                 var event = Linli_Device_V1_Event()
-                event.seq = UInt64(seq)
-                event.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+                event.seq = UInt64(clamping: seq)
+                event.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
                 event.plate = .with {
                     $0.laneCode = lane
                     $0.plate = plate
@@ -111,7 +111,9 @@ extension Bench {
                                     handler: gate, logger: logger)
                                 let elapsed = ContinuousClock.now - t0
                                 histogram.record(
-                                    UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                                    UInt64(
+                                        clamping: max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+                                )
                                 if case .gate(let decision)? = stored?.replies.first?.kind, decision.open { opened += 1 }
                             }
                         }
@@ -153,7 +155,9 @@ extension Bench {
                                 }
                                 let elapsed = ContinuousClock.now - t0
                                 histogram.record(
-                                    UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                                    UInt64(
+                                        clamping: max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+                                )
                             }
                         }
                         return histogram
@@ -185,8 +189,8 @@ extension Bench {
                         var histogram = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
                         for seq in 1...Int64(events) {
                             var event = Linli_Device_V1_Event()
-                            event.seq = UInt64(seq)
-                            event.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+                            event.seq = UInt64(clamping: seq)
+                            event.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
                             event.fire = .with {
                                 $0.pointCode = "1-001"
                                 $0.kind = .fire
@@ -200,7 +204,7 @@ extension Bench {
                                 handler: fire, logger: logger)
                             let elapsed = ContinuousClock.now - t0
                             histogram.record(
-                                UInt64(max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                                UInt64(clamping: max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
                         }
                         return histogram
                     }
@@ -224,13 +228,15 @@ extension Bench {
             let reads = lanes * cars * 2
             return [
                 "lanes=\(lanes)", "plate_reads=\(reads)", "opened=\(opened)",
-                "decisions_per_s=\(Int(Double(reads) / gateSeconds))", "decision_p50_ms=\(Self.ms(histogram.valueAtPercentile(50)))",
+                "decisions_per_s=\(String(format: "%.0f", Double(reads) / gateSeconds))",
+                "decision_p50_ms=\(Self.ms(histogram.valueAtPercentile(50)))",
                 "decision_p99_ms=\(Self.ms(histogram.valueAtPercentile(99)))",
-                "plain_sql_reads_per_s=\(Int(Double(reads) / plainSeconds))", "plain_sql_p50_ms=\(Self.ms(plain.valueAtPercentile(50)))",
+                "plain_sql_reads_per_s=\(String(format: "%.0f", Double(reads) / plainSeconds))",
+                "plain_sql_p50_ms=\(Self.ms(plain.valueAtPercentile(50)))",
                 "plain_sql_p99_ms=\(Self.ms(plain.valueAtPercentile(99)))",
                 "decision_to_plain_p99_ratio=\(String(format: "%.2f", Double(histogram.valueAtPercentile(99)) / Double(max(1, plain.valueAtPercentile(99)))))",
                 "fire_panels=\(detectors)", "fire_events=\(detectors * events)", "fire_alarms=\(alarms)", "fire_occurrences=\(occurrences)",
-                "fire_notices_queued=\(notices)", "fire_events_per_s=\(Int(Double(detectors * events) / stormSeconds))",
+                "fire_notices_queued=\(notices)", "fire_events_per_s=\(String(format: "%.0f", Double(detectors * events) / stormSeconds))",
                 "fire_event_to_outbox_p50_ms=\(Self.ms(storm.valueAtPercentile(50)))",
                 "fire_event_to_outbox_p99_ms=\(Self.ms(storm.valueAtPercentile(99)))",
             ].joined(separator: " ")

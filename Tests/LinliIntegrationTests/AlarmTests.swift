@@ -92,8 +92,8 @@ struct AlarmTests {
         }
         func event(_ seq: Int64) throws -> DeviceStore.IncomingEvent {
             var e = Linli_Device_V1_Event()
-            e.seq = UInt64(seq)
-            e.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+            e.seq = UInt64(clamping: seq)
+            e.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
             e.fire = .with {
                 $0.pointCode = "2-002"
                 $0.kind = .fire

@@ -3,13 +3,12 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
+import LinliDevices
 import LinliParking
 import LinliServer
 import LinliTenancy
 import PostgresNIO
 import Testing
-
-import LinliDevices
 
 /// A lot with an entry and an exit lane on a barrier camera (the real C client), the research
 /// note's fee table, in a fresh demo tenant.
@@ -84,7 +83,7 @@ struct ParkingFixture {
         try await server.app.database.tenantTransaction(demo.tenant) { connection in
             try await connection.query(
                 """
-                UPDATE parking_sessions SET entered_at = entered_at - make_interval(mins => \(Int32(minutes)))
+                UPDATE parking_sessions SET entered_at = entered_at - make_interval(mins => \(Int32(clamping: minutes)))
                 WHERE plate = \(plate) AND exited_at IS NULL
                 """, logger: server.app.logger)
         }
@@ -202,7 +201,7 @@ struct ParkingTests {
         // (in-process, after the client's runs: it moves the device's commit point to 1,000).
         var event = Linli_Device_V1_Event()
         event.seq = 1_000
-        event.deviceTimeMs = Int64(Date().timeIntervalSince1970 * 1000)
+        event.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
         event.plate = .with {
             $0.laneCode = "in"
             $0.plate = "沪C99999"

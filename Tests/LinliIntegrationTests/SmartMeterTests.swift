@@ -43,7 +43,7 @@ struct SmartMeterTests {
         }
         let midnight = day.startOfToday()
         func send(_ value: Int64, hoursBeforeMidnight: Double) async throws {
-            let offset = Int64((midnight.addingTimeInterval(-hoursBeforeMidnight * 3_600).timeIntervalSinceNow * 1_000).rounded())
+            let offset = Int64(exactly: (midnight.addingTimeInterval(-hoursBeforeMidnight * 3_600).timeIntervalSinceNow * 1_000).rounded()) ?? 0
             let captured = try await DeviceProgram.run(
                 concentrator.arguments("capture") + ["--meter", "E-1201:\(value)", "--time-offset-ms", "\(offset)"])
             #expect(captured.status == 0, "\(captured.errors)")
