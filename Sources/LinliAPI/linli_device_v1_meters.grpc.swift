@@ -59,11 +59,39 @@ public enum Linli_Device_V1_MeterService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "TopUpSmartMeter" metadata.
+        public enum TopUpSmartMeter: Sendable {
+            /// Request type for "TopUpSmartMeter".
+            public typealias Input = Linli_Device_V1_TopUpSmartMeterRequest
+            /// Response type for "TopUpSmartMeter".
+            public typealias Output = Linli_Device_V1_MeterCreditStatus
+            /// Descriptor for "TopUpSmartMeter".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.device.v1.MeterService"),
+                method: "TopUpSmartMeter",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetMeterCredit" metadata.
+        public enum GetMeterCredit: Sendable {
+            /// Request type for "GetMeterCredit".
+            public typealias Input = Linli_Device_V1_GetMeterCreditRequest
+            /// Response type for "GetMeterCredit".
+            public typealias Output = Linli_Device_V1_MeterCreditStatus
+            /// Descriptor for "GetMeterCredit".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.device.v1.MeterService"),
+                method: "GetMeterCredit",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.device.v1.MeterService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             BindSmartMeter.descriptor,
             ListSmartMeters.descriptor,
-            TransferMeterReadings.descriptor
+            TransferMeterReadings.descriptor,
+            TopUpSmartMeter.descriptor,
+            GetMeterCredit.descriptor
         ]
     }
 }
@@ -145,6 +173,40 @@ extension Linli_Device_V1_MeterService {
             request: GRPCCore.StreamingServerRequest<Linli_Device_V1_TransferMeterReadingsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_TransferMeterReadingsResponse>
+
+        /// Handle the "TopUpSmartMeter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+        /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+        /// > on acknowledgement the money becomes revenue.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Device_V1_TopUpSmartMeterRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Device_V1_MeterCreditStatus` messages.
+        func topUpSmartMeter(
+            request: GRPCCore.StreamingServerRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_MeterCreditStatus>
+
+        /// Handle the "GetMeterCredit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Device_V1_GetMeterCreditRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Device_V1_MeterCreditStatus` messages.
+        func getMeterCredit(
+            request: GRPCCore.StreamingServerRequest<Linli_Device_V1_GetMeterCreditRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_MeterCreditStatus>
     }
 
     /// Service protocol for the "linli.device.v1.MeterService" service.
@@ -210,6 +272,40 @@ extension Linli_Device_V1_MeterService {
             request: GRPCCore.ServerRequest<Linli_Device_V1_TransferMeterReadingsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_TransferMeterReadingsResponse>
+
+        /// Handle the "TopUpSmartMeter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+        /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+        /// > on acknowledgement the money becomes revenue.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_TopUpSmartMeterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Device_V1_MeterCreditStatus` message.
+        func topUpSmartMeter(
+            request: GRPCCore.ServerRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus>
+
+        /// Handle the "GetMeterCredit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetMeterCreditRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Device_V1_MeterCreditStatus` message.
+        func getMeterCredit(
+            request: GRPCCore.ServerRequest<Linli_Device_V1_GetMeterCreditRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus>
     }
 
     /// Simple service protocol for the "linli.device.v1.MeterService" service.
@@ -273,6 +369,40 @@ extension Linli_Device_V1_MeterService {
             request: Linli_Device_V1_TransferMeterReadingsRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Device_V1_TransferMeterReadingsResponse
+
+        /// Handle the "TopUpSmartMeter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+        /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+        /// > on acknowledgement the money becomes revenue.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Device_V1_TopUpSmartMeterRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Device_V1_MeterCreditStatus` to respond with.
+        func topUpSmartMeter(
+            request: Linli_Device_V1_TopUpSmartMeterRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Device_V1_MeterCreditStatus
+
+        /// Handle the "GetMeterCredit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Device_V1_GetMeterCreditRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Device_V1_MeterCreditStatus` to respond with.
+        func getMeterCredit(
+            request: Linli_Device_V1_GetMeterCreditRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Device_V1_MeterCreditStatus
     }
 }
 
@@ -308,6 +438,28 @@ extension Linli_Device_V1_MeterService.StreamingServiceProtocol {
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_TransferMeterReadingsResponse>(),
             handler: { request, context in
                 try await self.transferMeterReadings(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Device_V1_MeterService.Method.TopUpSmartMeter.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_TopUpSmartMeterRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_MeterCreditStatus>(),
+            handler: { request, context in
+                try await self.topUpSmartMeter(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Device_V1_MeterService.Method.GetMeterCredit.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_GetMeterCreditRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_MeterCreditStatus>(),
+            handler: { request, context in
+                try await self.getMeterCredit(
                     request: request,
                     context: context
                 )
@@ -351,6 +503,28 @@ extension Linli_Device_V1_MeterService.ServiceProtocol {
         )
         return GRPCCore.StreamingServerResponse(single: response)
     }
+
+    public func topUpSmartMeter(
+        request: GRPCCore.StreamingServerRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_MeterCreditStatus> {
+        let response = try await self.topUpSmartMeter(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getMeterCredit(
+        request: GRPCCore.StreamingServerRequest<Linli_Device_V1_GetMeterCreditRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Device_V1_MeterCreditStatus> {
+        let response = try await self.getMeterCredit(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
 }
 
 // Default implementation of methods from 'ServiceProtocol'.
@@ -388,6 +562,32 @@ extension Linli_Device_V1_MeterService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_TransferMeterReadingsResponse> {
         return GRPCCore.ServerResponse<Linli_Device_V1_TransferMeterReadingsResponse>(
             message: try await self.transferMeterReadings(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func topUpSmartMeter(
+        request: GRPCCore.ServerRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus> {
+        return GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus>(
+            message: try await self.topUpSmartMeter(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getMeterCredit(
+        request: GRPCCore.ServerRequest<Linli_Device_V1_GetMeterCreditRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus> {
+        return GRPCCore.ServerResponse<Linli_Device_V1_MeterCreditStatus>(
+            message: try await self.getMeterCredit(
                 request: request.message,
                 context: context
             ),
@@ -474,6 +674,50 @@ extension Linli_Device_V1_MeterService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_TransferMeterReadingsResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_TransferMeterReadingsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "TopUpSmartMeter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+        /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+        /// > on acknowledgement the money becomes revenue.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_TopUpSmartMeterRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_TopUpSmartMeterRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_MeterCreditStatus` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func topUpSmartMeter<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_TopUpSmartMeterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_MeterCreditStatus>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetMeterCredit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetMeterCreditRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_GetMeterCreditRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_MeterCreditStatus` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getMeterCredit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_GetMeterCreditRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_GetMeterCreditRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_MeterCreditStatus>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -596,6 +840,72 @@ extension Linli_Device_V1_MeterService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "TopUpSmartMeter" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+        /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+        /// > on acknowledgement the money becomes revenue.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_TopUpSmartMeterRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_TopUpSmartMeterRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_MeterCreditStatus` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func topUpSmartMeter<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_TopUpSmartMeterRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_MeterCreditStatus>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Device_V1_MeterService.Method.TopUpSmartMeter.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetMeterCredit" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Device_V1_GetMeterCreditRequest` message.
+        ///   - serializer: A serializer for `Linli_Device_V1_GetMeterCreditRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Device_V1_MeterCreditStatus` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getMeterCredit<Result>(
+            request: GRPCCore.ClientRequest<Linli_Device_V1_GetMeterCreditRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Device_V1_GetMeterCreditRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Device_V1_MeterCreditStatus>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Device_V1_MeterService.Method.GetMeterCredit.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -676,6 +986,62 @@ extension Linli_Device_V1_MeterService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_TransferMeterReadingsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_TransferMeterReadingsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TopUpSmartMeter" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+    /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+    /// > on acknowledgement the money becomes revenue.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Device_V1_TopUpSmartMeterRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func topUpSmartMeter<Result>(
+        request: GRPCCore.ClientRequest<Linli_Device_V1_TopUpSmartMeterRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.topUpSmartMeter(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_TopUpSmartMeterRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_MeterCreditStatus>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMeterCredit" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Device_V1_GetMeterCreditRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMeterCredit<Result>(
+        request: GRPCCore.ClientRequest<Linli_Device_V1_GetMeterCreditRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getMeterCredit(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Device_V1_GetMeterCreditRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Device_V1_MeterCreditStatus>(),
             options: options,
             onResponse: handleResponse
         )
@@ -770,6 +1136,70 @@ extension Linli_Device_V1_MeterService.ClientProtocol {
             metadata: metadata
         )
         return try await self.transferMeterReadings(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "TopUpSmartMeter" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Buys credit for a prepaid meter: the money is taken now (a liability on the ledger until
+    /// > the meter has it), the meter gets a MeterCredit command, sent again until it acknowledges;
+    /// > on acknowledgement the money becomes revenue.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func topUpSmartMeter<Result>(
+        _ message: Linli_Device_V1_TopUpSmartMeterRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Device_V1_TopUpSmartMeterRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.topUpSmartMeter(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetMeterCredit" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getMeterCredit<Result>(
+        _ message: Linli_Device_V1_GetMeterCreditRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Device_V1_MeterCreditStatus>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Device_V1_GetMeterCreditRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getMeterCredit(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -20,6 +20,79 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated struct Linli_Device_V1_TopUpSmartMeterRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var meterID: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var method: Linli_Billing_V1_PaymentMethod = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_GetMeterCreditRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var creditID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Device_V1_MeterCreditStatus: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var meterID: String = String()
+
+  public var amountFen: Int64 = 0
+
+  /// sending (not yet acknowledged; sent again until it is) or delivered.
+  public var state: String = String()
+
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {self._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {self._createdAt = nil}
+
+  public var deliveredAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_deliveredAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_deliveredAt = newValue}
+  }
+  /// Returns true if `deliveredAt` has been explicitly set.
+  public var hasDeliveredAt: Bool {self._deliveredAt != nil}
+  /// Clears the value of `deliveredAt`. Subsequent reads from it will return its default value.
+  public mutating func clearDeliveredAt() {self._deliveredAt = nil}
+
+  /// How many times the command was sent.
+  public var attempts: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _deliveredAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
 public nonisolated struct Linli_Device_V1_SmartMeter: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -51,6 +124,8 @@ public nonisolated struct Linli_Device_V1_SmartMeter: Sendable {
 
   public var lastError: String = String()
 
+  public var prepaid: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -74,6 +149,9 @@ public nonisolated struct Linli_Device_V1_BindSmartMeterRequest: Sendable {
   public var roomID: String = String()
 
   public var kind: Linli_Billing_V1_MeterKind = .unspecified
+
+  /// A prepaid meter holds credit bought with TopUpSmartMeter.
+  public var prepaid: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -136,9 +214,148 @@ public nonisolated struct Linli_Device_V1_TransferMeterReadingsResponse: Sendabl
 
 fileprivate nonisolated let _protobuf_package = "linli.device.v1"
 
+nonisolated extension Linli_Device_V1_TopUpSmartMeterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".TopUpSmartMeterRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}meter_id\0\u{3}amount_fen\0\u{1}method\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.meterID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.method) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.meterID.isEmpty {
+      try visitor.visitSingularStringField(value: self.meterID, fieldNumber: 2)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 3)
+    }
+    if self.method != .unspecified {
+      try visitor.visitSingularEnumField(value: self.method, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_TopUpSmartMeterRequest, rhs: Linli_Device_V1_TopUpSmartMeterRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.meterID != rhs.meterID {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.method != rhs.method {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_GetMeterCreditRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetMeterCreditRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}credit_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.creditID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.creditID.isEmpty {
+      try visitor.visitSingularStringField(value: self.creditID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_GetMeterCreditRequest, rhs: Linli_Device_V1_GetMeterCreditRequest) -> Bool {
+    if lhs.creditID != rhs.creditID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_MeterCreditStatus: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MeterCreditStatus"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}meter_id\0\u{3}amount_fen\0\u{1}state\0\u{3}created_at\0\u{3}delivered_at\0\u{1}attempts\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.meterID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      case 6: try { try decoder.decodeSingularMessageField(value: &self._deliveredAt) }()
+      case 7: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.meterID.isEmpty {
+      try visitor.visitSingularStringField(value: self.meterID, fieldNumber: 2)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 3)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 4)
+    }
+    try { if let v = self._createdAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    try { if let v = self._deliveredAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
+    } }()
+    if self.attempts != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_MeterCreditStatus, rhs: Linli_Device_V1_MeterCreditStatus) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.meterID != rhs.meterID {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs._createdAt != rhs._createdAt {return false}
+    if lhs._deliveredAt != rhs._deliveredAt {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Linli_Device_V1_SmartMeter: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SmartMeter"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}device_id\0\u{1}code\0\u{3}room_id\0\u{1}kind\0\u{3}last_value_centi\0\u{3}last_read_at\0\u{3}transferred_through\0\u{3}last_error\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}device_id\0\u{1}code\0\u{3}room_id\0\u{1}kind\0\u{3}last_value_centi\0\u{3}last_read_at\0\u{3}transferred_through\0\u{3}last_error\0\u{1}prepaid\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -155,6 +372,7 @@ nonisolated extension Linli_Device_V1_SmartMeter: SwiftProtobuf.Message, SwiftPr
       case 7: try { try decoder.decodeSingularMessageField(value: &self._lastReadAt) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.transferredThrough) }()
       case 9: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      case 10: try { try decoder.decodeSingularBoolField(value: &self.prepaid) }()
       default: break
       }
     }
@@ -192,6 +410,9 @@ nonisolated extension Linli_Device_V1_SmartMeter: SwiftProtobuf.Message, SwiftPr
     if !self.lastError.isEmpty {
       try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 9)
     }
+    if self.prepaid != false {
+      try visitor.visitSingularBoolField(value: self.prepaid, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -205,6 +426,7 @@ nonisolated extension Linli_Device_V1_SmartMeter: SwiftProtobuf.Message, SwiftPr
     if lhs._lastReadAt != rhs._lastReadAt {return false}
     if lhs.transferredThrough != rhs.transferredThrough {return false}
     if lhs.lastError != rhs.lastError {return false}
+    if lhs.prepaid != rhs.prepaid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -212,7 +434,7 @@ nonisolated extension Linli_Device_V1_SmartMeter: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Device_V1_BindSmartMeterRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".BindSmartMeterRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}device_id\0\u{1}code\0\u{3}room_id\0\u{1}kind\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}device_id\0\u{1}code\0\u{3}room_id\0\u{1}kind\0\u{1}prepaid\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -225,6 +447,7 @@ nonisolated extension Linli_Device_V1_BindSmartMeterRequest: SwiftProtobuf.Messa
       case 3: try { try decoder.decodeSingularStringField(value: &self.code) }()
       case 4: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 5: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 6: try { try decoder.decodeSingularBoolField(value: &self.prepaid) }()
       default: break
       }
     }
@@ -246,6 +469,9 @@ nonisolated extension Linli_Device_V1_BindSmartMeterRequest: SwiftProtobuf.Messa
     if self.kind != .unspecified {
       try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 5)
     }
+    if self.prepaid != false {
+      try visitor.visitSingularBoolField(value: self.prepaid, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -255,6 +481,7 @@ nonisolated extension Linli_Device_V1_BindSmartMeterRequest: SwiftProtobuf.Messa
     if lhs.code != rhs.code {return false}
     if lhs.roomID != rhs.roomID {return false}
     if lhs.kind != rhs.kind {return false}
+    if lhs.prepaid != rhs.prepaid {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1124,6 +1124,14 @@ public nonisolated struct Linli_Device_V1_Command: Sendable {
     set {action = .cancelBroadcast(newValue)}
   }
 
+  public var meterCredit: Linli_Device_V1_MeterCredit {
+    get {
+      if case .meterCredit(let v)? = action {return v}
+      return Linli_Device_V1_MeterCredit()
+    }
+    set {action = .meterCredit(newValue)}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public nonisolated enum OneOf_Action: Equatable, Sendable {
@@ -1131,8 +1139,28 @@ public nonisolated struct Linli_Device_V1_Command: Sendable {
     case reboot(Linli_Device_V1_Reboot)
     case broadcast(Linli_Device_V1_BroadcastTask)
     case cancelBroadcast(Linli_Device_V1_CancelBroadcast)
+    case meterCredit(Linli_Device_V1_MeterCredit)
 
   }
+
+  public init() {}
+}
+
+/// Credit bought for a prepaid meter (README, "Smart meters"): the meter adds `amount_fen` to its
+/// balance once per `credit_id` (a resend after a lost acknowledgement adds nothing) and answers
+/// SUCCEEDED. The server sends it again until it does.
+public nonisolated struct Linli_Device_V1_MeterCredit: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var meterCode: String = String()
+
+  public var creditID: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 }
@@ -2514,7 +2542,7 @@ nonisolated extension Linli_Device_V1_RefusedEvent: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Command"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}command_id\0\u{3}expires_at_ms\0\u{4}\u{8}open_door\0\u{1}reboot\0\u{1}broadcast\0\u{3}cancel_broadcast\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}command_id\0\u{3}expires_at_ms\0\u{4}\u{8}open_door\0\u{1}reboot\0\u{1}broadcast\0\u{3}cancel_broadcast\0\u{3}meter_credit\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2576,6 +2604,19 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
           self.action = .cancelBroadcast(v)
         }
       }()
+      case 14: try {
+        var v: Linli_Device_V1_MeterCredit?
+        var hadOneofValue = false
+        if let current = self.action {
+          hadOneofValue = true
+          if case .meterCredit(let m) = current {v = m}
+        }
+        try decoder.decodeSingularMessageField(value: &v)
+        if let v = v {
+          if hadOneofValue {try decoder.handleConflictingOneOf()}
+          self.action = .meterCredit(v)
+        }
+      }()
       default: break
       }
     }
@@ -2609,6 +2650,10 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
       guard case .cancelBroadcast(let v)? = self.action else { preconditionFailure() }
       try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
     }()
+    case .meterCredit?: try {
+      guard case .meterCredit(let v)? = self.action else { preconditionFailure() }
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+    }()
     case nil: break
     }
     try unknownFields.traverse(visitor: &visitor)
@@ -2618,6 +2663,46 @@ nonisolated extension Linli_Device_V1_Command: SwiftProtobuf.Message, SwiftProto
     if lhs.commandID != rhs.commandID {return false}
     if lhs.expiresAtMs != rhs.expiresAtMs {return false}
     if lhs.action != rhs.action {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Device_V1_MeterCredit: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MeterCredit"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}meter_code\0\u{3}credit_id\0\u{3}amount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.meterCode) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.creditID) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.meterCode.isEmpty {
+      try visitor.visitSingularStringField(value: self.meterCode, fieldNumber: 1)
+    }
+    if !self.creditID.isEmpty {
+      try visitor.visitSingularStringField(value: self.creditID, fieldNumber: 2)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Device_V1_MeterCredit, rhs: Linli_Device_V1_MeterCredit) -> Bool {
+    if lhs.meterCode != rhs.meterCode {return false}
+    if lhs.creditID != rhs.creditID {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

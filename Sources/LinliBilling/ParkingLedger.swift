@@ -95,3 +95,35 @@ public enum ParkingLedger {
         return 0
     }
 }
+
+/// Prepaid meter credit on the ledger: bought → channel ← the meter's credit liability
+/// (`deposit` account `meter_credit:<meter>`, kind `collect`); delivered (the meter
+/// acknowledged) → the liability → revenue `meter_credit` (kind `offset`).
+public enum MeterCreditLedger {
+    static func account(_ meter: UUID) -> String { "meter_credit:\(meter.uuidString.lowercased())" }
+
+    public static func bought(
+        _ amountFen: Int64, method: PaymentStore.Method, meter: UUID, community: CommunityID, by user: UserID,
+        on connection: PostgresConnection, logger: Logger
+    ) async throws -> UUID {
+        let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+        let liability = try await Ledger.account(community, .deposit, subtype: account(meter), connection, logger)
+        let entry = UUIDv7.make()
+        try await Ledger.post(
+            entry: entry, [.init(debit: channel, credit: liability, amount: amountFen, kind: .collect, bill: nil, memo: "meter credit")],
+            by: user, connection, logger)
+        return entry
+    }
+
+    public static func delivered(_ amountFen: Int64, meter: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger)
+        async throws -> UUID
+    {
+        let liability = try await Ledger.account(community, .deposit, subtype: account(meter), connection, logger)
+        let revenue = try await Ledger.account(community, .revenue, subtype: "meter_credit", connection, logger)
+        let entry = UUIDv7.make()
+        try await Ledger.post(
+            entry: entry, [.init(debit: liability, credit: revenue, amount: amountFen, kind: .offset, bill: nil, memo: "meter credit delivered")],
+            by: nil, connection, logger)
+        return entry
+    }
+}

@@ -90,6 +90,11 @@ static int run_command(ld_conn *conn, const Linli__Device__V1__Command *command,
         printf("command %s broadcast task %s v%u priority %u %s\n", id, command->broadcast->task_id, command->broadcast->version,
                command->broadcast->priority, command->broadcast->content);
         break;
+    case LINLI__DEVICE__V1__COMMAND__ACTION_METER_CREDIT:
+        /* A prepaid meter adds the credit once per credit id (the recent-ids list above). */
+        printf("command %s meter_credit %s %lld fen credit %s\n", id, command->meter_credit->meter_code,
+               (long long)command->meter_credit->amount_fen, command->meter_credit->credit_id);
+        break;
     case LINLI__DEVICE__V1__COMMAND__ACTION_CANCEL_BROADCAST:
         printf("command %s cancel broadcast task %s\n", id, command->cancel_broadcast->task_id);
         break;

@@ -58,7 +58,9 @@ public struct MeterHandler: DeviceEventHandler {
 
 /// Bound meters and the daily transfer into billing's meter readings.
 public struct SmartMeterStore: Sendable {
-    public init() {}
+    let devices: DeviceStore
+
+    public init(database: Database) { devices = DeviceStore(database: database) }
 
     public struct Meter: Sendable {
         public var id: UUID
@@ -70,11 +72,12 @@ public struct SmartMeterStore: Sendable {
         public var lastReadAt: Date?
         public var transferredThrough: String?
         public var lastError: String
+        public var prepaid: Bool
     }
 
     public func bind(
-        device: DeviceID, code: String, room: RoomID, kind: MeterStore.Kind, for principal: Principal, on connection: PostgresConnection,
-        logger: Logger
+        device: DeviceID, code: String, room: RoomID, kind: MeterStore.Kind, prepaid: Bool = false, for principal: Principal,
+        on connection: PostgresConnection, logger: Logger
     ) async throws -> Meter {
         let rows = try await connection.query("SELECT community_id, kind FROM devices WHERE id = \(device.uuid)", logger: logger)
         var found: (UUID, String)?
@@ -87,8 +90,8 @@ public struct SmartMeterStore: Sendable {
         let id = UUIDv7.make()
         let made = try await connection.query(
             """
-            INSERT INTO smart_meters (id, community_id, device_id, code, room_id, kind)
-            VALUES (\(id), \(community), \(device.uuid), \(code), \(room.uuid), \(kind.rawValue))
+            INSERT INTO smart_meters (id, community_id, device_id, code, room_id, kind, prepaid)
+            VALUES (\(id), \(community), \(device.uuid), \(code), \(room.uuid), \(kind.rawValue), \(prepaid))
             ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
         var ok = false
@@ -98,7 +101,10 @@ public struct SmartMeterStore: Sendable {
         try await connection.query(
             "UPDATE smart_meter_readings SET smart_meter_id = \(id) WHERE device_id = \(device.uuid) AND meter_code = \(code)",
             logger: logger)
-        return try await meters(community: CommunityID(community), on: connection, logger: logger).first { $0.id == id }!
+        guard let meter = try await meters(community: CommunityID(community), on: connection, logger: logger).first(where: { $0.id == id }) else {
+            throw LinliError(.internal, "the bound meter was not read back")
+        }
+        return meter
     }
 
     public func meters(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Meter] {
@@ -107,15 +113,15 @@ public struct SmartMeterStore: Sendable {
             SELECT m.id, m.device_id, m.code, m.room_id, m.kind,
                    (SELECT r.value_centi FROM smart_meter_readings r WHERE r.smart_meter_id = m.id ORDER BY r.device_time DESC LIMIT 1),
                    (SELECT max(r.device_time) FROM smart_meter_readings r WHERE r.smart_meter_id = m.id),
-                   m.transferred_through::text, m.last_error
+                   m.transferred_through::text, m.last_error, m.prepaid
             FROM smart_meters m WHERE m.community_id = \(community.uuid) ORDER BY m.device_id, m.code
             """, logger: logger)
         var result: [Meter] = []
-        for try await r in rows.decode((UUID, UUID, String, UUID, String, Int64?, Date?, String?, String).self) {
+        for try await r in rows.decode((UUID, UUID, String, UUID, String, Int64?, Date?, String?, String, Bool).self) {
             result.append(
                 Meter(
                     id: r.0, device: r.1, code: r.2, room: r.3, kind: MeterStore.Kind(rawValue: r.4) ?? .water, lastValueCenti: r.5,
-                    lastReadAt: r.6, transferredThrough: r.7, lastError: r.8))
+                    lastReadAt: r.6, transferredThrough: r.7, lastError: r.8, prepaid: r.9))
         }
         return result
     }
@@ -174,6 +180,135 @@ public struct SmartMeterStore: Sendable {
     }
 }
 
+extension SmartMeterStore {
+    public struct Credit: Sendable {
+        public var id: UUID
+        public var meter: UUID
+        public var amountFen: Int64
+        public var delivered: Date?
+        public var createdAt: Date
+        public var attempts: Int
+    }
+
+    /// A command carrying credit lives a day; the job sends it again after.
+    static let creditTTL: Duration = .seconds(86_400)
+
+    /// Takes the money (a liability until delivered) and sends the credit to the meter.
+    public func topUp(
+        meter id: UUID, amountFen: Int64, method: PaymentStore.Method, for principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> Credit {
+        let rows = try await connection.query(
+            "SELECT community_id, device_id, code, prepaid FROM smart_meters WHERE id = \(id) FOR UPDATE", logger: logger)
+        var found: (UUID, UUID, String, Bool)?
+        for try await row in rows.decode((UUID, UUID, String, Bool).self) { found = row }
+        guard let (community, device, code, prepaid) = found, principal.canAct(in: CommunityID(community)) else {
+            throw LinliError.notFound("meter")
+        }
+        guard prepaid else { throw LinliError(.failedPrecondition, "meter_id: the meter is not a prepaid meter", field: "meter_id") }
+        let entry = try await MeterCreditLedger.bought(
+            amountFen, method: method, meter: id, community: CommunityID(community), by: principal.subjectID, on: connection, logger: logger)
+        let credit = UUIDv7.make()
+        let command = try await send(
+            credit: credit, code: code, amountFen: amountFen, device: DeviceID(device), by: principal, on: connection, logger: logger)
+        try await connection.query(
+            """
+            INSERT INTO smart_meter_credits (id, smart_meter_id, amount_fen, method, command_id, entry_id, created_by)
+            VALUES (\(credit), \(id), \(amountFen), \(method.rawValue), \(command), \(entry), \(principal.subjectID.uuid))
+            """, logger: logger)
+        return try await self.credit(credit, for: principal, on: connection, logger: logger)
+    }
+
+    func send(
+        credit: UUID, code: String, amountFen: Int64, device: DeviceID, by principal: Principal, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> UUID {
+        let target = try await devices.device(device, for: principal, on: connection, logger: logger)
+        var command = Linli_Device_V1_Command()
+        command.meterCredit = .with {
+            $0.meterCode = code
+            $0.creditID = credit.uuidString.lowercased()
+            $0.amountFen = amountFen
+        }
+        return try await devices.queue(
+            command, action: "meter_credit", to: target, ttl: Self.creditTTL, by: principal.subjectID, on: connection, logger: logger
+        ).id.uuid
+    }
+
+    public func credit(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Credit {
+        let rows = try await connection.query(
+            """
+            SELECT c.id, c.smart_meter_id, c.amount_fen, c.delivered_at, c.created_at, c.attempts, m.community_id
+            FROM smart_meter_credits c JOIN smart_meters m ON m.id = c.smart_meter_id WHERE c.id = \(id)
+            """, logger: logger)
+        for try await r in rows.decode((UUID, UUID, Int64, Date?, Date, Int32, UUID).self) where principal.canAct(in: CommunityID(r.6)) {
+            return Credit(id: r.0, meter: r.1, amountFen: r.2, delivered: r.3, createdAt: r.4, attempts: Int(clamping: r.5))
+        }
+        throw LinliError.notFound("meter credit")
+    }
+
+    /// Books credits whose command the meter acknowledged, and sends again those whose command
+    /// expired or failed: a credit is never dropped. Returns (delivered, resent).
+    public func settleCredits(on connection: PostgresConnection, logger: Logger) async throws -> (Int, Int) {
+        let done = try await connection.query(
+            """
+            SELECT c.id, c.smart_meter_id, c.amount_fen, m.community_id
+            FROM smart_meter_credits c JOIN device_commands d ON d.id = c.command_id JOIN smart_meters m ON m.id = c.smart_meter_id
+            WHERE c.delivered_at IS NULL AND d.state = 'succeeded'
+            FOR UPDATE OF c SKIP LOCKED
+            """, logger: logger)
+        var delivered: [(UUID, UUID, Int64, UUID)] = []
+        for try await row in done.decode((UUID, UUID, Int64, UUID).self) { delivered.append(row) }
+        for (credit, meter, amount, community) in delivered {
+            let entry = try await MeterCreditLedger.delivered(amount, meter: meter, community: CommunityID(community), on: connection, logger: logger)
+            try await connection.query(
+                "UPDATE smart_meter_credits SET delivered_at = now(), delivered_entry_id = \(entry) WHERE id = \(credit)", logger: logger)
+        }
+        let stale = try await connection.query(
+            """
+            SELECT c.id, c.amount_fen, m.device_id, m.code, m.community_id, c.created_by
+            FROM smart_meter_credits c JOIN device_commands d ON d.id = c.command_id JOIN smart_meters m ON m.id = c.smart_meter_id
+            JOIN devices dev ON dev.id = m.device_id
+            WHERE c.delivered_at IS NULL AND d.state IN ('expired', 'failed', 'timed_out') AND dev.status = 'active'
+            FOR UPDATE OF c SKIP LOCKED
+            """, logger: logger)
+        var resend: [(UUID, Int64, UUID, String, UUID, UUID)] = []
+        for try await row in stale.decode((UUID, Int64, UUID, String, UUID, UUID).self) { resend.append(row) }
+        for (credit, amount, device, code, community, by) in resend {
+            let principal = Principal(
+                tenantID: nil, subjectID: UserID(by), displayName: "预付费表重发", role: .manager, communityIDs: [CommunityID(community)],
+                buildingIDs: [])
+            let command = try await send(
+                credit: credit, code: code, amountFen: amount, device: DeviceID(device), by: principal, on: connection, logger: logger)
+            try await connection.query(
+                "UPDATE smart_meter_credits SET command_id = \(command), attempts = attempts + 1 WHERE id = \(credit)", logger: logger)
+        }
+        return (delivered.count, resend.count)
+    }
+}
+
+/// Every minute, for every active tenant: prepaid meter credits booked when acknowledged and
+/// sent again when their command lapsed.
+public struct MeterCreditJob: Service, Sendable {
+    let database: Database
+    let logger: Logger
+
+    public init(database: Database, logger: Logger) {
+        self.database = database
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await PeriodicJob.run(every: .seconds(60), first: .afterInterval, name: "meter credit", logger: logger) {
+            for tenant in try await database.allTenants() where tenant.isActive {
+                _ = try await database.tenantTransaction(tenant) { connection in
+                    try await SmartMeterStore(database: database).settleCredits(on: connection, logger: logger)
+                }
+            }
+        }
+    }
+}
+
 /// Every hour, for every active tenant: the smart meters' finished days into billing.
 public struct SmartMeterJob: Service, Sendable {
     let database: Database
@@ -190,7 +325,7 @@ public struct SmartMeterJob: Service, Sendable {
         await PeriodicJob.run(every: interval, first: .afterInterval, name: "smart meter transfer", logger: logger) {
             for tenant in try await database.allTenants() where tenant.isActive {
                 _ = try await database.tenantTransaction(tenant) { connection in
-                    try await SmartMeterStore().transfer(community: nil, on: connection, logger: logger)
+                    try await SmartMeterStore(database: database).transfer(community: nil, on: connection, logger: logger)
                 }
             }
         }
@@ -199,10 +334,11 @@ public struct SmartMeterJob: Service, Sendable {
 
 /// The `linli.device.v1.MeterService` RPCs (meters.proto).
 public struct MeterService: Sendable {
-    let store = SmartMeterStore()
+    let store: SmartMeterStore
     let handler: Handler
 
     public init(database: Database, logger: Logger) {
+        store = SmartMeterStore(database: database)
         handler = Handler(database: database, logger: logger)
     }
 }
@@ -221,7 +357,8 @@ extension MeterService: Linli_Device_V1_MeterService.ServiceProtocol {
         return try await handler.write(request, context) { [store] call in
             .init(
                 try await store.bind(
-                    device: device, code: m.code, room: room, kind: kind, for: call.principal, on: call.connection, logger: call.logger))
+                    device: device, code: m.code, room: room, kind: kind, prepaid: m.prepaid, for: call.principal, on: call.connection,
+                    logger: call.logger))
         }
     }
 
@@ -251,6 +388,45 @@ extension MeterService: Linli_Device_V1_MeterService.ServiceProtocol {
     }
 }
 
+extension MeterService {
+    public func topUpSmartMeter(request: ServerRequest<Linli_Device_V1_TopUpSmartMeterRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_MeterCreditStatus>
+    {
+        let m = request.message
+        let meter = try Input.id(m.meterID, field: "meter_id", as: IDTag.Alarm.self).uuid
+        guard (1...10_000_000).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be 1 to 10000000") }
+        let method = try BillingService.channel(m.method, field: "method")
+        return try await handler.write(request, context) { [store] call in
+            .init(
+                try await store.topUp(
+                    meter: meter, amountFen: m.amountFen, method: method, for: call.principal, on: call.connection, logger: call.logger))
+        }
+    }
+
+    public func getMeterCredit(request: ServerRequest<Linli_Device_V1_GetMeterCreditRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Device_V1_MeterCreditStatus>
+    {
+        let id = try Input.id(request.message.creditID, field: "credit_id", as: IDTag.Alarm.self).uuid
+        return try await handler.read(request) { [store] call in
+            .init(try await store.credit(id, for: call.principal, on: call.connection, logger: call.logger))
+        }
+    }
+}
+
+extension Linli_Device_V1_MeterCreditStatus {
+    init(_ c: SmartMeterStore.Credit) {
+        self.init()
+        id = c.id.uuidString.lowercased()
+        meterID = c.meter.uuidString.lowercased()
+        amountFen = c.amountFen
+        state = c.delivered == nil ? "sending" : "delivered"
+        createdAt = Google_Protobuf_Timestamp(date: c.createdAt)
+        if let at = c.delivered { deliveredAt = Google_Protobuf_Timestamp(date: at) }
+        attempts = Int32(clamping: c.attempts)
+    }
+}
+
+extension Linli_Device_V1_TopUpSmartMeterRequest: IdempotentRequest {}
 extension Linli_Device_V1_BindSmartMeterRequest: IdempotentRequest {}
 extension Linli_Device_V1_TransferMeterReadingsRequest: IdempotentRequest {}
 
@@ -266,5 +442,6 @@ extension Linli_Device_V1_SmartMeter {
         if let at = m.lastReadAt { lastReadAt = Google_Protobuf_Timestamp(date: at) }
         transferredThrough = m.transferredThrough ?? ""
         lastError = m.lastError
+        prepaid = m.prepaid
     }
 }

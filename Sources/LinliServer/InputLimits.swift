@@ -59,7 +59,9 @@ public enum InputLimits {
         "GateDecision.reason": .line(32), "FireEvent.point_code": .line(32), "FireEvent.detail": .line(200),
         "MeterEvent.meter_code": .line(32), "ElevatorEvent.elevator_code": .line(32), "ElevatorEvent.fault_code": .line(32),
         "TelemetryEvent.metric": .line(32), "BroadcastTask.task_id": .line(36), "BroadcastTask.content": .line(500),
-        "CancelBroadcast.task_id": .line(36), "ScheduleBroadcastRequest.content": .line(500), "PlayEmergencyRequest.content": .line(500), "AlarmRule.metric": .line(32), "GetTelemetryRequest.metric": .line(32),
+        "CancelBroadcast.task_id": .line(36), "MeterCredit.meter_code": .line(32), "MeterCredit.credit_id": .line(36),
+        "ScheduleBroadcastRequest.content": .line(500), "PlayEmergencyRequest.content": .line(500), "AlarmRule.metric": .line(32),
+        "GetTelemetryRequest.metric": .line(32),
     ]
 
     public static let counts: [String: Int] = [

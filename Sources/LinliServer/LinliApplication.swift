@@ -56,6 +56,7 @@ public struct LinliApplication: Sendable {
     public let smartMeters: SmartMeterJob
     public let telemetryPartitions: TelemetryPartitionJob
     public let broadcastSync: BroadcastSyncJob
+    public let meterCredits: MeterCreditJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -111,6 +112,7 @@ public struct LinliApplication: Sendable {
         smartMeters = SmartMeterJob(database: database, logger: logger)
         telemetryPartitions = TelemetryPartitionJob(database: database, logger: logger)
         broadcastSync = BroadcastSyncJob(database: database, logger: logger)
+        meterCredits = MeterCreditJob(database: database, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -156,7 +158,8 @@ public struct LinliApplication: Sendable {
                 host: configuration.deviceHost, port: configuration.devicePort,
                 certificatePath: configuration.deviceCertificatePath, keyPath: configuration.deviceKeyPath,
                 heartbeatSeconds: configuration.deviceHeartbeatSeconds, maxConnections: configuration.deviceMaxConnections),
-            database: database, redis: redis, tenants: tenants, logger: logger, handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler(), ElevatorHandler(), TelemetryHandler()]),
+            database: database, redis: redis, tenants: tenants, logger: logger,
+            handler: DeviceEventHandlers([ParkingGate(), FireHandler(), MeterHandler(), ElevatorHandler(), TelemetryHandler()]),
             validate: { message throws(LinliError) in try InputGuard.check(message) })
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: configuration.host, port: configuration.port),
@@ -183,7 +186,8 @@ public struct LinliApplication: Sendable {
     public var services: [any Service] {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
-                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, broadcastSync, tenantSpares, deviceGateway,
+                rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, broadcastSync, meterCredits,
+                tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

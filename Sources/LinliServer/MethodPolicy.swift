@@ -206,6 +206,8 @@ public enum MethodPolicy {
         "linli.device.v1.MeterService/BindSmartMeter": Rule(permission: .deviceManage, rateClass: .write),
         "linli.device.v1.MeterService/ListSmartMeters": Rule(permission: .deviceRead, rateClass: .read),
         "linli.device.v1.MeterService/TransferMeterReadings": Rule(permission: .meterRecord, rateClass: .write),
+        "linli.device.v1.MeterService/TopUpSmartMeter": Rule(permission: .billingCashier, rateClass: .write),
+        "linli.device.v1.MeterService/GetMeterCredit": Rule(permission: .billingRead, rateClass: .read),
         "linli.device.v1.AlarmService/SetAlarmRule": Rule(permission: .deviceManage, rateClass: .write),
         "linli.device.v1.AlarmService/ListAlarmRules": Rule(permission: .alarmRead, rateClass: .read),
         "linli.device.v1.AlarmService/GetTelemetry": Rule(permission: .alarmRead, rateClass: .read),

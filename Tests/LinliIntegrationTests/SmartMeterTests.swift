@@ -3,6 +3,7 @@ import GRPCCore
 import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliCore
+import LinliMeters
 import LinliServer
 import LinliTenancy
 import Testing
@@ -99,5 +100,75 @@ struct SmartMeterTests {
             return rows
         }
         #expect(readings.map(\.0) == [dayBefore, yesterday] && readings.map(\.1) == [0, 12_345])
+    }
+
+    @Test("prepaid meter credit: the money is a liability until the meter acknowledges; a lapsed command is sent again, never dropped")
+    func prepaidCredit() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try await server.login(demo, "manager")
+        let meterDevice = try await server.registerDevice(demo, as: manager, kind: .meter)
+        let room = try await BaseDataClient(wrapping: server.client).createRoom(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.buildingID = demo.buildings[0].description
+                $0.unit = "1单元"
+                $0.number = "0801"
+                $0.floor = 8
+                $0.areaCentiM2 = 8_950
+                $0.kind = .residence
+            }, metadata: manager
+        ).room
+        let meters = Linli_Device_V1_MeterService.Client(wrapping: server.client)
+        let meter = try await meters.bindSmartMeter(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.deviceID = meterDevice.id
+                $0.code = "P-0801"
+                $0.roomID = room.id
+                $0.kind = .electricity
+                $0.prepaid = true
+            }, metadata: manager)
+        let cashier = try await server.login(demo, "cashier")
+        let credit = try await meters.topUpSmartMeter(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.meterID = meter.id
+                $0.amountFen = 5_000
+                $0.method = .wechat
+            }, metadata: cashier)
+        #expect(credit.state == "sending" && credit.attempts == 1)
+        func balances() async throws -> (liability: Int64, revenue: Int64) {
+            try await server.app.database.tenantTransaction(demo.tenant) { connection in
+                let rows = try await connection.query(
+                    """
+                    SELECT coalesce(sum(credits_fen - debits_fen) FILTER (WHERE kind = 'deposit' AND subtype LIKE 'meter_credit:%'), 0)::int8,
+                           coalesce(sum(credits_fen - debits_fen) FILTER (WHERE kind = 'revenue' AND subtype = 'meter_credit'), 0)::int8
+                    FROM ledger_accounts
+                    """, logger: server.app.logger)
+                for try await row in rows.decode((Int64, Int64).self) { return row }
+                return (0, 0)
+            }
+        }
+        #expect(try await balances() == (5_000, 0))
+        // The meter stayed offline past the command's day: the job sends the credit again.
+        try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            try await connection.query(
+                "UPDATE device_commands SET state = 'expired' WHERE action = 'meter_credit'", logger: server.app.logger)
+        }
+        let store = SmartMeterStore(database: server.app.database)
+        let first = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            try await store.settleCredits(on: connection, logger: server.app.logger)
+        }
+        #expect(first == (0, 1))
+        let run = try await DeviceProgram.run(meterDevice.arguments() + ["--run-seconds", "2"])
+        #expect(run.status == 0 && run.output.contains("meter_credit P-0801 5000 fen credit \(credit.id)"), "\(run.output)")
+        let second = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            try await store.settleCredits(on: connection, logger: server.app.logger)
+        }
+        #expect(second == (1, 0))
+        let after = try await meters.getMeterCredit(.with { $0.creditID = credit.id }, metadata: cashier)
+        #expect(after.state == "delivered" && after.attempts == 2)
+        #expect(try await balances() == (0, 5_000))
     }
 }

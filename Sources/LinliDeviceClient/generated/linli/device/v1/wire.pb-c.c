@@ -952,6 +952,51 @@ void   linli__device__v1__command__free_unpacked
   assert(message->base.descriptor == &linli__device__v1__command__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   linli__device__v1__meter_credit__init
+                     (Linli__Device__V1__MeterCredit         *message)
+{
+  static const Linli__Device__V1__MeterCredit init_value = LINLI__DEVICE__V1__METER_CREDIT__INIT;
+  *message = init_value;
+}
+size_t linli__device__v1__meter_credit__get_packed_size
+                     (const Linli__Device__V1__MeterCredit *message)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_credit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t linli__device__v1__meter_credit__pack
+                     (const Linli__Device__V1__MeterCredit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_credit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t linli__device__v1__meter_credit__pack_to_buffer
+                     (const Linli__Device__V1__MeterCredit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &linli__device__v1__meter_credit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Linli__Device__V1__MeterCredit *
+       linli__device__v1__meter_credit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Linli__Device__V1__MeterCredit *)
+     protobuf_c_message_unpack (&linli__device__v1__meter_credit__descriptor,
+                                allocator, len, data);
+}
+void   linli__device__v1__meter_credit__free_unpacked
+                     (Linli__Device__V1__MeterCredit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &linli__device__v1__meter_credit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   linli__device__v1__broadcast_task__init
                      (Linli__Device__V1__BroadcastTask         *message)
 {
@@ -2872,7 +2917,7 @@ const ProtobufCMessageDescriptor linli__device__v1__refused_event__descriptor =
   (ProtobufCMessageInit) linli__device__v1__refused_event__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor linli__device__v1__command__field_descriptors[6] =
+static const ProtobufCFieldDescriptor linli__device__v1__command__field_descriptors[7] =
 {
   {
     "command_id",
@@ -2946,12 +2991,25 @@ static const ProtobufCFieldDescriptor linli__device__v1__command__field_descript
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "meter_credit",
+    14,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Linli__Device__V1__Command, action_case),
+    offsetof(Linli__Device__V1__Command, meter_credit),
+    &linli__device__v1__meter_credit__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned linli__device__v1__command__field_indices_by_name[] = {
   4,   /* field[4] = broadcast */
   5,   /* field[5] = cancel_broadcast */
   0,   /* field[0] = command_id */
   1,   /* field[1] = expires_at_ms */
+  6,   /* field[6] = meter_credit */
   2,   /* field[2] = open_door */
   3,   /* field[3] = reboot */
 };
@@ -2959,7 +3017,7 @@ static const ProtobufCIntRange linli__device__v1__command__number_ranges[2 + 1] 
 {
   { 1, 0 },
   { 10, 2 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor linli__device__v1__command__descriptor =
 {
@@ -2969,11 +3027,75 @@ const ProtobufCMessageDescriptor linli__device__v1__command__descriptor =
   "Linli__Device__V1__Command",
   "linli.device.v1",
   sizeof(Linli__Device__V1__Command),
-  6,
+  7,
   linli__device__v1__command__field_descriptors,
   linli__device__v1__command__field_indices_by_name,
   2,  linli__device__v1__command__number_ranges,
   (ProtobufCMessageInit) linli__device__v1__command__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor linli__device__v1__meter_credit__field_descriptors[3] =
+{
+  {
+    "meter_code",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__MeterCredit, meter_code),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "credit_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__MeterCredit, credit_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "amount_fen",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Linli__Device__V1__MeterCredit, amount_fen),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned linli__device__v1__meter_credit__field_indices_by_name[] = {
+  2,   /* field[2] = amount_fen */
+  1,   /* field[1] = credit_id */
+  0,   /* field[0] = meter_code */
+};
+static const ProtobufCIntRange linli__device__v1__meter_credit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 3 }
+};
+const ProtobufCMessageDescriptor linli__device__v1__meter_credit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "linli.device.v1.MeterCredit",
+  "MeterCredit",
+  "Linli__Device__V1__MeterCredit",
+  "linli.device.v1",
+  sizeof(Linli__Device__V1__MeterCredit),
+  3,
+  linli__device__v1__meter_credit__field_descriptors,
+  linli__device__v1__meter_credit__field_indices_by_name,
+  1,  linli__device__v1__meter_credit__number_ranges,
+  (ProtobufCMessageInit) linli__device__v1__meter_credit__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCFieldDescriptor linli__device__v1__broadcast_task__field_descriptors[11] =

@@ -36,6 +36,7 @@ typedef struct Linli__Device__V1__StatusEvent Linli__Device__V1__StatusEvent;
 typedef struct Linli__Device__V1__CommitPoint Linli__Device__V1__CommitPoint;
 typedef struct Linli__Device__V1__RefusedEvent Linli__Device__V1__RefusedEvent;
 typedef struct Linli__Device__V1__Command Linli__Device__V1__Command;
+typedef struct Linli__Device__V1__MeterCredit Linli__Device__V1__MeterCredit;
 typedef struct Linli__Device__V1__BroadcastTask Linli__Device__V1__BroadcastTask;
 typedef struct Linli__Device__V1__CancelBroadcast Linli__Device__V1__CancelBroadcast;
 typedef struct Linli__Device__V1__OpenDoor Linli__Device__V1__OpenDoor;
@@ -640,7 +641,8 @@ typedef enum {
   LINLI__DEVICE__V1__COMMAND__ACTION_OPEN_DOOR = 10,
   LINLI__DEVICE__V1__COMMAND__ACTION_REBOOT = 11,
   LINLI__DEVICE__V1__COMMAND__ACTION_BROADCAST = 12,
-  LINLI__DEVICE__V1__COMMAND__ACTION_CANCEL_BROADCAST = 13
+  LINLI__DEVICE__V1__COMMAND__ACTION_CANCEL_BROADCAST = 13,
+  LINLI__DEVICE__V1__COMMAND__ACTION_METER_CREDIT = 14
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(LINLI__DEVICE__V1__COMMAND__ACTION__CASE)
 } Linli__Device__V1__Command__ActionCase;
 
@@ -662,11 +664,29 @@ struct  Linli__Device__V1__Command
     Linli__Device__V1__Reboot *reboot;
     Linli__Device__V1__BroadcastTask *broadcast;
     Linli__Device__V1__CancelBroadcast *cancel_broadcast;
+    Linli__Device__V1__MeterCredit *meter_credit;
   };
 };
 #define LINLI__DEVICE__V1__COMMAND__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__command__descriptor) \
     , (char *)protobuf_c_empty_string, 0, LINLI__DEVICE__V1__COMMAND__ACTION__NOT_SET, {0} }
+
+
+/*
+ * Credit bought for a prepaid meter (README, "Smart meters"): the meter adds `amount_fen` to its
+ * balance once per `credit_id` (a resend after a lost acknowledgement adds nothing) and answers
+ * SUCCEEDED. The server sends it again until it does.
+ */
+struct  Linli__Device__V1__MeterCredit
+{
+  ProtobufCMessage base;
+  char *meter_code;
+  char *credit_id;
+  int64_t amount_fen;
+};
+#define LINLI__DEVICE__V1__METER_CREDIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&linli__device__v1__meter_credit__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0 }
 
 
 /*
@@ -1243,6 +1263,25 @@ Linli__Device__V1__Command *
 void   linli__device__v1__command__free_unpacked
                      (Linli__Device__V1__Command *message,
                       ProtobufCAllocator *allocator);
+/* Linli__Device__V1__MeterCredit methods */
+void   linli__device__v1__meter_credit__init
+                     (Linli__Device__V1__MeterCredit         *message);
+size_t linli__device__v1__meter_credit__get_packed_size
+                     (const Linli__Device__V1__MeterCredit   *message);
+size_t linli__device__v1__meter_credit__pack
+                     (const Linli__Device__V1__MeterCredit   *message,
+                      uint8_t             *out);
+size_t linli__device__v1__meter_credit__pack_to_buffer
+                     (const Linli__Device__V1__MeterCredit   *message,
+                      ProtobufCBuffer     *buffer);
+Linli__Device__V1__MeterCredit *
+       linli__device__v1__meter_credit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   linli__device__v1__meter_credit__free_unpacked
+                     (Linli__Device__V1__MeterCredit *message,
+                      ProtobufCAllocator *allocator);
 /* Linli__Device__V1__BroadcastTask methods */
 void   linli__device__v1__broadcast_task__init
                      (Linli__Device__V1__BroadcastTask         *message);
@@ -1479,6 +1518,9 @@ typedef void (*Linli__Device__V1__RefusedEvent_Closure)
 typedef void (*Linli__Device__V1__Command_Closure)
                  (const Linli__Device__V1__Command *message,
                   void *closure_data);
+typedef void (*Linli__Device__V1__MeterCredit_Closure)
+                 (const Linli__Device__V1__MeterCredit *message,
+                  void *closure_data);
 typedef void (*Linli__Device__V1__BroadcastTask_Closure)
                  (const Linli__Device__V1__BroadcastTask *message,
                   void *closure_data);
@@ -1542,6 +1584,7 @@ extern const ProtobufCMessageDescriptor linli__device__v1__status_event__descrip
 extern const ProtobufCMessageDescriptor linli__device__v1__commit_point__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__refused_event__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__command__descriptor;
+extern const ProtobufCMessageDescriptor linli__device__v1__meter_credit__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__broadcast_task__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__cancel_broadcast__descriptor;
 extern const ProtobufCMessageDescriptor linli__device__v1__open_door__descriptor;
