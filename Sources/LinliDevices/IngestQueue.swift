@@ -7,8 +7,8 @@ import Logging
 /// `maxBatches` at a time and `maxRunning` transactions per tenant at once. A thousand devices
 /// sending small batches cost tens of commits a second instead of a thousand. Every batch still
 /// gets its own answer, after the COMMIT that made it durable.
-actor IngestQueue {
-    typealias Result = DeviceStore.Stored?
+public actor IngestQueue {
+    public typealias Result = DeviceStore.Stored?
 
     private struct Job {
         let batch: DeviceStore.Batch
@@ -23,7 +23,7 @@ actor IngestQueue {
     private var waiting: [TenantID: [Job]] = [:]
     private var running: [TenantID: Int] = [:]
 
-    init(store: DeviceStore, handler: (any DeviceEventHandler)?, logger: Logger, maxBatches: Int = 64, maxRunning: Int = 4) {
+    public init(store: DeviceStore, handler: (any DeviceEventHandler)?, logger: Logger, maxBatches: Int = 64, maxRunning: Int = 4) {
         self.store = store
         self.handler = handler
         self.logger = logger
@@ -32,7 +32,7 @@ actor IngestQueue {
     }
 
     /// Stores `batch` in a transaction shared with other devices of the tenant.
-    func ingest(_ batch: DeviceStore.Batch, tenant: TenantRef) async throws -> Result {
+    public func ingest(_ batch: DeviceStore.Batch, tenant: TenantRef) async throws -> Result {
         try await withCheckedThrowingContinuation { done in
             waiting[tenant.id, default: []].append(Job(batch: batch, done: done))
             if running[tenant.id, default: 0] < maxRunning {

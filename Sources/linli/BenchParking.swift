@@ -24,6 +24,8 @@ extension Bench {
         @Option(help: "Cars each lane lets in and out.") var cars = 25
         @Option(help: "Fire panels in the alarm storm.") var detectors = 1000
         @Option(help: "Identical fire events each panel sends.") var events = 10
+        @Option(help: "Energy devices sending one reading a second.") var energyDevices = 2000
+        @Option(help: "Seconds they send for.") var energySeconds = 60
 
         func validate() throws {
             guard lanes > 0, cars > 0, detectors > 0, events > 0 else { throw ValidationError("positive counts") }
@@ -37,6 +39,43 @@ extension Bench {
         }
 
         static func ms(_ micros: UInt64) -> String { String(format: "%.1f", Double(micros) / 1000) }
+
+        static func micros(_ elapsed: Duration) -> UInt64 {
+            UInt64(clamping: max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000))
+        }
+
+        /// As many telemetry rows written by `COPY` (psql `\copy`) into the same table: rows per second.
+        static func copyTelemetry(_ app: LinliApplication, tenant: TenantRef, devices: [DeviceID], rows: Int) async throws -> Double {
+            let base = Date().addingTimeInterval(86_400)
+            let stamp = ISO8601DateFormatter()
+            var csv = ""
+            csv.reserveCapacity(rows * 80)
+            let per = max(1, rows / max(1, devices.count))
+            for device in devices {
+                for second in 0..<per {
+                    csv += "\(device),pump.pressure_kpa,\(stamp.string(from: base.addingTimeInterval(TimeInterval(second)))),\(400_000 + second)\n"
+                }
+            }
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(tenant.slug)-telemetry.csv")
+            try Data(csv.utf8).write(to: file)
+            let env = ProcessInfo.processInfo.environment
+            let psql = Process()
+            psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+            psql.arguments = [
+                "-h", env["LINLI_POSTGRES_HOST"] ?? "127.0.0.1", "-p", env["LINLI_POSTGRES_PORT"] ?? "55432",
+                "-U", env["LINLI_POSTGRES_USER"] ?? "linli", "-d", env["LINLI_POSTGRES_DATABASE"] ?? "linli", "-q",
+                "-c", "SET role \(tenant.schema)",
+                "-c", "\\copy \(tenant.schema).telemetry (device_id, metric, at, value_milli) FROM '\(file.path)' CSV",
+            ]
+            psql.environment = env.merging(["PGPASSWORD": env["LINLI_POSTGRES_PASSWORD"] ?? "linli"]) { $1 }
+            let started = ContinuousClock.now
+            try psql.run()
+            psql.waitUntilExit()
+            let elapsed = (ContinuousClock.now - started).seconds
+            try? FileManager.default.removeItem(at: file)
+            guard psql.terminationStatus == 0 else { throw ValidationError("psql \\copy failed") }
+            return Double(devices.count * per) / elapsed
+        }
 
         func measure(_ app: LinliApplication) async throws -> String {
             let logger = app.logger
@@ -76,7 +115,8 @@ extension Bench {
                 }
                 return made
             }
-            let gate = ParkingGate()
+            // Through the gateway's group commit, as a connected lane's batches go.
+            let gate = IngestQueue(store: store, handler: ParkingGate(), logger: logger)
             func plate(_ lane: Int, _ car: Int) -> String {
                 let letters = Array("ABCDEFGHJKLMNPQRSTUVWXYZ")
                 return "沪\(letters[lane % letters.count])\(String(format: "%02d", lane / letters.count))\(String(format: "%03d", car))"
@@ -106,9 +146,8 @@ extension Bench {
                                 seq += 1
                                 let event = try read(device, seq: seq, lane: lane, plate: plate(index, car))
                                 let t0 = ContinuousClock.now
-                                let stored = try await store.ingest(
-                                    .init(device: device, generation: 1, events: [event], access: [], upTo: seq), tenant: demo.tenant,
-                                    handler: gate, logger: logger)
+                                let stored = try await gate.ingest(
+                                    .init(device: device, generation: 1, events: [event], access: [], upTo: seq), tenant: demo.tenant)
                                 let elapsed = ContinuousClock.now - t0
                                 histogram.record(
                                     UInt64(
@@ -181,7 +220,7 @@ extension Bench {
                 }
                 return made
             }
-            let fire = FireHandler()
+            let fire = IngestQueue(store: store, handler: FireHandler(), logger: logger)
             let stormStarted = ContinuousClock.now
             let storm = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
                 for device in panels {
@@ -199,12 +238,10 @@ extension Bench {
                                 seq: seq, kind: "fire", deviceTime: Date(), late: false,
                                 body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8]), event: event)
                             let t0 = ContinuousClock.now
-                            _ = try await store.ingest(
-                                .init(device: device, generation: 1, events: [incoming], access: [], upTo: seq), tenant: demo.tenant,
-                                handler: fire, logger: logger)
+                            _ = try await fire.ingest(
+                                .init(device: device, generation: 1, events: [incoming], access: [], upTo: seq), tenant: demo.tenant)
                             let elapsed = ContinuousClock.now - t0
-                            histogram.record(
-                                UInt64(clamping: max(0, elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000)))
+                            histogram.record(Self.micros(elapsed))
                         }
                         return histogram
                     }
@@ -224,6 +261,65 @@ extension Bench {
                 for try await row in rows.decode((Int64, Int64, Int64).self) { return row }
                 return (0, 0, 0)
             }
+            // Telemetry: every energy device one reading a second, paced, through the group commit,
+            // with a rule evaluated on every reading; beside COPY of as many rows.
+            let meters: [DeviceID] = try await app.database.tenantTransaction(demo.tenant) { connection in
+                var made: [DeviceID] = []
+                for index in 0..<energyDevices {
+                    let (device, _) = try await store.register(
+                        community: demo.community, serial: "PUMP-\(index)", kind: "energy", name: "水泵 \(index)", by: manager,
+                        on: connection, logger: logger)
+                    made.append(device.id)
+                }
+                _ = try await AlarmStore().setRule(
+                    .init(
+                        id: UUIDv7.make(), community: demo.community, deviceKind: "energy", metric: "pump.pressure_kpa", above: true,
+                        threshold: 10_000_000, durationSeconds: 600, repeatCount: 0, clearThreshold: 9_000_000, severity: "major",
+                        name: "pressure_high"),
+                    on: connection, logger: logger)
+                return made
+            }
+            let energy = IngestQueue(store: store, handler: TelemetryHandler(), logger: logger)
+            let energyStarted = ContinuousClock.now
+            let readings = try await withThrowingTaskGroup(of: Histogram<UInt64>.self) { group in
+                for (index, device) in meters.enumerated() {
+                    group.addTask {
+                        var histogram = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+                        // Spread the devices over the second, as real clocks are.
+                        try await Task.sleep(for: .milliseconds(index * 1_000 / max(1, energyDevices)))
+                        let first = ContinuousClock.now
+                        for second in 0..<energySeconds {
+                            let due = first + .seconds(second)
+                            if ContinuousClock.now < due { try await Task.sleep(until: due) }
+                            var event = Linli_Device_V1_Event()
+                            let seq = Int64(second + 1)
+                            event.seq = UInt64(clamping: seq)
+                            event.deviceTimeMs = Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0
+                            event.telemetry = .with {
+                                $0.metric = "pump.pressure_kpa"
+                                $0.valueMilli = 400_000 + Int64(clamping: second % 50) * 1_000
+                            }
+                            let incoming = DeviceStore.IncomingEvent(
+                                seq: seq, kind: "telemetry", deviceTime: Date(), late: false,
+                                body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8]), event: event)
+                            let t0 = ContinuousClock.now
+                            _ = try await energy.ingest(
+                                .init(device: device, generation: 1, events: [incoming], access: [], upTo: seq), tenant: demo.tenant)
+                            histogram.record(Self.micros(ContinuousClock.now - t0))
+                        }
+                        return histogram
+                    }
+                }
+                var total = Histogram<UInt64>(highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+                for try await histogram in group { total.add(histogram) }
+                return total
+            }
+            let energySecondsTaken = (ContinuousClock.now - energyStarted).seconds
+            let stored: Int64 = try await app.database.tenantTransaction(demo.tenant) { connection in
+                for try await n in try await connection.query("SELECT count(*) FROM telemetry", logger: logger).decode(Int64.self) { return n }
+                return 0
+            }
+            let copyRate = try await Self.copyTelemetry(app, tenant: demo.tenant, devices: meters, rows: energyDevices * energySeconds)
             let (histogram, opened) = gates
             let reads = lanes * cars * 2
             return [
@@ -239,6 +335,12 @@ extension Bench {
                 "fire_notices_queued=\(notices)", "fire_events_per_s=\(String(format: "%.0f", Double(detectors * events) / stormSeconds))",
                 "fire_event_to_outbox_p50_ms=\(Self.ms(storm.valueAtPercentile(50)))",
                 "fire_event_to_outbox_p99_ms=\(Self.ms(storm.valueAtPercentile(99)))",
+                "energy_devices=\(energyDevices)", "energy_offered_per_s=\(energyDevices)", "energy_rows_committed=\(stored)",
+                "energy_rows_per_s=\(String(format: "%.0f", Double(stored) / energySecondsTaken))",
+                "energy_reading_to_commit_p50_ms=\(Self.ms(readings.valueAtPercentile(50)))",
+                "energy_reading_to_commit_p99_ms=\(Self.ms(readings.valueAtPercentile(99)))",
+                "copy_rows_per_s=\(String(format: "%.0f", copyRate))",
+                "energy_to_copy_ratio=\(String(format: "%.3f", Double(stored) / energySecondsTaken / max(1, copyRate)))",
             ].joined(separator: " ")
         }
     }
