@@ -86,9 +86,7 @@ extension AlarmService: Linli_Device_V1_AlarmService.ServiceProtocol {
     {
         let m = request.message
         let device: DeviceID = try Input.id(m.deviceID, field: "device_id")
-        guard (1...32).contains(m.code.count),
-            m.code.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
-        else { throw LinliError.invalid("code", "1 to 32 letters, digits, '-' or '_'") }
+        _ = try Input.code(m.code)
         guard let kind = Self.pointKinds[m.kind] else { throw LinliError.invalid("kind", "must be SMOKE, HEAT, MANUAL_CALL_POINT or HYDRANT_BUTTON") }
         let building: BuildingID? = m.buildingID.isEmpty ? nil : try Input.id(m.buildingID, field: "building_id")
         guard (-10...200).contains(m.floor) else { throw LinliError.invalid("floor", "must be -10 to 200") }

@@ -84,6 +84,15 @@ extension Input {
     }
 
     /// A vehicle plate: a province character then 6 (or 7 for new-energy) letters and digits, upper-cased.
+    /// A short code people and devices share (a door, lot, lane, fire point or meter code):
+    /// 1 to 32 ASCII letters, digits, '-' or '_'.
+    public static func code(_ raw: String, field: String = "code") throws(LinliError) -> String {
+        guard (1...32).contains(raw.unicodeScalars.count),
+            raw.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
+        else { throw .invalid(field, "1 to 32 letters, digits, '-' or '_'") }
+        return raw
+    }
+
     /// The one normal form of a Chinese plate, used wherever a plate is stored or compared: NFKC
     /// (full-width letters and digits become ASCII), whitespace, '·' and '-' dropped, upper case;
     /// then a province character, a letter, and 5 (ordinary) or 6 (new-energy) letters or digits,

@@ -59,9 +59,7 @@ extension AccessService: Linli_Device_V1_AccessService.ServiceProtocol {
         let m = request.message
         let community: CommunityID = try Input.id(m.communityID, field: "community_id")
         let building: BuildingID? = m.buildingID.isEmpty ? nil : try Input.id(m.buildingID, field: "building_id")
-        guard (1...32).contains(m.code.count),
-            m.code.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
-        else { throw LinliError.invalid("code", "1 to 32 letters, digits, '-' or '_'") }
+        _ = try Input.code(m.code)
         let name = try Input.text(m.name, field: "name", max: 100)
         return try await handler.write(request, context) { [access] call in
             try Scope.requireCommunity(call.principal, community)

@@ -350,9 +350,7 @@ extension MeterService: Linli_Device_V1_MeterService.ServiceProtocol {
         let m = request.message
         let device: DeviceID = try Input.id(m.deviceID, field: "device_id")
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
-        guard (1...32).contains(m.code.count),
-            m.code.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
-        else { throw LinliError.invalid("code", "1 to 32 letters, digits, '-' or '_'") }
+        _ = try Input.code(m.code)
         let kind = try ProtoEnum.decode(m.kind, MeterStore.Kind.self, field: "kind")
         return try await handler.write(request, context) { [store] call in
             .init(

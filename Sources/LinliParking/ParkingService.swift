@@ -17,12 +17,7 @@ public struct ParkingService: Sendable {
         handler = Handler(database: database, logger: logger)
     }
 
-    static func code(_ raw: String) throws(LinliError) -> String {
-        guard (1...32).contains(raw.count),
-            raw.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_") })
-        else { throw LinliError.invalid("code", "1 to 32 letters, digits, '-' or '_'") }
-        return raw
-    }
+    static func code(_ raw: String) throws(LinliError) -> String { try Input.code(raw) }
 
     static func within(_ value: Int32, _ range: ClosedRange<Int>, default def: Int, field: String) throws(LinliError) -> Int {
         if value == 0 { return def }
