@@ -241,6 +241,45 @@ public enum Linli_Parking_V1_ParkingService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "ReserveSpace" metadata.
+        public enum ReserveSpace: Sendable {
+            /// Request type for "ReserveSpace".
+            public typealias Input = Linli_Parking_V1_ReserveSpaceRequest
+            /// Response type for "ReserveSpace".
+            public typealias Output = Linli_Parking_V1_Reservation
+            /// Descriptor for "ReserveSpace".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.parking.v1.ParkingService"),
+                method: "ReserveSpace",
+                type: .unary
+            )
+        }
+        /// Namespace for "CancelReservation" metadata.
+        public enum CancelReservation: Sendable {
+            /// Request type for "CancelReservation".
+            public typealias Input = Linli_Parking_V1_CancelReservationRequest
+            /// Response type for "CancelReservation".
+            public typealias Output = Linli_Parking_V1_Reservation
+            /// Descriptor for "CancelReservation".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.parking.v1.ParkingService"),
+                method: "CancelReservation",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListReservations" metadata.
+        public enum ListReservations: Sendable {
+            /// Request type for "ListReservations".
+            public typealias Input = Linli_Parking_V1_ListReservationsRequest
+            /// Response type for "ListReservations".
+            public typealias Output = Linli_Parking_V1_ListReservationsResponse
+            /// Descriptor for "ListReservations".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.parking.v1.ParkingService"),
+                method: "ListReservations",
+                type: .unary
+            )
+        }
         /// Namespace for "ListSessions" metadata.
         public enum ListSessions: Sendable {
             /// Request type for "ListSessions".
@@ -390,6 +429,9 @@ public enum Linli_Parking_V1_ParkingService: Sendable {
             RemoveListEntry.descriptor,
             ListListEntries.descriptor,
             RegisterVisitorCar.descriptor,
+            ReserveSpace.descriptor,
+            CancelReservation.descriptor,
+            ListReservations.descriptor,
             ListSessions.descriptor,
             QuoteSession.descriptor,
             PaySession.descriptor,
@@ -440,7 +482,8 @@ extension Linli_Parking_V1_ParkingService {
     /// > The gate decision is a pure function of (read, lane flags, lists, permit, open session, fee
     /// > rule version), in this order at entry: black list → refuse; white list → open; an open
     /// > session (where the lane does not allow re-entry) → refuse; a valid bought / internal / free
-    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a registered
+    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a reservation
+    /// > in its window → open (a visitor's as a visitor, another as a temporary car); a registered
     /// > visitor → open; a lane closed to temporary cars → refuse; otherwise a temporary car (an
     /// > expired monthly card says so). A mother space (one_car_inside) lets one of its cars in as a
     /// > permit car at a time; the next is temporary. At exit: no session → refuse (unless the lane
@@ -717,6 +760,66 @@ extension Linli_Parking_V1_ParkingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_VisitorCar>
 
+        /// Handle the "ReserveSpace" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+        /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+        /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+        /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+        /// > black list still refuses it. With space_id the space is held: two reservations of one space
+        /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+        /// > resident; a resident for themselves.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Parking_V1_ReserveSpaceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Parking_V1_Reservation` messages.
+        func reserveSpace(
+            request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_Reservation>
+
+        /// Handle the "CancelReservation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Cancels a reservation not yet used (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Parking_V1_CancelReservationRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Parking_V1_Reservation` messages.
+        func cancelReservation(
+            request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_CancelReservationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_Reservation>
+
+        /// Handle the "ListReservations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lot's reservations, newest first (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Parking_V1_ListReservationsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Parking_V1_ListReservationsResponse` messages.
+        func listReservations(
+            request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_ListReservationsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_ListReservationsResponse>
+
         /// Handle the "ListSessions" method.
         ///
         /// - Parameters:
@@ -910,7 +1013,8 @@ extension Linli_Parking_V1_ParkingService {
     /// > The gate decision is a pure function of (read, lane flags, lists, permit, open session, fee
     /// > rule version), in this order at entry: black list → refuse; white list → open; an open
     /// > session (where the lane does not allow re-entry) → refuse; a valid bought / internal / free
-    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a registered
+    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a reservation
+    /// > in its window → open (a visitor's as a visitor, another as a temporary car); a registered
     /// > visitor → open; a lane closed to temporary cars → refuse; otherwise a temporary car (an
     /// > expired monthly card says so). A mother space (one_car_inside) lets one of its cars in as a
     /// > permit car at a time; the next is temporary. At exit: no session → refuse (unless the lane
@@ -1187,6 +1291,66 @@ extension Linli_Parking_V1_ParkingService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_VisitorCar>
 
+        /// Handle the "ReserveSpace" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+        /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+        /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+        /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+        /// > black list still refuses it. With space_id the space is held: two reservations of one space
+        /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+        /// > resident; a resident for themselves.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ReserveSpaceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Parking_V1_Reservation` message.
+        func reserveSpace(
+            request: GRPCCore.ServerRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_Reservation>
+
+        /// Handle the "CancelReservation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Cancels a reservation not yet used (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_CancelReservationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Parking_V1_Reservation` message.
+        func cancelReservation(
+            request: GRPCCore.ServerRequest<Linli_Parking_V1_CancelReservationRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_Reservation>
+
+        /// Handle the "ListReservations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lot's reservations, newest first (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ListReservationsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Parking_V1_ListReservationsResponse` message.
+        func listReservations(
+            request: GRPCCore.ServerRequest<Linli_Parking_V1_ListReservationsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_ListReservationsResponse>
+
         /// Handle the "ListSessions" method.
         ///
         /// - Parameters:
@@ -1378,7 +1542,8 @@ extension Linli_Parking_V1_ParkingService {
     /// > The gate decision is a pure function of (read, lane flags, lists, permit, open session, fee
     /// > rule version), in this order at entry: black list → refuse; white list → open; an open
     /// > session (where the lane does not allow re-entry) → refuse; a valid bought / internal / free
-    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a registered
+    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a reservation
+    /// > in its window → open (a visitor's as a visitor, another as a temporary car); a registered
     /// > visitor → open; a lane closed to temporary cars → refuse; otherwise a temporary car (an
     /// > expired monthly card says so). A mother space (one_car_inside) lets one of its cars in as a
     /// > permit car at a time; the next is temporary. At exit: no session → refuse (unless the lane
@@ -1654,6 +1819,66 @@ extension Linli_Parking_V1_ParkingService {
             request: Linli_Parking_V1_RegisterVisitorCarRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Parking_V1_VisitorCar
+
+        /// Handle the "ReserveSpace" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+        /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+        /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+        /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+        /// > black list still refuses it. With space_id the space is held: two reservations of one space
+        /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+        /// > resident; a resident for themselves.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Parking_V1_ReserveSpaceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Parking_V1_Reservation` to respond with.
+        func reserveSpace(
+            request: Linli_Parking_V1_ReserveSpaceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Parking_V1_Reservation
+
+        /// Handle the "CancelReservation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Cancels a reservation not yet used (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Parking_V1_CancelReservationRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Parking_V1_Reservation` to respond with.
+        func cancelReservation(
+            request: Linli_Parking_V1_CancelReservationRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Parking_V1_Reservation
+
+        /// Handle the "ListReservations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lot's reservations, newest first (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Parking_V1_ListReservationsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Parking_V1_ListReservationsResponse` to respond with.
+        func listReservations(
+            request: Linli_Parking_V1_ListReservationsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Parking_V1_ListReservationsResponse
 
         /// Handle the "ListSessions" method.
         ///
@@ -2019,6 +2244,39 @@ extension Linli_Parking_V1_ParkingService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Parking_V1_ParkingService.Method.ReserveSpace.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_ReserveSpaceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_Reservation>(),
+            handler: { request, context in
+                try await self.reserveSpace(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Parking_V1_ParkingService.Method.CancelReservation.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_CancelReservationRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_Reservation>(),
+            handler: { request, context in
+                try await self.cancelReservation(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Parking_V1_ParkingService.Method.ListReservations.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_ListReservationsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_ListReservationsResponse>(),
+            handler: { request, context in
+                try await self.listReservations(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Parking_V1_ParkingService.Method.ListSessions.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_ListSessionsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_ListSessionsResponse>(),
@@ -2315,6 +2573,39 @@ extension Linli_Parking_V1_ParkingService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_VisitorCar> {
         let response = try await self.registerVisitorCar(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func reserveSpace(
+        request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_Reservation> {
+        let response = try await self.reserveSpace(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func cancelReservation(
+        request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_CancelReservationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_Reservation> {
+        let response = try await self.cancelReservation(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listReservations(
+        request: GRPCCore.StreamingServerRequest<Linli_Parking_V1_ListReservationsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Parking_V1_ListReservationsResponse> {
+        let response = try await self.listReservations(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -2656,6 +2947,45 @@ extension Linli_Parking_V1_ParkingService.SimpleServiceProtocol {
         )
     }
 
+    public func reserveSpace(
+        request: GRPCCore.ServerRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_Reservation> {
+        return GRPCCore.ServerResponse<Linli_Parking_V1_Reservation>(
+            message: try await self.reserveSpace(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func cancelReservation(
+        request: GRPCCore.ServerRequest<Linli_Parking_V1_CancelReservationRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_Reservation> {
+        return GRPCCore.ServerResponse<Linli_Parking_V1_Reservation>(
+            message: try await self.cancelReservation(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listReservations(
+        request: GRPCCore.ServerRequest<Linli_Parking_V1_ListReservationsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Parking_V1_ListReservationsResponse> {
+        return GRPCCore.ServerResponse<Linli_Parking_V1_ListReservationsResponse>(
+            message: try await self.listReservations(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
     public func listSessions(
         request: GRPCCore.ServerRequest<Linli_Parking_V1_ListSessionsRequest>,
         context: GRPCCore.ServerContext
@@ -2810,7 +3140,8 @@ extension Linli_Parking_V1_ParkingService {
     /// > The gate decision is a pure function of (read, lane flags, lists, permit, open session, fee
     /// > rule version), in this order at entry: black list → refuse; white list → open; an open
     /// > session (where the lane does not allow re-entry) → refuse; a valid bought / internal / free
-    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a registered
+    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a reservation
+    /// > in its window → open (a visitor's as a visitor, another as a temporary car); a registered
     /// > visitor → open; a lane closed to temporary cars → refuse; otherwise a temporary car (an
     /// > expired monthly card says so). A mother space (one_car_inside) lets one of its cars in as a
     /// > permit car at a time; the next is temporary. At exit: no session → refuse (unless the lane
@@ -3172,6 +3503,81 @@ extension Linli_Parking_V1_ParkingService {
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_VisitorCar>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
+        /// Call the "ReserveSpace" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+        /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+        /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+        /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+        /// > black list still refuses it. With space_id the space is held: two reservations of one space
+        /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+        /// > resident; a resident for themselves.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ReserveSpaceRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_ReserveSpaceRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_Reservation` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func reserveSpace<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_ReserveSpaceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_Reservation>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "CancelReservation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Cancels a reservation not yet used (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_CancelReservationRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_CancelReservationRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_Reservation` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func cancelReservation<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_CancelReservationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_CancelReservationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_Reservation>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListReservations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lot's reservations, newest first (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ListReservationsRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_ListReservationsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_ListReservationsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listReservations<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_ListReservationsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_ListReservationsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_ListReservationsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_ListReservationsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
         /// Call the "ListSessions" method.
         ///
         /// - Parameters:
@@ -3413,7 +3819,8 @@ extension Linli_Parking_V1_ParkingService {
     /// > The gate decision is a pure function of (read, lane flags, lists, permit, open session, fee
     /// > rule version), in this order at entry: black list → refuse; white list → open; an open
     /// > session (where the lane does not allow re-entry) → refuse; a valid bought / internal / free
-    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a registered
+    /// > permit → open; a valid monthly permit → open (≤ 5 days left: the warning); a reservation
+    /// > in its window → open (a visitor's as a visitor, another as a temporary car); a registered
     /// > visitor → open; a lane closed to temporary cars → refuse; otherwise a temporary car (an
     /// > expired monthly card says so). A mother space (one_car_inside) lets one of its cars in as a
     /// > permit car at a time; the next is temporary. At exit: no session → refuse (unless the lane
@@ -3965,6 +4372,114 @@ extension Linli_Parking_V1_ParkingService {
             try await self.client.unary(
                 request: request,
                 descriptor: Linli_Parking_V1_ParkingService.Method.RegisterVisitorCar.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ReserveSpace" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+        /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+        /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+        /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+        /// > black list still refuses it. With space_id the space is held: two reservations of one space
+        /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+        /// > resident; a resident for themselves.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ReserveSpaceRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_ReserveSpaceRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_Reservation` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func reserveSpace<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_ReserveSpaceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_Reservation>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Parking_V1_ParkingService.Method.ReserveSpace.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "CancelReservation" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Cancels a reservation not yet used (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_CancelReservationRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_CancelReservationRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_Reservation` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func cancelReservation<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_CancelReservationRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_CancelReservationRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_Reservation>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Parking_V1_ParkingService.Method.CancelReservation.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListReservations" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A lot's reservations, newest first (a resident: their own).
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Parking_V1_ListReservationsRequest` message.
+        ///   - serializer: A serializer for `Linli_Parking_V1_ListReservationsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Parking_V1_ListReservationsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listReservations<Result>(
+            request: GRPCCore.ClientRequest<Linli_Parking_V1_ListReservationsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Parking_V1_ListReservationsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Parking_V1_ListReservationsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_ListReservationsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Parking_V1_ParkingService.Method.ListReservations.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -4757,6 +5272,99 @@ extension Linli_Parking_V1_ParkingService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_RegisterVisitorCarRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_VisitorCar>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReserveSpace" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+    /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+    /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+    /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+    /// > black list still refuses it. With space_id the space is held: two reservations of one space
+    /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+    /// > resident; a resident for themselves.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Parking_V1_ReserveSpaceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func reserveSpace<Result>(
+        request: GRPCCore.ClientRequest<Linli_Parking_V1_ReserveSpaceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.reserveSpace(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_ReserveSpaceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_Reservation>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CancelReservation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Cancels a reservation not yet used (a resident: their own).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Parking_V1_CancelReservationRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancelReservation<Result>(
+        request: GRPCCore.ClientRequest<Linli_Parking_V1_CancelReservationRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.cancelReservation(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_CancelReservationRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_Reservation>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListReservations" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lot's reservations, newest first (a resident: their own).
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Parking_V1_ListReservationsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listReservations<Result>(
+        request: GRPCCore.ClientRequest<Linli_Parking_V1_ListReservationsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_ListReservationsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listReservations(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Parking_V1_ListReservationsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Parking_V1_ListReservationsResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -5563,6 +6171,111 @@ extension Linli_Parking_V1_ParkingService.ClientProtocol {
             metadata: metadata
         )
         return try await self.registerVisitorCar(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ReserveSpace" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Reserves a lot's space for a plate in a window (预约车位): a visitor's car (the lot's free
+    /// > minutes, counted in the host's visitor_daily_limit) or another car (a resident's guest who
+    /// > pays, a removal van, a contractor), which pays the temporary fee. A reserved car is let in
+    /// > from 30 minutes before starts_at until ends_at, on lanes closed to temporary cars too; the
+    /// > black list still refuses it. With space_id the space is held: two reservations of one space
+    /// > never overlap. Without, at most the lot's capacity of reservations overlap. Staff for any
+    /// > resident; a resident for themselves.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func reserveSpace<Result>(
+        _ message: Linli_Parking_V1_ReserveSpaceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Parking_V1_ReserveSpaceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.reserveSpace(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "CancelReservation" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Cancels a reservation not yet used (a resident: their own).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func cancelReservation<Result>(
+        _ message: Linli_Parking_V1_CancelReservationRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_Reservation>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Parking_V1_CancelReservationRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.cancelReservation(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListReservations" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A lot's reservations, newest first (a resident: their own).
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listReservations<Result>(
+        _ message: Linli_Parking_V1_ListReservationsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Parking_V1_ListReservationsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Parking_V1_ListReservationsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listReservations(
             request: request,
             options: options,
             onResponse: handleResponse

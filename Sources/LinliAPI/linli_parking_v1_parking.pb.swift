@@ -298,6 +298,96 @@ public nonisolated enum Linli_Parking_V1_ListKind: SwiftProtobuf.Enum, Swift.Cas
 
 }
 
+public nonisolated enum Linli_Parking_V1_ReservationKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case visitor // = 1
+  case nonVisitor // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .visitor
+    case 2: self = .nonVisitor
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .visitor: return 1
+    case .nonVisitor: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Parking_V1_ReservationKind] = [
+    .unspecified,
+    .visitor,
+    .nonVisitor,
+  ]
+
+}
+
+public nonisolated enum Linli_Parking_V1_ReservationState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Waiting for the car.
+  case reserved // = 1
+
+  /// The car came in: session_id is its stay.
+  case used // = 2
+  case cancelled // = 3
+
+  /// The window ended without the car.
+  case expired // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .reserved
+    case 2: self = .used
+    case 3: self = .cancelled
+    case 4: self = .expired
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .reserved: return 1
+    case .used: return 2
+    case .cancelled: return 3
+    case .expired: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Parking_V1_ReservationState] = [
+    .unspecified,
+    .reserved,
+    .used,
+    .cancelled,
+    .expired,
+  ]
+
+}
+
 public nonisolated enum Linli_Parking_V1_CarClass: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -1330,6 +1420,211 @@ public nonisolated struct Linli_Parking_V1_RegisterVisitorCarRequest: Sendable {
   fileprivate var _validUntil: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
+public nonisolated struct Linli_Parking_V1_Reservation: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
+
+  public var lotID: String {
+    get {_storage._lotID}
+    set {_uniqueStorage()._lotID = newValue}
+  }
+
+  public var plate: String {
+    get {_storage._plate}
+    set {_uniqueStorage()._plate = newValue}
+  }
+
+  public var kind: Linli_Parking_V1_ReservationKind {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
+
+  public var state: Linli_Parking_V1_ReservationState {
+    get {_storage._state}
+    set {_uniqueStorage()._state = newValue}
+  }
+
+  /// Empty: any space of the lot.
+  public var spaceID: String {
+    get {_storage._spaceID}
+    set {_uniqueStorage()._spaceID = newValue}
+  }
+
+  public var residentID: String {
+    get {_storage._residentID}
+    set {_uniqueStorage()._residentID = newValue}
+  }
+
+  public var startsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._startsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._startsAt = newValue}
+  }
+  /// Returns true if `startsAt` has been explicitly set.
+  public var hasStartsAt: Bool {_storage._startsAt != nil}
+  /// Clears the value of `startsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearStartsAt() {_uniqueStorage()._startsAt = nil}
+
+  public var endsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._endsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._endsAt = newValue}
+  }
+  /// Returns true if `endsAt` has been explicitly set.
+  public var hasEndsAt: Bool {_storage._endsAt != nil}
+  /// Clears the value of `endsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearEndsAt() {_uniqueStorage()._endsAt = nil}
+
+  /// Visitor reservations: the lot's free minutes.
+  public var freeMinutes: Int32 {
+    get {_storage._freeMinutes}
+    set {_uniqueStorage()._freeMinutes = newValue}
+  }
+
+  public var sessionID: String {
+    get {_storage._sessionID}
+    set {_uniqueStorage()._sessionID = newValue}
+  }
+
+  public var usedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._usedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._usedAt = newValue}
+  }
+  /// Returns true if `usedAt` has been explicitly set.
+  public var hasUsedAt: Bool {_storage._usedAt != nil}
+  /// Clears the value of `usedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearUsedAt() {_uniqueStorage()._usedAt = nil}
+
+  public var cancelledAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._cancelledAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._cancelledAt = newValue}
+  }
+  /// Returns true if `cancelledAt` has been explicitly set.
+  public var hasCancelledAt: Bool {_storage._cancelledAt != nil}
+  /// Clears the value of `cancelledAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCancelledAt() {_uniqueStorage()._cancelledAt = nil}
+
+  public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._createdAt = newValue}
+  }
+  /// Returns true if `createdAt` has been explicitly set.
+  public var hasCreatedAt: Bool {_storage._createdAt != nil}
+  /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
+  public mutating func clearCreatedAt() {_uniqueStorage()._createdAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Linli_Parking_V1_ReserveSpaceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var lotID: String = String()
+
+  public var plate: String = String()
+
+  public var kind: Linli_Parking_V1_ReservationKind = .unspecified
+
+  /// Optional: a space of the lot (ConfigureSpace).
+  public var spaceID: String = String()
+
+  /// Staff: the resident it is for. A resident: empty (themselves).
+  public var residentID: String = String()
+
+  /// Not in the past by more than 5 minutes, at most 30 days ahead.
+  public var startsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_startsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_startsAt = newValue}
+  }
+  /// Returns true if `startsAt` has been explicitly set.
+  public var hasStartsAt: Bool {self._startsAt != nil}
+  /// Clears the value of `startsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearStartsAt() {self._startsAt = nil}
+
+  /// After starts_at, at most 7 days after it.
+  public var endsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_endsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_endsAt = newValue}
+  }
+  /// Returns true if `endsAt` has been explicitly set.
+  public var hasEndsAt: Bool {self._endsAt != nil}
+  /// Clears the value of `endsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearEndsAt() {self._endsAt = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _startsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _endsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Parking_V1_CancelReservationRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var reservationID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Parking_V1_ListReservationsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var lotID: String = String()
+
+  /// Only reservations still waiting for their car.
+  public var activeOnly: Bool = false
+
+  public var page: Linli_Common_V1_PageRequest {
+    get {_page ?? Linli_Common_V1_PageRequest()}
+    set {_page = newValue}
+  }
+  /// Returns true if `page` has been explicitly set.
+  public var hasPage: Bool {self._page != nil}
+  /// Clears the value of `page`. Subsequent reads from it will return its default value.
+  public mutating func clearPage() {self._page = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _page: Linli_Common_V1_PageRequest? = nil
+}
+
+public nonisolated struct Linli_Parking_V1_ListReservationsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var reservations: [Linli_Parking_V1_Reservation] = []
+
+  public var nextPageToken: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 public nonisolated struct Linli_Parking_V1_Session: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -1872,6 +2167,14 @@ nonisolated extension Linli_Parking_V1_PermitKind: SwiftProtobuf._ProtoNameProvi
 
 nonisolated extension Linli_Parking_V1_ListKind: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0LIST_KIND_UNSPECIFIED\0\u{1}LIST_KIND_BLACK\0\u{1}LIST_KIND_WHITE\0")
+}
+
+nonisolated extension Linli_Parking_V1_ReservationKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RESERVATION_KIND_UNSPECIFIED\0\u{1}RESERVATION_KIND_VISITOR\0\u{1}RESERVATION_KIND_NON_VISITOR\0")
+}
+
+nonisolated extension Linli_Parking_V1_ReservationState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0RESERVATION_STATE_UNSPECIFIED\0\u{1}RESERVATION_STATE_RESERVED\0\u{1}RESERVATION_STATE_USED\0\u{1}RESERVATION_STATE_CANCELLED\0\u{1}RESERVATION_STATE_EXPIRED\0")
 }
 
 nonisolated extension Linli_Parking_V1_CarClass: SwiftProtobuf._ProtoNameProviding {
@@ -3664,6 +3967,350 @@ nonisolated extension Linli_Parking_V1_RegisterVisitorCarRequest: SwiftProtobuf.
     if lhs.residentID != rhs.residentID {return false}
     if lhs._validFrom != rhs._validFrom {return false}
     if lhs._validUntil != rhs._validUntil {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Parking_V1_Reservation: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Reservation"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}lot_id\0\u{1}plate\0\u{1}kind\0\u{1}state\0\u{3}space_id\0\u{3}resident_id\0\u{3}starts_at\0\u{3}ends_at\0\u{3}free_minutes\0\u{3}session_id\0\u{3}used_at\0\u{3}cancelled_at\0\u{3}created_at\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _lotID: String = String()
+    var _plate: String = String()
+    var _kind: Linli_Parking_V1_ReservationKind = .unspecified
+    var _state: Linli_Parking_V1_ReservationState = .unspecified
+    var _spaceID: String = String()
+    var _residentID: String = String()
+    var _startsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _endsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _freeMinutes: Int32 = 0
+    var _sessionID: String = String()
+    var _usedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _cancelledAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _lotID = source._lotID
+      _plate = source._plate
+      _kind = source._kind
+      _state = source._state
+      _spaceID = source._spaceID
+      _residentID = source._residentID
+      _startsAt = source._startsAt
+      _endsAt = source._endsAt
+      _freeMinutes = source._freeMinutes
+      _sessionID = source._sessionID
+      _usedAt = source._usedAt
+      _cancelledAt = source._cancelledAt
+      _createdAt = source._createdAt
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._lotID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._plate) }()
+        case 4: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
+        case 5: try { try decoder.decodeSingularEnumField(value: &_storage._state) }()
+        case 6: try { try decoder.decodeSingularStringField(value: &_storage._spaceID) }()
+        case 7: try { try decoder.decodeSingularStringField(value: &_storage._residentID) }()
+        case 8: try { try decoder.decodeSingularMessageField(value: &_storage._startsAt) }()
+        case 9: try { try decoder.decodeSingularMessageField(value: &_storage._endsAt) }()
+        case 10: try { try decoder.decodeSingularInt32Field(value: &_storage._freeMinutes) }()
+        case 11: try { try decoder.decodeSingularStringField(value: &_storage._sessionID) }()
+        case 12: try { try decoder.decodeSingularMessageField(value: &_storage._usedAt) }()
+        case 13: try { try decoder.decodeSingularMessageField(value: &_storage._cancelledAt) }()
+        case 14: try { try decoder.decodeSingularMessageField(value: &_storage._createdAt) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._lotID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._lotID, fieldNumber: 2)
+      }
+      if !_storage._plate.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._plate, fieldNumber: 3)
+      }
+      if _storage._kind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 4)
+      }
+      if _storage._state != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._state, fieldNumber: 5)
+      }
+      if !_storage._spaceID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._spaceID, fieldNumber: 6)
+      }
+      if !_storage._residentID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._residentID, fieldNumber: 7)
+      }
+      try { if let v = _storage._startsAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+      } }()
+      try { if let v = _storage._endsAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 9)
+      } }()
+      if _storage._freeMinutes != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._freeMinutes, fieldNumber: 10)
+      }
+      if !_storage._sessionID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._sessionID, fieldNumber: 11)
+      }
+      try { if let v = _storage._usedAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 12)
+      } }()
+      try { if let v = _storage._cancelledAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 13)
+      } }()
+      try { if let v = _storage._createdAt {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 14)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Parking_V1_Reservation, rhs: Linli_Parking_V1_Reservation) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._lotID != rhs_storage._lotID {return false}
+        if _storage._plate != rhs_storage._plate {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._state != rhs_storage._state {return false}
+        if _storage._spaceID != rhs_storage._spaceID {return false}
+        if _storage._residentID != rhs_storage._residentID {return false}
+        if _storage._startsAt != rhs_storage._startsAt {return false}
+        if _storage._endsAt != rhs_storage._endsAt {return false}
+        if _storage._freeMinutes != rhs_storage._freeMinutes {return false}
+        if _storage._sessionID != rhs_storage._sessionID {return false}
+        if _storage._usedAt != rhs_storage._usedAt {return false}
+        if _storage._cancelledAt != rhs_storage._cancelledAt {return false}
+        if _storage._createdAt != rhs_storage._createdAt {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Parking_V1_ReserveSpaceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ReserveSpaceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}lot_id\0\u{1}plate\0\u{1}kind\0\u{3}space_id\0\u{3}resident_id\0\u{3}starts_at\0\u{3}ends_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.lotID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.plate) }()
+      case 4: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.spaceID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
+      case 7: try { try decoder.decodeSingularMessageField(value: &self._startsAt) }()
+      case 8: try { try decoder.decodeSingularMessageField(value: &self._endsAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.lotID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotID, fieldNumber: 2)
+    }
+    if !self.plate.isEmpty {
+      try visitor.visitSingularStringField(value: self.plate, fieldNumber: 3)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 4)
+    }
+    if !self.spaceID.isEmpty {
+      try visitor.visitSingularStringField(value: self.spaceID, fieldNumber: 5)
+    }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 6)
+    }
+    try { if let v = self._startsAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 7)
+    } }()
+    try { if let v = self._endsAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 8)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Parking_V1_ReserveSpaceRequest, rhs: Linli_Parking_V1_ReserveSpaceRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.lotID != rhs.lotID {return false}
+    if lhs.plate != rhs.plate {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.spaceID != rhs.spaceID {return false}
+    if lhs.residentID != rhs.residentID {return false}
+    if lhs._startsAt != rhs._startsAt {return false}
+    if lhs._endsAt != rhs._endsAt {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Parking_V1_CancelReservationRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CancelReservationRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}reservation_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.reservationID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.reservationID.isEmpty {
+      try visitor.visitSingularStringField(value: self.reservationID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Parking_V1_CancelReservationRequest, rhs: Linli_Parking_V1_CancelReservationRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.reservationID != rhs.reservationID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Parking_V1_ListReservationsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListReservationsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}lot_id\0\u{3}active_only\0\u{1}page\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.lotID) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.activeOnly) }()
+      case 3: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.lotID.isEmpty {
+      try visitor.visitSingularStringField(value: self.lotID, fieldNumber: 1)
+    }
+    if self.activeOnly != false {
+      try visitor.visitSingularBoolField(value: self.activeOnly, fieldNumber: 2)
+    }
+    try { if let v = self._page {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Parking_V1_ListReservationsRequest, rhs: Linli_Parking_V1_ListReservationsRequest) -> Bool {
+    if lhs.lotID != rhs.lotID {return false}
+    if lhs.activeOnly != rhs.activeOnly {return false}
+    if lhs._page != rhs._page {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Parking_V1_ListReservationsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListReservationsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}reservations\0\u{3}next_page_token\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.reservations) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.nextPageToken) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.reservations.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.reservations, fieldNumber: 1)
+    }
+    if !self.nextPageToken.isEmpty {
+      try visitor.visitSingularStringField(value: self.nextPageToken, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Parking_V1_ListReservationsResponse, rhs: Linli_Parking_V1_ListReservationsResponse) -> Bool {
+    if lhs.reservations != rhs.reservations {return false}
+    if lhs.nextPageToken != rhs.nextPageToken {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

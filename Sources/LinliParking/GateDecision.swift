@@ -18,7 +18,7 @@ public enum GateDecision {
         case blacklisted, whitelisted, permit, monthly, monthlyExpiring = "monthly_expiring", monthlyExpired = "monthly_expired"
         case visitor, temp, tempRefused = "temp_refused", sessionOpen = "session_open", noSession = "no_session"
         case exitWithoutEntry = "exit_without_entry", freeLane = "free_lane", paid, noFeeRule = "no_fee_rule", payDue = "pay_due"
-        case free
+        case free, reserved
     }
 
     public struct Lane: Sendable {
@@ -87,6 +87,8 @@ public enum GateDecision {
         public var blacklisted: Bool
         public var whitelisted: Bool
         public var permit: Permit?
+        /// A reservation of this plate in this lot whose window (from 30 minutes early) covers `at`.
+        public var reservation: ParkingStore.Reservation.Kind?
         /// A visitor registration for this plate covering `at`: its free minutes.
         public var visitorFreeMinutes: Int?
         public var session: Session?
@@ -98,7 +100,8 @@ public enum GateDecision {
 
         public init(
             direction: Direction, at: Date, plate: String, lane: Lane = Lane(), blacklisted: Bool = false, whitelisted: Bool = false,
-            permit: Permit? = nil, visitorFreeMinutes: Int? = nil, session: Session? = nil, rule: ParkingFeeRule? = nil,
+            permit: Permit? = nil, reservation: ParkingStore.Reservation.Kind? = nil, visitorFreeMinutes: Int? = nil, session: Session? = nil,
+            rule: ParkingFeeRule? = nil,
             coupons: [ParkingFee.Coupon] = [], payWindowMinutes: Int = 15, utcOffsetSeconds: Int = 28_800
         ) {
             self.direction = direction
@@ -108,6 +111,7 @@ public enum GateDecision {
             self.blacklisted = blacklisted
             self.whitelisted = whitelisted
             self.permit = permit
+            self.reservation = reservation
             self.visitorFreeMinutes = visitorFreeMinutes
             self.session = session
             self.rule = rule
@@ -174,11 +178,18 @@ public enum GateDecision {
                 }
             }
         }
-        // 7. A registered visitor.
+        // 7. A reservation in its window: in even where temporary cars may not enter, a visitor's
+        //    as a visitor (free minutes), another as a temporary car.
+        switch f.reservation {
+        case .visitor: return open(.reserved, .visitor, "预约访客")
+        case .nonVisitor: return open(.reserved, .temp, "预约车辆")
+        case nil: break
+        }
+        // 8. A registered visitor.
         if f.visitorFreeMinutes != nil { return open(.visitor, .visitor, "访客车辆") }
-        // 8. Temporary cars where they may not enter.
+        // 9. Temporary cars where they may not enter.
         if !f.lane.tempCarsEnter { return refuse(.tempRefused, "临时车禁止入场", "临时车辆禁止入场") }
-        // 9. A temporary car (an expired monthly card says so).
+        // 10. A temporary car (an expired monthly card says so).
         if let permit = f.permit, permit.kind == .monthly, let until = permit.validUntil, until <= f.at {
             return open(.monthlyExpired, .temp, "月卡已过期")
         }

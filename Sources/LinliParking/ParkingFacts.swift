@@ -33,6 +33,7 @@ struct ParkingFacts {
     var blacklisted = false
     var whitelisted = false
     var permit: Permit?
+    var reservation: (id: UUID, kind: ParkingStore.Reservation.Kind, space: UUID?)?
     var visitor: UUID?
     var session: OpenSession?
     var rule: Rule?
@@ -69,6 +70,20 @@ struct ParkingFacts {
             let kind = GateDecision.Permit.Kind(rawValue: kind) ?? .monthly
             facts.permit = Permit(
                 id: id, kind: kind, space: space, decision: GateDecision.Permit(kind: kind, validFrom: from, validUntil: until, spaceTaken: taken))
+        }
+        if direction == .entry {
+            // The reservation whose window is nearest; locked, so that two entries use it once.
+            let reservations = try await connection.query(
+                """
+                SELECT id, kind, space_id FROM parking_reservations
+                WHERE lot_id = \(lot) AND plate = \(plate) AND cancelled_at IS NULL AND used_at IS NULL
+                  AND starts_at <= \(time.addingTimeInterval(ParkingStore.reservationEarlySeconds)) AND ends_at > \(time)
+                ORDER BY starts_at LIMIT 1
+                FOR UPDATE
+                """, logger: logger)
+            for try await (id, kind, space) in reservations.decode((UUID, String, UUID?).self) {
+                facts.reservation = (id, ParkingStore.Reservation.Kind(rawValue: kind) ?? .nonVisitor, space)
+            }
         }
         let visitors = try await connection.query(
             """

@@ -137,7 +137,8 @@ public struct ParkingGate: DeviceEventHandler {
             plate: plate, lot: lane.lot, community: lane.community, at: time, direction: lane.direction, on: connection, logger: logger)
         var decisionFacts = GateDecision.Facts(
             direction: lane.direction, at: time, plate: plate, lane: lane.lane, blacklisted: facts.blacklisted, whitelisted: facts.whitelisted,
-            permit: facts.permit?.decision, visitorFreeMinutes: facts.visitor != nil ? lane.visitorFreeMinutes : nil,
+            permit: facts.permit?.decision, reservation: facts.reservation?.kind,
+            visitorFreeMinutes: facts.visitor != nil ? lane.visitorFreeMinutes : nil,
             session: facts.session?.decision, rule: facts.rule?.rule, coupons: facts.coupons.map(\.fee), payWindowMinutes: lane.payWindowMinutes,
             utcOffsetSeconds: offset)
         if late {
@@ -232,17 +233,22 @@ public struct ParkingGate: DeviceEventHandler {
     ) async throws -> UUID? {
         let id = UUIDv7.make()
         let permit = outcome.carClass == .permit || outcome.carClass == .monthly ? facts.permit : nil
+        let reservation = outcome.reason == .reserved ? facts.reservation : nil
         let rows = try await connection.query(
             """
             INSERT INTO parking_sessions (id, community_id, lot_id, plate, car_class, permit_id, space_id, free_minutes, entered_at,
                                           entry_lane_id, rule_id)
-            VALUES (\(id), \(lane.community.uuid), \(lane.lot), \(plate), \(outcome.carClass.rawValue), \(permit?.id), \(permit?.space),
+            VALUES (\(id), \(lane.community.uuid), \(lane.lot), \(plate), \(outcome.carClass.rawValue), \(permit?.id), \(permit?.space ?? reservation?.space),
                     \(outcome.carClass == .visitor ? lane.visitorFreeMinutes : 0), \(time), \(lane.id), \(facts.rule?.id))
             ON CONFLICT (lot_id, plate) WHERE exited_at IS NULL DO NOTHING
             RETURNING id
             """, logger: logger)
         var opened: UUID?
         for try await row in rows.decode(UUID.self) { opened = row }
+        if let opened, let reservation {
+            try await connection.query(
+                "UPDATE parking_reservations SET used_at = \(time), session_id = \(opened) WHERE id = \(reservation.id)", logger: logger)
+        }
         if opened != nil {
             try await MetricDelta.record(.parkingEntries, delta: 1, community: lane.community, on: connection, logger: logger)
         }

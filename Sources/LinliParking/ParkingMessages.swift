@@ -89,6 +89,26 @@ extension Linli_Parking_V1_Permit {
     }
 }
 
+extension Linli_Parking_V1_Reservation {
+    init(_ r: ParkingStore.Reservation, freeMinutes lotFreeMinutes: Int, at time: Date = Date()) {
+        self.init()
+        id = r.id.uuidString.lowercased()
+        lotID = r.lot.uuidString.lowercased()
+        plate = r.plate
+        kind = ProtoEnum.encode(r.kind)
+        state = ProtoEnum.encode(r.state(at: time))
+        spaceID = r.space?.uuidString.lowercased() ?? ""
+        residentID = r.resident.uuidString.lowercased()
+        startsAt = Google_Protobuf_Timestamp(date: r.startsAt)
+        endsAt = Google_Protobuf_Timestamp(date: r.endsAt)
+        freeMinutes = r.kind == .visitor ? Int32(clamping: lotFreeMinutes) : 0
+        sessionID = r.session?.uuidString.lowercased() ?? ""
+        if let used = r.usedAt { usedAt = Google_Protobuf_Timestamp(date: used) }
+        if let cancelled = r.cancelledAt { cancelledAt = Google_Protobuf_Timestamp(date: cancelled) }
+        createdAt = Google_Protobuf_Timestamp(date: r.createdAt)
+    }
+}
+
 extension Linli_Parking_V1_ListEntry {
     init(_ e: ParkingStore.ListEntry) {
         self.init()

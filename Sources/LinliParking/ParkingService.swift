@@ -345,15 +345,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
         guard until.timeIntervalSince(from) <= 7 * 86_400 else { throw LinliError.invalid("valid_until", "at most 7 days after valid_from") }
         return try await handler.write(request, context) { [store] call in
             let lot = try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger)
-            let resident: UUID
-            if call.principal.role == .resident {
-                let own = try await Self.ownResident(call.principal.subjectID, community: lot.community, call)
-                if let named, named != own { throw LinliError(.permissionDenied, "resident_id: residents register their own visitors") }
-                resident = own
-            } else {
-                guard let named else { throw LinliError.invalid("resident_id", "staff name the host resident") }
-                resident = named
-            }
+            let resident = try await Self.hostResident(named, community: lot.community, call)
             let id = try await store.registerVisitor(
                 lot: lot, plate: plate, resident: resident, from: from, until: until, by: call.principal.subjectID, on: call.connection,
                 logger: call.logger)
@@ -367,6 +359,84 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
                 $0.freeMinutes = Int32(clamping: lot.visitorFreeMinutes)
             }
         }
+    }
+
+    public func reserveSpace(request: ServerRequest<Linli_Parking_V1_ReserveSpaceRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Parking_V1_Reservation>
+    {
+        let m = request.message
+        let lotID = try Input.id(m.lotID, field: "lot_id", as: IDTag.Parking.self).uuid
+        let plate = try Self.plate(m.plate)
+        let kind = try ProtoEnum.decode(m.kind, ParkingStore.Reservation.Kind.self, field: "kind")
+        let space: UUID? = m.spaceID.isEmpty ? nil : try Input.id(m.spaceID, field: "space_id", as: IDTag.Parking.self).uuid
+        let named: UUID? = m.residentID.isEmpty ? nil : try Input.id(m.residentID, field: "resident_id", as: IDTag.Parking.self).uuid
+        guard m.hasStartsAt else { throw LinliError.invalid("starts_at", "is required") }
+        guard m.hasEndsAt else { throw LinliError.invalid("ends_at", "is required") }
+        let starts = try Self.time(m.startsAt, field: "starts_at")
+        let ends = try Self.time(m.endsAt, field: "ends_at")
+        let now = Date()
+        guard starts >= now.addingTimeInterval(-5 * 60) else { throw LinliError.invalid("starts_at", "must not be in the past") }
+        guard starts <= now.addingTimeInterval(30 * 86_400) else { throw LinliError.invalid("starts_at", "at most 30 days ahead") }
+        guard ends > starts else { throw LinliError.invalid("ends_at", "must be after starts_at") }
+        guard ends.timeIntervalSince(starts) <= 7 * 86_400 else { throw LinliError.invalid("ends_at", "at most 7 days after starts_at") }
+        return try await handler.write(request, context) { [store] call in
+            let lot = try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger)
+            let resident = try await Self.hostResident(named, community: lot.community, call)
+            let made = try await store.reserve(
+                .init(plate: plate, kind: kind, space: space, resident: resident, startsAt: starts, endsAt: ends), lot: lot,
+                by: call.principal.subjectID, on: call.connection, logger: call.logger)
+            return .init(made, freeMinutes: lot.visitorFreeMinutes)
+        }
+    }
+
+    public func cancelReservation(request: ServerRequest<Linli_Parking_V1_CancelReservationRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Parking_V1_Reservation>
+    {
+        let id = try Input.id(request.message.reservationID, field: "reservation_id", as: IDTag.Parking.self).uuid
+        return try await handler.write(request, context) { [store] call in
+            let found = try await store.reservation(id, for: call.principal, lock: true, on: call.connection, logger: call.logger)
+            if call.principal.role == .resident {
+                let own = try await Self.ownResident(call.principal.subjectID, community: found.community, call)
+                guard own == found.resident else { throw LinliError.notFound("reservation") }
+            }
+            let lot = try await store.lot(found.lot, for: call.principal, on: call.connection, logger: call.logger)
+            let cancelled = try await store.cancelReservation(found, on: call.connection, logger: call.logger)
+            return .init(cancelled, freeMinutes: lot.visitorFreeMinutes)
+        }
+    }
+
+    public func listReservations(request: ServerRequest<Linli_Parking_V1_ListReservationsRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Parking_V1_ListReservationsResponse>
+    {
+        let m = request.message
+        let lotID = try Input.id(m.lotID, field: "lot_id", as: IDTag.Parking.self).uuid
+        let limit = try Input.pageSize(m.page.pageSize)
+        let after = try PageToken.decode(m.page.pageToken)
+        return try await handler.read(request) { [store] call in
+            let lot = try await store.lot(lotID, for: call.principal, on: call.connection, logger: call.logger)
+            let resident: UUID? =
+                call.principal.role == .resident ? try await Self.ownResident(call.principal.subjectID, community: lot.community, call) : nil
+            let rows = try await store.reservations(
+                lot: lot.id, resident: resident, activeOnly: m.activeOnly, before: after?.1, limit: limit + 1, on: call.connection,
+                logger: call.logger)
+            let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
+            return .with {
+                $0.reservations = page.rows.map { .init($0, freeMinutes: lot.visitorFreeMinutes) }
+                $0.nextPageToken = page.next
+            }
+        }
+    }
+
+    /// The resident a visitor's car or a reservation is for: a resident themselves (naming
+    /// another is refused), staff the one they name.
+    static func hostResident(_ named: UUID?, community: CommunityID, _ call: Call) async throws -> UUID {
+        if call.principal.role == .resident {
+            let own = try await ownResident(call.principal.subjectID, community: community, call)
+            if let named, named != own { throw LinliError(.permissionDenied, "resident_id: residents act for themselves") }
+            return own
+        }
+        guard let named else { throw LinliError.invalid("resident_id", "staff name the resident") }
+        return named
     }
 
     static func ownResident(_ user: UserID, community: CommunityID, _ call: Call) async throws -> UUID {
@@ -563,6 +633,8 @@ extension Linli_Parking_V1_RevokePermitRequest: IdempotentRequest {}
 extension Linli_Parking_V1_AddListEntryRequest: IdempotentRequest {}
 extension Linli_Parking_V1_RemoveListEntryRequest: IdempotentRequest {}
 extension Linli_Parking_V1_RegisterVisitorCarRequest: IdempotentRequest {}
+extension Linli_Parking_V1_ReserveSpaceRequest: IdempotentRequest {}
+extension Linli_Parking_V1_CancelReservationRequest: IdempotentRequest {}
 extension Linli_Parking_V1_PaySessionRequest: IdempotentRequest {}
 extension Linli_Parking_V1_CloseSessionRequest: IdempotentRequest {}
 extension Linli_Parking_V1_CorrectOccupancyRequest: IdempotentRequest {}

@@ -206,18 +206,7 @@ extension ParkingStore {
         var found = false
         for try await _ in owner { found = true }
         guard found else { throw LinliError.notFound("resident") }
-        let counted = try await connection.query(
-            """
-            SELECT count(*) FROM parking_visitor_cars
-            WHERE resident_id = \(resident) AND cancelled_at IS NULL
-              AND (created_at AT TIME ZONE community_zone(community_id))::date = community_today(community_id)
-            """, logger: logger)
-        var today: Int64 = 0
-        for try await n in counted.decode(Int64.self) { today = n }
-        guard today < lot.visitorDailyLimit else {
-            throw LinliError(
-                .resourceExhausted, "resident_id: at most \(lot.visitorDailyLimit) visitor cars a day per resident", field: "resident_id")
-        }
+        try await requireVisitorQuota(resident: resident, lot: lot, on: connection, logger: logger)
         let id = UUIDv7.make()
         try await connection.query(
             """

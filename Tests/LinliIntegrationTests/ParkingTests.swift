@@ -371,6 +371,143 @@ struct ParkingTests {
         #expect(report.monthlyRevenueFen == 60_000)
     }
 
+    @Test(
+        "reservations: a reserved car enters a lane closed to temporary cars and uses its reservation once; a held space is never reserved twice at once; residents reserve and see their own"
+    )
+    func reservations() async throws {
+        let f = try await ParkingFixture.make(try await TestServer.shared.value)
+        let community = f.demo.community.description
+        let base = BaseDataClient(wrapping: f.server.client)
+        let room = try await base.createRoom(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.buildingID = f.demo.buildings[0].description
+                $0.unit = "1单元"
+                $0.number = "102"
+                $0.floor = 1
+                $0.areaCentiM2 = 8_950
+                $0.kind = .residence
+            }, metadata: f.manager
+        ).room
+        let host = try await base.registerResident(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.communityID = community
+                $0.name = "业主乙"
+                $0.roomID = room.id
+                $0.relation = .owner
+                $0.userID = f.demo.users["resident1"]?.description ?? ""
+                $0.moveIn = ParkingFixture.today
+            }, metadata: f.manager
+        ).resident.id
+        let neighbour = try await base.registerResident(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.communityID = community
+                $0.name = "邻居丙"
+                $0.roomID = room.id
+                $0.relation = .renter
+                $0.moveIn = ParkingFixture.today
+            }, metadata: f.manager
+        ).resident.id
+        let space = try await base.createParkingSpace(
+            .with {
+                $0.requestID = UUID().uuidString; $0.communityID = community; $0.code = "P1-007"; $0.kind = .temporary
+            }, metadata: f.manager
+        ).space.id
+        _ = try await f.parking.configureSpace(
+            .with {
+                $0.requestID = UUID().uuidString; $0.spaceID = space; $0.lotID = f.lot.id
+            }, metadata: f.manager)
+        _ = try await f.parking.addLane(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.lotID = f.lot.id
+                $0.deviceID = f.camera.id
+                $0.code = "vip"
+                $0.name = "业主通道"
+                $0.direction = .entry
+                $0.tempCarsRefused = true
+            }, metadata: f.manager)
+        let resident = try await f.server.login(f.demo, "resident1")
+        func reserve(
+            _ plate: String, _ kind: Linli_Parking_V1_ReservationKind, space: String = "", resident residentID: String = "",
+            from: TimeInterval = 0, hours: Double = 2, as caller: Metadata
+        ) async throws -> Linli_Parking_V1_Reservation {
+            try await f.parking.reserveSpace(
+                .with {
+                    $0.requestID = UUID().uuidString
+                    $0.lotID = f.lot.id
+                    $0.plate = plate
+                    $0.kind = kind
+                    $0.spaceID = space
+                    $0.residentID = residentID
+                    $0.startsAt = .init(date: Date().addingTimeInterval(from))
+                    $0.endsAt = .init(date: Date().addingTimeInterval(from + hours * 3_600))
+                }, metadata: caller)
+        }
+        // The resident reserves the space for a visitor, for themselves.
+        let visitor = try await reserve("沪J12345", .visitor, space: space, as: resident)
+        #expect(visitor.state == .reserved && visitor.residentID == host && visitor.freeMinutes == 120 && visitor.spaceID == space)
+        // The space is held: an overlapping reservation of it is refused, a later one is not.
+        #expect(
+            await rpcCode { try await reserve("沪J54321", .nonVisitor, space: space, resident: neighbour, from: 3_600, as: f.manager) }
+                == .alreadyExists)
+        let later = try await reserve("沪J54321", .nonVisitor, space: space, resident: neighbour, from: 3 * 3_600, as: f.manager)
+        #expect(later.state == .reserved && later.freeMinutes == 0)
+        let removal = try await reserve("沪K67890", .nonVisitor, resident: neighbour, as: f.manager)
+        // A resident acts for themselves only.
+        #expect(await rpcCode { try await reserve("沪K11111", .visitor, resident: UUID().uuidString, as: resident) } == .permissionDenied)
+
+        // At the lane closed to temporary cars: a stranger is refused, the reserved cars open.
+        let gates = try await f.read(["沪K00001", "沪J12345", "沪K67890"], at: "vip")
+        #expect(gates.count == 3, "\(gates)")
+        #expect(gates.first { $0.contains("seq 1 ") }?.contains("CLOSED temp_refused") == true, "\(gates)")
+        #expect(gates.first { $0.contains("seq 2 ") }?.contains("OPEN reserved") == true, "\(gates)")
+        #expect(gates.first { $0.contains("seq 3 ") }?.contains("OPEN reserved") == true, "\(gates)")
+        let stay = try await f.sessions("沪J12345")
+        #expect(stay.count == 1 && stay.first?.carClass == .visitor, "\(stay)")
+        #expect(try await f.sessions("沪K67890").first?.carClass == .temp)
+
+        // The resident sees their own reservation used by that stay; staff see all three.
+        let own = try await f.parking.listReservations(.with { $0.lotID = f.lot.id }, metadata: resident).reservations
+        #expect(own.map(\.id) == [visitor.id], "\(own)")
+        #expect(own.first?.state == .used && own.first?.sessionID == stay.first?.id)
+        let all = try await f.parking.listReservations(.with { $0.lotID = f.lot.id }, metadata: f.manager).reservations
+        #expect(Set(all.map(\.id)) == [visitor.id, later.id, removal.id])
+        let waiting = try await f.parking.listReservations(
+            .with {
+                $0.lotID = f.lot.id; $0.activeOnly = true
+            }, metadata: f.manager)
+        #expect(waiting.reservations.map(\.id) == [later.id])
+
+        // A used reservation cannot be cancelled; a waiting one can, once, and then no longer opens.
+        let cancel = { (id: String, caller: Metadata) in
+            try await f.parking.cancelReservation(
+                .with {
+                    $0.requestID = UUID().uuidString; $0.reservationID = id
+                }, metadata: caller)
+        }
+        #expect(await rpcCode { try await cancel(visitor.id, resident) } == .failedPrecondition)
+        let cancelled = try await cancel(later.id, f.manager)
+        #expect(cancelled.state == .cancelled && cancelled.hasCancelledAt)
+        // Cancelled, the space is free for that window again.
+        _ = try await reserve("沪J54321", .nonVisitor, space: space, resident: neighbour, from: 3 * 3_600, as: f.manager)
+
+        // Bad input names its field; another tenant's lot is not found.
+        #expect(await rpcError { try await reserve("沪J22222", .unspecified, resident: host, as: f.manager) }?.message.contains("kind") == true)
+        #expect(
+            await rpcError { try await reserve("沪J22222", .visitor, resident: host, hours: -1, as: f.manager) }?.message.contains("ends_at") == true)
+        #expect(
+            await rpcError { try await reserve("沪J22222", .visitor, resident: host, from: -86_400, as: f.manager) }?.message.contains("starts_at")
+                == true)
+        #expect(
+            await rpcError { try await reserve("沪J22222", .visitor, resident: host, hours: 200, as: f.manager) }?.message.contains("ends_at") == true)
+        let other = try await ParkingFixture.make(f.server)
+        #expect(await rpcCode { try await reserve("沪J22222", .visitor, resident: host, as: other.manager) } == .notFound)
+        #expect(await rpcCode { try await cancel(removal.id, other.manager) } == .notFound)
+    }
+
     @Test("a payment that reaches a session already closed is refunded at once; bad input names its field")
     func latePaymentAndBadInput() async throws {
         let f = try await ParkingFixture.make(try await TestServer.shared.value)

@@ -156,6 +156,25 @@ struct ParkingRuleTests {
         #expect(GateDecision.decide(f).open)
     }
 
+    @Test("a reservation opens in its window even where temporary cars are refused: a visitor's as a visitor, another as temporary; black still wins")
+    func reservationRung() {
+        let now = Self.at(9, 0)
+        var f = facts(.entry, now)
+        f.lane.tempCarsEnter = false
+        #expect(GateDecision.decide(f).reason == .tempRefused)
+        f.reservation = .visitor
+        let visitor = GateDecision.decide(f)
+        #expect(visitor.open && visitor.reason == .reserved && visitor.carClass == .visitor)
+        f.reservation = .nonVisitor
+        let other = GateDecision.decide(f)
+        #expect(other.open && other.reason == .reserved && other.carClass == .temp)
+        // A valid permit serves before the reservation; the black list before everything.
+        f.permit = .init(kind: .bought, validFrom: now.addingTimeInterval(-86_400), validUntil: nil)
+        #expect(GateDecision.decide(f).reason == .permit)
+        f.blacklisted = true
+        #expect(GateDecision.decide(f).reason == .blacklisted && !GateDecision.decide(f).open)
+    }
+
     @Test("A-4 a mother space lets one car in as a permit car; the second is a temporary car")
     func motherSpace() {
         let now = Self.at(9, 0)
