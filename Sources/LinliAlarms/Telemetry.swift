@@ -76,80 +76,123 @@ public struct TelemetryHandler: DeviceEventHandler {
     public func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
         async throws -> [Linli_Device_V1_ServerMessage]
     {
-        var readings: [(metric: String, value: Int64, at: Date)] = []
-        for incoming in events {
-            guard case .telemetry(let t) = incoming.event.body,
-                !t.metric.isEmpty, t.metric.count <= 32,
-                t.metric.unicodeScalars.allSatisfy({ ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "_" })
-            else { continue }
-            readings.append((t.metric, t.valueMilli, incoming.deviceTime))
+        try await handle([DeviceEventGroup(device: device, events: events)], on: connection, logger: logger).first ?? []
+    }
+
+    /// All the devices of a group commit at once: one INSERT of every reading, one query for
+    /// the rules that apply, and the rules' states read (locked, in one order), stepped and
+    /// written back in one statement each. Telemetry needs no reply.
+    public func handle(_ groups: [DeviceEventGroup], on connection: PostgresConnection, logger: Logger) async throws
+        -> [[Linli_Device_V1_ServerMessage]]
+    {
+        let none = [[Linli_Device_V1_ServerMessage]](repeating: [], count: groups.count)
+        var readings: [(device: UUID, metric: String, value: Int64, at: Date)] = []
+        for group in groups {
+            for incoming in group.events {
+                guard case .telemetry(let t) = incoming.event.body, Self.validMetric(t.metric) else { continue }
+                readings.append((group.device.uuid, t.metric, t.valueMilli, incoming.deviceTime))
+            }
         }
-        guard !readings.isEmpty else { return [] }
+        guard !readings.isEmpty else { return none }
         try await connection.query(
             """
             INSERT INTO telemetry (device_id, metric, at, value_milli)
-            SELECT \(device.uuid), m, t, v FROM unnest(\(readings.map(\.metric)), \(readings.map(\.at)), \(readings.map(\.value))) AS r(m, t, v)
+            SELECT * FROM unnest(\(readings.map(\.device)), \(readings.map(\.metric)), \(readings.map(\.at)), \(readings.map(\.value)))
             ON CONFLICT DO NOTHING
             """, logger: logger)
+        let devices = Array(Set(readings.map(\.device)))
         let metrics = Array(Set(readings.map(\.metric)))
         let rules = try await connection.query(
             """
-            SELECT r.id, r.metric, r.comparison = 'above', r.threshold_milli, r.duration_seconds, r.repeat_count, r.clear_threshold_milli,
-                   r.severity, r.name
+            SELECT r.id, d.id, r.metric, r.comparison = 'above', r.threshold_milli, r.duration_seconds, r.repeat_count,
+                   r.clear_threshold_milli, r.severity, r.name
             FROM alarm_rules r JOIN devices d ON d.community_id = r.community_id AND d.kind = r.device_kind
-            WHERE d.id = \(device.uuid) AND r.metric = ANY(\(metrics))
-            ORDER BY r.id
+            WHERE d.id = ANY(\(devices)) AND r.metric = ANY(\(metrics))
+            ORDER BY r.id, d.id
             """, logger: logger)
-        var found: [(UUID, String, AlarmRuleEngine.Rule, String, String)] = []
-        for try await r in rules.decode((UUID, String, Bool, Int64, Int32, Int32, Int64, String, String).self) {
-            found.append(
-                (
-                    r.0, r.1,
-                    AlarmRuleEngine.Rule(
-                        above: r.2, threshold: r.3, durationSeconds: Int(clamping: r.4), repeatCount: Int(clamping: r.5), clearThreshold: r.6), r.7,
-                    r.8
-                ))
+        struct Applied {
+            var rule: UUID
+            var device: UUID
+            var metric: String
+            var engine: AlarmRuleEngine.Rule
+            var severity: String
+            var name: String
         }
-        for (id, metric, rule, severity, name) in found {
-            try await connection.query(
-                "INSERT INTO alarm_rule_state (rule_id, device_id) VALUES (\(id), \(device.uuid)) ON CONFLICT DO NOTHING", logger: logger)
-            let stored = try await connection.query(
-                "SELECT breaching_since, consecutive FROM alarm_rule_state WHERE rule_id = \(id) AND device_id = \(device.uuid) FOR UPDATE",
-                logger: logger)
-            var state = AlarmRuleEngine.State()
-            for try await (since, count) in stored.decode((Date?, Int32).self) {
-                state = AlarmRuleEngine.State(breachingSince: since, consecutive: Int(clamping: count))
-            }
+        var applied: [Applied] = []
+        for try await r in rules.decode((UUID, UUID, String, Bool, Int64, Int32, Int32, Int64, String, String).self) {
+            let engine = AlarmRuleEngine.Rule(
+                above: r.3, threshold: r.4, durationSeconds: Int(clamping: r.5), repeatCount: Int(clamping: r.6), clearThreshold: r.7)
+            applied.append(Applied(rule: r.0, device: r.1, metric: r.2, engine: engine, severity: r.8, name: r.9))
+        }
+        guard !applied.isEmpty else { return none }
+        let (ruleIDs, deviceIDs) = (applied.map(\.rule), applied.map(\.device))
+        try await connection.query(
+            "INSERT INTO alarm_rule_state (rule_id, device_id) SELECT * FROM unnest(\(ruleIDs), \(deviceIDs)) ON CONFLICT DO NOTHING",
+            logger: logger)
+        let stored = try await connection.query(
+            """
+            SELECT s.rule_id, s.device_id, s.breaching_since, s.consecutive
+            FROM alarm_rule_state s JOIN unnest(\(ruleIDs), \(deviceIDs)) AS k(rule_id, device_id) USING (rule_id, device_id)
+            ORDER BY s.rule_id, s.device_id
+            FOR UPDATE OF s
+            """, logger: logger)
+        struct Key: Hashable {
+            var rule: UUID
+            var device: UUID
+        }
+        var states: [Key: AlarmRuleEngine.State] = [:]
+        for try await (rule, device, since, count) in stored.decode((UUID, UUID, Date?, Int32).self) {
+            states[Key(rule: rule, device: device)] = AlarmRuleEngine.State(breachingSince: since, consecutive: Int(clamping: count))
+        }
+        var next: [AlarmRuleEngine.State] = []
+        var changes: [(Applied, AlarmRuleEngine.Outcome, Int64)] = []
+        for rule in applied {
+            var state = states[Key(rule: rule.rule, device: rule.device)] ?? AlarmRuleEngine.State()
             // Every change in order: a batch that breaches and recovers raises and clears.
-            var changes: [(AlarmRuleEngine.Outcome, Int64)] = []
-            for reading in readings.filter({ $0.metric == metric }).sorted(by: { $0.at < $1.at }) {
-                let (next, outcome) = AlarmRuleEngine.step(rule, state, value: reading.value, at: reading.at)
-                state = next
-                if outcome != .none, changes.last?.0 != outcome { changes.append((outcome, reading.value)) }
-            }
-            try await connection.query(
-                """
-                UPDATE alarm_rule_state SET breaching_since = \(state.breachingSince), consecutive = \(Int32(clamping: state.consecutive)),
-                       last_at = now()
-                WHERE rule_id = \(id) AND device_id = \(device.uuid)
-                """, logger: logger)
-            let type = "energy.\(name)"
-            for (outcome, value) in changes {
-                switch outcome {
-                case .raise:
-                    _ = try await FireHandler.raise(
-                        type: type, severity: severity, point: metric, detail: "\(metric) = \(Double(value) / 1000)", device: device,
-                        on: connection, logger: logger)
-                case .clear:
-                    try await connection.query(
-                        """
-                        UPDATE device_alarms SET status = 'cleared', cleared_at = now(), clear_reason = 'back within the rule'
-                        WHERE device_id = \(device.uuid) AND type = \(type) AND source = \(metric) AND status <> 'cleared'
-                        """, logger: logger)
-                case .none: break
+            var last: AlarmRuleEngine.Outcome?
+            let mine = readings.filter { $0.device == rule.device && $0.metric == rule.metric }.sorted { $0.at < $1.at }
+            for reading in mine {
+                let (stepped, outcome) = AlarmRuleEngine.step(rule.engine, state, value: reading.value, at: reading.at)
+                state = stepped
+                if outcome != .none, last != outcome {
+                    changes.append((rule, outcome, reading.value))
+                    last = outcome
                 }
             }
+            next.append(state)
         }
-        return []
+        try await connection.query(
+            """
+            UPDATE alarm_rule_state s SET breaching_since = CASE WHEN u.breaching THEN u.since END, consecutive = u.consecutive,
+                                          last_at = now()
+            FROM unnest(\(ruleIDs), \(deviceIDs), \(next.map { $0.breachingSince != nil }), \(next.map { $0.breachingSince ?? Date(timeIntervalSince1970: 0) }),
+                        \(next.map { Int32(clamping: $0.consecutive) }))
+                 AS u(rule_id, device_id, breaching, since, consecutive)
+            WHERE s.rule_id = u.rule_id AND s.device_id = u.device_id
+            """, logger: logger)
+        for (rule, outcome, value) in changes {
+            let type = "energy.\(rule.name)"
+            let device = DeviceID(rule.device)
+            switch outcome {
+            case .raise:
+                _ = try await FireHandler.raise(
+                    type: type, severity: rule.severity, point: rule.metric, detail: "\(rule.metric) = \(Double(value) / 1000)", device: device,
+                    on: connection, logger: logger)
+            case .clear:
+                try await connection.query(
+                    """
+                    UPDATE device_alarms SET status = 'cleared', cleared_at = now(), clear_reason = 'back within the rule'
+                    WHERE device_id = \(device.uuid) AND type = \(type) AND source = \(rule.metric) AND status <> 'cleared'
+                    """, logger: logger)
+            case .none: break
+            }
+        }
+        return none
+    }
+
+    /// A metric name: 1–32 of a–z, 0–9, '.', '_'.
+    static func validMetric(_ metric: String) -> Bool {
+        !metric.isEmpty && metric.count <= 32
+            && metric.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "." || $0 == "_" }
     }
 }

@@ -16,6 +16,31 @@ public protocol DeviceEventHandler: Sendable {
     /// the device after COMMIT.
     func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
         async throws -> [Linli_Device_V1_ServerMessage]
+    /// Several devices' events in one storing transaction (the group commit); returns each
+    /// group's replies, in the groups' order. By default each group on its own; a handler whose
+    /// work is the same for every device (telemetry) does them in a few set-based statements.
+    func handle(_ groups: [DeviceEventGroup], on connection: PostgresConnection, logger: Logger) async throws -> [[Linli_Device_V1_ServerMessage]]
+}
+
+/// One device's new events, as a handler gets them.
+public struct DeviceEventGroup: Sendable {
+    public var device: DeviceID
+    public var events: [DeviceStore.IncomingEvent]
+
+    public init(device: DeviceID, events: [DeviceStore.IncomingEvent]) {
+        self.device = device
+        self.events = events
+    }
+}
+
+extension DeviceEventHandler {
+    public func handle(_ groups: [DeviceEventGroup], on connection: PostgresConnection, logger: Logger) async throws
+        -> [[Linli_Device_V1_ServerMessage]]
+    {
+        var replies: [[Linli_Device_V1_ServerMessage]] = []
+        for group in groups { replies.append(try await handle(group.events, device: group.device, on: connection, logger: logger)) }
+        return replies
+    }
 }
 
 /// What the gateway reads and writes for a connected device. Every write is conditional on the
@@ -122,14 +147,67 @@ extension DeviceStore {
         }
     }
 
-    /// Several devices' batches in one transaction: one commit (one WAL flush) for all of them.
-    /// Each batch's answer is its own; a statement that fails fails them all, and the caller
-    /// retries them one by one.
+    /// Several devices' batches in one transaction: one commit (one WAL flush) for all of them,
+    /// stored by one statement and handed to the handler together. Each batch's answer is its
+    /// own; a statement that fails fails them all, and the caller retries them one by one.
     func ingest(_ batches: [Batch], tenant: TenantRef, handler: (any DeviceEventHandler)?, logger: Logger) async throws(LinliError) -> [Stored?] {
         try await database.tenantTransaction(tenant) { connection in
-            var results: [Stored?] = []
-            for batch in batches { results.append(try await Self.ingest(batch, handler: handler, on: connection, logger: logger)) }
-            return results
+            // Two batches of one device (a connection that did not wait for its answer) keep
+            // their order one statement at a time.
+            guard batches.count > 1, Set(batches.map(\.device)).count == batches.count else {
+                var results: [Stored?] = []
+                for batch in batches { results.append(try await Self.ingest(batch, handler: handler, on: connection, logger: logger)) }
+                return results
+            }
+            return try await Self.ingestTogether(batches, handler: handler, on: connection, logger: logger)
+        }
+    }
+
+    /// Batches of distinct devices: the commit points moved and the events stored in one
+    /// statement, then every fresh event handled in one call.
+    static func ingestTogether(_ batches: [Batch], handler: (any DeviceEventHandler)?, on connection: PostgresConnection, logger: Logger)
+        async throws -> [Stored?]
+    {
+        let events = batches.flatMap { batch in batch.events.map { (batch.device.uuid, $0) } }
+        let rows = try await connection.query(
+            """
+            WITH b AS (
+                SELECT * FROM unnest(\(batches.map(\.device.uuid)), \(batches.map(\.generation)), \(batches.map(\.upTo))) AS b(id, generation, up_to)
+            ), d AS (
+                UPDATE devices SET commit_point = GREATEST(devices.commit_point, b.up_to), last_seen_at = now(), online = true
+                FROM b WHERE devices.id = b.id AND devices.status = 'active' AND devices.generation = b.generation
+                RETURNING devices.id, devices.commit_point
+            ), ins AS (
+                INSERT INTO device_events (device_id, seq, kind, device_time, late, body)
+                SELECT e.device_id, e.seq, e.kind, e.t, e.late, e.body
+                FROM unnest(\(events.map(\.0)), \(events.map(\.1.seq)), \(events.map(\.1.kind)), \(events.map(\.1.deviceTime)),
+                            \(events.map(\.1.late)), \(events.map(\.1.body))) AS e(device_id, seq, kind, t, late, body)
+                WHERE e.device_id IN (SELECT id FROM d)
+                ON CONFLICT (device_id, seq) DO NOTHING
+                RETURNING device_id, seq
+            )
+            SELECT d.id, d.commit_point, coalesce((SELECT array_agg(ins.seq) FROM ins WHERE ins.device_id = d.id), '{}') FROM d
+            """, logger: logger)
+        var stored: [UUID: (point: Int64, new: [Int64])] = [:]
+        for try await (id, point, new) in rows.decode((UUID, Int64, [Int64]).self) { stored[id] = (point, new) }
+        var groups: [DeviceEventGroup] = []
+        var groupOf: [Int: Int] = [:]
+        for (index, batch) in batches.enumerated() {
+            guard let (_, new) = stored[batch.device.uuid] else { continue }
+            try await AccessLog.record(batch.access, device: batch.device, on: connection, logger: logger)
+            guard let handler, !new.isEmpty else { continue }
+            let fresh = Set(new)
+            let handled = batch.events.filter { fresh.contains($0.seq) && handler.handles($0.event) }
+            if !handled.isEmpty {
+                groupOf[index] = groups.count
+                groups.append(DeviceEventGroup(device: batch.device, events: handled))
+            }
+        }
+        let replies = groups.isEmpty ? [] : try await handler?.handle(groups, on: connection, logger: logger) ?? []
+        return batches.enumerated().map { index, batch in
+            guard let (point, new) = stored[batch.device.uuid] else { return nil }
+            return Stored(
+                commitPoint: point, stored: new.count, replies: groupOf[index].map { replies.indices.contains($0) ? replies[$0] : [] } ?? [])
         }
     }
 
@@ -226,10 +304,24 @@ public struct DeviceEventHandlers: DeviceEventHandler {
     public func handle(_ events: [DeviceStore.IncomingEvent], device: DeviceID, on connection: PostgresConnection, logger: Logger)
         async throws -> [Linli_Device_V1_ServerMessage]
     {
-        var replies: [Linli_Device_V1_ServerMessage] = []
+        try await handle([DeviceEventGroup(device: device, events: events)], on: connection, logger: logger).first ?? []
+    }
+
+    public func handle(_ groups: [DeviceEventGroup], on connection: PostgresConnection, logger: Logger) async throws
+        -> [[Linli_Device_V1_ServerMessage]]
+    {
+        var replies = [[Linli_Device_V1_ServerMessage]](repeating: [], count: groups.count)
         for handler in handlers {
-            let mine = events.filter { handler.handles($0.event) }
-            if !mine.isEmpty { replies += try await handler.handle(mine, device: device, on: connection, logger: logger) }
+            var indices: [Int] = []
+            var mine: [DeviceEventGroup] = []
+            for (index, group) in groups.enumerated() {
+                let events = group.events.filter { handler.handles($0.event) }
+                if events.isEmpty { continue }
+                indices.append(index)
+                mine.append(DeviceEventGroup(device: group.device, events: events))
+            }
+            guard !mine.isEmpty else { continue }
+            for (index, answer) in zip(indices, try await handler.handle(mine, on: connection, logger: logger)) { replies[index] += answer }
         }
         return replies
     }

@@ -4,11 +4,12 @@ import GRPCNIOTransportHTTP2
 import LinliAPI
 import LinliAlarms
 import LinliCore
-import LinliDevices
 import LinliServer
 import LinliTenancy
 import PostgresNIO
 import Testing
+
+@testable import LinliDevices
 
 @Suite("Alarms: fire panels over the device gateway (B-3)", .serialized)
 struct AlarmTests {
@@ -261,6 +262,77 @@ struct AlarmTests {
                 $0.reason = "门锁回路故障，已放人并修复"
             }, metadata: guardSession)
         #expect(alarm.status == .cleared && alarm.clearedReason.contains("门锁"))
+    }
+
+    @Test(
+        "group commit: one statement stores many devices' readings, each device's rule steps on its own readings only, a stale device stores nothing"
+    )
+    func groupCommitTelemetry() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try #require(demo.users["manager"])
+        let logger = server.app.logger
+        let store = DeviceStore(database: server.app.database)
+        let devices: [DeviceID] = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            var made: [DeviceID] = []
+            for index in 0..<7 {
+                let (device, _) = try await store.register(
+                    community: demo.community, serial: "GC-\(index)", kind: "energy", name: "水泵 \(index)", by: manager, on: connection,
+                    logger: logger)
+                made.append(device.id)
+            }
+            _ = try await AlarmStore().setRule(
+                .init(
+                    id: UUIDv7.make(), community: demo.community, deviceKind: "energy", metric: "pump.pressure_kpa", above: true,
+                    threshold: 500_000, durationSeconds: 0, repeatCount: 2, clearThreshold: 400_000, severity: "major", name: "pressure_high"),
+                on: connection, logger: logger)
+            return made
+        }
+        let start = Date()
+        func reading(_ seq: Int64, _ value: Int64) throws -> DeviceStore.IncomingEvent {
+            var event = Linli_Device_V1_Event()
+            event.seq = UInt64(clamping: seq)
+            event.telemetry = .with {
+                $0.metric = "pump.pressure_kpa"
+                $0.valueMilli = value
+            }
+            return DeviceStore.IncomingEvent(
+                seq: seq, kind: "telemetry", deviceTime: start.addingTimeInterval(Double(seq)), late: false,
+                body: ByteBuffer(bytes: try event.serializedBytes() as [UInt8]), event: event)
+        }
+        // Even devices breach twice in a row (the rule is met), odd ones once and recover; the
+        // last device authenticated under a generation that is no longer its own.
+        var batches: [DeviceStore.Batch] = []
+        for (index, device) in devices.enumerated() {
+            let values: [Int64] = index % 2 == 0 ? [600_000, 700_000] : [600_000, 300_000]
+            batches.append(
+                .init(
+                    device: device, generation: index == 6 ? 9 : 1, events: [try reading(1, values[0]), try reading(2, values[1])], access: [],
+                    upTo: 2))
+        }
+        let results = try await store.ingest(batches, tenant: demo.tenant, handler: TelemetryHandler(), logger: logger)
+        #expect(results.prefix(6).allSatisfy { $0?.commitPoint == 2 && $0?.stored == 2 })
+        #expect(results[6] == nil)
+        // Redelivered, the same batches store nothing new and step no rule again.
+        let again = try await store.ingest(Array(batches.prefix(6)), tenant: demo.tenant, handler: TelemetryHandler(), logger: logger)
+        #expect(again.allSatisfy { $0?.stored == 0 })
+        let (rows, events, alarmed, streaks) = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            var result: (Int64, Int64, [UUID], [UUID: Int32]) = (0, 0, [], [:])
+            for try await row in try await connection.query(
+                "SELECT (SELECT count(*) FROM telemetry), (SELECT count(*) FROM device_events)", logger: logger
+            ).decode((Int64, Int64).self) { (result.0, result.1) = row }
+            for try await id in try await connection.query(
+                "SELECT device_id FROM device_alarms WHERE type = 'energy.pressure_high' AND status <> 'cleared' ORDER BY device_id",
+                logger: logger
+            ).decode(UUID.self) { result.2.append(id) }
+            for try await (id, count) in try await connection.query(
+                "SELECT device_id, consecutive FROM alarm_rule_state", logger: logger
+            ).decode((UUID, Int32).self) { result.3[id] = count }
+            return result
+        }
+        #expect(rows == 12 && events == 12)
+        #expect(alarmed == [devices[0], devices[2], devices[4]].map(\.uuid).sorted { $0.uuidString < $1.uuidString })
+        #expect(streaks.count == 6 && (0..<6).allSatisfy { streaks[devices[$0].uuid] == ($0 % 2 == 0 ? 2 : 0) }, "\(streaks)")
     }
 
     @Test("energy telemetry: a duration rule's state outlives a disconnect, the alarm raises once and clears on recovery; curves downsample")
