@@ -44,55 +44,60 @@ struct ParkingFacts {
         logger: Logger
     ) async throws -> ParkingFacts {
         var facts = ParkingFacts()
-        let lists = try await connection.query(
+        // The lists, the permit that serves best (one valid now first, then the latest to
+        // expire; a mother space's other car inside makes its space taken), the reservation
+        // whose window is nearest (entry only; locked, so that two entries use it once) and a
+        // visitor registration: one round trip.
+        let entry = direction == .entry
+        let early = time.addingTimeInterval(ParkingStore.reservationEarlySeconds)
+        let rows = try await connection.query(
             """
-            SELECT DISTINCT list FROM parking_lists
-            WHERE community_id = \(community.uuid) AND plate = \(plate) AND removed_at IS NULL AND (lot_id IS NULL OR lot_id = \(lot))
-              AND valid_from <= \(time) AND (valid_until IS NULL OR valid_until > \(time))
+            SELECT
+              EXISTS (SELECT 1 FROM parking_lists WHERE community_id = \(community.uuid) AND plate = \(plate) AND list = 'black'
+                        AND removed_at IS NULL AND (lot_id IS NULL OR lot_id = \(lot))
+                        AND valid_from <= \(time) AND (valid_until IS NULL OR valid_until > \(time))),
+              EXISTS (SELECT 1 FROM parking_lists WHERE community_id = \(community.uuid) AND plate = \(plate) AND list = 'white'
+                        AND removed_at IS NULL AND (lot_id IS NULL OR lot_id = \(lot))
+                        AND valid_from <= \(time) AND (valid_until IS NULL OR valid_until > \(time))),
+              p.id, p.kind, p.space_id, p.valid_from, p.valid_until, coalesce(p.taken, false),
+              r.id, r.kind, r.space_id, v.id
+            FROM (SELECT 1) AS one
+            LEFT JOIN LATERAL (
+              SELECT p.id, p.kind, p.space_id, p.valid_from, p.valid_until,
+                     EXISTS (SELECT 1 FROM parking_sessions s JOIN parking_spaces sp ON sp.id = s.space_id
+                             WHERE s.space_id = p.space_id AND sp.one_car_inside AND s.exited_at IS NULL AND s.plate <> p.plate) AS taken
+              FROM parking_permits p
+              WHERE p.community_id = \(community.uuid) AND p.plate = \(plate) AND p.revoked_at IS NULL AND (p.lot_id IS NULL OR p.lot_id = \(lot))
+                AND p.valid_from <= \(time)
+              ORDER BY (p.valid_until IS NULL OR p.valid_until > \(time)) DESC, p.valid_until DESC NULLS FIRST
+              LIMIT 1
+            ) p ON true
+            LEFT JOIN LATERAL (
+              SELECT id, kind, space_id FROM parking_reservations
+              WHERE \(entry) AND lot_id = \(lot) AND plate = \(plate) AND cancelled_at IS NULL AND used_at IS NULL
+                AND starts_at <= \(early) AND ends_at > \(time)
+              ORDER BY starts_at LIMIT 1
+              FOR UPDATE
+            ) r ON true
+            LEFT JOIN LATERAL (
+              SELECT id FROM parking_visitor_cars
+              WHERE community_id = \(community.uuid) AND plate = \(plate) AND lot_id = \(lot) AND cancelled_at IS NULL
+                AND valid_from <= \(time) AND valid_until > \(time)
+              LIMIT 1
+            ) v ON true
             """, logger: logger)
-        for try await list in lists.decode(String.self) {
-            if list == "black" { facts.blacklisted = true } else { facts.whitelisted = true }
-        }
-        // The permit that serves best: one valid now first, then the latest to expire. A mother
-        // space's other car inside makes its space taken.
-        let permits = try await connection.query(
-            """
-            SELECT p.id, p.kind, p.space_id, p.valid_from, p.valid_until,
-                   EXISTS (SELECT 1 FROM parking_sessions s JOIN parking_spaces sp ON sp.id = s.space_id
-                           WHERE s.space_id = p.space_id AND sp.one_car_inside AND s.exited_at IS NULL AND s.plate <> p.plate)
-            FROM parking_permits p
-            WHERE p.community_id = \(community.uuid) AND p.plate = \(plate) AND p.revoked_at IS NULL AND (p.lot_id IS NULL OR p.lot_id = \(lot))
-              AND p.valid_from <= \(time)
-            ORDER BY (p.valid_until IS NULL OR p.valid_until > \(time)) DESC, p.valid_until DESC NULLS FIRST
-            LIMIT 1
-            """, logger: logger)
-        for try await (id, kind, space, from, until, taken) in permits.decode((UUID, String, UUID?, Date, Date?, Bool).self) {
-            let kind = GateDecision.Permit.Kind(rawValue: kind) ?? .monthly
-            facts.permit = Permit(
-                id: id, kind: kind, space: space, decision: GateDecision.Permit(kind: kind, validFrom: from, validUntil: until, spaceTaken: taken))
-        }
-        if direction == .entry {
-            // The reservation whose window is nearest; locked, so that two entries use it once.
-            let reservations = try await connection.query(
-                """
-                SELECT id, kind, space_id FROM parking_reservations
-                WHERE lot_id = \(lot) AND plate = \(plate) AND cancelled_at IS NULL AND used_at IS NULL
-                  AND starts_at <= \(time.addingTimeInterval(ParkingStore.reservationEarlySeconds)) AND ends_at > \(time)
-                ORDER BY starts_at LIMIT 1
-                FOR UPDATE
-                """, logger: logger)
-            for try await (id, kind, space) in reservations.decode((UUID, String, UUID?).self) {
-                facts.reservation = (id, ParkingStore.Reservation.Kind(rawValue: kind) ?? .nonVisitor, space)
+        for try await row in rows.decode((Bool, Bool, UUID?, String?, UUID?, Date?, Date?, Bool, UUID?, String?, UUID?, UUID?).self) {
+            facts.blacklisted = row.0
+            facts.whitelisted = row.1
+            if let id = row.2, let from = row.5 {
+                let kind = GateDecision.Permit.Kind(rawValue: row.3 ?? "") ?? .monthly
+                facts.permit = Permit(
+                    id: id, kind: kind, space: row.4,
+                    decision: GateDecision.Permit(kind: kind, validFrom: from, validUntil: row.6, spaceTaken: row.7))
             }
+            if let id = row.8 { facts.reservation = (id, ParkingStore.Reservation.Kind(rawValue: row.9 ?? "") ?? .nonVisitor, row.10) }
+            facts.visitor = row.11
         }
-        let visitors = try await connection.query(
-            """
-            SELECT id FROM parking_visitor_cars
-            WHERE community_id = \(community.uuid) AND plate = \(plate) AND lot_id = \(lot) AND cancelled_at IS NULL
-              AND valid_from <= \(time) AND valid_until > \(time)
-            LIMIT 1
-            """, logger: logger)
-        for try await id in visitors.decode(UUID.self) { facts.visitor = id }
         let sessions = try await connection.query(
             """
             SELECT id, car_class, free_minutes, entered_at, paid_fen, coupon_off_fen, paid_at
