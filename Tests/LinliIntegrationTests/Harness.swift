@@ -138,3 +138,34 @@ extension BusinessDay {
     /// The demo community's calendar (its `time_zone` is Asia/Shanghai).
     static let demo = BusinessDay(timeZone: TimeZone(identifier: "Asia/Shanghai") ?? .current)
 }
+
+/// A room numbered `number` in the tenant's first building and a resident living in it from
+/// today, linked to `user`'s app account when named; returns the resident's id.
+func makeResident(
+    _ server: TestServer, _ demo: DemoTenant, manager: Metadata, name: String, number: String, user: String? = nil,
+    relation: Linli_Property_V1_Relation = .owner
+) async throws -> String {
+    let base = Linli_Property_V1_BaseDataService.Client(wrapping: server.client)
+    let room = try await base.createRoom(
+        .with {
+            $0.requestID = UUID().uuidString
+            $0.buildingID = demo.buildings[0].description
+            $0.unit = "1单元"
+            $0.number = number
+            $0.floor = 1
+            $0.areaCentiM2 = 8_950
+            $0.kind = .residence
+        }, metadata: manager
+    ).room
+    return try await base.registerResident(
+        .with {
+            $0.requestID = UUID().uuidString
+            $0.communityID = demo.community.description
+            $0.name = name
+            $0.roomID = room.id
+            $0.relation = relation
+            $0.userID = user.flatMap { demo.users[$0]?.description } ?? ""
+            $0.moveIn = AccessFixture.today
+        }, metadata: manager
+    ).resident.id
+}

@@ -314,28 +314,7 @@ struct ParkingTests {
             },
             metadata: f.manager)
         // The black-listed car even holds a visitor registration: black wins.
-        let base = BaseDataClient(wrapping: f.server.client)
-        let room = try await base.createRoom(
-            .with {
-                $0.requestID = UUID().uuidString
-                $0.buildingID = f.demo.buildings[0].description
-                $0.unit = "1单元"
-                $0.number = "101"
-                $0.floor = 1
-                $0.areaCentiM2 = 8_950
-                $0.kind = .residence
-            }, metadata: f.manager
-        ).room
-        let host = try await base.registerResident(
-            .with {
-                $0.requestID = UUID().uuidString
-                $0.communityID = community
-                $0.name = "业主甲"
-                $0.roomID = room.id
-                $0.relation = .owner
-                $0.moveIn = ParkingFixture.today
-            }, metadata: f.manager
-        ).resident.id
+        let host = try await makeResident(f.server, f.demo, manager: f.manager, name: "业主甲", number: "101")
         let visitor = try await f.parking.registerVisitorCar(
             .with {
                 $0.requestID = UUID().uuidString
@@ -378,38 +357,8 @@ struct ParkingTests {
         let f = try await ParkingFixture.make(try await TestServer.shared.value)
         let community = f.demo.community.description
         let base = BaseDataClient(wrapping: f.server.client)
-        let room = try await base.createRoom(
-            .with {
-                $0.requestID = UUID().uuidString
-                $0.buildingID = f.demo.buildings[0].description
-                $0.unit = "1单元"
-                $0.number = "102"
-                $0.floor = 1
-                $0.areaCentiM2 = 8_950
-                $0.kind = .residence
-            }, metadata: f.manager
-        ).room
-        let host = try await base.registerResident(
-            .with {
-                $0.requestID = UUID().uuidString
-                $0.communityID = community
-                $0.name = "业主乙"
-                $0.roomID = room.id
-                $0.relation = .owner
-                $0.userID = f.demo.users["resident1"]?.description ?? ""
-                $0.moveIn = ParkingFixture.today
-            }, metadata: f.manager
-        ).resident.id
-        let neighbour = try await base.registerResident(
-            .with {
-                $0.requestID = UUID().uuidString
-                $0.communityID = community
-                $0.name = "邻居丙"
-                $0.roomID = room.id
-                $0.relation = .renter
-                $0.moveIn = ParkingFixture.today
-            }, metadata: f.manager
-        ).resident.id
+        let host = try await makeResident(f.server, f.demo, manager: f.manager, name: "业主乙", number: "102", user: "resident1")
+        let neighbour = try await makeResident(f.server, f.demo, manager: f.manager, name: "邻居丙", number: "103", relation: .renter)
         let space = try await base.createParkingSpace(
             .with {
                 $0.requestID = UUID().uuidString; $0.communityID = community; $0.code = "P1-007"; $0.kind = .temporary

@@ -37,9 +37,9 @@ PASSWORD = os.environ.get("LINLI_TEST_DEMO_PASSWORD", "linli-demo-2026")
 DEADLINE = 10.0
 ROLES = [("demo", "manager"), ("demo", "cashier"), ("demo", "technician"), ("demo", "guard"),
          ("demo", "resident1"), ("", "operator"), (None, None)]
-MODULES = ["identity.v1.identity", "platform.v1.platform", "billing.v1.billing", "property.v1.notices",
-           "property.v1.work_orders", "property.v1.cases", "property.v1.front_desk", "property.v1.base_data",
-           "property.v1.inbox", "property.v1.patrol", "device.v1.devices", "device.v1.access", "device.v1.alarms", "device.v1.meters", "device.v1.broadcast", "parking.v1.parking"]
+# Every proto under Protos/linli: a new service is fuzzed without anyone listing it here.
+PROTOS = linli_client.PROTOS / "linli"
+MODULES = sorted(str(p.relative_to(PROTOS).with_suffix("")).replace(os.sep, ".") for p in PROTOS.rglob("*.proto"))
 
 INT32 = [-1, 6, 32767, 32768, 2**31 - 1, -2**31, 10**9]
 INT64 = [-1, 2**63 - 1, -2**63, 10**9, 10**15]
