@@ -221,10 +221,7 @@ public struct AccessStore: Sendable {
 
     /// The caller's resident record in the community (residents act on their own).
     public func residentOf(user: UserID, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> ResidentID {
-        let rows = try await connection.query(
-            "SELECT id FROM residents WHERE user_id = \(user.uuid) AND community_id = \(community.uuid)", logger: logger)
-        for try await id in rows.decode(UUID.self) { return ResidentID(id) }
-        throw LinliError(.permissionDenied, "you are not a registered resident of this community")
+        ResidentID(try await OwnResident.of(user, community: community, on: connection, logger: logger))
     }
 
     /// The buildings the resident lives in today (empty: not living in the community).

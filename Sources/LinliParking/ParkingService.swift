@@ -440,10 +440,7 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
     }
 
     static func ownResident(_ user: UserID, community: CommunityID, _ call: Call) async throws -> UUID {
-        let rows = try await call.connection.query(
-            "SELECT id FROM residents WHERE user_id = \(user.uuid) AND community_id = \(community.uuid)", logger: call.logger)
-        for try await id in rows.decode(UUID.self) { return id }
-        throw LinliError(.permissionDenied, "you are not a registered resident of this community")
+        try await OwnResident.of(user, community: community, on: call.connection, logger: call.logger)
     }
 
     public func listSessions(request: ServerRequest<Linli_Parking_V1_ListSessionsRequest>, context: ServerContext) async throws
