@@ -254,6 +254,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliPoints",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI", "LinliRedis",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliMeters",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliAPI", "LinliDevices", "LinliBilling", "LinliAlarms",
@@ -270,7 +282,7 @@ let package = Package(
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
                 "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
-                "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliAPI",
+                "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -317,7 +329,8 @@ let package = Package(
         .testTarget(
             name: "LinliIntegrationTests",
             dependencies: [
-                "LinliServer", "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliAPI",
+                "LinliServer", "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliCore", "LinliTenancy", "LinliRedis",
+                "LinliIdentity", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),

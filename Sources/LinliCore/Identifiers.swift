@@ -66,6 +66,8 @@ public enum IDTag {
     /// Parking rows (lots, permits, sessions, coupons …) named by id in requests.
     public enum Parking {}
     public enum Alarm {}
+    /// Points holds and lots.
+    public enum Points {}
 }
 
 /// A tenant's identifier.

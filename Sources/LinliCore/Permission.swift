@@ -62,13 +62,15 @@ public enum Permission: String, Sendable, CaseIterable {
     case parkingVisitor = "parking.visitor"  // register a visitor's car (residents: for themselves)
     case alarmRead = "alarm.read"  // device and fire alarms, fire points, fire reports
     case alarmHandle = "alarm.handle"  // acknowledge, assign and clear alarms
+    case pointsManage = "points.manage"  // fund the points budget, grant, hold and settle points, check the cache
+    case pointsOwn = "points.own"  // a resident's own points balance
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
             .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
-            .billingOwn, .accessOpen, .accessOwn, .accessFace, .parkingPay, .parkingVisitor,
+            .billingOwn, .accessOpen, .accessOwn, .accessFace, .parkingPay, .parkingVisitor, .pointsOwn,
         ],
         .manager: [
             .userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
@@ -78,11 +80,11 @@ public enum Permission: String, Sendable, CaseIterable {
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
-            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle,
+            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle, .pointsManage, .pointsOwn,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
-            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn, .parkingRead, .parkingPay,
+            .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn, .parkingRead, .parkingPay, .pointsOwn,
         ],
         .technician: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,

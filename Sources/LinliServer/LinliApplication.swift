@@ -15,6 +15,7 @@ import LinliNotices
 import LinliParking
 import LinliPatrol
 import LinliPlatform
+import LinliPoints
 import LinliRedis
 import LinliTenancy
 import LinliWorkOrders
@@ -57,6 +58,7 @@ public struct LinliApplication: Sendable {
     public let telemetryPartitions: TelemetryPartitionJob
     public let broadcastSync: BroadcastSyncJob
     public let meterCredits: MeterCreditJob
+    public let pointsExpiry: PointsExpiryJob
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -113,6 +115,7 @@ public struct LinliApplication: Sendable {
         telemetryPartitions = TelemetryPartitionJob(database: database, logger: logger)
         broadcastSync = BroadcastSyncJob(database: database, logger: logger)
         meterCredits = MeterCreditJob(database: database, logger: logger)
+        pointsExpiry = PointsExpiryJob(database: database, redis: redis, logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -152,6 +155,7 @@ public struct LinliApplication: Sendable {
             AlarmService(database: database, logger: logger),
             MeterService(database: database, logger: logger),
             BroadcastService(database: database, logger: logger),
+            PointsService(database: database, redis: redis, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
@@ -187,7 +191,7 @@ public struct LinliApplication: Sendable {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
                 rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, broadcastSync, meterCredits,
-                tenantSpares, deviceGateway,
+                pointsExpiry, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

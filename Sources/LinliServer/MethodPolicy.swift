@@ -247,5 +247,13 @@ public enum MethodPolicy {
         "linli.parking.v1.ParkingService/IssueCoupon": Rule(permission: .parkingManage, rateClass: .write),
         "linli.parking.v1.ParkingService/ListCoupons": Rule(permission: .parkingRead, rateClass: .read),
         "linli.parking.v1.ParkingService/GetParkingReport": Rule(permission: .parkingRead, rateClass: .read),
+        "linli.commerce.v1.PointsService/FundPointsBudget": Rule(permission: .pointsManage, rateClass: .write),
+        "linli.commerce.v1.PointsService/GetPointsBudget": Rule(permission: .pointsManage, rateClass: .read),
+        "linli.commerce.v1.PointsService/GrantPoints": Rule(permission: .pointsManage, rateClass: .write),
+        "linli.commerce.v1.PointsService/FreezePoints": Rule(permission: .pointsManage, rateClass: .write),
+        "linli.commerce.v1.PointsService/CommitPointsHold": Rule(permission: .pointsManage, rateClass: .write),
+        "linli.commerce.v1.PointsService/ReleasePointsHold": Rule(permission: .pointsManage, rateClass: .write),
+        "linli.commerce.v1.PointsService/GetPointsBalance": Rule(permission: .pointsOwn, rateClass: .read),
+        "linli.commerce.v1.PointsService/CheckPointsCache": Rule(permission: .pointsManage, rateClass: .write),
     ]
 }
