@@ -302,7 +302,8 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
-                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", "LinliPoints",
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

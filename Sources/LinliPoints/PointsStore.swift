@@ -68,19 +68,21 @@ public struct PointsStore: Sendable {
     // MARK: accounts and transfers
 
     /// The account's id, made on first use.
-    func account(_ kind: Kind, community: CommunityID, resident: UUID? = nil, on connection: PostgresConnection, logger: Logger) async throws
-        -> UUID
-    {
+    func account(
+        _ kind: Kind, community: CommunityID, resident: UUID? = nil, shard: Int16 = 0, on connection: PostgresConnection, logger: Logger
+    ) async throws -> UUID {
         let rows = try await connection.query(
             """
             WITH made AS (
-                INSERT INTO points_accounts (id, community_id, kind, resident_id) VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(resident))
-                ON CONFLICT (community_id, kind, resident_id) DO NOTHING
+                INSERT INTO points_accounts (id, community_id, kind, resident_id, shard)
+                VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(resident), \(shard))
+                ON CONFLICT (community_id, kind, resident_id, shard) DO NOTHING
                 RETURNING id
             )
             SELECT id FROM made
             UNION ALL
-            SELECT id FROM points_accounts WHERE community_id = \(community.uuid) AND kind = \(kind.rawValue) AND resident_id IS NOT DISTINCT FROM \(resident)
+            SELECT id FROM points_accounts
+            WHERE community_id = \(community.uuid) AND kind = \(kind.rawValue) AND resident_id IS NOT DISTINCT FROM \(resident) AND shard = \(shard)
             LIMIT 1
             """, logger: logger)
         for try await id in rows.decode(UUID.self) { return id }
@@ -166,11 +168,17 @@ public struct PointsStore: Sendable {
     {
         let (replay, _) = try await claim(key, kind: "fund", community: community, resident: nil, points: points, on: connection, logger: logger)
         if !replay {
+            // Spread over the budget's shards, in shard order (the order every multi-shard grant locks them in).
             let issuance = try await account(.issuance, community: community, on: connection, logger: logger)
-            let budget = try await account(.budget, community: community, on: connection, logger: logger)
-            try await transfer(
-                points, from: issuance, to: budget, kind: "fund", key: key, community: community, memo: memo, by: user,
-                short: LinliError(.internal, "issuance refused"), on: connection, logger: logger)
+            let shards = Int64(Self.budgetShards)
+            for shard in 0..<Self.budgetShards {
+                let part = points / shards + (Int64(shard) < points % shards ? 1 : 0)
+                guard part > 0 else { continue }
+                let budget = try await account(.budget, community: community, shard: shard, on: connection, logger: logger)
+                try await transfer(
+                    part, from: issuance, to: budget, kind: "fund", key: key, community: community, memo: memo, by: user,
+                    short: LinliError(.internal, "issuance refused"), on: connection, logger: logger)
+            }
         }
         return try await self.budget(community, on: connection, logger: logger)
     }
@@ -194,6 +202,49 @@ public struct PointsStore: Sendable {
 
     // MARK: grants
 
+    /// How many rows the budget is kept in.
+    static let budgetShards: Int16 = 16
+
+    /// Locks budget shards that hold `points` between them and says how much to take from each:
+    /// one free shard that holds them all (a random one, skipping those other grants hold),
+    /// else one that holds them all waiting for it, else several in shard order; refused whole
+    /// when the budget is short.
+    func takeBudget(_ points: Int64, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws
+        -> [(UUID, Int64)]
+    {
+        let start = Int16.random(in: 0..<Self.budgetShards)
+        for skip in [true, false] {
+            let rows = try await connection.query(
+                PostgresQuery(
+                    unsafeSQL: """
+                        SELECT id FROM points_accounts WHERE community_id = $1 AND kind = 'budget' AND balance >= $2
+                        ORDER BY (shard + $3) % \(Self.budgetShards) LIMIT 1 FOR UPDATE\(skip ? " SKIP LOCKED" : "")
+                        """,
+                    binds: {
+                        var b = PostgresBindings()
+                        b.append(community.uuid)
+                        b.append(points)
+                        b.append(start)
+                        return b
+                    }()), logger: logger)
+            for try await id in rows.decode(UUID.self) { return [(id, points)] }
+        }
+        let rows = try await connection.query(
+            """
+            SELECT id, balance FROM points_accounts WHERE community_id = \(community.uuid) AND kind = 'budget' AND balance > 0
+            ORDER BY shard FOR UPDATE
+            """, logger: logger)
+        var parts: [(UUID, Int64)] = []
+        var left = points
+        for try await (id, balance) in rows.decode((UUID, Int64).self) where left > 0 {
+            let take = min(balance, left)
+            parts.append((id, take))
+            left -= take
+        }
+        guard left == 0 else { throw LinliError(.resourceExhausted, "points: the community's points budget is exhausted", field: "points") }
+        return parts
+    }
+
     /// Grants `points` to a resident from the budget as a lot expiring at `expiresAt`; refused
     /// whole when the budget is short.
     public func grant(
@@ -210,12 +261,12 @@ public struct PointsStore: Sendable {
                 return Grant(resident: resident, points: points, lot: lot, expiresAt: expires)
             }
         }
-        let budget = try await account(.budget, community: community, on: connection, logger: logger)
         let lot = UUIDv7.make()
-        try await transfer(
-            points, from: budget, to: available, kind: "grant", key: key, community: community, lot: lot, memo: reason, by: principal.subjectID,
-            short: LinliError(.resourceExhausted, "points: the community's points budget is exhausted", field: "points"),
-            on: connection, logger: logger)
+        for (shard, part) in try await takeBudget(points, community: community, on: connection, logger: logger) {
+            try await transfer(
+                part, from: shard, to: available, kind: "grant", key: key, community: community, lot: lot, memo: reason, by: principal.subjectID,
+                short: LinliError(.internal, "budget shard changed under its lock"), on: connection, logger: logger)
+        }
         try await connection.query(
             """
             INSERT INTO points_lots (id, community_id, resident_id, granted, remaining, expires_at, reason)

@@ -14,7 +14,7 @@ import SwiftProtobuf
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
-        subcommands: [RPC.self, Tenants.self, Probe.self, Script.self, Billing.self, Devices.self, Parking.self])
+        subcommands: [RPC.self, Tenants.self, Probe.self, Script.self, Billing.self, Devices.self, Parking.self, Points.self])
 }
 
 extension Bench {
@@ -365,4 +365,9 @@ extension Bench {
             print(statements.map { $0 + ";" }.joined(separator: "\n"))
         }
     }
+}
+
+extension Duration {
+    /// The duration in seconds, for rates.
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

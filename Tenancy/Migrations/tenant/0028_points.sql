@@ -7,6 +7,8 @@ CREATE TABLE points_accounts (
     kind text NOT NULL CHECK (kind IN ('issuance', 'budget', 'available', 'frozen', 'spent', 'expired')),
     -- available and frozen: whose.
     resident_id uuid REFERENCES residents (id),
+    -- The budget is kept in 16 shards, so that concurrent grants do not queue on one row.
+    shard smallint NOT NULL DEFAULT 0 CHECK (shard BETWEEN 0 AND 15),
     balance bigint NOT NULL DEFAULT 0,
     -- Moves with every change of a resident's accounts (kept on the available account): the
     -- cache's version.
@@ -14,7 +16,8 @@ CREATE TABLE points_accounts (
     created_at timestamptz NOT NULL DEFAULT now(),
     CHECK (kind = 'issuance' OR balance >= 0),
     CHECK ((resident_id IS NOT NULL) = (kind IN ('available', 'frozen'))),
-    UNIQUE NULLS NOT DISTINCT (community_id, kind, resident_id)
+    CHECK (shard = 0 OR kind = 'budget'),
+    UNIQUE NULLS NOT DISTINCT (community_id, kind, resident_id, shard)
 );
 
 CREATE TABLE points_transfers (
