@@ -194,7 +194,8 @@ class Fuzzer:
         # (ENHANCE_YOUR_CALM, HTTP/2 abuse protection) and closes it; the calls in flight on it
         # get UNAVAILABLE, which the contract says to retry: up to four retries with a back-off.
         # A client still writing a large body when the socket closes sees the same event as a
-        # TCP reset ("Stream removed … Connection reset by peer") instead of the GOAWAY. A
+        # TCP reset ("Stream removed … Connection reset by peer", or "Broken pipe" when it is
+        # the client's write that finds the socket closed) instead of the GOAWAY. A
         # crashed server refuses every retry, so the last attempt still records it.
         for attempt in range(5):
             goaway = self.attempt(service, method, message, metadata, label, last=attempt == 4)
@@ -223,7 +224,7 @@ class Fuzzer:
             code = error.code()
             elapsed = time.monotonic() - started
             details = error.details() or ""
-            connection_lost = "GOAWAY" in details or "Connection reset by peer" in details
+            connection_lost = any(sign in details for sign in ("GOAWAY", "Connection reset by peer", "Broken pipe"))
             if code == grpc.StatusCode.UNAVAILABLE and connection_lost and not last:
                 return True
             bad = code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN, grpc.StatusCode.UNAVAILABLE)
