@@ -305,7 +305,7 @@ extension Bench {
             print(line)
         }
 
-        static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        static func seconds(_ d: Duration) -> Double { d.seconds }
         static func percentile(_ sorted: [Duration], _ p: Int) -> String {
             sorted.isEmpty ? "n/a" : String(format: "%.1f", seconds(sorted[min(sorted.count - 1, sorted.count * p / 100)]) * 1000)
         }

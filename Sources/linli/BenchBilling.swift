@@ -88,7 +88,7 @@ extension Bench {
                 let offsetTime = try await clock.measure {
                     offset = try await PrepaidOffsetJob(database: app.database, logger: logger).run(tenant)
                 }
-                func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+                func seconds(_ d: Duration) -> Double { d.seconds }
                 return [
                     "generate_rooms=\(rooms)", "bills=\(created)", "generate_s=" + String(format: "%.2f", seconds(generation)),
                     "insert_select_s=" + String(format: "%.2f", seconds(reference)),

@@ -266,7 +266,7 @@ extension Bench {
             return 0
         }
 
-        static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
+        static func seconds(_ d: Duration) -> Double { d.seconds }
         static func ms(_ d: Duration) -> String { String(format: "%.1f", seconds(d) * 1000) }
         static func format(_ d: Duration) -> String { String(format: "%.1f", seconds(d)) }
     }
