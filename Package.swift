@@ -266,6 +266,19 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "LinliCommerce",
+            dependencies: [
+                "LinliCore", "LinliTenancy", "LinliAPI", "LinliBilling", "LinliPoints",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "LinliMeters",
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliAPI", "LinliDevices", "LinliBilling", "LinliAlarms",
@@ -282,7 +295,7 @@ let package = Package(
             dependencies: [
                 "LinliCore", "LinliTenancy", "LinliRedis", "LinliIdentity", "LinliNotices",
                 "LinliWorkOrders", "LinliCases", "LinliFrontDesk", "LinliBaseData", "LinliPatrol", "LinliInbox", "LinliBilling", "LinliPlatform",
-                "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliAPI",
+                "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliCommerce", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -302,7 +315,7 @@ let package = Package(
             name: "linli",
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
-                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", "LinliPoints",
+                "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", "LinliPoints", "LinliCommerce",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -330,7 +343,9 @@ let package = Package(
         .testTarget(
             name: "LinliIntegrationTests",
             dependencies: [
-                "LinliServer", "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliCore", "LinliTenancy", "LinliRedis",
+                "LinliServer", "LinliDevices", "LinliParking", "LinliAlarms", "LinliMeters", "LinliPoints", "LinliCommerce", "LinliCore",
+                "LinliTenancy",
+                "LinliRedis",
                 "LinliIdentity", "LinliAPI",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),

@@ -26,6 +26,9 @@ public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, S
   case held // = 1
   case committed // = 2
   case released // = 3
+
+  /// Committed, then given back (the order was refunded).
+  case reversed // = 4
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -38,6 +41,7 @@ public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, S
     case 1: self = .held
     case 2: self = .committed
     case 3: self = .released
+    case 4: self = .reversed
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -48,6 +52,7 @@ public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, S
     case .held: return 1
     case .committed: return 2
     case .released: return 3
+    case .reversed: return 4
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -58,6 +63,7 @@ public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, S
     .held,
     .committed,
     .released,
+    .reversed,
   ]
 
 }
@@ -400,7 +406,7 @@ public nonisolated struct Linli_Commerce_V1_CheckPointsCacheResponse: Sendable {
 fileprivate nonisolated let _protobuf_package = "linli.commerce.v1"
 
 nonisolated extension Linli_Commerce_V1_PointsHoldState: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0POINTS_HOLD_STATE_UNSPECIFIED\0\u{1}POINTS_HOLD_STATE_HELD\0\u{1}POINTS_HOLD_STATE_COMMITTED\0\u{1}POINTS_HOLD_STATE_RELEASED\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0POINTS_HOLD_STATE_UNSPECIFIED\0\u{1}POINTS_HOLD_STATE_HELD\0\u{1}POINTS_HOLD_STATE_COMMITTED\0\u{1}POINTS_HOLD_STATE_RELEASED\0\u{1}POINTS_HOLD_STATE_REVERSED\0")
 }
 
 nonisolated extension Linli_Commerce_V1_PointsBudget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

@@ -68,6 +68,8 @@ public enum IDTag {
     public enum Alarm {}
     /// Points holds and lots.
     public enum Points {}
+    /// Commerce rows (merchants, categories, goods, SKUs, orders, payments, reviews) named by id in requests.
+    public enum Commerce {}
 }
 
 /// A tenant's identifier.

@@ -64,13 +64,18 @@ public enum Permission: String, Sendable, CaseIterable {
     case alarmHandle = "alarm.handle"  // acknowledge, assign and clear alarms
     case pointsManage = "points.manage"  // fund the points budget, grant, hold and settle points, check the cache
     case pointsOwn = "points.own"  // a resident's own points balance
+    case commerceManage = "commerce.manage"  // review merchants and their communities, categories, marketplace settings
+    case commerceShop = "commerce.shop"  // a merchant's shop: apply, goods, stock, replies to reviews
+    case commerceFulfil = "commerce.fulfil"  // ship orders, handle returns, see merchants (merchants: their own)
+    case commerceBuy = "commerce.buy"  // quote, order, pay, confirm, review, return (residents: their own)
+    case commerceBrowse = "commerce.browse"  // categories, goods, reviews, orders one may see, images, cancelling an order
 
     /// The permissions each role holds: the single source of truth for authorization.
     public static let grants: [Role: Set<Permission>] = [
         .resident: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .complaintFile, .complaintRead,
             .visitorRegister, .visitorRead, .parcelRead, .itemApply, .itemRead, .petRegister, .petRead,
-            .billingOwn, .accessOpen, .accessOwn, .accessFace, .parkingPay, .parkingVisitor, .pointsOwn,
+            .billingOwn, .accessOpen, .accessOwn, .accessFace, .parkingPay, .parkingVisitor, .pointsOwn, .commerceBuy, .commerceBrowse,
         ],
         .manager: [
             .userManage, .apiKeyManage, .noticePublish, .noticeRead, .noticeStats,
@@ -81,10 +86,12 @@ public enum Permission: String, Sendable, CaseIterable {
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
             .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle, .pointsManage, .pointsOwn,
+            .commerceManage, .commerceFulfil, .commerceBrowse,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
             .baseDataRead, .petRead, .workOrderVisit, .billingCashier, .billingRead, .accessOwn, .parkingRead, .parkingPay, .pointsOwn,
+            .commerceBrowse,
         ],
         .technician: [
             .noticeRead, .repairFile, .workOrderRead, .workOrderAct, .dutySelf, .baseDataRead, .patrolWork, .meterRecord,
@@ -95,7 +102,7 @@ public enum Permission: String, Sendable, CaseIterable {
             .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand, .accessRead, .accessOpen,
             .accessOwn, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle,
         ],
-        .merchant: [.noticeRead],
+        .merchant: [.noticeRead, .commerceShop, .commerceFulfil, .commerceBrowse],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
         .partner: [.noticeRead, .noticePublish, .hotlineImport, .deviceRead, .deviceCommand],

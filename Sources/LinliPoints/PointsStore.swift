@@ -48,7 +48,7 @@ public struct PointsStore: Sendable {
     }
 
     public struct Hold: Sendable {
-        public enum State: String, Sendable, CaseIterable { case held, committed, released }
+        public enum State: String, Sendable, CaseIterable { case held, committed, released, reversed }
         public var id: UUID
         public var community: CommunityID
         public var resident: UUID
@@ -423,6 +423,15 @@ public struct PointsStore: Sendable {
     /// Spends a hold (`commit`) or gives its points back to their lots (`release`); the same
     /// settlement again answers the hold as it is, the other one is refused.
     public func settle(_ id: UUID, commit: Bool, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Hold {
+        try await settle(id, to: commit ? .committed : .released, for: principal, on: connection, logger: logger)
+    }
+
+    /// Moves a hold to `wanted`: held → committed (spent) or released (back to its lots);
+    /// committed → reversed (a refund: the spent points back to their lots). The same move again
+    /// answers the hold as it is; any other is refused.
+    public func settle(_ id: UUID, to wanted: Hold.State, for principal: Principal, on connection: PostgresConnection, logger: Logger)
+        async throws -> Hold
+    {
         var b = PostgresBindings()
         b.append(id)
         guard
@@ -438,20 +447,23 @@ public struct PointsStore: Sendable {
                     PostgresQuery(unsafeSQL: "SELECT \(Self.holdColumns) FROM points_holds WHERE id = $1 FOR UPDATE", binds: b), logger: logger)
             ).first
         else { throw LinliError.notFound("hold") }
-        let wanted: Hold.State = commit ? .committed : .released
         if hold.state == wanted { return hold }
-        guard hold.state == .held else { throw LinliError(.failedPrecondition, "the hold is already \(hold.state.rawValue)") }
+        let from: Hold.State = wanted == .reversed ? .committed : .held
+        guard hold.state == from, wanted != .held else { throw LinliError(.failedPrecondition, "the hold is already \(hold.state.rawValue)") }
         let frozen = try await account(.frozen, community: community, resident: hold.resident, on: connection, logger: logger)
         let key = "\(wanted.rawValue):\(hold.id.uuidString.lowercased())"
-        if commit {
+        let missing = LinliError(.internal, "held points missing")
+        switch wanted {
+        case .committed:
             let spent = try await account(.spent, community: community, on: connection, logger: logger)
             try await transfer(
                 hold.points, from: frozen, to: spent, kind: "commit", key: key, community: community, hold: hold.id, by: principal.subjectID,
-                short: LinliError(.internal, "frozen points missing"), on: connection, logger: logger)
-        } else {
+                short: missing, on: connection, logger: logger)
+        case .released, .reversed:
+            let source = wanted == .released ? frozen : try await account(.spent, community: community, on: connection, logger: logger)
             try await transfer(
-                hold.points, from: frozen, to: available, kind: "release", key: key, community: community, hold: hold.id, by: principal.subjectID,
-                short: LinliError(.internal, "frozen points missing"), on: connection, logger: logger)
+                hold.points, from: source, to: available, kind: wanted == .released ? "release" : "reverse", key: key, community: community,
+                hold: hold.id, by: principal.subjectID, short: missing, on: connection, logger: logger)
             // Back to the lots they came from (a lot that expired meanwhile expires them again).
             try await connection.query(
                 """
@@ -459,6 +471,8 @@ public struct PointsStore: Sendable {
                 FROM unnest(\(hold.lots.map(\.lot)), \(hold.lots.map(\.points))) AS s(id, back) WHERE l.id = s.id
                 """, logger: logger)
             try await expire(community: community, resident: hold.resident, at: Date(), on: connection, logger: logger)
+        case .held:
+            break
         }
         try await connection.query("UPDATE points_holds SET state = \(wanted.rawValue), settled_at = now() WHERE id = \(hold.id)", logger: logger)
         try await bump(available, on: connection, logger: logger)

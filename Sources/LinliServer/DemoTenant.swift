@@ -12,7 +12,8 @@ public struct DemoTenant: Sendable {
     public var community: CommunityID
     /// 1栋, 2栋, 3栋.
     public var buildings: [BuildingID]
-    /// Username to user id: manager, cashier, technician, guard, resident1 (1栋), resident2 (2栋).
+    /// Username to user id: manager, cashier, technician, guard, merchant (a shop owner's account),
+    /// resident1 (1栋), resident2 (2栋).
     public var users: [String: UserID]
     /// A pinned notice to everyone, then one to 1栋 only.
     public var notices: [NoticeID]
@@ -20,7 +21,7 @@ public struct DemoTenant: Sendable {
 
     static let staff: [(String, String, Role)] = [
         ("manager", "王经理", .manager), ("cashier", "李出纳", .cashier),
-        ("technician", "张师傅", .technician), ("guard", "赵保安", .guardian),
+        ("technician", "张师傅", .technician), ("guard", "赵保安", .guardian), ("merchant", "陈老板", .merchant),
     ]
 }
 

@@ -5,6 +5,7 @@ import LinliAlarms
 import LinliBaseData
 import LinliBilling
 import LinliCases
+import LinliCommerce
 import LinliCore
 import LinliDevices
 import LinliFrontDesk
@@ -59,6 +60,9 @@ public struct LinliApplication: Sendable {
     public let broadcastSync: BroadcastSyncJob
     public let meterCredits: MeterCreditJob
     public let pointsExpiry: PointsExpiryJob
+    /// Payment channels (the simulated one in development) and the order clock.
+    public let paymentChannels: PaymentChannels
+    public let orderTimers: OrderTimers
     /// Keeps spare tenant schemas ready.
     public let tenantSpares: TenantSpareJob
     /// Drops cached tenants when any process changes one.
@@ -116,6 +120,9 @@ public struct LinliApplication: Sendable {
         broadcastSync = BroadcastSyncJob(database: database, logger: logger)
         meterCredits = MeterCreditJob(database: database, logger: logger)
         pointsExpiry = PointsExpiryJob(database: database, redis: redis, logger: logger)
+        paymentChannels = PaymentChannels()
+        orderTimers = OrderTimers(
+            database: database, tenants: tenants, channels: paymentChannels, cache: PointsCache(redis: redis, logger: logger), logger: logger)
         tenantChanges = TenantChangeListener(database: database, registry: tenants)
         tenantSpares = TenantSpareJob(provisioner: provisioner, target: configuration.tenantSpares, logger: logger)
 
@@ -156,6 +163,9 @@ public struct LinliApplication: Sendable {
             MeterService(database: database, logger: logger),
             BroadcastService(database: database, logger: logger),
             PointsService(database: database, redis: redis, logger: logger),
+            MerchantService(database: database, objects: LocalDiskStore(root: configuration.objectsPath), logger: logger),
+            OrderService(
+                database: database, channels: paymentChannels, timers: orderTimers, cache: PointsCache(redis: redis, logger: logger), logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(
@@ -191,7 +201,7 @@ public struct LinliApplication: Sendable {
         [PostgresService(client: database.client), redis, healthProbe, tenantChanges] + extraServices
             + [
                 rollup, patrolScheduler, outboxRelay, prepaidOffset, alarmEscalation, smartMeters, telemetryPartitions, broadcastSync, meterCredits,
-                pointsExpiry, tenantSpares, deviceGateway,
+                pointsExpiry, orderTimers, tenantSpares, deviceGateway,
                 GRPCServerService(server: server, logger: logger, exitAfter: exitAfterShutdown),
             ]
     }

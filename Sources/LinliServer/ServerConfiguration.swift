@@ -56,6 +56,8 @@ public struct ServerConfiguration: Sendable {
     public var deviceKeyPath: String
     public var deviceHeartbeatSeconds: Int
     public var deviceMaxConnections: Int
+    /// Where uploaded images are kept (the local-disk object store).
+    public var objectsPath: String
 
     /// PostgreSQL connection settings.
     public struct PostgresSettings: Sendable {
@@ -131,6 +133,7 @@ public struct ServerConfiguration: Sendable {
         deviceHeartbeatSeconds = config.int(forKey: "device.heartbeat.seconds", default: 30)
         if !(1...3600).contains(deviceHeartbeatSeconds) { problems.append("LINLI_DEVICE_HEARTBEAT_SECONDS must be 1...3600") }
         deviceMaxConnections = positive(config.int(forKey: "device.max.connections", default: 20_000), env: "LINLI_DEVICE_MAX_CONNECTIONS")
+        objectsPath = config.string(forKey: "objects.path", default: ".data/objects")
         if !problems.isEmpty { throw ConfigurationProblem(problems: problems) }
     }
 

@@ -84,6 +84,8 @@ struct InfrastructureTests {
             Linli_Device_V1_BroadcastService.Method.descriptors,
             Linli_Parking_V1_ParkingService.Method.descriptors,
             Linli_Commerce_V1_PointsService.Method.descriptors,
+            Linli_Commerce_V1_MerchantService.Method.descriptors,
+            Linli_Commerce_V1_OrderService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(

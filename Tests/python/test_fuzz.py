@@ -36,7 +36,7 @@ CA = os.environ["LINLI_TEST_CA"]
 PASSWORD = os.environ.get("LINLI_TEST_DEMO_PASSWORD", "linli-demo-2026")
 DEADLINE = 10.0
 ROLES = [("demo", "manager"), ("demo", "cashier"), ("demo", "technician"), ("demo", "guard"),
-         ("demo", "resident1"), ("", "operator"), (None, None)]
+         ("demo", "merchant"), ("demo", "resident1"), ("", "operator"), (None, None)]
 # Every proto under Protos/linli: a new service is fuzzed without anyone listing it here.
 PROTOS = linli_client.PROTOS / "linli"
 MODULES = sorted(str(p.relative_to(PROTOS).with_suffix("")).replace(os.sep, ".") for p in PROTOS.rglob("*.proto"))
