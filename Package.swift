@@ -316,6 +316,7 @@ let package = Package(
             dependencies: [
                 "LinliServer", "LinliCore", "LinliTenancy", "LinliIdentity", "LinliNotices", "LinliPlatform", "LinliAPI",
                 "LinliWorkOrders", "LinliBilling", "LinliDevices", "LinliParking", "LinliAlarms", "LinliPoints", "LinliCommerce",
+                "LinliBaseData",
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

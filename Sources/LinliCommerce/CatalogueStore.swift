@@ -45,6 +45,13 @@ public struct CatalogueStore: Sendable {
         public var spec: String
         public var priceFen: Int64
         public var stock: Int32
+
+        public init(id: UUID?, spec: String, priceFen: Int64, stock: Int32) {
+            self.id = id
+            self.spec = spec
+            self.priceFen = priceFen
+            self.stock = stock
+        }
     }
 
     public struct GoodsDraft: Sendable {
@@ -53,6 +60,14 @@ public struct CatalogueStore: Sendable {
         public var description: String
         public var imageRefs: [String]
         public var skus: [SkuDraft]
+
+        public init(category: UUID, name: String, description: String, imageRefs: [String], skus: [SkuDraft]) {
+            self.category = category
+            self.name = name
+            self.description = description
+            self.imageRefs = imageRefs
+            self.skus = skus
+        }
     }
 
     // MARK: categories

@@ -56,6 +56,23 @@ public struct MerchantStore: Sendable {
         public var radius: Int32
         public var logoRef: String
         public var imageRefs: [String]
+
+        public init(
+            community: CommunityID, name: String, shopType: ShopType, licenceNo: String, contactName: String, contactPhone: String, address: String,
+            hours: String, radius: Int32, logoRef: String, imageRefs: [String]
+        ) {
+            self.community = community
+            self.name = name
+            self.shopType = shopType
+            self.licenceNo = licenceNo
+            self.contactName = contactName
+            self.contactPhone = contactPhone
+            self.address = address
+            self.hours = hours
+            self.radius = radius
+            self.logoRef = logoRef
+            self.imageRefs = imageRefs
+        }
     }
 
     public struct Settings: Sendable, Equatable {

@@ -14,7 +14,7 @@ import SwiftProtobuf
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the server (rpc) or tenant provisioning and migration (tenants).",
-        subcommands: [RPC.self, Tenants.self, Probe.self, Script.self, Billing.self, Devices.self, Parking.self, Points.self])
+        subcommands: [RPC.self, Tenants.self, Probe.self, Script.self, Billing.self, Devices.self, Parking.self, Points.self, Commerce.self])
 }
 
 extension Bench {

@@ -1,9 +1,12 @@
 import ArgumentParser
 import Foundation
 import LinliAlarms
+import LinliBaseData
+import LinliCommerce
 import LinliCore
 import LinliDevices
 import LinliParking
+import LinliPoints
 import LinliServer
 import LinliTenancy
 
@@ -38,6 +41,7 @@ struct SeedDemo: AsyncParsableCommand {
             try await seedParking(app, demo)
             try await seedFirePanel(app, demo)
             try await seedMeterAndBroadcast(app, demo)
+            try await seedCommerce(app, demo)
             return "demo tenant created (\(demo.tenant.id)); community 阳光花园 \(demo.community)"
         }
         print(
@@ -46,7 +50,9 @@ struct SeedDemo: AsyncParsableCommand {
             accounts (password \(password)):
               operator                           platform operator (tenant_slug empty)
               manager cashier technician guard   staff of 阳光花园 (tenant_slug demo)
-              resident1 resident2                residents of 1栋 and 2栋 (tenant_slug demo)
+              merchant                           owner of the shop 鲜丰水果 (tenant_slug demo)
+              resident1 resident2                residents of 1栋 and 2栋 (tenant_slug demo); resident1 lives in 1栋1单元101
+                                                 and holds 1,000 points
             door device "DEMO-DOOR-1" on doors gate (大门) and b1 (1栋单元门); guard card DEMO0001;
               its credentials: \(deviceFile) ("tenant device_id secret", for linli-device --credentials)
             lot P1 (地面停车场, 200 spaces) with lanes in and out on barrier "DEMO-GATE-1", fee rule: 15 min free,
@@ -54,6 +60,8 @@ struct SeedDemo: AsyncParsableCommand {
             fire panel "DEMO-FIRE-1" with points 1-001 (smoke, 1栋3层电梯厅) and 1-002 (manual call point);
               its credentials: \(fireFile)
             meter concentrator "DEMO-METER-1" (\(meterFile)) and broadcast terminal "DEMO-PA-1" in zone 全区 (\(broadcastFile))
+            shop 鲜丰水果 (active, 5% commission) selling 阳山水蜜桃 (6 只装 59.90元, 12 只装 109.90元, 100 each) under 生鲜 › 水果;
+              points: budget 100,000, worth 1 fen each at checkout (at most 30% of an order)
             """)
     }
 
@@ -85,6 +93,52 @@ struct SeedDemo: AsyncParsableCommand {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data(line.utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: url.path)
+    }
+
+    /// resident1 registered in 1栋1单元101 with 1,000 points, and the merchant's shop, approved,
+    /// with one listed goods of two SKUs under 生鲜 › 水果.
+    private func seedCommerce(_ app: LinliApplication, _ demo: DemoTenant) async throws {
+        let logger = app.database.logger
+        guard let manager = demo.users["manager"], let owner = demo.users["merchant"], let user = demo.users["resident1"] else { return }
+        let principal = Principal(
+            tenantID: demo.tenant.id, subjectID: manager, displayName: "王经理", role: .manager, communityIDs: [demo.community], buildingIDs: [])
+        try await app.database.tenantTransaction(demo.tenant) { connection in
+            let room = try await RoomStore().create(
+                .init(building: demo.buildings[0], unit: "1单元", number: "101", floor: 1, areaCentiM2: 8_950, kind: .residence), by: principal,
+                on: connection, logger: logger)
+            let day = try await BusinessDay.of(demo.community, on: connection, logger: logger).today()
+            let resident = try await ResidentStore().register(
+                .init(
+                    community: demo.community, name: "住户1", phone: "13900000001", idNumber: "", user: user, room: room.id, relation: .owner,
+                    moveIn: day), by: principal, on: connection, logger: logger)
+            let points = PointsStore()
+            _ = try await points.fund(
+                100_000, community: demo.community, memo: "示范积分预算", key: "demo:fund", by: manager, on: connection, logger: logger)
+            _ = try await points.grant(
+                1_000, to: resident.id.uuid, reason: "缴费奖励", expiresAt: Date().addingTimeInterval(365 * 86_400), key: "demo:grant",
+                for: principal, on: connection, logger: logger)
+            let merchants = MerchantStore()
+            let shop = try await merchants.apply(
+                .init(
+                    community: demo.community, name: "鲜丰水果", shopType: .greengrocer, licenceNo: "91310115MA1K4DEMO1", contactName: "陈老板",
+                    contactPhone: "13812345678", address: "阳光花园南门商铺 3 号", hours: "08:00-21:00", radius: 30, logoRef: "", imageRefs: []),
+                by: owner, on: connection, logger: logger)
+            _ = try await merchants.review(
+                shop.id, approve: true, reason: "", commissionBP: 500, depositFen: 0, by: principal, on: connection, logger: logger)
+            let catalogue = CatalogueStore()
+            let fresh = try await catalogue.saveCategory(
+                id: nil, parent: nil, name: "生鲜", sortOrder: 0, enabled: true, on: connection, logger: logger)
+            let fruit = try await catalogue.saveCategory(
+                id: nil, parent: fresh.id, name: "水果", sortOrder: 0, enabled: true, on: connection, logger: logger)
+            let goods = try await catalogue.save(
+                nil,
+                .init(
+                    category: fruit.id, name: "阳山水蜜桃", description: "当日到店，坏果包赔", imageRefs: [],
+                    skus: [
+                        .init(id: nil, spec: "6 只装", priceFen: 5_990, stock: 100), .init(id: nil, spec: "12 只装", priceFen: 10_990, stock: 100),
+                    ]), merchant: shop.id, on: connection, logger: logger)
+            _ = try await catalogue.setListed(goods.id, listed: true, merchant: shop.id, on: connection, logger: logger)
+        }
     }
 
     /// A meter concentrator and a broadcast terminal in a zone of its own.
