@@ -13,6 +13,8 @@ public enum OutboxConsumerName: String, Sendable, CaseIterable {
     case billing
     /// The 12345 hotline bridge (`LinliCases`).
     case hotlineBridge = "hotline_bridge"
+    /// Points earned on what happened (`LinliPoints`).
+    case points
 }
 
 /// A topic of the transactional outbox: its name, its payload type and its one consumer.
@@ -42,11 +44,12 @@ public enum Topic {
         name: "hotline.reply", consumer: .hotlineBridge, needsRecipient: false)
     public static let deviceAlarmRaised = OutboxTopic<Linli_Events_V1_DeviceAlarmRaised>(
         name: "device.alarm", consumer: .inbox, needsRecipient: true)
+    public static let billPaid = OutboxTopic<Linli_Events_V1_BillPaid>(name: "billing.paid", consumer: .points, needsRecipient: false)
 
     /// Every topic with its consumer.
     public static let all: [(name: String, consumer: OutboxConsumerName)] = [
         entry(workOrderAssigned), entry(workOrderCompleted), entry(workOrderCharged), entry(parcelArrived),
-        entry(itemReleaseReviewed), entry(complaintResolved), entry(hotlineReplied), entry(deviceAlarmRaised),
+        entry(itemReleaseReviewed), entry(complaintResolved), entry(hotlineReplied), entry(deviceAlarmRaised), entry(billPaid),
     ]
 
     /// The names of the topics `consumer` handles.

@@ -124,6 +124,58 @@ public enum Linli_Commerce_V1_PointsService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SaveEarningRule" metadata.
+        public enum SaveEarningRule: Sendable {
+            /// Request type for "SaveEarningRule".
+            public typealias Input = Linli_Commerce_V1_SaveEarningRuleRequest
+            /// Response type for "SaveEarningRule".
+            public typealias Output = Linli_Commerce_V1_EarningRule
+            /// Descriptor for "SaveEarningRule".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.PointsService"),
+                method: "SaveEarningRule",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListEarningRules" metadata.
+        public enum ListEarningRules: Sendable {
+            /// Request type for "ListEarningRules".
+            public typealias Input = Linli_Commerce_V1_ListEarningRulesRequest
+            /// Response type for "ListEarningRules".
+            public typealias Output = Linli_Commerce_V1_ListEarningRulesResponse
+            /// Descriptor for "ListEarningRules".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.PointsService"),
+                method: "ListEarningRules",
+                type: .unary
+            )
+        }
+        /// Namespace for "EarnPoints" metadata.
+        public enum EarnPoints: Sendable {
+            /// Request type for "EarnPoints".
+            public typealias Input = Linli_Commerce_V1_EarnPointsRequest
+            /// Response type for "EarnPoints".
+            public typealias Output = Linli_Commerce_V1_EarnPointsResponse
+            /// Descriptor for "EarnPoints".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.PointsService"),
+                method: "EarnPoints",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetPointsReport" metadata.
+        public enum GetPointsReport: Sendable {
+            /// Request type for "GetPointsReport".
+            public typealias Input = Linli_Commerce_V1_GetPointsReportRequest
+            /// Response type for "GetPointsReport".
+            public typealias Output = Linli_Commerce_V1_PointsReport
+            /// Descriptor for "GetPointsReport".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.PointsService"),
+                method: "GetPointsReport",
+                type: .unary
+            )
+        }
         /// Descriptors for all methods in the "linli.commerce.v1.PointsService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             FundPointsBudget.descriptor,
@@ -133,7 +185,11 @@ public enum Linli_Commerce_V1_PointsService: Sendable {
             CommitPointsHold.descriptor,
             ReleasePointsHold.descriptor,
             GetPointsBalance.descriptor,
-            CheckPointsCache.descriptor
+            CheckPointsCache.descriptor,
+            SaveEarningRule.descriptor,
+            ListEarningRules.descriptor,
+            EarnPoints.descriptor,
+            GetPointsReport.descriptor
         ]
     }
 }
@@ -311,6 +367,78 @@ extension Linli_Commerce_V1_PointsService {
             request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_CheckPointsCacheRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_CheckPointsCacheResponse>
+
+        /// Handle the "SaveEarningRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+        /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+        /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_SaveEarningRuleRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_EarningRule` messages.
+        func saveEarningRule(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_EarningRule>
+
+        /// Handle the "ListEarningRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ListEarningRulesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_ListEarningRulesResponse` messages.
+        func listEarningRules(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListEarningRulesResponse>
+
+        /// Handle the "EarnPoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points for an activity or content (what other modules and partner apps call): the rule of
+        /// > that kind decides how many, once per operation_key.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_EarnPointsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_EarnPointsResponse` messages.
+        func earnPoints(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_EarnPointsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_EarnPointsResponse>
+
+        /// Handle the "GetPointsReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points granted, spent, given back, expired in a period; the budget left and the
+        /// > outstanding liability now; points spent per merchant.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_GetPointsReportRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_PointsReport` messages.
+        func getPointsReport(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_PointsReport>
     }
 
     /// Service protocol for the "linli.commerce.v1.PointsService" service.
@@ -472,6 +600,78 @@ extension Linli_Commerce_V1_PointsService {
             request: GRPCCore.ServerRequest<Linli_Commerce_V1_CheckPointsCacheRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_CheckPointsCacheResponse>
+
+        /// Handle the "SaveEarningRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+        /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+        /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveEarningRuleRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_EarningRule` message.
+        func saveEarningRule(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_EarningRule>
+
+        /// Handle the "ListEarningRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListEarningRulesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_ListEarningRulesResponse` message.
+        func listEarningRules(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListEarningRulesResponse>
+
+        /// Handle the "EarnPoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points for an activity or content (what other modules and partner apps call): the rule of
+        /// > that kind decides how many, once per operation_key.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_EarnPointsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_EarnPointsResponse` message.
+        func earnPoints(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_EarnPointsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_EarnPointsResponse>
+
+        /// Handle the "GetPointsReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points granted, spent, given back, expired in a period; the budget left and the
+        /// > outstanding liability now; points spent per merchant.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetPointsReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_PointsReport` message.
+        func getPointsReport(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_PointsReport>
     }
 
     /// Simple service protocol for the "linli.commerce.v1.PointsService" service.
@@ -631,6 +831,78 @@ extension Linli_Commerce_V1_PointsService {
             request: Linli_Commerce_V1_CheckPointsCacheRequest,
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Commerce_V1_CheckPointsCacheResponse
+
+        /// Handle the "SaveEarningRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+        /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+        /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_SaveEarningRuleRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_EarningRule` to respond with.
+        func saveEarningRule(
+            request: Linli_Commerce_V1_SaveEarningRuleRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_EarningRule
+
+        /// Handle the "ListEarningRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ListEarningRulesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_ListEarningRulesResponse` to respond with.
+        func listEarningRules(
+            request: Linli_Commerce_V1_ListEarningRulesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_ListEarningRulesResponse
+
+        /// Handle the "EarnPoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points for an activity or content (what other modules and partner apps call): the rule of
+        /// > that kind decides how many, once per operation_key.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_EarnPointsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_EarnPointsResponse` to respond with.
+        func earnPoints(
+            request: Linli_Commerce_V1_EarnPointsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_EarnPointsResponse
+
+        /// Handle the "GetPointsReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points granted, spent, given back, expired in a period; the budget left and the
+        /// > outstanding liability now; points spent per merchant.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_GetPointsReportRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_PointsReport` to respond with.
+        func getPointsReport(
+            request: Linli_Commerce_V1_GetPointsReportRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_PointsReport
     }
 }
 
@@ -726,6 +998,50 @@ extension Linli_Commerce_V1_PointsService.StreamingServiceProtocol {
                 )
             }
         )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_PointsService.Method.SaveEarningRule.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_SaveEarningRuleRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_EarningRule>(),
+            handler: { request, context in
+                try await self.saveEarningRule(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_PointsService.Method.ListEarningRules.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListEarningRulesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListEarningRulesResponse>(),
+            handler: { request, context in
+                try await self.listEarningRules(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_PointsService.Method.EarnPoints.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_EarnPointsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_EarnPointsResponse>(),
+            handler: { request, context in
+                try await self.earnPoints(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_PointsService.Method.GetPointsReport.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_GetPointsReportRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_PointsReport>(),
+            handler: { request, context in
+                try await self.getPointsReport(
+                    request: request,
+                    context: context
+                )
+            }
+        )
     }
 }
 
@@ -814,6 +1130,50 @@ extension Linli_Commerce_V1_PointsService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_CheckPointsCacheResponse> {
         let response = try await self.checkPointsCache(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func saveEarningRule(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_EarningRule> {
+        let response = try await self.saveEarningRule(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listEarningRules(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListEarningRulesResponse> {
+        let response = try await self.listEarningRules(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func earnPoints(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_EarnPointsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_EarnPointsResponse> {
+        let response = try await self.earnPoints(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getPointsReport(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_PointsReport> {
+        let response = try await self.getPointsReport(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -921,6 +1281,58 @@ extension Linli_Commerce_V1_PointsService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_CheckPointsCacheResponse> {
         return GRPCCore.ServerResponse<Linli_Commerce_V1_CheckPointsCacheResponse>(
             message: try await self.checkPointsCache(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func saveEarningRule(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_EarningRule> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_EarningRule>(
+            message: try await self.saveEarningRule(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listEarningRules(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListEarningRulesResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_ListEarningRulesResponse>(
+            message: try await self.listEarningRules(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func earnPoints(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_EarnPointsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_EarnPointsResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_EarnPointsResponse>(
+            message: try await self.earnPoints(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getPointsReport(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_PointsReport> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_PointsReport>(
+            message: try await self.getPointsReport(
                 request: request.message,
                 context: context
             ),
@@ -1128,6 +1540,98 @@ extension Linli_Commerce_V1_PointsService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_CheckPointsCacheResponse>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_CheckPointsCacheResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SaveEarningRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+        /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+        /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveEarningRuleRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SaveEarningRuleRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_EarningRule` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func saveEarningRule<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_EarningRule>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarningRule>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListEarningRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListEarningRulesRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListEarningRulesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListEarningRulesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listEarningRules<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListEarningRulesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListEarningRulesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListEarningRulesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "EarnPoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points for an activity or content (what other modules and partner apps call): the rule of
+        /// > that kind decides how many, once per operation_key.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_EarnPointsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_EarnPointsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_EarnPointsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func earnPoints<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_EarnPointsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_EarnPointsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_EarnPointsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarnPointsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetPointsReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points granted, spent, given back, expired in a period; the budget left and the
+        /// > outstanding liability now; points spent per merchant.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetPointsReportRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_GetPointsReportRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_PointsReport` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getPointsReport<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_GetPointsReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_PointsReport>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_PointsReport>) async throws -> Result
         ) async throws -> Result where Result: Sendable
     }
 
@@ -1426,6 +1930,142 @@ extension Linli_Commerce_V1_PointsService {
                 onResponse: handleResponse
             )
         }
+
+        /// Call the "SaveEarningRule" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+        /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+        /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveEarningRuleRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SaveEarningRuleRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_EarningRule` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func saveEarningRule<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SaveEarningRuleRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_EarningRule>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarningRule>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_PointsService.Method.SaveEarningRule.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListEarningRules" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListEarningRulesRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListEarningRulesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListEarningRulesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listEarningRules<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListEarningRulesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListEarningRulesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListEarningRulesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_PointsService.Method.ListEarningRules.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "EarnPoints" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points for an activity or content (what other modules and partner apps call): the rule of
+        /// > that kind decides how many, once per operation_key.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_EarnPointsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_EarnPointsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_EarnPointsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func earnPoints<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_EarnPointsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_EarnPointsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_EarnPointsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarnPointsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_PointsService.Method.EarnPoints.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetPointsReport" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Points granted, spent, given back, expired in a period; the budget left and the
+        /// > outstanding liability now; points spent per merchant.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetPointsReportRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_GetPointsReportRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_PointsReport` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getPointsReport<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_GetPointsReportRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_PointsReport>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_PointsReport>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_PointsService.Method.GetPointsReport.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
     }
 }
 
@@ -1647,6 +2287,122 @@ extension Linli_Commerce_V1_PointsService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_CheckPointsCacheRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_CheckPointsCacheResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SaveEarningRule" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+    /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+    /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_SaveEarningRuleRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveEarningRule<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveEarningRuleRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarningRule>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.saveEarningRule(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_SaveEarningRuleRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_EarningRule>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListEarningRules" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ListEarningRulesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listEarningRules<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListEarningRulesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListEarningRulesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listEarningRules(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListEarningRulesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListEarningRulesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EarnPoints" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Points for an activity or content (what other modules and partner apps call): the rule of
+    /// > that kind decides how many, once per operation_key.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_EarnPointsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func earnPoints<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_EarnPointsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarnPointsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.earnPoints(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_EarnPointsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_EarnPointsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetPointsReport" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Points granted, spent, given back, expired in a period; the budget left and the
+    /// > outstanding liability now; points spent per merchant.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_GetPointsReportRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getPointsReport<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetPointsReportRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_PointsReport>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getPointsReport(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_GetPointsReportRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_PointsReport>(),
             options: options,
             onResponse: handleResponse
         )
@@ -1902,6 +2658,138 @@ extension Linli_Commerce_V1_PointsService.ClientProtocol {
             metadata: metadata
         )
         return try await self.checkPointsCache(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SaveEarningRule" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Earning rules (staff): how many points a fee paid (hooked into BillingService.Pay), an order
+    /// > done, an activity or a piece of content earns, in a window, rounded and capped. One rule
+    /// > per community and kind is in force at a time: the newest enabled one whose window holds.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveEarningRule<Result>(
+        _ message: Linli_Commerce_V1_SaveEarningRuleRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarningRule>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_SaveEarningRuleRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.saveEarningRule(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListEarningRules" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listEarningRules<Result>(
+        _ message: Linli_Commerce_V1_ListEarningRulesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListEarningRulesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ListEarningRulesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listEarningRules(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "EarnPoints" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Points for an activity or content (what other modules and partner apps call): the rule of
+    /// > that kind decides how many, once per operation_key.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func earnPoints<Result>(
+        _ message: Linli_Commerce_V1_EarnPointsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_EarnPointsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_EarnPointsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.earnPoints(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetPointsReport" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Points granted, spent, given back, expired in a period; the budget left and the
+    /// > outstanding liability now; points spent per merchant.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getPointsReport<Result>(
+        _ message: Linli_Commerce_V1_GetPointsReportRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_PointsReport>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_GetPointsReportRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getPointsReport(
             request: request,
             options: options,
             onResponse: handleResponse

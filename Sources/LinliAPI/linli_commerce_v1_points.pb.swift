@@ -20,6 +20,144 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Linli_Commerce_V1_EarningKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Per fen of bills settled by a payment.
+  case feePaid // = 1
+
+  /// Per fen of an order's goods, when it is done (after the after-sale window).
+  case orderDone // = 2
+  case activity // = 3
+  case content // = 4
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .feePaid
+    case 2: self = .orderDone
+    case 3: self = .activity
+    case 4: self = .content
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .feePaid: return 1
+    case .orderDone: return 2
+    case .activity: return 3
+    case .content: return 4
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_EarningKind] = [
+    .unspecified,
+    .feePaid,
+    .orderDone,
+    .activity,
+    .content,
+  ]
+
+}
+
+public nonisolated enum Linli_Commerce_V1_Rounding: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case down // = 1
+  case up // = 2
+  case nearest // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .down
+    case 2: self = .up
+    case 3: self = .nearest
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .down: return 1
+    case .up: return 2
+    case .nearest: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_Rounding] = [
+    .unspecified,
+    .down,
+    .up,
+    .nearest,
+  ]
+
+}
+
+public nonisolated enum Linli_Commerce_V1_EarningOutcome: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case granted // = 1
+
+  /// No rule in force for the kind, or the amount below its threshold.
+  case noRule // = 2
+
+  /// The budget could not cover it (scenario C-3): nothing granted.
+  case budgetExhausted // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .granted
+    case 2: self = .noRule
+    case 3: self = .budgetExhausted
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .granted: return 1
+    case .noRule: return 2
+    case .budgetExhausted: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_EarningOutcome] = [
+    .unspecified,
+    .granted,
+    .noRule,
+    .budgetExhausted,
+  ]
+
+}
+
 public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -66,6 +204,241 @@ public nonisolated enum Linli_Commerce_V1_PointsHoldState: SwiftProtobuf.Enum, S
     .reversed,
   ]
 
+}
+
+public nonisolated struct Linli_Commerce_V1_EarningRule: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var communityID: String = String()
+
+  public var kind: Linli_Commerce_V1_EarningKind = .unspecified
+
+  public var name: String = String()
+
+  /// FEE_PAID and ORDER_DONE: `points` for every `per_fen` (1 per 100: a point per 元).
+  /// ACTIVITY and CONTENT: `points` each time (per_fen 0).
+  public var points: Int64 = 0
+
+  public var perFen: Int64 = 0
+
+  public var rounding: Linli_Commerce_V1_Rounding = .unspecified
+
+  /// Below this amount nothing is earned (0: no threshold).
+  public var minFen: Int64 = 0
+
+  /// The most one event earns (0: no cap).
+  public var capPoints: Int64 = 0
+
+  public var startsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_startsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_startsAt = newValue}
+  }
+  /// Returns true if `startsAt` has been explicitly set.
+  public var hasStartsAt: Bool {self._startsAt != nil}
+  /// Clears the value of `startsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearStartsAt() {self._startsAt = nil}
+
+  /// Open-ended when unset.
+  public var endsAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_endsAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_endsAt = newValue}
+  }
+  /// Returns true if `endsAt` has been explicitly set.
+  public var hasEndsAt: Bool {self._endsAt != nil}
+  /// Clears the value of `endsAt`. Subsequent reads from it will return its default value.
+  public mutating func clearEndsAt() {self._endsAt = nil}
+
+  public var enabled: Bool = false
+
+  /// How long the points last (days; 0: the ledger's default of 365).
+  public var lifetimeDays: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _startsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _endsAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Commerce_V1_SaveEarningRuleRequest: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String {
+    get {_storage._requestID}
+    set {_uniqueStorage()._requestID = newValue}
+  }
+
+  /// Empty: a new rule.
+  public var ruleID: String {
+    get {_storage._ruleID}
+    set {_uniqueStorage()._ruleID = newValue}
+  }
+
+  public var rule: Linli_Commerce_V1_EarningRule {
+    get {_storage._rule ?? Linli_Commerce_V1_EarningRule()}
+    set {_uniqueStorage()._rule = newValue}
+  }
+  /// Returns true if `rule` has been explicitly set.
+  public var hasRule: Bool {_storage._rule != nil}
+  /// Clears the value of `rule`. Subsequent reads from it will return its default value.
+  public mutating func clearRule() {_uniqueStorage()._rule = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Linli_Commerce_V1_ListEarningRulesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListEarningRulesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var rules: [Linli_Commerce_V1_EarningRule] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_EarnPointsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var residentID: String = String()
+
+  /// ACTIVITY or CONTENT.
+  public var kind: Linli_Commerce_V1_EarningKind = .unspecified
+
+  /// What it was for (shown to the resident): "垃圾分类志愿活动".
+  public var reason: String = String()
+
+  /// Once per key (e.g. "activity:<id>:<resident>"), 1 to 64 characters.
+  public var operationKey: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_EarnPointsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var outcome: Linli_Commerce_V1_EarningOutcome = .unspecified
+
+  public var points: Int64 = 0
+
+  public var ruleID: String = String()
+
+  public var balance: Linli_Commerce_V1_PointsBalance {
+    get {_balance ?? Linli_Commerce_V1_PointsBalance()}
+    set {_balance = newValue}
+  }
+  /// Returns true if `balance` has been explicitly set.
+  public var hasBalance: Bool {self._balance != nil}
+  /// Clears the value of `balance`. Subsequent reads from it will return its default value.
+  public mutating func clearBalance() {self._balance = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _balance: Linli_Commerce_V1_PointsBalance? = nil
+}
+
+public nonisolated struct Linli_Commerce_V1_GetPointsReportRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  /// The period [from, to): dates YYYY-MM-DD in the community's time zone.
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_MerchantPoints: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var merchantID: String = String()
+
+  public var merchantName: String = String()
+
+  public var points: Int64 = 0
+
+  public var orders: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_PointsReport: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var from: String = String()
+
+  public var to: String = String()
+
+  public var granted: Int64 = 0
+
+  public var spent: Int64 = 0
+
+  /// Spent, then given back by a refund.
+  public var reversed: Int64 = 0
+
+  public var expired: Int64 = 0
+
+  /// Earning events the budget could not cover.
+  public var refusedGrants: Int64 = 0
+
+  /// Now.
+  public var budgetLeft: Int64 = 0
+
+  public var outstanding: Int64 = 0
+
+  public var merchants: [Linli_Commerce_V1_MerchantPoints] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Commerce_V1_PointsBudget: Sendable {
@@ -405,8 +778,522 @@ public nonisolated struct Linli_Commerce_V1_CheckPointsCacheResponse: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "linli.commerce.v1"
 
+nonisolated extension Linli_Commerce_V1_EarningKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EARNING_KIND_UNSPECIFIED\0\u{1}EARNING_KIND_FEE_PAID\0\u{1}EARNING_KIND_ORDER_DONE\0\u{1}EARNING_KIND_ACTIVITY\0\u{1}EARNING_KIND_CONTENT\0")
+}
+
+nonisolated extension Linli_Commerce_V1_Rounding: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0ROUNDING_UNSPECIFIED\0\u{1}ROUNDING_DOWN\0\u{1}ROUNDING_UP\0\u{1}ROUNDING_NEAREST\0")
+}
+
+nonisolated extension Linli_Commerce_V1_EarningOutcome: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0EARNING_OUTCOME_UNSPECIFIED\0\u{1}EARNING_OUTCOME_GRANTED\0\u{1}EARNING_OUTCOME_NO_RULE\0\u{1}EARNING_OUTCOME_BUDGET_EXHAUSTED\0")
+}
+
 nonisolated extension Linli_Commerce_V1_PointsHoldState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0POINTS_HOLD_STATE_UNSPECIFIED\0\u{1}POINTS_HOLD_STATE_HELD\0\u{1}POINTS_HOLD_STATE_COMMITTED\0\u{1}POINTS_HOLD_STATE_RELEASED\0\u{1}POINTS_HOLD_STATE_REVERSED\0")
+}
+
+nonisolated extension Linli_Commerce_V1_EarningRule: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EarningRule"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{1}kind\0\u{1}name\0\u{1}points\0\u{3}per_fen\0\u{1}rounding\0\u{3}min_fen\0\u{3}cap_points\0\u{3}starts_at\0\u{3}ends_at\0\u{1}enabled\0\u{3}lifetime_days\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.perFen) }()
+      case 7: try { try decoder.decodeSingularEnumField(value: &self.rounding) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.minFen) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.capPoints) }()
+      case 10: try { try decoder.decodeSingularMessageField(value: &self._startsAt) }()
+      case 11: try { try decoder.decodeSingularMessageField(value: &self._endsAt) }()
+      case 12: try { try decoder.decodeSingularBoolField(value: &self.enabled) }()
+      case 13: try { try decoder.decodeSingularInt32Field(value: &self.lifetimeDays) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 4)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 5)
+    }
+    if self.perFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.perFen, fieldNumber: 6)
+    }
+    if self.rounding != .unspecified {
+      try visitor.visitSingularEnumField(value: self.rounding, fieldNumber: 7)
+    }
+    if self.minFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.minFen, fieldNumber: 8)
+    }
+    if self.capPoints != 0 {
+      try visitor.visitSingularInt64Field(value: self.capPoints, fieldNumber: 9)
+    }
+    try { if let v = self._startsAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 10)
+    } }()
+    try { if let v = self._endsAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 11)
+    } }()
+    if self.enabled != false {
+      try visitor.visitSingularBoolField(value: self.enabled, fieldNumber: 12)
+    }
+    if self.lifetimeDays != 0 {
+      try visitor.visitSingularInt32Field(value: self.lifetimeDays, fieldNumber: 13)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_EarningRule, rhs: Linli_Commerce_V1_EarningRule) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.perFen != rhs.perFen {return false}
+    if lhs.rounding != rhs.rounding {return false}
+    if lhs.minFen != rhs.minFen {return false}
+    if lhs.capPoints != rhs.capPoints {return false}
+    if lhs._startsAt != rhs._startsAt {return false}
+    if lhs._endsAt != rhs._endsAt {return false}
+    if lhs.enabled != rhs.enabled {return false}
+    if lhs.lifetimeDays != rhs.lifetimeDays {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_SaveEarningRuleRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SaveEarningRuleRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}rule_id\0\u{1}rule\0")
+
+  fileprivate class _StorageClass {
+    var _requestID: String = String()
+    var _ruleID: String = String()
+    var _rule: Linli_Commerce_V1_EarningRule? = nil
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _requestID = source._requestID
+      _ruleID = source._ruleID
+      _rule = source._rule
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._requestID) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._ruleID) }()
+        case 3: try { try decoder.decodeSingularMessageField(value: &_storage._rule) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._requestID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._requestID, fieldNumber: 1)
+      }
+      if !_storage._ruleID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._ruleID, fieldNumber: 2)
+      }
+      try { if let v = _storage._rule {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 3)
+      } }()
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_SaveEarningRuleRequest, rhs: Linli_Commerce_V1_SaveEarningRuleRequest) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._requestID != rhs_storage._requestID {return false}
+        if _storage._ruleID != rhs_storage._ruleID {return false}
+        if _storage._rule != rhs_storage._rule {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListEarningRulesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListEarningRulesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListEarningRulesRequest, rhs: Linli_Commerce_V1_ListEarningRulesRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListEarningRulesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListEarningRulesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}rules\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.rules) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.rules.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.rules, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListEarningRulesResponse, rhs: Linli_Commerce_V1_ListEarningRulesResponse) -> Bool {
+    if lhs.rules != rhs.rules {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_EarnPointsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EarnPointsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}resident_id\0\u{1}kind\0\u{1}reason\0\u{3}operation_key\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.residentID) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.kind) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.reason) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.operationKey) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.residentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.residentID, fieldNumber: 2)
+    }
+    if self.kind != .unspecified {
+      try visitor.visitSingularEnumField(value: self.kind, fieldNumber: 3)
+    }
+    if !self.reason.isEmpty {
+      try visitor.visitSingularStringField(value: self.reason, fieldNumber: 4)
+    }
+    if !self.operationKey.isEmpty {
+      try visitor.visitSingularStringField(value: self.operationKey, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_EarnPointsRequest, rhs: Linli_Commerce_V1_EarnPointsRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.residentID != rhs.residentID {return false}
+    if lhs.kind != rhs.kind {return false}
+    if lhs.reason != rhs.reason {return false}
+    if lhs.operationKey != rhs.operationKey {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_EarnPointsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".EarnPointsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}outcome\0\u{1}points\0\u{3}rule_id\0\u{1}balance\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularEnumField(value: &self.outcome) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.ruleID) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._balance) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if self.outcome != .unspecified {
+      try visitor.visitSingularEnumField(value: self.outcome, fieldNumber: 1)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 2)
+    }
+    if !self.ruleID.isEmpty {
+      try visitor.visitSingularStringField(value: self.ruleID, fieldNumber: 3)
+    }
+    try { if let v = self._balance {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_EarnPointsResponse, rhs: Linli_Commerce_V1_EarnPointsResponse) -> Bool {
+    if lhs.outcome != rhs.outcome {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.ruleID != rhs.ruleID {return false}
+    if lhs._balance != rhs._balance {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_GetPointsReportRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetPointsReportRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}from\0\u{1}to\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 2)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 3)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_GetPointsReportRequest, rhs: Linli_Commerce_V1_GetPointsReportRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_MerchantPoints: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerchantPoints"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}merchant_name\0\u{1}points\0\u{1}orders\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.merchantName) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.orders) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 1)
+    }
+    if !self.merchantName.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantName, fieldNumber: 2)
+    }
+    if self.points != 0 {
+      try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 3)
+    }
+    if self.orders != 0 {
+      try visitor.visitSingularInt64Field(value: self.orders, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_MerchantPoints, rhs: Linli_Commerce_V1_MerchantPoints) -> Bool {
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.merchantName != rhs.merchantName {return false}
+    if lhs.points != rhs.points {return false}
+    if lhs.orders != rhs.orders {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_PointsReport: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".PointsReport"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}from\0\u{1}to\0\u{1}granted\0\u{1}spent\0\u{1}reversed\0\u{1}expired\0\u{3}refused_grants\0\u{3}budget_left\0\u{1}outstanding\0\u{1}merchants\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.from) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.to) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.granted) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.spent) }()
+      case 6: try { try decoder.decodeSingularInt64Field(value: &self.reversed) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.expired) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.refusedGrants) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.budgetLeft) }()
+      case 10: try { try decoder.decodeSingularInt64Field(value: &self.outstanding) }()
+      case 11: try { try decoder.decodeRepeatedMessageField(value: &self.merchants) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if !self.from.isEmpty {
+      try visitor.visitSingularStringField(value: self.from, fieldNumber: 2)
+    }
+    if !self.to.isEmpty {
+      try visitor.visitSingularStringField(value: self.to, fieldNumber: 3)
+    }
+    if self.granted != 0 {
+      try visitor.visitSingularInt64Field(value: self.granted, fieldNumber: 4)
+    }
+    if self.spent != 0 {
+      try visitor.visitSingularInt64Field(value: self.spent, fieldNumber: 5)
+    }
+    if self.reversed != 0 {
+      try visitor.visitSingularInt64Field(value: self.reversed, fieldNumber: 6)
+    }
+    if self.expired != 0 {
+      try visitor.visitSingularInt64Field(value: self.expired, fieldNumber: 7)
+    }
+    if self.refusedGrants != 0 {
+      try visitor.visitSingularInt64Field(value: self.refusedGrants, fieldNumber: 8)
+    }
+    if self.budgetLeft != 0 {
+      try visitor.visitSingularInt64Field(value: self.budgetLeft, fieldNumber: 9)
+    }
+    if self.outstanding != 0 {
+      try visitor.visitSingularInt64Field(value: self.outstanding, fieldNumber: 10)
+    }
+    if !self.merchants.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.merchants, fieldNumber: 11)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_PointsReport, rhs: Linli_Commerce_V1_PointsReport) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.from != rhs.from {return false}
+    if lhs.to != rhs.to {return false}
+    if lhs.granted != rhs.granted {return false}
+    if lhs.spent != rhs.spent {return false}
+    if lhs.reversed != rhs.reversed {return false}
+    if lhs.expired != rhs.expired {return false}
+    if lhs.refusedGrants != rhs.refusedGrants {return false}
+    if lhs.budgetLeft != rhs.budgetLeft {return false}
+    if lhs.outstanding != rhs.outstanding {return false}
+    if lhs.merchants != rhs.merchants {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Linli_Commerce_V1_PointsBudget: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {

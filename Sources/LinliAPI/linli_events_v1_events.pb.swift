@@ -146,6 +146,33 @@ public nonisolated struct Linli_Events_V1_DeviceAlarmRaised: Sendable {
   public init() {}
 }
 
+/// Bills settled by a payment: the points earning rule for fees paid grants on it once
+/// (operation key "pay:<payment_id>").
+public nonisolated struct Linli_Events_V1_BillPaid: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var paymentID: String = String()
+
+  public var communityID: String = String()
+
+  public var roomID: String = String()
+
+  /// What the payment settled of bills (an overpayment into prepaid money is left out).
+  public var settledFen: Int64 = 0
+
+  /// Who paid: a resident's own account, or the cashier at the desk.
+  public var payerUserID: String = String()
+
+  /// RFC 3339
+  public var paidAt: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
 // MARK: - Code below here is support for the SwiftProtobuf runtime.
 
 fileprivate nonisolated let _protobuf_package = "linli.events.v1"
@@ -445,6 +472,61 @@ nonisolated extension Linli_Events_V1_DeviceAlarmRaised: SwiftProtobuf.Message, 
     if lhs.communityID != rhs.communityID {return false}
     if lhs.type != rhs.type {return false}
     if lhs.detail != rhs.detail {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Events_V1_BillPaid: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".BillPaid"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}community_id\0\u{3}room_id\0\u{3}settled_fen\0\u{3}payer_user_id\0\u{3}paid_at\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.settledFen) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.payerUserID) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.paidAt) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.roomID.isEmpty {
+      try visitor.visitSingularStringField(value: self.roomID, fieldNumber: 3)
+    }
+    if self.settledFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.settledFen, fieldNumber: 4)
+    }
+    if !self.payerUserID.isEmpty {
+      try visitor.visitSingularStringField(value: self.payerUserID, fieldNumber: 5)
+    }
+    if !self.paidAt.isEmpty {
+      try visitor.visitSingularStringField(value: self.paidAt, fieldNumber: 6)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Events_V1_BillPaid, rhs: Linli_Events_V1_BillPaid) -> Bool {
+    if lhs.paymentID != rhs.paymentID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.roomID != rhs.roomID {return false}
+    if lhs.settledFen != rhs.settledFen {return false}
+    if lhs.payerUserID != rhs.payerUserID {return false}
+    if lhs.paidAt != rhs.paidAt {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

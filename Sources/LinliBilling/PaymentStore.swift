@@ -1,8 +1,10 @@
 import Foundation
+import LinliAPI
 import LinliCore
 import LinliTenancy
 import Logging
 import PostgresNIO
+import SwiftProtobuf
 
 /// Payments, prepaid top-ups and the ledger check, in the caller's tenant transaction.
 public struct PaymentStore: Sendable {
@@ -238,6 +240,19 @@ public struct PaymentStore: Sendable {
         var receipt = ""
         var paidAt = Date()
         for try await (number, at) in stored.decode((String, Date).self) { (receipt, paidAt) = (number, at) }
+        if settled > 0 {
+            // Points earned on it (the fee-paid rule) once this payment commits.
+            try await Outbox.enqueue(
+                Topic.billPaid,
+                .with {
+                    $0.paymentID = id.uuidString.lowercased()
+                    $0.communityID = community.description
+                    $0.roomID = room.description
+                    $0.settledFen = settled
+                    $0.payerUserID = principal.subjectID.description
+                    $0.paidAt = paidAt.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
+                }, to: nil, on: connection, logger: logger)
+        }
         return Payment(
             id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
             paidAt: paidAt, lateFeeFen: lateFeeFen)

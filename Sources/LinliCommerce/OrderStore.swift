@@ -43,11 +43,7 @@ public struct OrderStore: Sendable {
         }
 
         /// The points ledger's view of this actor: the order module has checked the scope.
-        var pointsPrincipal: Principal {
-            Principal(
-                tenantID: nil, subjectID: user ?? UserID(UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))), displayName: "商城",
-                role: .operator, communityIDs: [], buildingIDs: [])
-        }
+        var pointsPrincipal: Principal { PointsEarning.system(user) }
     }
 
     public struct Line: Sendable {
@@ -507,6 +503,10 @@ public struct OrderStore: Sendable {
         try await CommerceLedger.settled(
             community: order.community, merchant: order.merchant, order: order.id, netFen: net, commissionFen: commission, on: connection,
             logger: logger)
+        // Points for the money paid, by the order rule in force (once per order).
+        _ = try await PointsEarning().earn(
+            .orderDone, community: order.community, resident: order.resident, amountFen: order.payFen, reason: "购物奖励",
+            key: "order:\(order.id.uuidString.lowercased()):done", on: connection, logger: logger)
         return try await self.order(order.id, on: connection, logger: logger)
     }
 }

@@ -113,14 +113,16 @@ public final class OrderTimers: Service, Sendable {
             case "expire":
                 try await expire(id, of: tenant, at: time)
             default:
-                try await database.tenantTransaction(tenant) { [store] connection in
+                let balance = try await database.tenantTransaction(tenant) { [store] connection -> PointsStore.Balance? in
                     let order = try await store.order(id, forUpdate: true, on: connection, logger: logger)
                     if action == "confirm" {
                         _ = try await store.confirm(order, by: .job, on: connection, logger: logger)
-                    } else {
-                        _ = try await store.settle(order, on: connection, logger: logger)
+                        return nil
                     }
+                    _ = try await store.settle(order, on: connection, logger: logger)
+                    return try await PointsStore().balance(order.resident, on: connection, logger: logger)
                 }
+                if let balance { _ = await cache.write(balance, tenant: tenant.id) }
             }
         }
         let silent = try await database.tenantTransaction(tenant) { [store] connection in

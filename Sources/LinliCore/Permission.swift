@@ -64,6 +64,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case alarmHandle = "alarm.handle"  // acknowledge, assign and clear alarms
     case pointsManage = "points.manage"  // fund the points budget, grant, hold and settle points, check the cache
     case pointsOwn = "points.own"  // a resident's own points balance
+    case pointsEarn = "points.earn"  // points for an activity or content, by the rule in force
     case commerceManage = "commerce.manage"  // review merchants and their communities, categories, marketplace settings
     case commerceShop = "commerce.shop"  // a merchant's shop: apply, goods, stock, replies to reviews
     case commerceFulfil = "commerce.fulfil"  // ship orders, handle returns, see merchants (merchants: their own)
@@ -85,7 +86,7 @@ public enum Permission: String, Sendable, CaseIterable {
             .baseDataManage, .baseDataRead, .personalReveal, .personalAudit, .petRegister, .petRead,
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
-            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle, .pointsManage, .pointsOwn,
+            .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle, .pointsManage, .pointsOwn, .pointsEarn,
             .commerceManage, .commerceFulfil, .commerceBrowse,
         ],
         .cashier: [
@@ -105,7 +106,7 @@ public enum Permission: String, Sendable, CaseIterable {
         .merchant: [.noticeRead, .commerceShop, .commerceFulfil, .commerceBrowse],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
-        .partner: [.noticeRead, .noticePublish, .hotlineImport, .deviceRead, .deviceCommand],
+        .partner: [.noticeRead, .noticePublish, .hotlineImport, .deviceRead, .deviceCommand, .pointsEarn],
     ]
 
     /// Whether `role` holds this permission.

@@ -50,7 +50,9 @@ public struct LinliApplication: Sendable {
     public let patrolScheduler: PatrolSchedulerJob
     /// The outbox relay: committed messages into the in-app inbox.
     /// One consumer per `OutboxConsumerName`; `OutboxTopicsTests` checks the table.
-    public static let outboxConsumers: [any OutboxConsumer] = [InboxDelivery(), WorkOrderChargeBilling(), HotlineBridge()]
+    public static func outboxConsumers(redis: RedisClient?, logger: Logger) -> [any OutboxConsumer] {
+        [InboxDelivery(), WorkOrderChargeBilling(), HotlineBridge(), PointsEarningConsumer(redis: redis, logger: logger)]
+    }
     public let outboxRelay: OutboxRelayJob
     /// The hourly prepaid offset of bills fallen due.
     public let prepaidOffset: PrepaidOffsetJob
@@ -112,7 +114,8 @@ public struct LinliApplication: Sendable {
                 parallelism: configuration.migrationParallelism))
         rollup = NationalRollupJob(database: database, interval: .seconds(configuration.rollupIntervalSeconds), logger: logger)
         patrolScheduler = PatrolSchedulerJob(database: database, logger: logger)
-        outboxRelay = OutboxRelayJob(database: database, tenants: tenants, consumers: Self.outboxConsumers, logger: logger)
+        outboxRelay = OutboxRelayJob(
+            database: database, tenants: tenants, consumers: Self.outboxConsumers(redis: redis, logger: logger), logger: logger)
         prepaidOffset = PrepaidOffsetJob(database: database, logger: logger)
         alarmEscalation = AlarmEscalationJob(database: database, logger: logger)
         smartMeters = SmartMeterJob(database: database, logger: logger)

@@ -417,6 +417,15 @@ struct CommerceTests {
             } == .alreadyExists)
         let goods = try await f.shop.getGoods(.with { $0.goodsID = f.goods.id }, metadata: f.resident)
         #expect(goods.reviews == 1 && goods.scoreHundredths == 500)
+        // The order rule: a point per 元 paid, at most 50 an order, earned when the order is done.
+        _ = try await f.points.saveEarningRule(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.rule = .with {
+                    $0.communityID = f.community; $0.kind = .orderDone; $0.name = "购物 1 元 1 分"; $0.points = 1; $0.perFen = 100
+                    $0.capPoints = 50; $0.enabled = true
+                }
+            }, metadata: f.manager)
         // Settlement waits out the after-sale window (7 days); the sweep is run as of then.
         try await f.server.app.orderTimers.sweep(f.demo.tenant, at: Date().addingTimeInterval(6 * 86_400))
         #expect(try await f.get(order).state == .received)
@@ -426,6 +435,14 @@ struct CommerceTests {
         #expect(try await f.liability("order_escrow:") == 0)
         #expect(try await f.liability("merchant_payable:") == 10_440)
         #expect(try await f.ledger("SELECT (sum(debits_fen) - sum(credits_fen))::int8 FROM ledger_accounts") == 0)
+        #expect(try await f.available() == 750, "700 left after the order, 50 earned by it (capped)")
+        let today = BusinessDay.demo.today()
+        let report = try await f.points.getPointsReport(
+            .with {
+                $0.communityID = f.community; $0.from = today; $0.to = BusinessDay.demo.adding(1, to: today) ?? today
+            }, metadata: f.manager)
+        #expect(report.spent == 300 && report.granted == 1_050 && report.outstanding == 750)
+        #expect(report.merchants.map(\.points) == [300] && report.merchants.first?.merchantName == "鲜丰水果")
         // The merchant sees it among their shop's orders; the manager among the community's.
         #expect(try await f.orders.listOrders(.with { $0.state = .done }, metadata: f.merchant).orders.map(\.id) == [order.id])
         #expect(try await f.orders.listOrders(.with { $0.communityID = f.community }, metadata: f.manager).orders.map(\.id) == [order.id])

@@ -121,7 +121,7 @@ struct OutboxIsolationTests {
         let failing = FailingBilling()
         let relay = OutboxRelayJob(
             database: server.app.database, tenants: server.app.tenants,
-            consumers: [failing] + LinliApplication.outboxConsumers.filter { $0.name == .inbox }, logger: logger)
+            consumers: [failing] + LinliApplication.outboxConsumers(redis: nil, logger: logger).filter { $0.name == .inbox }, logger: logger)
         let moved = try await relay.relay(demo.tenant)
         let (inbox, waiting) = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             var result: (Int64, Int64) = (0, 0)

@@ -1,6 +1,7 @@
 import Foundation
 import LinliServer
 import LinliTenancy
+import Logging
 import Testing
 
 @Suite("Shared facts: residency, business day, room label, outbox topics")
@@ -42,7 +43,7 @@ struct SharedFactsTests {
 
     @Test("outbox: every topic has exactly one consumer that runs, every consumer has a topic")
     func outboxTopicsHaveConsumers() {
-        let running = LinliApplication.outboxConsumers.map(\.name)
+        let running = LinliApplication.outboxConsumers(redis: nil, logger: Logger(label: "test")).map(\.name)
         #expect(Set(running).count == running.count, "a consumer is registered twice")
         for topic in Topic.all {
             #expect(running.contains(topic.consumer), "topic \(topic.name) has no running consumer")

@@ -47,6 +47,10 @@ notices_pb2 = importlib.import_module("linli.property.v1.notices_pb2")
 notices_grpc = importlib.import_module("linli.property.v1.notices_pb2_grpc")
 base_data_pb2 = importlib.import_module("linli.property.v1.base_data_pb2")
 base_data_grpc = importlib.import_module("linli.property.v1.base_data_pb2_grpc")
+commerce_pb2 = importlib.import_module("linli.commerce.v1.commerce_pb2")
+commerce_grpc = importlib.import_module("linli.commerce.v1.commerce_pb2_grpc")
+points_pb2 = importlib.import_module("linli.commerce.v1.points_pb2")
+points_grpc = importlib.import_module("linli.commerce.v1.points_pb2_grpc")
 
 
 class Linli:
@@ -59,6 +63,9 @@ class Linli:
         self.identity = identity_grpc.IdentityServiceStub(self.channel)
         self.notices = notices_grpc.NoticeServiceStub(self.channel)
         self.base_data = base_data_grpc.BaseDataServiceStub(self.channel)
+        self.shop = commerce_grpc.MerchantServiceStub(self.channel)
+        self.orders = commerce_grpc.OrderServiceStub(self.channel)
+        self.points = points_grpc.PointsServiceStub(self.channel)
         self.metadata = ()
 
     def login(self, tenant, username, password):
@@ -81,6 +88,61 @@ class Linli:
         self.channel.close()
 
 
+def shop_walkthrough(target, ca, tenant, password, say=print):
+    """A resident from browsing to a reviewed order paid partly with points (the demo shop).
+
+    The resident browses, sees the points an order may take, orders with 300 points, pays the
+    rest through the simulated channel, the merchant ships, the resident confirms and reviews.
+    Returns the order as it ends."""
+    import time
+    import uuid
+
+    def rid():
+        return str(uuid.uuid4())
+    resident, merchant = Linli(target, ca), Linli(target, ca)
+    principal = resident.login(tenant, "resident1", password)
+    merchant.login(tenant, "merchant", password)
+    community = principal.community_ids[0]
+    goods = resident.shop.ListGoods(commerce_pb2.ListGoodsRequest(community_id=community), metadata=resident.metadata).goods
+    peach = goods[0]
+    sku = max(peach.skus, key=lambda s: s.price_fen)
+    say(f"browse: {peach.merchant_name} {peach.name}, from {peach.min_price_fen / 100:.2f}元; taking {sku.spec} at {sku.price_fen / 100:.2f}元")
+    line = commerce_pb2.OrderLineDraft(sku_id=sku.id, quantity=1)
+    quote = resident.orders.QuoteOrder(commerce_pb2.QuoteOrderRequest(community_id=community, lines=[line], points=300),
+                                       metadata=resident.metadata)
+    say(f"quote: goods {quote.goods_fen / 100:.2f}元, 300 points = {quote.points_value_fen / 100:.2f}元 off, pay {quote.pay_fen / 100:.2f}元 "
+        f"(at most {quote.max_points} points; {quote.points_available} available)")
+    order = resident.orders.PlaceOrder(commerce_pb2.PlaceOrderRequest(request_id=rid(), community_id=community, lines=[line], points=300),
+                                       metadata=resident.metadata)
+    say(f"order {order.order_no}: to {order.address}, pay by {order.pay_deadline.ToJsonString()}")
+    intent = resident.orders.PayOrder(commerce_pb2.PayOrderRequest(request_id=rid(), order_id=order.id, channel="sim"),
+                                      metadata=resident.metadata)
+    resident.orders.SimulateChannelPayment(commerce_pb2.SimulateChannelPaymentRequest(request_id=rid(), intent_id=intent.id),
+                                           metadata=resident.metadata)
+    for _ in range(100):
+        order = resident.orders.GetOrder(commerce_pb2.GetOrderRequest(order_id=order.id), metadata=resident.metadata)
+        if order.state == commerce_pb2.ORDER_STATE_PAID:
+            break
+        time.sleep(0.1)
+    say(f"paid {intent.amount_fen / 100:.2f}元 through the channel ({commerce_pb2.OrderState.Name(order.state)})")
+    merchant.orders.ShipOrder(commerce_pb2.ShipOrderRequest(request_id=rid(), order_id=order.id, tracking="送货上门"), metadata=merchant.metadata)
+    order = resident.orders.ConfirmReceipt(commerce_pb2.ConfirmReceiptRequest(request_id=rid(), order_id=order.id), metadata=resident.metadata)
+    review = resident.orders.ReviewOrderLine(commerce_pb2.ReviewOrderLineRequest(
+        request_id=rid(), order_id=order.id, line_id=order.lines[0].id, score=5, text="很甜，送得快"), metadata=resident.metadata)
+    merchant.orders.ReplyToReview(commerce_pb2.ReplyToReviewRequest(request_id=rid(), review_id=review.id, text="谢谢惠顾"),
+                                  metadata=merchant.metadata)
+    balance = resident.points.GetPointsBalance(points_pb2.GetPointsBalanceRequest(community_id=community), metadata=resident.metadata)
+    order = resident.orders.GetOrder(commerce_pb2.GetOrderRequest(order_id=order.id), metadata=resident.metadata)
+    say(f"received and reviewed ({review.score}★, the shop replied); {commerce_pb2.OrderState.Name(order.state)}; "
+        f"{balance.available} points left")
+    for event in order.events:
+        say(f"  {event.at.ToJsonString()}  {commerce_pb2.OrderState.Name(getattr(event, 'from'))} → "
+            f"{commerce_pb2.OrderState.Name(event.to)} by {event.actor} {event.note}")
+    resident.close()
+    merchant.close()
+    return order, balance
+
+
 def main():
     parser = argparse.ArgumentParser(description="Call a Linli server.")
     parser.add_argument("--target", default="127.0.0.1:8443")
@@ -96,7 +158,14 @@ def main():
     load.add_argument("--tenant", default="demo")
     load.add_argument("--username", required=True)
     load.add_argument("--password", default=os.environ.get("LINLI_PASSWORD", ""))
+    shop = sub.add_parser("shop", help="resident1 browses the demo shop, orders with points, pays, gets it shipped, reviews")
+    shop.add_argument("--tenant", default="demo")
+    shop.add_argument("--password", default=os.environ.get("LINLI_PASSWORD", ""))
     args = parser.parse_args()
+
+    if args.command == "shop":
+        shop_walkthrough(args.target, args.ca, args.tenant, args.password)
+        sys.exit(0)
 
     client = Linli(args.target, args.ca)
     principal = client.login(args.tenant, args.username, args.password)

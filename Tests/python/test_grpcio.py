@@ -12,7 +12,7 @@ import uuid
 import grpc
 
 sys.path.insert(0, os.path.dirname(__file__))
-from linli_client import Linli, identity_pb2, notices_pb2  # noqa: E402
+from linli_client import Linli, commerce_pb2, identity_pb2, notices_pb2, shop_walkthrough  # noqa: E402
 
 TARGET = os.environ.get("LINLI_TEST_TARGET", "127.0.0.1:8443")
 CA = os.environ["LINLI_TEST_CA"]
@@ -35,6 +35,22 @@ class GrpcioPartnerTest(unittest.TestCase):
                 break
             time.sleep(0.1)
         self.assertEqual(check(b""), b"\x08\x01")
+
+    def test_shop_walkthrough_from_browsing_to_a_reviewed_order_paid_partly_with_points(self):
+        manager = Linli(TARGET, CA)
+        manager.login("demo", "manager", PASSWORD)
+        manager.shop.SetCommerceSettings(commerce_pb2.SetCommerceSettingsRequest(
+            request_id=str(uuid.uuid4()), settings=commerce_pb2.CommerceSettings(
+                unpaid_minutes=30, confirm_days=7, review_days=7, fen_per_point=1, max_points_percent=30,
+                default_commission_bp=500)), metadata=manager.metadata)
+        manager.close()
+        lines = []
+        order, balance = shop_walkthrough(TARGET, CA, "demo", PASSWORD, say=lines.append)
+        self.assertEqual(order.state, commerce_pb2.ORDER_STATE_RECEIVED, lines)
+        self.assertEqual((order.goods_fen, order.points, order.pay_fen), (10990, 300, 10690))
+        self.assertTrue(order.lines[0].reviewed)
+        self.assertEqual(balance.available, 700)
+        self.assertEqual([e.actor for e in order.events], ["resident", "channel", "merchant", "resident"])
 
     def test_unauthenticated_call_is_refused(self):
         with self.assertRaises(grpc.RpcError) as caught:
