@@ -1239,11 +1239,46 @@ public nonisolated struct Linli_Commerce_V1_Order: @unchecked Sendable {
     set {_uniqueStorage()._returnImageRefs = newValue}
   }
 
+  /// The commission split out of the channel payment to the platform (分账).
+  public var shares: [Linli_Commerce_V1_ProfitShare] {
+    get {_storage._shares}
+    set {_uniqueStorage()._shares = newValue}
+  }
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
   fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+/// A profit-sharing request: PENDING (sent a minute after the payment) → PROCESSING → SUCCEEDED;
+/// FAILED is retried with backoff; REJECTED was beyond the limits (30 % of the payment, the net
+/// after the channel's fee) and never sent; RETURNED before a refund; CANCELLED when the payment
+/// was refunded before the share was made.
+public nonisolated struct Linli_Commerce_V1_ProfitShare: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var receiver: String = String()
+
+  public var amountFen: Int64 = 0
+
+  public var paidFen: Int64 = 0
+
+  /// "pending", "processing", "succeeded", "failed", "rejected", "returned", "cancelled".
+  public var state: String = String()
+
+  public var attempts: Int32 = 0
+
+  public var lastError: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Commerce_V1_PayOrderRequest: Sendable {
@@ -3342,7 +3377,7 @@ nonisolated extension Linli_Commerce_V1_OrderEvent: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Order"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0\u{1}shares\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -3373,6 +3408,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
     var _events: [Linli_Commerce_V1_OrderEvent] = []
     var _returnReason: String = String()
     var _returnImageRefs: [String] = []
+    var _shares: [Linli_Commerce_V1_ProfitShare] = []
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3411,6 +3447,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       _events = source._events
       _returnReason = source._returnReason
       _returnImageRefs = source._returnImageRefs
+      _shares = source._shares
     }
   }
 
@@ -3457,6 +3494,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         case 26: try { try decoder.decodeRepeatedMessageField(value: &_storage._events) }()
         case 27: try { try decoder.decodeSingularStringField(value: &_storage._returnReason) }()
         case 28: try { try decoder.decodeRepeatedStringField(value: &_storage._returnImageRefs) }()
+        case 29: try { try decoder.decodeRepeatedMessageField(value: &_storage._shares) }()
         default: break
         }
       }
@@ -3553,6 +3591,9 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       if !_storage._returnImageRefs.isEmpty {
         try visitor.visitRepeatedStringField(value: _storage._returnImageRefs, fieldNumber: 28)
       }
+      if !_storage._shares.isEmpty {
+        try visitor.visitRepeatedMessageField(value: _storage._shares, fieldNumber: 29)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3590,10 +3631,71 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         if _storage._events != rhs_storage._events {return false}
         if _storage._returnReason != rhs_storage._returnReason {return false}
         if _storage._returnImageRefs != rhs_storage._returnImageRefs {return false}
+        if _storage._shares != rhs_storage._shares {return false}
         return true
       }
       if !storagesAreEqual {return false}
     }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ProfitShare: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ProfitShare"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}receiver\0\u{3}amount_fen\0\u{3}paid_fen\0\u{1}state\0\u{1}attempts\0\u{3}last_error\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.receiver) }()
+      case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.paidFen) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.state) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.attempts) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.lastError) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.receiver.isEmpty {
+      try visitor.visitSingularStringField(value: self.receiver, fieldNumber: 2)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 3)
+    }
+    if self.paidFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.paidFen, fieldNumber: 4)
+    }
+    if !self.state.isEmpty {
+      try visitor.visitSingularStringField(value: self.state, fieldNumber: 5)
+    }
+    if self.attempts != 0 {
+      try visitor.visitSingularInt32Field(value: self.attempts, fieldNumber: 6)
+    }
+    if !self.lastError.isEmpty {
+      try visitor.visitSingularStringField(value: self.lastError, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ProfitShare, rhs: Linli_Commerce_V1_ProfitShare) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.receiver != rhs.receiver {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.paidFen != rhs.paidFen {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.attempts != rhs.attempts {return false}
+    if lhs.lastError != rhs.lastError {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

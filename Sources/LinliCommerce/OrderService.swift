@@ -133,6 +133,17 @@ extension Linli_Commerce_V1_Order {
         tracking = o.tracking
         returnReason = o.returnReason
         returnImageRefs = o.returnImageRefs
+        shares = o.shares.map { share in
+            .with {
+                $0.id = share.id.uuidString.lowercased()
+                $0.receiver = share.receiver
+                $0.amountFen = share.amountFen
+                $0.paidFen = share.paidFen
+                $0.state = share.state.rawValue
+                $0.attempts = share.attempts
+                $0.lastError = share.lastError
+            }
+        }
         events = o.events.map { e in
             .with {
                 if let from = e.from { $0.from = ProtoEnum.encode(from) }

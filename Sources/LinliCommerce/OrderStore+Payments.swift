@@ -148,6 +148,7 @@ extension OrderStore {
         payment.state = .paid
         if order.state == .unpaid {
             try await markPaid(order, payment: payment, channel: payment.channel, by: .channel, connection, logger)
+            try await createShare(order, payment: payment, transaction: notice.transaction, connection, logger)
             return .paid
         }
         // Too late: the money is in, so it goes through the ledger in and straight back out.

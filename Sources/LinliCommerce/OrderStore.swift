@@ -98,6 +98,7 @@ public struct OrderStore: Sendable {
         public var returnImageRefs: [String]
         public var lines: [Line] = []
         public var events: [Event] = []
+        public var shares: [Share] = []
     }
 
     public struct Draft: Sendable {
@@ -171,6 +172,12 @@ public struct OrderStore: Sendable {
             }
         }
         if details {
+            for share in try await shares(
+                "SELECT \(unescaped: Self.shareColumns) FROM profit_shares WHERE order_id = ANY(\(ids)::uuid[]) ORDER BY created_at, id", connection,
+                logger)
+            {
+                if let i = index[share.order] { result[i].shares.append(share) }
+            }
             for try await r in try await connection.query(
                 "SELECT order_id, from_state, to_state, actor, note, at FROM order_events WHERE order_id = ANY(\(ids)::uuid[]) ORDER BY id",
                 logger: logger
@@ -442,11 +449,14 @@ public struct OrderStore: Sendable {
     /// Everything paid for `order` back: the channel's money, the points, the stock.
     func refund(_ order: Order, restock: Bool, by: By, channels: PaymentChannels, _ connection: PostgresConnection, _ logger: Logger) async throws {
         var refunded: Int64 = 0
-        for try await (payment, channel, txn, amount) in try await connection.query(
+        var paid: [(UUID, String, String, Int64)] = []
+        for try await row in try await connection.query(
             """
             SELECT id, channel, channel_txn, amount_fen FROM commerce_payments WHERE order_id = \(order.id) AND state = 'paid' FOR UPDATE
             """, logger: logger
-        ).decode((UUID, String, String, Int64).self) {
+        ).decode((UUID, String, String, Int64).self) { paid.append(row) }
+        for (payment, channel, txn, amount) in paid {
+            try await returnShares(payment: payment, channels: channels, connection, logger)
             let refundTxn = try await channels.channel(channel).refund(
                 transaction: txn, amountFen: amount, key: "refund:\(payment.uuidString.lowercased())")
             try await connection.query(

@@ -132,6 +132,10 @@ public final class OrderTimers: Service, Sendable {
             guard let notice = await (try? channels.channel(channel))?.query(intent: intent) else { continue }
             _ = try await receive(notice, tenant: tenant)
         }
+        // Profit shares due (a minute after their payment, then as their backoff says).
+        _ = try await database.tenantTransaction(tenant) { [store, channels] connection in
+            try await store.sendShares(at: time, channels: channels, on: connection, logger: logger)
+        }
     }
 
     /// A channel's notice: verified, then applied in the tenant's transaction.

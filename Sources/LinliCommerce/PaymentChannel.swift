@@ -42,6 +42,22 @@ public protocol PaymentChannel: Sendable {
     func query(intent: UUID) async -> PaymentNotice?
     /// Gives `amountFen` of `transaction` back; the same key again answers the first refund's id.
     func refund(transaction: String, amountFen: Int64, key: String) async throws -> String
+    /// Asks the channel to split `amountFen` of `transaction` to `receiver` (分账); once per key.
+    func share(transaction: String, amountFen: Int64, receiver: String, key: String) async -> ShareAnswer
+    /// What became of a share the channel answered PROCESSING to.
+    func queryShare(key: String) async -> ShareAnswer
+    /// Returns a share that succeeded (分账回退), before its payment is refunded.
+    func returnShare(key: String) async throws
+}
+
+/// A channel's answer to a profit-sharing request.
+public enum ShareAnswer: Sendable, Equatable {
+    case succeeded(id: String)
+    /// Accepted; the result comes later (ask with queryShare).
+    case processing(id: String)
+    case failed(reason: String)
+    /// The channel has no share under that key.
+    case unknown
 }
 
 /// The local simulated channel ("sim"): it keeps its intents in memory, signs its notices with
@@ -53,6 +69,9 @@ public actor SimulatedChannel: PaymentChannel {
     private var intents: [UUID: (tenant: TenantID, amountFen: Int64, expiresAt: Date, paid: PaymentNotice?)] = [:]
     private var refunds: [String: (transaction: String, amountFen: Int64, id: String)] = [:]
     private var receiver: (@Sendable (PaymentNotice) async -> Bool)?
+    private var shares: [String: (transaction: String, amountFen: Int64, id: String, done: Bool, returned: Bool)] = [:]
+    /// Scripted answers for the next share requests (tests): processing or failed, then normal.
+    private var script: [ShareAnswer] = []
     /// How often a notice is delivered before the channel gives up (a query still finds it).
     let attempts: Int
 
@@ -113,9 +132,56 @@ public actor SimulatedChannel: PaymentChannel {
         guard amountFen > 0, refunded + amountFen <= paid.amountFen else {
             throw LinliError(.failedPrecondition, "refund beyond what was paid")
         }
+        // Money shared out is no longer here: a share is returned before a refund (分账回退).
+        let shared = shares.values.filter { $0.transaction == transaction && !$0.returned }.reduce(Int64(0)) { $0 + $1.amountFen }
+        guard refunded + amountFen + shared <= paid.amountFen else {
+            throw LinliError(.failedPrecondition, "refund of shared money: return the share first")
+        }
         let id = "SIMR" + UUIDv7.make().uuidString.replacingOccurrences(of: "-", with: "")
         refunds[key] = (transaction, amountFen, id)
         return id
+    }
+
+    /// The next share requests get these answers first (a PROCESSING one resolves on its query).
+    public func scriptShares(_ answers: [ShareAnswer]) { script = answers }
+
+    public func share(transaction: String, amountFen: Int64, receiver: String, key: String) async -> ShareAnswer {
+        if let known = shares[key] { return known.done ? .succeeded(id: known.id) : .processing(id: known.id) }
+        guard let paid = intents.values.compactMap(\.paid).first(where: { $0.transaction == transaction }) else {
+            return .failed(reason: "no such transaction")
+        }
+        let refunded = refunds.values.filter { $0.transaction == transaction }.reduce(Int64(0)) { $0 + $1.amountFen }
+        let shared = shares.values.filter { $0.transaction == transaction && !$0.returned }.reduce(Int64(0)) { $0 + $1.amountFen }
+        // The channel's own limit: at most 30 % of the payment, and only of what it still holds.
+        guard amountFen > 0, amountFen * 10 <= paid.amountFen * 3, shared + amountFen <= paid.amountFen - refunded else {
+            return .failed(reason: "amount beyond what may be shared")
+        }
+        let id = "SIMS" + UUIDv7.make().uuidString.replacingOccurrences(of: "-", with: "")
+        if !script.isEmpty {
+            let answer = script.removeFirst()
+            if case .failed = answer { return answer }
+            shares[key] = (transaction, amountFen, id, false, false)
+            return .processing(id: id)
+        }
+        shares[key] = (transaction, amountFen, id, true, false)
+        return .succeeded(id: id)
+    }
+
+    public func queryShare(key: String) async -> ShareAnswer {
+        guard let known = shares[key] else { return .unknown }
+        // A PROCESSING share is done by the time it is asked about again.
+        shares[key]?.done = true
+        return .succeeded(id: known.id)
+    }
+
+    public func returnShare(key: String) async throws {
+        guard let known = shares[key], known.done else { throw LinliError(.failedPrecondition, "no finished share \(key) to return") }
+        shares[key]?.returned = true
+    }
+
+    /// What the channel holds as shared (not returned) for `transaction`: for reconciliation.
+    public func shared(transaction: String) -> Int64 {
+        shares.values.filter { $0.transaction == transaction && $0.done && !$0.returned }.reduce(Int64(0)) { $0 + $1.amountFen }
     }
 
     private nonisolated func sign(_ text: String) -> String {

@@ -505,6 +505,59 @@ struct CommerceTests {
         #expect(try await f.ledger("SELECT (sum(debits_fen) - sum(credits_fen))::int8 FROM ledger_accounts") == 0)
     }
 
+    @Test(
+        "C-5: the commission's share is persisted, sent a minute after payment, retried through FAILED and PROCESSING, returned before a refund; beyond 30 % it is never sent"
+    )
+    func profitSharing() async throws {
+        let f = try await CommerceFixture.make(try await TestServer.shared.value)
+        let channel = f.server.app.paymentChannels.simulated
+        let order = try await f.place(f.goods.skus[1].id, points: 200)
+        _ = try await f.pay(order)
+        var paid = try await f.wait(order) { $0.state == .paid }
+        #expect(paid.shares.map(\.state) == ["pending"] && paid.shares.first?.amountFen == 550 && paid.shares.first?.paidFen == 10_790)
+        let start = Date()
+        await channel.scriptShares([.failed(reason: "SYSTEM_ERROR"), .processing(id: "")])
+        try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(30))
+        #expect(try await f.get(order).shares.first?.state == "pending", "not before a minute after the payment")
+        try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(61))
+        paid = try await f.get(order)
+        #expect(paid.shares.first?.state == "failed" && paid.shares.first?.lastError == "SYSTEM_ERROR" && paid.shares.first?.attempts == 1)
+        try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(200))
+        #expect(try await f.get(order).shares.first?.state == "processing")
+        try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(400))
+        paid = try await f.get(order)
+        #expect(paid.shares.first?.state == "succeeded" && paid.shares.first?.attempts == 3)
+        let unreconciled = try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            try await OrderStore().unreconciledShares(channel: channel, on: connection, logger: f.server.app.logger)
+        }
+        #expect(unreconciled.isEmpty)
+        // A full refund returns the share first (the channel refuses to refund shared money).
+        let cancelled = try await f.orders.cancelOrder(
+            .with {
+                $0.requestID = UUID().uuidString; $0.orderID = order.id
+            }, metadata: f.resident)
+        #expect(cancelled.state == .cancelled && cancelled.refundedFen == 10_790 && cancelled.shares.first?.state == "returned")
+        let intent = try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            var txn = ""
+            for try await t in try await connection.query(
+                "SELECT channel_txn FROM commerce_payments WHERE order_id = \(UUID(uuidString: order.id) ?? UUID())", logger: f.server.app.logger
+            ).decode(String.self) { txn = t }
+            return txn
+        }
+        #expect(await channel.shared(transaction: intent) == 0)
+        // Beyond the limits: never sent.
+        #expect(OrderStore.shareRefusal(3_001, of: 10_000) != nil && OrderStore.shareRefusal(3_000, of: 10_000) == nil)
+        try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            try await connection.query("UPDATE merchants SET commission_bp = 3000", logger: f.server.app.logger)
+        }
+        let heavy = try await f.place(points: 1_000)
+        _ = try await f.pay(heavy)
+        let rejected = try await f.wait(heavy) { $0.state == .paid }
+        #expect(rejected.shares.first?.state == "rejected" && rejected.shares.first?.lastError.contains("30%") == true)
+        try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(3_600))
+        #expect(try await f.get(heavy).shares.first?.state == "rejected")
+    }
+
     @Test("a forged or altered payment notice is refused; the same notice twice is applied once")
     func notices() async throws {
         let f = try await CommerceFixture.make(try await TestServer.shared.value)
