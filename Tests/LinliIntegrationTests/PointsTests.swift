@@ -7,6 +7,7 @@ import LinliPoints
 import LinliServer
 import LinliTenancy
 import PostgresNIO
+import Synchronization
 import Testing
 
 typealias PointsClient = Linli_Commerce_V1_PointsService.Client<HTTP2ClientTransport.Posix>
@@ -202,4 +203,110 @@ func PointsHoldRequestOf(_ hold: String) -> () -> Linli_Commerce_V1_PointsHoldRe
 /// The Redis key of a resident's cached balance.
 func RedisKeyOf(_ tenant: TenantID, _ resident: String) -> String {
     "{t:\(tenant.description)}:points:\(resident)"
+}
+
+extension PointsTests {
+    @Test(
+        "Redis killed and restarted mid-load: grants go on, reads fall back to the ledger, and afterwards every cached balance is the ledger's",
+        .enabled(if: ProcessInfo.processInfo.environment["LINLI_TEST_REDIS_STOP"] != nil), .timeLimit(.minutes(1)))
+    func redisRestartMidLoad() async throws {
+        let f = try await PointsFixture.make(try await TestServer.shared.value)
+        _ = try await f.fund(1_000_000)
+        let app = f.server.app
+        let logger = app.logger
+        let people: [UUID] = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+            var made: [UUID] = []
+            for try await id in try await connection.query(
+                """
+                INSERT INTO residents (id, community_id, name)
+                SELECT uuid_v7(), \(f.demo.community.uuid), '压测住户' || n FROM generate_series(1, 20) AS n RETURNING id
+                """, logger: logger
+            ).decode(UUID.self) { made.append(id) }
+            return made
+        }
+        let store = PointsStore()
+        let cache = PointsCache(redis: app.redis, logger: logger)
+        let end = Date().addingTimeInterval(7)
+        let tally = Tally()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for worker in 0..<4 {
+                group.addTask {
+                    var n = 0
+                    while Date() < end {
+                        n += 1
+                        let resident = people[(worker * 7 + n) % people.count]
+                        // As PointsService does: the cache entry dropped in the transaction, the committed balance written after.
+                        let balance = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+                            _ = try await store.grant(
+                                1, to: resident, reason: "压测", expiresAt: Date().addingTimeInterval(86_400), key: "fault:\(worker):\(n)",
+                                for: PointsEarning.system(), on: connection, logger: logger)
+                            await cache.forget(resident, tenant: f.demo.tenant.id)
+                            return try await store.balance(resident, on: connection, logger: logger)
+                        }
+                        await cache.write(balance, tenant: f.demo.tenant.id)
+                        tally.add(grant: 1)
+                    }
+                }
+                group.addTask {
+                    while Date() < end {
+                        let resident = people.randomElement() ?? people[0]
+                        if await cache.read(resident, tenant: f.demo.tenant.id) == nil {
+                            let balance = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+                                try await store.balance(resident, on: connection, logger: logger)
+                            }
+                            await cache.write(balance, tenant: f.demo.tenant.id)
+                            tally.add(ledgerRead: 1)
+                        } else {
+                            tally.add(cacheRead: 1)
+                        }
+                    }
+                }
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(2))
+                try await Self.shell("LINLI_TEST_REDIS_STOP")
+                try await Task.sleep(for: .seconds(2))
+                try await Self.shell("LINLI_TEST_REDIS_START")
+            }
+            try await group.waitForAll()
+        }
+        let counts = tally.counts
+        #expect(counts.grants > 0 && counts.ledgerReads > 0 && counts.cacheReads > 0)
+        let ledger = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+            try await store.balances(residents: people, on: connection, logger: logger)
+        }
+        #expect(ledger.reduce(Int64(0)) { $0 + $1.available } == Int64(counts.grants), "every grant made is on the ledger, once")
+        for balance in ledger {
+            if let cached = await cache.read(balance.resident, tenant: f.demo.tenant.id) {
+                #expect(cached.matches(balance), "a cached balance after the restart is the ledger's")
+            }
+        }
+        // Sessions were in the Redis that died: sign in again, and the check finds nothing stale.
+        let manager = try await f.server.login(f.demo, "manager")
+        let check = try await f.points.checkPointsCache(.with { $0.communityID = f.demo.community.description }, metadata: manager)
+        #expect(check.ledgerBalanced && check.mismatched == 0)
+    }
+
+    /// Runs the shell command in environment variable `variable` with system(3) on a thread of
+    /// its own (not one of the cooperative pool), awaiting its exit.
+    static func shell(_ variable: String) async throws {
+        let command = ProcessInfo.processInfo.environment[variable] ?? "false"
+        let status: Int32 = await withCheckedContinuation { continuation in
+            Thread.detachNewThread { continuation.resume(returning: system("bash -c \"\(command)\" >/dev/null 2>&1")) }
+        }
+        guard status == 0 else { throw TestFailure("\(variable) failed (\(status))") }
+    }
+}
+
+/// Counts from concurrent load tasks.
+final class Tally: Sendable {
+    private let state = Mutex((grants: 0, cacheReads: 0, ledgerReads: 0))
+    func add(grant: Int = 0, cacheRead: Int = 0, ledgerRead: Int = 0) {
+        state.withLock {
+            $0.grants += grant
+            $0.cacheReads += cacheRead
+            $0.ledgerReads += ledgerRead
+        }
+    }
+    var counts: (grants: Int, cacheReads: Int, ledgerReads: Int) { state.withLock { $0 } }
 }
