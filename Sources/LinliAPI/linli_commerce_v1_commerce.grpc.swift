@@ -4011,7 +4011,7 @@ extension Linli_Commerce_V1_OrderService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Orders: 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
+    /// > Orders: goods_fen = coupon_fen + points_value_fen + pay_fen. 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
     /// > the review window over); UNPAID → CANCELLED (by the resident, the merchant, or the timer at
     /// > exactly `unpaid_minutes`); PAID → CANCELLED with a refund (resident or merchant, before
     /// > shipping); a return after shipping → RETURNED with a refund. Stock is reserved at checkout
@@ -4267,7 +4267,7 @@ extension Linli_Commerce_V1_OrderService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Orders: 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
+    /// > Orders: goods_fen = coupon_fen + points_value_fen + pay_fen. 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
     /// > the review window over); UNPAID → CANCELLED (by the resident, the merchant, or the timer at
     /// > exactly `unpaid_minutes`); PAID → CANCELLED with a refund (resident or merchant, before
     /// > shipping); a return after shipping → RETURNED with a refund. Stock is reserved at checkout
@@ -4521,7 +4521,7 @@ extension Linli_Commerce_V1_OrderService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Orders: 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
+    /// > Orders: goods_fen = coupon_fen + points_value_fen + pay_fen. 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
     /// > the review window over); UNPAID → CANCELLED (by the resident, the merchant, or the timer at
     /// > exactly `unpaid_minutes`); PAID → CANCELLED with a refund (resident or merchant, before
     /// > shipping); a return after shipping → RETURNED with a refund. Stock is reserved at checkout
@@ -5319,7 +5319,7 @@ extension Linli_Commerce_V1_OrderService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Orders: 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
+    /// > Orders: goods_fen = coupon_fen + points_value_fen + pay_fen. 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
     /// > the review window over); UNPAID → CANCELLED (by the resident, the merchant, or the timer at
     /// > exactly `unpaid_minutes`); PAID → CANCELLED with a refund (resident or merchant, before
     /// > shipping); a return after shipping → RETURNED with a refund. Stock is reserved at checkout
@@ -5648,7 +5648,7 @@ extension Linli_Commerce_V1_OrderService {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Orders: 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
+    /// > Orders: goods_fen = coupon_fen + points_value_fen + pay_fen. 待付款 UNPAID → 待发货 PAID → 待收货 SHIPPED → 待评价 RECEIVED → DONE (every line reviewed or
     /// > the review window over); UNPAID → CANCELLED (by the resident, the merchant, or the timer at
     /// > exactly `unpaid_minutes`); PAID → CANCELLED with a refund (resident or merchant, before
     /// > shipping); a return after shipping → RETURNED with a refund. Stock is reserved at checkout
@@ -7000,6 +7000,961 @@ extension Linli_Commerce_V1_OrderService.ClientProtocol {
             metadata: metadata
         )
         return try await self.receiveReturnedGoods(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// MARK: - linli.commerce.v1.CouponService
+
+/// Namespace containing generated types for the "linli.commerce.v1.CouponService" service.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+public enum Linli_Commerce_V1_CouponService: Sendable {
+    /// Service descriptor for the "linli.commerce.v1.CouponService" service.
+    public static let descriptor = GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService")
+    /// Namespace for method metadata.
+    public enum Method: Sendable {
+        /// Namespace for "CreateCouponTemplate" metadata.
+        public enum CreateCouponTemplate: Sendable {
+            /// Request type for "CreateCouponTemplate".
+            public typealias Input = Linli_Commerce_V1_CreateCouponTemplateRequest
+            /// Response type for "CreateCouponTemplate".
+            public typealias Output = Linli_Commerce_V1_CouponTemplate
+            /// Descriptor for "CreateCouponTemplate".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService"),
+                method: "CreateCouponTemplate",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListCouponTemplates" metadata.
+        public enum ListCouponTemplates: Sendable {
+            /// Request type for "ListCouponTemplates".
+            public typealias Input = Linli_Commerce_V1_ListCouponTemplatesRequest
+            /// Response type for "ListCouponTemplates".
+            public typealias Output = Linli_Commerce_V1_ListCouponTemplatesResponse
+            /// Descriptor for "ListCouponTemplates".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService"),
+                method: "ListCouponTemplates",
+                type: .unary
+            )
+        }
+        /// Namespace for "ClaimCoupon" metadata.
+        public enum ClaimCoupon: Sendable {
+            /// Request type for "ClaimCoupon".
+            public typealias Input = Linli_Commerce_V1_ClaimCouponRequest
+            /// Response type for "ClaimCoupon".
+            public typealias Output = Linli_Commerce_V1_Coupon
+            /// Descriptor for "ClaimCoupon".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService"),
+                method: "ClaimCoupon",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListMyCoupons" metadata.
+        public enum ListMyCoupons: Sendable {
+            /// Request type for "ListMyCoupons".
+            public typealias Input = Linli_Commerce_V1_ListMyCouponsRequest
+            /// Response type for "ListMyCoupons".
+            public typealias Output = Linli_Commerce_V1_ListMyCouponsResponse
+            /// Descriptor for "ListMyCoupons".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService"),
+                method: "ListMyCoupons",
+                type: .unary
+            )
+        }
+        /// Descriptors for all methods in the "linli.commerce.v1.CouponService" service.
+        public static let descriptors: [GRPCCore.MethodDescriptor] = [
+            CreateCouponTemplate.descriptor,
+            ListCouponTemplates.descriptor,
+            ClaimCoupon.descriptor,
+            ListMyCoupons.descriptor
+        ]
+    }
+}
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension GRPCCore.ServiceDescriptor {
+    /// Service descriptor for the "linli.commerce.v1.CouponService" service.
+    public static let linli_commerce_v1_CouponService = GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.CouponService")
+}
+
+// MARK: linli.commerce.v1.CouponService (server)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService {
+    /// Streaming variant of the service protocol for the "linli.commerce.v1.CouponService" service.
+    ///
+    /// This protocol is the lowest-level of the service protocols generated for this service
+    /// giving you the most flexibility over the implementation of your service. This comes at
+    /// the cost of more verbose and less strict APIs. Each RPC requires you to implement it in
+    /// terms of a request stream and response stream. Where the RPC expects only a single
+    /// request or response message, you are responsible for ensuring your implementation
+    /// maintains this invariant.
+    ///
+    /// Where possible, prefer using the stricter, less-verbose ``ServiceProtocol``
+    /// or ``SimpleServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Coupons (优惠券): a template issued by a merchant (for its shop, categories or goods) or by the
+    /// > property company (for any shop of the community), amount off or percent off with a cap, above
+    /// > a threshold, with a stock, a per-person limit and a validity; residents claim coupons from
+    /// > it and redeem one per order at checkout, exactly once. A property coupon's discount is the
+    /// > property's cost on the ledger (like points); a merchant's lowers what the merchant is paid.
+    /// > Cancelling or refunding the order gives an unexpired coupon back.
+    public protocol StreamingServiceProtocol: GRPCCore.RegistrableRPCService {
+        /// Handle the "CreateCouponTemplate" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_CreateCouponTemplateRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_CouponTemplate` messages.
+        func createCouponTemplate(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_CouponTemplate>
+
+        /// Handle the "ListCouponTemplates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ListCouponTemplatesRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_ListCouponTemplatesResponse` messages.
+        func listCouponTemplates(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>
+
+        /// Handle the "ClaimCoupon" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ClaimCouponRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_Coupon` messages.
+        func claimCoupon(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Coupon>
+
+        /// Handle the "ListMyCoupons" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ListMyCouponsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_ListMyCouponsResponse` messages.
+        func listMyCoupons(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListMyCouponsResponse>
+    }
+
+    /// Service protocol for the "linli.commerce.v1.CouponService" service.
+    ///
+    /// This protocol is higher level than ``StreamingServiceProtocol`` but lower level than
+    /// the ``SimpleServiceProtocol``, it provides access to request and response metadata and
+    /// trailing response metadata. If you don't need these then consider using
+    /// the ``SimpleServiceProtocol``. If you need fine grained control over your RPCs then
+    /// use ``StreamingServiceProtocol``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Coupons (优惠券): a template issued by a merchant (for its shop, categories or goods) or by the
+    /// > property company (for any shop of the community), amount off or percent off with a cap, above
+    /// > a threshold, with a stock, a per-person limit and a validity; residents claim coupons from
+    /// > it and redeem one per order at checkout, exactly once. A property coupon's discount is the
+    /// > property's cost on the ledger (like points); a merchant's lowers what the merchant is paid.
+    /// > Cancelling or refunding the order gives an unexpired coupon back.
+    public protocol ServiceProtocol: Linli_Commerce_V1_CouponService.StreamingServiceProtocol {
+        /// Handle the "CreateCouponTemplate" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_CreateCouponTemplateRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_CouponTemplate` message.
+        func createCouponTemplate(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_CouponTemplate>
+
+        /// Handle the "ListCouponTemplates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListCouponTemplatesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_ListCouponTemplatesResponse` message.
+        func listCouponTemplates(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>
+
+        /// Handle the "ClaimCoupon" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ClaimCouponRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_Coupon` message.
+        func claimCoupon(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Coupon>
+
+        /// Handle the "ListMyCoupons" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMyCouponsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_ListMyCouponsResponse` message.
+        func listMyCoupons(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListMyCouponsResponse>
+    }
+
+    /// Simple service protocol for the "linli.commerce.v1.CouponService" service.
+    ///
+    /// This is the highest level protocol for the service. The API is the easiest to use but
+    /// doesn't provide access to request or response metadata. If you need access to these
+    /// then use ``ServiceProtocol`` instead.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Coupons (优惠券): a template issued by a merchant (for its shop, categories or goods) or by the
+    /// > property company (for any shop of the community), amount off or percent off with a cap, above
+    /// > a threshold, with a stock, a per-person limit and a validity; residents claim coupons from
+    /// > it and redeem one per order at checkout, exactly once. A property coupon's discount is the
+    /// > property's cost on the ledger (like points); a merchant's lowers what the merchant is paid.
+    /// > Cancelling or refunding the order gives an unexpired coupon back.
+    public protocol SimpleServiceProtocol: Linli_Commerce_V1_CouponService.ServiceProtocol {
+        /// Handle the "CreateCouponTemplate" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_CreateCouponTemplateRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_CouponTemplate` to respond with.
+        func createCouponTemplate(
+            request: Linli_Commerce_V1_CreateCouponTemplateRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_CouponTemplate
+
+        /// Handle the "ListCouponTemplates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ListCouponTemplatesRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_ListCouponTemplatesResponse` to respond with.
+        func listCouponTemplates(
+            request: Linli_Commerce_V1_ListCouponTemplatesRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_ListCouponTemplatesResponse
+
+        /// Handle the "ClaimCoupon" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ClaimCouponRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_Coupon` to respond with.
+        func claimCoupon(
+            request: Linli_Commerce_V1_ClaimCouponRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_Coupon
+
+        /// Handle the "ListMyCoupons" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ListMyCouponsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_ListMyCouponsResponse` to respond with.
+        func listMyCoupons(
+            request: Linli_Commerce_V1_ListMyCouponsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_ListMyCouponsResponse
+    }
+}
+
+// Default implementation of 'registerMethods(with:)'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService.StreamingServiceProtocol {
+    public func registerMethods<Transport>(with router: inout GRPCCore.RPCRouter<Transport>) where Transport: GRPCCore.ServerTransport {
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_CouponService.Method.CreateCouponTemplate.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_CreateCouponTemplateRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_CouponTemplate>(),
+            handler: { request, context in
+                try await self.createCouponTemplate(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_CouponService.Method.ListCouponTemplates.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListCouponTemplatesRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListCouponTemplatesResponse>(),
+            handler: { request, context in
+                try await self.listCouponTemplates(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_CouponService.Method.ClaimCoupon.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ClaimCouponRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Coupon>(),
+            handler: { request, context in
+                try await self.claimCoupon(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_CouponService.Method.ListMyCoupons.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListMyCouponsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListMyCouponsResponse>(),
+            handler: { request, context in
+                try await self.listMyCoupons(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+    }
+}
+
+// Default implementation of streaming methods from 'StreamingServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService.ServiceProtocol {
+    public func createCouponTemplate(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_CouponTemplate> {
+        let response = try await self.createCouponTemplate(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listCouponTemplates(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListCouponTemplatesResponse> {
+        let response = try await self.listCouponTemplates(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func claimCoupon(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Coupon> {
+        let response = try await self.claimCoupon(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listMyCoupons(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListMyCouponsResponse> {
+        let response = try await self.listMyCoupons(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+}
+
+// Default implementation of methods from 'ServiceProtocol'.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService.SimpleServiceProtocol {
+    public func createCouponTemplate(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_CouponTemplate> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_CouponTemplate>(
+            message: try await self.createCouponTemplate(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listCouponTemplates(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListCouponTemplatesResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>(
+            message: try await self.listCouponTemplates(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func claimCoupon(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Coupon> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_Coupon>(
+            message: try await self.claimCoupon(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listMyCoupons(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListMyCouponsResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_ListMyCouponsResponse>(
+            message: try await self.listMyCoupons(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+}
+
+// MARK: linli.commerce.v1.CouponService (client)
+
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService {
+    /// Generated client protocol for the "linli.commerce.v1.CouponService" service.
+    ///
+    /// You don't need to implement this protocol directly, use the generated
+    /// implementation, ``Client``.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Coupons (优惠券): a template issued by a merchant (for its shop, categories or goods) or by the
+    /// > property company (for any shop of the community), amount off or percent off with a cap, above
+    /// > a threshold, with a stock, a per-person limit and a validity; residents claim coupons from
+    /// > it and redeem one per order at checkout, exactly once. A property coupon's discount is the
+    /// > property's cost on the ledger (like points); a merchant's lowers what the merchant is paid.
+    /// > Cancelling or refunding the order gives an unexpired coupon back.
+    public protocol ClientProtocol: Sendable {
+        /// Call the "CreateCouponTemplate" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_CreateCouponTemplateRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_CreateCouponTemplateRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_CouponTemplate` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func createCouponTemplate<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_CouponTemplate>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_CouponTemplate>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListCouponTemplates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListCouponTemplatesRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListCouponTemplatesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListCouponTemplatesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listCouponTemplates<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListCouponTemplatesResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ClaimCoupon" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ClaimCouponRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ClaimCouponRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Coupon` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func claimCoupon<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ClaimCouponRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Coupon>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Coupon>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListMyCoupons" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMyCouponsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListMyCouponsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListMyCouponsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listMyCoupons<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListMyCouponsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListMyCouponsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMyCouponsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+    }
+
+    /// Generated client for the "linli.commerce.v1.CouponService" service.
+    ///
+    /// The ``Client`` provides an implementation of ``ClientProtocol`` which wraps
+    /// a `GRPCCore.GRPCCClient`. The underlying `GRPCClient` provides the long-lived
+    /// means of communication with the remote peer.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Coupons (优惠券): a template issued by a merchant (for its shop, categories or goods) or by the
+    /// > property company (for any shop of the community), amount off or percent off with a cap, above
+    /// > a threshold, with a stock, a per-person limit and a validity; residents claim coupons from
+    /// > it and redeem one per order at checkout, exactly once. A property coupon's discount is the
+    /// > property's cost on the ledger (like points); a merchant's lowers what the merchant is paid.
+    /// > Cancelling or refunding the order gives an unexpired coupon back.
+    public struct Client<Transport>: ClientProtocol where Transport: GRPCCore.ClientTransport {
+        private let client: GRPCCore.GRPCClient<Transport>
+
+        /// Creates a new client wrapping the provided `GRPCCore.GRPCClient`.
+        ///
+        /// - Parameters:
+        ///   - client: A `GRPCCore.GRPCClient` providing a communication channel to the service.
+        public init(wrapping client: GRPCCore.GRPCClient<Transport>) {
+            self.client = client
+        }
+
+        /// Call the "CreateCouponTemplate" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_CreateCouponTemplateRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_CreateCouponTemplateRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_CouponTemplate` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func createCouponTemplate<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_CouponTemplate>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_CouponTemplate>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_CouponService.Method.CreateCouponTemplate.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListCouponTemplates" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListCouponTemplatesRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListCouponTemplatesRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListCouponTemplatesResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listCouponTemplates<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListCouponTemplatesResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_CouponService.Method.ListCouponTemplates.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ClaimCoupon" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ClaimCouponRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ClaimCouponRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Coupon` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func claimCoupon<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ClaimCouponRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Coupon>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Coupon>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_CouponService.Method.ClaimCoupon.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListMyCoupons" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMyCouponsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListMyCouponsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListMyCouponsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listMyCoupons<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListMyCouponsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListMyCouponsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMyCouponsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_CouponService.Method.ListMyCoupons.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+    }
+}
+
+// Helpers providing default arguments to 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService.ClientProtocol {
+    /// Call the "CreateCouponTemplate" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_CreateCouponTemplateRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createCouponTemplate<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_CouponTemplate>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.createCouponTemplate(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_CreateCouponTemplateRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_CouponTemplate>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCouponTemplates" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ListCouponTemplatesRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listCouponTemplates<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listCouponTemplates(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListCouponTemplatesRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListCouponTemplatesResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ClaimCoupon" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ClaimCouponRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func claimCoupon<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ClaimCouponRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Coupon>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.claimCoupon(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ClaimCouponRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Coupon>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListMyCoupons" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ListMyCouponsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listMyCoupons<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMyCouponsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMyCouponsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listMyCoupons(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListMyCouponsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListMyCouponsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+}
+
+// Helpers providing sugared APIs for 'ClientProtocol' methods.
+@available(macOS 15.0, iOS 18.0, watchOS 11.0, tvOS 18.0, visionOS 2.0, *)
+extension Linli_Commerce_V1_CouponService.ClientProtocol {
+    /// Call the "CreateCouponTemplate" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func createCouponTemplate<Result>(
+        _ message: Linli_Commerce_V1_CreateCouponTemplateRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_CouponTemplate>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_CreateCouponTemplateRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.createCouponTemplate(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListCouponTemplates" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Residents: the templates they may claim now in their community; staff and merchants: theirs.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listCouponTemplates<Result>(
+        _ message: Linli_Commerce_V1_ListCouponTemplatesRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListCouponTemplatesResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ListCouponTemplatesRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listCouponTemplates(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ClaimCoupon" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func claimCoupon<Result>(
+        _ message: Linli_Commerce_V1_ClaimCouponRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Coupon>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ClaimCouponRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.claimCoupon(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListMyCoupons" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listMyCoupons<Result>(
+        _ message: Linli_Commerce_V1_ListMyCouponsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMyCouponsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ListMyCouponsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listMyCoupons(
             request: request,
             options: options,
             onResponse: handleResponse

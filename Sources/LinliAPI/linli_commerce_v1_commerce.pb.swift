@@ -25,6 +25,130 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+public nonisolated enum Linli_Commerce_V1_CouponKind: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case amountOff // = 1
+  case percentOff // = 2
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .amountOff
+    case 2: self = .percentOff
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .amountOff: return 1
+    case .percentOff: return 2
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_CouponKind] = [
+    .unspecified,
+    .amountOff,
+    .percentOff,
+  ]
+
+}
+
+public nonisolated enum Linli_Commerce_V1_CouponScope: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Any goods of the issuing shop (or, issued by the property, of any shop).
+  case shop // = 1
+  case category // = 2
+  case goods // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .shop
+    case 2: self = .category
+    case 3: self = .goods
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .shop: return 1
+    case .category: return 2
+    case .goods: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_CouponScope] = [
+    .unspecified,
+    .shop,
+    .category,
+    .goods,
+  ]
+
+}
+
+public nonisolated enum Linli_Commerce_V1_CouponState: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+  case available // = 1
+  case used // = 2
+  case expired // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .available
+    case 2: self = .used
+    case 3: self = .expired
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .available: return 1
+    case .used: return 2
+    case .expired: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Linli_Commerce_V1_CouponState] = [
+    .unspecified,
+    .available,
+    .used,
+    .expired,
+  ]
+
+}
+
 public nonisolated enum Linli_Commerce_V1_ShopType: SwiftProtobuf.Enum, Swift.CaseIterable {
   public typealias RawValue = Int
   case unspecified // = 0
@@ -277,6 +401,253 @@ public nonisolated enum Linli_Commerce_V1_PaymentState: SwiftProtobuf.Enum, Swif
     .closed,
   ]
 
+}
+
+public nonisolated struct Linli_Commerce_V1_CouponTemplate: @unchecked Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String {
+    get {_storage._id}
+    set {_uniqueStorage()._id = newValue}
+  }
+
+  public var communityID: String {
+    get {_storage._communityID}
+    set {_uniqueStorage()._communityID = newValue}
+  }
+
+  /// Empty: issued by the property company.
+  public var merchantID: String {
+    get {_storage._merchantID}
+    set {_uniqueStorage()._merchantID = newValue}
+  }
+
+  public var name: String {
+    get {_storage._name}
+    set {_uniqueStorage()._name = newValue}
+  }
+
+  public var kind: Linli_Commerce_V1_CouponKind {
+    get {_storage._kind}
+    set {_uniqueStorage()._kind = newValue}
+  }
+
+  public var amountOffFen: Int64 {
+    get {_storage._amountOffFen}
+    set {_uniqueStorage()._amountOffFen = newValue}
+  }
+
+  /// 1 to 99 (percent off); at most cap_fen off (0: no cap).
+  public var percentOff: Int32 {
+    get {_storage._percentOff}
+    set {_uniqueStorage()._percentOff = newValue}
+  }
+
+  public var capFen: Int64 {
+    get {_storage._capFen}
+    set {_uniqueStorage()._capFen = newValue}
+  }
+
+  /// The goods in scope must come to at least this.
+  public var thresholdFen: Int64 {
+    get {_storage._thresholdFen}
+    set {_uniqueStorage()._thresholdFen = newValue}
+  }
+
+  public var scope: Linli_Commerce_V1_CouponScope {
+    get {_storage._scope}
+    set {_uniqueStorage()._scope = newValue}
+  }
+
+  /// Categories or goods for those scopes.
+  public var scopeIds: [String] {
+    get {_storage._scopeIds}
+    set {_uniqueStorage()._scopeIds = newValue}
+  }
+
+  public var stock: Int32 {
+    get {_storage._stock}
+    set {_uniqueStorage()._stock = newValue}
+  }
+
+  public var claimed: Int32 {
+    get {_storage._claimed}
+    set {_uniqueStorage()._claimed = newValue}
+  }
+
+  public var perPerson: Int32 {
+    get {_storage._perPerson}
+    set {_uniqueStorage()._perPerson = newValue}
+  }
+
+  public var claimFrom: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._claimFrom ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._claimFrom = newValue}
+  }
+  /// Returns true if `claimFrom` has been explicitly set.
+  public var hasClaimFrom: Bool {_storage._claimFrom != nil}
+  /// Clears the value of `claimFrom`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimFrom() {_uniqueStorage()._claimFrom = nil}
+
+  public var claimUntil: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_storage._claimUntil ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_uniqueStorage()._claimUntil = newValue}
+  }
+  /// Returns true if `claimUntil` has been explicitly set.
+  public var hasClaimUntil: Bool {_storage._claimUntil != nil}
+  /// Clears the value of `claimUntil`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimUntil() {_uniqueStorage()._claimUntil = nil}
+
+  /// A claimed coupon is good this many days (1 to 365).
+  public var validDays: Int32 {
+    get {_storage._validDays}
+    set {_uniqueStorage()._validDays = newValue}
+  }
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _storage = _StorageClass.defaultInstance
+}
+
+public nonisolated struct Linli_Commerce_V1_CreateCouponTemplateRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var template: Linli_Commerce_V1_CouponTemplate {
+    get {_template ?? Linli_Commerce_V1_CouponTemplate()}
+    set {_template = newValue}
+  }
+  /// Returns true if `template` has been explicitly set.
+  public var hasTemplate: Bool {self._template != nil}
+  /// Clears the value of `template`. Subsequent reads from it will return its default value.
+  public mutating func clearTemplate() {self._template = nil}
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _template: Linli_Commerce_V1_CouponTemplate? = nil
+}
+
+public nonisolated struct Linli_Commerce_V1_ListCouponTemplatesRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListCouponTemplatesResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var templates: [Linli_Commerce_V1_CouponTemplate] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ClaimCouponRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var templateID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_Coupon: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  public var template: Linli_Commerce_V1_CouponTemplate {
+    get {_template ?? Linli_Commerce_V1_CouponTemplate()}
+    set {_template = newValue}
+  }
+  /// Returns true if `template` has been explicitly set.
+  public var hasTemplate: Bool {self._template != nil}
+  /// Clears the value of `template`. Subsequent reads from it will return its default value.
+  public mutating func clearTemplate() {self._template = nil}
+
+  public var state: Linli_Commerce_V1_CouponState = .unspecified
+
+  public var claimedAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_claimedAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_claimedAt = newValue}
+  }
+  /// Returns true if `claimedAt` has been explicitly set.
+  public var hasClaimedAt: Bool {self._claimedAt != nil}
+  /// Clears the value of `claimedAt`. Subsequent reads from it will return its default value.
+  public mutating func clearClaimedAt() {self._claimedAt = nil}
+
+  public var expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp {
+    get {_expiresAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
+    set {_expiresAt = newValue}
+  }
+  /// Returns true if `expiresAt` has been explicitly set.
+  public var hasExpiresAt: Bool {self._expiresAt != nil}
+  /// Clears the value of `expiresAt`. Subsequent reads from it will return its default value.
+  public mutating func clearExpiresAt() {self._expiresAt = nil}
+
+  public var orderID: String = String()
+
+  public var discountFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _template: Linli_Commerce_V1_CouponTemplate? = nil
+  fileprivate var _claimedAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+  fileprivate var _expiresAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+}
+
+public nonisolated struct Linli_Commerce_V1_ListMyCouponsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  /// Only coupons in this state when set.
+  public var state: Linli_Commerce_V1_CouponState = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListMyCouponsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var coupons: [Linli_Commerce_V1_Coupon] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
 }
 
 public nonisolated struct Linli_Commerce_V1_MerchantCommunity: Sendable {
@@ -955,6 +1326,9 @@ public nonisolated struct Linli_Commerce_V1_QuoteOrderRequest: Sendable {
   /// Points to spend (0: none).
   public var points: Int64 = 0
 
+  /// A coupon of the resident's to redeem (empty: none).
+  public var couponID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -979,6 +1353,9 @@ public nonisolated struct Linli_Commerce_V1_OrderQuote: Sendable {
   public var pointsAvailable: Int64 = 0
 
   public var fenPerPoint: Int32 = 0
+
+  /// What the coupon takes off (before points).
+  public var couponFen: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1005,6 +1382,9 @@ public nonisolated struct Linli_Commerce_V1_PlaceOrderRequest: Sendable {
   public var contactPhone: String = String()
 
   public var note: String = String()
+
+  /// A coupon of the resident's to redeem (empty: none).
+  public var couponID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1243,6 +1623,16 @@ public nonisolated struct Linli_Commerce_V1_Order: @unchecked Sendable {
   public var shares: [Linli_Commerce_V1_ProfitShare] {
     get {_storage._shares}
     set {_uniqueStorage()._shares = newValue}
+  }
+
+  public var couponID: String {
+    get {_storage._couponID}
+    set {_uniqueStorage()._couponID = newValue}
+  }
+
+  public var couponFen: Int64 {
+    get {_storage._couponFen}
+    set {_uniqueStorage()._couponFen = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -1628,6 +2018,18 @@ public nonisolated struct Linli_Commerce_V1_ReceiveReturnedGoodsRequest: Sendabl
 
 fileprivate nonisolated let _protobuf_package = "linli.commerce.v1"
 
+nonisolated extension Linli_Commerce_V1_CouponKind: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COUPON_KIND_UNSPECIFIED\0\u{1}COUPON_KIND_AMOUNT_OFF\0\u{1}COUPON_KIND_PERCENT_OFF\0")
+}
+
+nonisolated extension Linli_Commerce_V1_CouponScope: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COUPON_SCOPE_UNSPECIFIED\0\u{1}COUPON_SCOPE_SHOP\0\u{1}COUPON_SCOPE_CATEGORY\0\u{1}COUPON_SCOPE_GOODS\0")
+}
+
+nonisolated extension Linli_Commerce_V1_CouponState: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COUPON_STATE_UNSPECIFIED\0\u{1}COUPON_STATE_AVAILABLE\0\u{1}COUPON_STATE_USED\0\u{1}COUPON_STATE_EXPIRED\0")
+}
+
 nonisolated extension Linli_Commerce_V1_ShopType: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0SHOP_TYPE_UNSPECIFIED\0\u{1}SHOP_TYPE_SUPERMARKET\0\u{1}SHOP_TYPE_RESTAURANT\0\u{1}SHOP_TYPE_GREENGROCER\0\u{1}SHOP_TYPE_PHARMACY\0\u{1}SHOP_TYPE_MOTHER_BABY\0\u{1}SHOP_TYPE_HOUSEKEEPING\0\u{1}SHOP_TYPE_OTHER\0")
 }
@@ -1646,6 +2048,451 @@ nonisolated extension Linli_Commerce_V1_OrderState: SwiftProtobuf._ProtoNameProv
 
 nonisolated extension Linli_Commerce_V1_PaymentState: SwiftProtobuf._ProtoNameProviding {
   public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_STATE_UNSPECIFIED\0\u{1}PAYMENT_STATE_PENDING\0\u{1}PAYMENT_STATE_PAID\0\u{1}PAYMENT_STATE_REFUNDED\0\u{1}PAYMENT_STATE_CLOSED\0")
+}
+
+nonisolated extension Linli_Commerce_V1_CouponTemplate: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CouponTemplate"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}community_id\0\u{3}merchant_id\0\u{1}name\0\u{1}kind\0\u{3}amount_off_fen\0\u{3}percent_off\0\u{3}cap_fen\0\u{3}threshold_fen\0\u{1}scope\0\u{3}scope_ids\0\u{1}stock\0\u{1}claimed\0\u{3}per_person\0\u{3}claim_from\0\u{3}claim_until\0\u{3}valid_days\0")
+
+  fileprivate class _StorageClass {
+    var _id: String = String()
+    var _communityID: String = String()
+    var _merchantID: String = String()
+    var _name: String = String()
+    var _kind: Linli_Commerce_V1_CouponKind = .unspecified
+    var _amountOffFen: Int64 = 0
+    var _percentOff: Int32 = 0
+    var _capFen: Int64 = 0
+    var _thresholdFen: Int64 = 0
+    var _scope: Linli_Commerce_V1_CouponScope = .unspecified
+    var _scopeIds: [String] = []
+    var _stock: Int32 = 0
+    var _claimed: Int32 = 0
+    var _perPerson: Int32 = 0
+    var _claimFrom: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _claimUntil: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
+    var _validDays: Int32 = 0
+
+      // This property is used as the initial default value for new instances of the type.
+      // The type itself is protecting the reference to its storage via CoW semantics.
+      // This will force a copy to be made of this reference when the first mutation occurs;
+      // hence, it is safe to mark this as `nonisolated(unsafe)`.
+      static nonisolated(unsafe) let defaultInstance = _StorageClass()
+
+    private init() {}
+
+    init(copying source: _StorageClass) {
+      _id = source._id
+      _communityID = source._communityID
+      _merchantID = source._merchantID
+      _name = source._name
+      _kind = source._kind
+      _amountOffFen = source._amountOffFen
+      _percentOff = source._percentOff
+      _capFen = source._capFen
+      _thresholdFen = source._thresholdFen
+      _scope = source._scope
+      _scopeIds = source._scopeIds
+      _stock = source._stock
+      _claimed = source._claimed
+      _perPerson = source._perPerson
+      _claimFrom = source._claimFrom
+      _claimUntil = source._claimUntil
+      _validDays = source._validDays
+    }
+  }
+
+  fileprivate mutating func _uniqueStorage() -> _StorageClass {
+    if !isKnownUniquelyReferenced(&_storage) {
+      _storage = _StorageClass(copying: _storage)
+    }
+    return _storage
+  }
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    _ = _uniqueStorage()
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      while let fieldNumber = try decoder.nextFieldNumber() {
+        // The use of inline closures is to circumvent an issue where the compiler
+        // allocates stack space for every case branch when no optimizations are
+        // enabled. https://github.com/apple/swift-protobuf/issues/1034
+        switch fieldNumber {
+        case 1: try { try decoder.decodeSingularStringField(value: &_storage._id) }()
+        case 2: try { try decoder.decodeSingularStringField(value: &_storage._communityID) }()
+        case 3: try { try decoder.decodeSingularStringField(value: &_storage._merchantID) }()
+        case 4: try { try decoder.decodeSingularStringField(value: &_storage._name) }()
+        case 5: try { try decoder.decodeSingularEnumField(value: &_storage._kind) }()
+        case 6: try { try decoder.decodeSingularInt64Field(value: &_storage._amountOffFen) }()
+        case 7: try { try decoder.decodeSingularInt32Field(value: &_storage._percentOff) }()
+        case 8: try { try decoder.decodeSingularInt64Field(value: &_storage._capFen) }()
+        case 9: try { try decoder.decodeSingularInt64Field(value: &_storage._thresholdFen) }()
+        case 10: try { try decoder.decodeSingularEnumField(value: &_storage._scope) }()
+        case 11: try { try decoder.decodeRepeatedStringField(value: &_storage._scopeIds) }()
+        case 12: try { try decoder.decodeSingularInt32Field(value: &_storage._stock) }()
+        case 13: try { try decoder.decodeSingularInt32Field(value: &_storage._claimed) }()
+        case 14: try { try decoder.decodeSingularInt32Field(value: &_storage._perPerson) }()
+        case 15: try { try decoder.decodeSingularMessageField(value: &_storage._claimFrom) }()
+        case 16: try { try decoder.decodeSingularMessageField(value: &_storage._claimUntil) }()
+        case 17: try { try decoder.decodeSingularInt32Field(value: &_storage._validDays) }()
+        default: break
+        }
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try withExtendedLifetime(_storage) { (_storage: _StorageClass) in
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every if/case branch local when no optimizations
+      // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+      // https://github.com/apple/swift-protobuf/issues/1182
+      if !_storage._id.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._id, fieldNumber: 1)
+      }
+      if !_storage._communityID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._communityID, fieldNumber: 2)
+      }
+      if !_storage._merchantID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._merchantID, fieldNumber: 3)
+      }
+      if !_storage._name.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._name, fieldNumber: 4)
+      }
+      if _storage._kind != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._kind, fieldNumber: 5)
+      }
+      if _storage._amountOffFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._amountOffFen, fieldNumber: 6)
+      }
+      if _storage._percentOff != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._percentOff, fieldNumber: 7)
+      }
+      if _storage._capFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._capFen, fieldNumber: 8)
+      }
+      if _storage._thresholdFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._thresholdFen, fieldNumber: 9)
+      }
+      if _storage._scope != .unspecified {
+        try visitor.visitSingularEnumField(value: _storage._scope, fieldNumber: 10)
+      }
+      if !_storage._scopeIds.isEmpty {
+        try visitor.visitRepeatedStringField(value: _storage._scopeIds, fieldNumber: 11)
+      }
+      if _storage._stock != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._stock, fieldNumber: 12)
+      }
+      if _storage._claimed != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._claimed, fieldNumber: 13)
+      }
+      if _storage._perPerson != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._perPerson, fieldNumber: 14)
+      }
+      try { if let v = _storage._claimFrom {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 15)
+      } }()
+      try { if let v = _storage._claimUntil {
+        try visitor.visitSingularMessageField(value: v, fieldNumber: 16)
+      } }()
+      if _storage._validDays != 0 {
+        try visitor.visitSingularInt32Field(value: _storage._validDays, fieldNumber: 17)
+      }
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_CouponTemplate, rhs: Linli_Commerce_V1_CouponTemplate) -> Bool {
+    if lhs._storage !== rhs._storage {
+      let storagesAreEqual: Bool = withExtendedLifetime((lhs._storage, rhs._storage)) { (_args: (_StorageClass, _StorageClass)) in
+        let _storage = _args.0
+        let rhs_storage = _args.1
+        if _storage._id != rhs_storage._id {return false}
+        if _storage._communityID != rhs_storage._communityID {return false}
+        if _storage._merchantID != rhs_storage._merchantID {return false}
+        if _storage._name != rhs_storage._name {return false}
+        if _storage._kind != rhs_storage._kind {return false}
+        if _storage._amountOffFen != rhs_storage._amountOffFen {return false}
+        if _storage._percentOff != rhs_storage._percentOff {return false}
+        if _storage._capFen != rhs_storage._capFen {return false}
+        if _storage._thresholdFen != rhs_storage._thresholdFen {return false}
+        if _storage._scope != rhs_storage._scope {return false}
+        if _storage._scopeIds != rhs_storage._scopeIds {return false}
+        if _storage._stock != rhs_storage._stock {return false}
+        if _storage._claimed != rhs_storage._claimed {return false}
+        if _storage._perPerson != rhs_storage._perPerson {return false}
+        if _storage._claimFrom != rhs_storage._claimFrom {return false}
+        if _storage._claimUntil != rhs_storage._claimUntil {return false}
+        if _storage._validDays != rhs_storage._validDays {return false}
+        return true
+      }
+      if !storagesAreEqual {return false}
+    }
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_CreateCouponTemplateRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateCouponTemplateRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{1}template\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._template) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    try { if let v = self._template {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_CreateCouponTemplateRequest, rhs: Linli_Commerce_V1_CreateCouponTemplateRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs._template != rhs._template {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListCouponTemplatesRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCouponTemplatesRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListCouponTemplatesRequest, rhs: Linli_Commerce_V1_ListCouponTemplatesRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListCouponTemplatesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListCouponTemplatesResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}templates\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.templates) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.templates.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.templates, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListCouponTemplatesResponse, rhs: Linli_Commerce_V1_ListCouponTemplatesResponse) -> Bool {
+    if lhs.templates != rhs.templates {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ClaimCouponRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ClaimCouponRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}template_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.templateID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.templateID.isEmpty {
+      try visitor.visitSingularStringField(value: self.templateID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ClaimCouponRequest, rhs: Linli_Commerce_V1_ClaimCouponRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.templateID != rhs.templateID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_Coupon: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Coupon"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}template\0\u{1}state\0\u{3}claimed_at\0\u{3}expires_at\0\u{3}order_id\0\u{3}discount_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularMessageField(value: &self._template) }()
+      case 3: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      case 4: try { try decoder.decodeSingularMessageField(value: &self._claimedAt) }()
+      case 5: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.orderID) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.discountFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    try { if let v = self._template {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 2)
+    } }()
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 3)
+    }
+    try { if let v = self._claimedAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 4)
+    } }()
+    try { if let v = self._expiresAt {
+      try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
+    } }()
+    if !self.orderID.isEmpty {
+      try visitor.visitSingularStringField(value: self.orderID, fieldNumber: 6)
+    }
+    if self.discountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.discountFen, fieldNumber: 7)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_Coupon, rhs: Linli_Commerce_V1_Coupon) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs._template != rhs._template {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs._claimedAt != rhs._claimedAt {return false}
+    if lhs._expiresAt != rhs._expiresAt {return false}
+    if lhs.orderID != rhs.orderID {return false}
+    if lhs.discountFen != rhs.discountFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListMyCouponsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMyCouponsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}state\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularEnumField(value: &self.state) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if self.state != .unspecified {
+      try visitor.visitSingularEnumField(value: self.state, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListMyCouponsRequest, rhs: Linli_Commerce_V1_ListMyCouponsRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.state != rhs.state {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListMyCouponsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMyCouponsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}coupons\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.coupons) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.coupons.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.coupons, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListMyCouponsResponse, rhs: Linli_Commerce_V1_ListMyCouponsResponse) -> Bool {
+    if lhs.coupons != rhs.coupons {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
 }
 
 nonisolated extension Linli_Commerce_V1_MerchantCommunity: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
@@ -3093,7 +3940,7 @@ nonisolated extension Linli_Commerce_V1_OrderLineDraft: SwiftProtobuf.Message, S
 
 nonisolated extension Linli_Commerce_V1_QuoteOrderRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".QuoteOrderRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}lines\0\u{1}points\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{1}lines\0\u{1}points\0\u{3}coupon_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3104,6 +3951,7 @@ nonisolated extension Linli_Commerce_V1_QuoteOrderRequest: SwiftProtobuf.Message
       case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
       case 2: try { try decoder.decodeRepeatedMessageField(value: &self.lines) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.points) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.couponID) }()
       default: break
       }
     }
@@ -3119,6 +3967,9 @@ nonisolated extension Linli_Commerce_V1_QuoteOrderRequest: SwiftProtobuf.Message
     if self.points != 0 {
       try visitor.visitSingularInt64Field(value: self.points, fieldNumber: 3)
     }
+    if !self.couponID.isEmpty {
+      try visitor.visitSingularStringField(value: self.couponID, fieldNumber: 4)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3126,6 +3977,7 @@ nonisolated extension Linli_Commerce_V1_QuoteOrderRequest: SwiftProtobuf.Message
     if lhs.communityID != rhs.communityID {return false}
     if lhs.lines != rhs.lines {return false}
     if lhs.points != rhs.points {return false}
+    if lhs.couponID != rhs.couponID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3133,7 +3985,7 @@ nonisolated extension Linli_Commerce_V1_QuoteOrderRequest: SwiftProtobuf.Message
 
 nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".OrderQuote"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{3}max_points\0\u{3}points_available\0\u{3}fen_per_point\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{3}max_points\0\u{3}points_available\0\u{3}fen_per_point\0\u{3}coupon_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3148,6 +4000,7 @@ nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, Swift
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.maxPoints) }()
       case 6: try { try decoder.decodeSingularInt64Field(value: &self.pointsAvailable) }()
       case 7: try { try decoder.decodeSingularInt32Field(value: &self.fenPerPoint) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.couponFen) }()
       default: break
       }
     }
@@ -3175,6 +4028,9 @@ nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, Swift
     if self.fenPerPoint != 0 {
       try visitor.visitSingularInt32Field(value: self.fenPerPoint, fieldNumber: 7)
     }
+    if self.couponFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.couponFen, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3186,6 +4042,7 @@ nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, Swift
     if lhs.maxPoints != rhs.maxPoints {return false}
     if lhs.pointsAvailable != rhs.pointsAvailable {return false}
     if lhs.fenPerPoint != rhs.fenPerPoint {return false}
+    if lhs.couponFen != rhs.couponFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3193,7 +4050,7 @@ nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PlaceOrderRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}lines\0\u{1}points\0\u{3}room_id\0\u{3}contact_phone\0\u{1}note\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}lines\0\u{1}points\0\u{3}room_id\0\u{3}contact_phone\0\u{1}note\0\u{3}coupon_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3208,6 +4065,7 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
       case 5: try { try decoder.decodeSingularStringField(value: &self.roomID) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.contactPhone) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.note) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.couponID) }()
       default: break
       }
     }
@@ -3235,6 +4093,9 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
     if !self.note.isEmpty {
       try visitor.visitSingularStringField(value: self.note, fieldNumber: 7)
     }
+    if !self.couponID.isEmpty {
+      try visitor.visitSingularStringField(value: self.couponID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3246,6 +4107,7 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
     if lhs.roomID != rhs.roomID {return false}
     if lhs.contactPhone != rhs.contactPhone {return false}
     if lhs.note != rhs.note {return false}
+    if lhs.couponID != rhs.couponID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3377,7 +4239,7 @@ nonisolated extension Linli_Commerce_V1_OrderEvent: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Order"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0\u{1}shares\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0\u{1}shares\0\u{3}coupon_id\0\u{3}coupon_fen\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -3409,6 +4271,8 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
     var _returnReason: String = String()
     var _returnImageRefs: [String] = []
     var _shares: [Linli_Commerce_V1_ProfitShare] = []
+    var _couponID: String = String()
+    var _couponFen: Int64 = 0
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -3448,6 +4312,8 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       _returnReason = source._returnReason
       _returnImageRefs = source._returnImageRefs
       _shares = source._shares
+      _couponID = source._couponID
+      _couponFen = source._couponFen
     }
   }
 
@@ -3495,6 +4361,8 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         case 27: try { try decoder.decodeSingularStringField(value: &_storage._returnReason) }()
         case 28: try { try decoder.decodeRepeatedStringField(value: &_storage._returnImageRefs) }()
         case 29: try { try decoder.decodeRepeatedMessageField(value: &_storage._shares) }()
+        case 30: try { try decoder.decodeSingularStringField(value: &_storage._couponID) }()
+        case 31: try { try decoder.decodeSingularInt64Field(value: &_storage._couponFen) }()
         default: break
         }
       }
@@ -3594,6 +4462,12 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       if !_storage._shares.isEmpty {
         try visitor.visitRepeatedMessageField(value: _storage._shares, fieldNumber: 29)
       }
+      if !_storage._couponID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._couponID, fieldNumber: 30)
+      }
+      if _storage._couponFen != 0 {
+        try visitor.visitSingularInt64Field(value: _storage._couponFen, fieldNumber: 31)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -3632,6 +4506,8 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         if _storage._returnReason != rhs_storage._returnReason {return false}
         if _storage._returnImageRefs != rhs_storage._returnImageRefs {return false}
         if _storage._shares != rhs_storage._shares {return false}
+        if _storage._couponID != rhs_storage._couponID {return false}
+        if _storage._couponFen != rhs_storage._couponFen {return false}
         return true
       }
       if !storagesAreEqual {return false}

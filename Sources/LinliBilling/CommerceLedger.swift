@@ -7,7 +7,8 @@ import PostgresNIO
 /// Marketplace money on the community's ledger, in the caller's transaction (the commerce module
 /// owns merchants and orders; the ledger's accounts and transfers stay here):
 /// - an order paid: channel ← the merchant's escrow (the money paid, kind `collect`), and the
-///   points' value: the property's points cost (`write_off` `points_redemption`) ← escrow;
+///   points' value: the property's points cost (`write_off` `points_redemption`) ← escrow (a
+///   property coupon's discount likewise, from `coupon_redemption`);
 /// - a refund: escrow → channel (kind `refund`) and escrow → points cost (kind `reversal`);
 /// - settlement after receipt: escrow → the merchant's payable (net) and → commission revenue;
 /// - a merchant's deposit: channel ← the merchant's deposit (a liability).
@@ -19,6 +20,7 @@ public enum CommerceLedger {
     static func payable(_ merchant: UUID) -> String { "merchant_payable:\(merchant.uuidString.lowercased())" }
     static func deposit(_ merchant: UUID) -> String { "merchant_deposit:\(merchant.uuidString.lowercased())" }
     static let pointsCost = "points_redemption"
+    static let couponCost = "coupon_redemption"
     static let commission = "commerce_commission"
 
     /// Money moved for an order in one entry; amounts of 0 post nothing.
@@ -30,14 +32,19 @@ public enum CommerceLedger {
         public var channel: String
         public var cashFen: Int64
         public var pointsValueFen: Int64
+        /// A property coupon's discount (the property's cost, like points).
+        public var couponValueFen: Int64
 
-        public init(community: CommunityID, merchant: UUID, order: UUID, channel: String, cashFen: Int64, pointsValueFen: Int64) {
+        public init(
+            community: CommunityID, merchant: UUID, order: UUID, channel: String, cashFen: Int64, pointsValueFen: Int64, couponValueFen: Int64 = 0
+        ) {
             self.community = community
             self.merchant = merchant
             self.order = order
             self.channel = channel
             self.cashFen = cashFen
             self.pointsValueFen = pointsValueFen
+            self.couponValueFen = couponValueFen
         }
     }
 
@@ -70,6 +77,13 @@ public enum CommerceLedger {
                 refund
                     ? .init(debit: escrow, credit: cost, amount: money.pointsValueFen, kind: .reversal, bill: nil, memo: memo)
                     : .init(debit: cost, credit: escrow, amount: money.pointsValueFen, kind: .offset, bill: nil, memo: memo))
+        }
+        if money.couponValueFen > 0 {
+            let cost = try await Ledger.account(money.community, .writeOff, subtype: couponCost, connection, logger)
+            legs.append(
+                refund
+                    ? .init(debit: escrow, credit: cost, amount: money.couponValueFen, kind: .reversal, bill: nil, memo: memo)
+                    : .init(debit: cost, credit: escrow, amount: money.couponValueFen, kind: .offset, bill: nil, memo: memo))
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: nil, connection, logger)

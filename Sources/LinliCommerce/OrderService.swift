@@ -133,6 +133,8 @@ extension Linli_Commerce_V1_Order {
         tracking = o.tracking
         returnReason = o.returnReason
         returnImageRefs = o.returnImageRefs
+        couponID = o.coupon?.uuidString.lowercased() ?? ""
+        couponFen = o.couponFen
         shares = o.shares.map { share in
             .with {
                 $0.id = share.id.uuidString.lowercased()
@@ -191,7 +193,8 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
         -> ServerResponse<Linli_Commerce_V1_OrderQuote>
     {
         let m = request.message
-        let draft = try Self.draft(community: m.communityID, lines: m.lines, points: m.points)
+        var draft = try Self.draft(community: m.communityID, lines: m.lines, points: m.points)
+        draft.coupon = m.couponID.isEmpty ? nil : try Input.id(m.couponID, field: "coupon_id", as: IDTag.Commerce.self).uuid
         return try await handler.read(request) { [store] call in
             let resident = try await Self.ownResident(call, community: draft.community)
             let q = try await store.quote(draft, resident: resident, on: call.connection, logger: call.logger)
@@ -203,6 +206,7 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
                 $0.maxPoints = q.maxPoints
                 $0.pointsAvailable = q.available
                 $0.fenPerPoint = q.fenPerPoint
+                $0.couponFen = q.couponFen
             }
         }
     }
@@ -215,6 +219,7 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
         draft.room = m.roomID.isEmpty ? nil : try Input.id(m.roomID, field: "room_id")
         draft.contactPhone = try Input.mobile(m.contactPhone, field: "contact_phone")
         draft.note = try Input.text(m.note, field: "note", min: 0, max: 200)
+        draft.coupon = m.couponID.isEmpty ? nil : try Input.id(m.couponID, field: "coupon_id", as: IDTag.Commerce.self).uuid
         let response = try await orderWrite(request, context) { [store] call in
             let resident = try await Self.ownResident(call, community: draft.community)
             let room: RoomID

@@ -111,7 +111,7 @@ extension OrderStore {
         try await CommerceLedger.paid(
             .init(
                 community: order.community, merchant: order.merchant, order: order.id, channel: channel, cashFen: payment?.amountFen ?? 0,
-                pointsValueFen: order.pointsValueFen), on: connection, logger: logger)
+                pointsValueFen: order.pointsValueFen, couponValueFen: order.couponByProperty ? order.couponFen : 0), on: connection, logger: logger)
     }
 
     public enum NoticeOutcome: Sendable, Equatable {

@@ -66,7 +66,7 @@ extension OrderStore {
         for try await value in try await connection.query("SELECT commission_bp FROM merchants WHERE id = \(order.merchant)", logger: logger)
             .decode(Int32.self)
         { bp = Int64(value) }
-        let amount = (order.goodsFen * bp + 5_000) / 10_000
+        let amount = (order.settledBaseFen * bp + 5_000) / 10_000
         guard amount > 0 else { return }
         let refusal = Self.shareRefusal(amount, of: payment.amountFen)
         let now = Date()

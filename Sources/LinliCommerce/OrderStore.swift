@@ -96,9 +96,16 @@ public struct OrderStore: Sendable {
         public var returnState: String?
         public var returnReason: String
         public var returnImageRefs: [String]
+        public var coupon: UUID?
+        public var couponFen: Int64
+        public var couponByProperty: Bool
         public var lines: [Line] = []
         public var events: [Event] = []
         public var shares: [Share] = []
+
+        /// What the merchant's escrow holds for the order once paid: the goods, less a coupon the
+        /// merchant issued (a property coupon, like points, is paid in by the property).
+        public var settledBaseFen: Int64 { goodsFen - (couponByProperty ? 0 : couponFen) }
     }
 
     public struct Draft: Sendable {
@@ -108,14 +115,19 @@ public struct OrderStore: Sendable {
         public var room: RoomID?
         public var contactPhone: String
         public var note: String
+        public var coupon: UUID?
 
-        public init(community: CommunityID, lines: [(sku: UUID, quantity: Int32)], points: Int64, room: RoomID?, contactPhone: String, note: String) {
+        public init(
+            community: CommunityID, lines: [(sku: UUID, quantity: Int32)], points: Int64, room: RoomID?, contactPhone: String, note: String,
+            coupon: UUID? = nil
+        ) {
             self.community = community
             self.lines = lines
             self.points = points
             self.room = room
             self.contactPhone = contactPhone
             self.note = note
+            self.coupon = coupon
         }
     }
 
@@ -129,6 +141,9 @@ public struct OrderStore: Sendable {
         public var maxPoints: Int64
         public var available: Int64
         public var fenPerPoint: Int32
+        public var coupon: UUID?
+        public var couponFen: Int64 = 0
+        public var couponByProperty = false
     }
 
     // MARK: reading
@@ -137,7 +152,7 @@ public struct OrderStore: Sendable {
         o.id, o.order_no, o.community_id, o.merchant_id, m.name, o.resident_id, o.state, o.goods_fen, o.points, o.points_value_fen, o.pay_fen,
         o.points_hold_id, o.address, o.contact_phone, o.note, o.created_at, o.pay_deadline, o.paid_at, o.shipped_at, o.received_at,
         o.cancel_reason, o.refunded_fen, o.settled_fen, o.commission_fen, o.tracking, o.return_from, o.return_state, o.return_reason,
-        o.return_image_refs
+        o.return_image_refs, o.coupon_id, o.coupon_fen, o.coupon_property
         """
 
     func orders(_ query: PostgresQuery, details: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Order] {
@@ -153,7 +168,7 @@ public struct OrderStore: Sendable {
                     createdAt: try v(15), payDeadline: try v(16), paidAt: try v(17), shippedAt: try v(18), receivedAt: try v(19),
                     cancelReason: try v(20), refundedFen: try v(21), settledFen: try v(22), commissionFen: try v(23), tracking: try v(24),
                     returnFrom: (try v(25, String?.self)).flatMap(State.init(rawValue:)), returnState: try v(26), returnReason: try v(27),
-                    returnImageRefs: try v(28)))
+                    returnImageRefs: try v(28), coupon: try v(29), couponFen: try v(30), couponByProperty: try v(31)))
             _ = c
         }
         guard !result.isEmpty else { return result }
@@ -265,18 +280,20 @@ public struct OrderStore: Sendable {
 
     /// Prices the lines (all of one merchant selling in the community, listed) and the points.
     public func quote(
-        _ draft: Draft, resident: UUID, on connection: PostgresConnection, logger: Logger
+        _ draft: Draft, resident: UUID, lockingCoupon: Bool = false, on connection: PostgresConnection, logger: Logger
     ) async throws -> Quote {
         let settings = try await merchants.settings(on: connection, logger: logger)
         let skus = draft.lines.map(\.sku)
-        var found: [UUID: (goods: UUID, name: String, spec: String, price: Int64, merchant: UUID, listed: Bool)] = [:]
+        var found: [UUID: (goods: UUID, name: String, spec: String, price: Int64, merchant: UUID, listed: Bool, category: UUID, parent: UUID?)] =
+            [:]
         for try await r in try await connection.query(
             """
-            SELECT s.id, s.goods_id, g.name, s.spec, s.price_fen, g.merchant_id, g.listed FROM skus s JOIN goods g ON g.id = s.goods_id
+            SELECT s.id, s.goods_id, g.name, s.spec, s.price_fen, g.merchant_id, g.listed, g.category_id, c.parent_id
+            FROM skus s JOIN goods g ON g.id = s.goods_id JOIN categories c ON c.id = g.category_id
             WHERE s.id = ANY(\(skus)::uuid[])
             """, logger: logger
-        ).decode((UUID, UUID, String, String, Int64, UUID, Bool).self) {
-            found[r.0] = (r.1, r.2, r.3, r.4, r.5, r.6)
+        ).decode((UUID, UUID, String, String, Int64, UUID, Bool, UUID, UUID?).self) {
+            found[r.0] = (r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8)
         }
         var lines: [Line] = []
         var merchant: UUID?
@@ -301,9 +318,27 @@ public struct OrderStore: Sendable {
         guard try await merchants.sells(merchant, in: draft.community, on: connection, logger: logger) else {
             throw LinliError(.failedPrecondition, "lines: the shop does not sell in this community", field: "lines")
         }
+        // The coupon first: points are capped on what is left after it.
+        var couponFen: Int64 = 0
+        var couponByProperty = false
+        if let id = draft.coupon {
+            let coupon = try await CouponStore().coupon(id, of: resident, lock: lockingCoupon, on: connection, logger: logger)
+            guard coupon.state() == .available else {
+                throw LinliError(.failedPrecondition, "coupon_id: the coupon is \(coupon.state().rawValue)", field: "coupon_id")
+            }
+            let shares = lines.compactMap { line in
+                found[line.sku].map { (goods: $0.goods, category: $0.category, parent: $0.parent, amountFen: line.amountFen) }
+            }
+            guard coupon.template.community == draft.community, let off = coupon.template.discount(merchant: merchant, lines: shares) else {
+                throw LinliError(
+                    .failedPrecondition, "coupon_id: the coupon does not apply to this order (shop, goods or threshold)", field: "coupon_id")
+            }
+            couponFen = off
+            couponByProperty = coupon.template.merchant == nil
+        }
         let available = try await points.balance(resident, on: connection, logger: logger).available
         let fenPerPoint = Int64(settings.fenPerPoint)
-        let capFen = goodsFen * Int64(settings.maxPointsPercent) / 100
+        let capFen = (goodsFen - couponFen) * Int64(settings.maxPointsPercent) / 100
         let maxPoints = min(available, capFen / fenPerPoint)
         guard draft.points <= maxPoints else {
             throw LinliError(
@@ -313,8 +348,9 @@ public struct OrderStore: Sendable {
         }
         let pointsValue = draft.points * fenPerPoint
         return Quote(
-            merchant: merchant, lines: lines, goodsFen: goodsFen, points: draft.points, pointsValueFen: pointsValue, payFen: goodsFen - pointsValue,
-            maxPoints: maxPoints, available: available, fenPerPoint: settings.fenPerPoint)
+            merchant: merchant, lines: lines, goodsFen: goodsFen, points: draft.points, pointsValueFen: pointsValue,
+            payFen: goodsFen - couponFen - pointsValue, maxPoints: maxPoints, available: available, fenPerPoint: settings.fenPerPoint,
+            coupon: draft.coupon, couponFen: couponFen, couponByProperty: couponByProperty)
     }
 
     /// Places the order: the points held, then the stock reserved (last, so the hot SKU rows
@@ -322,18 +358,22 @@ public struct OrderStore: Sendable {
     public func place(
         _ draft: Draft, resident: UUID, address: String, by: By, on connection: PostgresConnection, logger: Logger
     ) async throws -> Order {
-        let quote = try await quote(draft, resident: resident, on: connection, logger: logger)
+        let quote = try await quote(draft, resident: resident, lockingCoupon: true, on: connection, logger: logger)
         let settings = try await merchants.settings(on: connection, logger: logger)
         let id = UUIDv7.make()
         let deadline = Date().addingTimeInterval(TimeInterval(settings.unpaidSeconds))
         try await connection.query(
             """
             INSERT INTO orders (id, order_no, community_id, merchant_id, resident_id, placed_by, goods_fen, points, points_value_fen, pay_fen,
-                                address, contact_phone, note, pay_deadline)
+                                address, contact_phone, note, pay_deadline, coupon_id, coupon_fen, coupon_property)
             VALUES (\(id), 'D' || to_char(community_today(\(draft.community.uuid)), 'YYYYMMDD') || lpad(nextval('order_numbers')::text, 8, '0'),
                     \(draft.community.uuid), \(quote.merchant), \(resident), \(by.user?.uuid), \(quote.goodsFen), \(quote.points),
-                    \(quote.pointsValueFen), \(quote.payFen), \(address), \(draft.contactPhone), \(draft.note), \(deadline))
+                    \(quote.pointsValueFen), \(quote.payFen), \(address), \(draft.contactPhone), \(draft.note), \(deadline),
+                    \(quote.coupon), \(quote.couponFen), \(quote.couponByProperty))
             """, logger: logger)
+        if let coupon = quote.coupon {
+            try await CouponStore().use(coupon, order: id, discountFen: quote.couponFen, on: connection, logger: logger)
+        }
         let lines = quote.lines
         try await connection.query(
             """
@@ -434,6 +474,7 @@ public struct OrderStore: Sendable {
             if let hold = order.pointsHold {
                 _ = try await points.settle(hold, to: .released, for: by.pointsPrincipal, on: connection, logger: logger)
             }
+            try await CouponStore().giveBack(order: order.id, on: connection, logger: logger)
             try await connection.query(
                 "UPDATE commerce_payments SET state = 'closed' WHERE order_id = \(order.id) AND state = 'pending'", logger: logger)
         case .paid:
@@ -475,6 +516,15 @@ public struct OrderStore: Sendable {
                 on: connection, logger: logger)
             _ = try await points.settle(hold, to: .reversed, for: by.pointsPrincipal, on: connection, logger: logger)
         }
+        if order.couponFen > 0 {
+            if order.couponByProperty {
+                try await CommerceLedger.refunded(
+                    .init(
+                        community: order.community, merchant: order.merchant, order: order.id, channel: "", cashFen: 0, pointsValueFen: 0,
+                        couponValueFen: order.couponFen), on: connection, logger: logger)
+            }
+            try await CouponStore().giveBack(order: order.id, on: connection, logger: logger)
+        }
         if restock { try await moveStock(order.lines, from: "sold", to: "stock", connection, logger) }
         try await connection.query("UPDATE orders SET refunded_fen = refunded_fen + \(refunded) WHERE id = \(order.id)", logger: logger)
     }
@@ -505,8 +555,9 @@ public struct OrderStore: Sendable {
             Int32.self)
         { commissionBP = Int64(bp) }
         // Rounded half up to the fen; the parts sum to the goods' value.
-        let commission = (order.goodsFen * commissionBP + 5_000) / 10_000
-        let net = order.goodsFen - commission
+        let base = order.settledBaseFen
+        let commission = (base * commissionBP + 5_000) / 10_000
+        let net = base - commission
         try await move(
             order, to: .done, set: [("settled_fen", net), ("commission_fen", commission)], by: .job,
             note: "settled", connection, logger)

@@ -167,6 +167,7 @@ public struct LinliApplication: Sendable {
             BroadcastService(database: database, logger: logger),
             PointsService(database: database, redis: redis, logger: logger),
             MerchantService(database: database, objects: LocalDiskStore(root: configuration.objectsPath), logger: logger),
+            CouponService(database: database, logger: logger),
             OrderService(
                 database: database, channels: paymentChannels, timers: orderTimers, cache: PointsCache(redis: redis, logger: logger), logger: logger),
         ]

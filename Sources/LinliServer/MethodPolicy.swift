@@ -291,5 +291,9 @@ public enum MethodPolicy {
         "linli.commerce.v1.OrderService/RequestReturn": Rule(permission: .commerceBuy, rateClass: .write),
         "linli.commerce.v1.OrderService/ReviewReturn": Rule(permission: .commerceFulfil, rateClass: .write),
         "linli.commerce.v1.OrderService/ReceiveReturnedGoods": Rule(permission: .commerceFulfil, rateClass: .write),
+        "linli.commerce.v1.CouponService/CreateCouponTemplate": Rule(permission: .couponIssue, rateClass: .write),
+        "linli.commerce.v1.CouponService/ListCouponTemplates": Rule(permission: .commerceBrowse, rateClass: .read),
+        "linli.commerce.v1.CouponService/ClaimCoupon": Rule(permission: .commerceBuy, rateClass: .write),
+        "linli.commerce.v1.CouponService/ListMyCoupons": Rule(permission: .commerceBuy, rateClass: .read),
     ]
 }

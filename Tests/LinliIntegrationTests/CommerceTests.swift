@@ -12,6 +12,7 @@ import Testing
 
 typealias MerchantClient = Linli_Commerce_V1_MerchantService.Client<HTTP2ClientTransport.Posix>
 typealias OrderClient = Linli_Commerce_V1_OrderService.Client<HTTP2ClientTransport.Posix>
+typealias CouponClient = Linli_Commerce_V1_CouponService.Client<HTTP2ClientTransport.Posix>
 
 /// A demo tenant whose merchant has an active shop in the community with one listed goods of
 /// two SKUs, and resident1 (a registered resident) with 1,000 points.
@@ -556,6 +557,115 @@ struct CommerceTests {
         #expect(rejected.shares.first?.state == "rejected" && rejected.shares.first?.lastError.contains("30%") == true)
         try await f.server.app.orderTimers.sweep(f.demo.tenant, at: start.addingTimeInterval(3_600))
         #expect(try await f.get(heavy).shares.first?.state == "rejected")
+    }
+
+    @Test("coupons: the property's 10 元 off above 50 元, a merchant's 20 % off its goods (cap 5 元); limits hold; used once; a cancel gives it back")
+    func coupons() async throws {
+        let f = try await CommerceFixture.make(try await TestServer.shared.value)
+        let coupons = CouponClient(wrapping: f.server.client)
+        func template(_ build: (inout Linli_Commerce_V1_CouponTemplate) -> Void) -> Linli_Commerce_V1_CreateCouponTemplateRequest {
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.template = .with {
+                    $0.communityID = f.community; $0.name = "新人券"; $0.kind = .amountOff; $0.amountOffFen = 1_000; $0.thresholdFen = 5_000
+                    $0.scope = .shop; $0.stock = 1; $0.perPerson = 1; $0.validDays = 7
+                    $0.claimUntil = .init(date: Date().addingTimeInterval(86_400))
+                    build(&$0)
+                }
+            }
+        }
+        let property = try await coupons.createCouponTemplate(template { _ in }, metadata: f.manager)
+        #expect(property.merchantID.isEmpty)
+        let shop = try await coupons.createCouponTemplate(
+            template {
+                $0.name = "水蜜桃八折"; $0.kind = .percentOff; $0.amountOffFen = 0; $0.percentOff = 20; $0.capFen = 500; $0.thresholdFen = 0
+                $0.scope = .goods; $0.scopeIds = [f.goods.id]; $0.stock = 10; $0.perPerson = 2
+            }, metadata: f.merchant)
+        #expect(shop.merchantID == f.merchantID)
+        let bad = await rpcError {
+            try await coupons.createCouponTemplate(
+                template {
+                    $0.kind = .percentOff; $0.percentOff = 120
+                }, metadata: f.manager)
+        }
+        #expect(bad?.code == .invalidArgument && bad?.message.contains("template.") == true)
+        #expect(try await coupons.listCouponTemplates(.with { $0.communityID = f.community }, metadata: f.resident).templates.count == 2)
+        let mine = try await coupons.claimCoupon(
+            .with {
+                $0.requestID = UUID().uuidString; $0.templateID = property.id
+            }, metadata: f.resident)
+        #expect(mine.state == .available)
+        #expect(
+            await rpcCode {
+                try await coupons.claimCoupon(
+                    .with {
+                        $0.requestID = UUID().uuidString; $0.templateID = property.id
+                    }, metadata: f.resident)
+            }
+                == .failedPrecondition, "one per person")
+        _ = try await makeResident(f.server, f.demo, manager: f.manager, name: "业主戊", number: "302", user: "resident2")
+        let resident2 = try await f.server.login(f.demo, "resident2")
+        #expect(
+            await rpcCode {
+                try await coupons.claimCoupon(
+                    .with {
+                        $0.requestID = UUID().uuidString; $0.templateID = property.id
+                    }, metadata: resident2)
+            }
+                == .resourceExhausted, "the stock of 1 is gone")
+        // The quote shows it; the order takes it once.
+        let line = Linli_Commerce_V1_OrderLineDraft.with {
+            $0.skuID = f.goods.skus[0].id; $0.quantity = 1
+        }
+        let quote = try await f.orders.quoteOrder(
+            .with {
+                $0.communityID = f.community; $0.lines = [line]; $0.points = 100; $0.couponID = mine.id
+            }, metadata: f.resident)
+        #expect(quote.couponFen == 1_000 && quote.payFen == 5_990 - 1_000 - 100)
+        func place() async throws -> Linli_Commerce_V1_Order {
+            try await f.orders.placeOrder(
+                .with {
+                    $0.requestID = UUID().uuidString; $0.communityID = f.community; $0.lines = [line]; $0.points = 100; $0.couponID = mine.id
+                },
+                metadata: f.resident)
+        }
+        let first = try await place()
+        #expect(first.couponFen == 1_000 && first.payFen == 4_890 && first.couponID == mine.id)
+        #expect(await rpcCode { try await place() } == .failedPrecondition, "a used coupon is not used twice")
+        _ = try await f.orders.cancelOrder(
+            .with {
+                $0.requestID = UUID().uuidString; $0.orderID = first.id
+            }, metadata: f.resident)
+        let back = try await coupons.listMyCoupons(
+            .with {
+                $0.communityID = f.community; $0.state = .available
+            }, metadata: f.resident)
+        #expect(back.coupons.map(\.id) == [mine.id], "the cancel gave it back")
+        let second = try await place()
+        _ = try await f.pay(second)
+        _ = try await f.wait(second) { $0.state == .paid }
+        #expect(try await f.liability("order_escrow:") == 5_990, "the shop is owed the whole price: the property bears its coupon")
+        #expect(
+            try await f.ledger("SELECT (debits_fen - credits_fen)::int8 FROM ledger_accounts WHERE subtype = 'coupon_redemption'") == 1_000)
+        // The merchant's coupon: 20 % of 109.90 capped at 5 元, borne by the shop.
+        let theirs = try await coupons.claimCoupon(
+            .with {
+                $0.requestID = UUID().uuidString; $0.templateID = shop.id
+            }, metadata: f.resident)
+        let big = try await f.orders.placeOrder(
+            .with {
+                $0.requestID = UUID().uuidString; $0.communityID = f.community
+                $0.lines = [
+                    .with {
+                        $0.skuID = f.goods.skus[1].id; $0.quantity = 1
+                    }
+                ]; $0.couponID = theirs.id
+            }, metadata: f.resident)
+        #expect(big.couponFen == 500 && big.payFen == 10_490)
+        _ = try await f.pay(big)
+        _ = try await f.wait(big) { $0.state == .paid }
+        #expect(try await f.liability("order_escrow:") == 5_990 + 10_490)
+        #expect(try await f.ledger("SELECT (sum(debits_fen) - sum(credits_fen))::int8 FROM ledger_accounts") == 0)
     }
 
     @Test("a forged or altered payment notice is refused; the same notice twice is applied once")
