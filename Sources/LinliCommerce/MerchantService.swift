@@ -274,7 +274,7 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
         return try await handler.write(request, context) { call in
             try await call.connection.query(
                 """
-                INSERT INTO images (ref, size, content_type, created_by) VALUES (\(ref), \(Int32(m.data.count)), \(m.contentType), \(call.principal.subjectID.uuid))
+                INSERT INTO images (ref, size, content_type, created_by) VALUES (\(ref), \(Int32(clamping: m.data.count)), \(m.contentType), \(call.principal.subjectID.uuid))
                 ON CONFLICT (ref) DO NOTHING
                 """, logger: call.logger)
             return .with {

@@ -186,7 +186,7 @@ public struct PointsEarning: Sendable {
             earned.rule = rule.id
             let points = rule.earns(amountFen)
             if points > 0 {
-                let lifetime = TimeInterval(rule.lifetimeDays > 0 ? Int(rule.lifetimeDays) : 365) * 86_400
+                let lifetime = TimeInterval(rule.lifetimeDays > 0 ? rule.lifetimeDays : 365) * 86_400
                 try await connection.query("SAVEPOINT points_earning", logger: logger)
                 do {
                     _ = try await PointsStore().grant(

@@ -36,7 +36,9 @@ extension Bench {
             let logger = app.logger
             let slug = "benchsale_" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
             let demo = try await app.seedDemoTenant(slug: slug, name: slug, password: "bench-password-1")
-            guard let manager = demo.users["manager"], let owner = demo.users["merchant"] else { throw ValidationError("no demo staff") }
+            guard let manager = demo.users["manager"], let owner = demo.users["merchant"], let buyer = demo.users["resident1"] else {
+                throw ValidationError("no demo staff")
+            }
             let principal = Principal(
                 tenantID: demo.tenant.id, subjectID: manager, displayName: "bench", role: .manager, communityIDs: [demo.community],
                 buildingIDs: [])
@@ -80,7 +82,7 @@ extension Bench {
                     _ = try await app.database.tenantTransaction(demo.tenant) { connection in
                         try await store.place(
                             .init(community: demo.community, lines: [(sku, Int32(1))], points: 0, room: nil, contactPhone: "", note: ""),
-                            resident: people[index], address: "1栋", by: .init(actor: .resident, user: nil), on: connection, logger: logger)
+                            resident: people[index], address: "1栋", by: .init(actor: .resident, user: buyer), on: connection, logger: logger)
                     }
                     _ = sold.take()
                 } catch let error as LinliError where error.code == .resourceExhausted {
