@@ -71,19 +71,13 @@ public enum CommerceLedger {
                     ? .init(debit: escrow, credit: channel, amount: money.cashFen, kind: .refund, bill: nil, memo: memo)
                     : .init(debit: channel, credit: escrow, amount: money.cashFen, kind: .collect, bill: nil, memo: memo))
         }
-        if money.pointsValueFen > 0 {
-            let cost = try await Ledger.account(money.community, .writeOff, subtype: pointsCost, connection, logger)
+        // What the property pays in for the order (points, its coupons), from its cost accounts.
+        for (fen, account) in [(money.pointsValueFen, pointsCost), (money.couponValueFen, couponCost)] where fen > 0 {
+            let cost = try await Ledger.account(money.community, .writeOff, subtype: account, connection, logger)
             legs.append(
                 refund
-                    ? .init(debit: escrow, credit: cost, amount: money.pointsValueFen, kind: .reversal, bill: nil, memo: memo)
-                    : .init(debit: cost, credit: escrow, amount: money.pointsValueFen, kind: .offset, bill: nil, memo: memo))
-        }
-        if money.couponValueFen > 0 {
-            let cost = try await Ledger.account(money.community, .writeOff, subtype: couponCost, connection, logger)
-            legs.append(
-                refund
-                    ? .init(debit: escrow, credit: cost, amount: money.couponValueFen, kind: .reversal, bill: nil, memo: memo)
-                    : .init(debit: cost, credit: escrow, amount: money.couponValueFen, kind: .offset, bill: nil, memo: memo))
+                    ? .init(debit: escrow, credit: cost, amount: fen, kind: .reversal, bill: nil, memo: memo)
+                    : .init(debit: cost, credit: escrow, amount: fen, kind: .offset, bill: nil, memo: memo))
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: nil, connection, logger)
@@ -117,14 +111,8 @@ public enum CommerceLedger {
         _ amountFen: Int64, method: PaymentStore.Method, merchant: UUID, community: CommunityID, by user: UserID,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> UUID {
-        let entry = UUIDv7.make()
-        guard amountFen > 0 else { return entry }
-        let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-        let liability = try await Ledger.account(community, .deposit, subtype: deposit(merchant), connection, logger)
-        try await Ledger.post(
-            entry: entry, [.init(debit: channel, credit: liability, amount: amountFen, kind: .collect, bill: nil, memo: "merchant deposit")],
-            by: user, connection, logger)
-        return entry
+        try await Ledger.collectLiability(
+            amountFen, method: method, subtype: deposit(merchant), community: community, memo: "merchant deposit", by: user, connection, logger)
     }
 
     /// What the ledger holds for a merchant in `community`: escrow (paid, not settled) and payable.

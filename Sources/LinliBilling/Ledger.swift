@@ -83,6 +83,22 @@ enum Ledger {
             """, logger: logger)
     }
 
+    /// Money taken through `method` that is owed back or still to be earned (a merchant's deposit,
+    /// prepaid coupons): channel ← the liability `subtype`; returns the entry (nothing posted for 0).
+    static func collectLiability(
+        _ amountFen: Int64, method: PaymentStore.Method, subtype: String, community: CommunityID, memo: String, by user: UserID,
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> UUID {
+        let entry = UUIDv7.make()
+        guard amountFen > 0 else { return entry }
+        let channel = try await account(community, .channel, subtype: method.rawValue, connection, logger)
+        let liability = try await account(community, .deposit, subtype: subtype, connection, logger)
+        try await post(
+            entry: entry, [.init(debit: channel, credit: liability, amount: amountFen, kind: .collect, bill: nil, memo: memo)], by: user, connection,
+            logger)
+        return entry
+    }
+
     /// A guarded account's balance on its normal side, locked for the rest of the transaction.
     static func lockBalance(_ account: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (balance: Int64, frozen: Bool) {
         let rows = try await connection.query(

@@ -52,14 +52,8 @@ public enum ParkingLedger {
         _ amountFen: Int64, method: PaymentStore.Method, merchant: UUID, community: CommunityID, by user: UserID,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> UUID {
-        let entry = UUIDv7.make()
-        guard amountFen > 0 else { return entry }
-        let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
-        let liability = try await Ledger.account(community, .deposit, subtype: couponAccount(merchant), connection, logger)
-        try await Ledger.post(
-            entry: entry, [.init(debit: channel, credit: liability, amount: amountFen, kind: .collect, bill: nil, memo: "parking coupons")],
-            by: user, connection, logger)
-        return entry
+        try await Ledger.collectLiability(
+            amountFen, method: method, subtype: couponAccount(merchant), community: community, memo: "parking coupons", by: user, connection, logger)
     }
 
     /// Coupons redeemed: their prices move from the merchants' liabilities to revenue, one

@@ -37,9 +37,9 @@ public struct CouponService: Sendable {
         guard (1...1_000_000).contains(t.stock) else { throw LinliError.invalid("template.stock", "must be 1 to 1000000") }
         guard (1...100).contains(t.perPerson) else { throw LinliError.invalid("template.per_person", "must be 1 to 100") }
         guard (1...365).contains(t.validDays) else { throw LinliError.invalid("template.valid_days", "must be 1 to 365") }
-        let from = t.hasClaimFrom ? try Self.instant(t.claimFrom, field: "template.claim_from") : Date()
+        let from = t.hasClaimFrom ? try Input.instant(t.claimFrom, field: "template.claim_from") : Date()
         guard t.hasClaimUntil else { throw LinliError.invalid("template.claim_until", "is required") }
-        let until = try Self.instant(t.claimUntil, field: "template.claim_until")
+        let until = try Input.instant(t.claimUntil, field: "template.claim_until")
         guard until > from else { throw LinliError.invalid("template.claim_until", "must be after claim_from") }
         return CouponStore.Template(
             id: UUIDv7.make(), community: try Input.id(t.communityID, field: "template.community_id"), merchant: nil,
@@ -48,10 +48,6 @@ public struct CouponService: Sendable {
             claimFrom: from, claimUntil: until, validDays: t.validDays)
     }
 
-    static func instant(_ t: Google_Protobuf_Timestamp, field: String) throws(LinliError) -> Date {
-        guard t.seconds >= 946_684_800, t.seconds < 4_102_444_800 else { throw LinliError.invalid(field, "must lie between 2000 and 2100") }
-        return t.date
-    }
 }
 
 extension Linli_Commerce_V1_CouponTemplate {

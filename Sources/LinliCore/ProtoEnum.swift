@@ -20,3 +20,14 @@ public enum ProtoEnum {
         return cases[value.rawValue - 1]
     }
 }
+
+extension Input {
+    /// Timestamps a request may carry lie in [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z).
+    public static let instants: Range<Int64> = 946_684_800..<4_102_444_800
+
+    /// A request's timestamp as a date, refused (naming `field`) outside `instants`.
+    public static func instant(_ t: Google_Protobuf_Timestamp, field: String) throws(LinliError) -> Date {
+        guard instants.contains(t.seconds) else { throw .invalid(field, "must lie between 2000 and 2100") }
+        return t.date
+    }
+}

@@ -48,8 +48,7 @@ public struct ParkingService: Sendable {
 
     /// The input guard has already held every timestamp to [2000, 2100) (InputLimits).
     static func time(_ t: Google_Protobuf_Timestamp, field: String) throws(LinliError) -> Date {
-        guard t.seconds >= 946_684_800, t.seconds < 4_102_444_800 else { throw LinliError.invalid(field, "must lie between 2000 and 2100") }
-        return t.date
+        try Input.instant(t, field: field)
     }
 
     /// The largest amount a request may carry (Self.maxAmountFen): 1,000,000.00 元.

@@ -21,18 +21,13 @@ extension PointsService {
         guard (0...100_000_000).contains(r.minFen) else { throw LinliError.invalid("rule.min_fen", "must be 0 to 100000000") }
         guard (0...PointsEarning.maxPerEvent).contains(r.capPoints) else { throw LinliError.invalid("rule.cap_points", "must be 0 to 1000000") }
         guard (0...1095).contains(r.lifetimeDays) else { throw LinliError.invalid("rule.lifetime_days", "must be 0 to 1095") }
-        let starts = r.hasStartsAt ? try Self.instant(r.startsAt, field: "rule.starts_at") : Date()
-        let ends = r.hasEndsAt ? try Self.instant(r.endsAt, field: "rule.ends_at") : nil
+        let starts = r.hasStartsAt ? try Input.instant(r.startsAt, field: "rule.starts_at") : Date()
+        let ends = r.hasEndsAt ? try Input.instant(r.endsAt, field: "rule.ends_at") : nil
         if let ends, ends <= starts { throw LinliError.invalid("rule.ends_at", "must be after starts_at") }
         return PointsEarning.Rule(
             id: id, community: try Input.id(r.communityID, field: "rule.community_id"), kind: kind,
             name: try Input.text(r.name, field: "rule.name", max: 60), points: r.points, perFen: r.perFen, rounding: rounding, minFen: r.minFen,
             capPoints: r.capPoints, startsAt: starts, endsAt: ends, enabled: r.enabled, lifetimeDays: r.lifetimeDays)
-    }
-
-    static func instant(_ t: Google_Protobuf_Timestamp, field: String) throws(LinliError) -> Date {
-        guard t.seconds >= 946_684_800, t.seconds < 4_102_444_800 else { throw LinliError.invalid(field, "must lie between 2000 and 2100") }
-        return t.date
     }
 
     public func saveEarningRule(request: ServerRequest<Linli_Commerce_V1_SaveEarningRuleRequest>, context: ServerContext) async throws

@@ -1,3 +1,5 @@
+import LinliCore
+
 /// The declared limits of every request field, in one table that partners can read (the README
 /// repeats it). `InputGuard` applies them to every message of every RPC before its handler
 /// runs; handlers then check what only the domain knows (a room of this community, a date
@@ -17,10 +19,10 @@ public enum InputLimits {
         static func lines(_ max: Int) -> Text { Text(maxLength: max, multiline: true) }
     }
 
-    /// Timestamps must lie in [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z).
-    public static let earliestSeconds: Int64 = 946_684_800
+    /// Timestamps must lie in `Input.instants` [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z).
+    public static let earliestSeconds: Int64 = Input.instants.lowerBound
     /// See `earliestSeconds`.
-    public static let latestSeconds: Int64 = 4_102_444_800
+    public static let latestSeconds: Int64 = Input.instants.upperBound
 
     /// A text field named nowhere below: one line of 200 characters.
     public static let defaultText = Text.line(200)
