@@ -215,6 +215,84 @@ public enum Linli_Commerce_V1_MerchantService: Sendable {
                 type: .unary
             )
         }
+        /// Namespace for "SaveBrand" metadata.
+        public enum SaveBrand: Sendable {
+            /// Request type for "SaveBrand".
+            public typealias Input = Linli_Commerce_V1_SaveBrandRequest
+            /// Response type for "SaveBrand".
+            public typealias Output = Linli_Commerce_V1_Brand
+            /// Descriptor for "SaveBrand".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "SaveBrand",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListBrands" metadata.
+        public enum ListBrands: Sendable {
+            /// Request type for "ListBrands".
+            public typealias Input = Linli_Commerce_V1_ListBrandsRequest
+            /// Response type for "ListBrands".
+            public typealias Output = Linli_Commerce_V1_ListBrandsResponse
+            /// Descriptor for "ListBrands".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "ListBrands",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetCommunityPrice" metadata.
+        public enum SetCommunityPrice: Sendable {
+            /// Request type for "SetCommunityPrice".
+            public typealias Input = Linli_Commerce_V1_SetCommunityPriceRequest
+            /// Response type for "SetCommunityPrice".
+            public typealias Output = Linli_Commerce_V1_Sku
+            /// Descriptor for "SetCommunityPrice".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "SetCommunityPrice",
+                type: .unary
+            )
+        }
+        /// Namespace for "AddMerchantStaff" metadata.
+        public enum AddMerchantStaff: Sendable {
+            /// Request type for "AddMerchantStaff".
+            public typealias Input = Linli_Commerce_V1_AddMerchantStaffRequest
+            /// Response type for "AddMerchantStaff".
+            public typealias Output = Linli_Commerce_V1_MerchantStaff
+            /// Descriptor for "AddMerchantStaff".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "AddMerchantStaff",
+                type: .unary
+            )
+        }
+        /// Namespace for "RemoveMerchantStaff" metadata.
+        public enum RemoveMerchantStaff: Sendable {
+            /// Request type for "RemoveMerchantStaff".
+            public typealias Input = Linli_Commerce_V1_RemoveMerchantStaffRequest
+            /// Response type for "RemoveMerchantStaff".
+            public typealias Output = Linli_Commerce_V1_MerchantStaff
+            /// Descriptor for "RemoveMerchantStaff".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "RemoveMerchantStaff",
+                type: .unary
+            )
+        }
+        /// Namespace for "ListMerchantStaff" metadata.
+        public enum ListMerchantStaff: Sendable {
+            /// Request type for "ListMerchantStaff".
+            public typealias Input = Linli_Commerce_V1_ListMerchantStaffRequest
+            /// Response type for "ListMerchantStaff".
+            public typealias Output = Linli_Commerce_V1_ListMerchantStaffResponse
+            /// Descriptor for "ListMerchantStaff".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.MerchantService"),
+                method: "ListMerchantStaff",
+                type: .unary
+            )
+        }
         /// Namespace for "GetCommerceSettings" metadata.
         public enum GetCommerceSettings: Sendable {
             /// Request type for "GetCommerceSettings".
@@ -258,6 +336,12 @@ public enum Linli_Commerce_V1_MerchantService: Sendable {
             AdjustStock.descriptor,
             ListGoods.descriptor,
             GetGoods.descriptor,
+            SaveBrand.descriptor,
+            ListBrands.descriptor,
+            SetCommunityPrice.descriptor,
+            AddMerchantStaff.descriptor,
+            RemoveMerchantStaff.descriptor,
+            ListMerchantStaff.descriptor,
             GetCommerceSettings.descriptor,
             SetCommerceSettings.descriptor
         ]
@@ -548,6 +632,103 @@ extension Linli_Commerce_V1_MerchantService {
             request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_GetGoodsRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Goods>
+
+        /// Handle the "SaveBrand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_SaveBrandRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_Brand` messages.
+        func saveBrand(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SaveBrandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Brand>
+
+        /// Handle the "ListBrands" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ListBrandsRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_ListBrandsResponse` messages.
+        func listBrands(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListBrandsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListBrandsResponse>
+
+        /// Handle the "SetCommunityPrice" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_SetCommunityPriceRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_Sku` messages.
+        func setCommunityPrice(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Sku>
+
+        /// Handle the "AddMerchantStaff" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+        /// > only the owner adds and removes them.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_AddMerchantStaffRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_MerchantStaff` messages.
+        func addMerchantStaff(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_MerchantStaff>
+
+        /// Handle the "RemoveMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_RemoveMerchantStaffRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_MerchantStaff` messages.
+        func removeMerchantStaff(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_MerchantStaff>
+
+        /// Handle the "ListMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_ListMerchantStaffRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_ListMerchantStaffResponse` messages.
+        func listMerchantStaff(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse>
 
         /// Handle the "GetCommerceSettings" method.
         ///
@@ -849,6 +1030,103 @@ extension Linli_Commerce_V1_MerchantService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Goods>
 
+        /// Handle the "SaveBrand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveBrandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_Brand` message.
+        func saveBrand(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_SaveBrandRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Brand>
+
+        /// Handle the "ListBrands" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListBrandsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_ListBrandsResponse` message.
+        func listBrands(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListBrandsRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListBrandsResponse>
+
+        /// Handle the "SetCommunityPrice" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCommunityPriceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_Sku` message.
+        func setCommunityPrice(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Sku>
+
+        /// Handle the "AddMerchantStaff" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+        /// > only the owner adds and removes them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_AddMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_MerchantStaff` message.
+        func addMerchantStaff(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff>
+
+        /// Handle the "RemoveMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_RemoveMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_MerchantStaff` message.
+        func removeMerchantStaff(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff>
+
+        /// Handle the "ListMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_ListMerchantStaffResponse` message.
+        func listMerchantStaff(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse>
+
         /// Handle the "GetCommerceSettings" method.
         ///
         /// - Parameters:
@@ -1147,6 +1425,103 @@ extension Linli_Commerce_V1_MerchantService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Commerce_V1_Goods
 
+        /// Handle the "SaveBrand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_SaveBrandRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_Brand` to respond with.
+        func saveBrand(
+            request: Linli_Commerce_V1_SaveBrandRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_Brand
+
+        /// Handle the "ListBrands" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ListBrandsRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_ListBrandsResponse` to respond with.
+        func listBrands(
+            request: Linli_Commerce_V1_ListBrandsRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_ListBrandsResponse
+
+        /// Handle the "SetCommunityPrice" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_SetCommunityPriceRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_Sku` to respond with.
+        func setCommunityPrice(
+            request: Linli_Commerce_V1_SetCommunityPriceRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_Sku
+
+        /// Handle the "AddMerchantStaff" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+        /// > only the owner adds and removes them.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_AddMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_MerchantStaff` to respond with.
+        func addMerchantStaff(
+            request: Linli_Commerce_V1_AddMerchantStaffRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_MerchantStaff
+
+        /// Handle the "RemoveMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_RemoveMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_MerchantStaff` to respond with.
+        func removeMerchantStaff(
+            request: Linli_Commerce_V1_RemoveMerchantStaffRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_MerchantStaff
+
+        /// Handle the "ListMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_ListMerchantStaffRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_ListMerchantStaffResponse` to respond with.
+        func listMerchantStaff(
+            request: Linli_Commerce_V1_ListMerchantStaffRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_ListMerchantStaffResponse
+
         /// Handle the "GetCommerceSettings" method.
         ///
         /// - Parameters:
@@ -1347,6 +1722,72 @@ extension Linli_Commerce_V1_MerchantService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.SaveBrand.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_SaveBrandRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Brand>(),
+            handler: { request, context in
+                try await self.saveBrand(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.ListBrands.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListBrandsRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListBrandsResponse>(),
+            handler: { request, context in
+                try await self.listBrands(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.SetCommunityPrice.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_SetCommunityPriceRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Sku>(),
+            handler: { request, context in
+                try await self.setCommunityPrice(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.AddMerchantStaff.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_AddMerchantStaffRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_MerchantStaff>(),
+            handler: { request, context in
+                try await self.addMerchantStaff(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.RemoveMerchantStaff.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_RemoveMerchantStaffRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_MerchantStaff>(),
+            handler: { request, context in
+                try await self.removeMerchantStaff(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_MerchantService.Method.ListMerchantStaff.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListMerchantStaffRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListMerchantStaffResponse>(),
+            handler: { request, context in
+                try await self.listMerchantStaff(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Commerce_V1_MerchantService.Method.GetCommerceSettings.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_GetCommerceSettingsRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_CommerceSettings>(),
@@ -1533,6 +1974,72 @@ extension Linli_Commerce_V1_MerchantService.ServiceProtocol {
         context: GRPCCore.ServerContext
     ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Goods> {
         let response = try await self.getGoods(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func saveBrand(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SaveBrandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Brand> {
+        let response = try await self.saveBrand(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listBrands(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListBrandsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListBrandsResponse> {
+        let response = try await self.listBrands(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func setCommunityPrice(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Sku> {
+        let response = try await self.setCommunityPrice(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func addMerchantStaff(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_MerchantStaff> {
+        let response = try await self.addMerchantStaff(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func removeMerchantStaff(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_MerchantStaff> {
+        let response = try await self.removeMerchantStaff(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func listMerchantStaff(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse> {
+        let response = try await self.listMerchantStaff(
             request: GRPCCore.ServerRequest(stream: request),
             context: context
         )
@@ -1753,6 +2260,84 @@ extension Linli_Commerce_V1_MerchantService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Goods> {
         return GRPCCore.ServerResponse<Linli_Commerce_V1_Goods>(
             message: try await self.getGoods(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func saveBrand(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_SaveBrandRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Brand> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_Brand>(
+            message: try await self.saveBrand(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listBrands(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListBrandsRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListBrandsResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_ListBrandsResponse>(
+            message: try await self.listBrands(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setCommunityPrice(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Sku> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_Sku>(
+            message: try await self.setCommunityPrice(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func addMerchantStaff(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff>(
+            message: try await self.addMerchantStaff(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func removeMerchantStaff(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_MerchantStaff>(
+            message: try await self.removeMerchantStaff(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func listMerchantStaff(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse>(
+            message: try await self.listMerchantStaff(
                 request: request.message,
                 context: context
             ),
@@ -2132,6 +2717,133 @@ extension Linli_Commerce_V1_MerchantService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Goods>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Goods>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SaveBrand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveBrandRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SaveBrandRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Brand` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func saveBrand<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveBrandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SaveBrandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Brand>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Brand>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListBrands" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListBrandsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListBrandsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListBrandsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listBrands<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListBrandsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListBrandsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListBrandsResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListBrandsResponse>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetCommunityPrice" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCommunityPriceRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SetCommunityPriceRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Sku` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setCommunityPrice<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Sku>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Sku>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "AddMerchantStaff" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+        /// > only the owner adds and removes them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_AddMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_AddMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_MerchantStaff` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func addMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_MerchantStaff>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "RemoveMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_RemoveMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_RemoveMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_MerchantStaff` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func removeMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_MerchantStaff>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "ListMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListMerchantStaffResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func listMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListMerchantStaffResponse>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMerchantStaffResponse>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "GetCommerceSettings" method.
@@ -2692,6 +3404,199 @@ extension Linli_Commerce_V1_MerchantService {
             )
         }
 
+        /// Call the "SaveBrand" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SaveBrandRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SaveBrandRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Brand` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func saveBrand<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveBrandRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SaveBrandRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Brand>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Brand>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.SaveBrand.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListBrands" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListBrandsRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListBrandsRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListBrandsResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listBrands<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListBrandsRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListBrandsRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListBrandsResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListBrandsResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.ListBrands.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetCommunityPrice" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCommunityPriceRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SetCommunityPriceRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Sku` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setCommunityPrice<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SetCommunityPriceRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Sku>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Sku>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.SetCommunityPrice.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "AddMerchantStaff" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+        /// > only the owner adds and removes them.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_AddMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_AddMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_MerchantStaff` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func addMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_AddMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_MerchantStaff>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.AddMerchantStaff.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "RemoveMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_RemoveMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_RemoveMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_MerchantStaff` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func removeMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_MerchantStaff>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.RemoveMerchantStaff.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "ListMerchantStaff" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_ListMerchantStaffRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_ListMerchantStaffRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_ListMerchantStaffResponse` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func listMerchantStaff<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_ListMerchantStaffRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_ListMerchantStaffResponse>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMerchantStaffResponse>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_MerchantService.Method.ListMerchantStaff.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
         /// Call the "GetCommerceSettings" method.
         ///
         /// - Parameters:
@@ -3168,6 +4073,169 @@ extension Linli_Commerce_V1_MerchantService.ClientProtocol {
             request: request,
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_GetGoodsRequest>(),
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Goods>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SaveBrand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_SaveBrandRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveBrand<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_SaveBrandRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Brand>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.saveBrand(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_SaveBrandRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Brand>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListBrands" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ListBrandsRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listBrands<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListBrandsRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListBrandsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listBrands(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListBrandsRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListBrandsResponse>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetCommunityPrice" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_SetCommunityPriceRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCommunityPrice<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCommunityPriceRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Sku>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setCommunityPrice(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_SetCommunityPriceRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Sku>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMerchantStaff" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+    /// > only the owner adds and removes them.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_AddMerchantStaffRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMerchantStaff<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_AddMerchantStaffRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.addMerchantStaff(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_AddMerchantStaffRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_MerchantStaff>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveMerchantStaff" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_RemoveMerchantStaffRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeMerchantStaff<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.removeMerchantStaff(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_RemoveMerchantStaffRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_MerchantStaff>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListMerchantStaff" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_ListMerchantStaffRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listMerchantStaff<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_ListMerchantStaffRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMerchantStaffResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.listMerchantStaff(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_ListMerchantStaffRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_ListMerchantStaffResponse>(),
             options: options,
             onResponse: handleResponse
         )
@@ -3703,6 +4771,193 @@ extension Linli_Commerce_V1_MerchantService.ClientProtocol {
         )
     }
 
+    /// Call the "SaveBrand" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > Brands (品牌): the platform's (managers) or a shop's own (merchants); goods may name one.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func saveBrand<Result>(
+        _ message: Linli_Commerce_V1_SaveBrandRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Brand>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_SaveBrandRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.saveBrand(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListBrands" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listBrands<Result>(
+        _ message: Linli_Commerce_V1_ListBrandsRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListBrandsResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ListBrandsRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listBrands(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetCommunityPrice" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > A SKU's price in one community of the shop's, where it differs from the SKU's own; 0 removes it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCommunityPrice<Result>(
+        _ message: Linli_Commerce_V1_SetCommunityPriceRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Sku>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_SetCommunityPriceRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setCommunityPrice(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "AddMerchantStaff" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The shop's staff (店员): users with the merchant role who work the shop as the owner does;
+    /// > only the owner adds and removes them.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func addMerchantStaff<Result>(
+        _ message: Linli_Commerce_V1_AddMerchantStaffRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_AddMerchantStaffRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.addMerchantStaff(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "RemoveMerchantStaff" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func removeMerchantStaff<Result>(
+        _ message: Linli_Commerce_V1_RemoveMerchantStaffRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_MerchantStaff>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.removeMerchantStaff(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "ListMerchantStaff" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func listMerchantStaff<Result>(
+        _ message: Linli_Commerce_V1_ListMerchantStaffRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_ListMerchantStaffResponse>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_ListMerchantStaffRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.listMerchantStaff(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "GetCommerceSettings" method.
     ///
     /// - Parameters:
@@ -3781,6 +5036,32 @@ public enum Linli_Commerce_V1_OrderService: Sendable {
             public static let descriptor = GRPCCore.MethodDescriptor(
                 service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.OrderService"),
                 method: "QuoteOrder",
+                type: .unary
+            )
+        }
+        /// Namespace for "SetCartItem" metadata.
+        public enum SetCartItem: Sendable {
+            /// Request type for "SetCartItem".
+            public typealias Input = Linli_Commerce_V1_SetCartItemRequest
+            /// Response type for "SetCartItem".
+            public typealias Output = Linli_Commerce_V1_Cart
+            /// Descriptor for "SetCartItem".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.OrderService"),
+                method: "SetCartItem",
+                type: .unary
+            )
+        }
+        /// Namespace for "GetCart" metadata.
+        public enum GetCart: Sendable {
+            /// Request type for "GetCart".
+            public typealias Input = Linli_Commerce_V1_GetCartRequest
+            /// Response type for "GetCart".
+            public typealias Output = Linli_Commerce_V1_Cart
+            /// Descriptor for "GetCart".
+            public static let descriptor = GRPCCore.MethodDescriptor(
+                service: GRPCCore.ServiceDescriptor(fullyQualifiedService: "linli.commerce.v1.OrderService"),
+                method: "GetCart",
                 type: .unary
             )
         }
@@ -3969,6 +5250,8 @@ public enum Linli_Commerce_V1_OrderService: Sendable {
         /// Descriptors for all methods in the "linli.commerce.v1.OrderService" service.
         public static let descriptors: [GRPCCore.MethodDescriptor] = [
             QuoteOrder.descriptor,
+            SetCartItem.descriptor,
+            GetCart.descriptor,
             PlaceOrder.descriptor,
             PayOrder.descriptor,
             SimulateChannelPayment.descriptor,
@@ -4042,6 +5325,39 @@ extension Linli_Commerce_V1_OrderService {
             request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_QuoteOrderRequest>,
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_OrderQuote>
+
+        /// Handle the "SetCartItem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+        /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_SetCartItemRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_Cart` messages.
+        func setCartItem(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SetCartItemRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Cart>
+
+        /// Handle the "GetCart" method.
+        ///
+        /// - Parameters:
+        ///   - request: A streaming request of `Linli_Commerce_V1_GetCartRequest` messages.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A streaming response of `Linli_Commerce_V1_Cart` messages.
+        func getCart(
+            request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_GetCartRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Cart>
 
         /// Handle the "PlaceOrder" method.
         ///
@@ -4299,6 +5615,39 @@ extension Linli_Commerce_V1_OrderService {
             context: GRPCCore.ServerContext
         ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_OrderQuote>
 
+        /// Handle the "SetCartItem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+        /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCartItemRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_Cart` message.
+        func setCartItem(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_SetCartItemRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Cart>
+
+        /// Handle the "GetCart" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetCartRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A response containing a single `Linli_Commerce_V1_Cart` message.
+        func getCart(
+            request: GRPCCore.ServerRequest<Linli_Commerce_V1_GetCartRequest>,
+            context: GRPCCore.ServerContext
+        ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Cart>
+
         /// Handle the "PlaceOrder" method.
         ///
         /// > Source IDL Documentation:
@@ -4553,6 +5902,39 @@ extension Linli_Commerce_V1_OrderService {
             context: GRPCCore.ServerContext
         ) async throws -> Linli_Commerce_V1_OrderQuote
 
+        /// Handle the "SetCartItem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+        /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_SetCartItemRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_Cart` to respond with.
+        func setCartItem(
+            request: Linli_Commerce_V1_SetCartItemRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_Cart
+
+        /// Handle the "GetCart" method.
+        ///
+        /// - Parameters:
+        ///   - request: A `Linli_Commerce_V1_GetCartRequest` message.
+        ///   - context: Context providing information about the RPC.
+        /// - Throws: Any error which occurred during the processing of the request. Thrown errors
+        ///     of type `RPCError` are mapped to appropriate statuses. All other errors are converted
+        ///     to an internal error.
+        /// - Returns: A `Linli_Commerce_V1_Cart` to respond with.
+        func getCart(
+            request: Linli_Commerce_V1_GetCartRequest,
+            context: GRPCCore.ServerContext
+        ) async throws -> Linli_Commerce_V1_Cart
+
         /// Handle the "PlaceOrder" method.
         ///
         /// > Source IDL Documentation:
@@ -4784,6 +6166,28 @@ extension Linli_Commerce_V1_OrderService.StreamingServiceProtocol {
             }
         )
         router.registerHandler(
+            forMethod: Linli_Commerce_V1_OrderService.Method.SetCartItem.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_SetCartItemRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Cart>(),
+            handler: { request, context in
+                try await self.setCartItem(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
+            forMethod: Linli_Commerce_V1_OrderService.Method.GetCart.descriptor,
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_GetCartRequest>(),
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Cart>(),
+            handler: { request, context in
+                try await self.getCart(
+                    request: request,
+                    context: context
+                )
+            }
+        )
+        router.registerHandler(
             forMethod: Linli_Commerce_V1_OrderService.Method.PlaceOrder.descriptor,
             deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_PlaceOrderRequest>(),
             serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_Order>(),
@@ -4954,6 +6358,28 @@ extension Linli_Commerce_V1_OrderService.ServiceProtocol {
         return GRPCCore.StreamingServerResponse(single: response)
     }
 
+    public func setCartItem(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_SetCartItemRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Cart> {
+        let response = try await self.setCartItem(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
+    public func getCart(
+        request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_GetCartRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.StreamingServerResponse<Linli_Commerce_V1_Cart> {
+        let response = try await self.getCart(
+            request: GRPCCore.ServerRequest(stream: request),
+            context: context
+        )
+        return GRPCCore.StreamingServerResponse(single: response)
+    }
+
     public func placeOrder(
         request: GRPCCore.StreamingServerRequest<Linli_Commerce_V1_PlaceOrderRequest>,
         context: GRPCCore.ServerContext
@@ -5118,6 +6544,32 @@ extension Linli_Commerce_V1_OrderService.SimpleServiceProtocol {
     ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_OrderQuote> {
         return GRPCCore.ServerResponse<Linli_Commerce_V1_OrderQuote>(
             message: try await self.quoteOrder(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func setCartItem(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_SetCartItemRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Cart> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_Cart>(
+            message: try await self.setCartItem(
+                request: request.message,
+                context: context
+            ),
+            metadata: [:]
+        )
+    }
+
+    public func getCart(
+        request: GRPCCore.ServerRequest<Linli_Commerce_V1_GetCartRequest>,
+        context: GRPCCore.ServerContext
+    ) async throws -> GRPCCore.ServerResponse<Linli_Commerce_V1_Cart> {
+        return GRPCCore.ServerResponse<Linli_Commerce_V1_Cart>(
+            message: try await self.getCart(
                 request: request.message,
                 context: context
             ),
@@ -5354,6 +6806,49 @@ extension Linli_Commerce_V1_OrderService {
             deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_OrderQuote>,
             options: GRPCCore.CallOptions,
             onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_OrderQuote>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "SetCartItem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+        /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCartItemRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SetCartItemRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Cart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func setCartItem<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCartItemRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SetCartItemRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Cart>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result
+        ) async throws -> Result where Result: Sendable
+
+        /// Call the "GetCart" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetCartRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_GetCartRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Cart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        func getCart<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetCartRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_GetCartRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Cart>,
+            options: GRPCCore.CallOptions,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result
         ) async throws -> Result where Result: Sendable
 
         /// Call the "PlaceOrder" method.
@@ -5699,6 +7194,71 @@ extension Linli_Commerce_V1_OrderService {
             try await self.client.unary(
                 request: request,
                 descriptor: Linli_Commerce_V1_OrderService.Method.QuoteOrder.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "SetCartItem" method.
+        ///
+        /// > Source IDL Documentation:
+        /// >
+        /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+        /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_SetCartItemRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_SetCartItemRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Cart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func setCartItem<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCartItemRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_SetCartItemRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Cart>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_OrderService.Method.SetCartItem.descriptor,
+                serializer: serializer,
+                deserializer: deserializer,
+                options: options,
+                onResponse: handleResponse
+            )
+        }
+
+        /// Call the "GetCart" method.
+        ///
+        /// - Parameters:
+        ///   - request: A request containing a single `Linli_Commerce_V1_GetCartRequest` message.
+        ///   - serializer: A serializer for `Linli_Commerce_V1_GetCartRequest` messages.
+        ///   - deserializer: A deserializer for `Linli_Commerce_V1_Cart` messages.
+        ///   - options: Options to apply to this RPC.
+        ///   - handleResponse: A closure which handles the response and returns its result to
+        ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+        ///       already finished.
+        /// - Returns: The result of `handleResponse`.
+        public func getCart<Result>(
+            request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetCartRequest>,
+            serializer: some GRPCCore.MessageSerializer<Linli_Commerce_V1_GetCartRequest>,
+            deserializer: some GRPCCore.MessageDeserializer<Linli_Commerce_V1_Cart>,
+            options: GRPCCore.CallOptions = .defaults,
+            onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+                try response.message
+            }
+        ) async throws -> Result where Result: Sendable {
+            try await self.client.unary(
+                request: request,
+                descriptor: Linli_Commerce_V1_OrderService.Method.GetCart.descriptor,
                 serializer: serializer,
                 deserializer: deserializer,
                 options: options,
@@ -6178,6 +7738,61 @@ extension Linli_Commerce_V1_OrderService.ClientProtocol {
         )
     }
 
+    /// Call the "SetCartItem" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+    /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_SetCartItemRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCartItem<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_SetCartItemRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.setCartItem(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_SetCartItemRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Cart>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetCart" method.
+    ///
+    /// - Parameters:
+    ///   - request: A request containing a single `Linli_Commerce_V1_GetCartRequest` message.
+    ///   - options: Options to apply to this RPC.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getCart<Result>(
+        request: GRPCCore.ClientRequest<Linli_Commerce_V1_GetCartRequest>,
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        try await self.getCart(
+            request: request,
+            serializer: GRPCProtobuf.ProtobufSerializer<Linli_Commerce_V1_GetCartRequest>(),
+            deserializer: GRPCProtobuf.ProtobufDeserializer<Linli_Commerce_V1_Cart>(),
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
     /// Call the "PlaceOrder" method.
     ///
     /// > Source IDL Documentation:
@@ -6577,6 +8192,69 @@ extension Linli_Commerce_V1_OrderService.ClientProtocol {
             metadata: metadata
         )
         return try await self.quoteOrder(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "SetCartItem" method.
+    ///
+    /// > Source IDL Documentation:
+    /// >
+    /// > The resident's cart (购物车): a SKU's quantity set (0 takes it out), and the cart priced now,
+    /// > grouped by shop; PlaceOrder with `from_cart` takes the ordered lines out of it.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func setCartItem<Result>(
+        _ message: Linli_Commerce_V1_SetCartItemRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_SetCartItemRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.setCartItem(
+            request: request,
+            options: options,
+            onResponse: handleResponse
+        )
+    }
+
+    /// Call the "GetCart" method.
+    ///
+    /// - Parameters:
+    ///   - message: request message to send.
+    ///   - metadata: Additional metadata to send, defaults to empty.
+    ///   - options: Options to apply to this RPC, defaults to `.defaults`.
+    ///   - handleResponse: A closure which handles the response and returns its result to
+    ///       the caller. Returning from the closure will cancel the RPC if it hasn't
+    ///       already finished.
+    /// - Returns: The result of `handleResponse`.
+    public func getCart<Result>(
+        _ message: Linli_Commerce_V1_GetCartRequest,
+        metadata: GRPCCore.Metadata = [:],
+        options: GRPCCore.CallOptions = .defaults,
+        onResponse handleResponse: @Sendable @escaping (GRPCCore.ClientResponse<Linli_Commerce_V1_Cart>) async throws -> Result = { response in
+            try response.message
+        }
+    ) async throws -> Result where Result: Sendable {
+        let request = GRPCCore.ClientRequest<Linli_Commerce_V1_GetCartRequest>(
+            message: message,
+            metadata: metadata
+        )
+        return try await self.getCart(
             request: request,
             options: options,
             onResponse: handleResponse

@@ -1051,6 +1051,7 @@ public nonisolated struct Linli_Commerce_V1_Sku: Sendable {
   /// "500g", "红色 / XL".
   public var spec: String = String()
 
+  /// The price in the community asked for (its own price there, when set), else the SKU's.
   public var priceFen: Int64 = 0
 
   /// What can still be ordered.
@@ -1060,6 +1061,175 @@ public nonisolated struct Linli_Commerce_V1_Sku: Sendable {
   public var reserved: Int32 = 0
 
   public var sold: Int32 = 0
+
+  /// The SKU's own price.
+  public var basePriceFen: Int64 = 0
+
+  /// Merchants and staff: the prices set per community.
+  public var communityPrices: [Linli_Commerce_V1_CommunityPrice] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_CommunityPrice: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var priceFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_SetCommunityPriceRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var skuID: String = String()
+
+  public var communityID: String = String()
+
+  /// 1 to 100,000,000 fen; 0 removes the community's price.
+  public var priceFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_Brand: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var id: String = String()
+
+  /// Empty: a platform brand every shop may use.
+  public var merchantID: String = String()
+
+  public var name: String = String()
+
+  public var logoRef: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_SaveBrandRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  /// Empty: a new brand.
+  public var brandID: String = String()
+
+  /// 1 to 40 characters, unique among the platform's or the shop's brands.
+  public var name: String = String()
+
+  public var logoRef: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListBrandsRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListBrandsResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var brands: [Linli_Commerce_V1_Brand] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_MerchantStaff: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var merchantID: String = String()
+
+  public var userID: String = String()
+
+  public var displayName: String = String()
+
+  public var owner: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_AddMerchantStaffRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  /// A user with the merchant role who works for no shop yet.
+  public var userID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_RemoveMerchantStaffRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var userID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListMerchantStaffRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_ListMerchantStaffResponse: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var staff: [Linli_Commerce_V1_MerchantStaff] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1096,6 +1266,10 @@ public nonisolated struct Linli_Commerce_V1_Goods: Sendable {
   public var scoreHundredths: Int32 = 0
 
   public var reviews: Int32 = 0
+
+  public var brandID: String = String()
+
+  public var brandName: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1143,6 +1317,9 @@ public nonisolated struct Linli_Commerce_V1_SaveGoodsRequest: Sendable {
 
   /// 1 to 50.
   public var skus: [Linli_Commerce_V1_SkuDraft] = []
+
+  /// Empty: no brand.
+  public var brandID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1205,6 +1382,8 @@ public nonisolated struct Linli_Commerce_V1_ListGoodsRequest: Sendable {
   /// Clears the value of `page`. Subsequent reads from it will return its default value.
   public mutating func clearPage() {self._page = nil}
 
+  public var brandID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1232,6 +1411,9 @@ public nonisolated struct Linli_Commerce_V1_GetGoodsRequest: Sendable {
   // methods supported on all messages.
 
   public var goodsID: String = String()
+
+  /// Prices as they are in this community (empty: the SKUs' own).
+  public var communityID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1385,6 +1567,101 @@ public nonisolated struct Linli_Commerce_V1_PlaceOrderRequest: Sendable {
 
   /// A coupon of the resident's to redeem (empty: none).
   public var couponID: String = String()
+
+  /// Take the ordered lines out of the resident's cart, in the same transaction.
+  public var fromCart: Bool = false
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_SetCartItemRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var requestID: String = String()
+
+  public var communityID: String = String()
+
+  public var skuID: String = String()
+
+  /// 0 to 999: 0 takes the SKU out. A cart holds at most 100 SKUs.
+  public var quantity: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_GetCartRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var communityID: String = String()
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_CartItem: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var skuID: String = String()
+
+  public var goodsID: String = String()
+
+  public var name: String = String()
+
+  public var spec: String = String()
+
+  /// Today's price in the resident's community.
+  public var priceFen: Int64 = 0
+
+  public var quantity: Int32 = 0
+
+  public var amountFen: Int64 = 0
+
+  /// Listed and with stock enough for the quantity: may be ordered now.
+  public var available: Bool = false
+
+  public var stock: Int32 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+/// One shop's part of the cart: what one order would hold.
+public nonisolated struct Linli_Commerce_V1_CartShop: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var merchantID: String = String()
+
+  public var merchantName: String = String()
+
+  public var items: [Linli_Commerce_V1_CartItem] = []
+
+  public var goodsFen: Int64 = 0
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Linli_Commerce_V1_Cart: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var shops: [Linli_Commerce_V1_CartShop] = []
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1633,6 +1910,12 @@ public nonisolated struct Linli_Commerce_V1_Order: @unchecked Sendable {
   public var couponFen: Int64 {
     get {_storage._couponFen}
     set {_uniqueStorage()._couponFen = newValue}
+  }
+
+  /// The group buy the order is a member of (group_buys.proto), if any.
+  public var groupBuyID: String {
+    get {_storage._groupBuyID}
+    set {_uniqueStorage()._groupBuyID = newValue}
   }
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -3343,7 +3626,7 @@ nonisolated extension Linli_Commerce_V1_ListCategoriesResponse: SwiftProtobuf.Me
 
 nonisolated extension Linli_Commerce_V1_Sku: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Sku"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}goods_id\0\u{1}spec\0\u{3}price_fen\0\u{1}stock\0\u{1}reserved\0\u{1}sold\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}goods_id\0\u{1}spec\0\u{3}price_fen\0\u{1}stock\0\u{1}reserved\0\u{1}sold\0\u{3}base_price_fen\0\u{3}community_prices\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3358,6 +3641,8 @@ nonisolated extension Linli_Commerce_V1_Sku: SwiftProtobuf.Message, SwiftProtobu
       case 5: try { try decoder.decodeSingularInt32Field(value: &self.stock) }()
       case 6: try { try decoder.decodeSingularInt32Field(value: &self.reserved) }()
       case 7: try { try decoder.decodeSingularInt32Field(value: &self.sold) }()
+      case 8: try { try decoder.decodeSingularInt64Field(value: &self.basePriceFen) }()
+      case 9: try { try decoder.decodeRepeatedMessageField(value: &self.communityPrices) }()
       default: break
       }
     }
@@ -3385,6 +3670,12 @@ nonisolated extension Linli_Commerce_V1_Sku: SwiftProtobuf.Message, SwiftProtobu
     if self.sold != 0 {
       try visitor.visitSingularInt32Field(value: self.sold, fieldNumber: 7)
     }
+    if self.basePriceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.basePriceFen, fieldNumber: 8)
+    }
+    if !self.communityPrices.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.communityPrices, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3396,6 +3687,391 @@ nonisolated extension Linli_Commerce_V1_Sku: SwiftProtobuf.Message, SwiftProtobu
     if lhs.stock != rhs.stock {return false}
     if lhs.reserved != rhs.reserved {return false}
     if lhs.sold != rhs.sold {return false}
+    if lhs.basePriceFen != rhs.basePriceFen {return false}
+    if lhs.communityPrices != rhs.communityPrices {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_CommunityPrice: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CommunityPrice"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{3}price_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 2: try { try decoder.decodeSingularInt64Field(value: &self.priceFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    if self.priceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.priceFen, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_CommunityPrice, rhs: Linli_Commerce_V1_CommunityPrice) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.priceFen != rhs.priceFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_SetCommunityPriceRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetCommunityPriceRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}sku_id\0\u{3}community_id\0\u{3}price_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.skuID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.priceFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.skuID.isEmpty {
+      try visitor.visitSingularStringField(value: self.skuID, fieldNumber: 2)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 3)
+    }
+    if self.priceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.priceFen, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_SetCommunityPriceRequest, rhs: Linli_Commerce_V1_SetCommunityPriceRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.skuID != rhs.skuID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.priceFen != rhs.priceFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_Brand: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Brand"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}merchant_id\0\u{1}name\0\u{3}logo_ref\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.id) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.logoRef) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.id.isEmpty {
+      try visitor.visitSingularStringField(value: self.id, fieldNumber: 1)
+    }
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.logoRef.isEmpty {
+      try visitor.visitSingularStringField(value: self.logoRef, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_Brand, rhs: Linli_Commerce_V1_Brand) -> Bool {
+    if lhs.id != rhs.id {return false}
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.logoRef != rhs.logoRef {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_SaveBrandRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SaveBrandRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}brand_id\0\u{1}name\0\u{3}logo_ref\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.brandID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.logoRef) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.brandID.isEmpty {
+      try visitor.visitSingularStringField(value: self.brandID, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.logoRef.isEmpty {
+      try visitor.visitSingularStringField(value: self.logoRef, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_SaveBrandRequest, rhs: Linli_Commerce_V1_SaveBrandRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.brandID != rhs.brandID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.logoRef != rhs.logoRef {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListBrandsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListBrandsRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListBrandsRequest, rhs: Linli_Commerce_V1_ListBrandsRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListBrandsResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListBrandsResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}brands\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.brands) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.brands.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.brands, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListBrandsResponse, rhs: Linli_Commerce_V1_ListBrandsResponse) -> Bool {
+    if lhs.brands != rhs.brands {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_MerchantStaff: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".MerchantStaff"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}user_id\0\u{3}display_name\0\u{1}owner\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.owner) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    if !self.displayName.isEmpty {
+      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 3)
+    }
+    if self.owner != false {
+      try visitor.visitSingularBoolField(value: self.owner, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_MerchantStaff, rhs: Linli_Commerce_V1_MerchantStaff) -> Bool {
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.displayName != rhs.displayName {return false}
+    if lhs.owner != rhs.owner {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_AddMerchantStaffRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".AddMerchantStaffRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_AddMerchantStaffRequest, rhs: Linli_Commerce_V1_AddMerchantStaffRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_RemoveMerchantStaffRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".RemoveMerchantStaffRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}user_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_RemoveMerchantStaffRequest, rhs: Linli_Commerce_V1_RemoveMerchantStaffRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.userID != rhs.userID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListMerchantStaffRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMerchantStaffRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap()
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    // Load everything into unknown fields
+    while try decoder.nextFieldNumber() != nil {}
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListMerchantStaffRequest, rhs: Linli_Commerce_V1_ListMerchantStaffRequest) -> Bool {
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_ListMerchantStaffResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".ListMerchantStaffResponse"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}staff\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.staff) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.staff.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.staff, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_ListMerchantStaffResponse, rhs: Linli_Commerce_V1_ListMerchantStaffResponse) -> Bool {
+    if lhs.staff != rhs.staff {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3403,7 +4079,7 @@ nonisolated extension Linli_Commerce_V1_Sku: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Linli_Commerce_V1_Goods: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Goods"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}category_id\0\u{1}name\0\u{1}description\0\u{3}image_refs\0\u{1}listed\0\u{1}skus\0\u{3}min_price_fen\0\u{3}score_hundredths\0\u{1}reviews\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}category_id\0\u{1}name\0\u{1}description\0\u{3}image_refs\0\u{1}listed\0\u{1}skus\0\u{3}min_price_fen\0\u{3}score_hundredths\0\u{1}reviews\0\u{3}brand_id\0\u{3}brand_name\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3423,6 +4099,8 @@ nonisolated extension Linli_Commerce_V1_Goods: SwiftProtobuf.Message, SwiftProto
       case 10: try { try decoder.decodeSingularInt64Field(value: &self.minPriceFen) }()
       case 11: try { try decoder.decodeSingularInt32Field(value: &self.scoreHundredths) }()
       case 12: try { try decoder.decodeSingularInt32Field(value: &self.reviews) }()
+      case 13: try { try decoder.decodeSingularStringField(value: &self.brandID) }()
+      case 14: try { try decoder.decodeSingularStringField(value: &self.brandName) }()
       default: break
       }
     }
@@ -3465,6 +4143,12 @@ nonisolated extension Linli_Commerce_V1_Goods: SwiftProtobuf.Message, SwiftProto
     if self.reviews != 0 {
       try visitor.visitSingularInt32Field(value: self.reviews, fieldNumber: 12)
     }
+    if !self.brandID.isEmpty {
+      try visitor.visitSingularStringField(value: self.brandID, fieldNumber: 13)
+    }
+    if !self.brandName.isEmpty {
+      try visitor.visitSingularStringField(value: self.brandName, fieldNumber: 14)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3481,6 +4165,8 @@ nonisolated extension Linli_Commerce_V1_Goods: SwiftProtobuf.Message, SwiftProto
     if lhs.minPriceFen != rhs.minPriceFen {return false}
     if lhs.scoreHundredths != rhs.scoreHundredths {return false}
     if lhs.reviews != rhs.reviews {return false}
+    if lhs.brandID != rhs.brandID {return false}
+    if lhs.brandName != rhs.brandName {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3533,7 +4219,7 @@ nonisolated extension Linli_Commerce_V1_SkuDraft: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Linli_Commerce_V1_SaveGoodsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".SaveGoodsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}goods_id\0\u{3}category_id\0\u{1}name\0\u{1}description\0\u{3}image_refs\0\u{1}skus\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}goods_id\0\u{3}category_id\0\u{1}name\0\u{1}description\0\u{3}image_refs\0\u{1}skus\0\u{3}brand_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3548,6 +4234,7 @@ nonisolated extension Linli_Commerce_V1_SaveGoodsRequest: SwiftProtobuf.Message,
       case 5: try { try decoder.decodeSingularStringField(value: &self.description_p) }()
       case 6: try { try decoder.decodeRepeatedStringField(value: &self.imageRefs) }()
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.skus) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.brandID) }()
       default: break
       }
     }
@@ -3575,6 +4262,9 @@ nonisolated extension Linli_Commerce_V1_SaveGoodsRequest: SwiftProtobuf.Message,
     if !self.skus.isEmpty {
       try visitor.visitRepeatedMessageField(value: self.skus, fieldNumber: 7)
     }
+    if !self.brandID.isEmpty {
+      try visitor.visitSingularStringField(value: self.brandID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3586,6 +4276,7 @@ nonisolated extension Linli_Commerce_V1_SaveGoodsRequest: SwiftProtobuf.Message,
     if lhs.description_p != rhs.description_p {return false}
     if lhs.imageRefs != rhs.imageRefs {return false}
     if lhs.skus != rhs.skus {return false}
+    if lhs.brandID != rhs.brandID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3673,7 +4364,7 @@ nonisolated extension Linli_Commerce_V1_AdjustStockRequest: SwiftProtobuf.Messag
 
 nonisolated extension Linli_Commerce_V1_ListGoodsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListGoodsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{3}category_id\0\u{3}merchant_id\0\u{3}include_unlisted\0\u{1}page\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0\u{3}category_id\0\u{3}merchant_id\0\u{3}include_unlisted\0\u{1}page\0\u{3}brand_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3686,6 +4377,7 @@ nonisolated extension Linli_Commerce_V1_ListGoodsRequest: SwiftProtobuf.Message,
       case 3: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
       case 4: try { try decoder.decodeSingularBoolField(value: &self.includeUnlisted) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._page) }()
+      case 6: try { try decoder.decodeSingularStringField(value: &self.brandID) }()
       default: break
       }
     }
@@ -3711,6 +4403,9 @@ nonisolated extension Linli_Commerce_V1_ListGoodsRequest: SwiftProtobuf.Message,
     try { if let v = self._page {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.brandID.isEmpty {
+      try visitor.visitSingularStringField(value: self.brandID, fieldNumber: 6)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3720,6 +4415,7 @@ nonisolated extension Linli_Commerce_V1_ListGoodsRequest: SwiftProtobuf.Message,
     if lhs.merchantID != rhs.merchantID {return false}
     if lhs.includeUnlisted != rhs.includeUnlisted {return false}
     if lhs._page != rhs._page {return false}
+    if lhs.brandID != rhs.brandID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3762,7 +4458,7 @@ nonisolated extension Linli_Commerce_V1_ListGoodsResponse: SwiftProtobuf.Message
 
 nonisolated extension Linli_Commerce_V1_GetGoodsRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".GetGoodsRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}goods_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}goods_id\0\u{3}community_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3771,6 +4467,7 @@ nonisolated extension Linli_Commerce_V1_GetGoodsRequest: SwiftProtobuf.Message, 
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.goodsID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
       default: break
       }
     }
@@ -3780,11 +4477,15 @@ nonisolated extension Linli_Commerce_V1_GetGoodsRequest: SwiftProtobuf.Message, 
     if !self.goodsID.isEmpty {
       try visitor.visitSingularStringField(value: self.goodsID, fieldNumber: 1)
     }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Linli_Commerce_V1_GetGoodsRequest, rhs: Linli_Commerce_V1_GetGoodsRequest) -> Bool {
     if lhs.goodsID != rhs.goodsID {return false}
+    if lhs.communityID != rhs.communityID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4050,7 +4751,7 @@ nonisolated extension Linli_Commerce_V1_OrderQuote: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PlaceOrderRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}lines\0\u{1}points\0\u{3}room_id\0\u{3}contact_phone\0\u{1}note\0\u{3}coupon_id\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{1}lines\0\u{1}points\0\u{3}room_id\0\u{3}contact_phone\0\u{1}note\0\u{3}coupon_id\0\u{3}from_cart\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4066,6 +4767,7 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
       case 6: try { try decoder.decodeSingularStringField(value: &self.contactPhone) }()
       case 7: try { try decoder.decodeSingularStringField(value: &self.note) }()
       case 8: try { try decoder.decodeSingularStringField(value: &self.couponID) }()
+      case 9: try { try decoder.decodeSingularBoolField(value: &self.fromCart) }()
       default: break
       }
     }
@@ -4096,6 +4798,9 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
     if !self.couponID.isEmpty {
       try visitor.visitSingularStringField(value: self.couponID, fieldNumber: 8)
     }
+    if self.fromCart != false {
+      try visitor.visitSingularBoolField(value: self.fromCart, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4108,6 +4813,227 @@ nonisolated extension Linli_Commerce_V1_PlaceOrderRequest: SwiftProtobuf.Message
     if lhs.contactPhone != rhs.contactPhone {return false}
     if lhs.note != rhs.note {return false}
     if lhs.couponID != rhs.couponID {return false}
+    if lhs.fromCart != rhs.fromCart {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_SetCartItemRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".SetCartItemRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}community_id\0\u{3}sku_id\0\u{1}quantity\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.requestID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.skuID) }()
+      case 4: try { try decoder.decodeSingularInt32Field(value: &self.quantity) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.requestID.isEmpty {
+      try visitor.visitSingularStringField(value: self.requestID, fieldNumber: 1)
+    }
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 2)
+    }
+    if !self.skuID.isEmpty {
+      try visitor.visitSingularStringField(value: self.skuID, fieldNumber: 3)
+    }
+    if self.quantity != 0 {
+      try visitor.visitSingularInt32Field(value: self.quantity, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_SetCartItemRequest, rhs: Linli_Commerce_V1_SetCartItemRequest) -> Bool {
+    if lhs.requestID != rhs.requestID {return false}
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.skuID != rhs.skuID {return false}
+    if lhs.quantity != rhs.quantity {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_GetCartRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".GetCartRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}community_id\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.communityID) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.communityID.isEmpty {
+      try visitor.visitSingularStringField(value: self.communityID, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_GetCartRequest, rhs: Linli_Commerce_V1_GetCartRequest) -> Bool {
+    if lhs.communityID != rhs.communityID {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_CartItem: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CartItem"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}sku_id\0\u{3}goods_id\0\u{1}name\0\u{1}spec\0\u{3}price_fen\0\u{1}quantity\0\u{3}amount_fen\0\u{1}available\0\u{1}stock\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.skuID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.goodsID) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.name) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.spec) }()
+      case 5: try { try decoder.decodeSingularInt64Field(value: &self.priceFen) }()
+      case 6: try { try decoder.decodeSingularInt32Field(value: &self.quantity) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
+      case 8: try { try decoder.decodeSingularBoolField(value: &self.available) }()
+      case 9: try { try decoder.decodeSingularInt32Field(value: &self.stock) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.skuID.isEmpty {
+      try visitor.visitSingularStringField(value: self.skuID, fieldNumber: 1)
+    }
+    if !self.goodsID.isEmpty {
+      try visitor.visitSingularStringField(value: self.goodsID, fieldNumber: 2)
+    }
+    if !self.name.isEmpty {
+      try visitor.visitSingularStringField(value: self.name, fieldNumber: 3)
+    }
+    if !self.spec.isEmpty {
+      try visitor.visitSingularStringField(value: self.spec, fieldNumber: 4)
+    }
+    if self.priceFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.priceFen, fieldNumber: 5)
+    }
+    if self.quantity != 0 {
+      try visitor.visitSingularInt32Field(value: self.quantity, fieldNumber: 6)
+    }
+    if self.amountFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.amountFen, fieldNumber: 7)
+    }
+    if self.available != false {
+      try visitor.visitSingularBoolField(value: self.available, fieldNumber: 8)
+    }
+    if self.stock != 0 {
+      try visitor.visitSingularInt32Field(value: self.stock, fieldNumber: 9)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_CartItem, rhs: Linli_Commerce_V1_CartItem) -> Bool {
+    if lhs.skuID != rhs.skuID {return false}
+    if lhs.goodsID != rhs.goodsID {return false}
+    if lhs.name != rhs.name {return false}
+    if lhs.spec != rhs.spec {return false}
+    if lhs.priceFen != rhs.priceFen {return false}
+    if lhs.quantity != rhs.quantity {return false}
+    if lhs.amountFen != rhs.amountFen {return false}
+    if lhs.available != rhs.available {return false}
+    if lhs.stock != rhs.stock {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_CartShop: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CartShop"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}merchant_id\0\u{3}merchant_name\0\u{1}items\0\u{3}goods_fen\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.merchantID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.merchantName) }()
+      case 3: try { try decoder.decodeRepeatedMessageField(value: &self.items) }()
+      case 4: try { try decoder.decodeSingularInt64Field(value: &self.goodsFen) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.merchantID.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantID, fieldNumber: 1)
+    }
+    if !self.merchantName.isEmpty {
+      try visitor.visitSingularStringField(value: self.merchantName, fieldNumber: 2)
+    }
+    if !self.items.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.items, fieldNumber: 3)
+    }
+    if self.goodsFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.goodsFen, fieldNumber: 4)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_CartShop, rhs: Linli_Commerce_V1_CartShop) -> Bool {
+    if lhs.merchantID != rhs.merchantID {return false}
+    if lhs.merchantName != rhs.merchantName {return false}
+    if lhs.items != rhs.items {return false}
+    if lhs.goodsFen != rhs.goodsFen {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Linli_Commerce_V1_Cart: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Cart"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}shops\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.shops) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.shops.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.shops, fieldNumber: 1)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Linli_Commerce_V1_Cart, rhs: Linli_Commerce_V1_Cart) -> Bool {
+    if lhs.shops != rhs.shops {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4239,7 +5165,7 @@ nonisolated extension Linli_Commerce_V1_OrderEvent: SwiftProtobuf.Message, Swift
 
 nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Order"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0\u{1}shares\0\u{3}coupon_id\0\u{3}coupon_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}order_no\0\u{3}community_id\0\u{3}merchant_id\0\u{3}merchant_name\0\u{3}resident_id\0\u{1}state\0\u{1}lines\0\u{3}goods_fen\0\u{1}points\0\u{3}points_value_fen\0\u{3}pay_fen\0\u{1}address\0\u{3}contact_phone\0\u{1}note\0\u{3}created_at\0\u{3}pay_deadline\0\u{3}paid_at\0\u{3}shipped_at\0\u{3}received_at\0\u{3}cancel_reason\0\u{3}refunded_fen\0\u{3}settled_fen\0\u{3}commission_fen\0\u{1}tracking\0\u{1}events\0\u{3}return_reason\0\u{3}return_image_refs\0\u{1}shares\0\u{3}coupon_id\0\u{3}coupon_fen\0\u{3}group_buy_id\0")
 
   fileprivate class _StorageClass {
     var _id: String = String()
@@ -4273,6 +5199,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
     var _shares: [Linli_Commerce_V1_ProfitShare] = []
     var _couponID: String = String()
     var _couponFen: Int64 = 0
+    var _groupBuyID: String = String()
 
       // This property is used as the initial default value for new instances of the type.
       // The type itself is protecting the reference to its storage via CoW semantics.
@@ -4314,6 +5241,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       _shares = source._shares
       _couponID = source._couponID
       _couponFen = source._couponFen
+      _groupBuyID = source._groupBuyID
     }
   }
 
@@ -4363,6 +5291,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         case 29: try { try decoder.decodeRepeatedMessageField(value: &_storage._shares) }()
         case 30: try { try decoder.decodeSingularStringField(value: &_storage._couponID) }()
         case 31: try { try decoder.decodeSingularInt64Field(value: &_storage._couponFen) }()
+        case 32: try { try decoder.decodeSingularStringField(value: &_storage._groupBuyID) }()
         default: break
         }
       }
@@ -4468,6 +5397,9 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
       if _storage._couponFen != 0 {
         try visitor.visitSingularInt64Field(value: _storage._couponFen, fieldNumber: 31)
       }
+      if !_storage._groupBuyID.isEmpty {
+        try visitor.visitSingularStringField(value: _storage._groupBuyID, fieldNumber: 32)
+      }
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -4508,6 +5440,7 @@ nonisolated extension Linli_Commerce_V1_Order: SwiftProtobuf.Message, SwiftProto
         if _storage._shares != rhs_storage._shares {return false}
         if _storage._couponID != rhs_storage._couponID {return false}
         if _storage._couponFen != rhs_storage._couponFen {return false}
+        if _storage._groupBuyID != rhs_storage._groupBuyID {return false}
         return true
       }
       if !storagesAreEqual {return false}

@@ -84,6 +84,8 @@ extension Linli_Commerce_V1_Goods {
         listed = g.listed
         skus = g.skus.map(Linli_Commerce_V1_Sku.init)
         minPriceFen = g.skus.map(\.priceFen).min() ?? 0
+        brandID = g.brand?.uuidString.lowercased() ?? ""
+        brandName = g.brandName
         reviews = g.reviewCount
         scoreHundredths = g.reviewCount > 0 ? Int32((Int64(g.scoreSum) * 100 + Int64(g.reviewCount) / 2) / Int64(g.reviewCount)) : 0
     }
@@ -99,6 +101,43 @@ extension Linli_Commerce_V1_Sku {
         stock = s.stock
         reserved = s.reserved
         sold = s.sold
+        basePriceFen = s.basePriceFen
+        communityPrices = s.communityPrices.map { p in
+            .with {
+                $0.communityID = p.community.description
+                $0.priceFen = p.priceFen
+            }
+        }
+    }
+}
+
+extension Linli_Commerce_V1_Goods {
+    /// Residents see the prices of their community, not the others'.
+    func forResidents(_ principal: Principal) -> Self {
+        guard principal.role == .resident else { return self }
+        var copy = self
+        for i in copy.skus.indices { copy.skus[i].communityPrices = [] }
+        return copy
+    }
+}
+
+extension Linli_Commerce_V1_Brand {
+    init(_ b: CatalogueStore.Brand) {
+        self.init()
+        id = b.id.uuidString.lowercased()
+        merchantID = b.merchant?.uuidString.lowercased() ?? ""
+        name = b.name
+        logoRef = b.logoRef
+    }
+}
+
+extension Linli_Commerce_V1_MerchantStaff {
+    init(_ s: MerchantStore.Staff) {
+        self.init()
+        merchantID = s.merchant.uuidString.lowercased()
+        userID = s.user.uuidString.lowercased()
+        displayName = s.displayName
+        owner = s.owner
     }
 }
 
@@ -329,7 +368,8 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
             category: try Input.id(m.categoryID, field: "category_id", as: IDTag.Commerce.self).uuid,
             name: try Input.text(m.name, field: "name", max: 60),
             description: try Input.text(m.description_p, field: "description", min: 0, max: 2000),
-            imageRefs: try ImageUpload.checkRefs(m.imageRefs, field: "image_refs"), skus: skus)
+            imageRefs: try ImageUpload.checkRefs(m.imageRefs, field: "image_refs"), skus: skus,
+            brand: try Self.optionalID(m.brandID, field: "brand_id"))
         return try await handler.write(request, context) { [merchants, catalogue] call in
             let merchant = try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger)
             try await Self.requireImages(draft.imageRefs, field: "image_refs", call)
@@ -369,6 +409,7 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
         let community: CommunityID? = m.communityID.isEmpty ? nil : try Input.id(m.communityID, field: "community_id")
         let category = try Self.optionalID(m.categoryID, field: "category_id")
         let merchantID = try Self.optionalID(m.merchantID, field: "merchant_id")
+        let brand = try Self.optionalID(m.brandID, field: "brand_id")
         let limit = try Input.pageSize(m.page.pageSize)
         let after = try PageToken.decode(m.page.pageToken)
         return try await handler.read(request) { [merchants, catalogue] call in
@@ -385,11 +426,11 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
                 try Scope.requireCommunity(call.principal, community)
             }
             let rows = try await catalogue.list(
-                community: scope, merchant: merchant, category: category, includeUnlisted: unlisted, after: after, limit: limit + 1,
-                on: call.connection, logger: call.logger)
+                community: scope, merchant: merchant, category: category, brand: brand, includeUnlisted: unlisted, after: after,
+                limit: limit + 1, on: call.connection, logger: call.logger)
             let page = PageToken.page(rows, limit: limit) { ($0.createdAt, $0.id) }
             return .with {
-                $0.goods = page.rows.map(Linli_Commerce_V1_Goods.init)
+                $0.goods = page.rows.map { Linli_Commerce_V1_Goods($0).forResidents(call.principal) }
                 $0.nextPageToken = page.next
             }
         }
@@ -399,8 +440,10 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
         -> ServerResponse<Linli_Commerce_V1_Goods>
     {
         let id = try Input.id(request.message.goodsID, field: "goods_id", as: IDTag.Commerce.self).uuid
+        let community: CommunityID? = request.message.communityID.isEmpty ? nil : try Input.id(request.message.communityID, field: "community_id")
         return try await handler.read(request) { [merchants, catalogue] call in
-            let goods = try await catalogue.goods(id, on: call.connection, logger: call.logger)
+            if let community, call.principal.role != .merchant { try Scope.requireCommunity(call.principal, community) }
+            let goods = try await catalogue.goods(id, community: community, on: call.connection, logger: call.logger)
             if call.principal.role == .merchant {
                 guard try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger) == goods.merchant else {
                     throw LinliError.notFound("goods")
@@ -413,7 +456,82 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
                 }
                 guard sells, goods.listed || call.principal.role != .resident else { throw LinliError.notFound("goods") }
             }
-            return .init(goods)
+            return Linli_Commerce_V1_Goods(goods).forResidents(call.principal)
+        }
+    }
+
+    public func saveBrand(request: ServerRequest<Linli_Commerce_V1_SaveBrandRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_Brand>
+    {
+        let m = request.message
+        let id = try Self.optionalID(m.brandID, field: "brand_id")
+        let name = try Input.text(m.name, field: "name", max: 40)
+        let logo = try ImageUpload.checkRefs(m.logoRef.isEmpty ? [] : [m.logoRef], field: "logo_ref")
+        return try await handler.write(request, context) { [merchants, catalogue] call in
+            // A merchant's brands are its shop's; managers keep the platform's (like the category tree).
+            let merchant =
+                call.principal.role == .merchant ? try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger) : nil
+            try await Self.requireImages(logo, field: "logo_ref", call)
+            return .init(
+                try await catalogue.saveBrand(id, merchant: merchant, name: name, logoRef: logo.first ?? "", on: call.connection, logger: call.logger)
+            )
+        }
+    }
+
+    public func listBrands(request: ServerRequest<Linli_Commerce_V1_ListBrandsRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_ListBrandsResponse>
+    {
+        try await handler.read(request) { [merchants, catalogue] call in
+            let merchant =
+                call.principal.role == .merchant ? try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger) : nil
+            let brands = try await catalogue.brands(merchant: merchant, on: call.connection, logger: call.logger)
+            return .with { $0.brands = brands.map(Linli_Commerce_V1_Brand.init) }
+        }
+    }
+
+    public func setCommunityPrice(request: ServerRequest<Linli_Commerce_V1_SetCommunityPriceRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_Sku>
+    {
+        let m = request.message
+        let sku = try Input.id(m.skuID, field: "sku_id", as: IDTag.Commerce.self).uuid
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        guard (0...100_000_000).contains(m.priceFen) else { throw LinliError.invalid("price_fen", "must be 0 (remove) to 100000000") }
+        return try await handler.write(request, context) { [merchants, catalogue] call in
+            let merchant = try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger)
+            return .init(
+                try await catalogue.setCommunityPrice(
+                    sku, community: community, priceFen: m.priceFen == 0 ? nil : m.priceFen, merchant: merchant, on: call.connection,
+                    logger: call.logger))
+        }
+    }
+
+    public func addMerchantStaff(request: ServerRequest<Linli_Commerce_V1_AddMerchantStaffRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_MerchantStaff>
+    {
+        let user: UserID = try Input.id(request.message.userID, field: "user_id")
+        return try await handler.write(request, context) { [merchants] call in
+            let merchant = try await merchants.ownedMerchant(call.principal, on: call.connection, logger: call.logger)
+            return .init(try await merchants.addStaff(user, to: merchant, on: call.connection, logger: call.logger))
+        }
+    }
+
+    public func removeMerchantStaff(request: ServerRequest<Linli_Commerce_V1_RemoveMerchantStaffRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_MerchantStaff>
+    {
+        let user: UserID = try Input.id(request.message.userID, field: "user_id")
+        return try await handler.write(request, context) { [merchants] call in
+            let merchant = try await merchants.ownedMerchant(call.principal, on: call.connection, logger: call.logger)
+            return .init(try await merchants.removeStaff(user, from: merchant, on: call.connection, logger: call.logger))
+        }
+    }
+
+    public func listMerchantStaff(request: ServerRequest<Linli_Commerce_V1_ListMerchantStaffRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_ListMerchantStaffResponse>
+    {
+        try await handler.read(request) { [merchants] call in
+            let merchant = try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger)
+            let staff = try await merchants.staff(of: merchant, on: call.connection, logger: call.logger)
+            return .with { $0.staff = staff.map(Linli_Commerce_V1_MerchantStaff.init) }
         }
     }
 
@@ -451,3 +569,7 @@ extension Linli_Commerce_V1_SaveGoodsRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_SetGoodsListedRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_AdjustStockRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_SetCommerceSettingsRequest: IdempotentRequest {}
+extension Linli_Commerce_V1_SaveBrandRequest: IdempotentRequest {}
+extension Linli_Commerce_V1_SetCommunityPriceRequest: IdempotentRequest {}
+extension Linli_Commerce_V1_AddMerchantStaffRequest: IdempotentRequest {}
+extension Linli_Commerce_V1_RemoveMerchantStaffRequest: IdempotentRequest {}

@@ -180,6 +180,65 @@ public struct MerchantStore: Sendable {
         return merchant
     }
 
+    // MARK: staff
+
+    public struct Staff: Sendable {
+        public var merchant: UUID
+        public var user: UUID
+        public var displayName: String
+        public var owner: Bool
+    }
+
+    /// The shop whose owner `principal` is; `permissionDenied` for its staff and anyone else.
+    func ownedMerchant(_ principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
+        let id = try await ownMerchant(principal, on: connection, logger: logger)
+        for try await _ in try await connection.query(
+            "SELECT 1 FROM merchants WHERE id = \(id) AND owner_user_id = \(principal.subjectID.uuid)", logger: logger)
+        { return id }
+        throw LinliError(.permissionDenied, "user_id: only the shop's owner manages its staff")
+    }
+
+    public func staff(of merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [Staff] {
+        var result: [Staff] = []
+        for try await r in try await connection.query(
+            """
+            SELECT mm.user_id, u.display_name, mm.user_id = m.owner_user_id FROM merchant_members mm
+            JOIN users u ON u.id = mm.user_id JOIN merchants m ON m.id = mm.merchant_id
+            WHERE mm.merchant_id = \(merchant) ORDER BY 3 DESC, u.display_name, mm.user_id
+            """, logger: logger
+        ).decode((UUID, String, Bool).self) { result.append(Staff(merchant: merchant, user: r.0, displayName: r.1, owner: r.2)) }
+        return result
+    }
+
+    /// Adds an active merchant-role user who works for no shop to `merchant`'s staff.
+    public func addStaff(_ user: UserID, to merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Staff {
+        var found: (String, String, String)?
+        for try await r in try await connection.query(
+            "SELECT role, status, display_name FROM users WHERE id = \(user.uuid)", logger: logger
+        ).decode((String, String, String).self) { found = r }
+        guard let (role, status, name) = found else { throw LinliError(.notFound, "user_id: no such user", field: "user_id") }
+        guard role == Role.merchant.name, status == "active" else {
+            throw LinliError(.failedPrecondition, "user_id: the user must be an active user with the merchant role", field: "user_id")
+        }
+        if let other = try await merchantID(of: user, on: connection, logger: logger) {
+            if other == merchant { return Staff(merchant: merchant, user: user.uuid, displayName: name, owner: false) }
+            throw LinliError(.alreadyExists, "user_id: the user works for another shop", field: "user_id")
+        }
+        try await connection.query(
+            "INSERT INTO merchant_members (merchant_id, user_id) VALUES (\(merchant), \(user.uuid)) ON CONFLICT DO NOTHING", logger: logger)
+        return Staff(merchant: merchant, user: user.uuid, displayName: name, owner: false)
+    }
+
+    public func removeStaff(_ user: UserID, from merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Staff {
+        guard let member = try await staff(of: merchant, on: connection, logger: logger).first(where: { $0.user == user.uuid }) else {
+            throw LinliError(.notFound, "user_id: not on the shop's staff", field: "user_id")
+        }
+        guard !member.owner else { throw LinliError(.failedPrecondition, "user_id: the owner stays on the staff", field: "user_id") }
+        try await connection.query(
+            "DELETE FROM merchant_members WHERE merchant_id = \(merchant) AND user_id = \(user.uuid)", logger: logger)
+        return member
+    }
+
     public func apply(_ a: Application, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Merchant {
         if let existing = try await merchantID(of: user, on: connection, logger: logger) {
             throw LinliError(.alreadyExists, "merchant_id: you already have a shop (\(existing.uuidString.lowercased()))")

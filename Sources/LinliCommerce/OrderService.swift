@@ -71,6 +71,28 @@ public struct OrderService: Sendable {
         return try await OwnResident.of(call.principal.subjectID, community: community, on: call.connection, logger: call.logger)
     }
 
+    /// The address an order is delivered to: the named room of the caller's, or the room they
+    /// live in, as "小区 楼栋-单元-房号".
+    static func deliveryAddress(room named: RoomID?, community: CommunityID, _ call: Call) async throws -> String {
+        let room: RoomID
+        if let named {
+            guard try await Scope.requireRoom(call.principal, named, on: call.connection, logger: call.logger) == community else {
+                throw LinliError(.invalidArgument, "room_id: the room is in another community", field: "room_id")
+            }
+            room = named
+        } else {
+            guard let home = try await Residency.homeOf(call.principal.subjectID, in: community, on: call.connection, logger: call.logger) else {
+                throw LinliError(.failedPrecondition, "room_id: you live in no room of this community today", field: "room_id")
+            }
+            room = home
+        }
+        var address = ""
+        for try await label in try await call.connection.query(
+            "SELECT c.name || ' ' || room_label_of(\(room.uuid)) FROM communities c WHERE c.id = \(community.uuid)", logger: call.logger
+        ).decode(String.self) { address = label }
+        return address
+    }
+
     /// The order for a change by the caller, locked: the merchant's own for merchant actions, the
     /// resident's own for resident actions.
     func locked(_ id: UUID, _ call: Call, as role: Role) async throws -> OrderStore.Order {
@@ -135,6 +157,7 @@ extension Linli_Commerce_V1_Order {
         returnImageRefs = o.returnImageRefs
         couponID = o.coupon?.uuidString.lowercased() ?? ""
         couponFen = o.couponFen
+        groupBuyID = o.groupBuy?.uuidString.lowercased() ?? ""
         shares = o.shares.map { share in
             .with {
                 $0.id = share.id.uuidString.lowercased()
@@ -188,7 +211,68 @@ extension Linli_Commerce_V1_Review {
     }
 }
 
+extension Linli_Commerce_V1_Cart {
+    /// The items grouped by shop, in the order each shop first appears.
+    init(_ items: [OrderStore.CartItem]) {
+        self.init()
+        var index: [UUID: Int] = [:]
+        for item in items {
+            let i: Int
+            if let found = index[item.merchant] {
+                i = found
+            } else {
+                i = shops.count
+                index[item.merchant] = i
+                shops.append(
+                    .with {
+                        $0.merchantID = item.merchant.uuidString.lowercased()
+                        $0.merchantName = item.merchantName
+                    })
+            }
+            let amount = item.priceFen * Int64(item.quantity)
+            shops[i].items.append(
+                .with {
+                    $0.skuID = item.sku.uuidString.lowercased()
+                    $0.goodsID = item.goods.uuidString.lowercased()
+                    $0.name = item.name
+                    $0.spec = item.spec
+                    $0.priceFen = item.priceFen
+                    $0.quantity = item.quantity
+                    $0.amountFen = amount
+                    $0.available = item.available
+                    $0.stock = item.stock
+                })
+            if item.available { shops[i].goodsFen += amount }
+        }
+    }
+}
+
 extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
+    public func setCartItem(request: ServerRequest<Linli_Commerce_V1_SetCartItemRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_Cart>
+    {
+        let m = request.message
+        let community: CommunityID = try Input.id(m.communityID, field: "community_id")
+        let sku = try Input.id(m.skuID, field: "sku_id", as: IDTag.Commerce.self).uuid
+        guard (0...999).contains(m.quantity) else { throw LinliError.invalid("quantity", "must be 0 (take out) to 999") }
+        return try await handler.write(request, context) { [store] call in
+            let resident = try await Self.ownResident(call, community: community)
+            try await store.setCartItem(
+                resident: resident, community: community, sku: sku, quantity: m.quantity, on: call.connection, logger: call.logger)
+            return .init(try await store.cart(resident: resident, community: community, on: call.connection, logger: call.logger))
+        }
+    }
+
+    public func getCart(request: ServerRequest<Linli_Commerce_V1_GetCartRequest>, context: ServerContext) async throws
+        -> ServerResponse<Linli_Commerce_V1_Cart>
+    {
+        let community: CommunityID = try Input.id(request.message.communityID, field: "community_id")
+        return try await handler.read(request) { [store] call in
+            let resident = try await Self.ownResident(call, community: community)
+            return .init(try await store.cart(resident: resident, community: community, on: call.connection, logger: call.logger))
+        }
+    }
+
     public func quoteOrder(request: ServerRequest<Linli_Commerce_V1_QuoteOrderRequest>, context: ServerContext) async throws
         -> ServerResponse<Linli_Commerce_V1_OrderQuote>
     {
@@ -220,23 +304,10 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
         draft.contactPhone = try Input.mobile(m.contactPhone, field: "contact_phone")
         draft.note = try Input.text(m.note, field: "note", min: 0, max: 200)
         draft.coupon = m.couponID.isEmpty ? nil : try Input.id(m.couponID, field: "coupon_id", as: IDTag.Commerce.self).uuid
+        draft.fromCart = m.fromCart
         let response = try await orderWrite(request, context) { [store] call in
             let resident = try await Self.ownResident(call, community: draft.community)
-            let room: RoomID
-            if let named = draft.room {
-                guard try await Scope.requireRoom(call.principal, named, on: call.connection, logger: call.logger) == draft.community else {
-                    throw LinliError(.invalidArgument, "room_id: the room is in another community", field: "room_id")
-                }
-                room = named
-            } else {
-                guard let home = try await Residency.homeOf(call.principal.subjectID, in: draft.community, on: call.connection, logger: call.logger)
-                else { throw LinliError(.failedPrecondition, "room_id: you live in no room of this community today", field: "room_id") }
-                room = home
-            }
-            var address = ""
-            for try await label in try await call.connection.query(
-                "SELECT c.name || ' ' || room_label_of(\(room.uuid)) FROM communities c WHERE c.id = \(draft.community.uuid)", logger: call.logger
-            ).decode(String.self) { address = label }
+            let address = try await Self.deliveryAddress(room: draft.room, community: draft.community, call)
             let order = try await store.place(
                 draft, resident: resident, address: address, by: .init(call.principal), on: call.connection, logger: call.logger)
             return Linli_Commerce_V1_Order(order)
@@ -439,6 +510,7 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
 }
 
 extension Linli_Commerce_V1_PlaceOrderRequest: IdempotentRequest {}
+extension Linli_Commerce_V1_SetCartItemRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_PayOrderRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_CancelOrderRequest: IdempotentRequest {}
 extension Linli_Commerce_V1_ShipOrderRequest: IdempotentRequest {}

@@ -104,6 +104,7 @@ extension OrderStore {
     /// The order paid: reserved stock sold, the points spent, the money in the merchant's escrow.
     func markPaid(_ order: Order, payment: Payment?, channel: String, by: By, _ connection: PostgresConnection, _ logger: Logger) async throws {
         try await move(order, to: .paid, now: ["paid_at"], by: by, note: payment?.transaction ?? "points", connection, logger)
+        if let group = order.groupBuy { try await GroupBuyStore().memberPaid(group, on: connection, logger: logger) }
         try await moveStock(order.lines, from: "reserved", to: "sold", connection, logger)
         if let hold = order.pointsHold {
             _ = try await points.settle(hold, to: .committed, for: by.pointsPrincipal, on: connection, logger: logger)

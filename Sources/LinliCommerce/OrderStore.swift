@@ -99,6 +99,7 @@ public struct OrderStore: Sendable {
         public var coupon: UUID?
         public var couponFen: Int64
         public var couponByProperty: Bool
+        public var groupBuy: UUID?
         public var lines: [Line] = []
         public var events: [Event] = []
         public var shares: [Share] = []
@@ -116,6 +117,11 @@ public struct OrderStore: Sendable {
         public var contactPhone: String
         public var note: String
         public var coupon: UUID?
+        /// The group the order joins, and the prices it pays there (by SKU) instead of the shop's.
+        public var groupBuy: UUID?
+        public var prices: [UUID: Int64] = [:]
+        /// Take the ordered lines out of the resident's cart.
+        public var fromCart = false
 
         public init(
             community: CommunityID, lines: [(sku: UUID, quantity: Int32)], points: Int64, room: RoomID?, contactPhone: String, note: String,
@@ -152,7 +158,7 @@ public struct OrderStore: Sendable {
         o.id, o.order_no, o.community_id, o.merchant_id, m.name, o.resident_id, o.state, o.goods_fen, o.points, o.points_value_fen, o.pay_fen,
         o.points_hold_id, o.address, o.contact_phone, o.note, o.created_at, o.pay_deadline, o.paid_at, o.shipped_at, o.received_at,
         o.cancel_reason, o.refunded_fen, o.settled_fen, o.commission_fen, o.tracking, o.return_from, o.return_state, o.return_reason,
-        o.return_image_refs, o.coupon_id, o.coupon_fen, o.coupon_property
+        o.return_image_refs, o.coupon_id, o.coupon_fen, o.coupon_property, o.group_buy_id
         """
 
     func orders(_ query: PostgresQuery, details: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Order] {
@@ -168,7 +174,8 @@ public struct OrderStore: Sendable {
                     createdAt: try v(15), payDeadline: try v(16), paidAt: try v(17), shippedAt: try v(18), receivedAt: try v(19),
                     cancelReason: try v(20), refundedFen: try v(21), settledFen: try v(22), commissionFen: try v(23), tracking: try v(24),
                     returnFrom: (try v(25, String?.self)).flatMap(State.init(rawValue:)), returnState: try v(26), returnReason: try v(27),
-                    returnImageRefs: try v(28), coupon: try v(29), couponFen: try v(30), couponByProperty: try v(31)))
+                    returnImageRefs: try v(28), coupon: try v(29), couponFen: try v(30), couponByProperty: try v(31),
+                    groupBuy: try v(32)))
             _ = c
         }
         guard !result.isEmpty else { return result }
@@ -288,8 +295,9 @@ public struct OrderStore: Sendable {
             [:]
         for try await r in try await connection.query(
             """
-            SELECT s.id, s.goods_id, g.name, s.spec, s.price_fen, g.merchant_id, g.listed, g.category_id, c.parent_id
+            SELECT s.id, s.goods_id, g.name, s.spec, coalesce(cp.price_fen, s.price_fen), g.merchant_id, g.listed, g.category_id, c.parent_id
             FROM skus s JOIN goods g ON g.id = s.goods_id JOIN categories c ON c.id = g.category_id
+            LEFT JOIN sku_community_prices cp ON cp.sku_id = s.id AND cp.community_id = \(draft.community.uuid)
             WHERE s.id = ANY(\(skus)::uuid[])
             """, logger: logger
         ).decode((UUID, UUID, String, String, Int64, UUID, Bool, UUID, UUID?).self) {
@@ -307,11 +315,12 @@ public struct OrderStore: Sendable {
                 throw LinliError.invalid("lines", "an order holds the goods of one shop; place one order per shop")
             }
             merchant = s.merchant
-            let amount = s.price * Int64(quantity)
+            let price = draft.prices[sku] ?? s.price
+            let amount = price * Int64(quantity)
             goodsFen += amount
             lines.append(
                 Line(
-                    id: UUIDv7.make(), sku: sku, goods: s.goods, name: s.name, spec: s.spec, priceFen: s.price, quantity: quantity, amountFen: amount,
+                    id: UUIDv7.make(), sku: sku, goods: s.goods, name: s.name, spec: s.spec, priceFen: price, quantity: quantity, amountFen: amount,
                     reviewed: false))
         }
         guard let merchant else { throw LinliError.invalid("lines", "is required") }
@@ -365,12 +374,16 @@ public struct OrderStore: Sendable {
         try await connection.query(
             """
             INSERT INTO orders (id, order_no, community_id, merchant_id, resident_id, placed_by, goods_fen, points, points_value_fen, pay_fen,
-                                address, contact_phone, note, pay_deadline, coupon_id, coupon_fen, coupon_property)
+                                address, contact_phone, note, pay_deadline, coupon_id, coupon_fen, coupon_property, group_buy_id)
             VALUES (\(id), 'D' || to_char(community_today(\(draft.community.uuid)), 'YYYYMMDD') || lpad(nextval('order_numbers')::text, 8, '0'),
                     \(draft.community.uuid), \(quote.merchant), \(resident), \(by.user?.uuid), \(quote.goodsFen), \(quote.points),
                     \(quote.pointsValueFen), \(quote.payFen), \(address), \(draft.contactPhone), \(draft.note), \(deadline),
-                    \(quote.coupon), \(quote.couponFen), \(quote.couponByProperty))
+                    \(quote.coupon), \(quote.couponFen), \(quote.couponByProperty), \(draft.groupBuy))
             """, logger: logger)
+        if draft.fromCart {
+            try await connection.query(
+                "DELETE FROM cart_items WHERE resident_id = \(resident) AND sku_id = ANY(\(draft.lines.map(\.sku))::uuid[])", logger: logger)
+        }
         if let coupon = quote.coupon {
             try await CouponStore().use(coupon, order: id, discountFen: quote.couponFen, on: connection, logger: logger)
         }
@@ -462,14 +475,17 @@ public struct OrderStore: Sendable {
 
     /// Cancels an unpaid order (stock and points given back) or a paid one not yet shipped (the
     /// money refunded too). Cancelling a cancelled order changes nothing.
+    /// A job cancels a paid order only for a group buy that failed (`groupFailed`).
     public func cancel(
-        _ order: Order, reason: String, by: By, channels: PaymentChannels, on connection: PostgresConnection, logger: Logger
+        _ order: Order, reason: String, by: By, groupFailed: Bool = false, channels: PaymentChannels, on connection: PostgresConnection,
+        logger: Logger
     ) async throws -> Order {
         switch order.state {
         case .cancelled:
             return order
         case .unpaid:
             try await move(order, to: .cancelled, now: ["cancelled_at"], set: [("cancel_reason", reason)], by: by, note: reason, connection, logger)
+            try await leaveGroup(order, connection, logger)
             try await moveStock(order.lines, from: "reserved", to: "stock", connection, logger)
             if let hold = order.pointsHold {
                 _ = try await points.settle(hold, to: .released, for: by.pointsPrincipal, on: connection, logger: logger)
@@ -478,13 +494,20 @@ public struct OrderStore: Sendable {
             try await connection.query(
                 "UPDATE commerce_payments SET state = 'closed' WHERE order_id = \(order.id) AND state = 'pending'", logger: logger)
         case .paid:
-            guard by.actor != .job else { return order }
+            guard by.actor != .job || groupFailed else { return order }
             try await move(order, to: .cancelled, now: ["cancelled_at"], set: [("cancel_reason", reason)], by: by, note: reason, connection, logger)
+            try await leaveGroup(order, connection, logger)
             try await refund(order, restock: true, by: by, channels: channels, connection, logger)
         default:
             throw LinliError(.failedPrecondition, "order_id: a \(order.state.rawValue) order cannot be cancelled; request a return")
         }
         return try await self.order(order.id, on: connection, logger: logger)
+    }
+
+    /// A member cancelling gives their seat back while the group forms.
+    private func leaveGroup(_ order: Order, _ connection: PostgresConnection, _ logger: Logger) async throws {
+        guard let group = order.groupBuy else { return }
+        try await GroupBuyStore().memberLeft(group, paid: order.state == .paid, on: connection, logger: logger)
     }
 
     /// Everything paid for `order` back: the channel's money, the points, the stock.
@@ -532,6 +555,9 @@ public struct OrderStore: Sendable {
     public func ship(_ order: Order, tracking: String, by: By, on connection: PostgresConnection, logger: Logger) async throws -> Order {
         if order.state == .shipped, order.tracking == tracking { return order }
         guard order.state == .paid else { throw LinliError(.failedPrecondition, "order_id: only a paid order ships (it is \(order.state.rawValue))") }
+        if let group = order.groupBuy, try await GroupBuyStore().group(group, on: connection, logger: logger).state != .succeeded {
+            throw LinliError(.failedPrecondition, "order_id: the order's group buy has not formed yet; it ships once the group succeeds")
+        }
         try await move(order, to: .shipped, now: ["shipped_at"], set: [("tracking", tracking)], by: by, note: tracking, connection, logger)
         return try await self.order(order.id, on: connection, logger: logger)
     }

@@ -8,7 +8,8 @@ import ServiceLifecycle
 import Synchronization
 
 /// The order clock. Each unpaid order gets a timer at checkout that cancels it at its deadline
-/// exactly (not at the next sweep); a sweep every `interval` catches what a restart dropped,
+/// exactly (not at the next sweep), and each group buy one that fails it at its deadline when it
+/// is short of its size; a sweep every `interval` catches what a restart dropped,
 /// confirms receipt `confirm_days` after shipping, settles orders whose after-sale window is
 /// over, and asks the channels about intents whose notice never came.
 public final class OrderTimers: Service, Sendable {
@@ -19,8 +20,12 @@ public final class OrderTimers: Service, Sendable {
     let interval: Duration
     let logger: Logger
     let store = OrderStore()
-    private let stream: AsyncStream<(TenantRef, UUID, Date)>
-    private let continuation: AsyncStream<(TenantRef, UUID, Date)>.Continuation
+    enum Due: Sendable {
+        case order(UUID)
+        case group(UUID)
+    }
+    private let stream: AsyncStream<(TenantRef, Due, Date)>
+    private let continuation: AsyncStream<(TenantRef, Due, Date)>.Continuation
 
     public init(
         database: Database, tenants: TenantRegistry, channels: PaymentChannels, cache: PointsCache, interval: Duration = .seconds(30), logger: Logger
@@ -35,7 +40,10 @@ public final class OrderTimers: Service, Sendable {
     }
 
     /// Cancels `order` of `tenant` at `deadline` unless it is paid by then.
-    public func schedule(_ order: UUID, of tenant: TenantRef, at deadline: Date) { continuation.yield((tenant, order, deadline)) }
+    public func schedule(_ order: UUID, of tenant: TenantRef, at deadline: Date) { continuation.yield((tenant, .order(order), deadline)) }
+
+    /// Fails group buy `group` of `tenant` at `deadline` unless it has succeeded by then.
+    public func schedule(group: UUID, of tenant: TenantRef, at deadline: Date) { continuation.yield((tenant, .group(group), deadline)) }
 
     public func run() async throws {
         // The simulated channel's notices come here, as a real channel's would to a webhook.
@@ -56,15 +64,18 @@ public final class OrderTimers: Service, Sendable {
                         try await self.sweepAll()
                     }
                 }
-                for await (tenant, order, deadline) in stream {
+                for await (tenant, due, deadline) in stream {
                     group.addTask {
                         let wait = deadline.timeIntervalSinceNow
                         if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000) + 1)) }
                         if Task.isCancelled { return }
                         do {
-                            try await self.expire(order, of: tenant)
+                            switch due {
+                            case .order(let order): try await self.expire(order, of: tenant)
+                            case .group(let group): try await self.failGroup(group, of: tenant)
+                            }
                         } catch {
-                            self.logger.warning("order timer failed", metadata: ["order": "\(order)", "error": "\(error)"])
+                            self.logger.warning("order timer failed", metadata: ["due": "\(due)", "error": "\(error)"])
                         }
                     }
                 }
@@ -81,6 +92,23 @@ public final class OrderTimers: Service, Sendable {
             return order.points > 0 ? try await PointsStore().balance(order.resident, on: connection, logger: logger) : nil
         }
         if let balance { _ = await cache.write(balance, tenant: tenant.id) }
+    }
+
+    /// Fails the group when it is short of its size at its deadline, then cancels its members'
+    /// orders one per transaction: the unpaid ones released, the paid ones refunded.
+    func failGroup(_ id: UUID, of tenant: TenantRef, at time: Date = Date()) async throws {
+        let members = try await database.tenantTransaction(tenant) { connection in
+            try await GroupBuyStore().failIfDue(id, at: time.addingTimeInterval(0.001), on: connection, logger: logger)
+        }
+        for member in members {
+            let balance = try await database.tenantTransaction(tenant) { [store, channels] connection -> PointsStore.Balance? in
+                let order = try await store.order(member, forUpdate: true, on: connection, logger: logger)
+                guard order.state == .unpaid || order.state == .paid else { return nil }
+                _ = try await store.cancel(order, reason: "拼团失败", by: .job, groupFailed: true, channels: channels, on: connection, logger: logger)
+                return order.points > 0 ? try await PointsStore().balance(order.resident, on: connection, logger: logger) : nil
+            }
+            if let balance { _ = await cache.write(balance, tenant: tenant.id) }
+        }
     }
 
     /// One sweep over every active tenant.
@@ -108,6 +136,10 @@ public final class OrderTimers: Service, Sendable {
             ).decode((UUID, String).self) { result.append(r) }
             return result
         }
+        let groups = try await database.tenantTransaction(tenant) { connection in
+            try await GroupBuyStore().due(at: time, on: connection, logger: logger)
+        }
+        for group in groups { try await failGroup(group, of: tenant, at: time) }
         for (id, action) in due {
             switch action {
             case "expire":

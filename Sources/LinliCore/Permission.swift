@@ -70,6 +70,7 @@ public enum Permission: String, Sendable, CaseIterable {
     case commerceFulfil = "commerce.fulfil"  // ship orders, handle returns, see merchants (merchants: their own)
     case commerceBuy = "commerce.buy"  // quote, order, pay, confirm, review, return (residents: their own)
     case couponIssue = "coupon.issue"  // coupon templates (merchants: their shop's; managers: the property's)
+    case brandSave = "brand.save"  // brands (merchants: their shop's; managers: the platform's)
     case commerceBrowse = "commerce.browse"  // categories, goods, reviews, orders one may see, images, cancelling an order
 
     /// The permissions each role holds: the single source of truth for authorization.
@@ -88,7 +89,7 @@ public enum Permission: String, Sendable, CaseIterable {
             .patrolManage, .patrolWork, .workOrderVisit, .billingConfigure, .billingCashier, .billingRead, .billingApprove,
             .meterRecord, .deviceManage, .deviceRead, .deviceCommand, .accessManage, .accessRead, .accessOpen, .accessOwn,
             .accessFace, .parkingManage, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle, .pointsManage, .pointsOwn, .pointsEarn,
-            .commerceManage, .commerceFulfil, .commerceBrowse, .couponIssue,
+            .commerceManage, .commerceFulfil, .commerceBrowse, .couponIssue, .brandSave,
         ],
         .cashier: [
             .noticeRead, .repairFile, .workOrderRead, .complaintRead, .visitorRegister, .visitorRead, .parcelDesk, .parcelRead,
@@ -104,7 +105,7 @@ public enum Permission: String, Sendable, CaseIterable {
             .itemGate, .itemRead, .baseDataRead, .petRead, .patrolWork, .deviceRead, .deviceCommand, .accessRead, .accessOpen,
             .accessOwn, .parkingRead, .parkingPay, .parkingVisitor, .alarmRead, .alarmHandle,
         ],
-        .merchant: [.noticeRead, .commerceShop, .commerceFulfil, .commerceBrowse, .couponIssue],
+        .merchant: [.noticeRead, .commerceShop, .commerceFulfil, .commerceBrowse, .couponIssue, .brandSave],
         .government: [.noticeRead, .noticeStats, .workOrderStats, .hotlineRead],
         .operator: [.tenantManage, .communityCreate, .nationalRead],
         .partner: [.noticeRead, .noticePublish, .hotlineImport, .deviceRead, .deviceCommand, .pointsEarn],

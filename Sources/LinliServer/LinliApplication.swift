@@ -141,6 +141,8 @@ public struct LinliApplication: Sendable {
         healthProbe = HealthProbe(database: database, redis: redis, storage: storageHealth, logger: logger) { [logger] in
             try await PostgresConnection.connect(configuration: probeConfig, id: 0, logger: logger)
         }
+        let orderService = OrderService(
+            database: database, channels: paymentChannels, timers: orderTimers, cache: PointsCache(redis: redis, logger: logger), logger: logger)
         let services: [any RegistrableRPCService] = [
             HealthService(probe: healthProbe),
             IdentityService(
@@ -168,8 +170,8 @@ public struct LinliApplication: Sendable {
             PointsService(database: database, redis: redis, logger: logger),
             MerchantService(database: database, objects: LocalDiskStore(root: configuration.objectsPath), logger: logger),
             CouponService(database: database, logger: logger),
-            OrderService(
-                database: database, channels: paymentChannels, timers: orderTimers, cache: PointsCache(redis: redis, logger: logger), logger: logger),
+            orderService,
+            GroupBuyService(database: database, orders: orderService, logger: logger),
         ]
         deviceGateway = DeviceGateway(
             configuration: DeviceGateway.Configuration(

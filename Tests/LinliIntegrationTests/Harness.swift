@@ -143,7 +143,7 @@ extension BusinessDay {
 /// today, linked to `user`'s app account when named; returns the resident's id.
 func makeResident(
     _ server: TestServer, _ demo: DemoTenant, manager: Metadata, name: String, number: String, user: String? = nil,
-    relation: Linli_Property_V1_Relation = .owner
+    userID: String? = nil, relation: Linli_Property_V1_Relation = .owner
 ) async throws -> String {
     let base = Linli_Property_V1_BaseDataService.Client(wrapping: server.client)
     let room = try await base.createRoom(
@@ -164,7 +164,7 @@ func makeResident(
             $0.name = name
             $0.roomID = room.id
             $0.relation = relation
-            $0.userID = user.flatMap { demo.users[$0]?.description } ?? ""
+            $0.userID = userID ?? user.flatMap { demo.users[$0]?.description } ?? ""
             $0.moveIn = AccessFixture.today
         }, metadata: manager
     ).resident.id

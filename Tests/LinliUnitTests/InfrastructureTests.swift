@@ -87,6 +87,7 @@ struct InfrastructureTests {
             Linli_Commerce_V1_MerchantService.Method.descriptors,
             Linli_Commerce_V1_OrderService.Method.descriptors,
             Linli_Commerce_V1_CouponService.Method.descriptors,
+            Linli_Commerce_V1_GroupBuyService.Method.descriptors,
         ].flatMap { $0 }.map(\.fullyQualifiedMethod)
         #expect(Set(descriptors) == Set(MethodPolicy.rules.keys))
         #expect(
