@@ -61,7 +61,8 @@ struct SeedDemo: AsyncParsableCommand {
               its credentials: \(fireFile)
             meter concentrator "DEMO-METER-1" (\(meterFile)) and broadcast terminal "DEMO-PA-1" in zone 全区 (\(broadcastFile))
             shop 鲜丰水果 (active, 5% commission) selling 阳山水蜜桃 (6 只装 59.90元, 12 只装 109.90元, 100 each) under 生鲜 › 水果;
-              points: budget 100,000, worth 1 fen each at checkout (at most 30% of an order)
+              points: budget 100,000, worth 1 fen each at checkout (at most 30% of an order); 1 point per 元 of fees paid and of goods;
+              coupon 物业满50减5 (the property's, any goods of 50元 or more); group buy 水蜜桃三人团 (12 只装 at 89.90元, 3 members, 24 h)
             """)
     }
 
@@ -138,6 +139,29 @@ struct SeedDemo: AsyncParsableCommand {
                         .init(id: nil, spec: "6 只装", priceFen: 5_990, stock: 100), .init(id: nil, spec: "12 只装", priceFen: 10_990, stock: 100),
                     ]), merchant: shop.id, on: connection, logger: logger)
             _ = try await catalogue.setListed(goods.id, listed: true, merchant: shop.id, on: connection, logger: logger)
+            // A property coupon (满 50 减 5), a three-person group buy on the 12-pack at 89.90, and
+            // the points rules: 1 point per 元 of fees paid, 1 per 元 of goods.
+            let now = Date()
+            _ = try await CouponStore().create(
+                .init(
+                    id: UUIDv7.make(), community: demo.community, merchant: nil, name: "物业满50减5", kind: .amountOff, amountOffFen: 500,
+                    percentOff: 0, capFen: 0, thresholdFen: 5_000, scope: .shop, scopeIDs: [], stock: 1_000, claimed: 0, perPerson: 1,
+                    claimFrom: now, claimUntil: now.addingTimeInterval(30 * 86_400), validDays: 30), by: manager, on: connection, logger: logger)
+            let groups = GroupBuyStore()
+            let campaign = try await groups.publish(
+                .init(
+                    id: UUIDv7.make(), community: demo.community, title: "水蜜桃三人团", description: "三人成团，团购价 89.90 元", groupSize: 3,
+                    formHours: 24, startsAt: now, endsAt: now.addingTimeInterval(30 * 86_400)), by: manager, on: connection, logger: logger)
+            let deal = try await groups.apply(
+                campaign: campaign.id, sku: goods.skus[1].id, groupPriceFen: 8_990, merchant: shop.id, on: connection, logger: logger)
+            _ = try await groups.review(deal.id, approve: true, reason: "", by: manager, on: connection, logger: logger)
+            let earning = PointsEarning()
+            for (kind, name) in [(PointsEarning.Kind.feePaid, "缴费每元1分"), (.orderDone, "购物每元1分")] {
+                _ = try await earning.save(
+                    .init(
+                        id: UUIDv7.make(), community: demo.community, kind: kind, name: name, points: 1, perFen: 100, rounding: .down, minFen: 0,
+                        capPoints: 10_000, startsAt: now, endsAt: nil, enabled: true, lifetimeDays: 365), new: true, on: connection, logger: logger)
+            }
         }
     }
 

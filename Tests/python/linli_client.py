@@ -51,6 +51,8 @@ commerce_pb2 = importlib.import_module("linli.commerce.v1.commerce_pb2")
 commerce_grpc = importlib.import_module("linli.commerce.v1.commerce_pb2_grpc")
 points_pb2 = importlib.import_module("linli.commerce.v1.points_pb2")
 points_grpc = importlib.import_module("linli.commerce.v1.points_pb2_grpc")
+group_buys_pb2 = importlib.import_module("linli.commerce.v1.group_buys_pb2")
+group_buys_grpc = importlib.import_module("linli.commerce.v1.group_buys_pb2_grpc")
 
 
 class Linli:
@@ -66,6 +68,8 @@ class Linli:
         self.shop = commerce_grpc.MerchantServiceStub(self.channel)
         self.orders = commerce_grpc.OrderServiceStub(self.channel)
         self.points = points_grpc.PointsServiceStub(self.channel)
+        self.coupons = commerce_grpc.CouponServiceStub(self.channel)
+        self.group_buys = group_buys_grpc.GroupBuyServiceStub(self.channel)
         self.metadata = ()
 
     def login(self, tenant, username, password):
@@ -91,9 +95,11 @@ class Linli:
 def shop_walkthrough(target, ca, tenant, password, say=print):
     """A resident from browsing to a reviewed order paid partly with points (the demo shop).
 
-    The resident browses, sees the points an order may take, orders with 300 points, pays the
-    rest through the simulated channel, the merchant ships, the resident confirms and reviews.
-    Returns the order as it ends."""
+    The resident browses, sees the shop's group buy, puts the 12-pack in the cart, claims the
+    property's coupon, sees the points an order may take, orders from the cart with the coupon
+    and 300 points, pays the rest through the simulated channel, the merchant ships, the resident
+    confirms and reviews. Returns the order as it ends. Run again on the same demo, the coupon
+    (one per person) is used already and the order goes without it."""
     import time
     import uuid
 
@@ -107,12 +113,34 @@ def shop_walkthrough(target, ca, tenant, password, say=print):
     peach = goods[0]
     sku = max(peach.skus, key=lambda s: s.price_fen)
     say(f"browse: {peach.merchant_name} {peach.name}, from {peach.min_price_fen / 100:.2f}元; taking {sku.spec} at {sku.price_fen / 100:.2f}元")
-    line = commerce_pb2.OrderLineDraft(sku_id=sku.id, quantity=1)
-    quote = resident.orders.QuoteOrder(commerce_pb2.QuoteOrderRequest(community_id=community, lines=[line], points=300),
+    deals = resident.group_buys.ListGroupBuyDeals(group_buys_pb2.ListGroupBuyDealsRequest(community_id=community), metadata=resident.metadata)
+    for campaign in deals.campaigns:
+        for deal in (d for d in deals.deals if d.campaign_id == campaign.id):
+            say(f"group buy {campaign.title}: {deal.goods_name} {deal.spec} {deal.group_price_fen / 100:.2f}元 instead of "
+                f"{deal.price_fen / 100:.2f}元 when {campaign.group_size} join within {campaign.form_hours} h "
+                f"({len(deal.forming)} groups forming)")
+    cart = resident.orders.SetCartItem(commerce_pb2.SetCartItemRequest(request_id=rid(), community_id=community, sku_id=sku.id, quantity=1),
                                        metadata=resident.metadata)
-    say(f"quote: goods {quote.goods_fen / 100:.2f}元, 300 points = {quote.points_value_fen / 100:.2f}元 off, pay {quote.pay_fen / 100:.2f}元 "
+    say(f"cart: {sum(len(s.items) for s in cart.shops)} item(s), {sum(s.goods_fen for s in cart.shops) / 100:.2f}元")
+    coupon_id = ""
+    for template in resident.coupons.ListCouponTemplates(commerce_pb2.ListCouponTemplatesRequest(community_id=community),
+                                                         metadata=resident.metadata).templates:
+        try:
+            coupon = resident.coupons.ClaimCoupon(commerce_pb2.ClaimCouponRequest(request_id=rid(), template_id=template.id),
+                                                  metadata=resident.metadata)
+            coupon_id = coupon.id
+            say(f"coupon: claimed {template.name}")
+            break
+        except grpc.RpcError as e:
+            say(f"coupon: {template.name} not claimed ({e.details()})")
+    line = commerce_pb2.OrderLineDraft(sku_id=sku.id, quantity=1)
+    quote = resident.orders.QuoteOrder(commerce_pb2.QuoteOrderRequest(community_id=community, lines=[line], points=300, coupon_id=coupon_id),
+                                       metadata=resident.metadata)
+    say(f"quote: goods {quote.goods_fen / 100:.2f}元, coupon {quote.coupon_fen / 100:.2f}元 off, 300 points = "
+        f"{quote.points_value_fen / 100:.2f}元 off, pay {quote.pay_fen / 100:.2f}元 "
         f"(at most {quote.max_points} points; {quote.points_available} available)")
-    order = resident.orders.PlaceOrder(commerce_pb2.PlaceOrderRequest(request_id=rid(), community_id=community, lines=[line], points=300),
+    order = resident.orders.PlaceOrder(commerce_pb2.PlaceOrderRequest(request_id=rid(), community_id=community, lines=[line], points=300,
+                                                                      coupon_id=coupon_id, from_cart=True),
                                        metadata=resident.metadata)
     say(f"order {order.order_no}: to {order.address}, pay by {order.pay_deadline.ToJsonString()}")
     intent = resident.orders.PayOrder(commerce_pb2.PayOrderRequest(request_id=rid(), order_id=order.id, channel="sim"),
@@ -158,7 +186,8 @@ def main():
     load.add_argument("--tenant", default="demo")
     load.add_argument("--username", required=True)
     load.add_argument("--password", default=os.environ.get("LINLI_PASSWORD", ""))
-    shop = sub.add_parser("shop", help="resident1 browses the demo shop, orders with points, pays, gets it shipped, reviews")
+    shop = sub.add_parser("shop", help="resident1 browses the demo shop, orders from the cart with a coupon and points, pays, "
+                                       "gets it shipped, reviews")
     shop.add_argument("--tenant", default="demo")
     shop.add_argument("--password", default=os.environ.get("LINLI_PASSWORD", ""))
     args = parser.parse_args()

@@ -47,7 +47,10 @@ class GrpcioPartnerTest(unittest.TestCase):
         lines = []
         order, balance = shop_walkthrough(TARGET, CA, "demo", PASSWORD, say=lines.append)
         self.assertEqual(order.state, commerce_pb2.ORDER_STATE_RECEIVED, lines)
-        self.assertEqual((order.goods_fen, order.points, order.pay_fen), (10990, 300, 10690))
+        # The property's coupon (满50减5) first, then 300 points on what is left.
+        self.assertEqual((order.goods_fen, order.coupon_fen, order.points, order.pay_fen), (10990, 500, 300, 10190), lines)
+        self.assertTrue(any(line.startswith("group buy 水蜜桃三人团") for line in lines), lines)
+        self.assertTrue(any(line.startswith("cart: 1 item(s)") for line in lines), lines)
         self.assertTrue(order.lines[0].reviewed)
         self.assertEqual(balance.available, 700)
         self.assertEqual([e.actor for e in order.events], ["resident", "channel", "merchant", "resident"])
