@@ -228,7 +228,7 @@ public struct CatalogueStore: Sendable {
         for try await r in try await connection.query(
             """
             SELECT id, merchant_id, name, logo_ref FROM brands
-            WHERE merchant_id IS NULL OR \(merchant) IS NULL OR merchant_id = \(merchant) ORDER BY merchant_id NULLS FIRST, name LIMIT 1000
+            WHERE merchant_id IS NULL OR \(merchant)::uuid IS NULL OR merchant_id = \(merchant)::uuid ORDER BY merchant_id NULLS FIRST, name LIMIT 1000
             """, logger: logger
         ).decode((UUID, UUID?, String, String).self) { result.append(Brand(id: r.0, merchant: r.1, name: r.2, logoRef: r.3)) }
         return result

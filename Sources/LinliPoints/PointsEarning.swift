@@ -210,6 +210,119 @@ public struct PointsEarning: Sendable {
         return earned
     }
 
+    /// One event that may earn points (`earn`'s arguments).
+    public struct Event: Sendable {
+        public var kind: Kind
+        public var community: CommunityID
+        public var resident: UUID
+        public var amountFen: Int64
+        public var reason: String
+        public var key: String
+        public var at: Date
+
+        public init(kind: Kind, community: CommunityID, resident: UUID, amountFen: Int64, reason: String, key: String, at: Date) {
+            self.kind = kind
+            self.community = community
+            self.resident = resident
+            self.amountFen = amountFen
+            self.reason = reason
+            self.key = key
+            self.at = at
+        }
+    }
+
+    /// `earn` for many events at once, with the same answers: earlier results by key, the rules
+    /// read once per community, each community's grants made together (`grantMany`) and the
+    /// results written together. A community whose budget cannot cover its grants together is
+    /// earned one event at a time, so that those the budget covers still go through (C-3).
+    public func earnMany(_ events: [Event], by user: UserID? = nil, on connection: PostgresConnection, logger: Logger) async throws -> [Earned] {
+        var results: [Earned?] = Array(repeating: nil, count: events.count)
+        var seen: Set<String> = []
+        var duplicates = false
+        for e in events where !seen.insert("\(e.community) \(e.key)").inserted { duplicates = true }
+        guard !duplicates else {
+            var earned: [Earned] = []
+            for e in events {
+                earned.append(
+                    try await earn(
+                        e.kind, community: e.community, resident: e.resident, amountFen: e.amountFen, reason: e.reason, key: e.key, at: e.at,
+                        by: user, on: connection, logger: logger))
+            }
+            return earned
+        }
+        var index: [String: Int] = [:]
+        var answered: Set<Int> = []
+        for (i, e) in events.enumerated() { index["\(e.community) \(e.key)"] = i }
+        for try await (community, key, outcome, points, rule) in try await connection.query(
+            """
+            SELECT e.community_id, e.operation_key, e.outcome, e.points, e.rule_id FROM points_earnings e
+            JOIN unnest(\(events.map(\.community.uuid))::uuid[], \(events.map(\.key))::text[]) AS k (community, key)
+              ON e.community_id = k.community AND e.operation_key = k.key
+            """, logger: logger
+        ).decode((UUID, String, String, Int64, UUID?).self) {
+            if let i = index["\(CommunityID(community)) \(key)"] {
+                results[i] = Earned(outcome: Outcome(rawValue: outcome) ?? .noRule, points: points, rule: rule)
+                answered.insert(i)
+            }
+        }
+        var rulesOf: [CommunityID: [Rule]] = [:]
+        var grants: [CommunityID: [(Int, PointsStore.GrantRequest)]] = [:]
+        for (i, e) in events.enumerated() where results[i] == nil {
+            if rulesOf[e.community] == nil { rulesOf[e.community] = try await rules(community: e.community, on: connection, logger: logger) }
+            var earned = Earned(outcome: .noRule, points: 0, rule: nil)
+            if let rule = rulesOf[e.community]?.first(where: { $0.kind == e.kind && $0.holds(at: e.at) }) {
+                earned.rule = rule.id
+                let points = rule.earns(e.amountFen)
+                if points > 0 {
+                    earned = Earned(outcome: .granted, points: points, rule: rule.id)
+                    let lifetime = TimeInterval(rule.lifetimeDays > 0 ? rule.lifetimeDays : 365) * 86_400
+                    grants[e.community, default: []].append(
+                        (
+                            i,
+                            .init(
+                                resident: e.resident, points: points, reason: e.reason.isEmpty ? rule.name : e.reason,
+                                expiresAt: Date().addingTimeInterval(lifetime), key: e.key)
+                        ))
+                }
+            }
+            results[i] = earned
+        }
+        var oneByOne: Set<Int> = []
+        for (community, batch) in grants {
+            try await connection.query("SAVEPOINT points_earning_batch", logger: logger)
+            do {
+                _ = try await PointsStore().grantMany(batch.map(\.1), community: community, by: user, on: connection, logger: logger)
+                try await connection.query("RELEASE SAVEPOINT points_earning_batch", logger: logger)
+            } catch let error as LinliError where error.code == .resourceExhausted {
+                try await connection.query("ROLLBACK TO SAVEPOINT points_earning_batch", logger: logger)
+                for (i, _) in batch { oneByOne.insert(i) }
+            }
+        }
+        var fresh: [Int] = []
+        for (i, e) in events.enumerated() where !answered.contains(i) {
+            if oneByOne.contains(i) {
+                results[i] = try await earn(
+                    e.kind, community: e.community, resident: e.resident, amountFen: e.amountFen, reason: e.reason, key: e.key, at: e.at,
+                    by: user, on: connection, logger: logger)
+            } else {
+                fresh.append(i)
+            }
+        }
+        if !fresh.isEmpty {
+            let rows = fresh.map { (events[$0], results[$0] ?? Earned(outcome: .noRule, points: 0, rule: nil)) }
+            try await connection.query(
+                """
+                INSERT INTO points_earnings (community_id, operation_key, kind, rule_id, resident_id, amount_fen, points, outcome)
+                SELECT c, k, kind, nullif(rule, '')::uuid, r, amount, points, outcome
+                FROM unnest(\(rows.map(\.0.community.uuid))::uuid[], \(rows.map(\.0.key))::text[], \(rows.map(\.0.kind.rawValue))::text[],
+                            \(rows.map { $0.1.rule?.uuidString ?? "" })::text[], \(rows.map(\.0.resident))::uuid[], \(rows.map(\.0.amountFen))::int8[],
+                            \(rows.map(\.1.points))::int8[], \(rows.map(\.1.outcome.rawValue))::text[])
+                     AS e (c, k, kind, rule, r, amount, points, outcome)
+                """, logger: logger)
+        }
+        return results.map { $0 ?? Earned(outcome: .noRule, points: 0, rule: nil) }
+    }
+
     /// The resident who earns on a payment for `room`: the payer when they live in the room,
     /// else the room's owner living there today (the earliest), else anyone living there.
     public func earner(room: RoomID, payer: UserID?, on connection: PostgresConnection, logger: Logger) async throws -> UUID? {

@@ -21,7 +21,7 @@ public struct PointsEarningConsumer: OutboxConsumer {
 
     public func consume(_ messages: [Outbox.Message], tenant: TenantRef, on connection: PostgresConnection, logger: Logger) async throws {
         let earning = PointsEarning()
-        var earners: [UUID] = []
+        var events: [PointsEarning.Event] = []
         for message in messages where message.topic == Topic.billPaid.name {
             let paid = try Outbox.decode(Topic.billPaid, message.payload)
             guard let payment = UUID(uuidString: paid.paymentID), let community = UUID(uuidString: paid.communityID),
@@ -35,13 +35,17 @@ public struct PointsEarningConsumer: OutboxConsumer {
             let at =
                 (try? Date(paid.paidAt, strategy: .iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted)))
                 ?? ISO8601DateFormatter().date(from: paid.paidAt) ?? Date()
-            let earned = try await earning.earn(
-                .feePaid, community: CommunityID(community), resident: resident, amountFen: paid.settledFen, reason: "缴费奖励",
-                key: "pay:\(payment.uuidString.lowercased())", at: at, on: connection, logger: logger)
-            if earned.outcome == .granted {
-                earners.append(resident)
-                await cache.forget(resident, tenant: tenant.id)
-            }
+            events.append(
+                .init(
+                    kind: .feePaid, community: CommunityID(community), resident: resident, amountFen: paid.settledFen, reason: "缴费奖励",
+                    key: "pay:\(payment.uuidString.lowercased())", at: at))
+        }
+        // One batch: the grants of the messages together (a payment run's hundreds in a few statements).
+        let earned = try await earning.earnMany(events, on: connection, logger: logger)
+        var earners: [UUID] = []
+        for (event, result) in zip(events, earned) where result.outcome == .granted {
+            earners.append(event.resident)
+            await cache.forget(event.resident, tenant: tenant.id)
         }
         guard !earners.isEmpty else { return }
         let cache = cache

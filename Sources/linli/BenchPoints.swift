@@ -19,9 +19,13 @@ extension Bench {
         @Option(help: "Grants made (one transaction each).") var grants = 20_000
         @Option(help: "Seconds each read run lasts.") var seconds = 10
         @Option(help: "Concurrent callers.") var concurrency = 64
+        @Option(help: "Earnings made in batches (as the billing.paid consumer makes them).") var batchedGrants = 200_000
+        @Option(help: "Earnings per batch (one transaction each).") var batch = 500
 
         func validate() throws {
-            guard residents > 0, grants > 0, seconds > 0, concurrency > 0 else { throw ValidationError("positive counts") }
+            guard residents > 0, grants > 0, seconds > 0, concurrency > 0, batchedGrants > 0, (1...1000).contains(batch) else {
+                throw ValidationError("positive counts, a batch of 1 to 1000")
+            }
         }
 
         func run() async throws {
@@ -80,7 +84,13 @@ extension Bench {
                     """, logger: logger
                 ).decode(UUID.self) { made.append(id) }
                 _ = try await store.fund(
-                    Int64(grants) * 100, community: demo.community, memo: "bench", key: "bench-fund", by: manager, on: connection, logger: logger)
+                    Int64(grants + batchedGrants) * 100, community: demo.community, memo: "bench", key: "bench-fund", by: manager, on: connection,
+                    logger: logger)
+                _ = try await PointsEarning().save(
+                    .init(
+                        id: UUIDv7.make(), community: demo.community, kind: .feePaid, name: "缴费每元1分", points: 1, perFen: 100, rounding: .down,
+                        minFen: 0, capPoints: 100, startsAt: Date().addingTimeInterval(-60), endsAt: nil, enabled: true, lifetimeDays: 365),
+                    new: true, on: connection, logger: logger)
                 return made
             }
             let expires = Date().addingTimeInterval(86_400 * 30)
@@ -94,6 +104,24 @@ extension Bench {
                 }
                 await cache.write(balance, tenant: demo.tenant.id)
             }
+            // Earnings in batches, as the billing.paid consumer makes a payment run's: 100 points
+            // for each 100.00 元 payment, `batch` payments per transaction.
+            let batches = (batchedGrants + batch - 1) / batch
+            let batched = try await load(count: batches, until: nil) { [batch, batchedGrants] index in
+                let events = (index * batch..<min((index + 1) * batch, batchedGrants)).map { n in
+                    PointsEarning.Event(
+                        kind: .feePaid, community: demo.community, resident: people[n % people.count], amountFen: 10_000, reason: "缴费奖励",
+                        key: "run:\(n)", at: Date())
+                }
+                let earned = try await app.database.tenantTransaction(demo.tenant) { connection in
+                    try await PointsEarning().earnMany(events, on: connection, logger: logger)
+                }
+                guard earned.allSatisfy({ $0.outcome == .granted && $0.points == 100 }) else {
+                    throw ValidationError("a batched earning was not granted")
+                }
+            }
+            let batchedSeconds = batched.seconds
+            let batchedRate = Double(batchedGrants) / max(batchedSeconds, 0.001)
             let balanced = try await app.database.tenantTransaction(demo.tenant) { connection in
                 try await store.ledgerBalanced(community: demo.community, on: connection, logger: logger)
             }
@@ -111,7 +139,13 @@ extension Bench {
                 "residents=\(residents)", "grants=\(granted.calls)", "grants_per_s=\(String(format: "%.0f", rate(granted)))",
                 "grants_per_minute=\(String(format: "%.0f", rate(granted) * 60))",
                 "grant_p50_ms=\(Parking.ms(granted.histogram.valueAtPercentile(50)))",
-                "grant_p99_ms=\(Parking.ms(granted.histogram.valueAtPercentile(99)))", "ledger_balanced=\(balanced)",
+                "grant_p99_ms=\(Parking.ms(granted.histogram.valueAtPercentile(99)))",
+                "batched_grants=\(batchedGrants)", "batch=\(batch)", "batched_grants_per_s=\(String(format: "%.0f", batchedRate))",
+                "batched_grants_per_minute=\(String(format: "%.0f", batchedRate * 60))",
+                "batch_p50_ms=\(Parking.ms(batched.histogram.valueAtPercentile(50)))",
+                "batch_p99_ms=\(Parking.ms(batched.histogram.valueAtPercentile(99)))",
+                "batched_to_single_grants_ratio=\(String(format: "%.2f", batchedRate / max(rate(granted), 0.001)))",
+                "ledger_balanced=\(balanced)",
                 "cache_reads_per_s=\(String(format: "%.0f", rate(cached)))",
                 "cache_read_p50_ms=\(Parking.ms(cached.histogram.valueAtPercentile(50)))",
                 "cache_read_p99_ms=\(Parking.ms(cached.histogram.valueAtPercentile(99)))",

@@ -152,4 +152,59 @@ struct EarningTests {
         }
         #expect(bad?.code == .invalidArgument && bad?.message.contains("kind") == true)
     }
+
+    @Test("batched earnings (the billing.paid consumer's path): many grants in one transaction, replays answered, a short budget earned one by one")
+    func batchedEarnings() async throws {
+        let f = try await PointsFixture.make(try await TestServer.shared.value)
+        _ = try await f.fund(10_000)
+        _ = try await f.points.saveEarningRule(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.rule = .with {
+                    $0.communityID = f.demo.community.description; $0.kind = .feePaid; $0.name = "每笔 100 分"; $0.points = 1; $0.perFen = 100
+                    $0.capPoints = 100; $0.enabled = true
+                }
+            }, metadata: f.manager)
+        let resident = UUID(uuidString: f.resident) ?? UUID()
+        func events(_ payments: ClosedRange<Int>) -> [PointsEarning.Event] {
+            payments.map {
+                .init(kind: .feePaid, community: f.demo.community, resident: resident, amountFen: 50_000, reason: "", key: "pay:\($0)", at: Date())
+            }
+        }
+        let app = f.server.app
+        let first = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+            try await PointsEarning().earnMany(events(1...60), on: connection, logger: app.logger)
+        }
+        #expect(first.count == 60 && first.allSatisfy { $0.outcome == .granted && $0.points == 100 })
+        // 6 replays and 45 new payments: 4,500 asked of the 4,000 left, so the batch goes one by one.
+        let second = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+            try await PointsEarning().earnMany(events(55...105), on: connection, logger: app.logger)
+        }
+        #expect(second.prefix(6).allSatisfy { $0.outcome == .granted })
+        #expect(second.filter { $0.outcome == .granted }.count == 46 && second.suffix(5).allSatisfy { $0.outcome == .budgetExhausted })
+        let check = try await f.points.checkPointsCache(.with { $0.communityID = f.demo.community.description }, metadata: f.manager)
+        #expect(check.ledgerBalanced)
+        #expect(try await f.balance().available == 10_000)
+        let (lots, earnings) = try await app.database.tenantTransaction(f.demo.tenant) { connection in
+            var lots: Int64 = 0
+            var earnings: Int64 = 0
+            for try await (l, e) in try await connection.query(
+                """
+                SELECT (SELECT count(*) FROM points_lots WHERE resident_id = \(resident))::int8,
+                       (SELECT count(*) FROM points_earnings WHERE community_id = \(f.demo.community.uuid))::int8
+                """, logger: app.logger
+            ).decode((Int64, Int64).self) { (lots, earnings) = (l, e) }
+            return (lots, earnings)
+        }
+        #expect(lots == 100 && earnings == 105)
+        // A key used again for another grant is refused, and moves nothing.
+        let reused = await #expect(throws: LinliError.self) {
+            try await app.database.tenantTransaction(f.demo.tenant) { connection in
+                try await PointsStore().grantMany(
+                    [.init(resident: resident, points: 7, reason: "", expiresAt: Date().addingTimeInterval(86_400), key: "pay:1")],
+                    community: f.demo.community, by: nil, on: connection, logger: app.logger)
+            }
+        }
+        #expect(reused?.code == .failedPrecondition)
+    }
 }

@@ -338,6 +338,10 @@ struct GroupBuyTests {
         #expect(await rpcCode { try await f.shop.saveGoods(draft, metadata: f.merchant) } == .notFound)
         let brands = try await f.shop.listBrands(.init(), metadata: f.merchant)
         #expect(Set(brands.brands.map(\.id)) == [platform.id, own.id])
+        // Managers and residents see every brand of the tenant (the other tenant's are not in it).
+        let all = try await f.shop.listBrands(.init(), metadata: f.resident)
+        #expect(Set(all.brands.map(\.id)) == [platform.id, own.id])
+        #expect(Set(try await f.shop.listBrands(.init(), metadata: f.manager).brands.map(\.id)) == [platform.id, own.id])
     }
 
     @Test("the owner adds a merchant-role user to the shop's staff, who then works the shop; staff cannot add staff; removal takes effect at once")
