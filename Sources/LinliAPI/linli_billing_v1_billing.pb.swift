@@ -323,6 +323,9 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
 
   /// offset from a deposit of the room (押金冲应收); name it in deposit_kind
   case deposit // = 6
+
+  /// a property coupon (PayRequest.coupon_id); only in answers and receipts
+  case coupon // = 7
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -338,6 +341,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     case 4: self = .bankCard
     case 5: self = .prepaid
     case 6: self = .deposit
+    case 7: self = .coupon
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -351,6 +355,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     case .bankCard: return 4
     case .prepaid: return 5
     case .deposit: return 6
+    case .coupon: return 7
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -364,6 +369,7 @@ public nonisolated enum Linli_Billing_V1_PaymentMethod: SwiftProtobuf.Enum, Swif
     .bankCard,
     .prepaid,
     .deposit,
+    .coupon,
   ]
 
 }
@@ -812,6 +818,10 @@ public nonisolated struct Linli_Billing_V1_PayRequest: Sendable {
   /// 0: the community's setting
   public var allocation: Linli_Billing_V1_AllocationOrder = .unspecified
 
+  /// A coupon (scope property fees or parking) of a resident living in the room: its value is
+  /// worked out from the open bills in its scope and settles them first; methods pay the rest.
+  public var couponID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -847,6 +857,9 @@ public nonisolated struct Linli_Billing_V1_PayResponse: Sendable {
 
   /// late fees charged to the bills paid (and settled first)
   public var lateFeeFen: Int64 = 0
+
+  /// what coupon_id took off (part of settled_fen, not money)
+  public var couponFen: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -1090,7 +1103,7 @@ public nonisolated struct Linli_Billing_V1_ReceiptLine: Sendable {
   /// YYYY-MM
   public var period: String = String()
 
-  /// cash, wechat, alipay, bank_card, prepaid, deposit
+  /// cash, wechat, alipay, bank_card, prepaid, deposit, coupon
   public var method: String = String()
 
   /// negative for reversals and refunds
@@ -2175,7 +2188,7 @@ nonisolated extension Linli_Billing_V1_MeterKind: SwiftProtobuf._ProtoNameProvid
 }
 
 nonisolated extension Linli_Billing_V1_PaymentMethod: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_METHOD_UNSPECIFIED\0\u{1}PAYMENT_METHOD_CASH\0\u{1}PAYMENT_METHOD_WECHAT\0\u{1}PAYMENT_METHOD_ALIPAY\0\u{1}PAYMENT_METHOD_BANK_CARD\0\u{1}PAYMENT_METHOD_PREPAID\0\u{1}PAYMENT_METHOD_DEPOSIT\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0PAYMENT_METHOD_UNSPECIFIED\0\u{1}PAYMENT_METHOD_CASH\0\u{1}PAYMENT_METHOD_WECHAT\0\u{1}PAYMENT_METHOD_ALIPAY\0\u{1}PAYMENT_METHOD_BANK_CARD\0\u{1}PAYMENT_METHOD_PREPAID\0\u{1}PAYMENT_METHOD_DEPOSIT\0\u{1}PAYMENT_METHOD_COUPON\0")
 }
 
 nonisolated extension Linli_Billing_V1_RefundState: SwiftProtobuf._ProtoNameProviding {
@@ -2971,7 +2984,7 @@ nonisolated extension Linli_Billing_V1_Allocation: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0\u{3}deposit_kind\0\u{1}allocation\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}room_id\0\u{3}bill_ids\0\u{1}methods\0\u{3}deposit_kind\0\u{1}allocation\0\u{3}coupon_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2985,6 +2998,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
       case 4: try { try decoder.decodeRepeatedMessageField(value: &self.methods) }()
       case 5: try { try decoder.decodeSingularStringField(value: &self.depositKind) }()
       case 6: try { try decoder.decodeSingularEnumField(value: &self.allocation) }()
+      case 7: try { try decoder.decodeSingularStringField(value: &self.couponID) }()
       default: break
       }
     }
@@ -3009,6 +3023,9 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if self.allocation != .unspecified {
       try visitor.visitSingularEnumField(value: self.allocation, fieldNumber: 6)
     }
+    if !self.couponID.isEmpty {
+      try visitor.visitSingularStringField(value: self.couponID, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3019,6 +3036,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
     if lhs.methods != rhs.methods {return false}
     if lhs.depositKind != rhs.depositKind {return false}
     if lhs.allocation != rhs.allocation {return false}
+    if lhs.couponID != rhs.couponID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -3026,7 +3044,7 @@ nonisolated extension Linli_Billing_V1_PayRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PayResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{1}allocations\0\u{3}paid_at\0\u{3}late_fee_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}payment_id\0\u{3}receipt_no\0\u{3}total_fen\0\u{3}settled_fen\0\u{3}to_prepaid_fen\0\u{1}allocations\0\u{3}paid_at\0\u{3}late_fee_fen\0\u{3}coupon_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -3042,6 +3060,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
       case 6: try { try decoder.decodeRepeatedMessageField(value: &self.allocations) }()
       case 7: try { try decoder.decodeSingularMessageField(value: &self._paidAt) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.lateFeeFen) }()
+      case 9: try { try decoder.decodeSingularInt64Field(value: &self.couponFen) }()
       default: break
       }
     }
@@ -3076,6 +3095,9 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
     if self.lateFeeFen != 0 {
       try visitor.visitSingularInt64Field(value: self.lateFeeFen, fieldNumber: 8)
     }
+    if self.couponFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.couponFen, fieldNumber: 9)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -3088,6 +3110,7 @@ nonisolated extension Linli_Billing_V1_PayResponse: SwiftProtobuf.Message, Swift
     if lhs.allocations != rhs.allocations {return false}
     if lhs._paidAt != rhs._paidAt {return false}
     if lhs.lateFeeFen != rhs.lateFeeFen {return false}
+    if lhs.couponFen != rhs.couponFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

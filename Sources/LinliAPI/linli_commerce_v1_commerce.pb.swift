@@ -71,6 +71,12 @@ public nonisolated enum Linli_Commerce_V1_CouponScope: SwiftProtobuf.Enum, Swift
   case shop // = 1
   case category // = 2
   case goods // = 3
+
+  /// Property fee bills (物业费), at the cashier (PayRequest.coupon_id); issued by the property only.
+  case propertyFees // = 4
+
+  /// Parking bills at the cashier and temporary stays (PaySessionRequest.coupon_id); property only.
+  case parking // = 5
   case UNRECOGNIZED(Int)
 
   public init() {
@@ -83,6 +89,8 @@ public nonisolated enum Linli_Commerce_V1_CouponScope: SwiftProtobuf.Enum, Swift
     case 1: self = .shop
     case 2: self = .category
     case 3: self = .goods
+    case 4: self = .propertyFees
+    case 5: self = .parking
     default: self = .UNRECOGNIZED(rawValue)
     }
   }
@@ -93,6 +101,8 @@ public nonisolated enum Linli_Commerce_V1_CouponScope: SwiftProtobuf.Enum, Swift
     case .shop: return 1
     case .category: return 2
     case .goods: return 3
+    case .propertyFees: return 4
+    case .parking: return 5
     case .UNRECOGNIZED(let i): return i
     }
   }
@@ -103,6 +113,8 @@ public nonisolated enum Linli_Commerce_V1_CouponScope: SwiftProtobuf.Enum, Swift
     .shop,
     .category,
     .goods,
+    .propertyFees,
+    .parking,
   ]
 
 }
@@ -613,6 +625,9 @@ public nonisolated struct Linli_Commerce_V1_Coupon: Sendable {
   public var orderID: String = String()
 
   public var discountFen: Int64 = 0
+
+  /// The fee payment (billing) or parking payment it was spent on.
+  public var paymentID: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -2306,7 +2321,7 @@ nonisolated extension Linli_Commerce_V1_CouponKind: SwiftProtobuf._ProtoNameProv
 }
 
 nonisolated extension Linli_Commerce_V1_CouponScope: SwiftProtobuf._ProtoNameProviding {
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COUPON_SCOPE_UNSPECIFIED\0\u{1}COUPON_SCOPE_SHOP\0\u{1}COUPON_SCOPE_CATEGORY\0\u{1}COUPON_SCOPE_GOODS\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0COUPON_SCOPE_UNSPECIFIED\0\u{1}COUPON_SCOPE_SHOP\0\u{1}COUPON_SCOPE_CATEGORY\0\u{1}COUPON_SCOPE_GOODS\0\u{1}COUPON_SCOPE_PROPERTY_FEES\0\u{1}COUPON_SCOPE_PARKING\0")
 }
 
 nonisolated extension Linli_Commerce_V1_CouponState: SwiftProtobuf._ProtoNameProviding {
@@ -2651,7 +2666,7 @@ nonisolated extension Linli_Commerce_V1_ClaimCouponRequest: SwiftProtobuf.Messag
 
 nonisolated extension Linli_Commerce_V1_Coupon: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Coupon"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}template\0\u{1}state\0\u{3}claimed_at\0\u{3}expires_at\0\u{3}order_id\0\u{3}discount_fen\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{1}template\0\u{1}state\0\u{3}claimed_at\0\u{3}expires_at\0\u{3}order_id\0\u{3}discount_fen\0\u{3}payment_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -2666,6 +2681,7 @@ nonisolated extension Linli_Commerce_V1_Coupon: SwiftProtobuf.Message, SwiftProt
       case 5: try { try decoder.decodeSingularMessageField(value: &self._expiresAt) }()
       case 6: try { try decoder.decodeSingularStringField(value: &self.orderID) }()
       case 7: try { try decoder.decodeSingularInt64Field(value: &self.discountFen) }()
+      case 8: try { try decoder.decodeSingularStringField(value: &self.paymentID) }()
       default: break
       }
     }
@@ -2697,6 +2713,9 @@ nonisolated extension Linli_Commerce_V1_Coupon: SwiftProtobuf.Message, SwiftProt
     if self.discountFen != 0 {
       try visitor.visitSingularInt64Field(value: self.discountFen, fieldNumber: 7)
     }
+    if !self.paymentID.isEmpty {
+      try visitor.visitSingularStringField(value: self.paymentID, fieldNumber: 8)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -2708,6 +2727,7 @@ nonisolated extension Linli_Commerce_V1_Coupon: SwiftProtobuf.Message, SwiftProt
     if lhs._expiresAt != rhs._expiresAt {return false}
     if lhs.orderID != rhs.orderID {return false}
     if lhs.discountFen != rhs.discountFen {return false}
+    if lhs.paymentID != rhs.paymentID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -1807,6 +1807,10 @@ public nonisolated struct Linli_Parking_V1_PaySessionRequest: Sendable {
 
   public var method: Linli_Billing_V1_PaymentMethod = .unspecified
 
+  /// The payer's parking coupon (commerce, scope parking): amount_fen is then what is due less
+  /// its value (0 when it covers the whole stay). Staff at the booth may take any resident's.
+  public var couponID: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -1836,6 +1840,9 @@ public nonisolated struct Linli_Parking_V1_Payment: Sendable {
   public var hasPaidAt: Bool {self._paidAt != nil}
   /// Clears the value of `paidAt`. Subsequent reads from it will return its default value.
   public mutating func clearPaidAt() {self._paidAt = nil}
+
+  /// What a coupon took off (not in amount_fen).
+  public var couponFen: Int64 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -4636,7 +4643,7 @@ nonisolated extension Linli_Parking_V1_SessionQuote: SwiftProtobuf.Message, Swif
 
 nonisolated extension Linli_Parking_V1_PaySessionRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".PaySessionRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}session_id\0\u{3}amount_fen\0\u{1}method\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}request_id\0\u{3}session_id\0\u{3}amount_fen\0\u{1}method\0\u{3}coupon_id\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4648,6 +4655,7 @@ nonisolated extension Linli_Parking_V1_PaySessionRequest: SwiftProtobuf.Message,
       case 2: try { try decoder.decodeSingularStringField(value: &self.sessionID) }()
       case 3: try { try decoder.decodeSingularInt64Field(value: &self.amountFen) }()
       case 4: try { try decoder.decodeSingularEnumField(value: &self.method) }()
+      case 5: try { try decoder.decodeSingularStringField(value: &self.couponID) }()
       default: break
       }
     }
@@ -4666,6 +4674,9 @@ nonisolated extension Linli_Parking_V1_PaySessionRequest: SwiftProtobuf.Message,
     if self.method != .unspecified {
       try visitor.visitSingularEnumField(value: self.method, fieldNumber: 4)
     }
+    if !self.couponID.isEmpty {
+      try visitor.visitSingularStringField(value: self.couponID, fieldNumber: 5)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4674,6 +4685,7 @@ nonisolated extension Linli_Parking_V1_PaySessionRequest: SwiftProtobuf.Message,
     if lhs.sessionID != rhs.sessionID {return false}
     if lhs.amountFen != rhs.amountFen {return false}
     if lhs.method != rhs.method {return false}
+    if lhs.couponID != rhs.couponID {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -4681,7 +4693,7 @@ nonisolated extension Linli_Parking_V1_PaySessionRequest: SwiftProtobuf.Message,
 
 nonisolated extension Linli_Parking_V1_Payment: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Payment"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}receipt_no\0\u{3}amount_fen\0\u{1}method\0\u{3}refunded_fen\0\u{3}paid_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}receipt_no\0\u{3}amount_fen\0\u{1}method\0\u{3}refunded_fen\0\u{3}paid_at\0\u{3}coupon_fen\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -4695,6 +4707,7 @@ nonisolated extension Linli_Parking_V1_Payment: SwiftProtobuf.Message, SwiftProt
       case 4: try { try decoder.decodeSingularEnumField(value: &self.method) }()
       case 5: try { try decoder.decodeSingularInt64Field(value: &self.refundedFen) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._paidAt) }()
+      case 7: try { try decoder.decodeSingularInt64Field(value: &self.couponFen) }()
       default: break
       }
     }
@@ -4723,6 +4736,9 @@ nonisolated extension Linli_Parking_V1_Payment: SwiftProtobuf.Message, SwiftProt
     try { if let v = self._paidAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
+    if self.couponFen != 0 {
+      try visitor.visitSingularInt64Field(value: self.couponFen, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -4733,6 +4749,7 @@ nonisolated extension Linli_Parking_V1_Payment: SwiftProtobuf.Message, SwiftProt
     if lhs.method != rhs.method {return false}
     if lhs.refundedFen != rhs.refundedFen {return false}
     if lhs._paidAt != rhs._paidAt {return false}
+    if lhs.couponFen != rhs.couponFen {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -9,14 +9,16 @@ import SwiftProtobuf
 /// The `linli.billing.v1.BillingService` RPCs.
 public struct BillingService: Sendable {
     let fees = FeeStore()
-    let cashier = PaymentStore()
+    let cashier: PaymentStore
     let reports = BillingReportStore()
     let meters = MeterStore()
     let refunds = RefundStore()
     let handler: Handler
 
-    public init(database: Database, logger: Logger) {
+    /// `coupons`: the commerce module's fee coupons (`PayRequest.coupon_id`); nil refuses them.
+    public init(database: Database, logger: Logger, coupons: (any FeeCoupons)? = nil) {
         handler = Handler(database: database, logger: logger)
+        cashier = PaymentStore(coupons: coupons)
     }
 
     /// The largest amount one call may carry: 10 million 元.
@@ -139,10 +141,14 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let m = request.message
         let room: RoomID = try Input.id(m.roomID, field: "room_id")
         let bills = try Input.ids(m.billIds, field: "bill_ids", as: IDTag.Bill.self).map(\.uuid)
-        guard !m.methods.isEmpty, m.methods.count <= 6 else { throw LinliError.invalid("methods", "give 1 to 6 payment methods") }
+        let coupon: UUID? = m.couponID.isEmpty ? nil : try Input.id(m.couponID, field: "coupon_id", as: IDTag.Commerce.self).uuid
+        guard m.methods.count <= 6, coupon != nil || !m.methods.isEmpty else {
+            throw LinliError.invalid("methods", "give 1 to 6 payment methods (none only when a coupon pays it all)")
+        }
         var tenders: [PaymentStore.Tender] = []
         for (index, line) in m.methods.enumerated() {
             let method = try ProtoEnum.decode(line.method, PaymentStore.Method.self, field: "methods[\(index)].method")
+            guard method != .coupon else { throw LinliError.invalid("methods[\(index)].method", "a coupon is given in coupon_id") }
             let type = try Self.prepaidType(line.prepaidType, field: "methods[\(index)].prepaid_type")
             guard method == .prepaid || line.prepaidType == .unspecified else {
                 throw LinliError.invalid("methods[\(index)].prepaid_type", "is only for the prepaid method")
@@ -163,7 +169,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
         let order = m.allocation == .unspecified ? nil : try ProtoEnum.decode(m.allocation, PaymentStore.AllocationOrder.self, field: "allocation")
         return try await handler.write(request, context) { [cashier] call in
             let payment = try await cashier.pay(
-                room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind,
+                room: room, bills: bills, tenders: tenders, order: order, depositKind: depositKind, coupon: coupon,
                 by: call.principal, on: call.connection, logger: call.logger)
             return Linli_Billing_V1_PayResponse.with {
                 $0.paymentID = payment.id.uuidString.lowercased()
@@ -180,6 +186,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
                 }
                 $0.paidAt = Google_Protobuf_Timestamp(date: payment.paidAt)
                 $0.lateFeeFen = payment.lateFeeFen
+                $0.couponFen = payment.couponFen
             }
         }
     }
@@ -530,7 +537,7 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     /// Cash or a payment channel: not a stored balance.
     public static func channel(_ raw: Linli_Billing_V1_PaymentMethod, field: String) throws(LinliError) -> PaymentStore.Method {
         let method = try ProtoEnum.decode(raw, PaymentStore.Method.self, field: field)
-        guard method != .prepaid, method != .deposit else { throw .invalid(field, "must be cash or a payment channel") }
+        guard ![.prepaid, .deposit, .coupon].contains(method) else { throw .invalid(field, "must be cash or a payment channel") }
         return method
     }
 }

@@ -7,7 +7,8 @@ import PostgresNIO
 /// Parking money on the community's ledger, in the caller's transaction (the parking module
 /// owns sessions and coupons; the ledger's accounts and transfers stay here):
 /// - a temporary stay or a monthly renewal: channel ← revenue `parking_temp` / `parking_monthly`
-///   (kind `collect`, so the cashiers' daily close counts it);
+///   (kind `collect`, so the cashiers' daily close counts it); a property coupon's part from the
+///   property's coupon cost (kind `offset`);
 /// - a refund: the same revenue → channel (kind `refund`);
 /// - a merchant buying coupons: channel ← the merchant's coupon deposit (a liability);
 /// - a coupon redeemed: the merchant's coupon deposit → revenue `parking_coupon` (kind `offset`).
@@ -17,15 +18,21 @@ public enum ParkingLedger {
     /// Money taken; returns the ledger entry and the receipt number of the community's parking
     /// series (gap-free: the counter moves in this transaction).
     public static func collect(
-        _ amountFen: Int64, method: PaymentStore.Method, into revenue: Revenue, community: CommunityID, memo: String, by user: UserID,
-        on connection: PostgresConnection, logger: Logger
+        _ amountFen: Int64, couponFen: Int64 = 0, method: PaymentStore.Method, into revenue: Revenue, community: CommunityID, memo: String,
+        by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> (entry: UUID, receiptNo: String) {
-        let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         let account = try await Ledger.account(community, .revenue, subtype: revenue.rawValue, connection, logger)
+        var legs: [Ledger.Leg] = []
+        if amountFen > 0 {
+            let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
+            legs.append(.init(debit: channel, credit: account, amount: amountFen, kind: .collect, bill: nil, memo: memo))
+        }
+        if couponFen > 0 {
+            let cost = try await Ledger.couponCost(community, connection, logger)
+            legs.append(.init(debit: cost, credit: account, amount: couponFen, kind: .offset, bill: nil, memo: memo + ": coupon"))
+        }
         let entry = UUIDv7.make()
-        try await Ledger.post(
-            entry: entry, [.init(debit: channel, credit: account, amount: amountFen, kind: .collect, bill: nil, memo: memo)], by: user,
-            connection, logger)
+        try await Ledger.post(entry: entry, legs, by: user, connection, logger)
         let rows = try await connection.query("SELECT next_document_no(\(community.uuid), 'parking')", logger: logger)
         for try await number in rows.decode(String.self) { return (entry, "P" + number) }
         throw LinliError(.internal, "no parking receipt number")

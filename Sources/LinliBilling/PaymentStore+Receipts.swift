@@ -65,7 +65,8 @@ extension PaymentStore {
         let lines = try await connection.query(
             """
             SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
-                   CASE WHEN t.kind = 'late_fee' THEN '' WHEN m.kind = 'channel' THEN m.subtype ELSE m.kind END,
+                   CASE WHEN t.kind = 'late_fee' THEN '' WHEN m.kind = 'channel' THEN m.subtype
+                        WHEN m.kind = 'write_off' AND m.subtype = \(CommerceLedger.couponCost) THEN 'coupon' ELSE m.kind END,
                    CASE WHEN t.kind IN ('reversal', 'refund') THEN -t.amount_fen ELSE t.amount_fen END, t.kind
             FROM ledger_transfers t
             JOIN ledger_accounts m ON m.id = CASE WHEN t.kind IN ('reversal', 'refund') THEN t.credit_account ELSE t.debit_account END
@@ -138,6 +139,8 @@ extension PaymentStore {
                                 reversal_entry_id = \(reversal)
             WHERE id = \(payment)
             """, logger: logger)
+        // A coupon spent on it can be spent again.
+        try await coupons?.giveBack(payment: payment, on: connection, logger: logger)
         return try await receipt(payment, for: principal, on: connection, logger: logger)
     }
 

@@ -8,9 +8,13 @@ import SwiftProtobuf
 
 /// Payments, prepaid top-ups and the ledger check, in the caller's tenant transaction.
 public struct PaymentStore: Sendable {
-    public init() {}
+    /// Coupons for fees (the commerce module's); without them a coupon is refused.
+    let coupons: (any FeeCoupons)?
 
-    public enum Method: String, Sendable, CaseIterable { case cash, wechat, alipay, bankCard = "bank_card", prepaid, deposit }
+    public init(coupons: (any FeeCoupons)? = nil) { self.coupons = coupons }
+
+    /// How a bill was settled; `coupon` is never a tender a client names (it comes from `coupon_id`).
+    public enum Method: String, Sendable, CaseIterable { case cash, wechat, alipay, bankCard = "bank_card", prepaid, deposit, coupon }
 
     public struct Allocation: Sendable, Equatable {
         public var bill: UUID
@@ -27,6 +31,7 @@ public struct PaymentStore: Sendable {
         public var allocations: [Allocation]
         public var paidAt: Date
         public var lateFeeFen: Int64
+        public var couponFen: Int64 = 0
     }
 
     public struct Check: Sendable, Equatable {
@@ -117,8 +122,8 @@ public struct PaymentStore: Sendable {
     /// number is the community's next of the year, gap-free: the counter moves inside this
     /// transaction, so a failed payment rolls it back.
     public func pay(
-        room: RoomID, bills chosen: [UUID], tenders: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
-        by principal: Principal, on connection: PostgresConnection, logger: Logger
+        room: RoomID, bills chosen: [UUID], tenders given: [Tender], order requested: AllocationOrder? = nil, depositKind: String = "",
+        coupon: UUID? = nil, by principal: Principal, on connection: PostgresConnection, logger: Logger
     ) async throws -> Payment {
         let community = try await FeeStore.community(ofRoom: room, connection, logger)
         try Scope.requireCommunity(principal, community)
@@ -137,6 +142,14 @@ public struct PaymentStore: Sendable {
             throw LinliError(.failedPrecondition, "bill_ids: a chosen bill is already settled", field: "bill_ids")
         }
         let openTotal = open.reduce(0) { $0 + $1.totalDueFen }
+        let id = UUIDv7.make()
+        // A coupon settles the bills in its scope before any method.
+        var tenders = given
+        var couponUse: CouponUse?
+        if let coupon {
+            (couponUse, tenders) = try await spend(coupon, on: id, room: room, community: community, open: open, tenders: given, connection, logger)
+        }
+        let couponFen = couponUse == nil ? 0 : tenders[0].amountFen
         let total = tenders.reduce(0) { $0 + $1.amountFen }
         // The accounts the tenders draw on, locked and checked when they hold stored money.
         var accounts: [UUID] = []
@@ -166,13 +179,19 @@ public struct PaymentStore: Sendable {
                         field: "methods")
                 }
                 accounts.append(account)
+            case .coupon:
+                accounts.append(try await Ledger.couponCost(community, connection, logger))
             default:
                 accounts.append(try await Ledger.account(community, .channel, subtype: tender.method.rawValue, connection, logger))
             }
         }
         let prepaid = try await Ledger.account(community, .prepaid, subtype: PrepaidType.general.rawValue, room: room, connection, logger)
         let plan = PaymentAllocation.allocate(open.map(Self.due), tenders: tenders.map(\.amountFen)) { tender, index in
-            tenders[tender].method != .prepaid || tenders[tender].prepaidType.pays(open[index].category)
+            switch tenders[tender].method {
+            case .prepaid: tenders[tender].prepaidType.pays(open[index].category)
+            case .coupon: couponUse?.covers(open[index].category) == true
+            default: true
+            }
         }
         let left = plan.left
         var legs: [Ledger.Leg] = []
@@ -197,7 +216,8 @@ public struct PaymentStore: Sendable {
                 let method = tenders[share.tender].method
                 legs.append(
                     .init(
-                        debit: accounts[share.tender], credit: receivable, amount: share.fen, kind: method == .deposit ? .offset : .settle,
+                        debit: accounts[share.tender], credit: receivable, amount: share.fen,
+                        kind: method == .deposit || method == .coupon ? .offset : .settle,
                         bill: bill.id))
                 allocations.append(Allocation(bill: bill.id, method: method, amountFen: share.fen))
             }
@@ -205,7 +225,7 @@ public struct PaymentStore: Sendable {
         let settled = allocations.reduce(0) { $0 + $1.amountFen }
         var toPrepaid: Int64 = 0
         for index in tenders.indices where left[index] > 0 {
-            guard tenders[index].method != .prepaid, tenders[index].method != .deposit else {
+            guard ![.prepaid, .deposit, .coupon].contains(tenders[index].method) else {
                 // Stored money never turns into change: it may cover only what the methods before it leave open.
                 throw LinliError.invalid(
                     "methods",
@@ -216,7 +236,6 @@ public struct PaymentStore: Sendable {
             toPrepaid += left[index]
         }
         guard settled > 0 || toPrepaid > 0 else { throw LinliError(.failedPrecondition, "bill_ids: nothing is open to pay", field: "bill_ids") }
-        let id = UUIDv7.make()
         let lateFeeFen = lateFees.reduce(0) { $0 + $1.amount }
         if lateFeeFen > 0 {
             // Their own entry (the payment's id): a void reverses what was paid, not the late fee owed by then.
@@ -232,30 +251,50 @@ public struct PaymentStore: Sendable {
         try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
         let stored = try await connection.query(
             """
-            INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no)
+            INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no, coupon_fen)
             VALUES (\(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
-                    next_document_no(\(community.uuid), 'receipt'))
+                    next_document_no(\(community.uuid), 'receipt'), \(couponFen))
             RETURNING receipt_no, created_at
             """, logger: logger)
         var receipt = ""
         var paidAt = Date()
         for try await (number, at) in stored.decode((String, Date).self) { (receipt, paidAt) = (number, at) }
-        if settled > 0 {
-            // Points earned on it (the fee-paid rule) once this payment commits.
+        if settled > couponFen {
+            // Points earned on the money (the fee-paid rule, not on a coupon) once this payment commits.
             try await Outbox.enqueue(
                 Topic.billPaid,
                 .with {
                     $0.paymentID = id.uuidString.lowercased()
                     $0.communityID = community.description
                     $0.roomID = room.description
-                    $0.settledFen = settled
+                    $0.settledFen = settled - couponFen
                     $0.payerUserID = principal.subjectID.description
                     $0.paidAt = paidAt.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true).timeZone(separator: .omitted))
                 }, to: nil, on: connection, logger: logger)
         }
         return Payment(
             id: id, receiptNo: receipt, totalFen: total, settledFen: settled, toPrepaidFen: toPrepaid, allocations: allocations,
-            paidAt: paidAt, lateFeeFen: lateFeeFen)
+            paidAt: paidAt, lateFeeFen: lateFeeFen, couponFen: couponFen)
+    }
+
+    /// The coupon spent on payment `id`: its scope's open bills, its value as the first tender
+    /// (a tender that settles only those bills), checked to belong to someone living in the room.
+    private func spend(
+        _ coupon: UUID, on id: UUID, room: RoomID, community: CommunityID, open: [FeeStore.Bill], tenders: [Tender],
+        _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> (CouponUse, [Tender]) {
+        guard let coupons else { throw LinliError(.failedPrecondition, "coupon_id: coupons are not served here", field: "coupon_id") }
+        let use = try await coupons.use(of: coupon, community: community, on: connection, logger: logger)
+        let inScope = open.filter { use.covers($0.category) }.reduce(Int64(0)) { $0 + $1.totalDueFen }
+        guard inScope > 0 else {
+            throw LinliError(.failedPrecondition, "coupon_id: none of the bills paid is in the coupon's scope", field: "coupon_id")
+        }
+        let (fen, resident) = try await coupons.redeem(
+            coupon, for: use, community: community, inScopeFen: inScope, payment: id, on: connection, logger: logger)
+        guard try await Residency.residentLivesIn(resident, room, on: connection, logger: logger) else {
+            throw LinliError(.failedPrecondition, "coupon_id: the coupon's holder does not live in this room", field: "coupon_id")
+        }
+        return (use, [Tender(.coupon, fen)] + tenders)
     }
 
     /// Refuses a resident's own prepaid money for a room they do not live in today.

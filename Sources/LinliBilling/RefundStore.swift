@@ -86,7 +86,9 @@ public struct RefundStore: Sendable {
 
     // MARK: Refunds
 
-    /// What a payment settled on each bill, per paying account, less what approved refunds gave back: newest leg first.
+    /// What a payment settled on each bill, per paying account, less what approved refunds gave
+    /// back: newest leg first. A coupon's part is not money and is never refunded (voiding the
+    /// receipt gives the coupon back).
     struct Refundable {
         var bill: UUID
         var payer: UUID  // the account that paid: a channel, prepaid or deposit
@@ -107,7 +109,7 @@ public struct RefundStore: Sendable {
                 WHERE r.payment_id = \(payment) AND t.kind = 'refund' GROUP BY 1, 2)
             SELECT p.bill_id, p.payer, p.receivable, CASE a.kind WHEN 'channel' THEN a.subtype ELSE a.kind END,
                    (p.fen - coalesce(r.fen, 0))::int8
-            FROM paid p JOIN ledger_accounts a ON a.id = p.payer
+            FROM paid p JOIN ledger_accounts a ON a.id = p.payer AND a.kind <> 'write_off'
             LEFT JOIN refunded r ON r.bill_id = p.bill_id AND r.payer = p.payer
             ORDER BY p.newest DESC
             """, logger: logger)

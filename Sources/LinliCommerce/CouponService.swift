@@ -31,8 +31,9 @@ public struct CouponService: Sendable {
         guard (0...100_000_000).contains(t.thresholdFen) else { throw LinliError.invalid("template.threshold_fen", "must be 0 to 100000000") }
         let ids = try Input.ids(t.scopeIds, field: "template.scope_ids", as: IDTag.Commerce.self).map(\.uuid)
         guard ids.count <= 100 else { throw LinliError.invalid("template.scope_ids", "at most 100") }
-        guard (scope == .shop) == ids.isEmpty else {
-            throw LinliError.invalid("template.scope_ids", scope == .shop ? "must be empty for a shop-wide coupon" : "names the categories or goods")
+        let named = scope == .category || scope == .goods
+        guard named != ids.isEmpty else {
+            throw LinliError.invalid("template.scope_ids", named ? "names the categories or goods" : "must be empty for a coupon of this scope")
         }
         guard (1...1_000_000).contains(t.stock) else { throw LinliError.invalid("template.stock", "must be 1 to 1000000") }
         guard (1...100).contains(t.perPerson) else { throw LinliError.invalid("template.per_person", "must be 1 to 100") }
@@ -83,6 +84,7 @@ extension Linli_Commerce_V1_Coupon {
         expiresAt = Google_Protobuf_Timestamp(date: c.expiresAt)
         orderID = c.order?.uuidString.lowercased() ?? ""
         discountFen = c.discountFen
+        paymentID = c.payment?.uuidString.lowercased() ?? ""
     }
 }
 
@@ -93,6 +95,9 @@ extension CouponService: Linli_Commerce_V1_CouponService.ServiceProtocol {
         var template = try Self.template(request.message.template)
         return try await handler.write(request, context) { [store, merchants] call in
             if call.principal.role == .merchant {
+                guard template.scope.use == nil else {
+                    throw LinliError.invalid("template.scope", "coupons for fees or parking are issued by the property")
+                }
                 let own = try await merchants.ownMerchant(call.principal, on: call.connection, logger: call.logger)
                 guard try await merchants.sells(own, in: template.community, on: call.connection, logger: call.logger) else {
                     throw LinliError(.failedPrecondition, "template.community_id: your shop does not sell in this community")

@@ -1,4 +1,5 @@
 import Foundation
+import LinliBilling
 import LinliCore
 import Logging
 import PostgresNIO
@@ -14,7 +15,19 @@ public struct CouponStore: Sendable {
         case percentOff = "percent_off"
     }
 
-    public enum Scope: String, Sendable, CaseIterable { case shop, category, goods }
+    public enum Scope: String, Sendable, CaseIterable {
+        case shop, category, goods
+        /// Fees at the cashier and parking stays: issued by the property, never on an order.
+        case propertyFees = "property_fees", parking
+
+        var use: CouponUse? {
+            switch self {
+            case .shop, .category, .goods: nil
+            case .propertyFees: .propertyFees
+            case .parking: .parking
+            }
+        }
+    }
     public enum State: String, Sendable, CaseIterable { case available, used, expired }
 
     public struct Template: Sendable {
@@ -70,17 +83,24 @@ public struct CouponStore: Sendable {
                 case .shop: true
                 case .category: scopeIDs.contains(line.category) || line.parent.map(scopeIDs.contains) == true
                 case .goods: scopeIDs.contains(line.goods)
+                case .propertyFees, .parking: false
                 }
             }.reduce(Int64(0)) { $0 + $1.amountFen }
-            guard inScope > 0, inScope >= thresholdFen else { return nil }
+            return value(on: inScope)
+        }
+
+        /// What the coupon takes off `inScopeFen` (nil below the threshold or on nothing): the
+        /// amount or the percent (capped), never more than `inScopeFen`.
+        public func value(on inScopeFen: Int64) -> Int64? {
+            guard inScopeFen > 0, inScopeFen >= thresholdFen else { return nil }
             let off: Int64
             switch kind {
             case .amountOff: off = amountOffFen
             case .percentOff:
-                let raw = inScope * Int64(percentOff) / 100
+                let raw = inScopeFen * Int64(percentOff) / 100
                 off = capFen > 0 ? min(raw, capFen) : raw
             }
-            return min(off, inScope)
+            return min(off, inScopeFen)
         }
     }
 
@@ -93,6 +113,8 @@ public struct CouponStore: Sendable {
         public var expiresAt: Date
         public var order: UUID?
         public var discountFen: Int64
+        /// The fee or parking payment it was spent on.
+        public var payment: UUID?
 
         public func state(at time: Date = Date()) -> State {
             stored == "used" ? .used : (expiresAt <= time ? .expired : .available)
@@ -132,19 +154,19 @@ public struct CouponStore: Sendable {
                     id: try c[0].decode(UUID.self, context: .default), template: template, resident: try c[1].decode(UUID.self, context: .default),
                     stored: try c[2].decode(String.self, context: .default), claimedAt: try c[3].decode(Date.self, context: .default),
                     expiresAt: try c[4].decode(Date.self, context: .default), order: try c[5].decode(UUID?.self, context: .default),
-                    discountFen: try c[6].decode(Int64.self, context: .default)))
+                    discountFen: try c[6].decode(Int64.self, context: .default), payment: try c[7].decode(UUID?.self, context: .default)))
         }
         return result
     }
 
     static let couponSelect = """
-        SELECT k.id, k.resident_id, k.state, k.claimed_at, k.expires_at, k.order_id, k.discount_fen, NULL::int4, \(templateColumns)
+        SELECT k.id, k.resident_id, k.state, k.claimed_at, k.expires_at, k.order_id, k.discount_fen, k.payment_id, \(templateColumns)
         FROM coupons k JOIN coupon_templates t ON t.id = k.template_id
         """
 
     public func create(_ t: Template, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Template {
         switch t.scope {
-        case .shop:
+        case .shop, .propertyFees, .parking:
             break
         case .category:
             for try await count in try await connection.query(
@@ -255,6 +277,58 @@ public struct CouponStore: Sendable {
         try await connection.query(
             """
             UPDATE coupons SET state = 'available', order_id = NULL, discount_fen = 0, used_at = NULL WHERE order_id = \(order) AND state = 'used'
+            """, logger: logger)
+    }
+}
+
+/// Fee and parking coupons for billing and parking (which sit below commerce).
+extension CouponStore: FeeCoupons {
+    public func use(of coupon: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> CouponUse {
+        let rows = try await connection.query(
+            "SELECT t.community_id, t.scope FROM coupons k JOIN coupon_templates t ON t.id = k.template_id WHERE k.id = \(coupon)",
+            logger: logger)
+        for try await (owner, raw) in rows.decode((UUID, String).self) where owner == community.uuid {
+            guard let use = Scope(rawValue: raw)?.use else {
+                throw LinliError(.failedPrecondition, "coupon_id: the coupon is for goods, not fees or parking", field: "coupon_id")
+            }
+            return use
+        }
+        throw LinliError(.notFound, "coupon_id: no such coupon", field: "coupon_id")
+    }
+
+    public func redeem(
+        _ coupon: UUID, for use: CouponUse, community: CommunityID, inScopeFen: Int64, payment: UUID, on connection: PostgresConnection,
+        logger: Logger
+    ) async throws -> (fen: Int64, resident: ResidentID) {
+        guard
+            let found = try await coupons("\(unescaped: Self.couponSelect) WHERE k.id = \(coupon) FOR UPDATE OF k", connection, logger).first,
+            found.template.community == community
+        else { throw LinliError(.notFound, "coupon_id: no such coupon", field: "coupon_id") }
+        guard found.template.scope.use == use else {
+            throw LinliError(.failedPrecondition, "coupon_id: the coupon is not for this payment", field: "coupon_id")
+        }
+        guard found.state() == .available else {
+            throw LinliError(.failedPrecondition, "coupon_id: the coupon is \(found.state().rawValue)", field: "coupon_id")
+        }
+        guard let fen = found.template.value(on: inScopeFen) else {
+            throw LinliError(
+                .failedPrecondition, "coupon_id: the coupon needs at least \(found.template.thresholdFen) fen in its scope; \(inScopeFen) is due",
+                field: "coupon_id")
+        }
+        let rows = try await connection.query(
+            """
+            UPDATE coupons SET state = 'used', payment_id = \(payment), discount_fen = \(fen), used_at = now()
+            WHERE id = \(coupon) AND state = 'available' AND expires_at > now() RETURNING 1
+            """, logger: logger)
+        for try await _ in rows { return (fen, ResidentID(found.resident)) }
+        throw LinliError(.failedPrecondition, "coupon_id: the coupon is used or expired", field: "coupon_id")
+    }
+
+    public func giveBack(payment: UUID, on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.query(
+            """
+            UPDATE coupons SET state = 'available', payment_id = NULL, discount_fen = 0, used_at = NULL
+            WHERE payment_id = \(payment) AND state = 'used'
             """, logger: logger)
     }
 }

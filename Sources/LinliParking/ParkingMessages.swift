@@ -164,6 +164,7 @@ extension Linli_Parking_V1_Payment {
         method = ProtoEnum.encode(p.method)
         refundedFen = p.refundedFen
         paidAt = Google_Protobuf_Timestamp(date: p.paidAt)
+        couponFen = p.couponFen
     }
 }
 

@@ -10,11 +10,13 @@ import SwiftProtobuf
 /// The `linli.parking.v1.ParkingService` RPCs (parking.proto): shapes checked here, the rest in
 /// `ParkingStore` inside the caller's tenant transaction.
 public struct ParkingService: Sendable {
-    let store = ParkingStore()
+    let store: ParkingStore
     let handler: Handler
 
-    public init(database: Database, logger: Logger) {
+    /// `coupons`: the commerce module's parking coupons (`PaySessionRequest.coupon_id`).
+    public init(database: Database, logger: Logger, coupons: (any FeeCoupons)? = nil) {
         handler = Handler(database: database, logger: logger)
+        store = ParkingStore(coupons: coupons)
     }
 
     static func code(_ raw: String) throws(LinliError) -> String { try Input.code(raw) }
@@ -483,15 +485,27 @@ extension ParkingService: Linli_Parking_V1_ParkingService.ServiceProtocol {
     {
         let m = request.message
         let id = try Input.id(m.sessionID, field: "session_id", as: IDTag.Parking.self).uuid
-        guard (1...Self.maxAmountFen).contains(m.amountFen) else {
-            throw LinliError.invalid("amount_fen", "must be 1 to \(Self.maxAmountFen)")
+        let coupon: UUID? = m.couponID.isEmpty ? nil : try Input.id(m.couponID, field: "coupon_id", as: IDTag.Commerce.self).uuid
+        guard ((coupon == nil ? 1 : 0)...Self.maxAmountFen).contains(m.amountFen) else {
+            throw LinliError.invalid("amount_fen", "must be \(coupon == nil ? 1 : 0) to \(Self.maxAmountFen)")
         }
         let method = try BillingService.channel(m.method, field: "method")
         return try await handler.write(request, context) { [store] call in
             let session = try await store.session(id, for: call.principal, on: call.connection, logger: call.logger)
             let lot = try await store.lot(session.lot, for: call.principal, on: call.connection, logger: call.logger)
+            // A resident spends their own coupon; staff at the booth take the one shown to them.
+            var spent: ParkingStore.CouponSpent?
+            if let coupon {
+                let holder =
+                    call.principal.role == .resident
+                    ? ResidentID(
+                        try await OwnResident.of(call.principal.subjectID, community: lot.community, on: call.connection, logger: call.logger))
+                    : nil
+                spent = .init(coupon: coupon, holder: holder)
+            }
             let (payment, quote) = try await store.pay(
-                session, lot: lot, amount: m.amountFen, method: method, by: call.principal.subjectID, on: call.connection, logger: call.logger)
+                session, lot: lot, amount: m.amountFen, method: method, coupon: spent, by: call.principal.subjectID, on: call.connection,
+                logger: call.logger)
             let after = try await store.session(id, for: call.principal, on: call.connection, logger: call.logger)
             return .with {
                 $0.payment = .init(payment)

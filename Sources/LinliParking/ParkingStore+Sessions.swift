@@ -119,40 +119,53 @@ extension ParkingStore {
         public var method: PaymentStore.Method
         public var refundedFen: Int64
         public var paidAt: Date
+        public var couponFen: Int64 = 0
+    }
+
+    /// A parking coupon to spend on a stay, and whose it must be (nil: staff take anyone's).
+    public struct CouponSpent: Sendable {
+        public var coupon: UUID
+        public var holder: ResidentID?
+        public init(coupon: UUID, holder: ResidentID?) {
+            self.coupon = coupon
+            self.holder = holder
+        }
     }
 
     func recordPayment(
-        community: CommunityID, session: UUID?, permit: UUID?, amount: Int64, method: PaymentStore.Method, entry: UUID, receipt: String,
-        ruleVersion: Int?, refunded: Int64 = 0, refundEntry: UUID? = nil, by user: UserID, on connection: PostgresConnection, logger: Logger
+        id: UUID = UUIDv7.make(), community: CommunityID, session: UUID?, permit: UUID?, amount: Int64, couponFen: Int64 = 0,
+        method: PaymentStore.Method, entry: UUID, receipt: String, ruleVersion: Int?, refunded: Int64 = 0, refundEntry: UUID? = nil,
+        by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Payment {
-        let id = UUIDv7.make()
         let rows = try await connection.query(
             """
-            INSERT INTO parking_payments (id, community_id, session_id, permit_id, amount_fen, method, entry_id, receipt_no, refunded_fen,
-                                          refund_entry_id, rule_version, paid_by)
-            VALUES (\(id), \(community.uuid), \(session), \(permit), \(amount), \(method.rawValue), \(entry), \(receipt), \(refunded),
-                    \(refundEntry), \(ruleVersion.map { Int32(clamping: $0) }), \(user.uuid))
+            INSERT INTO parking_payments (id, community_id, session_id, permit_id, amount_fen, coupon_fen, method, entry_id, receipt_no,
+                                          refunded_fen, refund_entry_id, rule_version, paid_by)
+            VALUES (\(id), \(community.uuid), \(session), \(permit), \(amount), \(couponFen), \(method.rawValue), \(entry), \(receipt),
+                    \(refunded), \(refundEntry), \(ruleVersion.map { Int32(clamping: $0) }), \(user.uuid))
             RETURNING created_at
             """, logger: logger)
         var at = Date()
         for try await created in rows.decode(Date.self) { at = created }
-        return Payment(id: id, receiptNo: receipt, amountFen: amount, method: method, refundedFen: refunded, paidAt: at)
+        return Payment(id: id, receiptNo: receipt, amountFen: amount, method: method, refundedFen: refunded, paidAt: at, couponFen: couponFen)
     }
 
-    /// Pays the open session's due now: `amount` must be exactly that (a stale quote is refused,
-    /// never half-applied). A payment that reaches a closed session is taken and refunded at
-    /// once, so the money is never lost and never kept.
+    /// Pays the open session's due now: `amount` must be exactly that, less what a coupon takes
+    /// off (a stale quote is refused, never half-applied). A payment that reaches a closed
+    /// session is taken and refunded at once, so the money is never lost and never kept (a
+    /// coupon is not spent on it).
     public func pay(
-        _ session: Session, lot: Lot, amount: Int64, method: PaymentStore.Method, by user: UserID, on connection: PostgresConnection,
-        logger: Logger
+        _ session: Session, lot: Lot, amount: Int64, method: PaymentStore.Method, coupon: CouponSpent? = nil, by user: UserID,
+        on connection: PostgresConnection, logger: Logger
     ) async throws -> (Payment, Quote) {
         let now = Date()
         let quote = try await self.quote(session, lot: lot, at: now, on: connection, logger: logger)
         let stillOpen = try await openSession(lot: lot.id, plate: session.plate, on: connection, logger: logger)?.id == session.id
         let memo = "parking \(session.plate)"
-        let (entry, receipt) = try await ParkingLedger.collect(
-            amount, method: method, into: .temp, community: lot.community, memo: memo, by: user, on: connection, logger: logger)
         guard stillOpen else {
+            guard amount > 0 else { throw LinliError(.failedPrecondition, "session_id: the car has left; nothing is due", field: "session_id") }
+            let (entry, receipt) = try await ParkingLedger.collect(
+                amount, method: method, into: .temp, community: lot.community, memo: memo, by: user, on: connection, logger: logger)
             let refund = try await ParkingLedger.refund(
                 amount, method: method, from: .temp, community: lot.community, memo: "\(memo): the car had left", by: user, on: connection,
                 logger: logger)
@@ -164,24 +177,48 @@ extension ParkingStore {
         guard quote.dueFen > 0 else {
             throw LinliError(.failedPrecondition, "amount_fen: nothing is due now", field: "amount_fen")
         }
-        guard amount == quote.dueFen else {
-            throw LinliError(.failedPrecondition, "amount_fen: \(quote.dueFen) fen is due now, not \(amount)", field: "amount_fen")
+        let id = UUIDv7.make()
+        var couponFen: Int64 = 0
+        if let coupon { couponFen = try await spend(coupon, on: id, dueFen: quote.dueFen, community: lot.community, connection, logger) }
+        guard amount == quote.dueFen - couponFen else {
+            let coupon = couponFen > 0 ? " (\(quote.dueFen) less the coupon's \(couponFen))" : ""
+            throw LinliError(
+                .failedPrecondition, "amount_fen: \(quote.dueFen - couponFen) fen is due now\(coupon), not \(amount)", field: "amount_fen")
         }
+        let (entry, receipt) = try await ParkingLedger.collect(
+            amount, couponFen: couponFen, method: method, into: .temp, community: lot.community, memo: memo, by: user, on: connection,
+            logger: logger)
         let off = try await ParkingGate.redeem(quote.used, session: session.id, community: lot.community, at: now, on: connection, logger: logger)
         try await connection.query(
             """
-            UPDATE parking_sessions SET paid_fen = paid_fen + \(amount), coupon_off_fen = coupon_off_fen + \(off), paid_at = \(now),
+            UPDATE parking_sessions SET paid_fen = paid_fen + \(amount + couponFen), coupon_off_fen = coupon_off_fen + \(off), paid_at = \(now),
                                         gross_fen = GREATEST(gross_fen, \(quote.grossFen))
             WHERE id = \(session.id)
             """, logger: logger)
         let payment = try await recordPayment(
-            community: lot.community, session: session.id, permit: nil, amount: amount, method: method, entry: entry, receipt: receipt,
-            ruleVersion: session.ruleVersion, by: user, on: connection, logger: logger)
+            id: id, community: lot.community, session: session.id, permit: nil, amount: amount, couponFen: couponFen, method: method,
+            entry: entry, receipt: receipt, ruleVersion: session.ruleVersion, by: user, on: connection, logger: logger)
         try await MetricDelta.record(.parkingRevenueFen, delta: amount, community: lot.community, on: connection, logger: logger)
         var after = quote
         after.dueFen = 0
         after.leaveBy = now.addingTimeInterval(TimeInterval(lot.payWindowMinutes * 60))
         return (payment, after)
+    }
+
+    /// The coupon spent on parking payment `id`: what it takes off `dueFen`.
+    private func spend(
+        _ spent: CouponSpent, on id: UUID, dueFen: Int64, community: CommunityID, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws -> Int64 {
+        guard let coupons else { throw LinliError(.failedPrecondition, "coupon_id: coupons are not served here", field: "coupon_id") }
+        guard try await coupons.use(of: spent.coupon, community: community, on: connection, logger: logger) == .parking else {
+            throw LinliError(.failedPrecondition, "coupon_id: the coupon is not for parking", field: "coupon_id")
+        }
+        let (fen, resident) = try await coupons.redeem(
+            spent.coupon, for: .parking, community: community, inScopeFen: dueFen, payment: id, on: connection, logger: logger)
+        if let holder = spent.holder, holder != resident {
+            throw LinliError(.notFound, "coupon_id: no such coupon of yours", field: "coupon_id")
+        }
+        return fen
     }
 
     /// Staff close an open session by hand.

@@ -9,7 +9,10 @@ import PostgresNIO
 /// caller's tenant transaction. Everything found by id is checked against the caller's
 /// communities: another community's (or tenant's) row is NOT_FOUND.
 public struct ParkingStore: Sendable {
-    public init() {}
+    /// Parking coupons (the commerce module's); without them a coupon is refused.
+    let coupons: (any FeeCoupons)?
+
+    public init(coupons: (any FeeCoupons)? = nil) { self.coupons = coupons }
 
     public struct Lot: Sendable {
         public var id: UUID
