@@ -357,6 +357,11 @@ extension OrderService: Linli_Commerce_V1_OrderService.ServiceProtocol {
         let id = try Self.orderID(m.orderID)
         let reason = try Input.text(m.reason, field: "reason", min: 0, max: 200)
         return try await orderWrite(request, context) { [store, channels] call in
+            // Staff who may see every order (a cashier, say) do not cancel one: the buyer, the shop or a manager does.
+            let role = call.principal.role
+            guard role == .resident || role == .merchant || Permission.commerceManage.isGranted(to: role) else {
+                throw LinliError(.permissionDenied, "order_id: the buyer, the shop or a manager cancels an order", field: "order_id")
+            }
             let order = try await store.visible(id, to: call.principal, forUpdate: true, on: call.connection, logger: call.logger)
             let why = reason.isEmpty ? (call.principal.role == .resident ? "用户取消" : "商家取消") : reason
             return .init(

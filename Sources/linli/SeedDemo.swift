@@ -62,7 +62,8 @@ struct SeedDemo: AsyncParsableCommand {
             meter concentrator "DEMO-METER-1" (\(meterFile)) and broadcast terminal "DEMO-PA-1" in zone 全区 (\(broadcastFile))
             shop 鲜丰水果 (active, 5% commission) selling 阳山水蜜桃 (6 只装 59.90元, 12 只装 109.90元, 100 each) under 生鲜 › 水果;
               points: budget 100,000, worth 1 fen each at checkout (at most 30% of an order); 1 point per 元 of fees paid and of goods;
-              coupon 物业满50减5 (the property's, any goods of 50元 or more); group buy 水蜜桃三人团 (12 只装 at 89.90元, 3 members, 24 h)
+              coupons 物业满50减5 (the property's, any goods of 50元 or more), 物业费满100减10 (fees, at the cashier), 停车券5元 (a stay);
+              group buy 水蜜桃三人团 (12 只装 at 89.90元, 3 members, 24 h)
             """)
     }
 
@@ -147,6 +148,15 @@ struct SeedDemo: AsyncParsableCommand {
                     id: UUIDv7.make(), community: demo.community, merchant: nil, name: "物业满50减5", kind: .amountOff, amountOffFen: 500,
                     percentOff: 0, capFen: 0, thresholdFen: 5_000, scope: .shop, scopeIDs: [], stock: 1_000, claimed: 0, perPerson: 1,
                     claimFrom: now, claimUntil: now.addingTimeInterval(30 * 86_400), validDays: 30), by: manager, on: connection, logger: logger)
+            for (name, scope, off, threshold) in [
+                ("物业费满100减10", CouponStore.Scope.propertyFees, Int64(1_000), Int64(10_000)), ("停车券5元", .parking, 500, 0),
+            ] {
+                _ = try await CouponStore().create(
+                    .init(
+                        id: UUIDv7.make(), community: demo.community, merchant: nil, name: name, kind: .amountOff, amountOffFen: off, percentOff: 0,
+                        capFen: 0, thresholdFen: threshold, scope: scope, scopeIDs: [], stock: 1_000, claimed: 0, perPerson: 1, claimFrom: now,
+                        claimUntil: now.addingTimeInterval(30 * 86_400), validDays: 30), by: manager, on: connection, logger: logger)
+            }
             let groups = GroupBuyStore()
             let campaign = try await groups.publish(
                 .init(

@@ -632,6 +632,14 @@ struct CommerceTests {
         let first = try await place()
         #expect(first.couponFen == 1_000 && first.payFen == 4_890 && first.couponID == mine.id)
         #expect(await rpcCode { try await place() } == .failedPrecondition, "a used coupon is not used twice")
+        let cashier = try await f.server.login(f.demo, "cashier")
+        #expect(
+            await rpcCode {
+                try await f.orders.cancelOrder(
+                    .with {
+                        $0.requestID = UUID().uuidString; $0.orderID = first.id
+                    }, metadata: cashier)
+            } == .permissionDenied, "a cashier sees orders, and cancels none")
         _ = try await f.orders.cancelOrder(
             .with {
                 $0.requestID = UUID().uuidString; $0.orderID = first.id

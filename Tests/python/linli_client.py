@@ -125,6 +125,8 @@ def shop_walkthrough(target, ca, tenant, password, say=print):
     coupon_id = ""
     for template in resident.coupons.ListCouponTemplates(commerce_pb2.ListCouponTemplatesRequest(community_id=community),
                                                          metadata=resident.metadata).templates:
+        if template.scope != commerce_pb2.COUPON_SCOPE_SHOP:
+            continue  # the fee and parking coupons are for the cashier and the lane
         try:
             coupon = resident.coupons.ClaimCoupon(commerce_pb2.ClaimCouponRequest(request_id=rid(), template_id=template.id),
                                                   metadata=resident.metadata)
