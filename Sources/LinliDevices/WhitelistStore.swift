@@ -15,16 +15,25 @@ public struct WhitelistStore: Sendable {
         self.database = database
     }
 
-    /// Reconciles the devices something marked (a move-out, a revoked card, an expired pass...);
-    /// returns how many it looked at. Several processes may run it at once: each device is
-    /// taken by one.
+    /// Reconciles the devices of the communities something marked (a move-out, a revoked card,
+    /// an expired pass...; migration 0035); returns how many devices it looked at. Several
+    /// processes may run it at once: each mark is taken by one, and devices are locked in id
+    /// order so two passes over one community wait rather than deadlock.
     @discardableResult
     public func reconcileMarked(tenant: TenantRef, logger: Logger) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
             let rows = try await connection.query(
                 """
+                WITH taken AS (
+                    DELETE FROM whitelist_marks WHERE (community_id, xact) IN (
+                        SELECT community_id, xact FROM whitelist_marks ORDER BY community_id, xact LIMIT 500 FOR UPDATE SKIP LOCKED)
+                    RETURNING community_id
+                )
                 SELECT count(whitelist_reconcile(id)) FROM (
-                    SELECT id FROM devices WHERE whitelist_dirty ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED
+                    SELECT d.id FROM devices d
+                    WHERE d.community_id IN (SELECT community_id FROM taken) AND d.status = 'active'
+                      AND EXISTS (SELECT 1 FROM door_devices dd WHERE dd.device_id = d.id)
+                    ORDER BY d.id
                 ) marked
                 """, logger: logger)
             for try await count in rows.decode(Int64.self) { return Int(clamping: count) }
@@ -39,8 +48,11 @@ public struct WhitelistStore: Sendable {
         try await database.tenantTransaction(tenant) { connection in
             let rows = try await connection.query(
                 """
-                SELECT count(whitelist_reconcile(d.id)) FROM devices d
-                WHERE d.status = 'active' AND EXISTS (SELECT 1 FROM door_devices dd WHERE dd.device_id = d.id)
+                SELECT count(whitelist_reconcile(id)) FROM (
+                    SELECT d.id FROM devices d
+                    WHERE d.status = 'active' AND EXISTS (SELECT 1 FROM door_devices dd WHERE dd.device_id = d.id)
+                    ORDER BY d.id
+                ) every
                 """, logger: logger)
             for try await count in rows.decode(Int64.self) { return Int(clamping: count) }
             return 0

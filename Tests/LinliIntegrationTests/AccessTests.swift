@@ -108,7 +108,7 @@ struct AccessFixture {
             try await WhitelistStore(database: server.app.database).reconcileMarked(tenant: demo.tenant, logger: server.app.logger)
             let dirty = try await server.app.database.tenantTransaction(demo.tenant) { connection in
                 var count: Int64 = 0
-                for try await n in try await connection.query("SELECT count(*) FROM devices WHERE whitelist_dirty", logger: server.app.logger)
+                for try await n in try await connection.query("SELECT count(*) FROM whitelist_marks", logger: server.app.logger)
                     .decode(Int64.self)
                 { count = n }
                 return count
@@ -116,7 +116,7 @@ struct AccessFixture {
             if dirty == 0 { return }
             try await Task.sleep(for: .milliseconds(50))
         }
-        Issue.record("devices stayed marked for a whitelist reconcile")
+        Issue.record("communities stayed marked for a whitelist reconcile")
     }
 
     /// Runs the device for `seconds` with `extra` arguments; returns its output.
@@ -177,6 +177,35 @@ struct AccessTests {
         let moved = try await f.runDevice(["--swipe", "CARD0001", "--door", "gate"])
         #expect(moved.output.contains("upserts=0 removes=1 entries=2"), "\(moved.output)")
         #expect(moved.output.contains("access card CARD0001 refused: unknown card"))
+    }
+
+    @Test("a card written while a reconcile runs reaches the device: a pass that cannot see the writer leaves its mark")
+    func markOutlivesStalePass() async throws {
+        let f = try await AccessFixture.make(try await TestServer.shared.value)
+        let holder = try await f.resident("持卡人", room: 0)
+        try await f.settle()
+        let manager = try #require(f.demo.users["manager"])
+        let logger = f.server.app.logger
+        try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            // Another change commits first (the devices are marked), then this writer adds a
+            // card and a reconcile runs before it commits: the reconcile cannot see the card.
+            _ = try await f.resident("邻居", room: 1)
+            try await connection.query(
+                """
+                INSERT INTO access_credentials (id, community_id, resident_id, kind, value, created_by)
+                VALUES (\(UUID()), \(f.demo.community.uuid), \(try #require(UUID(uuidString: holder.id))), 'card', 'CARD0100', \(manager.uuid))
+                """, logger: logger)
+            try await WhitelistStore(database: f.server.app.database).reconcileMarked(tenant: f.demo.tenant, logger: logger)
+        }
+        try await f.settle()
+        let cards = try await f.server.app.database.tenantTransaction(f.demo.tenant) { connection in
+            var values: [String] = []
+            for try await value in try await connection.query(
+                "SELECT value FROM whitelist_entries WHERE removed_version IS NULL AND kind = 'card'", logger: logger
+            ).decode(String.self) { values.append(value) }
+            return values
+        }
+        #expect(cards == ["CARD0100"])
     }
 
     @Test("QR codes verify offline on the device; residents see only their own access history")
