@@ -103,14 +103,23 @@ struct OutboxIsolationTests {
         let demo = try await server.newTenant()
         let resident = try #require(demo.users["resident1"])
         let logger = server.app.database.logger
-        // The test server's own relay would take these messages too (it wakes on every
-        // commit): the tenant leaves the registry, so only the relay below sees its schema.
+        // The test server's own relay would take these messages too: it wakes on every commit,
+        // and a sweep that listed the tenants before it left the registry still holds it by its
+        // schema's name. Out of the registry and renamed (schema and role), the tenant is seen
+        // by the relay below only.
+        let hidden = try TenantRef(id: demo.tenant.id, slug: "h" + String(demo.tenant.slug.prefix(39)), isActive: true)
         try await server.app.database.platformTransaction { connection in
             try await connection.query("DELETE FROM platform.rollup_state WHERE tenant_id = \(demo.tenant.id.uuid)", logger: logger)
             try await connection.query("DELETE FROM platform.tenants WHERE id = \(demo.tenant.id.uuid)", logger: logger)
         }
+        // Only the superuser may rename them (the application role inherits nothing).
+        try await Self.asSuperuser(
+            [
+                "ALTER SCHEMA \(demo.tenant.schema) RENAME TO \(hidden.schema)",
+                "ALTER ROLE \(demo.tenant.schema) RENAME TO \(hidden.schema)",
+            ], logger: logger)
         server.app.tenants.invalidate()
-        try await server.app.database.tenantTransaction(demo.tenant) { connection in
+        try await server.app.database.tenantTransaction(hidden) { connection in
             for topic in ["billing.work_order_charge", "work_order.completed"] {
                 try await connection.query(
                     """
@@ -122,8 +131,8 @@ struct OutboxIsolationTests {
         let relay = OutboxRelayJob(
             database: server.app.database, tenants: server.app.tenants,
             consumers: [failing] + LinliApplication.outboxConsumers(redis: nil, logger: logger).filter { $0.name == .inbox }, logger: logger)
-        let moved = try await relay.relay(demo.tenant)
-        let (inbox, waiting) = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+        let moved = try await relay.relay(hidden)
+        let (inbox, waiting) = try await server.app.database.tenantTransaction(hidden) { connection in
             var result: (Int64, Int64) = (0, 0)
             for try await row in try await connection.query(
                 """
@@ -136,6 +145,24 @@ struct OutboxIsolationTests {
         // Billing was handed its message and failed: the message waits. The inbox consumer,
         // after it in the same pass, delivered.
         #expect(failing.calls.count.load(ordering: .relaxed) == 1)
-        #expect(moved == 1 && inbox == 1 && waiting == 1)
+        #expect(moved == 1)
+        #expect(inbox == 1)
+        #expect(waiting == 1)
+    }
+
+    /// Runs `statements` as the test stack's superuser (its cluster trusts loopback connections).
+    static func asSuperuser(_ statements: [String], logger: Logger) async throws {
+        let environment = ProcessInfo.processInfo.environment
+        let configuration = PostgresConnection.Configuration(
+            host: environment["LINLI_POSTGRES_HOST"] ?? "127.0.0.1", port: Int(environment["LINLI_POSTGRES_PORT"] ?? "") ?? 5432,
+            username: "postgres", password: nil, database: environment["LINLI_POSTGRES_DATABASE"] ?? "linli", tls: .disable)
+        let connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: logger)
+        do {
+            for sql in statements { try await connection.query(PostgresQuery(unsafeSQL: sql), logger: logger) }
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+        try await connection.close()
     }
 }
