@@ -121,16 +121,12 @@ public struct Database: Sendable {
                     mark = Stage.begin.record(since: mark)
                     let result = try await body(connection)
                     mark = Stage.body.record(since: mark)
+                    try Self.requireOpen(connection)
                     try await connection.query("COMMIT", logger: logger)
                     Stage.commit.record(since: mark)
                     return result
                 } catch {
-                    // ROLLBACK runs even when this task is cancelled (the client went away,
-                    // shutdown): a cancelled task's query throws without being sent, which would
-                    // hand the pool a connection still inside this transaction. When it cannot
-                    // run, the connection closes.
-                    let rolledBack = await Task { (try? await connection.query("ROLLBACK", logger: logger)) != nil }.value
-                    if !rolledBack { try? await connection.close() }
+                    if await !Self.rollBack(connection, logger: logger) { try? await connection.close() }
                     throw error
                 }
             }
@@ -142,6 +138,44 @@ public struct Database: Sendable {
                 logger.error("transaction failed", metadata: ["error.code": "\(mapped.code)", "error.cause": "\(String(reflecting: error))"])
             }
             throw mapped
+        }
+    }
+
+    /// Refuses a statement on a connection that is gone. postgres-nio 1.33 never completes a
+    /// statement written after the connection's channel was torn down (the write reaches no
+    /// handler, and the statement's promise is dropped): the call would wait forever. Checked
+    /// before the transaction's own statements; the body's statements in flight when the
+    /// connection dies are failed by postgres-nio itself.
+    static func requireOpen(_ connection: PostgresConnection) throws(LinliError) {
+        if connection.isClosed { throw LinliError(.unavailable, "database connection lost; retry") }
+    }
+
+    /// ROLLBACK after a failed body; false when it could not run (the connection then closes).
+    /// It runs even when this task is cancelled (the client went away, shutdown): a cancelled
+    /// task's query throws without being sent, which would hand the pool a connection still
+    /// inside this transaction. A connection that is gone answers at once: this waits for the
+    /// ROLLBACK or for the connection's close, whichever comes first (after an error from a
+    /// killed backend the close is already under way, and a ROLLBACK written behind it would
+    /// never answer; see `requireOpen`).
+    static func rollBack(_ connection: PostgresConnection, logger: Logger) async -> Bool {
+        if connection.isClosed { return false }
+        final class Once: Sendable {
+            let done = Mutex(false)
+            /// True the first time only.
+            func take() -> Bool {
+                done.withLock { done in
+                    defer { done = true }
+                    return !done
+                }
+            }
+        }
+        let once = Once()
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let answer: @Sendable (Bool) -> Void = { rolledBack in
+                if once.take() { continuation.resume(returning: rolledBack) }
+            }
+            connection.closeFuture.whenComplete { _ in answer(false) }
+            Task { answer((try? await connection.query("ROLLBACK", logger: logger)) != nil) }
         }
     }
 
