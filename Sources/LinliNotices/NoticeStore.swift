@@ -122,20 +122,20 @@ public struct NoticeStore: Sendable {
     }
 
     /// A page of the feed: pinned first, newest first. Residents see unexpired notices for
-    /// the whole community or their buildings; staff see everything in the community.
+    /// the whole community or their buildings (`user_buildings_today`: their scope's and those they
+    /// live in today, so a move counts from its day without a new sign-in); staff see everything.
     public func list(
         community: CommunityID, for principal: Principal, after cursor: Cursor?, limit: Int,
         tenant: TenantRef, logger: Logger
     ) async throws(LinliError) -> (notices: [Notice], next: Cursor?) {
         let audienceOnly = principal.role == .resident
-        let buildings = principal.buildingIDs.map(\.uuid)
         let hasCursor = cursor != nil
         let cPinned = cursor?.pinned ?? true
         let cAt = cursor?.publishedAt ?? Date.distantFuture
         let cID = cursor?.id.uuid ?? UUID()
         let query = FeedQuery(
             user: principal.subjectID.uuid, community: community.uuid, audienceOnly: audienceOnly,
-            buildings: buildings, hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
+            hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
             cursorID: cID, limit: limit + 1)
         let notices: [Notice] = try await database.tenantTransaction(tenant) { connection in
             var result: [Notice] = []
@@ -151,7 +151,6 @@ public struct NoticeStore: Sendable {
 
     /// Marks a notice read by `principal`; a notice that does not reach them is not found.
     public func markRead(_ id: NoticeID, by principal: Principal, tenant: TenantRef, logger: Logger) async throws(LinliError) -> Date {
-        let buildings = principal.buildingIDs.map(\.uuid)
         let communities = principal.communityIDs.map(\.uuid)
         let audienceOnly = principal.role == .resident
         let readAt: Date? = try await database.tenantTransaction(tenant) { connection in
@@ -160,7 +159,8 @@ public struct NoticeStore: Sendable {
                 SELECT 1 FROM notices n
                 WHERE n.id = \(id.uuid) AND n.community_id = ANY(\(communities))
                   AND (NOT \(audienceOnly) OR n.audience_all OR EXISTS (SELECT 1 FROM notice_buildings nb
-                       WHERE nb.notice_id = n.id AND nb.building_id = ANY(\(buildings))))
+                       WHERE nb.notice_id = n.id
+                         AND nb.building_id IN (SELECT building_id FROM user_buildings_today(\(principal.subjectID.uuid), n.community_id))))
                 """, logger: logger)
             var found = false
             for try await _ in visible { found = true }
@@ -195,9 +195,8 @@ public struct NoticeStore: Sendable {
                        (SELECT count(DISTINCT u.id) FROM users u
                           JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = n.community_id
                          WHERE u.role = 'resident' AND u.status = 'active'
-                           AND (n.audience_all OR EXISTS (SELECT 1 FROM user_buildings ub
-                                JOIN notice_buildings nb ON nb.building_id = ub.building_id AND nb.notice_id = n.id
-                                WHERE ub.user_id = u.id)))
+                           AND (n.audience_all OR EXISTS (SELECT 1 FROM user_buildings_today(u.id, n.community_id) ub
+                                JOIN notice_buildings nb ON nb.building_id = ub.building_id AND nb.notice_id = n.id)))
                 FROM notices n WHERE n.id = \(id.uuid) AND (\(isOperator) OR n.community_id = ANY(\(communities)))
                 """, logger: logger)
             for try await row in rows.decode((Int64, Int64).self) { return row }
@@ -221,17 +220,16 @@ struct FeedQuery: PostgresPreparedStatement {
           AND (NOT $3 OR (
                 (n.expires_at IS NULL OR n.expires_at > now())
                 AND (n.audience_all OR EXISTS (SELECT 1 FROM notice_buildings nb
-                     WHERE nb.notice_id = n.id AND nb.building_id = ANY($4)))))
-          AND (NOT $5 OR (n.pinned, n.published_at, n.id) < ($6, $7, $8))
+                     WHERE nb.notice_id = n.id AND nb.building_id IN (SELECT building_id FROM user_buildings_today($1, $2))))))
+          AND (NOT $4 OR (n.pinned, n.published_at, n.id) < ($5, $6, $7))
         ORDER BY n.pinned DESC, n.published_at DESC, n.id DESC
-        LIMIT $9
+        LIMIT $8
         """
     typealias Row = NoticeStore.Notice
 
     var user: UUID
     var community: UUID
     var audienceOnly: Bool
-    var buildings: [UUID]
     var hasCursor: Bool
     var cursorPinned: Bool
     var cursorAt: Date
@@ -239,11 +237,10 @@ struct FeedQuery: PostgresPreparedStatement {
     var limit: Int
 
     func makeBindings() throws -> PostgresBindings {
-        var bindings = PostgresBindings(capacity: 9)
+        var bindings = PostgresBindings(capacity: 8)
         bindings.append(user)
         bindings.append(community)
         bindings.append(audienceOnly)
-        bindings.append(buildings)
         bindings.append(hasCursor)
         bindings.append(cursorPinned)
         bindings.append(cursorAt)

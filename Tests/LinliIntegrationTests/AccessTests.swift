@@ -61,11 +61,14 @@ struct AccessFixture {
         return AccessFixture(server: server, demo: demo, manager: manager, device: device, doors: doors, rooms: rooms)
     }
 
-    static var today: String {
+    static var today: String { day(offset: 0) }
+
+    /// The demo community's day `offset` days from today, YYYY-MM-DD.
+    static func day(offset: Int) -> String {
         let formatter = DateFormatter()
         formatter.dateFormat = "yyyy-MM-dd"
         formatter.timeZone = TimeZone(identifier: BusinessDay.defaultTimeZone)
-        return formatter.string(from: Date())
+        return formatter.string(from: Date().addingTimeInterval(Double(offset) * 86_400))
     }
 
     /// A resident living in `room` from today, linked to `user` when given.

@@ -37,6 +37,68 @@ struct NoticeTests {
         #expect(staff.notices.count == 4)
     }
 
+    @Test("a move reaches the feed on its day, in the same session: in, not before the move-in day, out")
+    func moveReachesFeed() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let manager = try await server.login(demo, "manager")
+        _ = try await server.notices.publishNotice(demo.publishRequest(title: "2栋专属", buildings: [demo.buildings[1]]), metadata: manager)
+        let session = try await server.login(demo, "resident1")
+        let user = try #require(demo.users["resident1"])
+        #expect(try await !list(server, demo, as: session).notices.contains { $0.title == "2栋专属" })
+
+        let base = BaseDataClient(wrapping: server.client)
+        func room(_ number: String) async throws -> String {
+            var room = Linli_Property_V1_CreateRoomRequest()
+            room.requestID = UUID().uuidString
+            room.buildingID = demo.buildings[1].description
+            room.number = number
+            room.areaCentiM2 = 9_000
+            room.kind = .residence
+            return try await base.createRoom(room, metadata: manager).room.id
+        }
+        let later = try await room("808")
+        let now = try await room("809")
+        // Moving in tomorrow: not yet.
+        var register = Linli_Property_V1_RegisterResidentRequest()
+        register.requestID = UUID().uuidString
+        register.communityID = demo.community.description
+        register.name = "搬家的住户"
+        register.userID = user.description
+        register.roomID = later
+        register.relation = .renter
+        register.moveIn = AccessFixture.day(offset: 1)
+        let resident = try await base.registerResident(register, metadata: manager).resident
+        #expect(try await !list(server, demo, as: session).notices.contains { $0.title == "2栋专属" })
+
+        // Moving into another room of 2栋 today: seen at once, and it may be marked read.
+        var move = Linli_Property_V1_MoveInRequest()
+        move.requestID = UUID().uuidString
+        move.residentID = resident.id
+        move.roomID = now
+        move.relation = .renter
+        move.moveIn = AccessFixture.today
+        let moved = try await base.moveIn(move, metadata: manager).resident
+        let feed = try await list(server, demo, as: session).notices
+        let notice = try #require(feed.first { $0.title == "2栋专属" }, "\(feed.map(\.title))")
+        _ = try await server.notices.markNoticeRead(
+            .with {
+                $0.requestID = UUID().uuidString
+                $0.noticeID = notice.id
+            }, metadata: session)
+
+        // Out of both (the later one before it began): gone again.
+        #expect(moved.residencies.count == 2)
+        for residency in moved.residencies {
+            var out = Linli_Property_V1_MoveOutRequest()
+            out.requestID = UUID().uuidString
+            out.residencyID = residency.id
+            out.moveOut = residency.moveIn
+            _ = try await base.moveOut(out, metadata: manager)
+        }
+        #expect(try await !list(server, demo, as: session).notices.contains { $0.title == "2栋专属" })
+    }
+
     @Test("expired notices leave the resident feed")
     func expiry() async throws {
         let server = try await TestServer.shared.value
