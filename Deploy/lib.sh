@@ -125,5 +125,11 @@ stack_env() {
 # The toolchain's formatter in lint mode over everything but generated code; warnings fail.
 lint_sources() {
   (cd "$LINLI_ROOT" && find Sources Tenancy Tests -name '*.swift' -not -path 'Sources/LinliAPI/*' -print0 |
-     xargs -0 swift format lint --strict --parallel --configuration .swift-format)
+     xargs -0 swift format lint --strict --parallel --configuration .swift-format) || return 1
+  # The server's statements go through `run`, which answers when the connection closes under
+  # them; postgres-nio's own `query`/`execute` can wait forever then (Tenancy/PostgresConnection+Run.swift).
+  local bare
+  bare=$(cd "$LINLI_ROOT" && grep -rnE '\.(query|execute)\(' Sources Tenancy --include='*.swift' |
+    grep -v -e '^Sources/LinliAPI/' -e '^Tenancy/PostgresConnection+Run.swift:' -e 'query(intent:' || true)
+  if [ -n "$bare" ]; then echo "statements must use connection.run(...):"; echo "$bare"; return 1; fi
 }

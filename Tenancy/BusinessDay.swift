@@ -18,7 +18,7 @@ public struct BusinessDay: Sendable, Equatable {
 
     /// The calendar of `community`, from its `time_zone`.
     public static func of(_ community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> BusinessDay {
-        let rows = try await connection.query("SELECT time_zone FROM communities WHERE id = \(community.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT time_zone FROM communities WHERE id = \(community.uuid)", logger: logger)
         for try await zone in rows.decode(String.self) {
             guard let timeZone = TimeZone(identifier: zone) else { throw LinliError(.internal, "community time zone \(zone) is unknown") }
             return BusinessDay(timeZone: timeZone)

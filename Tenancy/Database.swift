@@ -107,22 +107,18 @@ public struct Database: Sendable {
                     }
                 }
                 defer { watchdog?.cancel() }
-                // BEGIN and the tenant switch are queued on the connection together: the
-                // connection sends the switch the moment BEGIN completes, and this task wakes
-                // once for both (it still costs PostgreSQL two round trips; postgres-nio sends
-                // one statement at a time).
-                let begin: EventLoopFuture<PostgresQueryResult> = connection.query("BEGIN", logger: logger)
                 do {
+                    // One statement after the other: the switch must follow BEGIN (it is local to
+                    // the transaction), and each waits for its answer or the connection's close.
+                    try await connection.run("BEGIN", logger: logger)
                     if let schema {
                         let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
-                        for try await _ in try await connection.execute(tenantSwitch, logger: logger) {}
+                        _ = try await connection.run(tenantSwitch, logger: logger)
                     }
-                    _ = try await begin.get()
                     mark = Stage.begin.record(since: mark)
                     let result = try await body(connection)
                     mark = Stage.body.record(since: mark)
-                    try Self.requireOpen(connection)
-                    try await connection.query("COMMIT", logger: logger)
+                    try await connection.run("COMMIT", logger: logger)
                     Stage.commit.record(since: mark)
                     return result
                 } catch {
@@ -141,42 +137,13 @@ public struct Database: Sendable {
         }
     }
 
-    /// Refuses a statement on a connection that is gone. postgres-nio 1.33 never completes a
-    /// statement written after the connection's channel was torn down (the write reaches no
-    /// handler, and the statement's promise is dropped): the call would wait forever. Checked
-    /// before the transaction's own statements; the body's statements in flight when the
-    /// connection dies are failed by postgres-nio itself.
-    static func requireOpen(_ connection: PostgresConnection) throws(LinliError) {
-        if connection.isClosed { throw LinliError(.unavailable, "database connection lost; retry") }
-    }
-
     /// ROLLBACK after a failed body; false when it could not run (the connection then closes).
     /// It runs even when this task is cancelled (the client went away, shutdown): a cancelled
     /// task's query throws without being sent, which would hand the pool a connection still
-    /// inside this transaction. A connection that is gone answers at once: this waits for the
-    /// ROLLBACK or for the connection's close, whichever comes first (after an error from a
-    /// killed backend the close is already under way, and a ROLLBACK written behind it would
-    /// never answer; see `requireOpen`).
+    /// inside this transaction. A connection that is gone answers at once (`run`).
     static func rollBack(_ connection: PostgresConnection, logger: Logger) async -> Bool {
         if connection.isClosed { return false }
-        final class Once: Sendable {
-            let done = Mutex(false)
-            /// True the first time only.
-            func take() -> Bool {
-                done.withLock { done in
-                    defer { done = true }
-                    return !done
-                }
-            }
-        }
-        let once = Once()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let answer: @Sendable (Bool) -> Void = { rolledBack in
-                if once.take() { continuation.resume(returning: rolledBack) }
-            }
-            connection.closeFuture.whenComplete { _ in answer(false) }
-            Task { answer((try? await connection.query("ROLLBACK", logger: logger)) != nil) }
-        }
+        return (try? await connection.run("ROLLBACK", logger: logger)) != nil
     }
 
     /// Turns a storage error into a domain error that leaks nothing.

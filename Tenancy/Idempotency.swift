@@ -31,14 +31,14 @@ public enum Idempotency {
         // claims the key or finds it taken and replays the stored response.
         // Table name interpolation: one of two constants above.
         var claimed = false
-        let insert = try await connection.query(
+        let insert = try await connection.run(
             """
             INSERT INTO \(unescaped: table.rawValue) (principal_id, request_id, method, request_hash)
             VALUES (\(principal.uuid), \(requestID), \(method), \(hash)) ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger)
         for try await _ in insert { claimed = true }
         if !claimed {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT request_hash, response FROM \(unescaped: table.rawValue)
                 WHERE principal_id = \(principal.uuid) AND request_id = \(requestID)
@@ -53,7 +53,7 @@ public enum Idempotency {
             throw LinliError(.unavailable, "request_id: a call with this id is still in progress; retry")
         }
         let response = try await effect()
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE \(unescaped: table.rawValue) SET response = \(response)
             WHERE principal_id = \(principal.uuid) AND request_id = \(requestID)

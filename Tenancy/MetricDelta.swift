@@ -30,7 +30,7 @@ public struct MetricDelta: Sendable {
         _ metric: Metric, delta: Int64, community: CommunityID,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO metric_deltas (community_id, day, metric, delta)
             VALUES (\(community.uuid), community_today(\(community.uuid)), \(metric.rawValue), \(delta))

@@ -42,9 +42,9 @@ public struct MigrationRunner: Sendable {
     public func migratePlatform() async throws(LinliError) {
         for migration in catalog.platform {
             try await database.platformTransaction { connection in
-                try await connection.query("SELECT pg_advisory_xact_lock(\(Self.platformLock))", logger: database.logger)
-                try await connection.query("CREATE SCHEMA IF NOT EXISTS platform", logger: database.logger)
-                try await connection.query(
+                try await connection.run("SELECT pg_advisory_xact_lock(\(Self.platformLock))", logger: database.logger)
+                try await connection.run("CREATE SCHEMA IF NOT EXISTS platform", logger: database.logger)
+                try await connection.run(
                     """
                     CREATE TABLE IF NOT EXISTS platform.schema_migrations (
                         scope text NOT NULL, version integer NOT NULL, name text NOT NULL,
@@ -62,7 +62,7 @@ public struct MigrationRunner: Sendable {
     public func migrateTenants() async throws(LinliError) -> Report {
         let tenants: [TenantRef] = try await database.platformTransaction { connection in
             var result: [TenantRef] = []
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT id, slug, status FROM platform.tenants ORDER BY id", logger: database.logger)
             for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
                 result.append(try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active"))
@@ -73,7 +73,7 @@ public struct MigrationRunner: Sendable {
         // migrations are exactly the catalog's; an edited one fails fast here.
         let applied: [String: [Int: String]] = try await database.platformTransaction { connection in
             var result: [String: [Int: String]] = [:]
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT scope, version, checksum FROM platform.schema_migrations WHERE scope <> 'platform'",
                 logger: database.logger)
             for try await (scope, version, checksum) in rows.decode((String, Int, String).self) {
@@ -125,21 +125,21 @@ public struct MigrationRunner: Sendable {
     /// statement.
     func applyTenantMigrations(schema: String, _ connection: PostgresConnection) async throws -> Int {
         let logger = database.logger
-        try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\("linli.migrate." + schema)))", logger: logger)
+        try await connection.run("SELECT pg_advisory_xact_lock(hashtext(\("linli.migrate." + schema)))", logger: logger)
         let applied = try await Self.applied(scope: schema, connection, logger)
         let pending = try catalog.tenant.filter { try !Self.verify($0, against: applied, scope: schema) }
         guard !pending.isEmpty else { return 0 }
-        try await connection.query(
+        try await connection.run(
             "SELECT set_config('role', \(schema), true), set_config('search_path', \(schema), true)", logger: logger)
         let statements = pending.flatMap(\.statements)
         if let block = SQLScript.block(statements) {
-            try await connection.query(PostgresQuery(unsafeSQL: block), logger: logger)
+            try await connection.run(PostgresQuery(unsafeSQL: block), logger: logger)
         } else {
-            for statement in statements { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
+            for statement in statements { try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger) }
         }
-        try await connection.query("SET LOCAL ROLE NONE", logger: logger)
-        try await connection.query("SELECT set_config('search_path', 'platform', true)", logger: logger)
-        try await connection.query(
+        try await connection.run("SET LOCAL ROLE NONE", logger: logger)
+        try await connection.run("SELECT set_config('search_path', 'platform', true)", logger: logger)
+        try await connection.run(
             """
             INSERT INTO platform.schema_migrations (scope, version, name, checksum)
             SELECT \(schema), * FROM unnest(\(pending.map(\.version))::int[], \(pending.map(\.name))::text[],
@@ -150,7 +150,7 @@ public struct MigrationRunner: Sendable {
 
     private static func applied(scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Int: String] {
         var result: [Int: String] = [:]
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT version, checksum FROM platform.schema_migrations WHERE scope = \(scope)", logger: logger)
         for try await (version, checksum) in rows.decode((Int, String).self) { result[version] = checksum }
         return result
@@ -167,13 +167,13 @@ public struct MigrationRunner: Sendable {
 
     private static func run(_ migration: Migration, scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
         for statement in migration.statements {
-            try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
         }
         try await record(migration, scope: scope, connection, logger)
     }
 
     private static func record(_ migration: Migration, scope: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO platform.schema_migrations (scope, version, name, checksum)
             VALUES (\(scope), \(migration.version), \(migration.name), \(migration.checksum))

@@ -77,7 +77,7 @@ public enum Outbox {
     ) async throws {
         guard !topic.needsRecipient || recipient != nil else { throw LinliError(.internal, "outbox topic \(topic.name) needs a recipient") }
         let body = try payload.jsonString(options: json)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO outbox (topic, recipient_id, payload) VALUES (\(topic.name), \(recipient?.uuid), \(body)::jsonb)
             """, logger: logger)
@@ -96,7 +96,7 @@ public enum Outbox {
     public static func claim(
         _ topics: [String], limit: Int, on connection: PostgresConnection, logger: Logger
     ) async throws -> [Message] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH claimed AS (
                 SELECT id FROM outbox WHERE delivered_at IS NULL AND topic = ANY(\(topics)::text[])
@@ -113,7 +113,7 @@ public enum Outbox {
 
     /// Messages of `topics` not yet delivered.
     public static func pending(_ topics: [String], on connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT count(*)::int8 FROM outbox WHERE delivered_at IS NULL AND topic = ANY(\(topics)::text[])", logger: logger)
         for try await count in rows.decode(Int64.self) { return Int(count) }
         return 0

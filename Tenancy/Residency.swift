@@ -31,7 +31,7 @@ public enum Residency {
 
     /// Whether resident-user `user` lives in `room` today.
     public static func userLivesIn(_ user: UserID, _ room: RoomID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT 1 FROM residencies h JOIN residents r ON r.id = h.resident_id JOIN rooms rm ON rm.id = h.room_id
             WHERE r.user_id = \(user.uuid) AND h.room_id = \(room.uuid) AND resides_on(h.move_in, h.move_out, community_today(rm.community_id))
@@ -44,7 +44,7 @@ public enum Residency {
     public static func residentLivesIn(
         _ resident: ResidentID, _ room: RoomID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT 1 FROM residencies h JOIN rooms rm ON rm.id = h.room_id
             WHERE h.resident_id = \(resident.uuid) AND h.room_id = \(room.uuid)
@@ -58,7 +58,7 @@ public enum Residency {
     public static func homeOf(
         _ user: UserID, in community: CommunityID, on connection: PostgresConnection, logger: Logger
     ) async throws -> RoomID? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT h.room_id FROM residencies h JOIN residents r ON r.id = h.resident_id JOIN rooms rm ON rm.id = h.room_id
             WHERE r.user_id = \(user.uuid) AND rm.community_id = \(community.uuid)

@@ -42,7 +42,7 @@ public enum Scope {
 
     /// The community a room belongs to; `notFound` for an unknown room.
     public static func communityOf(room: RoomID, on connection: PostgresConnection, logger: Logger) async throws -> CommunityID {
-        let rows = try await connection.query("SELECT community_id FROM rooms WHERE id = \(room.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT community_id FROM rooms WHERE id = \(room.uuid)", logger: logger)
         for try await id in rows.decode(UUID.self) { return CommunityID(id) }
         throw LinliError.notFound("room")
     }
@@ -51,7 +51,7 @@ public enum Scope {
     public static func building(of room: RoomID, in community: CommunityID, on connection: PostgresConnection, logger: Logger)
         async throws -> BuildingID?
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT building_id FROM community_rooms(\(community.uuid)) WHERE room_id = \(room.uuid)", logger: logger)
         for try await building in rows.decode(UUID.self) { return BuildingID(building) }
         return nil
@@ -59,21 +59,21 @@ public enum Scope {
 
     /// The community a building belongs to; `notFound` for an unknown building.
     public static func communityOf(building: BuildingID, on connection: PostgresConnection, logger: Logger) async throws -> CommunityID {
-        let rows = try await connection.query("SELECT community_id FROM buildings WHERE id = \(building.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT community_id FROM buildings WHERE id = \(building.uuid)", logger: logger)
         for try await id in rows.decode(UUID.self) { return CommunityID(id) }
         throw LinliError.notFound("building")
     }
 
     /// `notFound` unless the community exists.
     public static func requireExists(_ community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws {
-        let rows = try await connection.query("SELECT 1 FROM communities WHERE id = \(community.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT 1 FROM communities WHERE id = \(community.uuid)", logger: logger)
         for try await _ in rows { return }
         throw LinliError.notFound("community")
     }
 
     /// Whether `user` is an active member (staff or resident account) of `community`.
     public static func isMember(_ user: UserID, of community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE u.id = \(user.uuid) AND uc.community_id = \(community.uuid) AND u.status = 'active'

@@ -30,13 +30,13 @@ public struct TenantProvisioner: Sendable {
     public func create(slug: String, name: String, plan: String, on connection: PostgresConnection) async throws -> Tenant {
         let ref = try TenantRef(id: .make(), slug: slug, isActive: true)
         let logger = runner.database.logger
-        let exists = try await connection.query(
+        let exists = try await connection.run(
             "SELECT 1 FROM platform.tenants WHERE slug = \(slug) UNION ALL SELECT 1 FROM pg_roles WHERE rolname = \(ref.schema)",
             logger: logger)
         for try await _ in exists {
             throw LinliError(.alreadyExists, "slug: a tenant named \(slug) exists", field: "slug")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO platform.tenants (id, slug, name, status, plan) VALUES (\(ref.id.uuid), \(slug), \(name), 'active', \(plan))
             RETURNING created_at
@@ -44,14 +44,14 @@ public struct TenantProvisioner: Sendable {
         var createdAt = Date()
         for try await (at) in rows.decode(Date.self) { createdAt = at }
         if let spare = try await claimSpare(on: connection) {
-            try await connection.query(PostgresQuery(unsafeSQL: Self.renameSQL(spare: spare, to: ref.schema)), logger: logger)
-            try await connection.query(
+            try await connection.run(PostgresQuery(unsafeSQL: Self.renameSQL(spare: spare, to: ref.schema)), logger: logger)
+            try await connection.run(
                 "UPDATE platform.schema_migrations SET scope = \(ref.schema) WHERE scope = \(spare)", logger: logger)
         } else {
             try await createSchema(ref.schema, on: connection)
         }
         _ = try await runner.applyTenantMigrations(schema: ref.schema, connection)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO platform.rollup_state (tenant_id, folded_through) VALUES (\(ref.id.uuid), now())
             """, logger: logger)
@@ -65,14 +65,14 @@ public struct TenantProvisioner: Sendable {
         // spare's `s_` + 20 of [a-z0-9]. PUBLIC has no rights on a new schema, and the
         // application role (NOINHERIT) gets none either: it reaches tenant tables only
         // through SET LOCAL ROLE.
-        try await connection.query(PostgresQuery(unsafeSQL: "CREATE ROLE \(schema) NOLOGIN"), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "GRANT \(schema) TO CURRENT_USER"), logger: logger)
-        try await connection.query(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema) AUTHORIZATION \(schema)"), logger: logger)
+        try await connection.run(PostgresQuery(unsafeSQL: "CREATE ROLE \(schema) NOLOGIN"), logger: logger)
+        try await connection.run(PostgresQuery(unsafeSQL: "GRANT \(schema) TO CURRENT_USER"), logger: logger)
+        try await connection.run(PostgresQuery(unsafeSQL: "CREATE SCHEMA \(schema) AUTHORIZATION \(schema)"), logger: logger)
     }
 
     /// The oldest spare schema, taken out of the pool (back in it if the caller's transaction rolls back).
     private func claimSpare(on connection: PostgresConnection) async throws -> String? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             DELETE FROM platform.tenant_spares
             WHERE schema = (SELECT schema FROM platform.tenant_spares ORDER BY created_at, schema LIMIT 1 FOR UPDATE SKIP LOCKED)
@@ -112,7 +112,7 @@ public struct TenantProvisioner: Sendable {
     public func spares() async throws(LinliError) -> Int {
         try await runner.database.platformTransaction { connection in
             var count = 0
-            for try await n in try await connection.query("SELECT count(*)::int FROM platform.tenant_spares", logger: runner.database.logger)
+            for try await n in try await connection.run("SELECT count(*)::int FROM platform.tenant_spares", logger: runner.database.logger)
                 .decode(Int.self)
             { count = n }
             return count
@@ -126,7 +126,7 @@ public struct TenantProvisioner: Sendable {
         try await runner.database.platformTransaction { connection in
             try await createSchema(schema, on: connection)
             _ = try await runner.applyTenantMigrations(schema: schema, connection)
-            try await connection.query("INSERT INTO platform.tenant_spares (schema) VALUES (\(schema))", logger: runner.database.logger)
+            try await connection.run("INSERT INTO platform.tenant_spares (schema) VALUES (\(schema))", logger: runner.database.logger)
         }
     }
 

@@ -49,7 +49,7 @@ public final class TenantRegistry: Sendable {
         let now = ContinuousClock.now
         if let hit = cache.withLock({ $0[key] }), now - hit.1 < ttl { return hit.0 }
         let found: TenantRef? = try await database.platformTransaction { connection in
-            let rows = try await connection.query(query, logger: database.logger)
+            let rows = try await connection.run(query, logger: database.logger)
             for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
                 return try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active")
             }
@@ -66,7 +66,7 @@ extension Database {
     public func allTenants() async throws(LinliError) -> [TenantRef] {
         try await platformTransaction { connection in
             var result: [TenantRef] = []
-            let rows = try await connection.query("SELECT id, slug, status FROM platform.tenants ORDER BY id", logger: logger)
+            let rows = try await connection.run("SELECT id, slug, status FROM platform.tenants ORDER BY id", logger: logger)
             for try await (id, slug, status) in rows.decode((UUID, String, String).self) {
                 result.append(try TenantRef(id: TenantID(id), slug: slug, isActive: status == "active"))
             }

@@ -43,7 +43,7 @@ public struct AlarmEscalationJob: Service, Sendable {
 
     public func run(_ tenant: TenantRef) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT a.id, a.type, a.community_id, a.device_id, a.source, a.detail, a.raised_at,
                        (SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
@@ -62,7 +62,7 @@ public struct AlarmEscalationJob: Service, Sendable {
             for (alarm, type, community, device, point, detail, raised, manager) in due {
                 if type == "elevator.trapped" {
                     // The work order exists since the alarm; past the arrival clock the managers act (second tier).
-                    try await connection.query("UPDATE device_alarms SET escalated_at = now() WHERE id = \(alarm)", logger: logger)
+                    try await connection.run("UPDATE device_alarms SET escalated_at = now() WHERE id = \(alarm)", logger: logger)
                     try await FireHandler.notify(
                         alarm: alarm, type: "elevator.escalated", detail: "困人 \(ElevatorHandler.arrivalMinutes) 分钟未到达: \(detail)",
                         device: DeviceID(device), community: community, roles: ["manager"], on: connection, logger: logger)
@@ -74,7 +74,7 @@ public struct AlarmEscalationJob: Service, Sendable {
                         community: CommunityID(community), manager: UserID(manager), point: point, detail: detail, raised: raised,
                         tenant: tenant, on: connection)
                 }
-                try await connection.query(
+                try await connection.run(
                     "UPDATE device_alarms SET escalated_at = now(), work_order_id = \(order) WHERE id = \(alarm)", logger: logger)
                 try await FireHandler.notify(
                     alarm: alarm, type: "fire.escalated", detail: "火警未确认已超时: \(detail.isEmpty ? point : detail)",
@@ -90,7 +90,7 @@ public struct AlarmEscalationJob: Service, Sendable {
         on connection: PostgresConnection
     ) async throws -> UUID {
         let store = WorkOrderStore()
-        let known = try await connection.query(
+        let known = try await connection.run(
             "SELECT 1 FROM repair_categories WHERE community_id = \(community.uuid) AND code = \(Self.category)", logger: logger)
         var exists = false
         for try await _ in known { exists = true }
@@ -130,8 +130,8 @@ public struct TelemetryPartitionJob: Service, Sendable {
         await PeriodicJob.run(every: .seconds(6 * 3_600), first: .atStart, name: "telemetry partitions", logger: logger) {
             for tenant in try await database.allTenants() where tenant.isActive {
                 try await database.tenantTransaction(tenant) { connection in
-                    try await connection.query("SELECT telemetry_partitions(now()::date, 3)", logger: logger)
-                    let old = try await connection.query(
+                    try await connection.run("SELECT telemetry_partitions(now()::date, 3)", logger: logger)
+                    let old = try await connection.run(
                         """
                         SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
                         JOIN pg_namespace n ON n.oid = p.relnamespace
@@ -141,7 +141,7 @@ public struct TelemetryPartitionJob: Service, Sendable {
                     var names: [String] = []
                     for try await name in old.decode(String.self) { names.append(name) }
                     // Names matched ^telemetry_[0-9]{6}$ above: safe to interpolate.
-                    for name in names { try await connection.query(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger) }
+                    for name in names { try await connection.run(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger) }
                 }
             }
         }

@@ -61,7 +61,7 @@ public struct AlarmStore: Sendable {
         var binds = PostgresBindings()
         binds.append(id)
         let sql = "SELECT \(Self.columns) FROM device_alarms WHERE id = $1" + (lock ? " FOR UPDATE" : "")
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
+        let rows = try await connection.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger)
         guard let alarm = try await Self.alarms(rows).first, principal.canAct(in: alarm.community) else { throw LinliError.notFound("alarm") }
         return alarm
     }
@@ -85,14 +85,14 @@ public struct AlarmStore: Sendable {
         }
         binds.append(Int32(clamping: limit))
         sql += " ORDER BY raised_at DESC, id DESC LIMIT $\(binds.count)"
-        return try await Self.alarms(try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger))
+        return try await Self.alarms(try await connection.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger))
     }
 
     public func acknowledge(_ alarm: Alarm, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws {
         guard alarm.status == "active" else {
             throw LinliError(.failedPrecondition, "alarm_id: the alarm is \(alarm.status) already", field: "alarm_id")
         }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE device_alarms SET status = 'acknowledged', acknowledged_at = now(), acknowledged_by = \(user.uuid)
             WHERE id = \(alarm.id) AND status = 'active'
@@ -100,7 +100,7 @@ public struct AlarmStore: Sendable {
     }
 
     public func assign(_ alarm: Alarm, to user: UserID, on connection: PostgresConnection, logger: Logger) async throws {
-        let staff = try await connection.query(
+        let staff = try await connection.run(
             """
             SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE u.id = \(user.uuid) AND uc.community_id = \(alarm.community.uuid) AND u.role <> 'resident' AND u.status = 'active'
@@ -108,7 +108,7 @@ public struct AlarmStore: Sendable {
         var found = false
         for try await _ in staff { found = true }
         guard found else { throw LinliError.invalid("user_id", "is not active staff of the alarm's community") }
-        try await connection.query("UPDATE device_alarms SET assignee_id = \(user.uuid) WHERE id = \(alarm.id)", logger: logger)
+        try await connection.run("UPDATE device_alarms SET assignee_id = \(user.uuid) WHERE id = \(alarm.id)", logger: logger)
     }
 
     /// Clears the alarm; a false alarm needs a reason and counts toward the point's daily limit,
@@ -118,7 +118,7 @@ public struct AlarmStore: Sendable {
     ) async throws {
         guard alarm.status != "cleared" else { throw LinliError(.failedPrecondition, "alarm_id: the alarm is cleared already", field: "alarm_id") }
         if falseAlarm, reason.isEmpty { throw LinliError.invalid("reason", "a false alarm needs its cause") }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE device_alarms SET status = 'cleared', cleared_at = now(), cleared_by = \(user.uuid), false_alarm = \(falseAlarm),
                                      clear_reason = \(reason),
@@ -126,7 +126,7 @@ public struct AlarmStore: Sendable {
             WHERE id = \(alarm.id)
             """, logger: logger)
         guard falseAlarm, alarm.type == "fire", !alarm.source.isEmpty else { return }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH limit_ AS (SELECT coalesce((SELECT false_alarm_daily_limit FROM fire_settings WHERE community_id = \(alarm.community.uuid)), 5) AS n),
             today AS (
@@ -176,19 +176,19 @@ public struct AlarmStore: Sendable {
     }
 
     public func createPoint(_ p: FirePoint, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> FirePoint {
-        let device = try await connection.query("SELECT community_id, kind FROM devices WHERE id = \(p.device)", logger: logger)
+        let device = try await connection.run("SELECT community_id, kind FROM devices WHERE id = \(p.device)", logger: logger)
         var found: (UUID, String)?
         for try await row in device.decode((UUID, String).self) { found = row }
         guard let (community, kind) = found, principal.canAct(in: CommunityID(community)) else { throw LinliError.notFound("device") }
         guard kind == "detector" else { throw LinliError.invalid("device_id", "is a \(kind) device, not a fire panel (DETECTOR)") }
         if let building = p.building {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT 1 FROM buildings WHERE id = \(building) AND community_id = \(community)", logger: logger)
             var ok = false
             for try await _ in rows { ok = true }
             guard ok else { throw LinliError.notFound("building") }
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO fire_points (id, community_id, device_id, code, kind, building_id, floor, location)
             VALUES (\(p.id), \(community), \(p.device), \(p.code), \(p.kind), \(p.building), \(Int32(clamping: p.floor)), \(p.location))
@@ -201,7 +201,7 @@ public struct AlarmStore: Sendable {
     }
 
     public func points(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [FirePoint] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, device_id, code, kind, building_id, floor, location, disabled, remediation_flagged_at
             FROM fire_points WHERE community_id = \(community.uuid) ORDER BY device_id, code
@@ -217,14 +217,14 @@ public struct AlarmStore: Sendable {
     }
 
     public func settings(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> (escalate: Int, limit: Int) {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT escalate_after_seconds, false_alarm_daily_limit FROM fire_settings WHERE community_id = \(community.uuid)", logger: logger)
         for try await (escalate, limit) in rows.decode((Int32, Int32).self) { return (Int(clamping: escalate), Int(clamping: limit)) }
         return (180, 5)
     }
 
     public func setSettings(community: CommunityID, escalate: Int, limit: Int, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO fire_settings (community_id, escalate_after_seconds, false_alarm_daily_limit)
             VALUES (\(community.uuid), \(Int32(clamping: escalate)), \(Int32(clamping: limit)))
@@ -250,7 +250,7 @@ public struct AlarmStore: Sendable {
         binds.append(c)
         binds.append(from)
         binds.append(to)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT count(*) FILTER (WHERE type = 'fire'), count(*) FILTER (WHERE type = 'fire' AND false_alarm),
@@ -266,7 +266,7 @@ public struct AlarmStore: Sendable {
                 fireAlarms: Int(clamping: r.0), falseAlarms: Int(clamping: r.1), faults: Int(clamping: r.2), escalated: Int(clamping: r.3),
                 medianAckSeconds: Int(clamping: r.4), pointsFlagged: Int(clamping: r.5), alarms: [])
         }
-        let list = try await connection.query(
+        let list = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT \(Self.columns) FROM device_alarms
@@ -313,7 +313,7 @@ extension AlarmStore {
     /// Creates the rule, or replaces the one of the same (kind, metric, name); a changed rule
     /// starts its state afresh.
     public func setRule(_ r: Rule, on connection: PostgresConnection, logger: Logger) async throws -> Rule {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO alarm_rules (id, community_id, device_kind, metric, comparison, threshold_milli, duration_seconds, repeat_count,
                                      clear_threshold_milli, severity, name)
@@ -326,12 +326,12 @@ extension AlarmStore {
             """, logger: logger)
         var stored = r
         for try await id in rows.decode(UUID.self) { stored.id = id }
-        try await connection.query("DELETE FROM alarm_rule_state WHERE rule_id = \(stored.id)", logger: logger)
+        try await connection.run("DELETE FROM alarm_rule_state WHERE rule_id = \(stored.id)", logger: logger)
         return stored
     }
 
     public func rules(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Rule] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, device_kind, metric, comparison = 'above', threshold_milli, duration_seconds, repeat_count, clear_threshold_milli,
                    severity, name
@@ -361,11 +361,11 @@ extension AlarmStore {
         device: DeviceID, metric: String, from: Date, to: Date, bucket: Int, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (buckets: [Bucket], uptimeBasisPoints: Int) {
-        let owner = try await connection.query("SELECT community_id FROM devices WHERE id = \(device.uuid)", logger: logger)
+        let owner = try await connection.run("SELECT community_id FROM devices WHERE id = \(device.uuid)", logger: logger)
         var community: UUID?
         for try await id in owner.decode(UUID.self) { community = id }
         guard let community, principal.canAct(in: CommunityID(community)) else { throw LinliError.notFound("device") }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT date_bin(make_interval(secs => \(Int32(clamping: bucket))), at, \(from)) AS b, avg(value_milli)::int8, min(value_milli),
                    max(value_milli), count(*)::int4

@@ -131,20 +131,20 @@ public struct BroadcastStore: Sendable {
             guard device.kind == "broadcast" else { throw LinliError.invalid("device_ids", "\(id) is a \(device.kind) device, not BROADCAST") }
         }
         let zone = UUIDv7.make()
-        let made = try await connection.query(
+        let made = try await connection.run(
             "INSERT INTO broadcast_zones (id, community_id, name) VALUES (\(zone), \(community.uuid), \(name)) ON CONFLICT DO NOTHING RETURNING 1",
             logger: logger)
         var ok = false
         for try await _ in made { ok = true }
         guard ok else { throw LinliError(.alreadyExists, "name: the community has a zone of this name", field: "name") }
-        try await connection.query(
+        try await connection.run(
             "INSERT INTO broadcast_zone_devices (zone_id, device_id) SELECT \(zone), unnest(\(ids.map(\.uuid))::uuid[]) ON CONFLICT DO NOTHING",
             logger: logger)
         return zone
     }
 
     public func zones(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [(UUID, String, [UUID])] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT z.id, z.name, coalesce(array_agg(d.device_id) FILTER (WHERE d.device_id IS NOT NULL), '{}')
             FROM broadcast_zones z LEFT JOIN broadcast_zone_devices d ON d.zone_id = z.id
@@ -160,7 +160,7 @@ public struct BroadcastStore: Sendable {
     public func schedule(_ task: Task, zones: [UUID], by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws
         -> UUID
     {
-        let terminals = try await connection.query(
+        let terminals = try await connection.run(
             """
             SELECT DISTINCT d.id FROM devices d
             LEFT JOIN broadcast_zone_devices zd ON zd.device_id = d.id LEFT JOIN broadcast_zones z ON z.id = zd.zone_id
@@ -170,11 +170,11 @@ public struct BroadcastStore: Sendable {
         var ids: [DeviceID] = []
         for try await id in terminals.decode(UUID.self) { ids.append(DeviceID(id)) }
         if !zones.isEmpty {
-            let known = try await connection.query(
+            let known = try await connection.run(
                 "SELECT count(*) FROM broadcast_zones WHERE id = ANY(\(zones)::uuid[]) AND community_id = \(task.community.uuid)", logger: logger)
             for try await count in known.decode(Int64.self) where count != Int64(clamping: Set(zones).count) { throw LinliError.notFound("zone") }
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO broadcast_tasks (id, community_id, priority, source, content, repeat, starts_at, minute_of_day, weekdays,
                                          duration_seconds, valid_until, emergency, created_by)
@@ -195,7 +195,7 @@ public struct BroadcastStore: Sendable {
         let row = try await devices.queue(
             Self.command(task), action: task.cancelled ? "cancel_broadcast" : "broadcast", to: target, ttl: ttl, by: principal.subjectID,
             on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO broadcast_deliveries (task_id, device_id, version, command_id)
             VALUES (\(task.id), \(device.uuid), \(Int32(clamping: task.version)), \(row.id.uuid))
@@ -208,7 +208,7 @@ public struct BroadcastStore: Sendable {
     {
         var binds = PostgresBindings()
         binds.append(id)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT id, community_id, priority, source, content, repeat, starts_at, minute_of_day, weekdays, duration_seconds,
@@ -229,12 +229,12 @@ public struct BroadcastStore: Sendable {
     /// Cancels the task: a new version that tells each terminal holding it to drop it.
     public func cancel(_ task: Task, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Task {
         guard !task.cancelled else { return task }
-        try await connection.query(
+        try await connection.run(
             "UPDATE broadcast_tasks SET cancelled_at = now(), version = version + 1 WHERE id = \(task.id)", logger: logger)
         var cancelled = task
         cancelled.cancelled = true
         cancelled.version += 1
-        let holders = try await connection.query("SELECT device_id FROM broadcast_deliveries WHERE task_id = \(task.id)", logger: logger)
+        let holders = try await connection.run("SELECT device_id FROM broadcast_deliveries WHERE task_id = \(task.id)", logger: logger)
         var ids: [DeviceID] = []
         for try await id in holders.decode(UUID.self) { ids.append(DeviceID(id)) }
         for id in ids { try await deliver(cancelled, to: id, by: principal, on: connection, logger: logger) }
@@ -242,7 +242,7 @@ public struct BroadcastStore: Sendable {
     }
 
     public func deliveries(_ task: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [(UUID, String, Date?)] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT b.device_id, c.state, CASE WHEN c.state = 'succeeded' THEN c.updated_at END
             FROM broadcast_deliveries b JOIN device_commands c ON c.id = b.command_id
@@ -256,7 +256,7 @@ public struct BroadcastStore: Sendable {
     /// Sends again every active task copy whose command expired or failed (a terminal offline
     /// past the command's day): nothing a terminal missed stays missed. Returns how many.
     public func resync(on connection: PostgresConnection, logger: Logger) async throws -> Int {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT b.task_id, b.device_id, t.community_id,
                    (SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id

@@ -36,7 +36,7 @@ public struct ElevatorHandler: DeviceEventHandler {
             guard case .elevator(let e) = incoming.event.body else { continue }
             let state = Self.states[e.state] ?? "unknown"
             let floor = Int32(clamping: e.floor)
-            try await connection.query(
+            try await connection.run(
                 """
                 WITH ev AS (
                     INSERT INTO elevator_events (device_id, seq, code, state, floor, door_open, fault_code, trapped, device_time)
@@ -58,7 +58,7 @@ public struct ElevatorHandler: DeviceEventHandler {
             {
                 let order = try await Self.fileWorkOrder(
                     community: CommunityID(raised.community), code: e.elevatorCode, floor: Int(clamping: floor), on: connection, logger: logger)
-                try await connection.query("UPDATE device_alarms SET work_order_id = \(order) WHERE id = \(raised.id)", logger: logger)
+                try await connection.run("UPDATE device_alarms SET work_order_id = \(order) WHERE id = \(raised.id)", logger: logger)
             }
             if !e.faultCode.isEmpty {
                 _ = try await FireHandler.raise(
@@ -73,7 +73,7 @@ public struct ElevatorHandler: DeviceEventHandler {
     static func fileWorkOrder(community: CommunityID, code: String, floor: Int, on connection: PostgresConnection, logger: Logger)
         async throws -> UUID?
     {
-        let managers = try await connection.query(
+        let managers = try await connection.run(
             """
             SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE uc.community_id = \(community.uuid) AND u.role = 'manager' AND u.status = 'active' ORDER BY u.id LIMIT 1
@@ -82,7 +82,7 @@ public struct ElevatorHandler: DeviceEventHandler {
         for try await id in managers.decode(UUID.self) { manager = id }
         guard let manager else { return nil }
         let store = WorkOrderStore()
-        let known = try await connection.query(
+        let known = try await connection.run(
             "SELECT 1 FROM repair_categories WHERE community_id = \(community.uuid) AND code = \(category)", logger: logger)
         var exists = false
         for try await _ in known { exists = true }

@@ -43,24 +43,24 @@ public struct FireHandler: DeviceEventHandler {
                 alarm = try await Self.raise(
                     type: type, severity: severity, point: fire.pointCode, detail: fire.detail, device: device, on: connection, logger: logger)
                 if kind == "disabled" {
-                    try await connection.query(
+                    try await connection.run(
                         "UPDATE fire_points SET disabled = true WHERE device_id = \(device.uuid) AND code = \(fire.pointCode)", logger: logger)
                 }
             } else if kind == "reset" {
-                try await connection.query(
+                try await connection.run(
                     """
                     UPDATE device_alarms SET status = 'cleared', cleared_at = now(), clear_reason = 'reset at the panel'
                     WHERE device_id = \(device.uuid) AND (type = 'fire' OR type LIKE 'fire.%') AND status <> 'cleared'
                     """, logger: logger)
             } else if kind.hasPrefix("linkage") {
-                try await connection.query(
+                try await connection.run(
                     """
                     UPDATE device_alarms SET detail = left(detail || ' · ' || \(kind == "linkage_started" ? "联动启动" : "联动反馈"), 500),
                                              last_seen_at = now()
                     WHERE device_id = \(device.uuid) AND type = 'fire' AND status <> 'cleared'
                     """, logger: logger)
             }
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO fire_events (device_id, seq, community_id, point_id, point_code, kind, detail, device_time, late, alarm_id)
                 SELECT d.id, \(incoming.seq), d.community_id, p.id, \(fire.pointCode), \(kind), \(fire.detail), \(incoming.deviceTime),
@@ -90,7 +90,7 @@ public struct FireHandler: DeviceEventHandler {
         type: String, severity: String, point: String, detail: String, device: DeviceID, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> (id: UUID, community: UUID, new: Bool)? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH d AS (
                 SELECT d.id, d.community_id, d.name, p.location, p.floor, b.name AS building, p.disabled
@@ -133,7 +133,7 @@ public struct FireHandler: DeviceEventHandler {
         message.communityID = community.uuidString.lowercased()
         message.type = type
         message.detail = detail
-        let staff = try await connection.query(
+        let staff = try await connection.run(
             """
             SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE uc.community_id = \(community) AND u.role = ANY(\(roles)) AND u.status = 'active'

@@ -94,7 +94,7 @@ public struct TelemetryHandler: DeviceEventHandler {
             }
         }
         guard !readings.isEmpty else { return none }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO telemetry (device_id, metric, at, value_milli)
             SELECT * FROM unnest(\(readings.map(\.device)), \(readings.map(\.metric)), \(readings.map(\.at)), \(readings.map(\.value)))
@@ -102,7 +102,7 @@ public struct TelemetryHandler: DeviceEventHandler {
             """, logger: logger)
         let devices = Array(Set(readings.map(\.device)))
         let metrics = Array(Set(readings.map(\.metric)))
-        let rules = try await connection.query(
+        let rules = try await connection.run(
             """
             SELECT r.id, d.id, r.metric, r.comparison = 'above', r.threshold_milli, r.duration_seconds, r.repeat_count,
                    r.clear_threshold_milli, r.severity, r.name
@@ -126,10 +126,10 @@ public struct TelemetryHandler: DeviceEventHandler {
         }
         guard !applied.isEmpty else { return none }
         let (ruleIDs, deviceIDs) = (applied.map(\.rule), applied.map(\.device))
-        try await connection.query(
+        try await connection.run(
             "INSERT INTO alarm_rule_state (rule_id, device_id) SELECT * FROM unnest(\(ruleIDs), \(deviceIDs)) ON CONFLICT DO NOTHING",
             logger: logger)
-        let stored = try await connection.query(
+        let stored = try await connection.run(
             """
             SELECT s.rule_id, s.device_id, s.breaching_since, s.consecutive
             FROM alarm_rule_state s JOIN unnest(\(ruleIDs), \(deviceIDs)) AS k(rule_id, device_id) USING (rule_id, device_id)
@@ -161,7 +161,7 @@ public struct TelemetryHandler: DeviceEventHandler {
             }
             next.append(state)
         }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE alarm_rule_state s SET breaching_since = CASE WHEN u.breaching THEN u.since END, consecutive = u.consecutive,
                                           last_at = now()
@@ -179,7 +179,7 @@ public struct TelemetryHandler: DeviceEventHandler {
                     type: type, severity: rule.severity, point: rule.metric, detail: "\(rule.metric) = \(Double(value) / 1000)", device: device,
                     on: connection, logger: logger)
             case .clear:
-                try await connection.query(
+                try await connection.run(
                     """
                     UPDATE device_alarms SET status = 'cleared', cleared_at = now(), clear_reason = 'back within the rule'
                     WHERE device_id = \(device.uuid) AND type = \(type) AND source = \(rule.metric) AND status <> 'cleared'

@@ -65,19 +65,19 @@ public struct BaseDataImport: Sendable {
 
         static func load(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Known {
             var known = Known()
-            for try await (id, name) in try await connection.query(
+            for try await (id, name) in try await connection.run(
                 "SELECT id, name FROM buildings WHERE community_id = \(community.uuid)", logger: logger
             ).decode((UUID, String).self) {
                 known.buildings[name] = id
             }
-            for try await (id, building, unit, number) in try await connection.query(
+            for try await (id, building, unit, number) in try await connection.run(
                 """
                 SELECT r.id, b.name, r.unit, r.number FROM rooms r JOIN buildings b ON b.id = r.building_id WHERE r.community_id = \(community.uuid)
                 """, logger: logger
             ).decode((UUID, String, String, String).self) {
                 known.rooms[roomKey(building, unit, number)] = id
             }
-            for try await phone in try await connection.query(
+            for try await phone in try await connection.run(
                 "SELECT phone FROM residents WHERE community_id = \(community.uuid) AND phone <> ''", logger: logger
             ).decode(String.self) {
                 known.phones.insert(phone)
@@ -102,14 +102,14 @@ public struct BaseDataImport: Sendable {
 
         func write(community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
             if !buildingIDs.isEmpty {
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO buildings (id, community_id, name)
                     SELECT id, \(community.uuid), name FROM unnest(\(buildingIDs)::uuid[], \(buildingNames)::text[]) AS t (id, name)
                     """, logger: logger)
             }
             if !roomIDs.isEmpty {
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
                     SELECT id, \(community.uuid), building, unit, number, NULLIF(floor, \(Self.noFloor)), area, kind
@@ -118,21 +118,21 @@ public struct BaseDataImport: Sendable {
                     """, logger: logger)
             }
             if !residentIDs.isEmpty {
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO residents (id, community_id, name, phone, id_number)
                     SELECT id, \(community.uuid), name, phone, id_number
                     FROM unnest(\(residentIDs)::uuid[], \(residentNames)::text[], \(residentPhones)::text[], \(residentIDNumbers)::text[])
                          AS t (id, name, phone, id_number)
                     """, logger: logger)
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
                     SELECT id, resident, room, relation, coalesce(NULLIF(move_in, '')::date, community_today(\(community.uuid)))
                     FROM unnest(\(stayIDs)::uuid[], \(stayResidents)::uuid[], \(stayRooms)::uuid[], \(stayRelations)::text[],
                                 \(stayMoveIns)::text[]) AS t (id, resident, room, relation, move_in)
                     """, logger: logger)
-                try await connection.query(
+                try await connection.run(
                     """
                     UPDATE rooms SET state = \(unescaped: BaseDataSQL.occupancy)
                     WHERE id = ANY(\(Array(Set(stayRooms)))::uuid[]) AND state <> 'renovating'

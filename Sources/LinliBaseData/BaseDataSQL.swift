@@ -14,7 +14,7 @@ enum BaseDataSQL {
 
     /// Puts a room's state in line with its residencies, unless it is being renovated.
     static func refreshOccupancy(_ room: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE rooms SET state = \(unescaped: occupancy) WHERE id = \(room.uuid) AND state <> 'renovating'
             """, logger: logger)
@@ -35,7 +35,7 @@ extension BaseDataSQL {
         resident: ResidentID, room: RoomID, relation: ResidentStore.Relation, moveIn: String,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO residencies (id, resident_id, room_id, relation, move_in)
             VALUES (\(UUIDv7.make()), \(resident.uuid), \(room.uuid), \(relation.rawValue), \(moveIn)::date)

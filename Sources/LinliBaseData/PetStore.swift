@@ -44,7 +44,7 @@ public struct PetStore: Sendable {
         let room = try await rooms.load(id, connection, logger)
         try await requireRoom(room, principal, connection, logger)
         let pet = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO pets (id, community_id, room_id, name, species, breed, registered_by)
             VALUES (\(pet), \(room.community.uuid), \(id.uuid), \(name), \(species.rawValue), \(breed), \(principal.subjectID.uuid))
@@ -59,7 +59,7 @@ public struct PetStore: Sendable {
         let pet = try await load(id, connection, logger)
         try await requireRoom(try await rooms.load(pet.room, connection, logger), principal, connection, logger)
         guard nextDueOn > givenOn else { throw LinliError.invalid("next_due_on", "must be after given_on") }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO pet_vaccinations (id, pet_id, vaccine, given_on, next_due_on, recorded_by)
             VALUES (\(UUIDv7.make()), \(id), \(vaccine), \(givenOn)::date, \(nextDueOn)::date, \(principal.subjectID.uuid))
@@ -69,7 +69,7 @@ public struct PetStore: Sendable {
 
     public func list(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Pet] {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT p.id FROM pets p WHERE p.community_id = \(community.uuid) AND p.removed_at IS NULL
               AND (NOT \(principal.role == .resident) OR p.room_id IN (\(unescaped: Self.ownRooms(principal))))
@@ -90,7 +90,7 @@ public struct PetStore: Sendable {
         try Scope.requireCommunity(principal, community)
         // A resident sees only the pets of rooms they live in, as in `list`.
         let resident = principal.role == .resident
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH latest AS (
                 SELECT DISTINCT ON (v.pet_id, v.vaccine) v.pet_id, v.vaccine, v.next_due_on
@@ -131,7 +131,7 @@ public struct PetStore: Sendable {
     /// Pets with the latest dose of each vaccine, in two queries however many.
     func load(_ ids: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws -> [UUID: Pet] {
         guard !ids.isEmpty else { return [:] }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT p.id, p.room_id, room_label(b.name, r.unit, r.number), p.name, p.species, p.breed FROM pets p
             JOIN rooms r ON r.id = p.room_id JOIN buildings b ON b.id = r.building_id WHERE p.id = ANY(\(ids)::uuid[])
@@ -142,7 +142,7 @@ public struct PetStore: Sendable {
                 id: id, room: RoomID(room), roomLabel: label, name: name, species: Species(rawValue: species) ?? .other,
                 breed: breed, vaccinations: [])
         }
-        let doses = try await connection.query(
+        let doses = try await connection.run(
             """
             SELECT DISTINCT ON (pet_id, vaccine) pet_id, vaccine, given_on::text, next_due_on::text FROM pet_vaccinations
             WHERE pet_id = ANY(\(ids)::uuid[]) ORDER BY pet_id, vaccine, given_on DESC, id DESC

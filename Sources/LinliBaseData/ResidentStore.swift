@@ -107,7 +107,7 @@ public struct ResidentStore: Sendable {
         let room = try await rooms.load(new.room, connection, logger)
         guard room.community == new.community else { throw LinliError.invalid("room_id", "is not in this community") }
         if let user = new.user {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id
                 WHERE u.id = \(user.uuid) AND u.role = 'resident' AND uc.community_id = \(new.community.uuid)
@@ -117,7 +117,7 @@ public struct ResidentStore: Sendable {
             guard found else { throw LinliError.invalid("user_id", "is not a resident account of this community") }
         }
         let id = ResidentID.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO residents (id, community_id, name, phone, id_number, user_id)
             VALUES (\(id.uuid), \(new.community.uuid), \(new.name), \(new.phone), \(new.idNumber), \(new.user?.uuid))
@@ -153,7 +153,7 @@ public struct ResidentStore: Sendable {
         residency: UUID, on date: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Resident {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT h.resident_id, h.room_id, r.community_id, h.move_in::text, h.move_out IS NOT NULL
             FROM residencies h JOIN residents r ON r.id = h.resident_id WHERE h.id = \(residency) FOR UPDATE OF h
@@ -162,7 +162,7 @@ public struct ResidentStore: Sendable {
             try Scope.requireCommunity(principal, CommunityID(community))
             if ended { throw LinliError(.failedPrecondition, "residency_id: this residency has already ended", field: "residency_id") }
             guard date >= moveIn else { throw LinliError.invalid("move_out", "is before the move-in date \(moveIn)") }
-            try await connection.query("UPDATE residencies SET move_out = \(date)::date WHERE id = \(residency)", logger: logger)
+            try await connection.run("UPDATE residencies SET move_out = \(date)::date WHERE id = \(residency)", logger: logger)
             try await BaseDataSQL.refreshOccupancy(RoomID(room), connection, logger)
             return try await load(ResidentID(resident), connection, logger)
         }
@@ -172,7 +172,7 @@ public struct ResidentStore: Sendable {
     public func verify(_ id: ResidentID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Resident {
         let resident = try await load(id, connection, logger)
         try Scope.requireCommunity(principal, resident.community)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE residents SET verified_at = coalesce(verified_at, now()), verified_by = coalesce(verified_by, \(principal.subjectID.uuid))
             WHERE id = \(id.uuid)
@@ -190,7 +190,7 @@ public struct ResidentStore: Sendable {
         guard let reason else { return resident.masked }
         let fields = [resident.phone.isEmpty ? nil : "phone", resident.idNumber.isEmpty ? nil : "id_number"].compactMap { $0 }
         if !fields.isEmpty {
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO personal_data_reads (community_id, reader_id, resident_id, fields, reason)
                 VALUES (\(resident.community.uuid), \(principal.subjectID.uuid), \(id.uuid), \(fields), \(reason))
@@ -209,7 +209,7 @@ public struct ResidentStore: Sendable {
         let number = parts.last ?? query
         let building = parts.count >= 2 ? parts[0] : ""
         let unit = parts.count >= 3 ? parts[1] : ""
-        let roomRows = try await connection.query(
+        let roomRows = try await connection.run(
             """
             SELECT \(unescaped: RoomStore.columns)
             WHERE r.community_id = \(community.uuid) AND r.number = \(number)
@@ -218,7 +218,7 @@ public struct ResidentStore: Sendable {
             """, logger: logger)
         let foundRooms = try await RoomStore.decodeAll(roomRows)
         let digits = query.allSatisfy { $0.isASCII && $0.isNumber }
-        let residentRows = try await connection.query(
+        let residentRows = try await connection.run(
             """
             SELECT id FROM residents
             WHERE community_id = \(community.uuid)
@@ -248,7 +248,7 @@ public struct ResidentStore: Sendable {
             }
         }
         let id = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_spaces (id, community_id, code, kind, room_id)
             VALUES (\(id), \(community.uuid), \(code), \(kind.rawValue), \(room?.uuid)) ON CONFLICT DO NOTHING RETURNING 1
@@ -264,7 +264,7 @@ public struct ResidentStore: Sendable {
         let resident = try await load(id, connection, logger)
         try Scope.requireCommunity(principal, resident.community)
         if let space {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT community_id, EXISTS (SELECT 1 FROM vehicles WHERE parking_space_id = \(space))
                 FROM parking_spaces WHERE id = \(space)
@@ -280,7 +280,7 @@ public struct ResidentStore: Sendable {
             guard known else { throw LinliError.notFound("parking space") }
         }
         let vehicle = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO vehicles (id, community_id, resident_id, plate, parking_space_id)
             VALUES (\(vehicle), \(resident.community.uuid), \(id.uuid), \(plate), \(space)) ON CONFLICT DO NOTHING RETURNING 1
@@ -298,7 +298,7 @@ public struct ResidentStore: Sendable {
         logger: Logger
     ) async throws -> [StaffMember] {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT u.id, u.display_name, u.role, coalesce(d.on_duty, false), coalesce(u.phone, ''),
                    ARRAY(SELECT s.code FROM technician_skills s WHERE s.user_id = u.id AND s.community_id = \(community.uuid) ORDER BY s.code)
@@ -324,7 +324,7 @@ public struct ResidentStore: Sendable {
         try Scope.requireCommunity(principal, community)
         // The audit trail's ids are a sequence; the page token carries the last one in its uuid's low bits.
         let afterID = after.map { Int64(bitPattern: UInt64(Self.low64($0.1))) }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, reader_id, resident_id, fields, reason, at FROM personal_data_reads
             WHERE community_id = \(community.uuid) AND (\(afterID)::int8 IS NULL OR id < \(afterID))
@@ -356,7 +356,7 @@ public struct ResidentStore: Sendable {
     // MARK: Loading
 
     public func load(_ id: ResidentID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Resident {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT community_id, name, phone, id_number, user_id, verified_at IS NOT NULL FROM residents WHERE id = \(id.uuid)
             """, logger: logger)
@@ -367,7 +367,7 @@ public struct ResidentStore: Sendable {
                 user: user.map(UserID.init), verified: verified, residencies: [], vehicles: [])
         }
         guard var resident = found else { throw LinliError.notFound("resident") }
-        let stays = try await connection.query(
+        let stays = try await connection.run(
             """
             SELECT h.id, h.relation, h.move_in::text, h.move_out::text, \(unescaped: RoomStore.columns)
             JOIN residencies h ON h.room_id = r.id WHERE h.resident_id = \(id.uuid) ORDER BY h.move_out IS NOT NULL, h.move_in DESC
@@ -381,7 +381,7 @@ public struct ResidentStore: Sendable {
                     relation: Relation(rawValue: try columns[1].decode(String.self)) ?? .owner,
                     moveIn: try columns[2].decode(String.self), moveOut: try columns[3].decode(String?.self)))
         }
-        let cars = try await connection.query(
+        let cars = try await connection.run(
             """
             SELECT v.id, v.plate, v.parking_space_id, p.code FROM vehicles v LEFT JOIN parking_spaces p ON p.id = v.parking_space_id
             WHERE v.resident_id = \(id.uuid) ORDER BY v.id

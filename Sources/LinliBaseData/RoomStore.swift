@@ -49,7 +49,7 @@ public struct RoomStore: Sendable {
     ) async throws -> BuildingID {
         try Scope.requireCommunity(principal, community)
         let id = BuildingID.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO buildings (id, community_id, name) SELECT \(id.uuid), id, \(name) FROM communities WHERE id = \(community.uuid)
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
@@ -63,7 +63,7 @@ public struct RoomStore: Sendable {
         let community = try await BaseDataSQL.community(ofBuilding: new.building, connection, logger)
         try Scope.requireCommunity(principal, community)
         let id = RoomID.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
             VALUES (\(id.uuid), \(community.uuid), \(new.building.uuid), \(new.unit), \(new.number), \(new.floor.map { Int32($0) }),
@@ -84,7 +84,7 @@ public struct RoomStore: Sendable {
     ) async throws -> Room {
         let room = try await load(id, connection, logger)
         try Scope.requireCommunity(principal, room.community)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE rooms SET state = CASE WHEN \(renovating) THEN 'renovating' ELSE \(unescaped: BaseDataSQL.occupancy) END WHERE id = \(id.uuid)
             """, logger: logger)
@@ -98,7 +98,7 @@ public struct RoomStore: Sendable {
     ) async throws -> [Room] {
         try Scope.requireCommunity(principal, community)
         // The page key is the room id: a stable order that a page token can resume from.
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) WHERE r.community_id = \(community.uuid)
               AND (\(building?.uuid)::uuid IS NULL OR r.building_id = \(building?.uuid))
@@ -109,7 +109,7 @@ public struct RoomStore: Sendable {
     }
 
     public func load(_ id: RoomID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Room {
-        let rows = try await connection.query("SELECT \(unescaped: Self.columns) WHERE r.id = \(id.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT \(unescaped: Self.columns) WHERE r.id = \(id.uuid)", logger: logger)
         for try await row in rows { return try Self.decode(row) }
         throw LinliError.notFound("room")
     }

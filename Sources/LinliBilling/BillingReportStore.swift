@@ -57,7 +57,7 @@ public struct BillingReportStore: Sendable {
     ) async throws -> Summary {
         try Scope.requireCommunity(principal, community)
         // Local days: [from, to] as dates; [start, end) as instants in the community's time zone.
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH range AS (
                 SELECT \(first)::date AS from_day, (\(first)::date + make_interval(months => \(Int32(months))) - interval '1 day')::date AS to_day),
@@ -111,7 +111,7 @@ public struct BillingReportStore: Sendable {
         logger: Logger
     ) async throws -> [CloseRow] {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH day AS (SELECT community_day_start(\(community.uuid), \(day)::date) AS start_at,
                                 community_day_start(\(community.uuid), \(day)::date + 1) AS end_at),

@@ -119,7 +119,7 @@ public enum CommerceLedger {
     public static func balances(merchant: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws
         -> (escrowFen: Int64, payableFen: Int64)
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT coalesce(sum(credits_fen - debits_fen) FILTER (WHERE subtype = \(escrow(merchant))), 0)::int8,
                    coalesce(sum(credits_fen - debits_fen) FILTER (WHERE subtype = \(payable(merchant))), 0)::int8

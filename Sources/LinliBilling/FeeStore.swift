@@ -89,7 +89,7 @@ public struct FeeStore: Sendable {
 
     public func createItem(_ item: Item, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Item {
         try Scope.requireCommunity(principal, item.community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, surcharge_fen, due_day, meter_kind, category, cycle_day,
                                    late_fee_per_10k_daily, grace_days, priority, tier_limits_centi, tier_prices_fen, yearly_increase_bp)
@@ -122,7 +122,7 @@ public struct FeeStore: Sendable {
         }
         if !rooms.isEmpty, !spaces.isEmpty { throw LinliError.invalid("parking_space_ids", "bind rooms or parking spaces, not both") }
         let ids = rooms.map(\.uuid)
-        let targets = try await connection.query(
+        let targets = try await connection.run(
             """
             SELECT (SELECT count(*)::int4 FROM community_rooms(\(community.uuid)) WHERE room_id = ANY(\(ids)::uuid[])),
                    (SELECT count(*)::int4 FROM parking_spaces WHERE community_id = \(community.uuid) AND id = ANY(\(spaces)::uuid[])),
@@ -149,7 +149,7 @@ public struct FeeStore: Sendable {
         binds.append(item)
         binds.append(startsOn)
         binds.append(endsOn)
-        let overlap = try await connection.query(
+        let overlap = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     WITH pairs AS (\(pairs))
@@ -164,7 +164,7 @@ public struct FeeStore: Sendable {
             throw LinliError(.alreadyExists, "\(field): \(label) is already bound to this item for part of these dates", field: field)
         }
         binds.append(amountFen)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     WITH pairs AS (\(pairs))
@@ -188,7 +188,7 @@ public struct FeeStore: Sendable {
         let entry = UUIDv7.make()
         let first = month + "-01"
         // Periods and amounts as billing.proto states them: exact numeric, rounded half up to the fen once, after proration.
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             WITH month AS (SELECT \(first)::date AS m),
             slots AS (
@@ -232,7 +232,7 @@ public struct FeeStore: Sendable {
             """, logger: logger)
         _ = inserted
         try await Ledger.chargeBills(entry: entry, community: community, by: principal.subjectID, connection, logger)
-        let counts = try await connection.query(
+        let counts = try await connection.run(
             """
             SELECT (SELECT count(*)::int4 FROM bills WHERE entry_id = \(entry)),
                    (SELECT coalesce(sum(amount_fen), 0)::int8 FROM bills WHERE entry_id = \(entry)),
@@ -265,12 +265,12 @@ public struct FeeStore: Sendable {
         if lock {
             // Locked first, read after: a statement that waited for the lock still sees its old
             // snapshot in subqueries, so the settled amounts come from the next statement.
-            try await connection.query(
+            try await connection.run(
                 """
                 SELECT 1 FROM bills WHERE room_id = \(room.uuid) AND (\(ids == nil) OR id = ANY(\(ids ?? [])::uuid[])) ORDER BY id FOR UPDATE
                 """, logger: logger)
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT b.id, b.fee_item_id, i.name, b.period_start::text, b.period_end::text, b.billed_days, b.period_days, b.amount_fen,
                    l.settled_fen, b.due_on::text, b.parking_space_id, l.late_fee_fen, l.waived_fen, l.open_fen,
@@ -305,14 +305,14 @@ public struct FeeStore: Sendable {
     }
 
     func community(ofItem item: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
-        for try await id in try await connection.query("SELECT community_id FROM fee_items WHERE id = \(item)", logger: logger).decode(UUID.self) {
+        for try await id in try await connection.run("SELECT community_id FROM fee_items WHERE id = \(item)", logger: logger).decode(UUID.self) {
             return CommunityID(id)
         }
         throw LinliError.notFound("fee item")
     }
 
     func rule(ofItem item: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Rule {
-        for try await raw in try await connection.query("SELECT rule FROM fee_items WHERE id = \(item)", logger: logger).decode(String.self) {
+        for try await raw in try await connection.run("SELECT rule FROM fee_items WHERE id = \(item)", logger: logger).decode(String.self) {
             if let rule = Rule(rawValue: raw) { return rule }
         }
         throw LinliError.notFound("fee item")

@@ -33,7 +33,7 @@ enum Ledger {
         if let found = try await find(community, kind, subtype, room, resident, feeItem, connection, logger) { return found }
         let normal = kind == .receivable || kind == .channel || kind == .writeOff ? "debit" : "credit"
         let guarded = kind == .prepaid || kind == .deposit
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, resident_id, fee_item_id, normal, guarded)
             VALUES (\(UUIDv7.make()), \(community.uuid), \(kind.rawValue), \(subtype), \(room?.uuid), \(resident?.uuid), \(feeItem), \(normal),
@@ -64,7 +64,7 @@ enum Ledger {
                 sql += " AND \(column) IS NULL"
             }
         }
-        for try await found in try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).decode(UUID.self) {
+        for try await found in try await connection.run(PostgresQuery(unsafeSQL: sql, binds: binds), logger: logger).decode(UUID.self) {
             return found
         }
         return nil
@@ -73,7 +73,7 @@ enum Ledger {
     /// Posts `legs` as one business entry.
     static func post(entry: UUID, _ legs: [Leg], by user: UserID?, _ connection: PostgresConnection, _ logger: Logger) async throws {
         guard !legs.isEmpty else { return }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, memo, created_by)
             SELECT \(entry), debit, credit, amount, kind, NULLIF(bill, '')::uuid, memo, \(user?.uuid)
@@ -101,7 +101,7 @@ enum Ledger {
 
     /// A guarded account's balance on its normal side, locked for the rest of the transaction.
     static func lockBalance(_ account: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (balance: Int64, frozen: Bool) {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT CASE normal WHEN 'debit' THEN debits_fen - credits_fen ELSE credits_fen - debits_fen END, frozen
             FROM ledger_accounts WHERE id = \(account) FOR UPDATE
@@ -115,21 +115,21 @@ enum Ledger {
     static func chargeBills(entry: UUID, community: CommunityID, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger)
         async throws
     {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_accounts (id, community_id, kind, room_id, fee_item_id, normal)
             SELECT uuid_v7(), \(community.uuid), 'receivable', room_id, fee_item_id, 'debit'
             FROM (SELECT DISTINCT room_id, fee_item_id FROM bills WHERE entry_id = \(entry)) n
             ON CONFLICT DO NOTHING
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_accounts (id, community_id, kind, fee_item_id, normal)
             SELECT uuid_v7(), \(community.uuid), 'revenue', fee_item_id, 'credit'
             FROM (SELECT DISTINCT fee_item_id FROM bills WHERE entry_id = \(entry)) n
             ON CONFLICT DO NOTHING
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, created_by)
             SELECT \(entry), ra.id, rv.id, b.amount_fen, 'charge', b.id, \(user?.uuid)
@@ -145,7 +145,7 @@ enum Ledger {
 
     /// Opens the late-fee revenue accounts of the items of `bills` that charge late fees.
     static func openLateFeeRevenue(bills: [UUID], _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_accounts (id, community_id, kind, subtype, fee_item_id, normal)
             SELECT uuid_v7(), i.community_id, 'revenue', 'late_fee', i.id, 'credit'
@@ -158,7 +158,7 @@ enum Ledger {
     static func reverse(entry: UUID, as reversal: UUID, memo: String, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger)
         async throws
     {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, bill_id, reverses, memo, created_by)
             SELECT \(reversal), credit_account, debit_account, amount_fen, 'reversal', bill_id, id, \(memo), \(user?.uuid)

@@ -65,7 +65,7 @@ public struct MeterStore: Sendable {
         let community = try await FeeStore.community(ofRoom: new.room, connection, logger)
         try Scope.requireCommunity(principal, community)
         let meter = try await Self.meter(community, new.room, new.kind, connection, logger)
-        let last = try await connection.query(
+        let last = try await connection.run(
             """
             SELECT value_centi, read_on::text FROM meter_readings WHERE meter_id = \(meter) ORDER BY read_on DESC LIMIT 1
             """, logger: logger)
@@ -73,7 +73,7 @@ public struct MeterStore: Sendable {
         for try await row in last.decode((Int64, String).self) { previous = row }
         let (before, usage) = try Self.usage(of: new, after: previous)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO meter_readings (id, meter_id, read_on, value_centi, previous_centi, usage_centi, replacement, recorded_by)
             VALUES (\(id), \(meter), \(new.readOn)::date, \(new.valueCenti), \(before), \(usage), \(new.replacement), \(principal.subjectID.uuid))
@@ -91,7 +91,7 @@ public struct MeterStore: Sendable {
         try Scope.requireCommunity(principal, community)
         try await FeeStore.requireCommunity(community, connection, logger)
         var rooms: [String: UUID] = [:]
-        for try await (id, building, unit, number) in try await connection.query(
+        for try await (id, building, unit, number) in try await connection.run(
             """
             SELECT room_id, building, unit, number FROM community_rooms(\(community.uuid))
             """, logger: logger
@@ -99,7 +99,7 @@ public struct MeterStore: Sendable {
             rooms["\(building)\u{1F}\(unit)\u{1F}\(number)"] = id
         }
         var lastByMeter: [String: (value: Int64, on: String)] = [:]
-        for try await (room, kind, value, on) in try await connection.query(
+        for try await (room, kind, value, on) in try await connection.run(
             """
             SELECT DISTINCT ON (m.id) m.room_id, m.kind, r.value_centi, r.read_on::text
             FROM meters m JOIN meter_readings r ON r.meter_id = m.id WHERE m.community_id = \(community.uuid)
@@ -140,13 +140,13 @@ public struct MeterStore: Sendable {
             planned.append((room, kind, readOn, value, previous, usage, replacement))
         }
         guard sheet.errorCount == 0 else { return sheet }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO meters (id, community_id, room_id, kind)
             SELECT uuid_v7(), \(community.uuid), room, kind FROM unnest(\(planned.map { $0.room })::uuid[], \(planned.map { $0.kind.rawValue })::text[]) AS t (room, kind)
             GROUP BY room, kind ON CONFLICT (room_id, kind) DO NOTHING
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO meter_readings (id, meter_id, read_on, value_centi, previous_centi, usage_centi, replacement, recorded_by)
             SELECT uuid_v7(), m.id, t.read_on::date, t.value, NULLIF(t.previous, -1), t.usage, t.replacement, \(principal.subjectID.uuid)
@@ -169,12 +169,12 @@ public struct MeterStore: Sendable {
         _ community: CommunityID, _ room: RoomID, _ kind: Kind, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> UUID {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO meters (id, community_id, room_id, kind) VALUES (\(UUIDv7.make()), \(community.uuid), \(room.uuid), \(kind.rawValue))
             ON CONFLICT (room_id, kind) DO NOTHING
             """, logger: logger)
-        for try await id in try await connection.query(
+        for try await id in try await connection.run(
             "SELECT id FROM meters WHERE room_id = \(room.uuid) AND kind = \(kind.rawValue) FOR UPDATE", logger: logger
         ).decode(UUID.self) {
             return id

@@ -33,7 +33,7 @@ public enum ParkingLedger {
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: user, connection, logger)
-        let rows = try await connection.query("SELECT next_document_no(\(community.uuid), 'parking')", logger: logger)
+        let rows = try await connection.run("SELECT next_document_no(\(community.uuid), 'parking')", logger: logger)
         for try await number in rows.decode(String.self) { return (entry, "P" + number) }
         throw LinliError(.internal, "no parking receipt number")
     }
@@ -86,7 +86,7 @@ public enum ParkingLedger {
     public static func couponBalance(merchant: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger)
         async throws -> Int64
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT credits_fen - debits_fen FROM ledger_accounts
             WHERE community_id = \(community.uuid) AND kind = 'deposit' AND subtype = \(couponAccount(merchant))

@@ -40,7 +40,7 @@ extension PaymentStore {
 
     /// A receipt's data, for reprinting; lines are what each method settled (and put on prepaid).
     public func receipt(_ payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Receipt {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT p.receipt_no, p.community_id, p.room_id, room_label(bd.name, r.unit, r.number), p.cashier_id, p.total_fen, p.settled_fen,
                    p.to_prepaid_fen, p.created_at, p.voided_at, coalesce(p.void_reason, ''), p.entry_id,
@@ -62,7 +62,7 @@ extension PaymentStore {
         var receipt = found.0
         let (community, entry, reversal) = (found.1, found.2, found.3)
         try Scope.requireCommunity(principal, community)
-        let lines = try await connection.query(
+        let lines = try await connection.run(
             """
             SELECT t.bill_id, coalesce(i.name, '预存款'), coalesce(to_char(b.period_start, 'YYYY-MM'), ''),
                    CASE WHEN t.kind = 'late_fee' THEN '' WHEN m.kind = 'channel' THEN m.subtype
@@ -93,7 +93,7 @@ extension PaymentStore {
         _ payment: UUID, reason: String, by principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Receipt {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT community_id, entry_id, voided_at IS NOT NULL FROM payments WHERE id = \(payment) FOR UPDATE
             """, logger: logger)
@@ -102,7 +102,7 @@ extension PaymentStore {
         guard let (community, entry, voided) = found else { throw LinliError.notFound("payment") }
         try Scope.requireCommunity(principal, CommunityID(community))
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is already void", field: "payment_id") }
-        let refunded = try await connection.query(
+        let refunded = try await connection.run(
             """
             SELECT state FROM refunds WHERE payment_id = \(payment) AND state IN ('requested', 'approved') LIMIT 1
             """, logger: logger)
@@ -125,15 +125,15 @@ extension PaymentStore {
             }
             throw error
         }
-        let settled = try await connection.query("SELECT settled_fen FROM payments WHERE id = \(payment)", logger: logger)
+        let settled = try await connection.run("SELECT settled_fen FROM payments WHERE id = \(payment)", logger: logger)
         for try await fen in settled.decode(Int64.self) where fen > 0 {
             try await MetricDelta.record(.billingCollectedFen, delta: -fen, community: CommunityID(community), on: connection, logger: logger)
         }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE invoices SET voided_at = now(), void_reason = 'receipt voided' WHERE payment_id = \(payment) AND voided_at IS NULL
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE payments SET voided_at = now(), voided_by = \(principal.subjectID.uuid), void_reason = \(reason),
                                 reversal_entry_id = \(reversal)
@@ -151,7 +151,7 @@ extension PaymentStore {
         let community = try await owner.community(connection, logger)
         try Scope.requireCommunity(principal, community)
         let prepaid = try await owner.account(community, type, connection, logger)
-        try await connection.query("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
+        try await connection.run("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
     }
 
     /// Money out of a room's prepaid account through `method`; returns the new balance.
@@ -181,7 +181,7 @@ extension PaymentStore {
         logger: Logger
     ) async throws -> [Arrears] {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH open_bills AS (
                 SELECT b.room_id, (SELECT community_today(\(community.uuid))) - b.due_on AS late,
@@ -246,7 +246,7 @@ extension PaymentStore {
     ) async throws -> [(kind: String, balanceFen: Int64)] {
         let community = try await FeeStore.community(ofRoom: room, connection, logger)
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT subtype, credits_fen - debits_fen FROM ledger_accounts
             WHERE community_id = \(community.uuid) AND kind = 'deposit' AND room_id = \(room.uuid) ORDER BY subtype

@@ -43,7 +43,7 @@ extension PaymentStore {
             let cutoff = day.adding(-365, to: day.today()) ?? ""
             let bills = try await FeeStore.bills(room: room, ids: nil, openOnly: openOnly, lock: false, connection, logger)
             // Only what was paid while the caller lived here: an earlier occupant's receipts stay theirs.
-            let receipts = try await connection.query(
+            let receipts = try await connection.run(
                 """
                 SELECT id, receipt_no, total_fen, created_at, voided_at IS NOT NULL FROM payments
                 WHERE room_id = \(room.uuid) AND created_at >= \(since) ORDER BY created_at DESC LIMIT 20
@@ -60,7 +60,7 @@ extension PaymentStore {
                     receipts: summaries))
         }
         var own: [MyPrepaid] = []
-        let residents = try await connection.query(
+        let residents = try await connection.run(
             """
             SELECT id, community_id FROM residents WHERE user_id = \(principal.subjectID.uuid) ORDER BY community_id
             """, logger: logger)
@@ -81,7 +81,7 @@ extension PaymentStore {
         let since = Dictionary(
             try await Self.myRooms(principal, connection, logger).map { ($0.room, $0.since) },
             uniquingKeysWith: min)
-        let rows = try await connection.query("SELECT room_id, created_at FROM payments WHERE id = \(payment)", logger: logger)
+        let rows = try await connection.run("SELECT room_id, created_at FROM payments WHERE id = \(payment)", logger: logger)
         for try await (room, paidAt) in rows.decode((UUID, Date).self) {
             guard let movedIn = since[RoomID(room)], paidAt >= movedIn else { break }
             return try await receipt(payment, for: principal, on: connection, logger: logger)
@@ -96,7 +96,7 @@ extension PaymentStore {
         _ principal: Principal, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> [(room: RoomID, label: String, community: CommunityID, since: Date)] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT r.id, room_label(bd.name, r.unit, r.number), r.community_id, community_day_start(r.community_id, min(h.move_in))
             FROM residents p JOIN residencies h ON h.resident_id = p.id

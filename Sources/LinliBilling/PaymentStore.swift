@@ -75,7 +75,7 @@ public struct PaymentStore: Sendable {
             switch self {
             case .room(let room): return try await FeeStore.community(ofRoom: room, connection, logger)
             case .resident(let resident):
-                let rows = try await connection.query("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
+                let rows = try await connection.run("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
                 for try await id in rows.decode(UUID.self) { return CommunityID(id) }
                 throw LinliError.notFound("resident")
             }
@@ -104,7 +104,7 @@ public struct PaymentStore: Sendable {
 
     /// The community's allocation order (oldest due first unless set).
     static func allocationOrder(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> AllocationOrder {
-        let rows = try await connection.query("SELECT allocation FROM billing_settings WHERE community_id = \(community.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT allocation FROM billing_settings WHERE community_id = \(community.uuid)", logger: logger)
         for try await raw in rows.decode(String.self) { return AllocationOrder(rawValue: raw) ?? .oldestDueFirst }
         return .oldestDueFirst
     }
@@ -249,7 +249,7 @@ public struct PaymentStore: Sendable {
         }
         let entry = UUIDv7.make()
         try await Ledger.post(entry: entry, legs, by: principal.subjectID, connection, logger)
-        let stored = try await connection.query(
+        let stored = try await connection.run(
             """
             INSERT INTO payments (id, community_id, room_id, entry_id, total_fen, settled_fen, to_prepaid_fen, cashier_id, receipt_no, coupon_fen)
             VALUES (\(id), \(community.uuid), \(room.uuid), \(entry), \(total), \(settled), \(toPrepaid), \(principal.subjectID.uuid),
@@ -331,7 +331,7 @@ public struct PaymentStore: Sendable {
     ) async throws -> [PrepaidAccount] {
         let community = try await owner.community(connection, logger)
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts
             WHERE community_id = \(community.uuid) AND kind = 'prepaid' AND fee_item_id IS NULL
@@ -348,7 +348,7 @@ public struct PaymentStore: Sendable {
     /// Proves the community's books from the transfers themselves.
     public func check(community: CommunityID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Check {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH accounts AS (SELECT * FROM ledger_accounts WHERE community_id = \(community.uuid)),
             legs AS (

@@ -78,7 +78,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
         communities: [UUID]? = nil, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (count: Int, fen: Int64, last: UUID?) {
-        let claimed = try await connection.query(
+        let claimed = try await connection.run(
             """
             SELECT a.id FROM ledger_accounts a
             WHERE a.kind = 'prepaid' AND a.subtype = \(type.rawValue) AND NOT a.frozen
@@ -117,7 +117,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
         var binds = PostgresBindings()
         binds.append(accounts)
         binds.append(category)
-        let locked = try await connection.query(
+        let locked = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT id FROM bills WHERE id IN (SELECT bill FROM (\(claims)) c) ORDER BY id FOR UPDATE SKIP LOCKED
@@ -129,7 +129,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
         // What is open now with the late fee accrued, per claiming account; the allocation order
         // and the shares come from PaymentAllocation, the same rule as Pay.
         binds.append(bills)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     WITH claims AS (\(claims))

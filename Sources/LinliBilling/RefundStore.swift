@@ -77,7 +77,7 @@ public struct RefundStore: Sendable {
     ) async throws {
         try Scope.requireCommunity(principal, community)
         try await FeeStore.requireCommunity(community, connection, logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO billing_settings (community_id, allocation, updated_by) VALUES (\(community.uuid), \(order.rawValue), \(principal.subjectID.uuid))
             ON CONFLICT (community_id) DO UPDATE SET allocation = EXCLUDED.allocation, updated_by = EXCLUDED.updated_by, updated_at = now()
@@ -98,7 +98,7 @@ public struct RefundStore: Sendable {
     }
 
     static func refundable(payment: UUID, entry: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Refundable] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH paid AS (
                 SELECT t.bill_id, t.debit_account AS payer, t.credit_account AS receivable, sum(t.amount_fen) AS fen, max(t.id) AS newest
@@ -123,7 +123,7 @@ public struct RefundStore: Sendable {
 
     /// The payment, locked: its community, ledger entry and whether it is void.
     static func lockPayment(_ payment: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> (CommunityID, UUID, Bool) {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT community_id, entry_id, voided_at IS NOT NULL FROM payments WHERE id = \(payment) FOR UPDATE
             """, logger: logger)
@@ -139,7 +139,7 @@ public struct RefundStore: Sendable {
         let (community, entry, voided) = try await Self.lockPayment(payment, connection, logger)
         try Scope.requireCommunity(principal, community)
         if voided { throw LinliError(.failedPrecondition, "payment_id: the receipt is void", field: "payment_id") }
-        let pending = try await connection.query("SELECT 1 FROM refunds WHERE payment_id = \(payment) AND state = 'requested'", logger: logger)
+        let pending = try await connection.run("SELECT 1 FROM refunds WHERE payment_id = \(payment) AND state = 'requested'", logger: logger)
         for try await _ in pending {
             throw LinliError(.failedPrecondition, "payment_id: a refund of this payment is waiting for approval", field: "payment_id")
         }
@@ -164,12 +164,12 @@ public struct RefundStore: Sendable {
         }
         let id = UUIDv7.make()
         let total = lines.reduce(0) { $0 + $1.amountFen }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO refunds (id, community_id, payment_id, state, amount_fen, reason, waive, requested_by)
             VALUES (\(id), \(community.uuid), \(payment), 'requested', \(total), \(reason), \(waive), \(principal.subjectID.uuid))
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO refund_lines (refund_id, bill_id, amount_fen)
             SELECT \(id), bill, amount FROM unnest(\(lines.map(\.bill))::uuid[], \(lines.map(\.amountFen))::int8[]) AS l (bill, amount)
@@ -186,7 +186,7 @@ public struct RefundStore: Sendable {
         }
         let (_, entry, voided) = try await Self.lockPayment(refund.payment, connection, logger)
         if voided { throw LinliError(.failedPrecondition, "refund_id: the receipt has been voided since", field: "refund_id") }
-        try await connection.query(
+        try await connection.run(
             """
             SELECT 1 FROM bills WHERE id = ANY(\(refund.lines.map(\.bill))::uuid[]) ORDER BY id FOR UPDATE
             """, logger: logger)
@@ -222,14 +222,14 @@ public struct RefundStore: Sendable {
         if refund.waive {
             try await MetricDelta.record(.billingChargedFen, delta: -refund.amountFen, community: community, on: connection, logger: logger)
         }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE refunds SET state = 'approved', decided_by = \(principal.subjectID.uuid), decided_at = now(), decision_note = \(note),
                                entry_id = \(refundEntry)
             WHERE id = \(id)
             """, logger: logger)
         // Invoices for refunded bills are voided (红冲); issue new ones for what remains.
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE invoices SET voided_at = now(), void_reason = 'refunded'
             WHERE payment_id = \(refund.payment) AND voided_at IS NULL AND bill_ids && \(refund.lines.map(\.bill))::uuid[]
@@ -239,7 +239,7 @@ public struct RefundStore: Sendable {
 
     public func reject(_ id: UUID, note: String, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Refund {
         _ = try await lockRequested(id, by: principal, connection, logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE refunds SET state = 'rejected', decided_by = \(principal.subjectID.uuid), decided_at = now(), decision_note = \(note)
             WHERE id = \(id)
@@ -251,7 +251,7 @@ public struct RefundStore: Sendable {
         _ id: UUID, by principal: Principal, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> (Refund, CommunityID) {
-        try await connection.query("SELECT 1 FROM refunds WHERE id = \(id) FOR UPDATE", logger: logger)
+        try await connection.run("SELECT 1 FROM refunds WHERE id = \(id) FOR UPDATE", logger: logger)
         let refund = try await refund(id, for: principal, on: connection, logger: logger)
         guard refund.state == .requested else {
             throw LinliError(.failedPrecondition, "refund_id: the refund is already \(refund.state.rawValue)", field: "refund_id")
@@ -284,7 +284,7 @@ public struct RefundStore: Sendable {
     ) async throws -> [Refund] {
         var binds = PostgresBindings()
         binds.append(key)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT r.id, r.community_id, r.payment_id, p.receipt_no, r.state, r.amount_fen, r.reason, r.waive, r.requested_by, r.requested_at,
@@ -309,7 +309,7 @@ public struct RefundStore: Sendable {
                     decisionNote: note, payouts: []))
         }
         guard !entries.isEmpty else { return result }
-        let payouts = try await connection.query(
+        let payouts = try await connection.run(
             """
             SELECT t.entry_id, t.bill_id, CASE a.kind WHEN 'channel' THEN a.subtype ELSE a.kind END, t.amount_fen
             FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.credit_account
@@ -323,14 +323,14 @@ public struct RefundStore: Sendable {
     }
 
     static func community(ofPayment payment: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
-        for try await id in try await connection.query("SELECT community_id FROM payments WHERE id = \(payment)", logger: logger).decode(UUID.self) {
+        for try await id in try await connection.run("SELECT community_id FROM payments WHERE id = \(payment)", logger: logger).decode(UUID.self) {
             return CommunityID(id)
         }
         throw LinliError.notFound("payment")
     }
 
     static func feeItem(ofBill bill: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
-        for try await id in try await connection.query("SELECT fee_item_id FROM bills WHERE id = \(bill)", logger: logger).decode(UUID.self) {
+        for try await id in try await connection.run("SELECT fee_item_id FROM bills WHERE id = \(bill)", logger: logger).decode(UUID.self) {
             return id
         }
         throw LinliError.notFound("bill")
@@ -345,7 +345,7 @@ public struct RefundStore: Sendable {
         bill id: UUID, amountFen: Int64, waiveLateFee: Bool, reason: String, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> (FeeStore.Bill, Int64) {
-        let rows = try await connection.query("SELECT room_id, community_id FROM bills WHERE id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT room_id, community_id FROM bills WHERE id = \(id)", logger: logger)
         var found: (RoomID, CommunityID)?
         for try await (room, community) in rows.decode((UUID, UUID).self) { found = (RoomID(room), CommunityID(community)) }
         guard let (room, community) = found else { throw LinliError.notFound("bill") }
@@ -393,7 +393,7 @@ public struct RefundStore: Sendable {
         var perBill: [UUID: Int64] = [:]
         for leg in try await Self.refundable(payment: payment, entry: entry, connection, logger) { perBill[leg.bill, default: 0] += leg.fen }
         var invoiced = Set<UUID>()
-        let live = try await connection.query(
+        let live = try await connection.run(
             """
             SELECT unnest(bill_ids) FROM invoices WHERE payment_id = \(payment) AND voided_at IS NULL
             """, logger: logger)
@@ -414,7 +414,7 @@ public struct RefundStore: Sendable {
         var result: [Invoice] = []
         for (request, amount) in zip(requests, amounts) {
             let id = UUIDv7.make()
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 INSERT INTO invoices (id, community_id, payment_id, invoice_no, title, tax_no, amount_fen, bill_ids, created_by)
                 VALUES (\(id), \(community.uuid), \(payment), next_document_no(\(community.uuid), 'invoice'), \(request.title), \(request.taxNo),
@@ -433,7 +433,7 @@ public struct RefundStore: Sendable {
 
     public func invoices(payment: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> [Invoice] {
         try Scope.requireCommunity(principal, try await Self.community(ofPayment: payment, connection, logger))
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, invoice_no, title, tax_no, amount_fen, bill_ids, void_reason, created_at FROM invoices
             WHERE payment_id = \(payment) ORDER BY invoice_no

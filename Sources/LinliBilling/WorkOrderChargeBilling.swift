@@ -39,7 +39,7 @@ public struct WorkOrderChargeBilling: OutboxConsumer {
         let item = try await repairFeeItem(community, connection, logger)
         let bill = UUIDv7.make()
         let entry = UUIDv7.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO bills (id, community_id, room_id, fee_item_id, period_start, period_end, billed_days, period_days,
                                amount_fen, due_on, entry_id, work_order_id)
@@ -59,13 +59,13 @@ public struct WorkOrderChargeBilling: OutboxConsumer {
     }
 
     private func repairFeeItem(_ community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws -> UUID {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, category)
             VALUES (\(UUIDv7.make()), \(community.uuid), \(Self.feeItemName), 'one_time', 'fixed', 0, 'other')
             ON CONFLICT (community_id, name) DO NOTHING
             """, logger: logger)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT id FROM fee_items WHERE community_id = \(community.uuid) AND name = \(Self.feeItemName)", logger: logger)
         for try await id in rows.decode(UUID.self) { return id }
         throw LinliError(.internal, "repair fee item missing after insert")

@@ -50,7 +50,7 @@ public struct ComplaintStore: Sendable {
     ) async throws -> Complaint {
         try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO complaints (id, community_id, kind, subject, content, photo_refs, filed_by, state)
             VALUES (\(id), \(community.uuid), \(suggestion ? "suggestion" : "complaint"), \(subject), \(content), \(photoRefs),
@@ -73,7 +73,7 @@ public struct ComplaintStore: Sendable {
         } else if ![.open, .handling].contains(complaint.state) {
             throw LinliError(.failedPrecondition, "the complaint is \(complaint.state.rawValue); replies are closed")
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO complaint_messages (complaint_id, author_id, from_staff, body) VALUES (\(id), \(principal.subjectID.uuid), \(staff), \(body))
             """, logger: logger)
@@ -90,7 +90,7 @@ public struct ComplaintStore: Sendable {
         try visible(complaint, to: principal)
         guard principal.role == .manager else { throw LinliError(.permissionDenied, "only a manager resolves complaints") }
         _ = try Self.flow.next(.resolve, from: complaint.state)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE complaints SET state = 'resolved', resolution = \(resolution), resolved_at = now() WHERE id = \(id)
             """, logger: logger)
@@ -107,7 +107,7 @@ public struct ComplaintStore: Sendable {
         try visible(complaint, to: principal)
         guard complaint.filedBy == principal.subjectID else { throw LinliError(.permissionDenied, "only the resident who filed it rates it") }
         _ = try Self.flow.next(.rate, from: complaint.state)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE complaints SET state = 'closed', satisfaction = \(Int16(satisfaction)), satisfaction_comment = \(comment) WHERE id = \(id)
             """, logger: logger)
@@ -135,7 +135,7 @@ public struct ComplaintStore: Sendable {
     ) async throws -> [Complaint] {
         try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM complaints
             WHERE community_id = \(community.uuid) AND (NOT \(own) OR filed_by = \(principal.subjectID.uuid))
@@ -157,7 +157,7 @@ public struct ComplaintStore: Sendable {
     }
 
     private func set(_ id: UUID, _ state: State, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query("UPDATE complaints SET state = \(state.rawValue) WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE complaints SET state = \(state.rawValue) WHERE id = \(id)", logger: logger)
     }
 
     private func notify(_ recipient: UserID, _ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws {
@@ -175,7 +175,7 @@ public struct ComplaintStore: Sendable {
         _ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
         messages: Bool = false
     ) async throws -> Complaint {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM complaints WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
@@ -183,7 +183,7 @@ public struct ComplaintStore: Sendable {
         for try await row in rows { found = try Self.decode(row) }
         guard var complaint = found else { throw LinliError.notFound("complaint") }
         if messages {
-            let thread = try await connection.query(
+            let thread = try await connection.run(
                 """
                 SELECT author_id, body, at, from_staff FROM complaint_messages WHERE complaint_id = \(id) ORDER BY id
                 """, logger: logger)

@@ -73,7 +73,7 @@ public struct HotlineStore: Sendable {
     ) async throws -> (Ticket, created: Bool) {
         try Scope.requireCommunity(principal, incoming.community)
         let id = UUIDv7.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO hotline_tickets (id, community_id, external_id, received_at, deadline, category, content, caller_name,
                                          caller_phone, state)
@@ -87,7 +87,7 @@ public struct HotlineStore: Sendable {
             try await MetricDelta.record(.hotlineTickets, delta: 1, community: incoming.community, on: connection, logger: logger)
             return (try await load(id, connection, logger), true)
         }
-        let existing = try await connection.query("SELECT id FROM hotline_tickets WHERE external_id = \(incoming.externalID)", logger: logger)
+        let existing = try await connection.run("SELECT id FROM hotline_tickets WHERE external_id = \(incoming.externalID)", logger: logger)
         for try await stored in existing.decode(UUID.self) {
             let ticket = try await load(stored, connection, logger)
             try visible(ticket, to: principal)
@@ -102,7 +102,7 @@ public struct HotlineStore: Sendable {
         try visible(ticket, to: principal)
         let next = try Self.flow.next(.step, from: ticket.state)
         try await addStep(id, note, principal, connection, logger)
-        try await connection.query("UPDATE hotline_tickets SET state = \(next.rawValue) WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE hotline_tickets SET state = \(next.rawValue) WHERE id = \(id)", logger: logger)
         return try await load(id, connection, logger, steps: true)
     }
 
@@ -112,7 +112,7 @@ public struct HotlineStore: Sendable {
         try visible(ticket, to: principal)
         _ = try Self.flow.next(.reply, from: ticket.state)
         try await addStep(id, "回复：" + reply, principal, connection, logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE hotline_tickets SET state = 'replied', reply = \(reply), replied_at = now() WHERE id = \(id)
             """, logger: logger)
@@ -127,7 +127,7 @@ public struct HotlineStore: Sendable {
         let ticket = try await load(id, connection, logger, lock: true)
         try visible(ticket, to: principal)
         let next = try Self.flow.next(.close, from: ticket.state)
-        try await connection.query("UPDATE hotline_tickets SET state = \(next.rawValue) WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE hotline_tickets SET state = \(next.rawValue) WHERE id = \(id)", logger: logger)
         return try await load(id, connection, logger, steps: true)
     }
 
@@ -142,7 +142,7 @@ public struct HotlineStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> [Ticket] {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM hotline_tickets
             WHERE community_id = \(community.uuid)
@@ -160,7 +160,7 @@ public struct HotlineStore: Sendable {
     }
 
     private func addStep(_ id: UUID, _ note: String, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO hotline_steps (ticket_id, actor_id, note) VALUES (\(id), \(principal.subjectID.uuid), \(note))
             """, logger: logger)
@@ -175,7 +175,7 @@ public struct HotlineStore: Sendable {
         _ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false,
         steps: Bool = false
     ) async throws -> Ticket {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM hotline_tickets WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
@@ -183,7 +183,7 @@ public struct HotlineStore: Sendable {
         for try await row in rows { found = try Self.decode(row) }
         guard var ticket = found else { throw LinliError.notFound("hotline ticket") }
         if steps {
-            let history = try await connection.query(
+            let history = try await connection.run(
                 "SELECT actor_id, note, at FROM hotline_steps WHERE ticket_id = \(id) ORDER BY id",
                 logger: logger)
             for try await (actor, note, at) in history.decode((UUID, String, Date).self) {

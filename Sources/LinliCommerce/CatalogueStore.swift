@@ -90,7 +90,7 @@ public struct CatalogueStore: Sendable {
         id: UUID?, parent: UUID?, name: String, sortOrder: Int32, enabled: Bool, on connection: PostgresConnection, logger: Logger
     ) async throws -> Category {
         if let parent {
-            let rows = try await connection.query("SELECT parent_id FROM categories WHERE id = \(parent)", logger: logger).decode(UUID?.self)
+            let rows = try await connection.run("SELECT parent_id FROM categories WHERE id = \(parent)", logger: logger).decode(UUID?.self)
             var found = false
             for try await grand in rows {
                 found = true
@@ -103,11 +103,11 @@ public struct CatalogueStore: Sendable {
         let rows: PostgresRowSequence
         if let id {
             if parent != nil {
-                for try await _ in try await connection.query("SELECT 1 FROM categories WHERE parent_id = \(id) LIMIT 1", logger: logger) {
+                for try await _ in try await connection.run("SELECT 1 FROM categories WHERE parent_id = \(id) LIMIT 1", logger: logger) {
                     throw LinliError.invalid("parent_id", "a category with children stays top-level")
                 }
             }
-            rows = try await connection.query(
+            rows = try await connection.run(
                 """
                 UPDATE categories SET parent_id = \(parent), name = \(name), sort_order = \(sortOrder), enabled = \(enabled)
                 WHERE id = \(id) AND NOT EXISTS (SELECT 1 FROM categories o WHERE o.parent_id IS NOT DISTINCT FROM \(parent)
@@ -115,7 +115,7 @@ public struct CatalogueStore: Sendable {
                 RETURNING id
                 """, logger: logger)
         } else {
-            rows = try await connection.query(
+            rows = try await connection.run(
                 """
                 INSERT INTO categories (id, parent_id, name, sort_order, enabled) VALUES (\(target), \(parent), \(name), \(sortOrder), \(enabled))
                 ON CONFLICT DO NOTHING RETURNING id
@@ -125,7 +125,7 @@ public struct CatalogueStore: Sendable {
         for try await _ in rows { saved = true }
         guard saved else {
             if let id {
-                for try await _ in try await connection.query("SELECT 1 FROM categories WHERE id = \(id)", logger: logger) {
+                for try await _ in try await connection.run("SELECT 1 FROM categories WHERE id = \(id)", logger: logger) {
                     throw LinliError(.alreadyExists, "name: the parent already has a category of this name", field: "name")
                 }
                 throw LinliError.notFound("category")
@@ -137,7 +137,7 @@ public struct CatalogueStore: Sendable {
 
     public func categories(includeDisabled: Bool, on connection: PostgresConnection, logger: Logger) async throws -> [Category] {
         var result: [Category] = []
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT c.id, c.parent_id, c.name, c.sort_order, c.enabled FROM categories c LEFT JOIN categories p ON p.id = c.parent_id
             WHERE \(includeDisabled) OR (c.enabled AND coalesce(p.enabled, true))
@@ -151,7 +151,7 @@ public struct CatalogueStore: Sendable {
 
     /// `invalid` unless the category exists and is enabled (with its parent).
     func requireEnabledCategory(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        for try await enabled in try await connection.query(
+        for try await enabled in try await connection.run(
             """
             SELECT c.enabled AND coalesce(p.enabled, true) FROM categories c LEFT JOIN categories p ON p.id = c.parent_id WHERE c.id = \(id)
             """, logger: logger
@@ -173,7 +173,7 @@ public struct CatalogueStore: Sendable {
     /// The goods with their SKUs, priced as in `community` when given.
     func goods(_ query: PostgresQuery, community: CommunityID?, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Goods] {
         var result: [Goods] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, String, UUID, String, String, [String], Bool, Int32, Int32, Date, UUID?, String).self)
         {
             result.append(
@@ -185,7 +185,7 @@ public struct CatalogueStore: Sendable {
         var index: [UUID: Int] = [:]
         for (i, g) in result.enumerated() { index[g.id] = i }
         var skuIndex: [UUID: (Int, Int)] = [:]
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT s.id, s.goods_id, s.spec, coalesce(cp.price_fen, s.price_fen), s.stock, s.reserved, s.sold, s.price_fen FROM skus s
             LEFT JOIN sku_community_prices cp ON cp.sku_id = s.id AND cp.community_id = \(community?.uuid)
@@ -198,7 +198,7 @@ public struct CatalogueStore: Sendable {
                     Sku(id: r.0, goods: r.1, spec: r.2, priceFen: r.3, stock: r.4, reserved: r.5, sold: r.6, basePriceFen: r.7))
             }
         }
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT sku_id, community_id, price_fen FROM sku_community_prices WHERE sku_id = ANY(\(Array(skuIndex.keys))::uuid[])
             ORDER BY sku_id, community_id
@@ -225,7 +225,7 @@ public struct CatalogueStore: Sendable {
 
     public func brands(merchant: UUID?, on connection: PostgresConnection, logger: Logger) async throws -> [Brand] {
         var result: [Brand] = []
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT id, merchant_id, name, logo_ref FROM brands
             WHERE merchant_id IS NULL OR \(merchant)::uuid IS NULL OR merchant_id = \(merchant)::uuid ORDER BY merchant_id NULLS FIRST, name LIMIT 1000
@@ -241,14 +241,14 @@ public struct CatalogueStore: Sendable {
         let target = id ?? UUIDv7.make()
         let rows: PostgresRowSequence
         if let id {
-            rows = try await connection.query(
+            rows = try await connection.run(
                 """
                 UPDATE brands SET name = \(name), logo_ref = \(logoRef) WHERE id = \(id) AND merchant_id IS NOT DISTINCT FROM \(merchant)
                 AND NOT EXISTS (SELECT 1 FROM brands o WHERE o.merchant_id IS NOT DISTINCT FROM \(merchant) AND o.name = \(name) AND o.id <> \(id))
                 RETURNING 1
                 """, logger: logger)
         } else {
-            rows = try await connection.query(
+            rows = try await connection.run(
                 """
                 INSERT INTO brands (id, merchant_id, name, logo_ref) VALUES (\(target), \(merchant), \(name), \(logoRef))
                 ON CONFLICT DO NOTHING RETURNING 1
@@ -259,7 +259,7 @@ public struct CatalogueStore: Sendable {
         guard saved else {
             if let id {
                 var exists = false
-                for try await _ in try await connection.query(
+                for try await _ in try await connection.run(
                     "SELECT 1 FROM brands WHERE id = \(id) AND merchant_id IS NOT DISTINCT FROM \(merchant)", logger: logger)
                 { exists = true }
                 guard exists else { throw LinliError.notFound("brand") }
@@ -271,7 +271,7 @@ public struct CatalogueStore: Sendable {
 
     /// `notFound` unless the brand is the platform's or `merchant`'s own.
     func requireUsableBrand(_ id: UUID, merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        for try await _ in try await connection.query(
+        for try await _ in try await connection.run(
             "SELECT 1 FROM brands WHERE id = \(id) AND (merchant_id IS NULL OR merchant_id = \(merchant))", logger: logger)
         { return }
         throw LinliError(.notFound, "brand_id: no such brand of the platform's or your shop's", field: "brand_id")
@@ -282,7 +282,7 @@ public struct CatalogueStore: Sendable {
         _ sku: UUID, community: CommunityID, priceFen: Int64?, merchant: UUID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Sku {
         var goodsID: UUID?
-        for try await g in try await connection.query(
+        for try await g in try await connection.run(
             "SELECT s.goods_id FROM skus s JOIN goods g ON g.id = s.goods_id WHERE s.id = \(sku) AND g.merchant_id = \(merchant)", logger: logger
         ).decode(UUID.self) { goodsID = g }
         guard let goodsID else { throw LinliError(.notFound, "sku_id: not a SKU of your shop", field: "sku_id") }
@@ -290,13 +290,13 @@ public struct CatalogueStore: Sendable {
             throw LinliError(.failedPrecondition, "community_id: your shop does not sell in this community", field: "community_id")
         }
         if let priceFen {
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO sku_community_prices (sku_id, community_id, price_fen) VALUES (\(sku), \(community.uuid), \(priceFen))
                 ON CONFLICT (sku_id, community_id) DO UPDATE SET price_fen = excluded.price_fen
                 """, logger: logger)
         } else {
-            try await connection.query(
+            try await connection.run(
                 "DELETE FROM sku_community_prices WHERE sku_id = \(sku) AND community_id = \(community.uuid)", logger: logger)
         }
         let goods = try await goods(goodsID, community: community, on: connection, logger: logger)
@@ -311,7 +311,7 @@ public struct CatalogueStore: Sendable {
         if let brand = draft.brand { try await requireUsableBrand(brand, merchant: merchant, on: connection, logger: logger) }
         let target = id ?? UUIDv7.make()
         if let id {
-            let updated = try await connection.query(
+            let updated = try await connection.run(
                 """
                 UPDATE goods SET category_id = \(draft.category), name = \(draft.name), description = \(draft.description),
                     image_refs = \(draft.imageRefs)::text[], brand_id = \(draft.brand), updated_at = now()
@@ -321,7 +321,7 @@ public struct CatalogueStore: Sendable {
             for try await _ in updated { found = true }
             guard found else { throw LinliError.notFound("goods") }
         } else {
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO goods (id, merchant_id, category_id, name, description, image_refs, brand_id)
                 VALUES (\(target), \(merchant), \(draft.category), \(draft.name), \(draft.description), \(draft.imageRefs)::text[], \(draft.brand))
@@ -330,12 +330,12 @@ public struct CatalogueStore: Sendable {
         for sku in draft.skus {
             let rows: PostgresRowSequence
             if let skuID = sku.id {
-                rows = try await connection.query(
+                rows = try await connection.run(
                     """
                     UPDATE skus SET spec = \(sku.spec), price_fen = \(sku.priceFen) WHERE id = \(skuID) AND goods_id = \(target) RETURNING 1
                     """, logger: logger)
             } else {
-                rows = try await connection.query(
+                rows = try await connection.run(
                     """
                     INSERT INTO skus (id, goods_id, spec, price_fen, stock) VALUES (\(UUIDv7.make()), \(target), \(sku.spec), \(sku.priceFen), \(sku.stock))
                     ON CONFLICT (goods_id, spec) DO NOTHING RETURNING 1
@@ -352,7 +352,7 @@ public struct CatalogueStore: Sendable {
     }
 
     public func setListed(_ id: UUID, listed: Bool, merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Goods {
-        let updated = try await connection.query(
+        let updated = try await connection.run(
             "UPDATE goods SET listed = \(listed), updated_at = now() WHERE id = \(id) AND merchant_id = \(merchant) RETURNING 1", logger: logger)
         var found = false
         for try await _ in updated { found = true }
@@ -363,7 +363,7 @@ public struct CatalogueStore: Sendable {
     /// Adds `delta` to the SKU's stock (a negative delta takes away, never below zero: what
     /// unpaid orders hold is already out of `stock`).
     public func adjustStock(_ sku: UUID, by delta: Int32, merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Sku {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE skus s SET stock = s.stock + \(delta)
             FROM goods g WHERE s.id = \(sku) AND g.id = s.goods_id AND g.merchant_id = \(merchant) AND s.stock + \(delta) >= 0
@@ -372,7 +372,7 @@ public struct CatalogueStore: Sendable {
         for try await r in rows.decode((UUID, UUID, String, Int64, Int32, Int32, Int32).self) {
             return Sku(id: r.0, goods: r.1, spec: r.2, priceFen: r.3, stock: r.4, reserved: r.5, sold: r.6)
         }
-        for try await _ in try await connection.query(
+        for try await _ in try await connection.run(
             "SELECT 1 FROM skus s JOIN goods g ON g.id = s.goods_id WHERE s.id = \(sku) AND g.merchant_id = \(merchant)", logger: logger)
         {
             throw LinliError(.failedPrecondition, "delta: the stock would go below zero", field: "delta")

@@ -138,7 +138,7 @@ extension CouponService: Linli_Commerce_V1_CouponService.ServiceProtocol {
         return try await handler.write(request, context) { [store] call in
             guard call.principal.role == .resident else { throw LinliError(.permissionDenied, "residents claim coupons") }
             var community: CommunityID?
-            for try await c in try await call.connection.query("SELECT community_id FROM coupon_templates WHERE id = \(id)", logger: call.logger)
+            for try await c in try await call.connection.run("SELECT community_id FROM coupon_templates WHERE id = \(id)", logger: call.logger)
                 .decode(UUID.self)
             { community = CommunityID(c) }
             guard let community, call.principal.canAct(in: community) else { throw LinliError.notFound("coupon template") }

@@ -137,7 +137,7 @@ public struct CouponStore: Sendable {
 
     func templates(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Template] {
         var result: [Template] = []
-        for try await row in try await connection.query(query, logger: logger) {
+        for try await row in try await connection.run(query, logger: logger) {
             var c = row.makeRandomAccess()
             result.append(try Self.template(&c, from: 0))
         }
@@ -146,7 +146,7 @@ public struct CouponStore: Sendable {
 
     func coupons(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Coupon] {
         var result: [Coupon] = []
-        for try await row in try await connection.query(query, logger: logger) {
+        for try await row in try await connection.run(query, logger: logger) {
             var c = row.makeRandomAccess()
             let template = try Self.template(&c, from: 8)
             result.append(
@@ -169,13 +169,13 @@ public struct CouponStore: Sendable {
         case .shop, .propertyFees, .parking:
             break
         case .category:
-            for try await count in try await connection.query(
+            for try await count in try await connection.run(
                 "SELECT count(*)::int8 FROM categories WHERE id = ANY(\(t.scopeIDs)::uuid[])", logger: logger
             ).decode(Int64.self) where count != Int64(Set(t.scopeIDs).count) {
                 throw LinliError(.notFound, "template.scope_ids: no such category", field: "template.scope_ids")
             }
         case .goods:
-            for try await count in try await connection.query(
+            for try await count in try await connection.run(
                 """
                 SELECT count(*)::int8 FROM goods WHERE id = ANY(\(t.scopeIDs)::uuid[]) AND (\(t.merchant)::uuid IS NULL OR merchant_id = \(t.merchant))
                 """, logger: logger
@@ -183,7 +183,7 @@ public struct CouponStore: Sendable {
                 throw LinliError(.notFound, "template.scope_ids: no such goods of the shop", field: "template.scope_ids")
             }
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO coupon_templates (id, community_id, merchant_id, name, kind, amount_off_fen, percent_off, cap_fen, threshold_fen, scope,
                                           scope_ids, stock, per_person, claim_from, claim_until, valid_days, created_by)
@@ -222,19 +222,19 @@ public struct CouponStore: Sendable {
             throw LinliError(.failedPrecondition, "template_id: coupons of this template are not given out now", field: "template_id")
         }
         var held: Int64 = 0
-        for try await count in try await connection.query(
+        for try await count in try await connection.run(
             "SELECT count(*)::int8 FROM coupons WHERE template_id = \(template) AND resident_id = \(resident)", logger: logger
         ).decode(Int64.self) { held = count }
         guard held < Int64(t.perPerson) else {
             throw LinliError(.failedPrecondition, "template_id: at most \(t.perPerson) per person", field: "template_id")
         }
-        let taken = try await connection.query(
+        let taken = try await connection.run(
             "UPDATE coupon_templates SET claimed = claimed + 1 WHERE id = \(template) AND claimed < stock RETURNING 1", logger: logger)
         var ok = false
         for try await _ in taken { ok = true }
         guard ok else { throw LinliError(.resourceExhausted, "template_id: all coupons of this template are given out", field: "template_id") }
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO coupons (id, template_id, resident_id, expires_at)
             VALUES (\(id), \(template), \(resident), now() + make_interval(days => \(t.validDays)))
@@ -262,7 +262,7 @@ public struct CouponStore: Sendable {
 
     /// Marks the coupon used by `order` (compare-and-set: once).
     func use(_ coupon: UUID, order: UUID, discountFen: Int64, on connection: PostgresConnection, logger: Logger) async throws {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE coupons SET state = 'used', order_id = \(order), discount_fen = \(discountFen), used_at = now()
             WHERE id = \(coupon) AND state = 'available' AND expires_at > now() RETURNING 1
@@ -274,7 +274,7 @@ public struct CouponStore: Sendable {
     /// The order's coupon given back (the order was cancelled or refunded); an expired one stays
     /// expired.
     func giveBack(order: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE coupons SET state = 'available', order_id = NULL, discount_fen = 0, used_at = NULL WHERE order_id = \(order) AND state = 'used'
             """, logger: logger)
@@ -284,7 +284,7 @@ public struct CouponStore: Sendable {
 /// Fee and parking coupons for billing and parking (which sit below commerce).
 extension CouponStore: FeeCoupons {
     public func use(of coupon: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> CouponUse {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT t.community_id, t.scope FROM coupons k JOIN coupon_templates t ON t.id = k.template_id WHERE k.id = \(coupon)",
             logger: logger)
         for try await (owner, raw) in rows.decode((UUID, String).self) where owner == community.uuid {
@@ -315,7 +315,7 @@ extension CouponStore: FeeCoupons {
                 .failedPrecondition, "coupon_id: the coupon needs at least \(found.template.thresholdFen) fen in its scope; \(inScopeFen) is due",
                 field: "coupon_id")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE coupons SET state = 'used', payment_id = \(payment), discount_fen = \(fen), used_at = now()
             WHERE id = \(coupon) AND state = 'available' AND expires_at > now() RETURNING 1
@@ -325,7 +325,7 @@ extension CouponStore: FeeCoupons {
     }
 
     public func giveBack(payment: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE coupons SET state = 'available', payment_id = NULL, discount_fen = 0, used_at = NULL
             WHERE payment_id = \(payment) AND state = 'used'

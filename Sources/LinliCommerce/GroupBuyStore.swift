@@ -81,7 +81,7 @@ public struct GroupBuyStore: Sendable {
 
     func campaigns(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Campaign] {
         var result: [Campaign] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, String, String, Int32, Int32, Date, Date, Bool, Date).self)
         {
             result.append(
@@ -106,7 +106,7 @@ public struct GroupBuyStore: Sendable {
     }
 
     public func publish(_ c: Campaign, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Campaign {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO group_buy_campaigns (id, community_id, title, description, group_size, form_hours, starts_at, ends_at, created_by)
             VALUES (\(c.id), \(c.community.uuid), \(c.title), \(c.description), \(c.groupSize), \(c.formHours), \(c.startsAt), \(c.endsAt),
@@ -116,7 +116,7 @@ public struct GroupBuyStore: Sendable {
     }
 
     public func close(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Campaign {
-        try await connection.query("UPDATE group_buy_campaigns SET closed = true WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE group_buy_campaigns SET closed = true WHERE id = \(id)", logger: logger)
         return try await campaign(id, on: connection, logger: logger)
     }
 
@@ -134,7 +134,7 @@ public struct GroupBuyStore: Sendable {
 
     func deals(_ query: PostgresQuery, forming: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Deal] {
         var result: [Deal] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, UUID, UUID, String, UUID, UUID, String, String, Int64, Int64, String, String).self)
         {
             result.append(
@@ -184,7 +184,7 @@ public struct GroupBuyStore: Sendable {
             throw LinliError(.failedPrecondition, "campaign_id: your shop does not sell in the campaign's community", field: "campaign_id")
         }
         var price: Int64?
-        for try await p in try await connection.query(
+        for try await p in try await connection.run(
             """
             SELECT coalesce(cp.price_fen, s.price_fen) FROM skus s JOIN goods g ON g.id = s.goods_id
             LEFT JOIN sku_community_prices cp ON cp.sku_id = s.id AND cp.community_id = \(campaign.community.uuid)
@@ -196,7 +196,7 @@ public struct GroupBuyStore: Sendable {
             throw LinliError.invalid("group_price_fen", "must be below the SKU's price in the community (\(price) fen)")
         }
         let dealID = UUIDv7.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO group_buy_deals (id, campaign_id, merchant_id, sku_id, group_price_fen)
             VALUES (\(dealID), \(id), \(merchant), \(sku), \(groupPriceFen)) ON CONFLICT (campaign_id, sku_id) DO NOTHING RETURNING 1
@@ -216,7 +216,7 @@ public struct GroupBuyStore: Sendable {
         guard deal.state == .requested else {
             throw LinliError(.failedPrecondition, "deal_id: the application was \(deal.state.rawValue) already", field: "deal_id")
         }
-        try await connection.query(
+        try await connection.run(
             "UPDATE group_buy_deals SET state = \(state.rawValue), reason = \(reason), reviewed_by = \(user.uuid) WHERE id = \(id)",
             logger: logger)
         return try await self.deal(id, on: connection, logger: logger)
@@ -257,7 +257,7 @@ public struct GroupBuyStore: Sendable {
 
     func groups(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Group] {
         var result: [Group] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, Int32, Int32, Int32, String, Date, Date, Date?).self)
         {
             result.append(
@@ -296,7 +296,7 @@ public struct GroupBuyStore: Sendable {
             }
             target = UUIDv7.make()
             let deadline = min(time.addingTimeInterval(TimeInterval(campaign.formHours) * 3600), campaign.endsAt)
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO group_buys (id, deal_id, size, deadline, opened_by)
                 VALUES (\(target), \(deal.id), \(campaign.groupSize), \(deadline), \(resident))
@@ -311,18 +311,18 @@ public struct GroupBuyStore: Sendable {
         guard group.joined < group.size else {
             throw LinliError(.resourceExhausted, "group_buy_id: the group is full; open a new one", field: "group_buy_id")
         }
-        for try await _ in try await connection.query(
+        for try await _ in try await connection.run(
             "SELECT 1 FROM orders WHERE group_buy_id = \(target) AND resident_id = \(resident) AND state <> 'cancelled'", logger: logger)
         {
             throw LinliError(.alreadyExists, "group_buy_id: you are in this group already", field: "group_buy_id")
         }
-        try await connection.query("UPDATE group_buys SET joined = joined + 1 WHERE id = \(target)", logger: logger)
+        try await connection.run("UPDATE group_buys SET joined = joined + 1 WHERE id = \(target)", logger: logger)
         return group
     }
 
     /// A member paid (the order row is locked): the group succeeds when every seat of its size is paid.
     func memberPaid(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE group_buys SET paid = paid + 1,
                 state = CASE WHEN paid + 1 = size THEN 'succeeded' ELSE state END,
@@ -333,7 +333,7 @@ public struct GroupBuyStore: Sendable {
 
     /// A member's order cancelled while the group forms: the seat (and the paid count) given back.
     func memberLeft(_ id: UUID, paid: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE group_buys SET joined = joined - 1, paid = paid - \(paid ? 1 : 0) WHERE id = \(id) AND state = 'forming'
             """, logger: logger)
@@ -342,12 +342,12 @@ public struct GroupBuyStore: Sendable {
     /// Fails the group when it is still short of its size at its deadline; the members' orders
     /// still standing (unpaid or paid), to cancel one by one.
     public func failIfDue(_ id: UUID, at time: Date, on connection: PostgresConnection, logger: Logger) async throws -> [UUID] {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE group_buys SET state = 'failed', closed_at = now() WHERE id = \(id) AND state = 'forming' AND deadline <= \(time)
             """, logger: logger)
         var orders: [UUID] = []
-        for try await order in try await connection.query(
+        for try await order in try await connection.run(
             """
             SELECT o.id FROM orders o JOIN group_buys g ON g.id = o.group_buy_id
             WHERE g.id = \(id) AND g.state = 'failed' AND o.state IN ('unpaid', 'paid') ORDER BY o.id
@@ -360,7 +360,7 @@ public struct GroupBuyStore: Sendable {
     /// restart in the middle of failing one).
     public func due(at time: Date, on connection: PostgresConnection, logger: Logger) async throws -> [UUID] {
         var result: [UUID] = []
-        for try await id in try await connection.query(
+        for try await id in try await connection.run(
             """
             SELECT id FROM group_buys WHERE state = 'forming' AND deadline <= \(time)
             UNION

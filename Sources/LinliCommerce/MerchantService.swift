@@ -33,7 +33,7 @@ public struct MerchantService: Sendable {
     /// `invalid` unless every reference is an image uploaded to this tenant.
     static func requireImages(_ refs: [String], field: String, _ call: Call) async throws {
         guard !refs.isEmpty else { return }
-        let rows = try await call.connection.query("SELECT count(*)::int8 FROM images WHERE ref = ANY(\(refs)::text[])", logger: call.logger)
+        let rows = try await call.connection.run("SELECT count(*)::int8 FROM images WHERE ref = ANY(\(refs)::text[])", logger: call.logger)
         for try await count in rows.decode(Int64.self) where count == Set(refs).count { return }
         throw LinliError.invalid(field, "names an image that was not uploaded")
     }
@@ -311,7 +311,7 @@ extension MerchantService: Linli_Commerce_V1_MerchantService.ServiceProtocol {
         // Stored before the row: a row always names bytes that exist (an orphan file is harmless).
         try await objects.put(m.data, name: ref)
         return try await handler.write(request, context) { call in
-            try await call.connection.query(
+            try await call.connection.run(
                 """
                 INSERT INTO images (ref, size, content_type, created_by) VALUES (\(ref), \(Int32(clamping: m.data.count)), \(m.contentType), \(call.principal.subjectID.uuid))
                 ON CONFLICT (ref) DO NOTHING

@@ -87,7 +87,7 @@ public struct MerchantStore: Sendable {
     // MARK: settings
 
     public func settings(on connection: PostgresConnection, logger: Logger) async throws -> Settings {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT unpaid_seconds, confirm_days, review_days, fen_per_point, max_points_percent, default_commission_bp FROM commerce_settings
             """, logger: logger)
@@ -99,7 +99,7 @@ public struct MerchantStore: Sendable {
     }
 
     public func setSettings(_ s: Settings, on connection: PostgresConnection, logger: Logger) async throws -> Settings {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE commerce_settings SET unpaid_seconds = \(s.unpaidSeconds), confirm_days = \(s.confirmDays), review_days = \(s.reviewDays),
                 fen_per_point = \(s.fenPerPoint), max_points_percent = \(s.maxPointsPercent), default_commission_bp = \(s.defaultCommissionBP)
@@ -116,7 +116,7 @@ public struct MerchantStore: Sendable {
 
     func merchants(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Merchant] {
         var result: [Merchant] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, String, String, String, String, String, String, String, Int32, String, [String], String, String, Int32, Int64, Date).self)
         {
             result.append(
@@ -129,7 +129,7 @@ public struct MerchantStore: Sendable {
         guard !result.isEmpty else { return result }
         var index: [UUID: Int] = [:]
         for (i, m) in result.enumerated() { index[m.id] = i }
-        for try await (merchant, community, state, reason) in try await connection.query(
+        for try await (merchant, community, state, reason) in try await connection.run(
             """
             SELECT merchant_id, community_id, state, reason FROM merchant_communities
             WHERE merchant_id = ANY(\(result.map(\.id))::uuid[]) ORDER BY created_at, community_id
@@ -154,7 +154,7 @@ public struct MerchantStore: Sendable {
 
     /// The merchant `user` works for, if any.
     public func merchantID(of user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> UUID? {
-        for try await id in try await connection.query(
+        for try await id in try await connection.run(
             "SELECT merchant_id FROM merchant_members WHERE user_id = \(user.uuid)", logger: logger
         ).decode(UUID.self) { return id }
         return nil
@@ -192,7 +192,7 @@ public struct MerchantStore: Sendable {
     /// The shop whose owner `principal` is; `permissionDenied` for its staff and anyone else.
     func ownedMerchant(_ principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> UUID {
         let id = try await ownMerchant(principal, on: connection, logger: logger)
-        for try await _ in try await connection.query(
+        for try await _ in try await connection.run(
             "SELECT 1 FROM merchants WHERE id = \(id) AND owner_user_id = \(principal.subjectID.uuid)", logger: logger)
         { return id }
         throw LinliError(.permissionDenied, "user_id: only the shop's owner manages its staff")
@@ -200,7 +200,7 @@ public struct MerchantStore: Sendable {
 
     public func staff(of merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [Staff] {
         var result: [Staff] = []
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT mm.user_id, u.display_name, mm.user_id = m.owner_user_id FROM merchant_members mm
             JOIN users u ON u.id = mm.user_id JOIN merchants m ON m.id = mm.merchant_id
@@ -213,7 +213,7 @@ public struct MerchantStore: Sendable {
     /// Adds an active merchant-role user who works for no shop to `merchant`'s staff.
     public func addStaff(_ user: UserID, to merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Staff {
         var found: (String, String, String)?
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             "SELECT role, status, display_name FROM users WHERE id = \(user.uuid)", logger: logger
         ).decode((String, String, String).self) { found = r }
         guard let (role, status, name) = found else { throw LinliError(.notFound, "user_id: no such user", field: "user_id") }
@@ -224,7 +224,7 @@ public struct MerchantStore: Sendable {
             if other == merchant { return Staff(merchant: merchant, user: user.uuid, displayName: name, owner: false) }
             throw LinliError(.alreadyExists, "user_id: the user works for another shop", field: "user_id")
         }
-        try await connection.query(
+        try await connection.run(
             "INSERT INTO merchant_members (merchant_id, user_id) VALUES (\(merchant), \(user.uuid)) ON CONFLICT DO NOTHING", logger: logger)
         return Staff(merchant: merchant, user: user.uuid, displayName: name, owner: false)
     }
@@ -234,7 +234,7 @@ public struct MerchantStore: Sendable {
             throw LinliError(.notFound, "user_id: not on the shop's staff", field: "user_id")
         }
         guard !member.owner else { throw LinliError(.failedPrecondition, "user_id: the owner stays on the staff", field: "user_id") }
-        try await connection.query(
+        try await connection.run(
             "DELETE FROM merchant_members WHERE merchant_id = \(merchant) AND user_id = \(user.uuid)", logger: logger)
         return member
     }
@@ -244,7 +244,7 @@ public struct MerchantStore: Sendable {
             throw LinliError(.alreadyExists, "merchant_id: you already have a shop (\(existing.uuidString.lowercased()))")
         }
         let id = UUIDv7.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO merchants (id, owner_user_id, name, shop_type, licence_no, contact_name, contact_phone, address, hours,
                                    delivery_radius_tenths_km, logo_ref, image_refs)
@@ -255,8 +255,8 @@ public struct MerchantStore: Sendable {
         var fresh = false
         for try await _ in inserted { fresh = true }
         guard fresh else { throw LinliError(.alreadyExists, "licence_no: a shop with this licence is already registered", field: "licence_no") }
-        try await connection.query("INSERT INTO merchant_members (merchant_id, user_id) VALUES (\(id), \(user.uuid))", logger: logger)
-        try await connection.query(
+        try await connection.run("INSERT INTO merchant_members (merchant_id, user_id) VALUES (\(id), \(user.uuid))", logger: logger)
+        try await connection.run(
             "INSERT INTO merchant_communities (merchant_id, community_id) VALUES (\(id), \(a.community.uuid))", logger: logger)
         return try await merchant(id, on: connection, logger: logger)
     }
@@ -273,13 +273,13 @@ public struct MerchantStore: Sendable {
             throw LinliError(.failedPrecondition, "merchant_id: the application was already reviewed (\(merchant.state.rawValue))")
         }
         let state: State = approve ? (depositFen > 0 ? .depositDue : .active) : .rejected
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE merchants SET state = \(state.rawValue), reject_reason = \(approve ? "" : reason), commission_bp = \(commissionBP),
                 deposit_fen = \(approve ? depositFen : 0), reviewed_by = \(principal.subjectID.uuid)
             WHERE id = \(id)
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE merchant_communities SET state = \(approve ? "approved" : "rejected"), reason = \(reason), reviewed_by = \(principal.subjectID.uuid)
             WHERE merchant_id = \(id) AND community_id = \(first.community.uuid)
@@ -298,7 +298,7 @@ public struct MerchantStore: Sendable {
         }
         let entry = try await CommerceLedger.merchantDeposit(
             merchant.depositFen, method: method, merchant: id, community: first.community, by: principal.subjectID, on: connection, logger: logger)
-        try await connection.query("UPDATE merchants SET state = 'active', deposit_entry = \(entry) WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE merchants SET state = 'active', deposit_entry = \(entry) WHERE id = \(id)", logger: logger)
         return try await self.merchant(id, on: connection, logger: logger)
     }
 
@@ -308,7 +308,7 @@ public struct MerchantStore: Sendable {
         if let known = merchant.communities.first(where: { $0.community == community }), known.state != .rejected {
             return merchant
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO merchant_communities (merchant_id, community_id) VALUES (\(id), \(community.uuid))
             ON CONFLICT (merchant_id, community_id) DO UPDATE SET state = 'requested', reason = '', reviewed_by = NULL
@@ -319,7 +319,7 @@ public struct MerchantStore: Sendable {
     public func reviewJoin(
         _ id: UUID, community: CommunityID, approve: Bool, reason: String, by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Merchant {
-        let updated = try await connection.query(
+        let updated = try await connection.run(
             """
             UPDATE merchant_communities SET state = \(approve ? "approved" : "rejected"), reason = \(reason), reviewed_by = \(user.uuid)
             WHERE merchant_id = \(id) AND community_id = \(community.uuid) AND state = 'requested' RETURNING 1
@@ -364,7 +364,7 @@ public struct MerchantStore: Sendable {
 
     /// Whether the merchant is active and approved in `community`.
     public func sells(_ merchant: UUID, in community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT 1 FROM merchants m JOIN merchant_communities c ON c.merchant_id = m.id
             WHERE m.id = \(merchant) AND m.state = 'active' AND c.community_id = \(community.uuid) AND c.state = 'approved'

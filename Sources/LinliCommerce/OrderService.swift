@@ -87,7 +87,7 @@ public struct OrderService: Sendable {
             room = home
         }
         var address = ""
-        for try await label in try await call.connection.query(
+        for try await label in try await call.connection.run(
             "SELECT c.name || ' ' || room_label_of(\(room.uuid)) FROM communities c WHERE c.id = \(community.uuid)", logger: call.logger
         ).decode(String.self) { address = label }
         return address

@@ -23,7 +23,7 @@ extension OrderStore {
 
     func reviews(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Review] {
         var result: [Review] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, UUID, UUID, Int32, String, [String], String?, Date, Date?).self)
         {
             result.append(
@@ -55,20 +55,20 @@ extension OrderStore {
             throw LinliError(.failedPrecondition, "order_id: the \(settings.reviewDays)-day review window is over")
         }
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO reviews (id, order_id, line_id, goods_id, merchant_id, resident_id, score, text, image_refs)
             VALUES (\(id), \(order.id), \(line), \(target.goods), \(order.merchant), \(order.resident), \(score), \(text), \(imageRefs)::text[])
             """, logger: logger)
-        try await connection.query("UPDATE order_lines SET reviewed = true WHERE id = \(line)", logger: logger)
-        try await connection.query(
+        try await connection.run("UPDATE order_lines SET reviewed = true WHERE id = \(line)", logger: logger)
+        try await connection.run(
             "UPDATE goods SET review_count = review_count + 1, score_sum = score_sum + \(score) WHERE id = \(target.goods)", logger: logger)
         return try await reviews("SELECT \(unescaped: Self.reviewColumns) FROM reviews WHERE id = \(id)", connection, logger)[0]
     }
 
     /// The merchant's one reply to a review of their goods.
     public func reply(_ review: UUID, text: String, merchant: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Review {
-        let updated = try await connection.query(
+        let updated = try await connection.run(
             """
             UPDATE reviews SET reply = \(text), replied_at = now() WHERE id = \(review) AND merchant_id = \(merchant) AND reply IS NULL RETURNING 1
             """, logger: logger)
@@ -129,7 +129,7 @@ extension OrderStore {
             throw LinliError(.failedPrecondition, "order_id: the return was already \(order.returnState ?? "")")
         }
         if accept {
-            try await connection.query(
+            try await connection.run(
                 "UPDATE orders SET return_state = 'accepted' WHERE id = \(order.id) AND state = 'returning'", logger: logger)
             try await record(order.id, from: .returning, to: .returning, by: by, note: "return accepted \(reason)", connection, logger)
         } else {

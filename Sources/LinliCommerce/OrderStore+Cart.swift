@@ -28,18 +28,18 @@ extension OrderStore {
         resident: UUID, community: CommunityID, sku: UUID, quantity: Int32, on connection: PostgresConnection, logger: Logger
     ) async throws {
         guard quantity > 0 else {
-            try await connection.query("DELETE FROM cart_items WHERE resident_id = \(resident) AND sku_id = \(sku)", logger: logger)
+            try await connection.run("DELETE FROM cart_items WHERE resident_id = \(resident) AND sku_id = \(sku)", logger: logger)
             return
         }
         var found: (UUID, Bool)?
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             "SELECT g.merchant_id, g.listed FROM skus s JOIN goods g ON g.id = s.goods_id WHERE s.id = \(sku)", logger: logger
         ).decode((UUID, Bool).self) { found = r }
         guard let (merchant, listed) = found, try await merchants.sells(merchant, in: community, on: connection, logger: logger) else {
             throw LinliError(.notFound, "sku_id: no such SKU on sale in this community", field: "sku_id")
         }
         guard listed else { throw LinliError(.failedPrecondition, "sku_id: the goods are not on sale", field: "sku_id") }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO cart_items (resident_id, sku_id, quantity)
             SELECT \(resident), \(sku), \(quantity)
@@ -55,7 +55,7 @@ extension OrderStore {
     /// The cart priced as in `community` today, oldest item first.
     public func cart(resident: UUID, community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [CartItem] {
         var result: [CartItem] = []
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT s.id, s.goods_id, g.name, s.spec, coalesce(cp.price_fen, s.price_fen), i.quantity, s.stock, g.listed AND m.state = 'active',
                    m.id, m.name

@@ -40,7 +40,7 @@ extension OrderStore {
 
     func payments(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Payment] {
         var result: [Payment] = []
-        for try await r in try await connection.query(query, logger: logger).decode((UUID, UUID, String, Int64, String, String?, Date).self) {
+        for try await r in try await connection.run(query, logger: logger).decode((UUID, UUID, String, Int64, String, String?, Date).self) {
             result.append(
                 Payment(
                     id: r.0, order: r.1, channel: r.2, amountFen: r.3, state: Payment.State(rawValue: r.4) ?? .pending, transaction: r.5,
@@ -87,7 +87,7 @@ extension OrderStore {
         ).first
         if open == nil {
             let id = UUIDv7.make()
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO commerce_payments (id, order_id, channel, amount_fen, expires_at)
                 VALUES (\(id), \(order.id), \(channel.name), \(order.payFen), \(order.payDeadline))
@@ -141,7 +141,7 @@ extension OrderStore {
         guard notice.amountFen == payment.amountFen else {
             throw LinliError(.failedPrecondition, "notice amount \(notice.amountFen) differs from the intent's \(payment.amountFen)")
         }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE commerce_payments SET state = 'paid', channel_txn = \(notice.transaction), paid_at = \(notice.paidAt) WHERE id = \(payment.id)
             """, logger: logger)
@@ -159,10 +159,10 @@ extension OrderStore {
         try await CommerceLedger.paid(money, on: connection, logger: logger)
         let refund = try await channels.channel(payment.channel).refund(
             transaction: notice.transaction, amountFen: payment.amountFen, key: "refund:\(payment.id.uuidString.lowercased())")
-        try await connection.query(
+        try await connection.run(
             "UPDATE commerce_payments SET state = 'refunded', refunded_at = now(), refund_txn = \(refund) WHERE id = \(payment.id)", logger: logger)
         try await CommerceLedger.refunded(money, on: connection, logger: logger)
-        try await connection.query("UPDATE orders SET refunded_fen = refunded_fen + \(payment.amountFen) WHERE id = \(order.id)", logger: logger)
+        try await connection.run("UPDATE orders SET refunded_fen = refunded_fen + \(payment.amountFen) WHERE id = \(order.id)", logger: logger)
         try await record(
             order.id, from: order.state, to: order.state, by: .channel,
             note: "payment \(notice.transaction) arrived after the order was \(order.state.rawValue): refunded \(refund)", connection, logger)
@@ -173,7 +173,7 @@ extension OrderStore {
     /// so a payment whose notice never came is still applied (or refunded).
     public func unsettledIntents(before time: Date, on connection: PostgresConnection, logger: Logger) async throws -> [(UUID, String)] {
         var result: [(UUID, String)] = []
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT p.id, p.channel FROM commerce_payments p JOIN orders o ON o.id = p.order_id
             WHERE p.channel_txn IS NULL AND p.expires_at > \(time) - interval '1 day'

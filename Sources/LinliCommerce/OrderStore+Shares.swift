@@ -44,7 +44,7 @@ extension OrderStore {
 
     func shares(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Share] {
         var result: [Share] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, UUID, String, String, String, Int64, Int64, String, Int32, String).self)
         {
             result.append(
@@ -63,14 +63,14 @@ extension OrderStore {
     /// The commission's share of a channel payment, persisted (or rejected with its reason).
     func createShare(_ order: Order, payment: Payment, transaction: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
         var bp: Int64 = 0
-        for try await value in try await connection.query("SELECT commission_bp FROM merchants WHERE id = \(order.merchant)", logger: logger)
+        for try await value in try await connection.run("SELECT commission_bp FROM merchants WHERE id = \(order.merchant)", logger: logger)
             .decode(Int32.self)
         { bp = Int64(value) }
         let amount = (order.settledBaseFen * bp + 5_000) / 10_000
         guard amount > 0 else { return }
         let refusal = Self.shareRefusal(amount, of: payment.amountFen)
         let now = Date()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO profit_shares (id, order_id, payment_id, channel, channel_txn, receiver, amount_fen, paid_fen, state, not_before,
                                        next_attempt_at, last_error)
@@ -119,7 +119,7 @@ extension OrderStore {
         _ id: UUID, to state: Share.State, attempts: Int32, next: Date, id channelID: String?, error: String, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE profit_shares SET state = \(state.rawValue), attempts = \(attempts), next_attempt_at = \(next),
                 channel_share_id = coalesce(\(channelID), channel_share_id), last_error = \(error), updated_at = now()

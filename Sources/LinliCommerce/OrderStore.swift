@@ -163,7 +163,7 @@ public struct OrderStore: Sendable {
 
     func orders(_ query: PostgresQuery, details: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Order] {
         var result: [Order] = []
-        for try await row in try await connection.query(query, logger: logger) {
+        for try await row in try await connection.run(query, logger: logger) {
             var c = row.makeRandomAccess()
             func v<T: PostgresDecodable>(_ i: Int, _: T.Type = T.self) throws -> T { try c[i].decode(T.self, context: .default) }
             result.append(
@@ -182,7 +182,7 @@ public struct OrderStore: Sendable {
         var index: [UUID: Int] = [:]
         for (i, o) in result.enumerated() { index[o.id] = i }
         let ids = result.map(\.id)
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT id, order_id, sku_id, goods_id, name, spec, price_fen, quantity, amount_fen, reviewed FROM order_lines
             WHERE order_id = ANY(\(ids)::uuid[]) ORDER BY order_id, id
@@ -200,7 +200,7 @@ public struct OrderStore: Sendable {
             {
                 if let i = index[share.order] { result[i].shares.append(share) }
             }
-            for try await r in try await connection.query(
+            for try await r in try await connection.run(
                 "SELECT order_id, from_state, to_state, actor, note, at FROM order_events WHERE order_id = ANY(\(ids)::uuid[]) ORDER BY id",
                 logger: logger
             ).decode((UUID, String?, String, String, String, Date).self) {
@@ -293,7 +293,7 @@ public struct OrderStore: Sendable {
         let skus = draft.lines.map(\.sku)
         var found: [UUID: (goods: UUID, name: String, spec: String, price: Int64, merchant: UUID, listed: Bool, category: UUID, parent: UUID?)] =
             [:]
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT s.id, s.goods_id, g.name, s.spec, coalesce(cp.price_fen, s.price_fen), g.merchant_id, g.listed, g.category_id, c.parent_id
             FROM skus s JOIN goods g ON g.id = s.goods_id JOIN categories c ON c.id = g.category_id
@@ -371,7 +371,7 @@ public struct OrderStore: Sendable {
         let settings = try await merchants.settings(on: connection, logger: logger)
         let id = UUIDv7.make()
         let deadline = Date().addingTimeInterval(TimeInterval(settings.unpaidSeconds))
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO orders (id, order_no, community_id, merchant_id, resident_id, placed_by, goods_fen, points, points_value_fen, pay_fen,
                                 address, contact_phone, note, pay_deadline, coupon_id, coupon_fen, coupon_property, group_buy_id)
@@ -381,14 +381,14 @@ public struct OrderStore: Sendable {
                     \(quote.coupon), \(quote.couponFen), \(quote.couponByProperty), \(draft.groupBuy))
             """, logger: logger)
         if draft.fromCart {
-            try await connection.query(
+            try await connection.run(
                 "DELETE FROM cart_items WHERE resident_id = \(resident) AND sku_id = ANY(\(draft.lines.map(\.sku))::uuid[])", logger: logger)
         }
         if let coupon = quote.coupon {
             try await CouponStore().use(coupon, order: id, discountFen: quote.couponFen, on: connection, logger: logger)
         }
         let lines = quote.lines
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO order_lines (id, order_id, sku_id, goods_id, name, spec, price_fen, quantity, amount_fen)
             SELECT l.id, \(id), l.sku, l.goods, l.name, l.spec, l.price, l.quantity, l.price * l.quantity
@@ -400,7 +400,7 @@ public struct OrderStore: Sendable {
         if quote.points > 0 {
             let hold = try await points.freeze(
                 quote.points, of: resident, key: "order:\(id.uuidString.lowercased())", for: by.pointsPrincipal, on: connection, logger: logger)
-            try await connection.query("UPDATE orders SET points_hold_id = \(hold.id) WHERE id = \(id)", logger: logger)
+            try await connection.run("UPDATE orders SET points_hold_id = \(hold.id) WHERE id = \(id)", logger: logger)
         }
         try await reserve(lines, connection, logger)
         return try await order(id, on: connection, logger: logger)
@@ -408,7 +408,7 @@ public struct OrderStore: Sendable {
 
     private func reserve(_ lines: [Line], _ connection: PostgresConnection, _ logger: Logger) async throws {
         let ordered = lines.sorted { $0.sku.uuidString < $1.sku.uuidString }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE skus s SET stock = s.stock - l.quantity, reserved = s.reserved + l.quantity
             FROM unnest(\(ordered.map(\.sku))::uuid[], \(ordered.map(\.quantity))::int4[]) AS l (sku, quantity)
@@ -427,7 +427,7 @@ public struct OrderStore: Sendable {
     /// `reserved` → `sold` on payment, `sold` → `stock` on a refund).
     func moveStock(_ lines: [Line], from: String, to: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
         let ordered = lines.sorted { $0.sku.uuidString < $1.sku.uuidString }
-        try await connection.query(
+        try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     UPDATE skus s SET \(from) = s.\(from) - l.quantity, \(to) = s.\(to) + l.quantity
@@ -444,7 +444,7 @@ public struct OrderStore: Sendable {
     // MARK: transitions
 
     func record(_ order: UUID, from: State?, to: State, by: By, note: String, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO order_events (order_id, from_state, to_state, actor, actor_id, note)
             VALUES (\(order), \(from?.rawValue), \(to.rawValue), \(by.actor.rawValue), \(by.user?.uuid), \(note))
@@ -465,7 +465,7 @@ public struct OrderStore: Sendable {
             try b.append(value)
             sets += ", \(column) = $\(b.count)"
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(unsafeSQL: "UPDATE orders SET state = $1\(sets) WHERE id = $2 AND state = $3 RETURNING 1", binds: b), logger: logger)
         var moved = false
         for try await _ in rows { moved = true }
@@ -491,7 +491,7 @@ public struct OrderStore: Sendable {
                 _ = try await points.settle(hold, to: .released, for: by.pointsPrincipal, on: connection, logger: logger)
             }
             try await CouponStore().giveBack(order: order.id, on: connection, logger: logger)
-            try await connection.query(
+            try await connection.run(
                 "UPDATE commerce_payments SET state = 'closed' WHERE order_id = \(order.id) AND state = 'pending'", logger: logger)
         case .paid:
             guard by.actor != .job || groupFailed else { return order }
@@ -514,7 +514,7 @@ public struct OrderStore: Sendable {
     func refund(_ order: Order, restock: Bool, by: By, channels: PaymentChannels, _ connection: PostgresConnection, _ logger: Logger) async throws {
         var refunded: Int64 = 0
         var paid: [(UUID, String, String, Int64)] = []
-        for try await row in try await connection.query(
+        for try await row in try await connection.run(
             """
             SELECT id, channel, channel_txn, amount_fen FROM commerce_payments WHERE order_id = \(order.id) AND state = 'paid' FOR UPDATE
             """, logger: logger
@@ -523,7 +523,7 @@ public struct OrderStore: Sendable {
             try await returnShares(payment: payment, channels: channels, connection, logger)
             let refundTxn = try await channels.channel(channel).refund(
                 transaction: txn, amountFen: amount, key: "refund:\(payment.uuidString.lowercased())")
-            try await connection.query(
+            try await connection.run(
                 "UPDATE commerce_payments SET state = 'refunded', refunded_at = now(), refund_txn = \(refundTxn) WHERE id = \(payment)",
                 logger: logger)
             try await CommerceLedger.refunded(
@@ -549,7 +549,7 @@ public struct OrderStore: Sendable {
             try await CouponStore().giveBack(order: order.id, on: connection, logger: logger)
         }
         if restock { try await moveStock(order.lines, from: "sold", to: "stock", connection, logger) }
-        try await connection.query("UPDATE orders SET refunded_fen = refunded_fen + \(refunded) WHERE id = \(order.id)", logger: logger)
+        try await connection.run("UPDATE orders SET refunded_fen = refunded_fen + \(refunded) WHERE id = \(order.id)", logger: logger)
     }
 
     public func ship(_ order: Order, tracking: String, by: By, on connection: PostgresConnection, logger: Logger) async throws -> Order {
@@ -577,7 +577,7 @@ public struct OrderStore: Sendable {
     public func settle(_ order: Order, on connection: PostgresConnection, logger: Logger) async throws -> Order {
         guard order.state == .received else { return order }
         var commissionBP: Int64 = 0
-        for try await bp in try await connection.query("SELECT commission_bp FROM merchants WHERE id = \(order.merchant)", logger: logger).decode(
+        for try await bp in try await connection.run("SELECT commission_bp FROM merchants WHERE id = \(order.merchant)", logger: logger).decode(
             Int32.self)
         { commissionBP = Int64(bp) }
         // Rounded half up to the fen; the parts sum to the goods' value.

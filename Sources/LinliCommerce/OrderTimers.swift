@@ -122,7 +122,7 @@ public final class OrderTimers: Service, Sendable {
     public func sweep(_ tenant: TenantRef, at time: Date = Date()) async throws {
         let due: [(UUID, String)] = try await database.tenantTransaction(tenant) { connection in
             var result: [(UUID, String)] = []
-            for try await r in try await connection.query(
+            for try await r in try await connection.run(
                 """
                 SELECT orders.id, 'expire' FROM orders WHERE state = 'unpaid' AND pay_deadline <= \(time)
                 UNION ALL

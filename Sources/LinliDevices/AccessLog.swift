@@ -41,7 +41,7 @@ public enum AccessLog {
         guard !rows.isEmpty else { return }
         // Credentials are ids; a value that is not one matches nothing (and is never cast in SQL).
         let ids = rows.map { UUID(uuidString: $0.credential)?.uuidString.lowercased() ?? "" }
-        try await connection.query(
+        try await connection.run(
             """
             WITH dev AS (SELECT community_id FROM devices WHERE id = \(device.uuid)),
             e AS (
@@ -71,7 +71,7 @@ public enum AccessLog {
     /// Unknown faces or cards at the device's community: `stranger_threshold` of them within the
     /// window raise one `access.stranger` alarm on the device and tell the community's guards.
     static func strangerRule(device: DeviceID, on connection: PostgresConnection, logger: Logger) async throws {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH dev AS (SELECT community_id FROM devices WHERE id = \(device.uuid)),
             rule AS (
@@ -99,7 +99,7 @@ public enum AccessLog {
         message.communityID = community.uuidString.lowercased()
         message.type = "access.stranger"
         message.detail = "\(count) unknown faces or cards in \(window) minutes"
-        let guards = try await connection.query(
+        let guards = try await connection.run(
             """
             SELECT u.id FROM users u JOIN user_communities uc ON uc.user_id = u.id
             WHERE uc.community_id = \(community) AND u.role = 'guard' AND u.status = 'active'
@@ -115,14 +115,14 @@ public enum AccessLog {
     /// Clears stranger alarms whose window has passed, and deletes log rows and door events older
     /// than each community's retention.
     static func tidy(on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE device_alarms a SET status = 'cleared', cleared_at = now()
             FROM devices d LEFT JOIN access_settings s ON s.community_id = d.community_id
             WHERE a.device_id = d.id AND a.type = 'access.stranger' AND a.status <> 'cleared'
               AND a.raised_at < now() - make_interval(mins => COALESCE(s.stranger_window_minutes, 10))
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             WITH expired AS (
                 DELETE FROM access_log l USING communities c LEFT JOIN access_settings s ON s.community_id = c.id
@@ -158,7 +158,7 @@ extension AccessLog {
         let at = cursor?.0 ?? .distantFuture
         let device = cursor?.1 ?? UUID(uuid: uuidZero)
         let seq = cursor?.2 ?? 0
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT l.device_id, l.seq, l.door_id, l.door_code, l.method, l.granted, l.credential, l.resident_id, l.staff_user_id,
                    l.reason, l.device_time, l.late

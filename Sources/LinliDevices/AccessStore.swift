@@ -44,7 +44,7 @@ public struct AccessStore: Sendable {
             throw LinliError.invalid("building_id", "is not a building of this community")
         }
         let id = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO doors (id, community_id, building_id, code, name)
             VALUES (\(id), \(community.uuid), \(building?.uuid), \(code), \(name))
@@ -57,13 +57,13 @@ public struct AccessStore: Sendable {
     }
 
     public func door(_ id: UUID, on connection: PostgresConnection, logger: Logger) async throws -> Door {
-        let rows = try await connection.query("SELECT \(unescaped: Self.doorColumns) FROM doors d WHERE d.id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT \(unescaped: Self.doorColumns) FROM doors d WHERE d.id = \(id)", logger: logger)
         guard let door = try await Self.decodeDoors(rows).first else { throw LinliError.notFound("door") }
         return door
     }
 
     public func doors(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Door] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT \(unescaped: Self.doorColumns) FROM doors d WHERE d.community_id = \(community.uuid) ORDER BY d.code", logger: logger)
         return try await Self.decodeDoors(rows)
     }
@@ -74,10 +74,10 @@ public struct AccessStore: Sendable {
             throw LinliError.invalid("device_id", "is not a device of the door's community")
         }
         if bound {
-            try await connection.query(
+            try await connection.run(
                 "INSERT INTO door_devices (door_id, device_id) VALUES (\(door.id), \(device.id.uuid)) ON CONFLICT DO NOTHING", logger: logger)
         } else {
-            try await connection.query(
+            try await connection.run(
                 "DELETE FROM door_devices WHERE door_id = \(door.id) AND device_id = \(device.id.uuid)", logger: logger)
         }
     }
@@ -127,7 +127,7 @@ public struct AccessStore: Sendable {
     ) async throws -> Credential {
         switch holder {
         case .resident(let resident):
-            let rows = try await connection.query("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
+            let rows = try await connection.run("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
             var found: UUID?
             for try await id in rows.decode(UUID.self) { found = id }
             guard found == community.uuid else { throw LinliError.notFound("resident") }
@@ -148,7 +148,7 @@ public struct AccessStore: Sendable {
         case .staff(let staff): staffID = staff.uuid
         }
         let consent: Date? = kind == "face" ? Date() : nil
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO access_credentials (id, community_id, resident_id, staff_user_id, kind, value, valid_until, face_consent_at, created_by)
             VALUES (\(id), \(community.uuid), \(residentID), \(staffID), \(kind), \(stored), \(validUntil), \(consent), \(user.uuid))
@@ -162,7 +162,7 @@ public struct AccessStore: Sendable {
     }
 
     public func credential(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Credential {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT \(unescaped: Self.credentialColumns) FROM access_credentials WHERE id = \(id)", logger: logger)
         guard let credential = try await Self.decodeCredentials(rows).first, principal.canAct(in: credential.communityID) else {
             throw LinliError.notFound("credential")
@@ -174,7 +174,7 @@ public struct AccessStore: Sendable {
         async throws -> Credential
     {
         _ = try await credential(id, for: principal, on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE access_credentials SET revoked_at = now(), revoke_reason = \(reason)
             WHERE id = \(id) AND revoked_at IS NULL
@@ -192,7 +192,7 @@ public struct AccessStore: Sendable {
         case .staff(let id): staff = id.uuid
         case nil: break
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.credentialColumns) FROM access_credentials
             WHERE community_id = \(community.uuid)
@@ -208,7 +208,7 @@ public struct AccessStore: Sendable {
     public func withdrawFaces(resident: ResidentID, community: CommunityID, on connection: PostgresConnection, logger: Logger)
         async throws -> Int
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE access_credentials SET revoked_at = now(), revoke_reason = 'face consent withdrawn'
             WHERE resident_id = \(resident.uuid) AND community_id = \(community.uuid) AND kind = 'face' AND revoked_at IS NULL
@@ -228,7 +228,7 @@ public struct AccessStore: Sendable {
     public func homeBuildings(of resident: ResidentID, community: CommunityID, on connection: PostgresConnection, logger: Logger)
         async throws -> [BuildingID]
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT DISTINCT cr.building_id FROM community_rooms(\(community.uuid)) cr
             JOIN residencies res ON res.room_id = cr.room_id
@@ -256,7 +256,7 @@ public struct AccessStore: Sendable {
     }
 
     public func settings(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> Settings {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT stranger_threshold, stranger_window_minutes, retention_days FROM access_settings
             WHERE community_id = \(community.uuid)
@@ -274,7 +274,7 @@ public struct AccessStore: Sendable {
         let threshold = Int32(clamping: settings.strangerThreshold)
         let window = Int32(clamping: settings.strangerWindowMinutes)
         let retention = Int32(clamping: settings.retentionDays)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO access_settings (community_id, stranger_threshold, stranger_window_minutes, retention_days)
             VALUES (\(community.uuid), \(threshold), \(window), \(retention))
@@ -290,7 +290,7 @@ public struct AccessStore: Sendable {
         -> Curve25519.Signing.PrivateKey
     {
         let fresh = Curve25519.Signing.PrivateKey()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH ins AS (
                 INSERT INTO access_qr_keys (community_id, private_key, public_key)
@@ -304,7 +304,7 @@ public struct AccessStore: Sendable {
         }
         // Another transaction made the key while this statement ran: its snapshot could not see
         // it, the next statement's can.
-        let made = try await connection.query(
+        let made = try await connection.run(
             "SELECT private_key FROM access_qr_keys WHERE community_id = \(community.uuid)", logger: logger)
         for try await key in made.decode(ByteBuffer.self) {
             return try Curve25519.Signing.PrivateKey(rawRepresentation: Array(buffer: key))

@@ -62,7 +62,7 @@ extension DeviceStore {
         command.commandID = id.description
         command.expiresAtMs = Int64(clamping: Int((expires.timeIntervalSince1970 * 1000).rounded(.down)))
         let body = ByteBuffer(bytes: try command.serializedBytes() as [UInt8])
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO device_commands (id, device_id, action, body, expires_at, created_by)
             VALUES (\(id.uuid), \(device.id.uuid), \(action), \(body), \(expires), \(user.uuid))
@@ -76,7 +76,7 @@ extension DeviceStore {
     public func command(_ id: DeviceCommandID, for principal: Principal, on connection: PostgresConnection, logger: Logger)
         async throws -> CommandRow
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT \(unescaped: Self.commandColumns) FROM device_commands WHERE id = \(id.uuid)", logger: logger)
         guard let row = try await Self.decodeCommands(rows).first else { throw LinliError.notFound("command") }
         _ = try await device(row.deviceID, for: principal, on: connection, logger: logger)
@@ -89,7 +89,7 @@ extension DeviceStore {
         async throws(LinliError) -> [(DeviceCommandID, ByteBuffer)]
     {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 UPDATE device_commands c SET state = 'sent', updated_at = now()
                 FROM (SELECT id FROM device_commands
@@ -123,7 +123,7 @@ extension DeviceStore {
         default: return false
         }
         return try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 UPDATE device_commands SET state = \(target), detail = \(detail), updated_at = now()
                 WHERE id = \(id.uuid) AND device_id = \(device.uuid) AND state = ANY(\(from))
@@ -140,7 +140,7 @@ extension DeviceStore {
     public func sweepCommands(tenant: TenantRef, logger: Logger) async throws(LinliError) -> Int {
         let timeout = "\(DeviceStore.resultTimeout.components.seconds) seconds"
         return try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 WITH e AS (
                     UPDATE device_commands SET state = 'expired', updated_at = now()
@@ -161,7 +161,7 @@ extension DeviceStore {
         -> Set<DeviceID>
     {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT DISTINCT device_id FROM device_commands
                 WHERE device_id = ANY(\(devices.map(\.uuid))) AND state = 'queued' AND expires_at > now()

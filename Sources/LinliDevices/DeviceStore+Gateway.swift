@@ -57,7 +57,7 @@ extension DeviceStore {
     /// The device's credential in `tenant`, nil when there is no such device.
     public func credential(_ id: DeviceID, tenant: TenantRef, logger: Logger) async throws(LinliError) -> Credential? {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT stored_key, status, generation FROM devices WHERE id = \(id.uuid)", logger: logger)
             for try await (key, status, generation) in rows.decode((ByteBuffer, String, Int32).self) {
                 return Credential(storedKey: Array(buffer: key), status: status, generation: generation)
@@ -72,7 +72,7 @@ extension DeviceStore {
         async throws(LinliError) -> Int64?
     {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 UPDATE devices SET online = true, last_seen_at = now(), firmware = \(firmware)
                 WHERE id = \(id.uuid) AND status = 'active' AND generation = \(generation)
@@ -81,7 +81,7 @@ extension DeviceStore {
             var point: Int64?
             for try await value in rows.decode(Int64.self) { point = value }
             guard let point else { return nil }
-            try await connection.query(
+            try await connection.run(
                 """
                 UPDATE device_alarms SET status = 'cleared', cleared_at = now()
                 WHERE device_id = \(id.uuid) AND type = 'device.offline' AND status <> 'cleared'
@@ -169,7 +169,7 @@ extension DeviceStore {
         async throws -> [Stored?]
     {
         let events = batches.flatMap { batch in batch.events.map { (batch.device.uuid, $0) } }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH b AS (
                 SELECT * FROM unnest(\(batches.map(\.device.uuid)), \(batches.map(\.generation)), \(batches.map(\.upTo))) AS b(id, generation, up_to)
@@ -216,7 +216,7 @@ extension DeviceStore {
     {
         let events = batch.events
         let device = batch.device
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH d AS (
                 UPDATE devices SET commit_point = GREATEST(commit_point, \(batch.upTo)), last_seen_at = now(), online = true
@@ -257,7 +257,7 @@ extension DeviceStore {
         async throws(LinliError) -> [DeviceID]
     {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 WITH off AS (
                     UPDATE devices d SET online = false, last_seen_at = GREATEST(d.last_seen_at, s.seen)

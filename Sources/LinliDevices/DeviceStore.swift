@@ -57,7 +57,7 @@ public struct DeviceStore: Sendable {
         let secret = DeviceCredential.makeSecret()
         let stored = ByteBuffer(bytes: DeviceCredential.storedKey(secret: secret))
         let id = DeviceID.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO devices (id, community_id, serial, kind, name, stored_key, created_by)
             VALUES (\(id.uuid), \(community.uuid), \(serial), \(kind), \(name), \(stored), \(user.uuid))
@@ -80,7 +80,7 @@ public struct DeviceStore: Sendable {
         }
         let secret = DeviceCredential.makeSecret()
         let stored = ByteBuffer(bytes: DeviceCredential.storedKey(secret: secret))
-        try await connection.query(
+        try await connection.run(
             "UPDATE devices SET stored_key = \(stored), generation = generation + 1 WHERE id = \(id.uuid)", logger: logger)
         return secret
     }
@@ -94,7 +94,7 @@ public struct DeviceStore: Sendable {
             throw LinliError(.failedPrecondition, "status: a revoked device stays revoked; register it anew", field: "status")
         }
         if device.status == status { return device }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE devices SET status = \(status), generation = generation + 1,
                 online = CASE WHEN \(status) = 'active' THEN online ELSE false END
@@ -102,7 +102,7 @@ public struct DeviceStore: Sendable {
             RETURNING \(unescaped: Self.deviceColumns)
             """, logger: logger)
         if status != "active" {
-            try await connection.query(
+            try await connection.run(
                 """
                 UPDATE device_commands SET state = 'expired', detail = 'the device was \(unescaped: status)', updated_at = now()
                 WHERE device_id = \(id.uuid) AND state IN ('queued', 'sent', 'delivered')
@@ -116,7 +116,7 @@ public struct DeviceStore: Sendable {
     public func device(_ id: DeviceID, for principal: Principal, on connection: PostgresConnection, logger: Logger)
         async throws -> Device
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT \(unescaped: Self.deviceColumns) FROM devices WHERE id = \(id.uuid)", logger: logger)
         // Out of scope reads as unknown: a device id says nothing about other communities.
         guard let device = try await Self.decodeDevices(rows).first, principal.canAct(in: device.communityID) else {
@@ -131,7 +131,7 @@ public struct DeviceStore: Sendable {
     ) async throws -> [Device] {
         let at = cursor?.0 ?? .distantPast
         let after = cursor?.1 ?? UUID(uuid: uuidZero)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.deviceColumns) FROM devices
             WHERE community_id = \(community.uuid) AND (created_at, id) > (\(at), \(after))
@@ -151,7 +151,7 @@ public struct DeviceStore: Sendable {
     public func events(of device: DeviceID, before: Int64?, limit: Int, on connection: PostgresConnection, logger: Logger)
         async throws -> [StoredEvent]
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT seq, body, received_at, late FROM device_events
             WHERE device_id = \(device.uuid) AND seq < \(before ?? .max)

@@ -22,7 +22,7 @@ public struct WhitelistStore: Sendable {
     @discardableResult
     public func reconcileMarked(tenant: TenantRef, logger: Logger) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 WITH taken AS (
                     DELETE FROM whitelist_marks WHERE (community_id, xact) IN (
@@ -46,7 +46,7 @@ public struct WhitelistStore: Sendable {
     @discardableResult
     public func reconcileAll(tenant: TenantRef, logger: Logger) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT count(whitelist_reconcile(id)) FROM (
                     SELECT d.id FROM devices d
@@ -63,7 +63,7 @@ public struct WhitelistStore: Sendable {
     /// between the last acknowledged and the current one (older removals are collected).
     public func baseline(device: DeviceID, reported: Int64, tenant: TenantRef, logger: Logger) async throws(LinliError) -> Int64? {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT whitelist_version, whitelist_acked FROM devices WHERE id = \(device.uuid)", logger: logger)
             for try await (version, acked) in rows.decode((Int64, Int64).self) {
                 return reported > 0 && reported >= acked && reported <= version ? reported : nil
@@ -78,7 +78,7 @@ public struct WhitelistStore: Sendable {
         -> Linli_Device_V1_WhitelistDiff?
     {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT whitelist_version, community_id FROM devices WHERE id = \(device.uuid) AND status = 'active'", logger: logger)
             var current: (Int64, UUID)?
             for try await row in rows.decode((Int64, UUID).self) { current = row }
@@ -91,7 +91,7 @@ public struct WhitelistStore: Sendable {
             diff.full = held == nil
             let from = held ?? 0
             let full = held == nil
-            let entries = try await connection.query(
+            let entries = try await connection.run(
                 """
                 SELECT key, kind, value, valid_from, valid_until, door_codes FROM whitelist_entries
                 WHERE device_id = \(device.uuid) AND removed_version IS NULL AND (\(full) OR added_version > \(from))
@@ -110,7 +110,7 @@ public struct WhitelistStore: Sendable {
                 diff.upserts.append(entry)
             }
             if !full {
-                let removed = try await connection.query(
+                let removed = try await connection.run(
                     """
                     SELECT DISTINCT w.key FROM whitelist_entries w
                     WHERE w.device_id = \(device.uuid) AND w.added_version <= \(from) AND w.removed_version > \(from)
@@ -121,7 +121,7 @@ public struct WhitelistStore: Sendable {
                     """, logger: logger)
                 for try await key in removed.decode(String.self) { diff.removes.append(key) }
             }
-            let doors = try await connection.query(
+            let doors = try await connection.run(
                 """
                 SELECT d.code, d.building_id FROM door_devices dd JOIN doors d ON d.id = dd.door_id
                 WHERE dd.device_id = \(device.uuid) ORDER BY d.code
@@ -143,7 +143,7 @@ public struct WhitelistStore: Sendable {
     @discardableResult
     public func acknowledge(_ version: Int64, device: DeviceID, tenant: TenantRef, logger: Logger) async throws(LinliError) -> Bool {
         try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 UPDATE devices SET whitelist_acked = \(version)
                 WHERE id = \(device.uuid) AND \(version) > whitelist_acked AND \(version) <= whitelist_version
@@ -152,7 +152,7 @@ public struct WhitelistStore: Sendable {
             var applied = false
             for try await _ in rows { applied = true }
             if applied {
-                try await connection.query(
+                try await connection.run(
                     "DELETE FROM whitelist_entries WHERE device_id = \(device.uuid) AND removed_version <= \(version)", logger: logger)
             }
             return applied
@@ -161,7 +161,7 @@ public struct WhitelistStore: Sendable {
 
     /// Version, acknowledged version and entry count.
     public func status(device: DeviceID, on connection: PostgresConnection, logger: Logger) async throws -> (Int64, Int64, Int) {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT whitelist_version, whitelist_acked,
                    (SELECT count(*) FROM whitelist_entries WHERE device_id = \(device.uuid) AND removed_version IS NULL)

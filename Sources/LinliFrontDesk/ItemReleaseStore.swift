@@ -38,7 +38,7 @@ public struct ItemReleaseStore: Sendable {
     ) async throws -> Release {
         try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO item_releases (id, community_id, resident_id, items, mover, planned_date, state)
             VALUES (\(id), \(community.uuid), \(principal.subjectID.uuid), \(items), \(mover), \(plannedDate)::date, 'pending')
@@ -64,7 +64,7 @@ public struct ItemReleaseStore: Sendable {
                 """
             }
         } else {
-            try await connection.query(
+            try await connection.run(
                 """
                 UPDATE item_releases SET state = \(next.rawValue), reviewed_by = \(principal.subjectID.uuid), review_note = \(note) WHERE id = \(id)
                 """, logger: logger)
@@ -82,7 +82,7 @@ public struct ItemReleaseStore: Sendable {
         logger: Logger
     ) async throws -> Release {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE item_releases SET state = 'released', released_by = \(principal.subjectID.uuid), released_at = now()
             WHERE community_id = \(community.uuid) AND code = \(code) AND state = 'approved' RETURNING id
@@ -97,7 +97,7 @@ public struct ItemReleaseStore: Sendable {
     ) async throws -> [Release] {
         try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM item_releases
             WHERE community_id = \(community.uuid) AND (NOT \(own) OR resident_id = \(principal.subjectID.uuid))
@@ -112,7 +112,7 @@ public struct ItemReleaseStore: Sendable {
     static let columns = "id, community_id, resident_id, items, mover, planned_date::text, state, code, review_note, created_at, released_at"
 
     private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger, lock: Bool = false) async throws -> Release {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM item_releases WHERE id = \(id) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)

@@ -31,7 +31,7 @@ public struct ParcelStore: Sendable {
         guard try await FrontDeskSQL.isResident(resident, of: community, connection, logger) else {
             throw LinliError.invalid("resident_id", "is not a resident of this community")
         }
-        let known = try await connection.query(
+        let known = try await connection.run(
             """
             SELECT 1 FROM parcels WHERE community_id = \(community.uuid) AND carrier = \(carrier) AND tracking_number = \(trackingNumber)
             """, logger: logger)
@@ -61,7 +61,7 @@ public struct ParcelStore: Sendable {
         logger: Logger
     ) async throws -> Parcel {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE parcels SET picked_up_at = now(), handed_by = \(principal.subjectID.uuid)
             WHERE community_id = \(community.uuid) AND pickup_code = \(code) AND picked_up_at IS NULL RETURNING id
@@ -77,7 +77,7 @@ public struct ParcelStore: Sendable {
     ) async throws -> [Parcel] {
         try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM parcels
             WHERE community_id = \(community.uuid) AND picked_up_at IS NULL AND (NOT \(own) OR resident_id = \(principal.subjectID.uuid))
@@ -95,7 +95,7 @@ public struct ParcelStore: Sendable {
         """
 
     private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Parcel {
-        let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM parcels WHERE id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT \(unescaped: Self.columns) FROM parcels WHERE id = \(id)", logger: logger)
         for try await row in rows { return try Self.decode(row) }
         throw LinliError.notFound("parcel")
     }

@@ -90,7 +90,7 @@ public struct VisitorStore: Sendable {
         logger: Logger
     ) async throws -> Pass {
         try Scope.requireCommunity(principal, community)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id FROM visitor_passes WHERE community_id = \(community.uuid) AND code = \(code)
             ORDER BY (state = 'active') DESC, created_at DESC LIMIT 1 FOR UPDATE
@@ -108,7 +108,7 @@ public struct VisitorStore: Sendable {
         if now < pass.validFrom { throw LinliError(.failedPrecondition, "the pass is not valid yet") }
         if now > pass.validUntil { throw LinliError(.failedPrecondition, "the pass has expired") }
         if pass.singleUse {
-            try await connection.query("UPDATE visitor_passes SET state = 'used' WHERE id = \(id)", logger: logger)
+            try await connection.run("UPDATE visitor_passes SET state = 'used' WHERE id = \(id)", logger: logger)
         }
         try await gate(id, "in", principal, connection, logger)
         return try await load(id, connection, logger)
@@ -129,7 +129,7 @@ public struct VisitorStore: Sendable {
         let allowed = pass.host == principal.subjectID || (principal.role.isStaff && principal.canAct(in: pass.community))
         guard allowed else { throw LinliError.notFound("visitor pass") }
         guard pass.state == .active else { throw LinliError(.failedPrecondition, "the pass is \(pass.state.rawValue)") }
-        try await connection.query("UPDATE visitor_passes SET state = 'revoked' WHERE id = \(id)", logger: logger)
+        try await connection.run("UPDATE visitor_passes SET state = 'revoked' WHERE id = \(id)", logger: logger)
         return try await load(id, connection, logger)
     }
 
@@ -139,7 +139,7 @@ public struct VisitorStore: Sendable {
     ) async throws -> [Pass] {
         try Scope.requireCommunity(principal, community)
         let own = principal.role == .resident
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM visitor_passes p
             WHERE p.community_id = \(community.uuid) AND (NOT \(own) OR p.host_id = \(principal.subjectID.uuid))
@@ -153,7 +153,7 @@ public struct VisitorStore: Sendable {
     }
 
     private func gate(_ id: UUID, _ direction: String, _ principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO visitor_gate_log (pass_id, direction, guard_id) VALUES (\(id), \(direction), \(principal.subjectID.uuid))
             """, logger: logger)
@@ -168,7 +168,7 @@ public struct VisitorStore: Sendable {
         """
 
     private func load(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Pass {
-        let rows = try await connection.query("SELECT \(unescaped: Self.columns) FROM visitor_passes p WHERE p.id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT \(unescaped: Self.columns) FROM visitor_passes p WHERE p.id = \(id)", logger: logger)
         for try await row in rows { return try Self.decode(row) }
         throw LinliError.notFound("visitor pass")
     }

@@ -40,7 +40,7 @@ public final class ApiKeyStore: Sendable {
         if communityIDs.isEmpty { throw .invalid("community_ids", "at least one community is required") }
         let uuids = communityIDs.map(\.uuid)
         let known: Int = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query("SELECT count(*) FROM communities WHERE id = ANY(\(uuids))", logger: database.logger)
+            let rows = try await connection.run("SELECT count(*) FROM communities WHERE id = ANY(\(uuids))", logger: database.logger)
             for try await count in rows.decode(Int.self) { return count }
             return 0
         }
@@ -58,7 +58,7 @@ public final class ApiKeyStore: Sendable {
         let key = ApiKey(
             id: .make(), tenantID: tenant.id, name: name, prefix: String(secret.prefix(12)),
             communityIDs: communityIDs, createdAt: Date(), revokedAt: nil)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO platform.api_keys (id, tenant_id, name, prefix, secret_hash, community_ids, created_by, created_at)
             VALUES (\(key.id.uuid), \(tenant.id.uuid), \(name), \(key.prefix), \(Secret.hash(secret)), \(communityIDs.map(\.uuid)),
@@ -80,7 +80,7 @@ public final class ApiKeyStore: Sendable {
         let key: ApiKey? = try await database.platformTransaction { (connection: PostgresConnection) async throws -> ApiKey? in
             let found: ApiKey? = try await Self.keys(connection, database.logger, where: "id = $1", id.uuid).first
             guard let found, found.tenantID == tenant.id, found.isWithin(principal) else { return nil }
-            try await connection.query(
+            try await connection.run(
                 """
                 UPDATE platform.api_keys SET revoked_at = coalesce(revoked_at, now())
                 WHERE id = \(id.uuid) AND tenant_id = \(tenant.id.uuid)
@@ -115,7 +115,7 @@ public final class ApiKeyStore: Sendable {
         var bindings = PostgresBindings()
         try bindings.append(value)
         // `condition` is one of the constant predicates above, never input.
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: """
                     SELECT id, tenant_id, name, prefix, community_ids, created_at, revoked_at

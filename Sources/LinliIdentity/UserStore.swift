@@ -67,7 +67,7 @@ public struct UserStore: Sendable {
         let id = UserID.make()
         let communityUUIDs = user.communityIDs.map(\.uuid)
         let buildingUUIDs = user.buildingIDs.map(\.uuid)
-        let counts = try await connection.query(
+        let counts = try await connection.run(
             """
             SELECT (SELECT count(*) FROM communities WHERE id = ANY(\(communityUUIDs))),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildingUUIDs)) AND community_id = ANY(\(communityUUIDs))),
@@ -79,16 +79,16 @@ public struct UserStore: Sendable {
             if taken > 0 { throw LinliError(.alreadyExists, "username: already taken", field: "username") }
         }
         let hash = try hasher.hash(user.password)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO users (id, username, display_name, phone, password_hash, role)
             VALUES (\(id.uuid), \(user.username), \(user.displayName), \(user.phone), \(hash), \(user.role.name))
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO user_communities (user_id, community_id) SELECT \(id.uuid), unnest(\(communityUUIDs)::uuid[])
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO user_buildings (user_id, building_id) SELECT \(id.uuid), unnest(\(buildingUUIDs)::uuid[])
             """, logger: logger)
@@ -101,7 +101,7 @@ public struct UserStore: Sendable {
         _ user: UserID, of principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id) FROM users u WHERE u.id = \(user.uuid)
             """, logger: logger)
@@ -114,7 +114,7 @@ public struct UserStore: Sendable {
 
     /// Disables or re-enables `user`.
     public func setStatus(_ user: UserID, disabled: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE users SET status = \(disabled ? "disabled" : "active") WHERE id = \(user.uuid)
             """, logger: logger)
@@ -128,7 +128,7 @@ public struct UserStore: Sendable {
         if communities.isEmpty { throw LinliError.invalid("community_ids", "at least one community is required") }
         let communityUUIDs = communities.map(\.uuid)
         let buildingUUIDs = buildings.map(\.uuid)
-        let counts = try await connection.query(
+        let counts = try await connection.run(
             """
             SELECT (SELECT count(*) FROM communities WHERE id = ANY(\(communityUUIDs))),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildingUUIDs)) AND community_id = ANY(\(communityUUIDs)))
@@ -137,13 +137,13 @@ public struct UserStore: Sendable {
             if known != communityUUIDs.count { throw LinliError.invalid("community_ids", "unknown community") }
             if inside != buildingUUIDs.count { throw LinliError.invalid("building_ids", "unknown building, or not in the given communities") }
         }
-        try await connection.query("DELETE FROM user_communities WHERE user_id = \(user.uuid)", logger: logger)
-        try await connection.query("DELETE FROM user_buildings WHERE user_id = \(user.uuid)", logger: logger)
-        try await connection.query(
+        try await connection.run("DELETE FROM user_communities WHERE user_id = \(user.uuid)", logger: logger)
+        try await connection.run("DELETE FROM user_buildings WHERE user_id = \(user.uuid)", logger: logger)
+        try await connection.run(
             """
             INSERT INTO user_communities (user_id, community_id) SELECT \(user.uuid), unnest(\(communityUUIDs)::uuid[])
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO user_buildings (user_id, building_id) SELECT \(user.uuid), unnest(\(buildingUUIDs)::uuid[])
             """, logger: logger)
@@ -153,7 +153,7 @@ public struct UserStore: Sendable {
     public func authenticate(tenant: TenantRef, username: String, password: String) async throws(LinliError) -> Principal {
         struct Row: Sendable { var id: UUID; var name: String; var hash: String; var role: String; var communities: [UUID]; var buildings: [UUID] }
         let row: Row? = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT u.id, u.display_name, u.password_hash, u.role,
                        ARRAY(SELECT community_id FROM user_communities WHERE user_id = u.id ORDER BY community_id),
@@ -178,7 +178,7 @@ public struct UserStore: Sendable {
     /// Checks a platform operator's password.
     public func authenticateOperator(username: String, password: String) async throws(LinliError) -> Principal {
         let row: (UUID, String, String)? = try await database.platformTransaction { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT id, display_name, password_hash FROM platform.operators WHERE username = \(username)",
                 logger: database.logger)
             for try await row in rows.decode((UUID, String, String).self) { return row }
@@ -201,7 +201,7 @@ public struct UserStore: Sendable {
         let hash: String
         do { hash = try hasher.hash(password) } catch { throw .internal(error) }
         return try await database.platformTransaction { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 INSERT INTO platform.operators (id, username, display_name, password_hash)
                 VALUES (\(UUIDv7.make()), \(name), \(displayName), \(hash))

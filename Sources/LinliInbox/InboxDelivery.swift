@@ -14,7 +14,7 @@ public struct InboxDelivery: OutboxConsumer {
     public func consume(_ messages: [Outbox.Message], tenant: TenantRef, on connection: PostgresConnection, logger: Logger) async throws {
         let addressed = messages.filter { $0.recipient != nil }
         guard !addressed.isEmpty else { return }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO notifications (id, outbox_id, recipient_id, topic, payload)
             SELECT uuid_v7(), m.id, m.recipient, m.topic, m.payload::jsonb

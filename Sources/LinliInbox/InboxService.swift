@@ -33,7 +33,7 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
         let after = try PageToken.decode(m.page.pageToken)
         return try await handler.read(request) { call in
             let me = call.principal.subjectID.uuid
-            let found = try await call.connection.query(
+            let found = try await call.connection.run(
                 """
                 SELECT id, topic, payload::text, created_at, read_at IS NOT NULL FROM notifications
                 WHERE recipient_id = \(me) AND (NOT \(m.unreadOnly) OR read_at IS NULL)
@@ -45,7 +45,7 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
                 rows.append(Row(id: id, topic: topic, payload: payload, createdAt: at, read: read))
             }
             var unread: Int64 = 0
-            for try await count in try await call.connection.query(
+            for try await count in try await call.connection.run(
                 "SELECT count(*) FROM notifications WHERE recipient_id = \(me) AND read_at IS NULL", logger: call.logger
             ).decode(Int64.self) {
                 unread = count
@@ -75,7 +75,7 @@ extension InboxService: Linli_Property_V1_InboxService.ServiceProtocol {
         let ids = try Input.ids(m.ids, field: "ids", as: IDTag.Notification.self).map(\.uuid)
         return try await handler.write(request, context) { call in
             let me = call.principal.subjectID.uuid
-            let rows = try await call.connection.query(
+            let rows = try await call.connection.run(
                 """
                 UPDATE notifications SET read_at = now()
                 WHERE recipient_id = \(me) AND read_at IS NULL AND (cardinality(\(ids)::uuid[]) = 0 OR id = ANY(\(ids)::uuid[]))

@@ -36,7 +36,7 @@ public struct MeterHandler: DeviceEventHandler {
             times.append(incoming.deviceTime)
         }
         guard !seqs.isEmpty else { return [] }
-        try await connection.query(
+        try await connection.run(
             """
             WITH r AS (
                 INSERT INTO smart_meter_readings (device_id, seq, smart_meter_id, meter_code, value_centi, device_time)
@@ -79,7 +79,7 @@ public struct SmartMeterStore: Sendable {
         device: DeviceID, code: String, room: RoomID, kind: MeterStore.Kind, prepaid: Bool = false, for principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Meter {
-        let rows = try await connection.query("SELECT community_id, kind FROM devices WHERE id = \(device.uuid)", logger: logger)
+        let rows = try await connection.run("SELECT community_id, kind FROM devices WHERE id = \(device.uuid)", logger: logger)
         var found: (UUID, String)?
         for try await row in rows.decode((UUID, String).self) { found = row }
         guard let (community, deviceKind) = found, principal.canAct(in: CommunityID(community)) else { throw LinliError.notFound("device") }
@@ -88,7 +88,7 @@ public struct SmartMeterStore: Sendable {
             throw LinliError.invalid("room_id", "is not a room of the device's community")
         }
         let id = UUIDv7.make()
-        let made = try await connection.query(
+        let made = try await connection.run(
             """
             INSERT INTO smart_meters (id, community_id, device_id, code, room_id, kind, prepaid)
             VALUES (\(id), \(community), \(device.uuid), \(code), \(room.uuid), \(kind.rawValue), \(prepaid))
@@ -98,7 +98,7 @@ public struct SmartMeterStore: Sendable {
         for try await _ in made { ok = true }
         guard ok else { throw LinliError(.alreadyExists, "code: the device's code or the room's meter of this kind is bound already", field: "code") }
         // Readings that came before the binding now belong to it.
-        try await connection.query(
+        try await connection.run(
             "UPDATE smart_meter_readings SET smart_meter_id = \(id) WHERE device_id = \(device.uuid) AND meter_code = \(code)",
             logger: logger)
         guard let meter = try await meters(community: CommunityID(community), on: connection, logger: logger).first(where: { $0.id == id }) else {
@@ -108,7 +108,7 @@ public struct SmartMeterStore: Sendable {
     }
 
     public func meters(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Meter] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT m.id, m.device_id, m.code, m.room_id, m.kind,
                    (SELECT r.value_centi FROM smart_meter_readings r WHERE r.smart_meter_id = m.id ORDER BY r.device_time DESC LIMIT 1),
@@ -131,7 +131,7 @@ public struct SmartMeterStore: Sendable {
     /// transferred. Each meter in its own savepoint: a refused one keeps its error and raises a
     /// `meter.transfer` alarm; the others go on. Returns (transferred, refused).
     public func transfer(community: CommunityID?, on connection: PostgresConnection, logger: Logger) async throws -> (Int, Int) {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT m.id, m.community_id, m.device_id, m.code, m.room_id, m.kind, last.value_centi,
                    (last.device_time AT TIME ZONE community_zone(m.community_id))::date::text,
@@ -157,19 +157,19 @@ public struct SmartMeterStore: Sendable {
             let principal = Principal(
                 tenantID: nil, subjectID: UserID(manager), displayName: "智能抄表", role: .manager, communityIDs: [CommunityID(community)],
                 buildingIDs: [])
-            try await connection.query("SAVEPOINT meter_transfer", logger: logger)
+            try await connection.run("SAVEPOINT meter_transfer", logger: logger)
             do {
                 _ = try await MeterStore().record(
                     .init(room: RoomID(room), kind: kind, readOn: day, valueCenti: value, replacement: false, oldFinalCenti: 0),
                     by: principal, on: connection, logger: logger)
-                try await connection.query("RELEASE SAVEPOINT meter_transfer", logger: logger)
-                try await connection.query(
+                try await connection.run("RELEASE SAVEPOINT meter_transfer", logger: logger)
+                try await connection.run(
                     "UPDATE smart_meters SET transferred_through = \(day)::date, last_error = '' WHERE id = \(meter)", logger: logger)
                 done += 1
             } catch let error as LinliError where error.code != .unavailable && error.code != .internal {
-                try await connection.query("ROLLBACK TO SAVEPOINT meter_transfer", logger: logger)
+                try await connection.run("ROLLBACK TO SAVEPOINT meter_transfer", logger: logger)
                 let message = "\(day): \(error.message)"
-                try await connection.query("UPDATE smart_meters SET last_error = \(message) WHERE id = \(meter)", logger: logger)
+                try await connection.run("UPDATE smart_meters SET last_error = \(message) WHERE id = \(meter)", logger: logger)
                 try await Alarms.raise(
                     type: "meter.transfer", severity: "major", source: code, detail: String(message.prefix(400)), device: DeviceID(device),
                     on: connection, logger: logger)
@@ -198,7 +198,7 @@ extension SmartMeterStore {
         meter id: UUID, amountFen: Int64, method: PaymentStore.Method, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> Credit {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT community_id, device_id, code, prepaid FROM smart_meters WHERE id = \(id) FOR UPDATE", logger: logger)
         var found: (UUID, UUID, String, Bool)?
         for try await row in rows.decode((UUID, UUID, String, Bool).self) { found = row }
@@ -211,7 +211,7 @@ extension SmartMeterStore {
         let credit = UUIDv7.make()
         let command = try await send(
             credit: credit, code: code, amountFen: amountFen, device: DeviceID(device), by: principal, on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO smart_meter_credits (id, smart_meter_id, amount_fen, method, command_id, entry_id, created_by)
             VALUES (\(credit), \(id), \(amountFen), \(method.rawValue), \(command), \(entry), \(principal.subjectID.uuid))
@@ -236,7 +236,7 @@ extension SmartMeterStore {
     }
 
     public func credit(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Credit {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT c.id, c.smart_meter_id, c.amount_fen, c.delivered_at, c.created_at, c.attempts, m.community_id
             FROM smart_meter_credits c JOIN smart_meters m ON m.id = c.smart_meter_id WHERE c.id = \(id)
@@ -250,7 +250,7 @@ extension SmartMeterStore {
     /// Books credits whose command the meter acknowledged, and sends again those whose command
     /// expired or failed: a credit is never dropped. Returns (delivered, resent).
     public func settleCredits(on connection: PostgresConnection, logger: Logger) async throws -> (Int, Int) {
-        let done = try await connection.query(
+        let done = try await connection.run(
             """
             SELECT c.id, c.smart_meter_id, c.amount_fen, m.community_id
             FROM smart_meter_credits c JOIN device_commands d ON d.id = c.command_id JOIN smart_meters m ON m.id = c.smart_meter_id
@@ -261,10 +261,10 @@ extension SmartMeterStore {
         for try await row in done.decode((UUID, UUID, Int64, UUID).self) { delivered.append(row) }
         for (credit, meter, amount, community) in delivered {
             let entry = try await MeterCreditLedger.delivered(amount, meter: meter, community: CommunityID(community), on: connection, logger: logger)
-            try await connection.query(
+            try await connection.run(
                 "UPDATE smart_meter_credits SET delivered_at = now(), delivered_entry_id = \(entry) WHERE id = \(credit)", logger: logger)
         }
-        let stale = try await connection.query(
+        let stale = try await connection.run(
             """
             SELECT c.id, c.amount_fen, m.device_id, m.code, m.community_id, c.created_by
             FROM smart_meter_credits c JOIN device_commands d ON d.id = c.command_id JOIN smart_meters m ON m.id = c.smart_meter_id
@@ -280,7 +280,7 @@ extension SmartMeterStore {
                 buildingIDs: [])
             let command = try await send(
                 credit: credit, code: code, amountFen: amount, device: DeviceID(device), by: principal, on: connection, logger: logger)
-            try await connection.query(
+            try await connection.run(
                 "UPDATE smart_meter_credits SET command_id = \(command), attempts = attempts + 1 WHERE id = \(credit)", logger: logger)
         }
         return (delivered.count, resend.count)

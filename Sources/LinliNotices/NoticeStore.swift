@@ -58,7 +58,7 @@ public struct NoticeStore: Sendable {
     /// Publishes inside the caller's tenant transaction and records the national delta there too.
     public func publish(_ draft: Draft, by author: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Notice {
         let buildings = draft.buildingIDs.map(\.uuid)
-        let check = try await connection.query(
+        let check = try await connection.run(
             """
             SELECT (SELECT count(*) FROM communities WHERE id = \(draft.communityID.uuid)),
                    (SELECT count(*) FROM buildings WHERE id = ANY(\(buildings)) AND community_id = \(draft.communityID.uuid))
@@ -68,7 +68,7 @@ public struct NoticeStore: Sendable {
             if known != buildings.count { throw LinliError.invalid("building_ids", "unknown building, or not in this community") }
         }
         let id = NoticeID.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO notices (id, community_id, title, body, category, pinned, audience_all, published_by, expires_at)
             VALUES (\(id.uuid), \(draft.communityID.uuid), \(draft.title), \(draft.body), \(Int16(draft.category)),
@@ -78,7 +78,7 @@ public struct NoticeStore: Sendable {
         var publishedAt = Date()
         for try await at in rows.decode(Date.self) { publishedAt = at }
         if !buildings.isEmpty {
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO notice_buildings (notice_id, building_id) SELECT \(id.uuid), unnest(\(buildings)::uuid[])
                 """, logger: logger)
@@ -138,9 +138,7 @@ public struct NoticeStore: Sendable {
             hasCursor: hasCursor, cursorPinned: cPinned, cursorAt: cAt,
             cursorID: cID, limit: limit + 1)
         let notices: [Notice] = try await database.tenantTransaction(tenant) { connection in
-            var result: [Notice] = []
-            for try await notice in try await connection.execute(query, logger: logger) { result.append(notice) }
-            return result
+            try await connection.run(query, logger: logger)
         }
         if notices.count > limit {
             let page = Array(notices.prefix(limit))
@@ -154,7 +152,7 @@ public struct NoticeStore: Sendable {
         let communities = principal.communityIDs.map(\.uuid)
         let audienceOnly = principal.role == .resident
         let readAt: Date? = try await database.tenantTransaction(tenant) { connection in
-            let visible = try await connection.query(
+            let visible = try await connection.run(
                 """
                 SELECT 1 FROM notices n
                 WHERE n.id = \(id.uuid) AND n.community_id = ANY(\(communities))
@@ -165,7 +163,7 @@ public struct NoticeStore: Sendable {
             var found = false
             for try await _ in visible { found = true }
             guard found else { return nil }
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 WITH inserted AS (
                     INSERT INTO notice_reads (notice_id, user_id) VALUES (\(id.uuid), \(principal.subjectID.uuid))
@@ -189,7 +187,7 @@ public struct NoticeStore: Sendable {
         let communities = principal.communityIDs.map(\.uuid)
         let isOperator = principal.role == .operator
         let stats: (Int64, Int64)? = try await database.tenantTransaction(tenant) { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT (SELECT count(*) FROM notice_reads r WHERE r.notice_id = n.id),
                        (SELECT count(DISTINCT u.id) FROM users u

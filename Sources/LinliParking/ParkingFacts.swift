@@ -50,7 +50,7 @@ struct ParkingFacts {
         // visitor registration: one round trip.
         let entry = direction == .entry
         let early = time.addingTimeInterval(ParkingStore.reservationEarlySeconds)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT
               EXISTS (SELECT 1 FROM parking_lists WHERE community_id = \(community.uuid) AND plate = \(plate) AND list = 'black'
@@ -98,7 +98,7 @@ struct ParkingFacts {
             if let id = row.8 { facts.reservation = (id, ParkingStore.Reservation.Kind(rawValue: row.9 ?? "") ?? .nonVisitor, row.10) }
             facts.visitor = row.11
         }
-        let sessions = try await connection.query(
+        let sessions = try await connection.run(
             """
             SELECT id, car_class, free_minutes, entered_at, paid_fen, coupon_off_fen, paid_at
             FROM parking_sessions WHERE lot_id = \(lot) AND plate = \(plate) AND exited_at IS NULL
@@ -120,7 +120,7 @@ struct ParkingFacts {
 
     /// The lot's current fee rule version.
     static func rule(lot: UUID, version: Int? = nil, on connection: PostgresConnection, logger: Logger) async throws -> Rule? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, version, spec::text FROM parking_fee_rules
             WHERE lot_id = \(lot) AND (\(version.map { Int32(clamping: $0) })::int4 IS NULL OR version = \(version.map { Int32(clamping: $0) })::int4)
@@ -137,7 +137,7 @@ struct ParkingFacts {
     static func coupons(plate: String, community: CommunityID, at time: Date, on connection: PostgresConnection, logger: Logger)
         async throws -> [Coupon]
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT c.id, b.kind, b.value FROM parking_coupons c JOIN parking_coupon_batches b ON b.id = c.batch_id
             WHERE c.community_id = \(community.uuid) AND c.plate = \(plate) AND c.status = 'unused'

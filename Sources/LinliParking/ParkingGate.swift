@@ -38,15 +38,15 @@ public struct ParkingGate: DeviceEventHandler {
             // A read this code cannot decide must not block the lane's stream: its work is rolled
             // back to the savepoint, the read is stored as an error, and the lane is told to ask
             // the booth. A lost connection still fails the whole batch (it is resent).
-            try await connection.query("SAVEPOINT parking_read", logger: logger)
+            try await connection.run("SAVEPOINT parking_read", logger: logger)
             var decision: Linli_Device_V1_GateDecision
             do {
                 decision = try await Self.process(
                     read, seq: incoming.seq, at: incoming.deviceTime, late: incoming.late, device: device, on: connection, logger: logger)
-                try await connection.query("RELEASE SAVEPOINT parking_read", logger: logger)
+                try await connection.run("RELEASE SAVEPOINT parking_read", logger: logger)
             } catch let error as PSQLError where error.code == .server {
                 logger.error("plate read not decided", metadata: ["device.id": "\(device)", "seq": "\(incoming.seq)", "error": "\(error)"])
-                try await connection.query("ROLLBACK TO SAVEPOINT parking_read", logger: logger)
+                try await connection.run("ROLLBACK TO SAVEPOINT parking_read", logger: logger)
                 decision = Linli_Device_V1_GateDecision()
                 decision.seq = UInt64(clamping: incoming.seq)
                 decision.laneCode = read.laneCode
@@ -77,7 +77,7 @@ public struct ParkingGate: DeviceEventHandler {
     }
 
     static func lane(device: DeviceID, code: String, on connection: PostgresConnection, logger: Logger) async throws -> LaneFacts? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT l.id, l.lot_id, l.community_id, l.direction, l.temp_cars_enter, l.charges, l.reentry, l.exit_without_entry,
                    lot.pay_window_minutes, lot.visitor_free_minutes, lot.duplicate_read_seconds, c.time_zone
@@ -115,7 +115,7 @@ public struct ParkingGate: DeviceEventHandler {
             return answer
         }
         // A duplicate of a read that opened: the same answer.
-        let earlier = try await connection.query(
+        let earlier = try await connection.run(
             """
             SELECT reason, session_id FROM parking_reads
             WHERE lane_id = \(lane.id) AND plate = \(plate) AND opened AND NOT duplicate
@@ -187,7 +187,7 @@ public struct ParkingGate: DeviceEventHandler {
         switch lane.direction {
         case .entry:
             // An exit of this car read after this entry but stored first: fill in its entry.
-            let orphan = try await connection.query(
+            let orphan = try await connection.run(
                 """
                 UPDATE parking_sessions SET entered_at = \(time), entry_lane_id = \(lane.id)
                 WHERE id = (SELECT id FROM parking_sessions WHERE lot_id = \(lane.lot) AND plate = \(plate) AND entered_at IS NULL
@@ -234,7 +234,7 @@ public struct ParkingGate: DeviceEventHandler {
         let id = UUIDv7.make()
         let permit = outcome.carClass == .permit || outcome.carClass == .monthly ? facts.permit : nil
         let reservation = outcome.reason == .reserved ? facts.reservation : nil
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_sessions (id, community_id, lot_id, plate, car_class, permit_id, space_id, free_minutes, entered_at,
                                           entry_lane_id, rule_id)
@@ -246,7 +246,7 @@ public struct ParkingGate: DeviceEventHandler {
         var opened: UUID?
         for try await row in rows.decode(UUID.self) { opened = row }
         if let opened, let reservation {
-            try await connection.query(
+            try await connection.run(
                 "UPDATE parking_reservations SET used_at = \(time), session_id = \(opened) WHERE id = \(reservation.id)", logger: logger)
         }
         if opened != nil {
@@ -262,7 +262,7 @@ public struct ParkingGate: DeviceEventHandler {
     ) async throws {
         let couponOff = try await redeem(
             outcome.quote?.used ?? [], session: session.id, community: lane.community, at: time, on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE parking_sessions SET exited_at = \(time), exit_lane_id = \(lane.id), gross_fen = GREATEST(gross_fen, \(outcome.quote?.grossFen ?? 0)),
                                         coupon_off_fen = coupon_off_fen + \(couponOff)
@@ -279,7 +279,7 @@ public struct ParkingGate: DeviceEventHandler {
         logger: Logger
     ) async throws -> Int64 {
         guard !used.isEmpty else { return 0 }
-        let redeemed = try await connection.query(
+        let redeemed = try await connection.run(
             """
             UPDATE parking_coupons c SET status = 'used', session_id = \(session), used_at = \(time), off_fen = u.off
             FROM unnest(\(used.map(\.id))::uuid[], \(used.map(\.offFen))::int8[]) AS u(id, off), parking_coupon_batches b
@@ -295,7 +295,7 @@ public struct ParkingGate: DeviceEventHandler {
         if let entry = try await ParkingLedger.redeemCoupons(
             prices, community: community, memo: "parking session \(session.uuidString.lowercased())", on: connection, logger: logger)
         {
-            try await connection.query(
+            try await connection.run(
                 "UPDATE parking_coupons SET redeem_entry_id = \(entry) WHERE session_id = \(session) AND redeem_entry_id IS NULL",
                 logger: logger)
             try await MetricDelta.record(
@@ -309,7 +309,7 @@ public struct ParkingGate: DeviceEventHandler {
         -> UUID
     {
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_sessions (id, community_id, lot_id, plate, car_class, exited_at, exit_lane_id)
             VALUES (\(id), \(lane.community.uuid), \(lane.lot), \(plate), 'temp', \(time), \(lane.id))
@@ -322,7 +322,7 @@ public struct ParkingGate: DeviceEventHandler {
         late: Bool, opened: Bool, reason: String, due: Int64, session: UUID?, duplicate: Bool, on connection: PostgresConnection,
         logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_reads (device_id, seq, community_id, lot_id, lane_id, lane_code, plate, direction, device_time, late,
                                        opened, reason, due_fen, session_id, duplicate)

@@ -15,7 +15,7 @@ extension ParkingStore {
 
     public func createMerchant(community: CommunityID, name: String, on connection: PostgresConnection, logger: Logger) async throws -> Merchant {
         let id = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_merchants (id, community_id, name) VALUES (\(id), \(community.uuid), \(name))
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
@@ -27,7 +27,7 @@ extension ParkingStore {
     }
 
     public func merchant(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Merchant {
-        let rows = try await connection.query("SELECT community_id, name FROM parking_merchants WHERE id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT community_id, name FROM parking_merchants WHERE id = \(id)", logger: logger)
         for try await (community, name) in rows.decode((UUID, String).self) where principal.canAct(in: CommunityID(community)) {
             let balance = try await ParkingLedger.couponBalance(merchant: id, community: CommunityID(community), on: connection, logger: logger)
             return Merchant(id: id, community: CommunityID(community), name: name, balanceFen: balance)
@@ -69,7 +69,7 @@ extension ParkingStore {
         guard !overflow, total <= 100_000_000 else { throw LinliError.invalid("quantity", "price_fen × quantity must be at most 1,000,000 元") }
         let entry = try await ParkingLedger.buyCoupons(
             total, method: method, merchant: batch.merchant, community: batch.community, by: user, on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_coupon_batches (id, community_id, merchant_id, kind, value, price_fen, quantity, valid_days, entry_id, created_by)
             VALUES (\(batch.id), \(batch.community.uuid), \(batch.merchant), \(batch.kind.rawValue), \(batch.value), \(batch.priceFen),
@@ -94,7 +94,7 @@ extension ParkingStore {
     public func issueCoupon(batch id: UUID, plate: String, for principal: Principal, on connection: PostgresConnection, logger: Logger)
         async throws -> Coupon
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT community_id, kind, value, quantity, issued, valid_days FROM parking_coupon_batches WHERE id = \(id) FOR UPDATE
             """, logger: logger)
@@ -104,7 +104,7 @@ extension ParkingStore {
                 throw LinliError(.failedPrecondition, "batch_id: all \(quantity) coupons of the batch are issued", field: "batch_id")
             }
             let coupon = UUIDv7.make()
-            let made = try await connection.query(
+            let made = try await connection.run(
                 """
                 WITH b AS (UPDATE parking_coupon_batches SET issued = issued + 1 WHERE id = \(id))
                 INSERT INTO parking_coupons (id, community_id, batch_id, plate, valid_from, valid_until)
@@ -120,7 +120,7 @@ extension ParkingStore {
     }
 
     public func coupons(community: CommunityID, plate: String?, on connection: PostgresConnection, logger: Logger) async throws -> [Coupon] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT c.id, c.batch_id, c.plate, b.kind, b.value, c.status, c.valid_until, c.session_id, c.off_fen
             FROM parking_coupons c JOIN parking_coupon_batches b ON b.id = c.batch_id
@@ -149,7 +149,7 @@ extension ParkingStore {
     /// The lot's figures over local days [from, to].
     public func report(lot: Lot, from: String, to: String, on connection: PostgresConnection, logger: Logger) async throws -> Report {
         let c = lot.community.uuid
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH span AS (SELECT community_day_start(\(c), \(from)::date) AS a, community_day_start(\(c), \(to)::date + 1) AS b)
             SELECT
@@ -171,7 +171,7 @@ extension ParkingStore {
                 entries: Int(clamping: entries), exits: Int(clamping: exits), revenueFen: temp + monthly, monthlyRevenueFen: monthly, byRule: [],
                 averageStayMinutes: Int(clamping: stay))
         }
-        let lines = try await connection.query(
+        let lines = try await connection.run(
             """
             WITH span AS (SELECT community_day_start(\(c), \(from)::date) AS a, community_day_start(\(c), \(to)::date + 1) AS b)
             SELECT s.car_class, coalesce(r.version, 0),

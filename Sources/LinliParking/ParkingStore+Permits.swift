@@ -55,7 +55,7 @@ extension ParkingStore {
         async throws -> Permit
     {
         let sql = "SELECT \(Self.permitColumns) FROM parking_permits WHERE id = $1" + (lock ? " FOR UPDATE" : "")
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds(id)), logger: logger)
+        let rows = try await connection.run(PostgresQuery(unsafeSQL: sql, binds: binds(id)), logger: logger)
         guard let permit = try await Self.permits(rows).first, principal.canAct(in: permit.community) else {
             throw LinliError.notFound("permit")
         }
@@ -64,20 +64,20 @@ extension ParkingStore {
 
     public func issuePermit(_ p: Permit, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Permit {
         if let space = p.space {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT 1 FROM parking_spaces WHERE id = \(space) AND community_id = \(p.community.uuid)", logger: logger)
             var found = false
             for try await _ in rows { found = true }
             guard found else { throw LinliError.notFound("parking space") }
         }
         if let resident = p.resident {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 "SELECT 1 FROM residents WHERE id = \(resident) AND community_id = \(p.community.uuid)", logger: logger)
             var found = false
             for try await _ in rows { found = true }
             guard found else { throw LinliError.notFound("resident") }
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_permits (id, community_id, lot_id, plate, kind, space_id, resident_id, valid_from, valid_until,
                                          monthly_fee_fen, created_by)
@@ -103,7 +103,7 @@ extension ParkingStore {
         let (entry, receipt) = try await ParkingLedger.collect(
             amount, method: method, into: .monthly, community: permit.community, memo: "monthly permit \(permit.plate)", by: user,
             on: connection, logger: logger)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE parking_permits SET valid_until = GREATEST(coalesce(valid_until, now()), now()) + make_interval(months => \(Int32(clamping: months)))
             WHERE id = \(permit.id) RETURNING valid_until
@@ -118,7 +118,7 @@ extension ParkingStore {
     }
 
     public func revoke(_ permit: Permit, on connection: PostgresConnection, logger: Logger) async throws -> Permit {
-        try await connection.query("UPDATE parking_permits SET revoked_at = now() WHERE id = \(permit.id) AND revoked_at IS NULL", logger: logger)
+        try await connection.run("UPDATE parking_permits SET revoked_at = now() WHERE id = \(permit.id) AND revoked_at IS NULL", logger: logger)
         var revoked = permit
         revoked.revoked = true
         return revoked
@@ -140,7 +140,7 @@ extension ParkingStore {
         }
         b.append(Int32(clamping: limit))
         sql += " ORDER BY id DESC LIMIT $\(b.count)"
-        return try await Self.permits(try await connection.query(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
+        return try await Self.permits(try await connection.run(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
     }
 
     public struct ListEntry: Sendable {
@@ -169,7 +169,7 @@ extension ParkingStore {
     }
 
     public func addEntry(_ e: ListEntry, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> ListEntry {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_lists (id, community_id, lot_id, plate, list, valid_from, valid_until, reason, created_by)
             VALUES (\(e.id), \(e.community.uuid), \(e.lot), \(e.plate), \(e.list), \(e.validFrom), \(e.validUntil), \(e.reason), \(user.uuid))
@@ -178,18 +178,18 @@ extension ParkingStore {
     }
 
     public func removeEntry(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> ListEntry {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(unsafeSQL: "SELECT \(Self.listColumns) FROM parking_lists WHERE id = $1 FOR UPDATE", binds: binds(id)), logger: logger)
         guard var entry = try await Self.entries(rows).first, principal.canAct(in: entry.community) else {
             throw LinliError.notFound("list entry")
         }
-        try await connection.query("UPDATE parking_lists SET removed_at = now() WHERE id = \(id) AND removed_at IS NULL", logger: logger)
+        try await connection.run("UPDATE parking_lists SET removed_at = now() WHERE id = \(id) AND removed_at IS NULL", logger: logger)
         entry.removed = true
         return entry
     }
 
     public func entries(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [ListEntry] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: "SELECT \(Self.listColumns) FROM parking_lists WHERE community_id = $1 AND removed_at IS NULL ORDER BY plate, id",
                 binds: binds(community.uuid)), logger: logger)
@@ -201,14 +201,14 @@ extension ParkingStore {
         lot: Lot, plate: String, resident: UUID, from: Date, until: Date, by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> UUID {
         // One resident's registrations are counted under a lock on the resident row.
-        let owner = try await connection.query(
+        let owner = try await connection.run(
             "SELECT 1 FROM residents WHERE id = \(resident) AND community_id = \(lot.community.uuid) FOR UPDATE", logger: logger)
         var found = false
         for try await _ in owner { found = true }
         guard found else { throw LinliError.notFound("resident") }
         try await requireVisitorQuota(resident: resident, lot: lot, on: connection, logger: logger)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_visitor_cars (id, community_id, lot_id, plate, resident_id, valid_from, valid_until, created_by)
             VALUES (\(id), \(lot.community.uuid), \(lot.id), \(plate), \(resident), \(from), \(until), \(user.uuid))

@@ -72,7 +72,7 @@ extension ParkingStore {
     public func reserve(_ new: NewReservation, lot: Lot, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws
         -> Reservation
     {
-        try await connection.query("SELECT 1 FROM parking_lots WHERE id = \(lot.id) FOR UPDATE", logger: logger)
+        try await connection.run("SELECT 1 FROM parking_lots WHERE id = \(lot.id) FOR UPDATE", logger: logger)
         // The resident row too: their visitor quota is counted under it, as RegisterVisitorCar does.
         let resident: PostgresQuery = "SELECT 1 FROM residents WHERE id = \(new.resident) AND community_id = \(lot.community.uuid) FOR UPDATE"
         guard try await exists(resident, connection, logger)
@@ -104,7 +104,7 @@ extension ParkingStore {
                 throw LinliError(.alreadyExists, "space_id: the space is already reserved in that window", field: "space_id")
             }
         }
-        let counted = try await connection.query(
+        let counted = try await connection.run(
             """
             SELECT count(*) FROM parking_reservations
             WHERE lot_id = \(lot.id) AND cancelled_at IS NULL AND starts_at < \(ends) AND ends_at > \(starts)
@@ -120,7 +120,7 @@ extension ParkingStore {
         let made = Reservation(
             id: UUIDv7.make(), community: lot.community, lot: lot.id, plate: new.plate, kind: new.kind, space: new.space, resident: new.resident,
             startsAt: starts, endsAt: ends, session: nil, usedAt: nil, cancelledAt: nil, createdAt: Date())
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO parking_reservations (id, community_id, lot_id, plate, kind, space_id, resident_id, starts_at, ends_at, created_by,
                                               created_at)
@@ -134,7 +134,7 @@ extension ParkingStore {
         async throws -> Reservation
     {
         let sql = "SELECT \(Self.reservationColumns) FROM parking_reservations WHERE id = $1" + (lock ? " FOR UPDATE" : "")
-        let rows = try await connection.query(PostgresQuery(unsafeSQL: sql, binds: binds(id)), logger: logger)
+        let rows = try await connection.run(PostgresQuery(unsafeSQL: sql, binds: binds(id)), logger: logger)
         guard let found = try await Self.reservations(rows).first, principal.canAct(in: found.community) else {
             throw LinliError.notFound("reservation")
         }
@@ -148,7 +148,7 @@ extension ParkingStore {
         case .expired: throw LinliError(.failedPrecondition, "the reservation's window has ended")
         case .reserved: break
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE parking_reservations SET cancelled_at = now() WHERE id = \(reservation.id) AND cancelled_at IS NULL AND used_at IS NULL
             RETURNING \(unescaped: Self.reservationColumns)
@@ -176,13 +176,13 @@ extension ParkingStore {
         }
         b.append(Int32(clamping: limit))
         sql += " ORDER BY id DESC LIMIT $\(b.count)"
-        return try await Self.reservations(try await connection.query(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
+        return try await Self.reservations(try await connection.run(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
     }
 
     /// A resident's visitor cars made today (registrations and visitor reservations) stay under
     /// the lot's daily limit. The caller holds a lock that serialises the resident's registrations.
     func requireVisitorQuota(resident: UUID, lot: Lot, on connection: PostgresConnection, logger: Logger) async throws {
-        let today = try await connection.query(
+        let today = try await connection.run(
             """
             SELECT (SELECT count(*) FROM parking_visitor_cars
                     WHERE resident_id = \(resident) AND cancelled_at IS NULL
@@ -200,7 +200,7 @@ extension ParkingStore {
     }
 
     private func exists(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        for try await _ in try await connection.query(query, logger: logger) { return true }
+        for try await _ in try await connection.run(query, logger: logger) { return true }
         return false
     }
 }

@@ -41,7 +41,7 @@ extension ParkingStore {
     }
 
     public func session(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Session {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(unsafeSQL: "SELECT \(Self.sessionColumns) FROM parking_sessions s WHERE s.id = $1", binds: binds(id)), logger: logger)
         guard let session = try await Self.sessions(rows).first, principal.canAct(in: session.community) else {
             throw LinliError.notFound("session")
@@ -52,7 +52,7 @@ extension ParkingStore {
     public func openSession(lot: UUID, plate: String, on connection: PostgresConnection, logger: Logger) async throws -> Session? {
         var b = binds(lot)
         b.append(plate)
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: "SELECT \(Self.sessionColumns) FROM parking_sessions s WHERE s.lot_id = $1 AND s.plate = $2 AND s.exited_at IS NULL",
                 binds: b), logger: logger)
@@ -75,7 +75,7 @@ extension ParkingStore {
         }
         b.append(Int32(clamping: limit))
         sql += " ORDER BY s.id DESC LIMIT $\(b.count)"
-        return try await Self.sessions(try await connection.query(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
+        return try await Self.sessions(try await connection.run(PostgresQuery(unsafeSQL: sql, binds: b), logger: logger))
     }
 
     public struct Quote: Sendable {
@@ -137,7 +137,7 @@ extension ParkingStore {
         method: PaymentStore.Method, entry: UUID, receipt: String, ruleVersion: Int?, refunded: Int64 = 0, refundEntry: UUID? = nil,
         by user: UserID, on connection: PostgresConnection, logger: Logger
     ) async throws -> Payment {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_payments (id, community_id, session_id, permit_id, amount_fen, coupon_fen, method, entry_id, receipt_no,
                                           refunded_fen, refund_entry_id, rule_version, paid_by)
@@ -189,7 +189,7 @@ extension ParkingStore {
             amount, couponFen: couponFen, method: method, into: .temp, community: lot.community, memo: memo, by: user, on: connection,
             logger: logger)
         let off = try await ParkingGate.redeem(quote.used, session: session.id, community: lot.community, at: now, on: connection, logger: logger)
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE parking_sessions SET paid_fen = paid_fen + \(amount + couponFen), coupon_off_fen = coupon_off_fen + \(off), paid_at = \(now),
                                         gross_fen = GREATEST(gross_fen, \(quote.grossFen))
@@ -223,7 +223,7 @@ extension ParkingStore {
 
     /// Staff close an open session by hand.
     public func close(_ session: Session, note: String, by user: UserID, on connection: PostgresConnection, logger: Logger) async throws -> Session {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE parking_sessions SET exited_at = now(), closed_by = \(user.uuid), close_note = \(note)
             WHERE id = \(session.id) AND exited_at IS NULL RETURNING exited_at

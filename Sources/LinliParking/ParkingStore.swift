@@ -52,14 +52,14 @@ public struct ParkingStore: Sendable {
 
     /// The lot, when the caller may act in its community.
     public func lot(_ id: UUID, for principal: Principal, on connection: PostgresConnection, logger: Logger) async throws -> Lot {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(unsafeSQL: "SELECT \(Self.lotColumns) FROM parking_lots l WHERE l.id = $1", binds: binds(id)), logger: logger)
         guard let lot = try await Self.lots(rows).first, principal.canAct(in: lot.community) else { throw LinliError.notFound("lot") }
         return lot
     }
 
     public func lots(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [Lot] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             PostgresQuery(
                 unsafeSQL: "SELECT \(Self.lotColumns) FROM parking_lots l WHERE l.community_id = $1 ORDER BY l.code",
                 binds: binds(community.uuid)), logger: logger)
@@ -108,7 +108,7 @@ public struct ParkingStore: Sendable {
             guard outer.community == new.community else { throw LinliError.notFound("parent lot") }
         }
         let id = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_lots (id, community_id, code, name, kind, parent_lot_id, capacity, pay_window_minutes, visitor_free_minutes,
                                       visitor_daily_limit, duplicate_read_seconds)
@@ -124,7 +124,7 @@ public struct ParkingStore: Sendable {
     }
 
     public func updateLot(_ lot: Lot, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE parking_lots SET name = \(lot.name), capacity = \(Int32(clamping: lot.capacity)),
                    pay_window_minutes = \(Int32(clamping: lot.payWindowMinutes)), visitor_free_minutes = \(Int32(clamping: lot.visitorFreeMinutes)),
@@ -135,7 +135,7 @@ public struct ParkingStore: Sendable {
 
     /// Sets the occupancy correction so that the lot shows `counted` cars inside.
     public func correctOccupancy(_ lot: Lot, counted: Int, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE parking_lots l SET occupancy_correction =
                 \(Int32(clamping: counted)) - (SELECT count(*) FROM parking_sessions s WHERE s.lot_id = l.id AND s.exited_at IS NULL)::int4
@@ -173,14 +173,14 @@ public struct ParkingStore: Sendable {
     }
 
     public func addLane(_ lane: Lane, lot: Lot, on connection: PostgresConnection, logger: Logger) async throws -> Lane {
-        let device = try await connection.query(
+        let device = try await connection.run(
             "SELECT kind FROM devices WHERE id = \(lane.device) AND community_id = \(lot.community.uuid) AND status <> 'revoked'",
             logger: logger)
         var kind: String?
         for try await k in device.decode(String.self) { kind = k }
         guard let kind else { throw LinliError.notFound("device") }
         guard kind == "barrier" else { throw LinliError.invalid("device_id", "is a \(kind) device, not a barrier") }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO parking_lanes (id, community_id, lot_id, device_id, code, name, direction, temp_cars_enter, charges, reentry,
                                        exit_without_entry)
@@ -195,7 +195,7 @@ public struct ParkingStore: Sendable {
     }
 
     public func lanes(lot: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [Lane] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, lot_id, device_id, code, name, direction, temp_cars_enter, charges, reentry, exit_without_entry
             FROM parking_lanes WHERE lot_id = \(lot) ORDER BY code
@@ -211,7 +211,7 @@ public struct ParkingStore: Sendable {
     }
 
     public func configureSpace(_ space: UUID, lot: Lot, oneCarInside: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE parking_spaces SET lot_id = \(lot.id), one_car_inside = \(oneCarInside)
             WHERE id = \(space) AND community_id = \(lot.community.uuid) RETURNING 1
@@ -236,8 +236,8 @@ public struct ParkingStore: Sendable {
         let spec = String(decoding: try JSONEncoder().encode(rule), as: UTF8.self)
         let id = UUIDv7.make()
         // The lot row is locked so two new versions at once number one after the other.
-        try await connection.query("SELECT 1 FROM parking_lots WHERE id = \(lot.id) FOR UPDATE", logger: logger)
-        let rows = try await connection.query(
+        try await connection.run("SELECT 1 FROM parking_lots WHERE id = \(lot.id) FOR UPDATE", logger: logger)
+        let rows = try await connection.run(
             """
             INSERT INTO parking_fee_rules (id, lot_id, version, name, spec, created_by)
             SELECT \(id), \(lot.id), coalesce(max(version), 0) + 1, \(name), \(spec)::jsonb, \(user.uuid)
@@ -251,7 +251,7 @@ public struct ParkingStore: Sendable {
     }
 
     public func rules(lot: UUID, on connection: PostgresConnection, logger: Logger) async throws -> [RuleVersion] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             "SELECT id, version, name, spec::text, created_at FROM parking_fee_rules WHERE lot_id = \(lot) ORDER BY version DESC",
             logger: logger)
         var result: [RuleVersion] = []

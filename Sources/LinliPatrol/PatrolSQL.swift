@@ -6,7 +6,7 @@ import PostgresNIO
 
 enum PatrolSQL {
     static func requireStaff(_ user: UserID, in community: CommunityID, _ connection: PostgresConnection, _ logger: Logger) async throws {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT 1 FROM users u JOIN user_communities uc ON uc.user_id = u.id AND uc.community_id = \(community.uuid)
             WHERE u.id = \(user.uuid) AND u.status = 'active' AND u.role IN ('manager', 'technician', 'guard')

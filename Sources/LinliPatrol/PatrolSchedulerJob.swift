@@ -45,7 +45,7 @@ public struct PatrolSchedulerJob: Service, Sendable {
     /// One pass over `tenant`: the number of tasks created, or nil when another pass holds the tenant.
     public func run(_ tenant: TenantRef, horizonDays: Int = defaultHorizonDays) async throws(LinliError) -> Int? {
         try await database.tenantTransaction(tenant) { connection in
-            let lock = try await connection.query(
+            let lock = try await connection.run(
                 """
                 SELECT pg_try_advisory_xact_lock(hashtext('linli.patrol_scheduler'), hashtext(current_schema()))
                 """, logger: logger)
@@ -59,7 +59,7 @@ public struct PatrolSchedulerJob: Service, Sendable {
     /// Inserts the missing tasks of one plan (or of all active plans) whose window has not
     /// closed, from today to `horizonDays` ahead in each community's time zone.
     static func generate(plan: UUID?, horizonDays: Int, _ connection: PostgresConnection, _ logger: Logger) async throws -> Int {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH slots AS (
                 SELECT p.id AS plan_id, p.community_id, p.route_id, p.staff_id, p.window_minutes,

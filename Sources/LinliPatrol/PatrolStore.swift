@@ -98,7 +98,7 @@ public struct PatrolStore: Sendable {
     ) async throws -> Checkpoint {
         try Scope.requireCommunity(principal, community)
         let id = UUIDv7.make()
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             INSERT INTO patrol_points (id, community_id, name, location, code)
             SELECT \(id), id, \(name), \(location), \(code) FROM communities WHERE id = \(community.uuid)
@@ -113,7 +113,7 @@ public struct PatrolStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Route {
         try Scope.requireCommunity(principal, community)
-        let known = try await connection.query(
+        let known = try await connection.run(
             """
             SELECT count(*)::int4 FROM patrol_points WHERE community_id = \(community.uuid) AND id = ANY(\(points)::uuid[])
             """, logger: logger)
@@ -121,7 +121,7 @@ public struct PatrolStore: Sendable {
             throw LinliError.invalid("point_ids", "every point must be a checkpoint of this community")
         }
         let id = UUIDv7.make()
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO patrol_routes (id, community_id, name, kind) VALUES (\(id), \(community.uuid), \(name), \(kind.rawValue))
             ON CONFLICT (community_id, name) DO NOTHING RETURNING 1
@@ -129,7 +129,7 @@ public struct PatrolStore: Sendable {
         var created = false
         for try await _ in inserted { created = true }
         guard created else { throw LinliError(.alreadyExists, "name: this community already has a route with this name", field: "name") }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO patrol_route_points (route_id, position, point_id)
             SELECT \(id), ordinality, point FROM unnest(\(points)::uuid[]) WITH ORDINALITY AS t (point, ordinality)
@@ -143,7 +143,7 @@ public struct PatrolStore: Sendable {
         try Scope.requireCommunity(principal, route.community)
         try await PatrolSQL.requireStaff(plan.staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO patrol_plans (id, community_id, route_id, staff_id, times, weekdays, every_days, starts_on, ends_on,
                                       window_minutes, created_by)
@@ -156,7 +156,7 @@ public struct PatrolStore: Sendable {
     }
 
     public func stopPlan(_ id: UUID, by principal: Principal, on connection: PostgresConnection, logger: Logger) async throws {
-        let rows = try await connection.query("UPDATE patrol_plans SET active = false WHERE id = \(id) RETURNING community_id", logger: logger)
+        let rows = try await connection.run("UPDATE patrol_plans SET active = false WHERE id = \(id) RETURNING community_id", logger: logger)
         for try await community in rows.decode(UUID.self) { return try Scope.requireCommunity(principal, CommunityID(community)) }
         throw LinliError.notFound("plan")
     }
@@ -169,7 +169,7 @@ public struct PatrolStore: Sendable {
         try Scope.requireCommunity(principal, route.community)
         try await PatrolSQL.requireStaff(staff, in: route.community, connection, logger)
         let id = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO patrol_tasks (id, community_id, route_id, staff_id, starts_at, due_at)
             VALUES (\(id), \(route.community.uuid), \(routeID), \(staff.uuid), \(startsAt),
@@ -185,7 +185,7 @@ public struct PatrolStore: Sendable {
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Task {
         // The row lock orders concurrent check-ins on one task, so the last point finishes it exactly once.
-        let locked = try await connection.query(
+        let locked = try await connection.run(
             """
             SELECT community_id, route_id, staff_id, state, starts_at, due_at, now() FROM patrol_tasks WHERE id = \(id) FOR UPDATE
             """, logger: logger)
@@ -209,7 +209,7 @@ public struct PatrolStore: Sendable {
                 .failedPrecondition, "task_id: the task's window closed at \(Self.iso(dueAt)); its unchecked points are missed",
                 field: "task_id")
         }
-        let points = try await connection.query(
+        let points = try await connection.run(
             """
             SELECT p.id, rp.position FROM patrol_points p JOIN patrol_route_points rp ON rp.point_id = p.id AND rp.route_id = \(route)
             WHERE p.community_id = \(community) AND p.code = \(pointCode)
@@ -217,7 +217,7 @@ public struct PatrolStore: Sendable {
         var point: (UUID, Int32)?
         for try await row in points.decode((UUID, Int32).self) { point = row }
         guard let (pointID, position) = point else { throw LinliError.invalid("point_code", "is not a checkpoint on this task's route") }
-        let inserted = try await connection.query(
+        let inserted = try await connection.run(
             """
             INSERT INTO patrol_checkins (task_id, point_id, position, result, note, photo_refs, by_id)
             VALUES (\(id), \(pointID), \(position), \(result.rawValue), \(note), \(photoRefs), \(principal.subjectID.uuid))
@@ -226,7 +226,7 @@ public struct PatrolStore: Sendable {
         var fresh = false
         for try await _ in inserted { fresh = true }
         guard fresh else { throw LinliError(.alreadyExists, "point_code: this point is already checked on this task", field: "point_code") }
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE patrol_tasks t SET started_at = coalesce(started_at, now()),
                 state = CASE WHEN (SELECT count(*) FROM patrol_checkins c WHERE c.task_id = t.id)
@@ -246,7 +246,7 @@ public struct PatrolStore: Sendable {
         guard current.staff == principal.subjectID || principal.role == .manager else {
             throw LinliError(.permissionDenied, "task_id: this task is assigned to someone else", field: "task_id")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE patrol_tasks SET state = 'finished', finished_at = now(), started_at = coalesce(started_at, now())
             WHERE id = \(id) AND state <> 'finished' RETURNING 1
@@ -264,7 +264,7 @@ public struct PatrolStore: Sendable {
         guard current.closed else {
             throw LinliError(.failedPrecondition, "task_id: the task is neither finished nor past its window", field: "task_id")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE patrol_tasks SET review = \(result.rawValue), review_note = \(note), reviewed_by = \(principal.subjectID.uuid), reviewed_at = now()
             WHERE id = \(id) AND review IS NULL RETURNING 1
@@ -282,7 +282,7 @@ public struct PatrolStore: Sendable {
     ) async throws -> [Task] {
         try Scope.requireCommunity(principal, community)
         let own = principal.role != .manager
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) WHERE t.community_id = \(community.uuid) AND t.starts_at >= \(from) AND t.starts_at < \(until)
               AND (NOT \(own) OR t.staff_id = \(principal.subjectID.uuid))
@@ -301,12 +301,12 @@ public struct PatrolStore: Sendable {
     }
 
     func task(_ id: UUID, detailed: Bool, _ connection: PostgresConnection, _ logger: Logger) async throws -> Task {
-        let rows = try await connection.query("SELECT \(unescaped: Self.columns) WHERE t.id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT \(unescaped: Self.columns) WHERE t.id = \(id)", logger: logger)
         var found: Task?
         for try await row in rows { found = try Self.decode(row) }
         guard var task = found else { throw LinliError.notFound("patrol task") }
         guard detailed else { return task }
-        let checks = try await connection.query(
+        let checks = try await connection.run(
             """
             SELECT c.point_id, p.name, c.position, c.result, c.note, c.photo_refs, c.at
             FROM patrol_checkins c JOIN patrol_points p ON p.id = c.point_id WHERE c.task_id = \(id) ORDER BY c.at, c.position
@@ -318,7 +318,7 @@ public struct PatrolStore: Sendable {
                     note: note, photoRefs: photos, at: at))
         }
         if task.closed {
-            let missed = try await connection.query(
+            let missed = try await connection.run(
                 """
                 SELECT rp.point_id FROM patrol_route_points rp WHERE rp.route_id = \(task.route)
                   AND NOT EXISTS (SELECT 1 FROM patrol_checkins c WHERE c.task_id = \(id) AND c.point_id = rp.point_id)
@@ -330,13 +330,13 @@ public struct PatrolStore: Sendable {
     }
 
     func route(_ id: UUID, _ connection: PostgresConnection, _ logger: Logger) async throws -> Route {
-        let rows = try await connection.query("SELECT community_id, name, kind FROM patrol_routes WHERE id = \(id)", logger: logger)
+        let rows = try await connection.run("SELECT community_id, name, kind FROM patrol_routes WHERE id = \(id)", logger: logger)
         var found: Route?
         for try await (community, name, kind) in rows.decode((UUID, String, String).self) {
             found = Route(id: id, community: CommunityID(community), name: name, kind: RouteKind(rawValue: kind) ?? .patrol, points: [])
         }
         guard var route = found else { throw LinliError.notFound("route") }
-        let points = try await connection.query(
+        let points = try await connection.run(
             """
             SELECT p.id, p.name, p.location, p.code FROM patrol_route_points rp JOIN patrol_points p ON p.id = rp.point_id
             WHERE rp.route_id = \(id) ORDER BY rp.position

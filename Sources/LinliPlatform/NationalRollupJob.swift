@@ -51,10 +51,10 @@ public struct NationalRollupJob: Service, Sendable {
     /// Folds one batch of `tenant`'s deltas.
     public func fold(_ tenant: TenantRef) async throws(LinliError) -> Int {
         try await database.tenantTransaction(tenant) { connection in
-            let started = try await connection.query("SELECT now()", logger: logger)
+            let started = try await connection.run("SELECT now()", logger: logger)
             var startedAt = Date()
             for try await at in started.decode(Date.self) { startedAt = at }
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 WITH taken AS (
                     DELETE FROM metric_deltas WHERE id IN (
@@ -68,9 +68,9 @@ public struct NationalRollupJob: Service, Sendable {
                 sums.append((community, day, metric, sum))
                 count += n
             }
-            try await connection.query("SET LOCAL ROLE NONE", logger: logger)
+            try await connection.run("SET LOCAL ROLE NONE", logger: logger)
             for (community, day, metric, sum) in sums {
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO platform.national_daily (tenant_id, community_id, day, metric, value)
                     VALUES (\(tenant.id.uuid), \(community), \(day), \(metric), \(sum))
@@ -80,7 +80,7 @@ public struct NationalRollupJob: Service, Sendable {
             }
             // Deltas committed before this transaction began are visible to it, so all of
             // them are folded once this batch was not full.
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO platform.rollup_state (tenant_id, folded_through, deltas_folded)
                 VALUES (\(tenant.id.uuid), \(startedAt), \(count))

@@ -33,13 +33,13 @@ public struct PlatformService: Sendable {
         community.name = name
         community.address = address
         community.timeZone = timeZone
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO communities (id, name, address, time_zone) VALUES (\(id.uuid), \(name), \(address), \(timeZone))
             """, logger: logger)
         for buildingName in buildings {
             let building = BuildingID.make()
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO buildings (id, community_id, name) VALUES (\(building.uuid), \(id.uuid), \(buildingName))
                 """, logger: logger)
@@ -88,7 +88,7 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         let after = request.message.page.pageToken
         if !after.isEmpty && !TenantRef.isValidSlug(after) { throw LinliError.invalid("page.page_token", "is not a valid page token") }
         let rows: [Linli_Platform_V1_Tenant] = try await database.platformTransaction { connection in
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT id, slug, name, status, plan, created_at FROM platform.tenants
                 WHERE slug > \(after) ORDER BY slug LIMIT \(limit + 1)
@@ -118,7 +118,7 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
                 .platform, principal: ctx.principal.subjectID, requestID: requestID,
                 method: "SuspendTenant", fingerprint: m, on: connection, logger: ctx.logger
             ) {
-                let rows = try await connection.query(
+                let rows = try await connection.run(
                     """
                     UPDATE platform.tenants SET status = 'suspended', suspended_reason = \(reason), updated_at = now()
                     WHERE id = \(id.uuid) RETURNING id, slug, name, status, plan, created_at
@@ -178,7 +178,7 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
         _ = try RequestContext(admitted: request.metadata, logger: logger)
         let response: Linli_Platform_V1_GetNationalOverviewResponse = try await database.platformTransaction { connection in
             var response = Linli_Platform_V1_GetNationalOverviewResponse()
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 """
                 SELECT t.id, t.slug, t.status, r.folded_through,
                        coalesce(jsonb_object_agg(d.metric, d.total) FILTER (WHERE d.metric IS NOT NULL), '{}')::text
@@ -227,7 +227,7 @@ extension PlatformService: Linli_Platform_V1_PlatformService.ServiceProtocol {
             }
             response.collectionRateBasisPoints = Self.basisPoints(response.billingCollectedFen, response.billingChargedFen)
             response.complaintsPerThousandRooms = Self.perThousand(response.complaintsFiled, response.rooms)
-            let watch = try await connection.query(
+            let watch = try await connection.run(
                 """
                 SELECT d.tenant_id, t.slug, d.community_id,
                        coalesce(sum(d.value) FILTER (WHERE d.metric = 'complaints_filed'), 0)::bigint AS complaints,

@@ -103,7 +103,7 @@ public struct PointsEarning: Sendable {
 
     func rules(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> [Rule] {
         var result: [Rule] = []
-        for try await r in try await connection.query(query, logger: logger).decode(
+        for try await r in try await connection.run(query, logger: logger).decode(
             (UUID, UUID, String, String, Int64, Int64, String, Int64, Int64, Date, Date?, Bool, Int32).self)
         {
             result.append(
@@ -119,7 +119,7 @@ public struct PointsEarning: Sendable {
     public func save(_ rule: Rule, new: Bool, on connection: PostgresConnection, logger: Logger) async throws -> Rule {
         let saved: PostgresRowSequence
         if new {
-            saved = try await connection.query(
+            saved = try await connection.run(
                 """
                 INSERT INTO points_rules (id, community_id, kind, name, points, per_fen, rounding, min_fen, cap_points, starts_at, ends_at,
                                           enabled, lifetime_days)
@@ -129,7 +129,7 @@ public struct PointsEarning: Sendable {
                 RETURNING id
                 """, logger: logger)
         } else {
-            saved = try await connection.query(
+            saved = try await connection.run(
                 """
                 UPDATE points_rules SET name = \(rule.name), points = \(rule.points), per_fen = \(rule.perFen), rounding = \(rule.rounding.rawValue),
                     min_fen = \(rule.minFen), cap_points = \(rule.capPoints), starts_at = \(rule.startsAt), ends_at = \(rule.endsAt),
@@ -175,7 +175,7 @@ public struct PointsEarning: Sendable {
         _ kind: Kind, community: CommunityID, resident: UUID, amountFen: Int64, reason: String, key: String, at time: Date = Date(),
         by user: UserID? = nil, on connection: PostgresConnection, logger: Logger
     ) async throws -> Earned {
-        for try await (outcome, points, rule) in try await connection.query(
+        for try await (outcome, points, rule) in try await connection.run(
             "SELECT outcome, points, rule_id FROM points_earnings WHERE community_id = \(community.uuid) AND operation_key = \(key)",
             logger: logger
         ).decode((String, Int64, UUID?).self) {
@@ -187,22 +187,22 @@ public struct PointsEarning: Sendable {
             let points = rule.earns(amountFen)
             if points > 0 {
                 let lifetime = TimeInterval(rule.lifetimeDays > 0 ? rule.lifetimeDays : 365) * 86_400
-                try await connection.query("SAVEPOINT points_earning", logger: logger)
+                try await connection.run("SAVEPOINT points_earning", logger: logger)
                 do {
                     _ = try await PointsStore().grant(
                         points, to: resident, reason: reason.isEmpty ? rule.name : reason, expiresAt: Date().addingTimeInterval(lifetime),
                         key: key, for: Self.system(user), on: connection, logger: logger)
-                    try await connection.query("RELEASE SAVEPOINT points_earning", logger: logger)
+                    try await connection.run("RELEASE SAVEPOINT points_earning", logger: logger)
                     earned.outcome = .granted
                     earned.points = points
                 } catch let error as LinliError where error.code == .resourceExhausted {
-                    try await connection.query("ROLLBACK TO SAVEPOINT points_earning", logger: logger)
+                    try await connection.run("ROLLBACK TO SAVEPOINT points_earning", logger: logger)
                     earned.outcome = .budgetExhausted
                     earned.points = points
                 }
             }
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO points_earnings (community_id, operation_key, kind, rule_id, resident_id, amount_fen, points, outcome)
             VALUES (\(community.uuid), \(key), \(kind.rawValue), \(earned.rule), \(resident), \(amountFen), \(earned.points), \(earned.outcome.rawValue))
@@ -253,7 +253,7 @@ public struct PointsEarning: Sendable {
         var index: [String: Int] = [:]
         var answered: Set<Int> = []
         for (i, e) in events.enumerated() { index["\(e.community) \(e.key)"] = i }
-        for try await (community, key, outcome, points, rule) in try await connection.query(
+        for try await (community, key, outcome, points, rule) in try await connection.run(
             """
             SELECT e.community_id, e.operation_key, e.outcome, e.points, e.rule_id FROM points_earnings e
             JOIN unnest(\(events.map(\.community.uuid))::uuid[], \(events.map(\.key))::text[]) AS k (community, key)
@@ -289,12 +289,12 @@ public struct PointsEarning: Sendable {
         }
         var oneByOne: Set<Int> = []
         for (community, batch) in grants {
-            try await connection.query("SAVEPOINT points_earning_batch", logger: logger)
+            try await connection.run("SAVEPOINT points_earning_batch", logger: logger)
             do {
                 _ = try await PointsStore().grantMany(batch.map(\.1), community: community, by: user, on: connection, logger: logger)
-                try await connection.query("RELEASE SAVEPOINT points_earning_batch", logger: logger)
+                try await connection.run("RELEASE SAVEPOINT points_earning_batch", logger: logger)
             } catch let error as LinliError where error.code == .resourceExhausted {
-                try await connection.query("ROLLBACK TO SAVEPOINT points_earning_batch", logger: logger)
+                try await connection.run("ROLLBACK TO SAVEPOINT points_earning_batch", logger: logger)
                 for (i, _) in batch { oneByOne.insert(i) }
             }
         }
@@ -310,7 +310,7 @@ public struct PointsEarning: Sendable {
         }
         if !fresh.isEmpty {
             let rows = fresh.map { (events[$0], results[$0] ?? Earned(outcome: .noRule, points: 0, rule: nil)) }
-            try await connection.query(
+            try await connection.run(
                 """
                 INSERT INTO points_earnings (community_id, operation_key, kind, rule_id, resident_id, amount_fen, points, outcome)
                 SELECT c, k, kind, nullif(rule, '')::uuid, r, amount, points, outcome
@@ -326,7 +326,7 @@ public struct PointsEarning: Sendable {
     /// The resident who earns on a payment for `room`: the payer when they live in the room,
     /// else the room's owner living there today (the earliest), else anyone living there.
     public func earner(room: RoomID, payer: UserID?, on connection: PostgresConnection, logger: Logger) async throws -> UUID? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT r.id FROM residencies h JOIN residents r ON r.id = h.resident_id JOIN rooms rm ON rm.id = h.room_id
             WHERE h.room_id = \(room.uuid) AND resides_on(h.move_in, h.move_out, community_today(rm.community_id))
@@ -355,7 +355,7 @@ public struct PointsEarning: Sendable {
         -> Report
     {
         var report = Report()
-        for try await (granted, spent, reversed, expired, refused) in try await connection.query(
+        for try await (granted, spent, reversed, expired, refused) in try await connection.run(
             """
             WITH span AS (SELECT community_day_start(\(community.uuid), \(from)::date) AS a, community_day_start(\(community.uuid), \(to)::date) AS b)
             SELECT coalesce(sum(points) FILTER (WHERE kind = 'grant'), 0)::int8, coalesce(sum(points) FILTER (WHERE kind = 'commit'), 0)::int8,
@@ -368,7 +368,7 @@ public struct PointsEarning: Sendable {
             (report.granted, report.spent, report.reversed, report.expired, report.refusedGrants) = (granted, spent, reversed, expired, refused)
         }
         report.budget = try await PointsStore().budget(community, on: connection, logger: logger)
-        for try await r in try await connection.query(
+        for try await r in try await connection.run(
             """
             SELECT o.merchant_id, m.name, sum(o.points)::int8, count(*)::int8
             FROM orders o JOIN merchants m ON m.id = o.merchant_id

@@ -43,7 +43,7 @@ public struct PointsExpiryJob: Service, Sendable {
         let store = PointsStore()
         let communities: [CommunityID] = try await database.tenantTransaction(tenant) { connection in
             var result: [CommunityID] = []
-            for try await id in try await connection.query(
+            for try await id in try await connection.run(
                 "SELECT DISTINCT community_id FROM points_lots WHERE remaining > 0 AND expires_at <= \(time)", logger: logger
             ).decode(UUID.self) { result.append(CommunityID(id)) }
             return result

@@ -227,7 +227,7 @@ extension PointsService: Linli_Commerce_V1_PointsService.ServiceProtocol {
         let (resident, community) = try await handler.database.tenantTransaction(tenant) { connection in
             let resident = try await Self.resident(m.residentID, community: m.communityID, ctx.principal, on: connection, logger: ctx.logger)
             var community: CommunityID?
-            for try await id in try await connection.query("SELECT community_id FROM residents WHERE id = \(resident)", logger: ctx.logger)
+            for try await id in try await connection.run("SELECT community_id FROM residents WHERE id = \(resident)", logger: ctx.logger)
                 .decode(UUID.self)
             {
                 community = CommunityID(id)

@@ -40,13 +40,13 @@ extension PointsStore {
             guard r.points > 0 else { throw LinliError.invalid("points", "must be positive") }
         }
         let residents = Array(Set(requests.map(\.resident)))
-        for try await count in try await connection.query(
+        for try await count in try await connection.run(
             "SELECT count(*)::int8 FROM residents WHERE id = ANY(\(residents)::uuid[]) AND community_id = \(community.uuid)", logger: logger
         ).decode(Int64.self) {
             guard count == residents.count else { throw LinliError.notFound("resident") }
         }
         // The available accounts, made on first use, locked in resident order.
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO points_accounts (id, community_id, kind, resident_id, shard)
             SELECT a.id, \(community.uuid), 'available', a.resident, 0 FROM unnest(\(residents.map { _ in UUIDv7.make() })::uuid[],
@@ -54,7 +54,7 @@ extension PointsStore {
             ON CONFLICT (community_id, kind, resident_id, shard) DO NOTHING
             """, logger: logger)
         var accountOf: [UUID: UUID] = [:]
-        for try await (id, resident) in try await connection.query(
+        for try await (id, resident) in try await connection.run(
             """
             SELECT id, resident_id FROM points_accounts
             WHERE community_id = \(community.uuid) AND kind = 'available' AND shard = 0 AND resident_id = ANY(\(residents)::uuid[])
@@ -63,7 +63,7 @@ extension PointsStore {
         ).decode((UUID, UUID).self) { accountOf[resident] = id }
         // The keys claimed; those claimed before are replays, which must be the same grants.
         var fresh: Set<String> = []
-        for try await key in try await connection.query(
+        for try await key in try await connection.run(
             """
             INSERT INTO points_operations (community_id, operation_key, kind, resident_id, points)
             SELECT \(community.uuid), o.key, 'grant', o.resident, o.points
@@ -76,7 +76,7 @@ extension PointsStore {
         let others = requests.filter { !fresh.contains($0.key) }
         if !others.isEmpty {
             let wanted = Dictionary(uniqueKeysWithValues: others.map { ($0.key, $0) })
-            for try await (key, kind, resident, points, lot, expires) in try await connection.query(
+            for try await (key, kind, resident, points, lot, expires) in try await connection.run(
                 """
                 SELECT o.operation_key, o.kind, o.resident_id, o.points, l.id, l.expires_at FROM points_operations o
                 LEFT JOIN points_lots l ON l.id = o.result_id
@@ -121,7 +121,7 @@ extension PointsStore {
                 }
                 grants[request.key] = Grant(resident: request.resident, points: request.points, lot: lot, expiresAt: request.expiresAt)
             }
-            try await connection.query(
+            try await connection.run(
                 """
                 WITH debit AS (
                     UPDATE points_accounts a SET balance = a.balance - s.points
@@ -138,7 +138,7 @@ extension PointsStore {
                 FROM unnest(\(from)::uuid[], \(to)::uuid[], \(moved)::int8[], \(transferKeys)::text[], \(transferLots)::uuid[], \(memos)::text[])
                      AS t (f, t, p, k, l, m)
                 """, logger: logger)
-            try await connection.query(
+            try await connection.run(
                 """
                 WITH made AS (
                     INSERT INTO points_lots (id, community_id, resident_id, granted, remaining, expires_at, reason)

@@ -71,7 +71,7 @@ public struct PointsStore: Sendable {
     func account(
         _ kind: Kind, community: CommunityID, resident: UUID? = nil, shard: Int16 = 0, on connection: PostgresConnection, logger: Logger
     ) async throws -> UUID {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH made AS (
                 INSERT INTO points_accounts (id, community_id, kind, resident_id, shard)
@@ -95,7 +95,7 @@ public struct PointsStore: Sendable {
         _ points: Int64, from: UUID, to: UUID, kind: String, key: String, community: CommunityID, lot: UUID? = nil, hold: UUID? = nil,
         memo: String = "", by user: UserID?, short: @autoclosure () -> LinliError, on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let taken = try await connection.query(
+        let taken = try await connection.run(
             """
             UPDATE points_accounts SET balance = balance - \(points)
             WHERE id = \(from) AND (kind = 'issuance' OR balance >= \(points))
@@ -104,7 +104,7 @@ public struct PointsStore: Sendable {
         var moved = false
         for try await _ in taken.decode(UUID.self) { moved = true }
         guard moved else { throw short() }
-        try await connection.query(
+        try await connection.run(
             """
             WITH credit AS (UPDATE points_accounts SET balance = balance + \(points) WHERE id = \(to))
             INSERT INTO points_transfers (community_id, from_account, to_account, points, kind, operation_key, lot_id, hold_id, memo, created_by)
@@ -118,18 +118,17 @@ public struct PointsStore: Sendable {
         -> (community: CommunityID, available: UUID)
     {
         var community: CommunityID?
-        for try await id in try await connection.query("SELECT community_id FROM residents WHERE id = \(resident)", logger: logger).decode(UUID.self)
-        {
+        for try await id in try await connection.run("SELECT community_id FROM residents WHERE id = \(resident)", logger: logger).decode(UUID.self) {
             community = CommunityID(id)
         }
         guard let community, principal.canAct(in: community) else { throw LinliError.notFound("resident") }
         let available = try await account(.available, community: community, resident: resident, on: connection, logger: logger)
-        try await connection.query("SELECT 1 FROM points_accounts WHERE id = \(available) FOR UPDATE", logger: logger)
+        try await connection.run("SELECT 1 FROM points_accounts WHERE id = \(available) FOR UPDATE", logger: logger)
         return (community, available)
     }
 
     func bump(_ available: UUID, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query("UPDATE points_accounts SET version = version + 1 WHERE id = \(available)", logger: logger)
+        try await connection.run("UPDATE points_accounts SET version = version + 1 WHERE id = \(available)", logger: logger)
     }
 
     /// Claims `key` for an operation; returns the first result's id when the same operation was
@@ -137,7 +136,7 @@ public struct PointsStore: Sendable {
     func claim(
         _ key: String, kind: String, community: CommunityID, resident: UUID?, points: Int64, on connection: PostgresConnection, logger: Logger
     ) async throws -> (replay: Bool, result: UUID?) {
-        let made = try await connection.query(
+        let made = try await connection.run(
             """
             INSERT INTO points_operations (community_id, operation_key, kind, resident_id, points)
             VALUES (\(community.uuid), \(key), \(kind), \(resident), \(points))
@@ -145,7 +144,7 @@ public struct PointsStore: Sendable {
             RETURNING 1
             """, logger: logger)
         for try await _ in made { return (false, nil) }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT kind, resident_id, points, result_id FROM points_operations
             WHERE community_id = \(community.uuid) AND operation_key = \(key)
@@ -184,7 +183,7 @@ public struct PointsStore: Sendable {
     }
 
     public func budget(_ community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> Budget {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT coalesce(-sum(balance) FILTER (WHERE kind = 'issuance'), 0)::int8,
                    coalesce(sum(balance) FILTER (WHERE kind = 'budget'), 0)::int8,
@@ -214,7 +213,7 @@ public struct PointsStore: Sendable {
     {
         let start = Int16.random(in: 0..<Self.budgetShards)
         for skip in [true, false] {
-            let rows = try await connection.query(
+            let rows = try await connection.run(
                 PostgresQuery(
                     unsafeSQL: """
                         SELECT id FROM points_accounts WHERE community_id = $1 AND kind = 'budget' AND balance >= $2
@@ -229,7 +228,7 @@ public struct PointsStore: Sendable {
                     }()), logger: logger)
             for try await id in rows.decode(UUID.self) { return [(id, points)] }
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT id, balance FROM points_accounts WHERE community_id = \(community.uuid) AND kind = 'budget' AND balance > 0
             ORDER BY shard FOR UPDATE
@@ -255,7 +254,7 @@ public struct PointsStore: Sendable {
         let (replay, first) = try await claim(
             key, kind: "grant", community: community, resident: resident, points: points, on: connection, logger: logger)
         if replay, let first {
-            for try await (lot, expires) in try await connection.query(
+            for try await (lot, expires) in try await connection.run(
                 "SELECT id, expires_at FROM points_lots WHERE id = \(first)", logger: logger
             ).decode((UUID, Date).self) {
                 return Grant(resident: resident, points: points, lot: lot, expiresAt: expires)
@@ -267,12 +266,12 @@ public struct PointsStore: Sendable {
                 part, from: shard, to: available, kind: "grant", key: key, community: community, lot: lot, memo: reason, by: principal.subjectID,
                 short: LinliError(.internal, "budget shard changed under its lock"), on: connection, logger: logger)
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO points_lots (id, community_id, resident_id, granted, remaining, expires_at, reason)
             VALUES (\(lot), \(community.uuid), \(resident), \(points), \(points), \(expiresAt), \(reason))
             """, logger: logger)
-        try await connection.query(
+        try await connection.run(
             "UPDATE points_operations SET result_id = \(lot) WHERE community_id = \(community.uuid) AND operation_key = \(key)", logger: logger)
         try await bump(available, on: connection, logger: logger)
         return Grant(resident: resident, points: points, lot: lot, expiresAt: expiresAt)
@@ -287,7 +286,7 @@ public struct PointsStore: Sendable {
         -> (points: Int64, residents: [UUID])
     {
         var residents: [UUID] = []
-        for try await id in try await connection.query(
+        for try await id in try await connection.run(
             """
             SELECT DISTINCT resident_id FROM points_lots
             WHERE community_id = \(community.uuid) AND remaining > 0 AND expires_at <= \(time)
@@ -297,7 +296,7 @@ public struct PointsStore: Sendable {
         var taken: Int64 = 0
         for resident in residents {
             let available = try await account(.available, community: community, resident: resident, on: connection, logger: logger)
-            try await connection.query("SELECT 1 FROM points_accounts WHERE id = \(available) FOR UPDATE", logger: logger)
+            try await connection.run("SELECT 1 FROM points_accounts WHERE id = \(available) FOR UPDATE", logger: logger)
             taken += try await expire(community: community, resident: resident, at: time, on: connection, logger: logger)
         }
         return (taken, residents)
@@ -309,7 +308,7 @@ public struct PointsStore: Sendable {
     func expire(community: CommunityID, resident: UUID, at time: Date, on connection: PostgresConnection, logger: Logger)
         async throws -> Int64
     {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             UPDATE points_lots l SET remaining = 0
             FROM (SELECT id, remaining FROM points_lots
@@ -364,7 +363,7 @@ public struct PointsStore: Sendable {
     {
         let (community, available) = try await lockResident(resident, for: principal, on: connection, logger: logger)
         let existing = try await Self.holds(
-            try await connection.query(
+            try await connection.run(
                 PostgresQuery(
                     unsafeSQL: "SELECT \(Self.holdColumns) FROM points_holds WHERE community_id = $1 AND operation_key = $2",
                     binds: {
@@ -378,7 +377,7 @@ public struct PointsStore: Sendable {
         }
         try await expire(community: community, resident: resident, at: Date(), on: connection, logger: logger)
         // Soonest-expiring lots first, each taking what it has until the points are covered.
-        let lots = try await connection.query(
+        let lots = try await connection.run(
             """
             SELECT id, remaining, expires_at FROM points_lots
             WHERE resident_id = \(resident) AND remaining > 0 AND expires_at > now()
@@ -396,7 +395,7 @@ public struct PointsStore: Sendable {
             throw LinliError(.failedPrecondition, "points: only \(points - left) points are available", field: "points")
         }
         let hold = UUIDv7.make()
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE points_lots l SET remaining = l.remaining - s.take
             FROM unnest(\(shares.map(\.lot)), \(shares.map(\.points))) AS s(id, take) WHERE l.id = s.id
@@ -411,7 +410,7 @@ public struct PointsStore: Sendable {
                 #"{"lot":"\#($0.lot.uuidString.lowercased())","points":\#($0.points),"expires":\#(Int64($0.expiresAt.timeIntervalSince1970))}"#
             }
             .joined(separator: ",") + "]"
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO points_holds (id, community_id, resident_id, points, operation_key, lots)
             VALUES (\(hold), \(community.uuid), \(resident), \(points), \(key), \(json)::jsonb)
@@ -436,14 +435,14 @@ public struct PointsStore: Sendable {
         b.append(id)
         guard
             let found = try await Self.holds(
-                try await connection.query(
+                try await connection.run(
                     PostgresQuery(unsafeSQL: "SELECT \(Self.holdColumns) FROM points_holds WHERE id = $1", binds: b), logger: logger)
             ).first, principal.canAct(in: found.community)
         else { throw LinliError.notFound("hold") }
         let (community, available) = try await lockResident(found.resident, for: principal, on: connection, logger: logger)
         guard
             var hold = try await Self.holds(
-                try await connection.query(
+                try await connection.run(
                     PostgresQuery(unsafeSQL: "SELECT \(Self.holdColumns) FROM points_holds WHERE id = $1 FOR UPDATE", binds: b), logger: logger)
             ).first
         else { throw LinliError.notFound("hold") }
@@ -465,7 +464,7 @@ public struct PointsStore: Sendable {
                 hold.points, from: source, to: available, kind: wanted == .released ? "release" : "reverse", key: key, community: community,
                 hold: hold.id, by: principal.subjectID, short: missing, on: connection, logger: logger)
             // Back to the lots they came from (a lot that expired meanwhile expires them again).
-            try await connection.query(
+            try await connection.run(
                 """
                 UPDATE points_lots l SET remaining = l.remaining + s.back
                 FROM unnest(\(hold.lots.map(\.lot)), \(hold.lots.map(\.points))) AS s(id, back) WHERE l.id = s.id
@@ -474,7 +473,7 @@ public struct PointsStore: Sendable {
         case .held:
             break
         }
-        try await connection.query("UPDATE points_holds SET state = \(wanted.rawValue), settled_at = now() WHERE id = \(hold.id)", logger: logger)
+        try await connection.run("UPDATE points_holds SET state = \(wanted.rawValue), settled_at = now() WHERE id = \(hold.id)", logger: logger)
         try await bump(available, on: connection, logger: logger)
         hold.state = wanted
         return hold
@@ -491,7 +490,7 @@ public struct PointsStore: Sendable {
 
     /// The balances of `residents` (those with no account yet are left out).
     public func balances(residents: [UUID], on connection: PostgresConnection, logger: Logger) async throws -> [Balance] {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT a.resident_id, a.balance - coalesce(x.due, 0), coalesce(f.balance, 0), a.version, n.expires_at, coalesce(n.points, 0)
             FROM points_accounts a
@@ -514,7 +513,7 @@ public struct PointsStore: Sendable {
     /// Every resident of the community with points accounts.
     public func residents(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> [UUID] {
         var result: [UUID] = []
-        for try await id in try await connection.query(
+        for try await id in try await connection.run(
             "SELECT resident_id FROM points_accounts WHERE community_id = \(community.uuid) AND kind = 'available' ORDER BY resident_id",
             logger: logger
         ).decode(UUID.self) { result.append(id) }
@@ -523,7 +522,7 @@ public struct PointsStore: Sendable {
 
     /// Whether the community's accounts sum to zero and each equals its transfers.
     public func ledgerBalanced(community: CommunityID, on connection: PostgresConnection, logger: Logger) async throws -> Bool {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT coalesce(sum(a.balance), 0) = 0
                    AND NOT EXISTS (

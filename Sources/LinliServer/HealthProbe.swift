@@ -116,7 +116,7 @@ public final class HealthProbe: Service, Sendable {
             closing.whenComplete { _ in }
         }
         defer { watchdog.cancel() }
-        if (try? await probeConnection.query("SELECT 1", logger: logger).collect()) != nil { return true }
+        if (try? await probeConnection.run("SELECT 1", logger: logger).collect()) != nil { return true }
         try? await probeConnection.close()
         return false
     }

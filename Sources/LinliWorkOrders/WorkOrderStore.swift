@@ -163,7 +163,7 @@ public struct WorkOrderStore: Sendable {
         guard try await exists("SELECT 1 FROM communities WHERE id = \(category.community.uuid)", connection, logger) else {
             throw LinliError.notFound("community")
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO repair_categories (community_id, code, name, dispatch_mode, normal_minutes, emergency_minutes)
             VALUES (\(category.community.uuid), \(category.code), \(category.name), \(category.mode.rawValue),
@@ -172,7 +172,7 @@ public struct WorkOrderStore: Sendable {
                 normal_minutes = EXCLUDED.normal_minutes, emergency_minutes = EXCLUDED.emergency_minutes
             """, logger: logger)
         // The name is "rotation_" + 20 hex digits: safe to interpolate.
-        try await connection.query(
+        try await connection.run(
             PostgresQuery(unsafeSQL: "CREATE SEQUENCE IF NOT EXISTS \(category.rotationSequence) AS bigint CYCLE"),
             logger: logger)
     }
@@ -191,15 +191,15 @@ public struct WorkOrderStore: Sendable {
         else {
             throw LinliError.invalid("user_id", "is not a technician of this community")
         }
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT count(*) FROM repair_categories WHERE community_id = \(community.uuid) AND code = ANY(\(categories))
             """, logger: logger)
         for try await known in rows.decode(Int.self) where known != Set(categories).count {
             throw LinliError.invalid("category_codes", "unknown category in this community")
         }
-        try await connection.query("DELETE FROM technician_skills WHERE user_id = \(user.uuid) AND community_id = \(community.uuid)", logger: logger)
-        try await connection.query(
+        try await connection.run("DELETE FROM technician_skills WHERE user_id = \(user.uuid) AND community_id = \(community.uuid)", logger: logger)
+        try await connection.run(
             """
             INSERT INTO technician_skills (user_id, community_id, code)
             SELECT \(user.uuid), \(community.uuid), unnest(\(categories)::text[]) ON CONFLICT DO NOTHING
@@ -209,7 +209,7 @@ public struct WorkOrderStore: Sendable {
 
     /// Puts a staff member on or off duty.
     public func setDuty(_ user: UserID, onDuty: Bool, on connection: PostgresConnection, logger: Logger) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO staff_duty (user_id, on_duty) VALUES (\(user.uuid), \(onDuty))
             ON CONFLICT (user_id) DO UPDATE SET on_duty = EXCLUDED.on_duty, changed_at = now()
@@ -267,7 +267,7 @@ public struct WorkOrderStore: Sendable {
         }
         let id = WorkOrderID.make()
         let minutes = repair.emergency ? category.emergencyMinutes : category.normalMinutes
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO work_orders (id, community_id, category, priority, channel, state, building_id, location, description,
                                      photo_refs, preferred_at, requester_id, filed_by, due_at, room_id)
@@ -297,7 +297,7 @@ public struct WorkOrderStore: Sendable {
         _ id: WorkOrderID, _ category: Category, actor: UserID,
         _ connection: PostgresConnection, _ logger: Logger
     ) async throws -> UserID? {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             WITH pool AS (
                 SELECT ts.user_id, row_number() OVER (ORDER BY ts.user_id) - 1 AS slot, count(*) OVER () AS size
@@ -406,7 +406,7 @@ public struct WorkOrderStore: Sendable {
         let clears = [.return, .reopen].contains(action)
         let completion = transition.completion
         let rating = transition.rating
-        try await connection.query(
+        try await connection.run(
             """
             UPDATE work_orders SET
                 state = \(next.rawValue),
@@ -441,7 +441,7 @@ public struct WorkOrderStore: Sendable {
         _ id: WorkOrderID, action: String, from: WorkOrderFlow.State?, to: WorkOrderFlow.State, actor: UserID,
         assignee: UserID?, note: String, _ connection: PostgresConnection, _ logger: Logger
     ) async throws {
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO work_order_events (work_order_id, action, from_state, to_state, actor_id, assignee_id, note)
             VALUES (\(id.uuid), \(action), \(from?.rawValue), \(to.rawValue), \(actor.uuid), \(assignee?.uuid), \(note))
@@ -468,7 +468,7 @@ public struct WorkOrderStore: Sendable {
                 .failedPrecondition, "work_order_id: return visits follow completion; the order is \(order.state.rawValue)",
                 field: "work_order_id")
         }
-        try await connection.query(
+        try await connection.run(
             """
             INSERT INTO work_order_return_visits (id, work_order_id, visited_by, reached, satisfaction, note)
             VALUES (\(UUIDv7.make()), \(id.uuid), \(principal.subjectID.uuid), \(reached), \(satisfaction.map { Int16($0) }), \(note))
@@ -522,7 +522,7 @@ public struct WorkOrderStore: Sendable {
         let me = principal.subjectID.uuid
         let residentOnly = principal.role == .resident
         let hasCursor = filter.after != nil
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM work_orders w
             WHERE w.community_id = \(filter.community.uuid)
@@ -548,7 +548,7 @@ public struct WorkOrderStore: Sendable {
         _ community: CommunityID, _ code: String, _ connection: PostgresConnection,
         _ logger: Logger
     ) async throws -> Category {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT name, dispatch_mode, normal_minutes, emergency_minutes FROM repair_categories
             WHERE community_id = \(community.uuid) AND code = \(code)
@@ -570,7 +570,7 @@ public struct WorkOrderStore: Sendable {
     }
 
     private func exists(_ query: PostgresQuery, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
-        for try await _ in try await connection.query(query, logger: logger) { return true }
+        for try await _ in try await connection.run(query, logger: logger) { return true }
         return false
     }
 
@@ -587,7 +587,7 @@ public struct WorkOrderStore: Sendable {
         _ id: WorkOrderID, _ connection: PostgresConnection, _ logger: Logger, events: Bool,
         lock: Bool = false
     ) async throws -> WorkOrder {
-        let rows = try await connection.query(
+        let rows = try await connection.run(
             """
             SELECT \(unescaped: Self.columns) FROM work_orders w WHERE w.id = \(id.uuid) \(unescaped: lock ? "FOR UPDATE" : "")
             """, logger: logger)
@@ -595,7 +595,7 @@ public struct WorkOrderStore: Sendable {
         for try await row in rows { found = try Self.decode(row) }
         guard var order = found else { throw LinliError.notFound("work order") }
         if events {
-            let history = try await connection.query(
+            let history = try await connection.run(
                 """
                 SELECT action, from_state, to_state, actor_id, assignee_id, note, at FROM work_order_events
                 WHERE work_order_id = \(id.uuid) ORDER BY id
@@ -607,7 +607,7 @@ public struct WorkOrderStore: Sendable {
                         to: WorkOrderFlow.State(rawValue: to) ?? .pending, actor: UserID(actor),
                         assignee: assignee.map(UserID.init), note: note, at: at))
             }
-            let visits = try await connection.query(
+            let visits = try await connection.run(
                 """
                 SELECT visited_by, reached, satisfaction, note, at FROM work_order_return_visits WHERE work_order_id = \(id.uuid) ORDER BY at
                 """, logger: logger)

@@ -87,7 +87,7 @@ public struct WorkloadStats: Sendable, Equatable {
         binds.append(community.uuid)
         binds.append(from)
         binds.append(to)
-        let perTechnician = try await connection.query(PostgresQuery(unsafeSQL: Self.perTechnicianSQL, binds: binds), logger: logger)
+        let perTechnician = try await connection.run(PostgresQuery(unsafeSQL: Self.perTechnicianSQL, binds: binds), logger: logger)
         for try await (id, name, assigned, accepted, completed, labour, response, completion, overdue, rating) in perTechnician.decode(
             (UUID, String, Int64, Int64, Int64, Int64, Double, Double, Int64, Double).self)
         {
@@ -97,7 +97,7 @@ public struct WorkloadStats: Sendable, Equatable {
                     labourMinutes: labour, averageResponseMinutes: response, averageCompletionMinutes: completion,
                     overdue: overdue, averageRating: rating))
         }
-        let perCategory = try await connection.query(PostgresQuery(unsafeSQL: Self.perCategorySQL, binds: binds), logger: logger)
+        let perCategory = try await connection.run(PostgresQuery(unsafeSQL: Self.perCategorySQL, binds: binds), logger: logger)
         for try await (code, filed, completed, onTime, overdue) in perCategory.decode((String, Int64, Int64, Int64, Int64).self) {
             stats.categories.append(Category(code: code, filed: filed, completed: completed))
             stats.filed += filed

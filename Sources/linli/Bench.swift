@@ -252,7 +252,7 @@ extension Bench {
                     }
                     let seeded = try await app.seedDemoTenant(slug: slug, name: slug, password: password)
                     try await app.database.tenantTransaction(seeded.tenant) { connection in
-                        try await connection.query(
+                        try await connection.run(
                             """
                             INSERT INTO repair_categories (community_id, code, name, dispatch_mode, normal_minutes, emergency_minutes)
                             VALUES (\(seeded.community.uuid), 'plumbing', '水电维修', 'grab', 240, 30)

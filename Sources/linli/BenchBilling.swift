@@ -35,9 +35,9 @@ extension Bench {
                 // The reference: the same priced rows into a copy of the bills table (same indexes), nothing else.
                 let reference = try await clock.measure {
                     try await app.database.tenantTransaction(tenant) { connection in
-                        try await connection.query("CREATE TABLE IF NOT EXISTS bench_bills (LIKE bills INCLUDING ALL)", logger: logger)
-                        try await connection.query("TRUNCATE bench_bills", logger: logger)
-                        try await connection.query(
+                        try await connection.run("CREATE TABLE IF NOT EXISTS bench_bills (LIKE bills INCLUDING ALL)", logger: logger)
+                        try await connection.run("TRUNCATE bench_bills", logger: logger)
+                        try await connection.run(
                             """
                             INSERT INTO bench_bills (id, community_id, room_id, fee_item_id, period_start, period_end, billed_days, period_days,
                                                      amount_fen, due_on, entry_id)
@@ -64,25 +64,25 @@ extension Bench {
                     try await FeeStore().generate(community: owing, month: "2026-01", by: owingPrincipal, on: connection, logger: logger)
                 }
                 try await app.database.tenantTransaction(tenant) { connection in
-                    try await connection.query(
+                    try await connection.run(
                         """
                         INSERT INTO ledger_accounts (id, community_id, kind, subtype, normal) VALUES (uuid_v7(), \(owing.uuid), 'channel', 'bench', 'debit')
                         ON CONFLICT DO NOTHING
                         """, logger: logger)
-                    try await connection.query(
+                    try await connection.run(
                         """
                         INSERT INTO ledger_accounts (id, community_id, kind, subtype, room_id, normal, guarded)
                         SELECT uuid_v7(), \(owing.uuid), 'prepaid', 'general', id, 'credit', true FROM rooms WHERE community_id = \(owing.uuid)
                         ON CONFLICT DO NOTHING
                         """, logger: logger)
-                    try await connection.query(
+                    try await connection.run(
                         """
                         INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind, memo)
                         SELECT gen_random_uuid(), c.id, p.id, 1500, 'topup', 'bench'
                         FROM ledger_accounts p, ledger_accounts c
                         WHERE p.community_id = \(owing.uuid) AND p.kind = 'prepaid' AND c.community_id = \(owing.uuid) AND c.kind = 'channel'
                         """, logger: logger)
-                    try await connection.query("ANALYZE ledger_accounts, ledger_transfers, bills", logger: logger)
+                    try await connection.run("ANALYZE ledger_accounts, ledger_transfers, bills", logger: logger)
                 }
                 var offset = (count: 0, fen: Int64(0))
                 let offsetTime = try await clock.measure {
@@ -109,13 +109,13 @@ extension Bench {
             let community = CommunityID.make()
             let logger = app.database.logger
             try await app.database.tenantTransaction(tenant) { connection in
-                try await connection.query(
+                try await connection.run(
                     "INSERT INTO communities (id, name) VALUES (\(community.uuid), \(name + " " + community.description.suffix(6)))",
                     logger: logger)
                 let building = UUIDv7.make()
-                try await connection.query(
+                try await connection.run(
                     "INSERT INTO buildings (id, community_id, name) VALUES (\(building), \(community.uuid), '1栋')", logger: logger)
-                try await connection.query(
+                try await connection.run(
                     """
                     INSERT INTO rooms (id, community_id, building_id, unit, number, floor, area_centi_m2, kind)
                     SELECT uuid_v7(), \(community.uuid), \(building), '', g::text, 1 + g / 100, 5000 + (g * 7919) % 10000, 'residence'
@@ -123,18 +123,18 @@ extension Bench {
                     """, logger: logger)
                 for (itemName, rule, price) in items {
                     let item = UUIDv7.make()
-                    try await connection.query(
+                    try await connection.run(
                         """
                         INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, due_day)
                         VALUES (\(item), \(community.uuid), \(itemName), 'monthly', \(rule), \(price), 10)
                         """, logger: logger)
-                    try await connection.query(
+                    try await connection.run(
                         """
                         INSERT INTO fee_bindings (id, fee_item_id, room_id, starts_on)
                         SELECT uuid_v7(), \(item), id, '2026-01-01' FROM rooms WHERE community_id = \(community.uuid)
                         """, logger: logger)
                 }
-                try await connection.query("ANALYZE rooms, fee_items, fee_bindings", logger: logger)
+                try await connection.run("ANALYZE rooms, fee_items, fee_bindings", logger: logger)
             }
             return community
         }

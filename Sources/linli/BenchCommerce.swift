@@ -44,7 +44,7 @@ extension Bench {
                 buildingIDs: [])
             let (people, sku, reference) = try await app.database.tenantTransaction(demo.tenant) { connection in
                 var made: [UUID] = []
-                for try await id in try await connection.query(
+                for try await id in try await connection.run(
                     """
                     INSERT INTO residents (id, community_id, name)
                     SELECT uuid_v7(), \(demo.community.uuid), '抢购住户' || n FROM generate_series(1, \(Int32(clamping: buyers))) AS n
@@ -92,13 +92,13 @@ extension Bench {
             // The same number of bare reservations on the reference SKU, as many callers.
             let bare = try await Points.parse(["--concurrency", String(concurrency)]).load(count: buyers, until: nil) { _ in
                 _ = try await app.database.tenantTransaction(demo.tenant) { connection in
-                    try await connection.query(
+                    try await connection.run(
                         "UPDATE skus SET stock = stock - 1, reserved = reserved + 1 WHERE id = \(reference) AND stock >= 1", logger: logger)
                 }
             }
             let (orders, stock, reserved) = try await app.database.tenantTransaction(demo.tenant) { connection in
                 var row: (Int64, Int32, Int32) = (0, 0, 0)
-                for try await r in try await connection.query(
+                for try await r in try await connection.run(
                     """
                     SELECT (SELECT count(*) FROM order_lines WHERE sku_id = \(sku))::int8, stock, reserved FROM skus WHERE id = \(sku)
                     """, logger: logger

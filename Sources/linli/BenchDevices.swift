@@ -72,7 +72,7 @@ extension Bench {
             try await app.database.tenantTransaction(demo.tenant) { connection in
                 let door = try await access.createDoor(
                     community: demo.community, building: nil, code: "gate", name: "大门", on: connection, logger: logger)
-                try await connection.query(
+                try await connection.run(
                     "INSERT INTO door_devices (door_id, device_id) SELECT \(door.id), unnest(\(activeIDs.map(\.uuid)))", logger: logger)
             }
             try await WhitelistStore(database: app.database).reconcileAll(tenant: demo.tenant, logger: logger)
@@ -95,7 +95,7 @@ extension Bench {
             let rssBefore = Self.rssKB(serverPid)
             // The database's clock, which stamps last_seen_at.
             let since = try await app.database.tenantTransaction(demo.tenant) { connection in
-                for try await now in try await connection.query("SELECT now()", logger: logger).decode(Date.self) { return now }
+                for try await now in try await connection.run("SELECT now()", logger: logger).decode(Date.self) { return now }
                 return Date()
             }
             let holding = try Self.start(
@@ -218,7 +218,7 @@ extension Bench {
 
         func count(_ app: LinliApplication, _ tenant: TenantRef, _ query: PostgresQuery) async throws -> Int {
             try await app.database.tenantTransaction(tenant) { connection in
-                for try await value in try await connection.query(query, logger: app.logger).decode(Int64?.self) {
+                for try await value in try await connection.run(query, logger: app.logger).decode(Int64?.self) {
                     return Int(clamping: value ?? 0)
                 }
                 return 0

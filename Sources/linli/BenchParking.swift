@@ -180,7 +180,7 @@ extension Bench {
                                 let t0 = ContinuousClock.now
                                 try await app.database.tenantTransaction(demo.tenant) { connection in
                                     let p = plate(index, car)
-                                    try await connection.query(
+                                    try await connection.run(
                                         """
                                         SELECT (SELECT count(*) FROM parking_lists WHERE community_id = \(demo.community.uuid) AND plate = \(p)
                                                   AND removed_at IS NULL),
@@ -252,7 +252,7 @@ extension Bench {
             }
             let stormSeconds = (ContinuousClock.now - stormStarted).seconds
             let (alarms, occurrences, notices): (Int64, Int64, Int64) = try await app.database.tenantTransaction(demo.tenant) { connection in
-                let rows = try await connection.query(
+                let rows = try await connection.run(
                     """
                     SELECT count(*), coalesce(sum(occurrences), 0)::int8,
                            (SELECT count(*) FROM outbox WHERE topic = 'device.alarm')
@@ -316,7 +316,7 @@ extension Bench {
             }
             let energySecondsTaken = (ContinuousClock.now - energyStarted).seconds
             let stored: Int64 = try await app.database.tenantTransaction(demo.tenant) { connection in
-                for try await n in try await connection.query("SELECT count(*) FROM telemetry", logger: logger).decode(Int64.self) { return n }
+                for try await n in try await connection.run("SELECT count(*) FROM telemetry", logger: logger).decode(Int64.self) { return n }
                 return 0
             }
             let copyRate = try await Self.copyTelemetry(app, tenant: demo.tenant, devices: meters, rows: energyDevices * energySeconds)

@@ -76,7 +76,7 @@ extension Bench {
             let cache = PointsCache(redis: app.redis, logger: logger)
             let people: [UUID] = try await app.database.tenantTransaction(demo.tenant) { connection in
                 var made: [UUID] = []
-                for try await id in try await connection.query(
+                for try await id in try await connection.run(
                     """
                     INSERT INTO residents (id, community_id, name)
                     SELECT uuid_v7(), \(demo.community.uuid), '压测住户' || n FROM generate_series(1, \(Int32(clamping: residents))) AS n

@@ -33,7 +33,7 @@ struct TenantCommand: AsyncParsableCommand {
             let rows: [(UUID, String, String, String)] = try await app.withStorage {
                 try await app.database.platformTransaction { connection in
                     var result: [(UUID, String, String, String)] = []
-                    let rows = try await connection.query(
+                    let rows = try await connection.run(
                         "SELECT id, slug, name, status FROM platform.tenants ORDER BY slug", logger: app.database.logger)
                     for try await row in rows.decode((UUID, String, String, String).self) { result.append(row) }
                     return result

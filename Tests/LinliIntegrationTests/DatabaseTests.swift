@@ -7,7 +7,8 @@ import Testing
 /// A transaction whose connection is gone must still answer. postgres-nio 1.33 never completes
 /// a statement written after the connection's channel was torn down, so the ROLLBACK after a
 /// failed body, or the COMMIT after a body that outlived its connection, waited forever (the
-/// fault test's unanswered calls after `pg_terminate_backend`).
+/// fault test's unanswered calls after `pg_terminate_backend`); so did any statement of the
+/// body written then (`PostgresConnection.run` answers those).
 @Suite("Database transactions when the connection goes")
 struct DatabaseTests {
     struct Gone: Error {}
@@ -81,5 +82,25 @@ struct DatabaseTests {
             return names
         }
         #expect(!names.contains("不该保存"))
+    }
+
+    @Test("a statement of the body written after its connection closed answers UNAVAILABLE, not never")
+    func statementAfterClose() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let database = server.app.database
+        let result = await Self.answer(within: 10) {
+            try await database.tenantTransaction(demo.tenant) { connection in
+                try await connection.close()
+                try await connection.run("SELECT 1", logger: database.logger)
+                return 1
+            }
+        }
+        let outcome = try #require(result, "the statement never answered")
+        if case .failure(let error as LinliError) = outcome {
+            #expect(error.code == .unavailable)
+        } else {
+            Issue.record("expected UNAVAILABLE, got \(outcome)")
+        }
     }
 }
