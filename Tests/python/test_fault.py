@@ -3,7 +3,8 @@
 Eight writers publish notices with fresh request ids while the test terminates every server
 connection (pg_terminate_backend), restarts PostgreSQL, and stops it for several seconds.
 Then it checks what a property manager would care about:
-- every call ended, with success or UNAVAILABLE, within its deadline (none hung);
+- every call ended, with success or UNAVAILABLE, within its deadline (none hung, none went
+  unanswered);
 - every acknowledged notice is stored;
 - retrying a failed call with its request id creates it at most once, and a retry of an
   acknowledged call returns the same notice;
@@ -30,10 +31,8 @@ TARGET = os.environ.get("LINLI_TEST_TARGET", "127.0.0.1:8443")
 CA = os.environ["LINLI_TEST_CA"]
 PASSWORD = os.environ.get("LINLI_TEST_DEMO_PASSWORD", "linli-demo-2026")
 # The client's deadline. The server bounds each transaction at 15 s once it holds a connection,
-# but a few calls whose connection dies under them are never answered even after the deadline
-# closes that connection (postgres-nio never fails the awaited query; issue 10, still open): they
-# are counted and printed, retried with their request id, and not yet asserted on. Everything
-# else below is.
+# and every statement answers when its connection dies under it (PostgresConnection.run), so
+# every call must be answered well within it.
 DEADLINE = 30.0
 
 
@@ -57,6 +56,16 @@ def wait_for_health(client, status, within):
             pass
         time.sleep(0.25)
     return None
+
+
+def server_alive():
+    """Whether the server under test still runs (a zombie has exited)."""
+    pid = int(os.environ["LINLI_TEST_SERVER_PID"])
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return not f.read().split(") ")[1].startswith("Z")
+    except FileNotFoundError:
+        return False
 
 
 class Writers:
@@ -94,7 +103,7 @@ class Writers:
 
     def work(self, worker):
         n = 0
-        while not self.stop.is_set():
+        while not self.stop.is_set() and server_alive():
             n += 1
             request_id = str(uuid.uuid4())
             title = f"{self.run} #{worker}-{n}"
@@ -147,10 +156,14 @@ class FaultTest(unittest.TestCase):
             for thread in threads:
                 thread.join(timeout=DEADLINE + 5)
         self.assertFalse(any(t.is_alive() for t in threads), "a writer never got an answer")
+        self.assertTrue(server_alive(), "the server died under the faults (its log follows)")
 
         # Retry every failed call with its own request id until it succeeds.
         retried = {}
+        retry_until = time.monotonic() + 180
         for request_id in sorted(writers.failed):
+            self.assertLess(time.monotonic(), retry_until, f"retrying {len(writers.failed)} failed calls took over 180 s")
+            self.assertTrue(server_alive(), "the server died during the retries (its log follows)")
             for _ in range(20):
                 notice, problem = writers.publish(request_id, writers.titles[request_id])
                 if notice:
@@ -182,6 +195,7 @@ class FaultTest(unittest.TestCase):
         for problem in writers.bad[:20]:
             print("  " + problem, file=sys.stderr)
         self.assertEqual(writers.bad, [])
+        self.assertEqual(writers.unanswered, 0, f"calls left unanswered for {DEADLINE:.0f} s")
         self.assertEqual(len(retried), len(writers.failed), "a failed call could not be retried to success")
         self.assertEqual(found, len(acknowledged_ids), "an acknowledged notice is missing")
         self.assertEqual(total, len(acknowledged_ids), "a retried request created a second notice")
