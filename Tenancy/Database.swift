@@ -108,12 +108,13 @@ public struct Database: Sendable {
                 }
                 defer { watchdog?.cancel() }
                 do {
-                    // One statement after the other: the switch must follow BEGIN (it is local to
-                    // the transaction), and each waits for its answer or the connection's close.
-                    try await connection.run("BEGIN", logger: logger)
+                    // BEGIN and the tenant switch are sent together (the switch is local to the
+                    // transaction, so it must follow BEGIN): this task waits once for both.
                     if let schema {
                         let tenantSwitch = TenantSwitch(schema: schema, statementTimeout: statementTimeout)
-                        _ = try await connection.run(tenantSwitch, logger: logger)
+                        _ = try await connection.run("BEGIN", then: tenantSwitch, logger: logger)
+                    } else {
+                        try await connection.run("BEGIN", logger: logger)
                     }
                     mark = Stage.begin.record(since: mark)
                     let result = try await body(connection)
@@ -128,6 +129,8 @@ public struct Database: Sendable {
             }
         } catch {
             let mapped = Database.map(error)
+            // A caller that gave up is no storage fault: not counted, not logged as one.
+            if error is CancellationError { throw mapped }
             // The gRPC layer keeps only the safe message, so the cause is logged here.
             if mapped.code == .unavailable { Metrics.Counter(label: MetricName.storageUnavailable).increment() }
             if mapped.code == .internal || mapped.code == .unavailable {
@@ -143,7 +146,7 @@ public struct Database: Sendable {
     /// inside this transaction. A connection that is gone answers at once (`run`).
     static func rollBack(_ connection: PostgresConnection, logger: Logger) async -> Bool {
         if connection.isClosed { return false }
-        return (try? await connection.run("ROLLBACK", logger: logger)) != nil
+        return (try? await connection.run("ROLLBACK", logger: logger, evenIfCancelled: true)) != nil
     }
 
     /// Turns a storage error into a domain error that leaks nothing.

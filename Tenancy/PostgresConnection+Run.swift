@@ -15,15 +15,22 @@ extension PostgresConnection {
     /// its RPC would wait forever. Here the statement runs in a task of its own and the caller
     /// takes the first of its answer and the connection's close (one watch per connection, not
     /// one callback per statement). Every statement of the server goes through `run`
-    /// (`Deploy/test` refuses a bare `connection.run(`).
+    /// (`Deploy/test` refuses a bare `query(`).
+    ///
+    /// A cancelled task (its client gave up: deadline, reset; or shutdown's bound passed) sends
+    /// no further statement: `run` throws `CancellationError`, and the transaction rolls back.
+    /// A statement already sent is answered as usual. `evenIfCancelled` is for the ROLLBACK
+    /// that ends such a transaction.
     @discardableResult
     public func run(
         _ query: PostgresQuery,
         logger: Logger,
+        evenIfCancelled: Bool = false,
         file: String = #fileID,
         line: Int = #line
     ) async throws -> PostgresRowSequence {
-        try await ConnectionWatch.of(self).answer { try await self.query(query, logger: logger, file: file, line: line) }
+        if !evenIfCancelled { try Task.checkCancellation() }
+        return try await ConnectionWatch.of(self).answer { try await self.query(query, logger: logger, file: file, line: line) }
     }
 
     /// Runs a prepared statement and collects its rows, answering when the connection closes
@@ -34,9 +41,37 @@ extension PostgresConnection {
         file: String = #fileID,
         line: Int = #line
     ) async throws -> [Statement.Row] where Statement.Row: Sendable {
-        try await ConnectionWatch.of(self).answer {
+        try Task.checkCancellation()
+        return try await ConnectionWatch.of(self).answer {
             var rows: [Statement.Row] = []
             for try await row in try await self.execute(statement, logger: logger, file: file, line: line) { rows.append(row) }
+            return rows
+        }
+    }
+}
+
+extension PostgresConnection {
+    /// Sends `first` and `statement` together and answers with `statement`'s rows once both are
+    /// done (or the connection closed): PostgreSQL still answers one after the other, but the
+    /// caller waits once. Both are written from one task, so they reach the server in order.
+    public func run<Statement: PostgresPreparedStatement>(
+        _ first: PostgresQuery,
+        then statement: Statement,
+        logger: Logger
+    ) async throws -> [Statement.Row] where Statement.Row: Sendable {
+        try Task.checkCancellation()
+        return try await ConnectionWatch.of(self).answer {
+            let sent: EventLoopFuture<PostgresQueryResult> = self.query(first, logger: logger)
+            var rows: [Statement.Row] = []
+            do {
+                for try await row in try await self.execute(statement, logger: logger) { rows.append(row) }
+            } catch {
+                // Held until it is answered: a future dropped unanswered traps a debug build
+                // (NIO's leak check), and this task's caller has its answer already.
+                _ = try? await sent.get()
+                throw error
+            }
+            _ = try await sent.get()
             return rows
         }
     }

@@ -1,6 +1,8 @@
 import Foundation
 import LinliCore
+import LinliServer
 import LinliTenancy
+import Logging
 import PostgresNIO
 import Testing
 
@@ -35,72 +37,88 @@ struct DatabaseTests {
         func get() -> Result<R, any Error>? { lock.withLock { value } }
     }
 
-    @Test("a body that fails after its connection closed answers at once; the next transaction gets a live connection")
-    func failedBodyOnClosedConnection() async throws {
+    /// A fresh tenant, and what a transaction running `body` on it answered within 10 s (nil: never).
+    static func transaction<R: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection, DemoTenant, Logger) async throws -> R
+    ) async throws -> (demo: DemoTenant, database: Database, outcome: Result<R, any Error>?) {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let database = server.app.database
-        let result = await Self.answer(within: 10) {
-            try await database.tenantTransaction(demo.tenant) { connection in
-                try await connection.close()
-                throw Gone()
-            }
+        let outcome = await answer(within: 10) {
+            try await database.tenantTransaction(demo.tenant) { connection in try await body(connection, demo, database.logger) }
         }
-        let outcome = try #require(result, "the transaction never answered")
-        #expect(throws: LinliError.self) { try outcome.get() }
-
-        let count = try await database.tenantTransaction(demo.tenant) { connection in
-            var n: Int64 = 0
-            for try await value in try await connection.query("SELECT count(*) FROM communities", logger: database.logger).decode(Int64.self) {
-                n = value
-            }
-            return n
-        }
-        #expect(count == 1)
+        return (demo, database, outcome)
     }
 
-    @Test("a body that finished on a closed connection is UNAVAILABLE (nothing committed), not a COMMIT waiting forever")
-    func commitOnClosedConnection() async throws {
-        let server = try await TestServer.shared.value
-        let demo = try await server.newTenant()
-        let database = server.app.database
-        let result = await Self.answer(within: 10) {
-            try await database.tenantTransaction(demo.tenant) { connection in
-                try await connection.query("UPDATE communities SET name = '不该保存' WHERE id = \(demo.community.uuid)", logger: database.logger)
-                try await connection.close()
-                return 1
-            }
-        }
-        let outcome = try #require(result, "the transaction never answered")
-        #expect(throws: LinliError.self) { try outcome.get() }
-        if case .failure(let error as LinliError) = outcome { #expect(error.code == .unavailable) }
-        let names = try await database.tenantTransaction(demo.tenant) { connection in
+    /// The names of the tenant's communities.
+    static func names(_ demo: DemoTenant, _ database: Database) async throws -> [String] {
+        try await database.tenantTransaction(demo.tenant) { connection in
             var names: [String] = []
-            for try await name in try await connection.query("SELECT name FROM communities", logger: database.logger).decode(String.self) {
+            for try await name in try await connection.run("SELECT name FROM communities", logger: database.logger).decode(String.self) {
                 names.append(name)
             }
             return names
         }
-        #expect(!names.contains("不该保存"))
+    }
+
+    /// Whether `outcome` is an UNAVAILABLE answer.
+    static func isUnavailable<R>(_ outcome: Result<R, any Error>) -> Bool {
+        if case .failure(let error as LinliError) = outcome { return error.code == .unavailable }
+        return false
+    }
+
+    @Test("a body that fails after its connection closed answers at once; the next transaction gets a live connection")
+    func failedBodyOnClosedConnection() async throws {
+        let (demo, database, result) = try await Self.transaction { connection, _, _ -> Int in
+            try await connection.close()
+            throw Gone()
+        }
+        let outcome = try #require(result, "the transaction never answered")
+        #expect(throws: LinliError.self) { try outcome.get() }
+        #expect(try await Self.names(demo, database).count == 1)
+    }
+
+    @Test("a body that finished on a closed connection is UNAVAILABLE (nothing committed), not a COMMIT waiting forever")
+    func commitOnClosedConnection() async throws {
+        let (demo, database, result) = try await Self.transaction { connection, demo, logger -> Int in
+            try await connection.run("UPDATE communities SET name = '不该保存' WHERE id = \(demo.community.uuid)", logger: logger)
+            try await connection.close()
+            return 1
+        }
+        let outcome = try #require(result, "the transaction never answered")
+        #expect(Self.isUnavailable(outcome))
+        #expect(try await !Self.names(demo, database).contains("不该保存"))
     }
 
     @Test("a statement of the body written after its connection closed answers UNAVAILABLE, not never")
     func statementAfterClose() async throws {
+        let (_, _, result) = try await Self.transaction { connection, _, logger -> Int in
+            try await connection.close()
+            try await connection.run("SELECT 1", logger: logger)
+            return 1
+        }
+        let outcome = try #require(result, "the statement never answered")
+        #expect(Self.isUnavailable(outcome), "\(outcome)")
+    }
+
+    @Test("a cancelled caller (its client gave up) sends no further statement: its transaction rolls back")
+    func cancelledStopsAtNextStatement() async throws {
         let server = try await TestServer.shared.value
         let demo = try await server.newTenant()
         let database = server.app.database
-        let result = await Self.answer(within: 10) {
+        let updated = Box<Bool>()
+        let call = Task {
             try await database.tenantTransaction(demo.tenant) { connection in
-                try await connection.close()
+                try await connection.run("UPDATE communities SET name = '已取消' WHERE id = \(demo.community.uuid)", logger: database.logger)
+                updated.set(.success(true))
+                while !Task.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
                 try await connection.run("SELECT 1", logger: database.logger)
                 return 1
             }
         }
-        let outcome = try #require(result, "the statement never answered")
-        if case .failure(let error as LinliError) = outcome {
-            #expect(error.code == .unavailable)
-        } else {
-            Issue.record("expected UNAVAILABLE, got \(outcome)")
-        }
+        while updated.get() == nil { try await Task.sleep(for: .milliseconds(5)) }
+        call.cancel()
+        #expect(Self.isUnavailable(await call.result))
+        #expect(try await !Self.names(demo, database).contains("已取消"))
     }
 }
