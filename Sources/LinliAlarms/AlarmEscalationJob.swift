@@ -35,9 +35,7 @@ public struct AlarmEscalationJob: Service, Sendable {
     @discardableResult
     public func runAll() async throws(LinliError) -> Int {
         var total = 0
-        for tenant in try await database.allTenants() where tenant.isActive {
-            total += try await run(tenant)
-        }
+        try await database.forEachActiveTenant("alarm escalation", logger: logger) { tenant throws(LinliError) in total += try await run(tenant) }
         return total
     }
 
@@ -128,21 +126,19 @@ public struct TelemetryPartitionJob: Service, Sendable {
 
     public func run() async throws {
         await PeriodicJob.run(every: .seconds(6 * 3_600), first: .atStart, name: "telemetry partitions", logger: logger) {
-            for tenant in try await database.allTenants() where tenant.isActive {
-                try await database.tenantTransaction(tenant) { connection in
-                    try await connection.run("SELECT telemetry_partitions(now()::date, 3)", logger: logger)
-                    let old = try await connection.run(
-                        """
-                        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-                        JOIN pg_namespace n ON n.oid = p.relnamespace
-                        WHERE p.relname = 'telemetry' AND n.nspname = current_schema() AND c.relname ~ '^telemetry_[0-9]{6}$'
-                          AND to_date(substr(c.relname, 11), 'YYYYMM') < date_trunc('month', now()) - make_interval(months => \(Int32(clamping: retentionMonths)))
-                        """, logger: logger)
-                    var names: [String] = []
-                    for try await name in old.decode(String.self) { names.append(name) }
-                    // Names matched ^telemetry_[0-9]{6}$ above: safe to interpolate.
-                    for name in names { try await connection.run(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger) }
-                }
+            try await database.inEachActiveTenant("telemetry partitions", logger: logger) { connection in
+                try await connection.run("SELECT telemetry_partitions(now()::date, 3)", logger: logger)
+                let old = try await connection.run(
+                    """
+                    SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+                    JOIN pg_namespace n ON n.oid = p.relnamespace
+                    WHERE p.relname = 'telemetry' AND n.nspname = current_schema() AND c.relname ~ '^telemetry_[0-9]{6}$'
+                      AND to_date(substr(c.relname, 11), 'YYYYMM') < date_trunc('month', now()) - make_interval(months => \(Int32(clamping: retentionMonths)))
+                    """, logger: logger)
+                var names: [String] = []
+                for try await name in old.decode(String.self) { names.append(name) }
+                // Names matched ^telemetry_[0-9]{6}$ above: safe to interpolate.
+                for name in names { try await connection.run(PostgresQuery(unsafeSQL: "DROP TABLE \(name)"), logger: logger) }
             }
         }
     }

@@ -296,10 +296,8 @@ public struct BroadcastSyncJob: Service, Sendable {
     public func run() async throws {
         let store = BroadcastStore(database: database)
         await PeriodicJob.run(every: .seconds(60), first: .afterInterval, name: "broadcast sync", logger: logger) {
-            for tenant in try await database.allTenants() where tenant.isActive {
-                _ = try await database.tenantTransaction(tenant) { connection in
-                    try await store.resync(on: connection, logger: logger)
-                }
+            try await database.inEachActiveTenant("broadcast sync", logger: logger) { connection in
+                try await store.resync(on: connection, logger: logger)
             }
         }
     }

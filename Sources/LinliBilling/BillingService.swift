@@ -194,14 +194,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func topUpPrepaid(request: ServerRequest<Linli_Billing_V1_TopUpPrepaidRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_TopUpPrepaidResponse>
     {
-        let m = request.message
-        let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
-        let method = try Self.channel(m.method, field: "method")
-        let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
-        guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
+        let move = try PrepaidMovement(request.message)
         return try await handler.write(request, context) { [cashier] call in
             let balance = try await cashier.topUp(
-                owner, type: type, method: method, amountFen: m.amountFen, by: call.principal, on: call.connection,
+                move.owner, type: move.type, method: move.method, amountFen: move.amountFen, by: call.principal, on: call.connection,
                 logger: call.logger)
             return Linli_Billing_V1_TopUpPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -257,14 +253,10 @@ extension BillingService: Linli_Billing_V1_BillingService.ServiceProtocol {
     public func withdrawPrepaid(request: ServerRequest<Linli_Billing_V1_WithdrawPrepaidRequest>, context: ServerContext)
         async throws -> ServerResponse<Linli_Billing_V1_WithdrawPrepaidResponse>
     {
-        let m = request.message
-        let owner = try Self.prepaidOwner(room: m.roomID, resident: m.residentID)
-        let method = try Self.channel(m.method, field: "method")
-        let type = try Self.prepaidType(m.prepaidType, field: "prepaid_type")
-        guard (1...Self.maxFen).contains(m.amountFen) else { throw LinliError.invalid("amount_fen", "must be from 1 to \(Self.maxFen)") }
+        let move = try PrepaidMovement(request.message)
         return try await handler.write(request, context) { [cashier] call in
             let balance = try await cashier.withdraw(
-                owner, type: type, method: method, amountFen: m.amountFen, by: call.principal, on: call.connection,
+                move.owner, type: move.type, method: move.method, amountFen: move.amountFen, by: call.principal, on: call.connection,
                 logger: call.logger)
             return Linli_Billing_V1_WithdrawPrepaidResponse.with { $0.balanceFen = balance }
         }
@@ -635,5 +627,35 @@ extension Linli_Billing_V1_FeeItem {
                 $0.upToCenti = tier.upToCenti ?? 0; $0.unitPriceFen = tier.unitPriceFen
             }
         }
+    }
+}
+
+/// The two requests that move money into or out of a prepaid account.
+protocol PrepaidMovementRequest {
+    var roomID: String { get }
+    var residentID: String { get }
+    var method: Linli_Billing_V1_PaymentMethod { get }
+    var prepaidType: Linli_Billing_V1_PrepaidType { get }
+    var amountFen: Int64 { get }
+}
+
+extension Linli_Billing_V1_TopUpPrepaidRequest: PrepaidMovementRequest {}
+extension Linli_Billing_V1_WithdrawPrepaidRequest: PrepaidMovementRequest {}
+
+/// A top-up or a withdrawal, checked: whose account, which type, through which channel, how much.
+struct PrepaidMovement: Sendable {
+    var owner: PaymentStore.PrepaidOwner
+    var type: PaymentStore.PrepaidType
+    var method: PaymentStore.Method
+    var amountFen: Int64
+
+    init(_ m: some PrepaidMovementRequest) throws(LinliError) {
+        owner = try BillingService.prepaidOwner(room: m.roomID, resident: m.residentID)
+        method = try BillingService.channel(m.method, field: "method")
+        type = try BillingService.prepaidType(m.prepaidType, field: "prepaid_type")
+        guard (1...BillingService.maxFen).contains(m.amountFen) else {
+            throw LinliError.invalid("amount_fen", "must be from 1 to \(BillingService.maxFen)")
+        }
+        amountFen = m.amountFen
     }
 }

@@ -38,7 +38,7 @@ public struct PrepaidOffsetJob: Service, Sendable {
     @discardableResult
     public func runAll() async throws(LinliError) -> (count: Int, fen: Int64) {
         var total = (count: 0, fen: Int64(0))
-        for tenant in try await database.allTenants() where tenant.isActive {
+        try await database.forEachActiveTenant("prepaid offset", logger: logger) { tenant throws(LinliError) in
             let done = try await run(tenant)
             total.count += done.count
             total.fen += done.fen

@@ -92,6 +92,28 @@ static int push_record(ld_buffer *b, uint64_t seq, uint8_t *bytes, size_t len) {
     return 0;
 }
 
+/* Packs `event` (its body set by the caller) as the next record, stamped `device_time_ms`;
+ * persisting is the caller's. */
+static int push_event(ld_buffer *b, Linli__Device__V1__Event *event, int64_t device_time_ms) {
+    event->seq = b->next_seq;
+    event->device_time_ms = device_time_ms;
+    size_t len = linli__device__v1__event__get_packed_size(event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (!bytes) return -1;
+    linli__device__v1__event__pack(event, bytes);
+    if (push_record(b, event->seq, bytes, len) != 0) { free(bytes); return -1; }
+    b->next_seq++;
+    return 0;
+}
+
+/* One event taken now (+ `offset_ms`) and persisted: the records first, then the counter (a
+ * crash between the two leaves records whose seq the reopened buffer takes next_seq past). */
+static int append_event(ld_buffer *b, Linli__Device__V1__Event *event, int64_t offset_ms) {
+    if (push_event(b, event, ld_now_ms() + offset_ms) != 0) return -1;
+    if (save_records(b) != 0 || save_state(b) != 0) return -1;
+    return 0;
+}
+
 ld_buffer *ld_buffer_open(const char *path) {
     ld_buffer *b = calloc(1, sizeof *b);
     if (!b) return NULL;
@@ -151,17 +173,9 @@ static int add_access(ld_buffer *b, const char *door, int method, const char *cr
     access.granted = granted ? 1 : 0;
     access.reason = (char *)(reason ? reason : "");
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = device_time_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_ACCESS;
     event.access = &access;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    return 0;
+    return push_event(b, &event, device_time_ms);
 }
 
 int ld_buffer_add_access(ld_buffer *b, const char *door, int method, const char *credential, int granted,
@@ -230,18 +244,9 @@ int ld_buffer_add_plate(ld_buffer *b, const char *lane, const char *plate, int64
     read.plate = (char *)plate;
     read.confidence = 95;
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_PLATE;
     event.plate = &read;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    if (save_records(b) != 0 || save_state(b) != 0) return -1;
-    return 0;
+    return append_event(b, &event, offset_ms);
 }
 
 int ld_fire_kind(const char *name) {
@@ -258,18 +263,9 @@ int ld_buffer_add_fire(ld_buffer *b, const char *point, int kind, const char *de
     fire.kind = (Linli__Device__V1__FireEventKind)kind;
     fire.detail = (char *)(detail ? detail : "");
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_FIRE;
     event.fire = &fire;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    if (save_records(b) != 0 || save_state(b) != 0) return -1;
-    return 0;
+    return append_event(b, &event, offset_ms);
 }
 
 int ld_parse_meter(const char *text, char code[33], uint64_t *value) {
@@ -289,18 +285,9 @@ int ld_buffer_add_meter(ld_buffer *b, const char *code, uint64_t value_centi, in
     meter.meter_code = (char *)code;
     meter.value_centi = value_centi;
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_METER;
     event.meter = &meter;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    if (save_records(b) != 0 || save_state(b) != 0) return -1;
-    return 0;
+    return append_event(b, &event, offset_ms);
 }
 
 int ld_buffer_add_elevator(ld_buffer *b, const char *spec, int64_t offset_ms) {
@@ -330,18 +317,9 @@ int ld_buffer_add_elevator(ld_buffer *b, const char *spec, int64_t offset_ms) {
         return -1;
     }
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_ELEVATOR;
     event.elevator = &elevator;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    if (save_records(b) != 0 || save_state(b) != 0) return -1;
-    return 0;
+    return append_event(b, &event, offset_ms);
 }
 
 int ld_buffer_add_telemetry(ld_buffer *b, const char *spec, int64_t offset_ms) {
@@ -357,16 +335,7 @@ int ld_buffer_add_telemetry(ld_buffer *b, const char *spec, int64_t offset_ms) {
     t.metric = metric;
     t.value_milli = value;
     Linli__Device__V1__Event event = LINLI__DEVICE__V1__EVENT__INIT;
-    event.seq = b->next_seq;
-    event.device_time_ms = ld_now_ms() + offset_ms;
     event.body_case = LINLI__DEVICE__V1__EVENT__BODY_TELEMETRY;
     event.telemetry = &t;
-    size_t len = linli__device__v1__event__get_packed_size(&event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (!bytes) return -1;
-    linli__device__v1__event__pack(&event, bytes);
-    if (push_record(b, event.seq, bytes, len) != 0) { free(bytes); return -1; }
-    b->next_seq++;
-    if (save_records(b) != 0 || save_state(b) != 0) return -1;
-    return 0;
+    return append_event(b, &event, offset_ms);
 }

@@ -300,10 +300,8 @@ public struct MeterCreditJob: Service, Sendable {
 
     public func run() async throws {
         await PeriodicJob.run(every: .seconds(60), first: .afterInterval, name: "meter credit", logger: logger) {
-            for tenant in try await database.allTenants() where tenant.isActive {
-                _ = try await database.tenantTransaction(tenant) { connection in
-                    try await SmartMeterStore(database: database).settleCredits(on: connection, logger: logger)
-                }
+            try await database.inEachActiveTenant("meter credit", logger: logger) { connection in
+                _ = try await SmartMeterStore(database: database).settleCredits(on: connection, logger: logger)
             }
         }
     }
@@ -323,10 +321,8 @@ public struct SmartMeterJob: Service, Sendable {
 
     public func run() async throws {
         await PeriodicJob.run(every: interval, first: .afterInterval, name: "smart meter transfer", logger: logger) {
-            for tenant in try await database.allTenants() where tenant.isActive {
-                _ = try await database.tenantTransaction(tenant) { connection in
-                    try await SmartMeterStore(database: database).transfer(community: nil, on: connection, logger: logger)
-                }
+            try await database.inEachActiveTenant("smart meter transfer", logger: logger) { connection in
+                _ = try await SmartMeterStore(database: database).transfer(community: nil, on: connection, logger: logger)
             }
         }
     }

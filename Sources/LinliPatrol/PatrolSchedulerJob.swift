@@ -36,7 +36,7 @@ public struct PatrolSchedulerJob: Service, Sendable {
     @discardableResult
     public func runAll() async throws(LinliError) -> Int {
         var total = 0
-        for tenant in try await database.allTenants() where tenant.isActive {
+        try await database.forEachActiveTenant("patrol scheduler", logger: logger) { tenant throws(LinliError) in
             total += try await run(tenant) ?? 0
         }
         return total

@@ -34,7 +34,9 @@ public struct PointsExpiryJob: Service, Sendable {
     @discardableResult
     public func runAll(at time: Date = Date()) async throws(LinliError) -> Int64 {
         var total: Int64 = 0
-        for tenant in try await database.allTenants() where tenant.isActive { total += try await run(tenant, at: time) }
+        try await database.forEachActiveTenant("points expiry", logger: logger) { tenant throws(LinliError) in
+            total += try await run(tenant, at: time)
+        }
         return total
     }
 

@@ -371,3 +371,27 @@ extension Duration {
     /// The duration in seconds, for rates.
     var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }
+
+/// Loads `csv` into the tenant's `table (columns…)` with psql's `\copy`, as the tenant's role
+/// (the reference the ingestion benchmarks compare against); how long the copy took.
+func psqlCopy(_ csv: String, into table: String, tenant: TenantRef) throws -> Duration {
+    let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(tenant.slug)-\(UUID().uuidString).csv")
+    try Data(csv.utf8).write(to: file)
+    defer { try? FileManager.default.removeItem(at: file) }
+    let env = ProcessInfo.processInfo.environment
+    let psql = Process()
+    psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
+    psql.arguments = [
+        "-h", env["LINLI_POSTGRES_HOST"] ?? "127.0.0.1", "-p", env["LINLI_POSTGRES_PORT"] ?? "55432",
+        "-U", env["LINLI_POSTGRES_USER"] ?? "linli", "-d", env["LINLI_POSTGRES_DATABASE"] ?? "linli", "-q",
+        "-c", "SET role \(tenant.schema)",
+        "-c", "\\copy \(tenant.schema).\(table) FROM '\(file.path)' CSV",
+    ]
+    psql.environment = env.merging(["PGPASSWORD": env["LINLI_POSTGRES_PASSWORD"] ?? "linli"]) { $1 }
+    let started = ContinuousClock.now
+    try psql.run()
+    psql.waitUntilExit()
+    let elapsed = ContinuousClock.now - started
+    guard psql.terminationStatus == 0 else { throw ValidationError("psql \\copy into \(table) failed") }
+    return elapsed
+}

@@ -195,24 +195,7 @@ extension Bench {
                     csv += "\(device),\(1_000_000 + seq),access,\(time),false,\\\\x\(body.hexString)\n"
                 }
             }
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(tenant.slug)-copy.csv")
-            try Data(csv.utf8).write(to: file)
-            let env = ProcessInfo.processInfo.environment
-            let psql = Process()
-            psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-            psql.arguments = [
-                "-h", env["LINLI_POSTGRES_HOST"] ?? "127.0.0.1", "-p", env["LINLI_POSTGRES_PORT"] ?? "55432",
-                "-U", env["LINLI_POSTGRES_USER"] ?? "linli", "-d", env["LINLI_POSTGRES_DATABASE"] ?? "linli", "-q",
-                "-c", "SET role \(tenant.schema)",
-                "-c", "\\copy \(tenant.schema).device_events (device_id, seq, kind, device_time, late, body) FROM '\(file.path)' CSV",
-            ]
-            psql.environment = env.merging(["PGPASSWORD": env["LINLI_POSTGRES_PASSWORD"] ?? "linli"]) { $1 }
-            let started = ContinuousClock.now
-            try psql.run()
-            psql.waitUntilExit()
-            let elapsed = ContinuousClock.now - started
-            try? FileManager.default.removeItem(at: file)
-            guard psql.terminationStatus == 0 else { throw ValidationError("psql \\copy failed") }
+            let elapsed = try psqlCopy(csv, into: "device_events (device_id, seq, kind, device_time, late, body)", tenant: tenant)
             return Double(devices.count * events) / Self.seconds(elapsed)
         }
 

@@ -56,25 +56,8 @@ extension Bench {
                     csv += "\(device),pump.pressure_kpa,\(stamp.string(from: base.addingTimeInterval(TimeInterval(second)))),\(400_000 + second)\n"
                 }
             }
-            let file = FileManager.default.temporaryDirectory.appendingPathComponent("\(tenant.slug)-telemetry.csv")
-            try Data(csv.utf8).write(to: file)
-            let env = ProcessInfo.processInfo.environment
-            let psql = Process()
-            psql.executableURL = URL(fileURLWithPath: "/usr/bin/psql")
-            psql.arguments = [
-                "-h", env["LINLI_POSTGRES_HOST"] ?? "127.0.0.1", "-p", env["LINLI_POSTGRES_PORT"] ?? "55432",
-                "-U", env["LINLI_POSTGRES_USER"] ?? "linli", "-d", env["LINLI_POSTGRES_DATABASE"] ?? "linli", "-q",
-                "-c", "SET role \(tenant.schema)",
-                "-c", "\\copy \(tenant.schema).telemetry (device_id, metric, at, value_milli) FROM '\(file.path)' CSV",
-            ]
-            psql.environment = env.merging(["PGPASSWORD": env["LINLI_POSTGRES_PASSWORD"] ?? "linli"]) { $1 }
-            let started = ContinuousClock.now
-            try psql.run()
-            psql.waitUntilExit()
-            let elapsed = (ContinuousClock.now - started).seconds
-            try? FileManager.default.removeItem(at: file)
-            guard psql.terminationStatus == 0 else { throw ValidationError("psql \\copy failed") }
-            return Double(devices.count * per) / elapsed
+            let elapsed = try psqlCopy(csv, into: "telemetry (device_id, metric, at, value_milli)", tenant: tenant)
+            return Double(devices.count * per) / elapsed.seconds
         }
 
         func measure(_ app: LinliApplication) async throws -> String {

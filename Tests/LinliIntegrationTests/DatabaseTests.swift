@@ -121,4 +121,27 @@ struct DatabaseTests {
         #expect(Self.isUnavailable(await call.result))
         #expect(try await !Self.names(demo, database).contains("已取消"))
     }
+
+    @Test("a background job's round goes on past a tenant whose pass fails, and reports the failure at the end")
+    func roundGoesOnPastAFailingTenant() async throws {
+        let server = try await TestServer.shared.value
+        let first = try await server.newTenant()
+        let second = try await server.newTenant()
+        let database = server.app.database
+        let active = try await database.allTenants().filter(\.isActive).map(\.slug)
+        #expect(active.contains(first.tenant.slug) && active.contains(second.tenant.slug))
+        var passed: [String] = []
+        var failure: LinliError?
+        do {
+            try await database.forEachActiveTenant("test round", logger: database.logger) { tenant throws(LinliError) in
+                if tenant.slug == first.tenant.slug { throw LinliError(.unavailable, "this tenant's schema is broken") }
+                passed.append(tenant.slug)
+            }
+        } catch {
+            failure = error
+        }
+        #expect(failure?.message == "this tenant's schema is broken")
+        #expect(passed.contains(second.tenant.slug))
+        #expect(Set(passed) == Set(active).subtracting([first.tenant.slug]))
+    }
 }
