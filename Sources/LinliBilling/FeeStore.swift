@@ -223,29 +223,33 @@ public struct FeeStore: Sendable {
                                   WHEN 'yearly' THEN extract(month FROM month.m) = 1
                                   ELSE b.starts_on >= month.m AND b.starts_on < month.m + interval '1 month' END
                   AND b.starts_on <= p.e AND (b.ends_on IS NULL OR b.ends_on >= p.s)),
-            priced AS (SELECT *, round(full_amount * days / period_days)::bigint AS amount FROM slots)
-            INSERT INTO bills (id, community_id, room_id, parking_space_id, fee_item_id, period_start, period_end, billed_days, period_days,
-                               amount_fen, due_on, entry_id)
-            SELECT uuid_v7(), \(community.uuid), room_id, parking_space_id, item, s, e, days, period_days, amount, due, \(entry)
-            FROM priced WHERE amount > 0
-            ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
+            priced AS (SELECT *, round(full_amount * days / period_days)::bigint AS amount FROM slots),
+            inserted AS (
+                INSERT INTO bills (id, community_id, room_id, parking_space_id, fee_item_id, period_start, period_end, billed_days, period_days,
+                                   amount_fen, due_on, entry_id)
+                SELECT uuid_v7(), \(community.uuid), room_id, parking_space_id, item, s, e, days, period_days, amount, due, \(entry)
+                FROM priced WHERE amount > 0
+                ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
+                RETURNING amount_fen)
+            SELECT count(*)::int8, coalesce(sum(amount_fen), 0)::int8 FROM inserted
             """, logger: logger)
-        _ = inserted
-        try await Ledger.chargeBills(entry: entry, community: community, by: principal.subjectID, connection, logger)
-        let counts = try await connection.run(
-            """
-            SELECT (SELECT count(*)::int4 FROM bills WHERE entry_id = \(entry)),
-                   (SELECT coalesce(sum(amount_fen), 0)::int8 FROM bills WHERE entry_id = \(entry)),
-                   (SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid)
-                       AND period_start >= \(first)::date AND period_start < \(first)::date + interval '1 month')
-            """, logger: logger)
-        for try await (created, charged, all) in counts.decode((Int32, Int64, Int32).self) {
-            if charged > 0 {
-                try await MetricDelta.record(.billingChargedFen, delta: charged, community: community, on: connection, logger: logger)
-            }
-            return Run(created: Int(created), alreadyBilled: Int(all - created), chargedFen: charged)
+        var (bills, charged) = (0, Int64(0))
+        for try await (count, sum) in inserted.decode((Int64, Int64).self) { (bills, charged) = (Int(count), sum) }
+        if bills > 0 {
+            try await Ledger.chargeBills(entry: entry, bills: bills, community: community, by: principal.subjectID, connection, logger)
         }
-        return Run(created: 0, alreadyBilled: 0, chargedFen: 0)
+        if charged > 0 {
+            try await MetricDelta.record(.billingChargedFen, delta: charged, community: community, on: connection, logger: logger)
+        }
+        let all = try await connection.run(
+            """
+            SELECT count(*)::int4 FROM bills WHERE community_id = \(community.uuid)
+               AND period_start >= \(first)::date AND period_start < \(first)::date + interval '1 month'
+            """, logger: logger)
+        for try await all in all.decode(Int32.self) {
+            return Run(created: bills, alreadyBilled: Int(all) - bills, chargedFen: charged)
+        }
+        return Run(created: bills, alreadyBilled: 0, chargedFen: charged)
     }
 
     /// A room's bills with their settled amounts from the ledger, oldest due first.

@@ -26,7 +26,7 @@ extension Bench {
                 let tenant = try await app.tenants.tenant(slug: slug)
                 let clock = ContinuousClock()
                 let logger = app.database.logger
-                let billed = try await Self.community(
+                let (billed, binding) = try await Self.community(
                     app, tenant, name: "账单压测", rooms: rooms,
                     items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
                 let principal = Principal(
@@ -56,8 +56,15 @@ extension Bench {
                     }.created
                 }
 
+                // The next month on the same rooms: every account is open by now (a property's usual run).
+                let nextMonth = try await clock.measure {
+                    _ = try await app.database.tenantTransaction(tenant) { connection in
+                        try await FeeStore().generate(community: billed, month: "2026-02", by: principal, on: connection, logger: logger)
+                    }
+                }
+
                 // The offset: every room owes one bill and holds a prepaid balance covering three quarters of it.
-                let owing = try await Self.community(app, tenant, name: "预存压测", rooms: offsetRooms, items: [("物业费", "fixed", 2_000)])
+                let owing = try await Self.community(app, tenant, name: "预存压测", rooms: offsetRooms, items: [("物业费", "fixed", 2_000)]).community
                 var owingPrincipal = principal
                 owingPrincipal.communityIDs = [owing]
                 _ = try await app.database.tenantTransaction(tenant) { connection in
@@ -92,7 +99,10 @@ extension Bench {
                 return [
                     "generate_rooms=\(rooms)", "bills=\(created)", "generate_s=" + String(format: "%.2f", seconds(generation)),
                     "insert_select_s=" + String(format: "%.2f", seconds(reference)),
+                    "bind_s=" + String(format: "%.2f", seconds(binding)),
                     "ratio=" + String(format: "%.2f", seconds(reference) / seconds(generation)),
+                    "next_month_s=" + String(format: "%.2f", seconds(nextMonth)),
+                    "next_month_ratio=" + String(format: "%.2f", seconds(reference) / seconds(nextMonth)),
                     "offset_accounts=\(offsetRooms)", "offsets=\(offset.count)", "offset_fen=\(offset.fen)",
                     "offset_s=" + String(format: "%.2f", seconds(offsetTime)),
                     "offsets_per_s=" + String(format: "%.0f", Double(offset.count) / seconds(offsetTime)),
@@ -105,9 +115,13 @@ extension Bench {
         static func community(
             _ app: LinliApplication, _ tenant: TenantRef, name: String, rooms: Int,
             items: [(String, String, Int64)]
-        ) async throws -> CommunityID {
+        ) async throws -> (community: CommunityID, binding: Duration) {
             let community = CommunityID.make()
             let logger = app.database.logger
+            let principal = Principal(
+                tenantID: tenant.id, subjectID: UserID(UUIDv7.make()), displayName: "bench", role: .manager, communityIDs: [community],
+                buildingIDs: [])
+            var binding = Duration.zero
             try await app.database.tenantTransaction(tenant) { connection in
                 try await connection.run(
                     "INSERT INTO communities (id, name) VALUES (\(community.uuid), \(name + " " + community.description.suffix(6)))",
@@ -128,15 +142,15 @@ extension Bench {
                         INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, due_day)
                         VALUES (\(item), \(community.uuid), \(itemName), 'monthly', \(rule), \(price), 10)
                         """, logger: logger)
-                    try await connection.run(
-                        """
-                        INSERT INTO fee_bindings (id, fee_item_id, room_id, starts_on)
-                        SELECT uuid_v7(), \(item), id, '2026-01-01' FROM rooms WHERE community_id = \(community.uuid)
-                        """, logger: logger)
+                    // Bound as the product binds (FeeBinding's path): the rooms' receivable accounts open with the binding.
+                    let started = ContinuousClock.now
+                    _ = try await FeeStore().bind(
+                        item: item, rooms: [], from: "2026-01-01", until: nil, by: principal, on: connection, logger: logger)
+                    binding += ContinuousClock.now - started
                 }
                 try await connection.run("ANALYZE rooms, fee_items, fee_bindings", logger: logger)
             }
-            return community
+            return (community, binding)
         }
     }
 }

@@ -31,6 +31,15 @@ struct BillingTests {
             return try await billing.generateBills(request, metadata: manager)
         }
 
+        func bind(_ item: String, _ rooms: [String], from: String) async throws -> Int32 {
+            var request = Linli_Billing_V1_BindFeeItemRequest()
+            request.requestID = UUID().uuidString
+            request.feeItemID = item
+            request.roomIds = rooms
+            request.startsOn = from
+            return try await billing.bindFeeItem(request, metadata: manager).bound
+        }
+
         func pay(
             _ room: Int, _ methods: [(Linli_Billing_V1_PaymentMethod, Int64)], bills: [String] = [],
             requestID: String = UUID().uuidString
@@ -129,6 +138,15 @@ struct BillingTests {
                 && prorated.first?.dueOn == "2026-01-10")
         let check = try await books.check()
         #expect(check.balanced && check.debitsFen == 57_522 && check.creditsFen == 57_522 && check.transfers == 4 && check.bills == 4)
+
+        // February: January's accounts are open, so its charges post at once; room 102's garbage
+        // fee is new, its account opens in the same run and its bill is charged too (exactly once).
+        #expect(try await books.bind(books.garbageFee, [books.rooms[1]], from: "2026-02-01") == 1)
+        let february = try await books.generate("2026-02")
+        #expect(february.created == 5 && february.chargedFen == 21_033 + 28_212 + 14_100 + 1_000 + 1_000)
+        let after = try await books.check()
+        #expect(after.balanced && after.debitsFen == 57_522 + 65_345 && after.transfers == 9 && after.bills == 9)
+        #expect(try await books.bills(1).bills.map(\.amountFen).sorted() == [1_000, 28_212, 28_212])
 
         var bad = Linli_Billing_V1_GenerateBillsRequest()
         bad.requestID = UUID().uuidString
