@@ -17,11 +17,14 @@ extension Bench {
 
         @Option(help: "Rooms billed for 3 fee items.") var rooms = 10_000
         @Option(help: "Rooms with a prepaid balance and a bill due, for the offset.") var offsetRooms = 100_000
+        @Option(help: "Also this many communities of --spread-rooms rooms each, billed for January: Pay spread over communities.")
+        var spread = 0
+        @Option var spreadRooms = 625
         @Option var tenant = "demo"
 
         func run() async throws {
             let app = try Runtime.application()
-            let rooms = rooms, offsetRooms = offsetRooms, slug = tenant
+            let rooms = rooms, offsetRooms = offsetRooms, slug = tenant, spread = spread, spreadRooms = spreadRooms
             let line: String = try await app.withStorage {
                 let tenant = try await app.tenants.tenant(slug: slug)
                 let clock = ContinuousClock()
@@ -94,6 +97,17 @@ extension Bench {
                 var offset = (count: 0, fen: Int64(0))
                 let offsetTime = try await clock.measure {
                     offset = try await PrepaidOffsetJob(database: app.database, logger: logger).run(tenant)
+                }
+                // Communities named 分散压测 for Pay over many communities (Deploy/bench finds them by name).
+                for _ in 0..<spread {
+                    let (other, _) = try await Self.community(
+                        app, tenant, name: "分散压测", rooms: spreadRooms,
+                        items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
+                    var owner = principal
+                    owner.communityIDs = [other]
+                    _ = try await app.database.tenantTransaction(tenant) { connection in
+                        try await FeeStore().generate(community: other, month: "2026-01", by: owner, on: connection, logger: logger)
+                    }
                 }
                 func seconds(_ d: Duration) -> Double { d.seconds }
                 return [
