@@ -234,7 +234,7 @@ public struct FeeStore: Sendable {
             SELECT count(*)::int8, coalesce(sum(amount_fen), 0)::int8 FROM inserted
             """, logger: logger)
         var (bills, charged) = (0, Int64(0))
-        for try await (count, sum) in inserted.decode((Int64, Int64).self) { (bills, charged) = (Int(count), sum) }
+        for try await (count, sum) in inserted.decode((Int64, Int64).self) { (bills, charged) = (Int(clamping: count), sum) }
         if bills > 0 {
             try await Ledger.chargeBills(entry: entry, bills: bills, community: community, by: principal.subjectID, connection, logger)
         }
@@ -247,7 +247,7 @@ public struct FeeStore: Sendable {
                AND period_start >= \(first)::date AND period_start < \(first)::date + interval '1 month'
             """, logger: logger)
         for try await all in all.decode(Int32.self) {
-            return Run(created: bills, alreadyBilled: Int(all) - bills, chargedFen: charged)
+            return Run(created: bills, alreadyBilled: Int(clamping: all) - bills, chargedFen: charged)
         }
         return Run(created: bills, alreadyBilled: 0, chargedFen: charged)
     }

@@ -158,7 +158,7 @@ enum Ledger {
                 RETURNING 1)
             SELECT count(*)::int8 FROM posted
             """, logger: logger)
-        for try await count in rows.decode(Int64.self) { return Int(count) }
+        for try await count in rows.decode(Int64.self) { return Int(clamping: count) }
         return 0
     }
 

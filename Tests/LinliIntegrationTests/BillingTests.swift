@@ -32,6 +32,10 @@ struct BillingTests {
         }
 
         func bind(_ item: String, _ rooms: [String], from: String) async throws -> Int32 {
+            try await Self.bind(billing, manager, item, rooms, from: from)
+        }
+
+        static func bind(_ billing: Client, _ manager: Metadata, _ item: String, _ rooms: [String], from: String) async throws -> Int32 {
             var request = Linli_Billing_V1_BindFeeItemRequest()
             request.requestID = UUID().uuidString
             request.feeItemID = item
@@ -107,12 +111,7 @@ struct BillingTests {
             let garbageFee = try await billing.createFeeItem(item, metadata: manager).feeItem.id
 
             func bind(_ item: String, _ rooms: [String], from: String) async throws -> Int32 {
-                var request = Linli_Billing_V1_BindFeeItemRequest()
-                request.requestID = UUID().uuidString
-                request.feeItemID = item
-                request.roomIds = rooms
-                request.startsOn = from
-                return try await billing.bindFeeItem(request, metadata: manager).bound
+                try await Books.bind(billing, manager, item, rooms, from: from)
             }
             #expect(try await bind(propertyFee, [rooms[0], rooms[1]], from: "2026-01-01") == 2)
             #expect(try await bind(propertyFee, [rooms[2]], from: "2026-01-16") == 1)
