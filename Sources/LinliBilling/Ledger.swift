@@ -127,14 +127,7 @@ enum Ledger {
                 WHERE b.entry_id = \(entry) AND NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.bill_id = b.id)
                 """, connection, logger)
         charged += try await postCharges(entry: entry, unchargedOnly: true, by: user, connection, logger)
-        guard charged == bills else { throw LinliError.internal(LedgerError.uncharged(bills: bills, charged: charged)) }
-    }
-
-    struct LedgerError: Error, CustomStringConvertible {
-        let description: String
-        static func uncharged(bills: Int, charged: Int) -> LedgerError {
-            LedgerError(description: "a bill run charged \(charged) of its \(bills) bills")
-        }
+        guard charged == bills else { throw LinliError(.internal, "a bill run charged \(charged) of its \(bills) bills") }
     }
 
     /// The charge transfers of bill run `entry`'s bills whose accounts are open (only those not

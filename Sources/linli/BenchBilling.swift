@@ -31,7 +31,7 @@ extension Bench {
                 let logger = app.database.logger
                 let (billed, binding) = try await Self.community(
                     app, tenant, name: "账单压测", rooms: rooms,
-                    items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
+                    items: Self.billedItems)
                 let principal = Principal(
                     tenantID: tenant.id, subjectID: UserID(UUIDv7.make()), displayName: "bench", role: .manager,
                     communityIDs: [billed], buildingIDs: [])
@@ -102,7 +102,7 @@ extension Bench {
                 for _ in 0..<spread {
                     let (other, _) = try await Self.community(
                         app, tenant, name: "分散压测", rooms: spreadRooms,
-                        items: [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)])
+                        items: Self.billedItems)
                     var owner = principal
                     owner.communityIDs = [other]
                     _ = try await app.database.tenantTransaction(tenant) { connection in
@@ -124,6 +124,9 @@ extension Bench {
             }
             print(line)
         }
+
+        /// The three items of a billed community: 2.35 元/m², 10 元 and 15 元 a month.
+        static let billedItems: [(String, String, Int64)] = [("物业费", "area", 235), ("垃圾清运费", "fixed", 1_000), ("电梯费", "fixed", 1_500)]
 
         /// A community with one building of `rooms` rooms (50–150 m²) and fee items bound to every room from 2026-01-01.
         static func community(
@@ -156,7 +159,7 @@ extension Bench {
                         INSERT INTO fee_items (id, community_id, name, kind, rule, unit_price_fen, due_day)
                         VALUES (\(item), \(community.uuid), \(itemName), 'monthly', \(rule), \(price), 10)
                         """, logger: logger)
-                    // Bound as the product binds (FeeBinding's path): the rooms' receivable accounts open with the binding.
+                    // Bound as the product binds (BindFeeItem's path).
                     let started = ContinuousClock.now
                     _ = try await FeeStore().bind(
                         item: item, rooms: [], from: "2026-01-01", until: nil, by: principal, on: connection, logger: logger)
