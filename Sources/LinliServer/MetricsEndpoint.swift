@@ -24,30 +24,45 @@ public struct MetricsEndpoint: Service {
         self.logger = logger
     }
 
+    /// Serves until graceful shutdown. A port it cannot bind (another process, or an outgoing
+    /// connection that took it as its local port) is tried again with a growing pause up to 30 s:
+    /// metrics are not worth an outage, and the operator's scrapes come back once the port is free.
     public func run() async throws {
-        let registry = registry
-        let channel: any Channel
-        do {
-            channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-                .childChannelInitializer { channel in
-                    channel.pipeline.configureHTTPServerPipeline().flatMap {
-                        channel.pipeline.addHandler(MetricsHandler(registry: registry))
-                    }
+        await cancelWhenGracefulShutdown {
+            var pause = Duration.seconds(1)
+            while !Task.isCancelled {
+                let channel: any Channel
+                do {
+                    channel = try await bind()
+                } catch {
+                    logger.error(
+                        "metrics endpoint not started, trying again",
+                        metadata: ["address": "\(host):\(port)", "error": "\(error)", "retry.seconds": "\(pause.components.seconds)"])
+                    try? await Task.sleep(for: pause)
+                    pause = min(pause * 2, .seconds(30))
+                    continue
                 }
-                .bind(host: host, port: port).get()
-        } catch {
-            // Metrics are not worth an outage: serve without them and say so.
-            logger.error("metrics endpoint not started", metadata: ["address": "\(host):\(port)", "error": "\(error)"])
-            try? await gracefulShutdown()
-            return
+                logger.info("metrics on http://\(host):\(channel.localAddress?.port ?? port)/metrics")
+                await withTaskCancellationHandler {
+                    try? await channel.closeFuture.get()
+                } onCancel: {
+                    channel.close(promise: nil)
+                }
+                return
+            }
         }
-        logger.info("metrics on http://\(host):\(channel.localAddress?.port ?? port)/metrics")
-        try? await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onGracefulShutdown: {
-            channel.close(promise: nil)
-        }
+    }
+
+    private func bind() async throws -> any Channel {
+        let registry = registry
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.pipeline.configureHTTPServerPipeline().flatMap {
+                    channel.pipeline.addHandler(MetricsHandler(registry: registry))
+                }
+            }
+            .bind(host: host, port: port).get()
     }
 }
 

@@ -160,13 +160,17 @@ struct SmartMeterTests {
         let first = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             try await store.settleCredits(on: connection, logger: server.app.logger)
         }
-        #expect(first == (0, 1))
+        // The shared server's own credit job may take its turn in between (once a minute, any
+        // tenant): what must hold is that the lapsed credit went out again exactly once.
+        #expect(first.0 == 0 && first.1 <= 1)
+        let resent = try await meters.getMeterCredit(.with { $0.creditID = credit.id }, metadata: cashier)
+        #expect(resent.state == "sending" && resent.attempts == 2)
         let run = try await DeviceProgram.run(meterDevice.arguments() + ["--run-seconds", "2"])
         #expect(run.status == 0 && run.output.contains("meter_credit P-0801 5000 fen credit \(credit.id)"), "\(run.output)")
         let second = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             try await store.settleCredits(on: connection, logger: server.app.logger)
         }
-        #expect(second == (1, 0))
+        #expect(second.0 <= 1 && second.1 == 0)
         let after = try await meters.getMeterCredit(.with { $0.creditID = credit.id }, metadata: cashier)
         #expect(after.state == "delivered" && after.attempts == 2)
         #expect(try await balances() == (0, 5_000))

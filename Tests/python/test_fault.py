@@ -39,7 +39,7 @@ DEADLINE = 30.0
 def psql(sql, database="linli"):
     env = dict(os.environ, PGPASSWORD=os.environ.get("LINLI_POSTGRES_PASSWORD", "linli"))
     command = ["psql", "-h", os.environ.get("LINLI_POSTGRES_HOST", "127.0.0.1"),
-               "-p", os.environ.get("LINLI_POSTGRES_PORT", "55433"), "-U", "linli", "-d", database, "-XAtq",
+               "-p", os.environ.get("LINLI_POSTGRES_PORT", "25433"), "-U", "linli", "-d", database, "-XAtq",
                "-c", sql]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 

@@ -417,7 +417,7 @@ def stored_out_of_limits():
     outside 2000–2100 in any column of the demo tenant: each found is one line."""
     env = dict(os.environ, PGPASSWORD=os.environ.get("LINLI_POSTGRES_PASSWORD", "linli"))
     psql = ["psql", "-h", os.environ.get("LINLI_POSTGRES_HOST", "127.0.0.1"),
-            "-p", os.environ.get("LINLI_POSTGRES_PORT", "55433"), "-U", os.environ.get("LINLI_POSTGRES_USER", "linli"),
+            "-p", os.environ.get("LINLI_POSTGRES_PORT", "25433"), "-U", os.environ.get("LINLI_POSTGRES_USER", "linli"),
             "-d", os.environ.get("LINLI_POSTGRES_DATABASE", "linli"), "-XAtq", "-v", "ON_ERROR_STOP=1"]
     script = r"""
     SET ROLE t_demo;
