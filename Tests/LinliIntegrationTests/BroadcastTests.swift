@@ -59,7 +59,9 @@ struct BroadcastTests {
         let resent = try await server.app.database.tenantTransaction(demo.tenant) { connection in
             try await BroadcastStore(database: server.app.database).resync(on: connection, logger: server.app.logger)
         }
-        #expect(resent == 1)
+        // The shared server's own sync (once a minute, any tenant) may have sent it first; either
+        // way the terminal must now hear the task again.
+        #expect(resent <= 1)
         let second = try await DeviceProgram.run(two.arguments() + ["--run-seconds", "2"])
         #expect(second.status == 0 && second.output.contains("broadcast task \(task.id)"), "\(second.output)")
         now = try await states()
