@@ -117,10 +117,12 @@ public struct Database: Sendable {
                         try await connection.run("BEGIN", logger: logger)
                     }
                     mark = Stage.begin.record(since: mark)
-                    let result = try await body(connection)
+                    let queued = OutboxWake.Flag()
+                    let result = try await OutboxWake.$queued.withValue(queued) { try await body(connection) }
                     mark = Stage.body.record(since: mark)
                     try await connection.run("COMMIT", logger: logger)
                     Stage.commit.record(since: mark)
+                    if let schema { OutboxWake.shared.committed(schema, queued) }
                     return result
                 } catch {
                     if await !Self.rollBack(connection, logger: logger) { try? await connection.close() }

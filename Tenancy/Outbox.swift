@@ -81,6 +81,7 @@ public enum Outbox {
             """
             INSERT INTO outbox (topic, recipient_id, payload) VALUES (\(topic.name), \(recipient?.uuid), \(body)::jsonb)
             """, logger: logger)
+        OutboxWake.noteQueued()
     }
 
     /// Decodes a stored payload of `topic`.

@@ -7,17 +7,16 @@ import ServiceLifecycle
 
 /// Hands each tenant's outbox to the topics' consumers, after the transactions that wrote it commit.
 ///
-/// A statement trigger on `outbox` sends `NOTIFY linli_outbox, '<schema>'`; PostgreSQL delivers
-/// it only when the writing transaction commits, so the relay never sees uncommitted messages.
-/// One LISTEN connection wakes the relay for that tenant at once; a sweep over every tenant
-/// every `sweepInterval` catches what arrived while no server was listening. Messages are
+/// The process that commits a transaction with outbox messages wakes its relays for that tenant
+/// (`OutboxWake`, after the COMMIT, so the relay never looks for uncommitted messages; no
+/// `NOTIFY`, whose cluster-wide commit lock capped every outbox write at ~1,000 a second); a
+/// sweep over every tenant every `sweepInterval` catches what a process that died, or one
+/// without a relay (the CLI), left behind. Messages are
 /// claimed `FOR UPDATE SKIP LOCKED` and consumed in the claiming transaction, so several
 /// servers relaying at once neither block nor duplicate, and a failed consumer leaves its
 /// batch for the next pass. Consumers are idempotent all the same: a message replayed by hand,
 /// or written twice by a retried change, must not act twice.
 public struct OutboxRelayJob: Service, Sendable {
-    public static let channel = "linli_outbox"
-
     let database: Database
     let tenants: TenantRegistry
     let consumers: [any OutboxConsumer]
@@ -46,9 +45,17 @@ public struct OutboxRelayJob: Service, Sendable {
         }
     }
 
-    /// Relays a tenant as soon as one of its transactions adds to the outbox; reconnects after failures.
+    /// Relays a tenant as soon as one of this process's transactions adds to its outbox.
     private func listen() async {
-        await database.listen(on: Self.channel) { schema in await relay(schema: schema) }
+        let subscription = OutboxWake.shared.subscribe()
+        defer { OutboxWake.shared.unsubscribe(subscription) }
+        await withTaskCancellationHandler {
+            for await _ in subscription.rings {
+                for schema in subscription.take().sorted() { await relay(schema: schema) }
+            }
+        } onCancel: {
+            OutboxWake.shared.unsubscribe(subscription)
+        }
     }
 
     private func sweep() async {

@@ -28,7 +28,17 @@ struct InboxTests {
         log.trackingNumber = "SF\(UUID().uuidString.prefix(10))"
         let parcel = try await parcels.logParcel(log, metadata: try await server.login(demo, "guard")).parcel
 
-        // The test server sweeps every 30 s; the LISTEN wake-up delivers within moments.
+        // The test server sweeps every 30 s; the wake-up of the server that committed the parcel
+        // delivers within moments, and no trigger notifies from the writing transaction (whose
+        // cluster-wide commit lock held every tenant's outbox writes to ~1,000 a second).
+        let triggers = try await server.app.database.tenantTransaction(demo.tenant) { connection in
+            var count = 0
+            let rows = try await connection.run(
+                "SELECT count(*)::int8 FROM pg_trigger WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal", logger: server.app.database.logger)
+            for try await n in rows.decode(Int64.self) { count = Int(clamping: n) }
+            return count
+        }
+        #expect(triggers == 0)
         var found: [Linli_Property_V1_Notification] = []
         for _ in 0..<50 where found.isEmpty {
             found = try await inbox.listNotifications(.init(), metadata: resident).notifications
