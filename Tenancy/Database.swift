@@ -78,6 +78,21 @@ public struct Database: Sendable {
         try await transaction(setUp: tenant.schema, body)
     }
 
+    /// Asks, from inside a transaction's body, that its connection be closed when the
+    /// transaction ends instead of going back to the pool; for bodies that create a tenant
+    /// schema. Every catalog change invalidates caches in every backend, and a backend walks
+    /// what it has cached on each one: a pooled connection that has served many tenants holds
+    /// the compiled functions and triggers of each of their schemas with their plans (one such
+    /// backend held 145 MB), and the hundreds of catalog changes of one new schema spent a
+    /// third of its CPU time in that cache code (perf during `bench tenants`). A new backend
+    /// starts with none.
+    public static func retireConnection() {
+        retiring?.set.store(true, ordering: .relaxed)
+    }
+
+    /// Whether the transaction running in this task asked to retire its connection.
+    @TaskLocal static var retiring: TransactionFlag?
+
     private func transaction<R: Sendable>(
         setUp schema: String?,
         _ body: (PostgresConnection) async throws -> R
@@ -94,6 +109,7 @@ public struct Database: Sendable {
             }
             return try await client.withConnection { connection in
                 var mark = Stage.acquire.record(since: started)
+                let retiring = TransactionFlag()
                 // At the deadline the connection closes: whatever waits on it fails at once. A
                 // timer on the connection's event loop, cancelled when the transaction ends, costs
                 // no task on the hot path.
@@ -117,15 +133,21 @@ public struct Database: Sendable {
                         try await connection.run("BEGIN", logger: logger)
                     }
                     mark = Stage.begin.record(since: mark)
-                    let queued = OutboxWake.Flag()
-                    let result = try await OutboxWake.$queued.withValue(queued) { try await body(connection) }
+                    let queued = TransactionFlag()
+                    let result = try await OutboxWake.$queued.withValue(queued) {
+                        try await Self.$retiring.withValue(retiring) { try await body(connection) }
+                    }
                     mark = Stage.body.record(since: mark)
                     try await connection.run("COMMIT", logger: logger)
                     Stage.commit.record(since: mark)
                     if let schema { OutboxWake.shared.committed(schema, queued) }
+                    // Closed before the pool has it back, so that no other call is handed it.
+                    if retiring.set.load(ordering: .relaxed) { try? await connection.close() }
                     return result
                 } catch {
-                    if await !Self.rollBack(connection, logger: logger) { try? await connection.close() }
+                    if await !Self.rollBack(connection, logger: logger) || retiring.set.load(ordering: .relaxed) {
+                        try? await connection.close()
+                    }
                     throw error
                 }
             }
@@ -252,4 +274,9 @@ extension Duration {
         if overflow { return seconds < 0 ? .min : .max }
         return product.addingReportingOverflow(attoseconds / 1_000_000_000).partialValue
     }
+}
+
+/// A mark a transaction's body sets for `Database` to act on once the transaction ends.
+final class TransactionFlag: Sendable {
+    let set = Atomic<Bool>(false)
 }

@@ -15,11 +15,7 @@ public final class OutboxWake: Sendable {
 
     /// Whether the transaction running in this task queued an outbox message (`Database` gives
     /// each transaction its own).
-    @TaskLocal static var queued: Flag?
-
-    final class Flag: Sendable {
-        let set = Atomic<Bool>(false)
-    }
+    @TaskLocal static var queued: TransactionFlag?
 
     /// One relay's wake-ups: the tenant schemas committed since it last looked, and a bell that
     /// rings once however often they were added (a busy tenant costs one pass, not one per commit).
@@ -64,7 +60,7 @@ public final class OutboxWake: Sendable {
     }
 
     /// Called by `Database` after a commit of `schema`'s transaction whose flag is `flag`.
-    func committed(_ schema: String, _ flag: Flag) {
+    func committed(_ schema: String, _ flag: TransactionFlag) {
         guard flag.set.load(ordering: .relaxed) else { return }
         for subscription in subscribers.withLock({ Array($0.values) }) {
             subscription.schemas.withLock { _ = $0.insert(schema) }

@@ -58,9 +58,11 @@ public struct TenantProvisioner: Sendable {
         return Tenant(ref: ref, name: name, plan: plan, createdAt: createdAt, suspendedReason: nil)
     }
 
-    /// Role and schema `schema`, empty, owned by that role.
+    /// Role and schema `schema`, empty, owned by that role. The connection is retired after the
+    /// transaction (`Database.retireConnection`): the schema's migrations follow.
     private func createSchema(_ schema: String, on connection: PostgresConnection) async throws {
         let logger = runner.database.logger
+        Database.retireConnection()
         // Identifier interpolation: `schema` is `t_` + a slug validated by TenantRef, or a
         // spare's `s_` + 20 of [a-z0-9]. PUBLIC has no rights on a new schema, and the
         // application role (NOINHERIT) gets none either: it reaches tenant tables only

@@ -144,4 +144,41 @@ struct DatabaseTests {
         #expect(passed.contains(second.tenant.slug))
         #expect(Set(passed) == Set(active).subtracting([first.tenant.slug]))
     }
+
+    @Test("a transaction that retires its connection leaves no backend behind; one that does not keeps it pooled")
+    func retiredConnectionIsClosed() async throws {
+        let server = try await TestServer.shared.value
+        let database = server.app.database
+        func backend(retiring: Bool) async throws -> Int32 {
+            try await database.platformTransaction { connection in
+                if retiring { Database.retireConnection() }
+                var pid: Int32 = 0
+                for try await value in try await connection.run("SELECT pg_backend_pid()", logger: database.logger).decode(Int32.self) {
+                    pid = value
+                }
+                return pid
+            }
+        }
+        func alive(_ pid: Int32) async throws -> Bool {
+            try await database.platformTransaction { connection in
+                var found = false
+                for try await _ in try await connection.run("SELECT 1 FROM pg_stat_activity WHERE pid = \(pid)", logger: database.logger) {
+                    found = true
+                }
+                return found
+            }
+        }
+        let kept = try await backend(retiring: false)
+        #expect(try await alive(kept))
+        let retired = try await backend(retiring: true)
+        // The backend exits once the connection's Terminate reaches it.
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = try await !alive(retired)
+            if !gone { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(gone)
+        // The pool hands out live connections afterwards.
+        #expect(try await backend(retiring: false) > 0)
+    }
 }
