@@ -20,17 +20,24 @@ public struct Database: Sendable {
     public let timeout: Duration?
     /// What the health probe last saw; nil: always try.
     public let health: StorageHealth?
+    /// How many tenant schemas a pooled connection serves before it is retired; nil: no limit.
+    public let schemaBudget: SchemaBudget?
 
     /// Wraps a pooled client.
-    public init(client: PostgresClient, logger: Logger, timeout: Duration? = nil, health: StorageHealth? = nil) {
+    public init(
+        client: PostgresClient, logger: Logger, timeout: Duration? = nil, health: StorageHealth? = nil, schemaBudget: SchemaBudget? = nil
+    ) {
         self.client = client
         self.logger = logger
         self.timeout = timeout
         self.health = health
+        self.schemaBudget = schemaBudget
     }
 
     /// The same database without a deadline, for long-running administrative work.
-    public var unbounded: Database { Database(client: client, logger: logger, timeout: nil, health: health) }
+    public var unbounded: Database {
+        Database(client: client, logger: logger, timeout: nil, health: health, schemaBudget: schemaBudget)
+    }
 
     /// The first statement of a tenant transaction; $1 is the tenant's schema (and role),
     /// $2 the statement timeout (`0`: none).
@@ -110,6 +117,9 @@ public struct Database: Sendable {
             return try await client.withConnection { connection in
                 var mark = Stage.acquire.record(since: started)
                 let retiring = TransactionFlag()
+                if let schema, let schemaBudget, schemaBudget.spent(connection.id, on: schema) {
+                    retiring.set.store(true, ordering: .relaxed)
+                }
                 // At the deadline the connection closes: whatever waits on it fails at once. A
                 // timer on the connection's event loop, cancelled when the transaction ends, costs
                 // no task on the hot path.
@@ -279,4 +289,30 @@ extension Duration {
 /// A mark a transaction's body sets for `Database` to act on once the transaction ends.
 final class TransactionFlag: Sendable {
     let set = Atomic<Bool>(false)
+}
+
+/// Bounds the tenant schemas one pooled connection serves. A PostgreSQL backend keeps the
+/// catalog entries, compiled functions and plans of every schema it has touched until it
+/// exits: ListNotices spread over 200 tenants on 32 connections took the backends' private
+/// memory from 257 MB to 1,399 MB in 30 s (some 0.2 MB a schema a backend), which at 10,000
+/// tenants would be more than the machine has. A connection that has served `perConnection`
+/// distinct schemas is retired after its transaction; the pool opens a fresh one.
+public final class SchemaBudget: Sendable {
+    let perConnection: Int
+    private let served = Mutex<[Int: Set<String>]>([:])
+
+    public init(perConnection: Int) { self.perConnection = max(1, perConnection) }
+
+    /// Notes that `connection` serves `schema`; true when that spends its budget (retire it).
+    func spent(_ connection: PostgresConnection.ID, on schema: String) -> Bool {
+        served.withLock { served in
+            // Connections closed some other way (a restart) leave their sets behind: forget all
+            // once there are far more than a pool holds; the cost is a late retirement.
+            if served.count > 1_024 { served.removeAll() }
+            let (inserted, _) = served[connection, default: []].insert(schema)
+            guard inserted, served[connection]?.count ?? 0 >= perConnection else { return false }
+            served[connection] = nil
+            return true
+        }
+    }
 }

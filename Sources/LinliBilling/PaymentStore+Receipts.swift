@@ -148,8 +148,7 @@ extension PaymentStore {
         _ owner: PrepaidOwner, type: PrepaidType = .general, frozen: Bool, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws {
-        let community = try await owner.community(connection, logger)
-        try Scope.requireCommunity(principal, community)
+        let community = try await owner.community(for: principal, connection, logger)
         let prepaid = try await owner.account(community, type, connection, logger)
         try await connection.run("UPDATE ledger_accounts SET frozen = \(frozen) WHERE id = \(prepaid)", logger: logger)
     }
@@ -159,8 +158,7 @@ extension PaymentStore {
         _ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
-        let community = try await owner.community(connection, logger)
-        try Scope.requireCommunity(principal, community)
+        let community = try await owner.community(for: principal, connection, logger)
         let prepaid = try await owner.account(community, type, connection, logger)
         let (balance, frozen) = try await Ledger.lockBalance(prepaid, connection, logger)
         let field = owner.room == nil ? "resident_id" : "room_id"

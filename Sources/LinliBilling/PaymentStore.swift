@@ -71,14 +71,20 @@ public struct PaymentStore: Sendable {
         var room: RoomID? { if case .room(let room) = self { room } else { nil } }
         var resident: ResidentID? { if case .resident(let resident) = self { resident } else { nil } }
 
-        func community(_ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
+        /// The owner's community, once `principal` may act on it.
+        func community(for principal: Principal, _ connection: PostgresConnection, _ logger: Logger) async throws -> CommunityID {
+            let community: CommunityID
             switch self {
-            case .room(let room): return try await FeeStore.community(ofRoom: room, connection, logger)
+            case .room(let room): community = try await FeeStore.community(ofRoom: room, connection, logger)
             case .resident(let resident):
                 let rows = try await connection.run("SELECT community_id FROM residents WHERE id = \(resident.uuid)", logger: logger)
-                for try await id in rows.decode(UUID.self) { return CommunityID(id) }
-                throw LinliError.notFound("resident")
+                var found: CommunityID?
+                for try await id in rows.decode(UUID.self) { found = CommunityID(id) }
+                guard let found else { throw LinliError.notFound("resident") }
+                community = found
             }
+            try Scope.requireCommunity(principal, community)
+            return community
         }
 
         /// The owner's prepaid account of `type`, opened when missing.
@@ -308,8 +314,7 @@ public struct PaymentStore: Sendable {
         _ owner: PrepaidOwner, type: PrepaidType = .general, method: Method, amountFen: Int64, by principal: Principal,
         on connection: PostgresConnection, logger: Logger
     ) async throws -> Int64 {
-        let community = try await owner.community(connection, logger)
-        try Scope.requireCommunity(principal, community)
+        let community = try await owner.community(for: principal, connection, logger)
         let prepaid = try await owner.account(community, type, connection, logger)
         let channel = try await Ledger.account(community, .channel, subtype: method.rawValue, connection, logger)
         try await Ledger.post(
@@ -329,8 +334,7 @@ public struct PaymentStore: Sendable {
         _ owner: PrepaidOwner, for principal: Principal, on connection: PostgresConnection,
         logger: Logger
     ) async throws -> [PrepaidAccount] {
-        let community = try await owner.community(connection, logger)
-        try Scope.requireCommunity(principal, community)
+        let community = try await owner.community(for: principal, connection, logger)
         let rows = try await connection.run(
             """
             SELECT subtype, credits_fen - debits_fen, frozen FROM ledger_accounts

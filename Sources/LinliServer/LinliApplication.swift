@@ -103,7 +103,9 @@ public struct LinliApplication: Sendable {
         let client = PostgresClient(configuration: pgConfig, backgroundLogger: logger)
         let timeout = pg.transactionTimeoutSeconds
         let storageHealth = StorageHealth()
-        database = Database(client: client, logger: logger, timeout: timeout > 0 ? .seconds(timeout) : nil, health: storageHealth)
+        database = Database(
+            client: client, logger: logger, timeout: timeout > 0 ? .seconds(timeout) : nil, health: storageHealth,
+            schemaBudget: pg.maxSchemasPerConnection > 0 ? SchemaBudget(perConnection: pg.maxSchemasPerConnection) : nil)
         redis = RedisClient(configuration: configuration.redis, logger: logger)
         tenants = TenantRegistry(database: database)
         users = UserStore(database: database, hasher: PasswordHasher(logRounds: configuration.scryptLogRounds))

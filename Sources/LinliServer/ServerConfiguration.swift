@@ -68,6 +68,8 @@ public struct ServerConfiguration: Sendable {
         public var database: String
         public var maxConnections: Int
         public var transactionTimeoutSeconds: Int
+        /// Distinct tenant schemas a pooled connection serves before it is retired (0: no limit).
+        public var maxSchemasPerConnection: Int
     }
 
     /// Reads the configuration; throws naming every key whose value is unusable.
@@ -92,7 +94,9 @@ public struct ServerConfiguration: Sendable {
             password: config.string(forKey: "postgres.password", isSecret: true, default: "linli"),
             database: config.string(forKey: "postgres.database", default: "linli"),
             maxConnections: positive(config.int(forKey: "postgres.max.connections", default: 20), env: "LINLI_POSTGRES_MAX_CONNECTIONS"),
-            transactionTimeoutSeconds: config.int(forKey: "postgres.transaction.timeout.seconds", default: 15))
+            transactionTimeoutSeconds: config.int(forKey: "postgres.transaction.timeout.seconds", default: 15),
+            maxSchemasPerConnection: config.int(forKey: "postgres.connection.max.schemas", default: 200))
+        if postgres.maxSchemasPerConnection < 0 { problems.append("LINLI_POSTGRES_CONNECTION_MAX_SCHEMAS must be 0 or more") }
         if !(0...3600).contains(postgres.transactionTimeoutSeconds) {
             problems.append("LINLI_POSTGRES_TRANSACTION_TIMEOUT_SECONDS must be 0...3600")
         }

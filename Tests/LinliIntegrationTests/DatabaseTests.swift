@@ -11,7 +11,7 @@ import Testing
 /// failed body, or the COMMIT after a body that outlived its connection, waited forever (the
 /// fault test's unanswered calls after `pg_terminate_backend`); so did any statement of the
 /// body written then (`PostgresConnection.run` answers those).
-@Suite("Database transactions when the connection goes")
+@Suite("Database transactions when the connection goes", .serialized)
 struct DatabaseTests {
     struct Gone: Error {}
 
@@ -145,40 +145,55 @@ struct DatabaseTests {
         #expect(Set(passed) == Set(active).subtracting([first.tenant.slug]))
     }
 
-    @Test("a transaction that retires its connection leaves no backend behind; one that does not keeps it pooled")
-    func retiredConnectionIsClosed() async throws {
-        let server = try await TestServer.shared.value
-        let database = server.app.database
-        func backend(retiring: Bool) async throws -> Int32 {
-            try await database.platformTransaction { connection in
-                if retiring { Database.retireConnection() }
-                var pid: Int32 = 0
-                for try await value in try await connection.run("SELECT pg_backend_pid()", logger: database.logger).decode(Int32.self) {
-                    pid = value
-                }
-                return pid
+    /// The backend process serving a transaction.
+    static func backend(_ database: Database, tenant: TenantRef? = nil, retiring: Bool = false) async throws -> Int32 {
+        let body: (PostgresConnection) async throws -> Int32 = { connection in
+            if retiring { Database.retireConnection() }
+            var pid: Int32 = 0
+            for try await value in try await connection.run("SELECT pg_backend_pid()", logger: database.logger).decode(Int32.self) {
+                pid = value
             }
+            return pid
         }
-        func alive(_ pid: Int32) async throws -> Bool {
-            try await database.platformTransaction { connection in
+        if let tenant { return try await database.tenantTransaction(tenant, body) }
+        return try await database.platformTransaction(body)
+    }
+
+    /// Whether backend `pid` is still running, after waiting up to 2 s for it to exit.
+    static func alive(_ pid: Int32, _ database: Database) async throws -> Bool {
+        for _ in 0..<100 {
+            let found = try await database.platformTransaction { connection in
                 var found = false
                 for try await _ in try await connection.run("SELECT 1 FROM pg_stat_activity WHERE pid = \(pid)", logger: database.logger) {
                     found = true
                 }
                 return found
             }
+            if !found { return false }
+            try await Task.sleep(for: .milliseconds(20))
         }
-        let kept = try await backend(retiring: false)
-        #expect(try await alive(kept))
-        let retired = try await backend(retiring: true)
-        // The backend exits once the connection's Terminate reaches it.
-        var gone = false
-        for _ in 0..<100 where !gone {
-            gone = try await !alive(retired)
-            if !gone { try await Task.sleep(for: .milliseconds(20)) }
-        }
-        #expect(gone)
+        return true
+    }
+
+    @Test("a transaction that retires its connection leaves no backend behind; one that does not keeps it pooled")
+    func retiredConnectionIsClosed() async throws {
+        let database = try await TestServer.shared.value.app.database
+        let kept = try await Self.backend(database)
+        #expect(try await Self.alive(kept, database))
+        // Likely the same connection again: the pool hands out the one just given back.
+        let retired = try await Self.backend(database, retiring: true)
+        #expect(try await !Self.alive(retired, database))
         // The pool hands out live connections afterwards.
-        #expect(try await backend(retiring: false) > 0)
+        #expect(try await Self.backend(database) > 0)
+    }
+
+    @Test("a connection that has served its budget of tenant schemas is retired after that transaction")
+    func schemaBudgetRetiresTheBackend() async throws {
+        let server = try await TestServer.shared.value
+        let demo = try await server.newTenant()
+        let shared = server.app.database
+        let budgeted = Database(client: shared.client, logger: shared.logger, schemaBudget: SchemaBudget(perConnection: 1))
+        let pid = try await Self.backend(budgeted, tenant: demo.tenant)
+        #expect(try await !Self.alive(pid, shared))
     }
 }

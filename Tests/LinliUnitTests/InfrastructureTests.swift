@@ -94,4 +94,18 @@ struct InfrastructureTests {
             MethodPolicy.rules.filter { $0.value.permission == .public }.keys.sorted()
                 == ["grpc.health.v1.Health/Check", "grpc.health.v1.Health/Watch", "linli.identity.v1.IdentityService/Login"])
     }
+
+    @Test("a connection is retired once it has served its budget of distinct tenant schemas, and counts afresh after")
+    func schemaBudgetRetires() {
+        let budget = SchemaBudget(perConnection: 3)
+        #expect(!budget.spent(1, on: "t_a"))
+        #expect(!budget.spent(1, on: "t_a"))  // the same schema again costs nothing
+        #expect(!budget.spent(2, on: "t_b"))  // another connection has a budget of its own
+        #expect(!budget.spent(1, on: "t_b"))
+        #expect(budget.spent(1, on: "t_c"))
+        // A connection id is not reused by the pool; were it, it would start afresh.
+        #expect(!budget.spent(1, on: "t_d"))
+        #expect(!budget.spent(2, on: "t_c"))
+        #expect(budget.spent(2, on: "t_d"))
+    }
 }
