@@ -94,11 +94,11 @@ public struct Database: Sendable {
     /// third of its CPU time in that cache code (perf during `bench tenants`). A new backend
     /// starts with none.
     public static func retireConnection() {
-        retiring?.set.store(true, ordering: .relaxed)
+        marks?.retire.store(true, ordering: .relaxed)
     }
 
-    /// Whether the transaction running in this task asked to retire its connection.
-    @TaskLocal static var retiring: TransactionFlag?
+    /// What the transaction running in this task has asked for at its end.
+    @TaskLocal static var marks: TransactionMarks?
 
     private func transaction<R: Sendable>(
         setUp schema: String?,
@@ -116,9 +116,9 @@ public struct Database: Sendable {
             }
             return try await client.withConnection { connection in
                 var mark = Stage.acquire.record(since: started)
-                let retiring = TransactionFlag()
+                let marks = TransactionMarks()
                 if let schema, let schemaBudget, schemaBudget.spent(connection.id, on: schema) {
-                    retiring.set.store(true, ordering: .relaxed)
+                    marks.retire.store(true, ordering: .relaxed)
                 }
                 // At the deadline the connection closes: whatever waits on it fails at once. A
                 // timer on the connection's event loop, cancelled when the transaction ends, costs
@@ -143,19 +143,16 @@ public struct Database: Sendable {
                         try await connection.run("BEGIN", logger: logger)
                     }
                     mark = Stage.begin.record(since: mark)
-                    let queued = TransactionFlag()
-                    let result = try await OutboxWake.$queued.withValue(queued) {
-                        try await Self.$retiring.withValue(retiring) { try await body(connection) }
-                    }
+                    let result = try await Self.$marks.withValue(marks) { try await body(connection) }
                     mark = Stage.body.record(since: mark)
                     try await connection.run("COMMIT", logger: logger)
                     Stage.commit.record(since: mark)
-                    if let schema { OutboxWake.shared.committed(schema, queued) }
+                    if let schema, marks.outboxQueued.load(ordering: .relaxed) { OutboxWake.shared.committed(schema) }
                     // Closed before the pool has it back, so that no other call is handed it.
-                    if retiring.set.load(ordering: .relaxed) { try? await connection.close() }
+                    if marks.retire.load(ordering: .relaxed) { try? await connection.close() }
                     return result
                 } catch {
-                    if await !Self.rollBack(connection, logger: logger) || retiring.set.load(ordering: .relaxed) {
+                    if await !Self.rollBack(connection, logger: logger) || marks.retire.load(ordering: .relaxed) {
                         try? await connection.close()
                     }
                     throw error
@@ -286,9 +283,11 @@ extension Duration {
     }
 }
 
-/// A mark a transaction's body sets for `Database` to act on once the transaction ends.
-final class TransactionFlag: Sendable {
-    let set = Atomic<Bool>(false)
+/// What a transaction's body asks `Database` to do once the transaction ends: wake this
+/// process's outbox relays (`Outbox.enqueue`), close the connection (`retireConnection`).
+final class TransactionMarks: Sendable {
+    let outboxQueued = Atomic<Bool>(false)
+    let retire = Atomic<Bool>(false)
 }
 
 /// Bounds the tenant schemas one pooled connection serves. A PostgreSQL backend keeps the

@@ -13,10 +13,6 @@ import Synchronization
 public final class OutboxWake: Sendable {
     public static let shared = OutboxWake()
 
-    /// Whether the transaction running in this task queued an outbox message (`Database` gives
-    /// each transaction its own).
-    @TaskLocal static var queued: TransactionFlag?
-
     /// One relay's wake-ups: the tenant schemas committed since it last looked, and a bell that
     /// rings once however often they were added (a busy tenant costs one pass, not one per commit).
     public final class Subscription: Sendable {
@@ -56,12 +52,11 @@ public final class OutboxWake: Sendable {
 
     /// Called by `Outbox.enqueue`: the current transaction has a message to hand on once it commits.
     static func noteQueued() {
-        queued?.set.store(true, ordering: .relaxed)
+        Database.marks?.outboxQueued.store(true, ordering: .relaxed)
     }
 
-    /// Called by `Database` after a commit of `schema`'s transaction whose flag is `flag`.
-    func committed(_ schema: String, _ flag: TransactionFlag) {
-        guard flag.set.load(ordering: .relaxed) else { return }
+    /// Called by `Database` after the commit of a transaction of `schema` that queued messages.
+    func committed(_ schema: String) {
         for subscription in subscribers.withLock({ Array($0.values) }) {
             subscription.schemas.withLock { _ = $0.insert(schema) }
             subscription.ring.yield()

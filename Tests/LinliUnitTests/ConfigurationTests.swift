@@ -18,6 +18,7 @@ struct ConfigurationTests {
         let provider = InMemoryProvider(values: [
             "linli.grpc.port": 70000,
             "linli.postgres.max.connections": 0,
+            "linli.postgres.connection.max.schemas": -1,
             "linli.ratelimit.write.burst": -1,
             "linli.scrypt.log.rounds": 30,
         ])
@@ -25,8 +26,11 @@ struct ConfigurationTests {
             _ = try ServerConfiguration(reader: ConfigReader(provider: provider))
             Issue.record("accepted bad configuration")
         } catch let error as ConfigurationProblem {
-            #expect(error.problems.count == 4)
-            for name in ["LINLI_GRPC_PORT", "LINLI_POSTGRES_MAX_CONNECTIONS", "LINLI_RATELIMIT_WRITE_BURST", "LINLI_SCRYPT_LOG_ROUNDS"] {
+            #expect(error.problems.count == 5)
+            for name in [
+                "LINLI_GRPC_PORT", "LINLI_POSTGRES_MAX_CONNECTIONS", "LINLI_POSTGRES_CONNECTION_MAX_SCHEMAS", "LINLI_RATELIMIT_WRITE_BURST",
+                "LINLI_SCRYPT_LOG_ROUNDS",
+            ] {
                 #expect(error.problems.contains { $0.hasPrefix(name) }, "\(name) not reported")
             }
         } catch {
