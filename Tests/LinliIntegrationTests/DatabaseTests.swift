@@ -177,14 +177,25 @@ struct DatabaseTests {
 
     @Test("a transaction that retires its connection leaves no backend behind; one that does not keeps it pooled")
     func retiredConnectionIsClosed() async throws {
-        let database = try await TestServer.shared.value.app.database
-        let kept = try await Self.backend(database)
-        #expect(try await Self.alive(kept, database))
-        // Likely the same connection again: the pool hands out the one just given back.
-        let retired = try await Self.backend(database, retiring: true)
-        #expect(try await !Self.alive(retired, database))
-        // The pool hands out live connections afterwards.
-        #expect(try await Self.backend(database) > 0)
+        let shared = try await TestServer.shared.value.app
+        // A pool of its own: on the shared one another test may take the kept connection (and
+        // retire it, creating a tenant) while this one watches it.
+        let pg = shared.configuration.postgres
+        let client = PostgresClient(
+            configuration: .init(host: pg.host, port: pg.port, username: pg.user, password: pg.password, database: pg.database, tls: .disable),
+            backgroundLogger: shared.logger)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            let database = Database(client: client, logger: shared.logger)
+            let kept = try await Self.backend(database)
+            #expect(try await Self.alive(kept, shared.database))
+            // Likely the same connection again: the pool hands out the one just given back.
+            let retired = try await Self.backend(database, retiring: true)
+            #expect(try await !Self.alive(retired, shared.database))
+            // The pool hands out live connections afterwards.
+            #expect(try await Self.backend(database) > 0)
+        }
     }
 
     @Test("a connection that has served its budget of tenant schemas is retired after that transaction")
