@@ -170,11 +170,12 @@ public struct FeeStore: Sendable {
                     WITH pairs AS (\(pairs))
                     INSERT INTO fee_bindings (id, fee_item_id, room_id, parking_space_id, starts_on, ends_on, amount_fen)
                     SELECT uuid_v7(), $4, room_id, space_id, $5::date, $6::date, $7 FROM pairs
-                    RETURNING 1
+                    RETURNING room_id
                     """, binds: binds), logger: logger)
-        var bound = 0
-        for try await _ in rows { bound += 1 }
-        return bound
+        var bound: [UUID] = []
+        for try await room in rows.decode(UUID.self) { bound.append(room) }
+        try await Ledger.openReceivables(item: item, rooms: bound, community: community, connection, logger)
+        return bound.count
     }
 
     /// The bills of every item whose period starts in `month`: new ones are inserted and charged

@@ -111,9 +111,9 @@ enum Ledger {
     }
 
     /// Charges every bill of bill run `entry` (`bills` of them): receivable of room and item ←
-    /// revenue of item, one statement however many bills. A property's usual month finds every
-    /// account open from the month before, so the charges are posted first; only when some bill
-    /// found no account (a first month, a new room or item) are the missing ones opened and those
+    /// revenue of item, one statement however many bills. Binding an item opens its accounts
+    /// (`openReceivables`), so the charges are posted first; only when some bill found no account
+    /// (a binding older than that rule, a one-time charge) are the missing ones opened and those
     /// bills charged by a second statement.
     static func chargeBills(
         entry: UUID, bills: Int, community: CommunityID, by user: UserID?, _ connection: PostgresConnection, _ logger: Logger
@@ -153,6 +153,23 @@ enum Ledger {
             """, logger: logger)
         for try await count in rows.decode(Int64.self) { return Int(clamping: count) }
         return 0
+    }
+
+    /// The receivable accounts of `item` on `rooms` and the item's revenue account, opened when
+    /// the item is bound, so that a bill run only posts: opening 30,000 accounts inside the run
+    /// cost 650 ms, and balances updated in the transaction that inserted their rows are
+    /// re-checked against every key (PostgreSQL's rule for a row of one's own transaction).
+    static func openReceivables(
+        item: UUID, rooms: [UUID], community: CommunityID, _ connection: PostgresConnection, _ logger: Logger
+    ) async throws {
+        guard !rooms.isEmpty else { return }
+        var binds = PostgresBindings()
+        binds.append(rooms)
+        binds.append(item)
+        try await openAccounts(
+            community: community,
+            pairs: PostgresQuery(unsafeSQL: "SELECT DISTINCT unnest($1::uuid[]) AS room_id, $2::uuid AS fee_item_id", binds: binds),
+            connection, logger)
     }
 
     /// The receivable account of each (room_id, fee_item_id) that `pairs` selects and the revenue

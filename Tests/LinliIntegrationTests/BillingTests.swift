@@ -79,6 +79,14 @@ struct BillingTests {
             }
         }
 
+        /// The one integer `query` selects.
+        func int(_ query: PostgresQuery) async throws -> Int64 {
+            try await server.app.database.tenantTransaction(demo.tenant) { connection in
+                for try await value in try await connection.query(query, logger: server.app.database.logger).decode(Int64.self) { return value }
+                return -1
+            }
+        }
+
         static func open() async throws -> Books {
             let server = try await TestServer.shared.value
             let demo = try await server.newTenant()
@@ -139,8 +147,15 @@ struct BillingTests {
         #expect(check.balanced && check.debitsFen == 57_522 && check.creditsFen == 57_522 && check.transfers == 4 && check.bills == 4)
 
         // February: January's accounts are open, so its charges post at once; room 102's garbage
-        // fee is new, its account opens in the same run and its bill is charged too (exactly once).
+        // fee is new, its account opened when it was bound, and its bill is charged too (exactly once).
         #expect(try await books.bind(books.garbageFee, [books.rooms[1]], from: "2026-02-01") == 1)
+        let garbageRoom = try #require(UUID(uuidString: books.rooms[1])), garbage = try #require(UUID(uuidString: books.garbageFee))
+        let opened = try await books.int(
+            """
+            SELECT count(*)::int8 FROM ledger_accounts
+            WHERE kind = 'receivable' AND room_id = \(garbageRoom) AND fee_item_id = \(garbage) AND debits_fen = 0
+            """)
+        #expect(opened == 1)
         let february = try await books.generate("2026-02")
         #expect(february.created == 5 && february.chargedFen == 21_033 + 28_212 + 14_100 + 1_000 + 1_000)
         let after = try await books.check()
@@ -219,6 +234,27 @@ struct BillingTests {
         _ = try await books.pay(0, [(.cash, 30_000)])
         await #expect(throws: (any Error).self) { try await books.sql("UPDATE ledger_transfers SET amount_fen = 1") }
         await #expect(throws: (any Error).self) { try await books.sql("DELETE FROM ledger_transfers") }
+        // A transfer's accounts exist while it does: one naming no account fails (with the other
+        // legs of its statement), and an account is never deleted, re-keyed or truncated.
+        let transfers = try await books.int("SELECT count(*)::int8 FROM ledger_transfers")
+        let missing = await #expect(throws: LinliError.self) {
+            try await books.sql(
+                """
+                INSERT INTO ledger_transfers (entry_id, debit_account, credit_account, amount_fen, kind)
+                SELECT gen_random_uuid(), c.id, p.id, 100, 'topup' FROM ledger_accounts p, ledger_accounts c
+                WHERE p.kind = 'prepaid' AND c.kind = 'channel' AND c.subtype = 'cash'
+                UNION ALL SELECT gen_random_uuid(), gen_random_uuid(), p.id, 100, 'topup' FROM ledger_accounts p WHERE p.kind = 'prepaid'
+                """)
+        }
+        #expect(missing?.code == .failedPrecondition && (missing?.cause as? PSQLError)?.serverInfo?[.sqlState] == "23503")
+        #expect(try await books.int("SELECT count(*)::int8 FROM ledger_transfers") == transfers)
+        for statement in [
+            "DELETE FROM ledger_accounts WHERE kind = 'channel'", "UPDATE ledger_accounts SET id = gen_random_uuid() WHERE kind = 'channel'",
+            "TRUNCATE ledger_accounts CASCADE", "TRUNCATE ledger_transfers",
+        ] {
+            let refused = await #expect(throws: LinliError.self) { try await books.sql(PostgresQuery(unsafeSQL: statement)) }
+            #expect((refused?.cause as? PSQLError)?.serverInfo?[.sqlState] == "P0001", "\(statement)")
+        }
         // Taking 10,000 fen out of a 7,967 fen prepaid balance fails the whole transaction.
         await #expect(throws: (any Error).self) {
             try await books.sql(
