@@ -189,9 +189,8 @@ public struct FeeStore: Sendable {
         let entry = UUIDv7.make()
         let first = month + "-01"
         // Periods and amounts as billing.proto states them: exact numeric, rounded half up to the fen once, after proration.
-        let inserted = try await connection.run(
-            """
-            WITH month AS (SELECT \(first)::date AS m),
+        let billed: PostgresQuery = """
+            month AS (SELECT \(first)::date AS m),
             slots AS (
                 SELECT b.room_id, b.parking_space_id, i.id AS item, p.s, p.e,
                        CASE WHEN i.rule = 'metered' OR i.kind = 'one_time' THEN p.e - p.s + 1
@@ -225,20 +224,16 @@ public struct FeeStore: Sendable {
                                   ELSE b.starts_on >= month.m AND b.starts_on < month.m + interval '1 month' END
                   AND b.starts_on <= p.e AND (b.ends_on IS NULL OR b.ends_on >= p.s)),
             priced AS (SELECT *, round(full_amount * days / period_days)::bigint AS amount FROM slots),
-            inserted AS (
+            billed AS (
                 INSERT INTO bills (id, community_id, room_id, parking_space_id, fee_item_id, period_start, period_end, billed_days, period_days,
                                    amount_fen, due_on, entry_id)
                 SELECT uuid_v7(), \(community.uuid), room_id, parking_space_id, item, s, e, days, period_days, amount, due, \(entry)
                 FROM priced WHERE amount > 0
                 ON CONFLICT ON CONSTRAINT bills_one_per_period DO NOTHING
-                RETURNING amount_fen)
-            SELECT count(*)::int8, coalesce(sum(amount_fen), 0)::int8 FROM inserted
-            """, logger: logger)
-        var (bills, charged) = (0, Int64(0))
-        for try await (count, sum) in inserted.decode((Int64, Int64).self) { (bills, charged) = (Int(clamping: count), sum) }
-        if bills > 0 {
-            try await Ledger.chargeBills(entry: entry, bills: bills, community: community, by: principal.subjectID, connection, logger)
-        }
+                RETURNING id, community_id, room_id, fee_item_id, amount_fen)
+            """
+        let (bills, charged) = try await Ledger.insertCharged(
+            bills: billed, entry: entry, community: community, by: principal.subjectID, connection, logger)
         if charged > 0 {
             try await MetricDelta.record(.billingChargedFen, delta: charged, community: community, on: connection, logger: logger)
         }

@@ -156,10 +156,21 @@ struct BillingTests {
             WHERE kind = 'receivable' AND room_id = \(garbageRoom) AND fee_item_id = \(garbage) AND debits_fen = 0
             """)
         #expect(opened == 1)
+        // Room 103's garbage fee bound as before that rule, with no account open: the run opens it
+        // and charges that bill by its second statement.
+        let older = try #require(UUID(uuidString: books.rooms[2]))
+        let inserted = try await books.int(
+            """
+            WITH bound AS (INSERT INTO fee_bindings (id, fee_item_id, room_id, starts_on) VALUES (uuid_v7(), \(garbage), \(older), '2026-02-01')
+                           RETURNING 1)
+            SELECT count(*)::int8 FROM bound
+            """)
+        #expect(inserted == 1)
         let february = try await books.generate("2026-02")
-        #expect(february.created == 5 && february.chargedFen == 21_033 + 28_212 + 14_100 + 1_000 + 1_000)
+        #expect(february.created == 6 && february.chargedFen == 21_033 + 28_212 + 14_100 + 1_000 + 1_000 + 1_000)
         let after = try await books.check()
-        #expect(after.balanced && after.debitsFen == 57_522 + 65_345 && after.transfers == 9 && after.bills == 9)
+        #expect(after.balanced && after.debitsFen == 57_522 + 66_345 && after.transfers == 10 && after.bills == 10)
+        #expect(try await books.bills(2).bills.map(\.amountFen).sorted() == [1_000, 7_277, 14_100])
         #expect(try await books.bills(1).bills.map(\.amountFen).sorted() == [1_000, 28_212, 28_212])
 
         var bad = Linli_Billing_V1_GenerateBillsRequest()
