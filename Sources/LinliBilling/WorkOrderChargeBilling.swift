@@ -45,7 +45,7 @@ public struct WorkOrderChargeBilling: OutboxConsumer {
                                amount_fen, due_on, entry_id, work_order_id)
             VALUES (\(bill), \(community.uuid), \(room.uuid), \(item), \(day)::date, \(day)::date, 1, 1, \(fen), \(day)::date, \(entry),
                     \(order.uuid))
-            ON CONFLICT (work_order_id) DO NOTHING RETURNING 1
+            ON CONFLICT (work_order_id) WHERE work_order_id IS NOT NULL DO NOTHING RETURNING 1
             """, logger: logger)
         var fresh = false
         for try await _ in inserted { fresh = true }
