@@ -266,6 +266,54 @@ struct BillingTests {
             let refused = await #expect(throws: LinliError.self) { try await books.sql(PostgresQuery(unsafeSQL: statement)) }
             #expect((refused?.cause as? PSQLError)?.serverInfo?[.sqlState] == "P0001", "\(statement)")
         }
+        // A bill's room and fee item are of its community (checked per statement): a bill naming
+        // another community fails with the rest of its statement; a billed room or item is kept.
+        let other = UUID()
+        try await books.sql("INSERT INTO communities (id, name) VALUES (\(other), '别的小区')")
+        let bills = try await books.int("SELECT count(*)::int8 FROM bills")
+        for stray in [
+            """
+            SELECT community_id, room_id, fee_item_id, DATE '2030-01-01' FROM bills
+            UNION ALL SELECT '\(other)', room_id, fee_item_id, DATE '2031-01-01' FROM bills
+            """,
+            "SELECT community_id, gen_random_uuid(), fee_item_id, DATE '2030-01-01' FROM bills LIMIT 1",
+        ] {
+            let refused = await #expect(throws: LinliError.self) {
+                try await books.sql(
+                    PostgresQuery(
+                        unsafeSQL: """
+                            INSERT INTO bills (id, community_id, room_id, fee_item_id, period_start, period_end, billed_days, period_days, amount_fen,
+                                               due_on, entry_id)
+                            SELECT gen_random_uuid(), community_id::uuid, room_id, fee_item_id, start, start + 30, 31, 31, 100, start + 9, gen_random_uuid()
+                            FROM (\(stray)) s (community_id, room_id, fee_item_id, start)
+                            """))
+            }
+            #expect((refused?.cause as? PSQLError)?.serverInfo?[.sqlState] == "23503", "\(stray)")
+        }
+        #expect(try await books.int("SELECT count(*)::int8 FROM bills") == bills)
+        let billedRoom = try #require(UUID(uuidString: books.rooms[0])), item = try #require(UUID(uuidString: books.propertyFee))
+        let kept: [(PostgresQuery, String)] = [
+            ("DELETE FROM rooms WHERE id = \(billedRoom)", "has bills"),
+            ("UPDATE rooms SET community_id = \(other) WHERE id = \(billedRoom)", "has bills"),
+            ("DELETE FROM fee_items WHERE id = \(item)", "has bills"),
+            ("UPDATE fee_items SET community_id = \(other) WHERE id = \(item)", "has bills"),
+            ("TRUNCATE fee_items CASCADE", "while bills exist"),
+            ("UPDATE bills SET room_id = (SELECT id FROM rooms WHERE id <> room_id LIMIT 1)", "do not change"),
+        ]
+        for (statement, message) in kept {
+            let refused = await #expect(throws: LinliError.self) { try await books.sql(statement) }
+            let info = (refused?.cause as? PSQLError)?.serverInfo
+            #expect(info?[.message]?.contains(message) == true, "\(statement.sql): \(info?[.message] ?? "no error")")
+        }
+        // A room no bill names may still go.
+        let spare = UUID()
+        try await books.sql(
+            """
+            INSERT INTO rooms (id, community_id, building_id, number, area_centi_m2, kind)
+            SELECT \(spare), community_id, building_id, '999', 1000, 'residence' FROM rooms WHERE id = \(billedRoom)
+            """)
+        try await books.sql("DELETE FROM rooms WHERE id = \(spare)")
+        #expect(try await books.int("SELECT count(*)::int8 FROM rooms WHERE id = \(spare)") == 0)
         // Taking 10,000 fen out of a 7,967 fen prepaid balance fails the whole transaction.
         await #expect(throws: (any Error).self) {
             try await books.sql(
